@@ -1,0 +1,14 @@
+//! `mesh-sim`: a simulated Kubernetes API server with Istio's sidecar injector.
+//!
+//! It serves the Kubernetes REST API over HTTPS on 127.0.0.1 so the real
+//! `kubectl` and the plugin can run against it, and simulates the controllers
+//! (Deployments, StatefulSets, DaemonSets, Jobs, EndpointSlices, PDBs) and the
+//! admission behaviour a mesh upgrade depends on.
+
+pub mod clock;
+pub mod controllers;
+pub mod error;
+pub mod inject;
+pub mod resources;
+pub mod store;
+pub mod world;

@@ -1,0 +1,309 @@
+//! The object store: every object of every kind, with resource versions and a
+//! watch history.
+//!
+//! The store knows nothing of Kubernetes semantics (validation, generations,
+//! admission): [`crate::world::World`] does that and calls the store to keep
+//! the result. The store only keeps objects in order, stamps each write with
+//! the next `resourceVersion`, and records an event for watchers.
+//!
+//! ```text
+//!   API handlers ─┐
+//!                 ├─> World (semantics) ─> Store (objects, rv, events) ─> watchers
+//!   controllers ──┘
+//! ```
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::resources::Resource;
+
+/// Objects are shared between the store, list responses and watch events.
+pub type Obj = Arc<Value>;
+
+/// Where an object lives: namespace (empty for cluster-scoped kinds) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjKey {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        ObjKey { namespace: namespace.to_string(), name: name.to_string() }
+    }
+
+    /// The key of an object, read from its metadata.
+    pub fn of(obj: &Value) -> Self {
+        ObjKey::new(
+            obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""),
+            obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""),
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as a watcher sees it.
+#[derive(Clone, Debug)]
+pub struct WatchEvent {
+    pub resource: &'static Resource,
+    pub event_type: EventType,
+    /// The object after the change (for a deletion: as it was, with the
+    /// deletion's resource version).
+    pub object: Obj,
+    pub resource_version: u64,
+}
+
+/// Asked for events older than the history keeps: the watcher must re-list
+/// (the API answers 410 Gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooOld {
+    pub oldest: u64,
+}
+
+pub struct Store {
+    rv: u64,
+    buckets: HashMap<&'static Resource, BTreeMap<ObjKey, Obj>>,
+    history: VecDeque<Arc<WatchEvent>>,
+    history_cap: usize,
+    /// Resource version of the oldest event that was dropped from history.
+    compacted_through: u64,
+    events: broadcast::Sender<Arc<WatchEvent>>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new(100_000)
+    }
+}
+
+impl Store {
+    /// A store keeping the last `history_cap` events for watches.
+    pub fn new(history_cap: usize) -> Self {
+        let (events, _) = broadcast::channel(65_536);
+        Store {
+            rv: 1,
+            buckets: HashMap::new(),
+            history: VecDeque::new(),
+            history_cap,
+            compacted_through: 0,
+            events,
+        }
+    }
+
+    /// The resource version of the latest write.
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    pub fn get(&self, resource: &Resource, namespace: &str, name: &str) -> Option<Obj> {
+        let ns = if resource.namespaced { namespace } else { "" };
+        self.buckets
+            .get(resource)
+            .and_then(|b| b.get(&ObjKey::new(ns, name)))
+            .cloned()
+    }
+
+    /// Objects of one kind, ordered by namespace then name; `namespace: None`
+    /// means all namespaces.
+    pub fn list<'a>(
+        &'a self,
+        resource: &Resource,
+        namespace: Option<&'a str>,
+    ) -> Box<dyn Iterator<Item = &'a Obj> + 'a> {
+        let Some(bucket) = self.buckets.get(resource) else {
+            return Box::new(std::iter::empty());
+        };
+        match namespace {
+            Some(ns) if resource.namespaced => {
+                let start = ObjKey::new(ns, "");
+                Box::new(
+                    bucket
+                        .range(start..)
+                        .take_while(move |(k, _)| k.namespace == ns)
+                        .map(|(_, v)| v),
+                )
+            }
+            _ => Box::new(bucket.values()),
+        }
+    }
+
+    /// Objects of one kind starting strictly after `after` (for `continue` tokens).
+    pub fn list_after<'a>(
+        &'a self,
+        resource: &Resource,
+        namespace: Option<&'a str>,
+        after: &ObjKey,
+    ) -> Box<dyn Iterator<Item = &'a Obj> + 'a> {
+        use std::ops::Bound;
+        let Some(bucket) = self.buckets.get(resource) else {
+            return Box::new(std::iter::empty());
+        };
+        let iter = bucket
+            .range((Bound::Excluded(after.clone()), Bound::Unbounded))
+            .map(|(_, v)| v);
+        match namespace {
+            Some(ns) if resource.namespaced => Box::new(iter.take_while(move |o| {
+                o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
+            })),
+            _ => Box::new(iter),
+        }
+    }
+
+    pub fn count(&self, resource: &Resource) -> usize {
+        self.buckets.get(resource).map_or(0, BTreeMap::len)
+    }
+
+    /// Keeps `obj` (created or replaced), stamping the next resource version.
+    /// Callers have validated it; the store does not look inside beyond the key.
+    pub fn put(&mut self, resource: &'static Resource, mut obj: Value) -> Obj {
+        self.rv += 1;
+        let rv = self.rv;
+        set_resource_version(&mut obj, rv);
+        let key = ObjKey::of(&obj);
+        let obj = Arc::new(obj);
+        let previous = self
+            .buckets
+            .entry(resource)
+            .or_default()
+            .insert(key, obj.clone());
+        let event_type = if previous.is_some() { EventType::Modified } else { EventType::Added };
+        self.record(resource, event_type, obj.clone(), rv);
+        obj
+    }
+
+    /// Removes an object; the deletion gets its own resource version.
+    pub fn remove(&mut self, resource: &'static Resource, namespace: &str, name: &str) -> Option<Obj> {
+        let ns = if resource.namespaced { namespace } else { "" };
+        let removed = self.buckets.get_mut(resource)?.remove(&ObjKey::new(ns, name))?;
+        self.rv += 1;
+        let rv = self.rv;
+        let mut last = (*removed).clone();
+        set_resource_version(&mut last, rv);
+        let last = Arc::new(last);
+        self.record(resource, EventType::Deleted, last.clone(), rv);
+        Some(last)
+    }
+
+    fn record(&mut self, resource: &'static Resource, event_type: EventType, object: Obj, rv: u64) {
+        let event = Arc::new(WatchEvent { resource, event_type, object, resource_version: rv });
+        if self.history.len() >= self.history_cap {
+            if let Some(old) = self.history.pop_front() {
+                self.compacted_through = old.resource_version;
+            }
+        }
+        self.history.push_back(event.clone());
+        // No receivers is fine: nobody is watching.
+        let _ = self.events.send(event);
+    }
+
+    /// A receiver of every future event (all kinds; filter on the receiving side).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
+        self.events.subscribe()
+    }
+
+    /// Events of one kind newer than `since`, or [`TooOld`] when history no
+    /// longer reaches back that far.
+    pub fn events_since(&self, resource: &Resource, since: u64) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
+        if since < self.compacted_through {
+            return Err(TooOld { oldest: self.compacted_through });
+        }
+        let start = self.history.partition_point(|e| e.resource_version <= since);
+        Ok(self
+            .history
+            .range(start..)
+            .filter(|e| e.resource == resource)
+            .cloned()
+            .collect())
+    }
+
+    /// Forgets watch history up to now, so a watch from an older version gets
+    /// 410 Gone (as after an etcd compaction). Tests use this.
+    pub fn compact(&mut self) {
+        self.history.clear();
+        self.compacted_through = self.rv;
+    }
+
+    /// Every kind that currently has objects.
+    pub fn kinds(&self) -> impl Iterator<Item = &'static Resource> + '_ {
+        self.buckets.iter().filter(|(_, b)| !b.is_empty()).map(|(r, _)| *r)
+    }
+}
+
+fn set_resource_version(obj: &mut Value, rv: u64) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::kinds;
+    use serde_json::json;
+
+    fn pod(ns: &str, name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"namespace": ns, "name": name}})
+    }
+
+    #[test]
+    fn writes_get_increasing_resource_versions_and_events() {
+        let mut store = Store::new(10);
+        let a = store.put(kinds::pods(), pod("a", "p1"));
+        let b = store.put(kinds::pods(), pod("a", "p1"));
+        assert_eq!(a["metadata"]["resourceVersion"], "2");
+        assert_eq!(b["metadata"]["resourceVersion"], "3");
+        let events = store.events_since(kinds::pods(), 2).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event_type, EventType::Modified);
+    }
+
+    #[test]
+    fn list_by_namespace_is_ordered_and_scoped() {
+        let mut store = Store::default();
+        for (ns, n) in [("b", "x"), ("a", "z"), ("a", "y"), ("c", "w")] {
+            store.put(kinds::pods(), pod(ns, n));
+        }
+        let names: Vec<_> = store
+            .list(kinds::pods(), Some("a"))
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["y", "z"]);
+        assert_eq!(store.list(kinds::pods(), None).count(), 4);
+        let after: Vec<_> = store
+            .list_after(kinds::pods(), None, &ObjKey::new("a", "z"))
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(after, ["x", "w"]);
+    }
+
+    #[test]
+    fn watch_from_a_compacted_version_is_too_old() {
+        let mut store = Store::new(2);
+        for i in 0..5 {
+            store.put(kinds::pods(), pod("a", &format!("p{i}")));
+        }
+        assert!(store.events_since(kinds::pods(), 1).is_err());
+        assert_eq!(store.events_since(kinds::pods(), 4).unwrap().len(), 2);
+        store.compact();
+        assert!(store.events_since(kinds::pods(), 5).is_err());
+    }
+}
