@@ -9,6 +9,8 @@ pub mod clock;
 pub mod controllers;
 pub mod error;
 pub mod inject;
+pub mod patch;
 pub mod resources;
+pub mod selectors;
 pub mod store;
 pub mod world;
