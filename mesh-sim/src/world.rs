@@ -50,12 +50,20 @@ pub struct World {
     pub clock: SimClock,
     pub config: SimConfig,
     uid_counter: u64,
+    /// What the controllers remember between passes (indexes, timers).
+    pub controllers: crate::controllers::ControllerState,
 }
 
 impl World {
     pub fn new(config: SimConfig) -> Self {
         let clock = SimClock::new(chrono::Utc::now(), config.clock_speed);
-        World { store: Store::default(), clock, config, uid_counter: 0 }
+        World {
+            store: Store::default(),
+            clock,
+            config,
+            uid_counter: 0,
+            controllers: Default::default(),
+        }
     }
 
     fn next_uid(&mut self) -> String {
@@ -67,6 +75,7 @@ impl World {
     /// Creates an object: fills metadata, runs admission, stores it.
     pub fn create(&mut self, resource: &'static Resource, mut obj: Value, opts: &WriteOptions) -> ApiResult<Obj> {
         normalize_type_meta(resource, &mut obj);
+        crate::controllers::defaults::apply_defaults(resource, &mut obj);
         let meta = metadata_mut(&mut obj);
         if resource.namespaced {
             let ns = meta.get("namespace").and_then(Value::as_str).unwrap_or("").to_string();
@@ -125,6 +134,9 @@ impl World {
 
     fn replace(&mut self, resource: &'static Resource, mut obj: Value, opts: &WriteOptions, status_only: bool) -> ApiResult<Obj> {
         normalize_type_meta(resource, &mut obj);
+        if !status_only {
+            crate::controllers::defaults::apply_defaults(resource, &mut obj);
+        }
         let key = crate::store::ObjKey::of(&obj);
         let Some(current) = self.store.get(resource, &key.namespace, &key.name) else {
             return Err(ApiError::not_found(resource.plural, &key.name));
