@@ -11,6 +11,7 @@ pub mod error;
 pub mod inject;
 pub mod patch;
 pub mod resources;
+pub mod scenario;
 pub mod selectors;
 pub mod store;
 pub mod world;
