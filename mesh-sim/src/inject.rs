@@ -38,6 +38,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::resources::kinds;
+use crate::selectors::{WhenAbsent, labels_of, optional_label_selector_matches};
 use crate::store::Store;
 
 pub mod charts;
@@ -133,46 +134,12 @@ fn covers_pod_create(webhook: &Value) -> bool {
         })
 }
 
-/// Evaluates a `metav1.LabelSelector` as the API server does: an absent
-/// selector matches everything, `NotIn`/`DoesNotExist` match absent keys, and
-/// a selector that cannot be evaluated matches nothing (the API server would
-/// have refused to store it).
+/// Evaluates a webhook's (or Deployment's) `metav1.LabelSelector` as the API
+/// server does: an absent selector matches everything, and a selector that
+/// cannot be evaluated matches nothing (the API server would have refused to
+/// store it).
 fn selector_matches(selector: Option<&Value>, labels: &BTreeMap<String, String>) -> bool {
-    // TODO(selectors): switch to `crate::selectors::label_selector_matches`
-    // once it evaluates selectors (it is a stub answering `true` for now).
-    let Some(selector) = selector.filter(|s| !s.is_null()) else {
-        return true;
-    };
-    if let Some(match_labels) = selector.get("matchLabels").and_then(Value::as_object) {
-        for (key, value) in match_labels {
-            if labels.get(key).map(String::as_str) != value.as_str() {
-                return false;
-            }
-        }
-    }
-    let Some(expressions) = selector.get("matchExpressions").and_then(Value::as_array) else {
-        return true;
-    };
-    expressions.iter().all(|expression| {
-        let key = expression.get("key").and_then(Value::as_str).unwrap_or("");
-        let values: Vec<&str> = expression
-            .get("values")
-            .and_then(Value::as_array)
-            .map(|v| v.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let value = labels.get(key).map(String::as_str);
-        match expression.get("operator").and_then(Value::as_str) {
-            Some("In") => value.is_some_and(|v| values.contains(&v)),
-            Some("NotIn") => !value.is_some_and(|v| values.contains(&v)),
-            Some("Exists") => value.is_some(),
-            Some("DoesNotExist") => value.is_none(),
-            _ => false,
-        }
-    })
-}
-
-fn labels_of(obj: &Value) -> BTreeMap<String, String> {
-    string_map(obj.pointer("/metadata/labels"))
+    optional_label_selector_matches(selector, labels, WhenAbsent::MatchEverything).unwrap_or(false)
 }
 
 fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
