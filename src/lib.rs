@@ -1,0 +1,3 @@
+//! `kubectl mesh-upgrade`: upgrade a service mesh's data plane without downtime.
+
+pub mod snapshot;

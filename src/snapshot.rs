@@ -1,0 +1,1205 @@
+//! What the plugin reads from the cluster, as compact plain structs.
+//!
+//! `collect.rs` runs a fixed set of LIST calls and turns every object into one of
+//! the structs below with `From<&K>` (K being the k8s-openapi type). The mesh
+//! model (`crate::mesh`) only ever sees these structs, so it stays pure and is
+//! tested on values built by hand.
+//!
+//! The structs keep only what the model uses. A 50,000-pod cluster must fit in
+//! well under 300 MB, so a pod keeps its name, labels, owners, readiness and the
+//! few proxy facts extracted here at conversion time, never its whole spec.
+//! Label selectors are parsed once, here, into [`LabelMatcher`].
+//!
+//! Each field of [`ClusterSnapshot`] says which LIST fills it. "Read namespaces"
+//! means the namespaces in [`ClusterSnapshot::scope`] plus the control-plane
+//! namespace (istiod, its Services and usually the gateways live there even
+//! when the user asked about `-n shop`). How those LISTs are issued (one
+//! cluster-wide LIST filtered with [`ClusterSnapshot::reads_namespace`], or one
+//! per namespace) is `collect.rs`'s choice.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations,
+};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Namespace, Pod, PodTemplateSpec, Service, ServicePort,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::core::{Selector, SelectorExt};
+
+/// Labels or annotations, as Kubernetes stores them.
+pub type Labels = BTreeMap<String, String>;
+
+/// The namespace Istio's control plane lives in unless told otherwise.
+pub const DEFAULT_CONTROL_PLANE_NAMESPACE: &str = "istio-system";
+
+/// Which namespaces the user asked about (`-n a,b` or `-A`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// `-A/--all-namespaces`.
+    All,
+    /// `-n a,b` (or the context's namespace).
+    Namespaces(Vec<String>),
+}
+
+impl Scope {
+    /// Whether objects of `namespace` are part of the selection.
+    pub fn contains(&self, namespace: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Namespaces(names) => names.iter().any(|n| n == namespace),
+        }
+    }
+}
+
+/// Everything `status` and the other verbs read, from a fixed number of LISTs.
+#[derive(Clone, Debug)]
+pub struct ClusterSnapshot {
+    /// Where istiod, its Services and injector ConfigMaps live (`--istio-namespace`,
+    /// default [`DEFAULT_CONTROL_PLANE_NAMESPACE`]).
+    pub control_plane_namespace: String,
+    /// The namespaces the user selected.
+    pub scope: Scope,
+    /// LIST Namespaces (cluster-scoped, no selector). All of them: webhooks are
+    /// matched against namespace labels, and a cluster has few namespaces.
+    pub namespaces: Vec<NamespaceInfo>,
+    /// LIST Pods in the read namespaces (no label selector; `-l` is applied by
+    /// the model to workloads, not here, so a Deployment's pods are all seen).
+    pub pods: Vec<PodInfo>,
+    /// LIST ReplicaSets (apps/v1) in the read namespaces.
+    pub replica_sets: Vec<ReplicaSetInfo>,
+    /// LIST Deployments (apps/v1) in the read namespaces. Includes istiod's
+    /// Deployments, which are also converted into [`Self::istiods`].
+    pub deployments: Vec<DeploymentInfo>,
+    /// LIST StatefulSets (apps/v1) in the read namespaces.
+    pub stateful_sets: Vec<StatefulSetInfo>,
+    /// LIST DaemonSets (apps/v1) in the read namespaces.
+    pub daemon_sets: Vec<DaemonSetInfo>,
+    /// LIST PodDisruptionBudgets (policy/v1) in the read namespaces.
+    pub pod_disruption_budgets: Vec<PdbInfo>,
+    /// LIST Services (v1) in the read namespaces. Includes the control-plane
+    /// namespace's istiod Services the webhooks call.
+    pub services: Vec<ServiceInfo>,
+    /// LIST EndpointSlices (discovery.k8s.io/v1) in the read namespaces. The
+    /// model only looks at slices of LoadBalancer/NodePort Services, so
+    /// `collect.rs` may drop the others while paging.
+    pub endpoint_slices: Vec<EndpointSliceInfo>,
+    /// LIST MutatingWebhookConfigurations (admissionregistration.k8s.io/v1,
+    /// cluster-scoped, no selector): the model decides which are injectors by
+    /// following `clientConfig.service` to an istiod, as the API server would.
+    pub webhook_configurations: Vec<WebhookConfigurationInfo>,
+    /// The Deployments in the control-plane namespace labelled `app=istiod`
+    /// (taken from the Deployments LIST with [`IstiodInfo::is_istiod`], or a
+    /// LIST with label selector `app=istiod` in that namespace).
+    pub istiods: Vec<IstiodInfo>,
+    /// LIST ConfigMaps in the control-plane namespace, keeping those for which
+    /// [`InjectorConfigInfo::is_injector_config`] holds (name
+    /// `istio-sidecar-injector` or `istio-sidecar-injector-<rev>`).
+    pub injector_configs: Vec<InjectorConfigInfo>,
+}
+
+impl ClusterSnapshot {
+    /// An empty snapshot for `scope`, to be filled by `collect.rs` (or tests).
+    pub fn new(control_plane_namespace: impl Into<String>, scope: Scope) -> Self {
+        ClusterSnapshot {
+            control_plane_namespace: control_plane_namespace.into(),
+            scope,
+            namespaces: Vec::new(),
+            pods: Vec::new(),
+            replica_sets: Vec::new(),
+            deployments: Vec::new(),
+            stateful_sets: Vec::new(),
+            daemon_sets: Vec::new(),
+            pod_disruption_budgets: Vec::new(),
+            services: Vec::new(),
+            endpoint_slices: Vec::new(),
+            webhook_configurations: Vec::new(),
+            istiods: Vec::new(),
+            injector_configs: Vec::new(),
+        }
+    }
+
+    /// Whether namespaced objects of `namespace` belong in the snapshot: the
+    /// selected namespaces plus the control-plane namespace.
+    pub fn reads_namespace(&self, namespace: &str) -> bool {
+        namespace == self.control_plane_namespace || self.scope.contains(namespace)
+    }
+
+    /// The namespace called `name`, if it was read.
+    pub fn namespace(&self, name: &str) -> Option<&NamespaceInfo> {
+        self.namespaces.iter().find(|n| n.name == name)
+    }
+}
+
+/// A label selector parsed once. `None` inside matches nothing: an absent PDB
+/// selector, an empty Service selector, or one the API server would not accept.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LabelMatcher(Option<Selector>);
+
+impl LabelMatcher {
+    /// A matcher that selects every label set (an absent webhook selector).
+    pub fn everything() -> Self {
+        LabelMatcher(Some(Selector::default()))
+    }
+
+    /// A matcher that selects nothing.
+    pub fn nothing() -> Self {
+        LabelMatcher(None)
+    }
+
+    /// Parses a `LabelSelector`; `absent` is what a missing selector means for
+    /// this field (webhooks: everything; PDBs: nothing).
+    pub fn from_label_selector(selector: Option<&LabelSelector>, absent: LabelMatcher) -> Self {
+        match selector {
+            None => absent,
+            Some(selector) => match Selector::try_from(selector.clone()) {
+                Ok(parsed) => LabelMatcher(Some(parsed)),
+                // The API server validates selectors on write; one that does not
+                // parse here cannot select anything we could reason about.
+                Err(_) => LabelMatcher::nothing(),
+            },
+        }
+    }
+
+    /// A map selector (Service, Deployment `matchLabels`); empty selects nothing,
+    /// as an empty Service selector does.
+    pub fn from_map(labels: &Labels) -> Self {
+        if labels.is_empty() {
+            LabelMatcher::nothing()
+        } else {
+            LabelMatcher(Some(labels.clone().into_iter().collect()))
+        }
+    }
+
+    /// Whether `labels` are selected.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        self.0.as_ref().is_some_and(|s| s.matches(labels))
+    }
+
+    /// Whether this selects every label set.
+    pub fn selects_everything(&self) -> bool {
+        self.0.as_ref().is_some_and(Selector::selects_all)
+    }
+}
+
+impl std::fmt::Display for LabelMatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("<nothing>"),
+            Some(s) if s.selects_all() => f.write_str("<everything>"),
+            Some(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// One ownerReference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnerRef {
+    pub kind: String,
+    pub api_version: String,
+    pub name: String,
+    pub uid: String,
+    /// `controller: true`: the owner that manages this object.
+    pub controller: bool,
+}
+
+impl From<&OwnerReference> for OwnerRef {
+    fn from(o: &OwnerReference) -> Self {
+        OwnerRef {
+            kind: o.kind.clone(),
+            api_version: o.api_version.clone(),
+            name: o.name.clone(),
+            uid: o.uid.clone(),
+            controller: o.controller.unwrap_or(false),
+        }
+    }
+}
+
+/// The controlling owner among `owners`, if any.
+pub fn controller_of(owners: &[OwnerRef]) -> Option<&OwnerRef> {
+    owners.iter().find(|o| o.controller)
+}
+
+/// A Namespace: its name and labels (matched by webhook namespaceSelectors).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamespaceInfo {
+    pub name: String,
+    /// All labels, including `kubernetes.io/metadata.name`, which the API server
+    /// sets on every namespace (added here when a server omitted it).
+    pub labels: Labels,
+    /// `metadata.deletionTimestamp` is set.
+    pub terminating: bool,
+}
+
+impl From<&Namespace> for NamespaceInfo {
+    fn from(ns: &Namespace) -> Self {
+        let name = name_of(&ns.metadata);
+        let mut labels = labels_of(&ns.metadata);
+        labels
+            .entry("kubernetes.io/metadata.name".to_string())
+            .or_insert_with(|| name.clone());
+        NamespaceInfo {
+            name,
+            labels,
+            terminating: ns.metadata.deletion_timestamp.is_some(),
+        }
+    }
+}
+
+/// Where a pod's `istio-proxy` container sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SidecarPlacement {
+    /// A regular container.
+    Container,
+    /// An init container with `restartPolicy: Always` (native sidecar).
+    NativeSidecar,
+}
+
+/// The `istio-proxy` container found in a pod (or template).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SidecarContainer {
+    /// The image reference as written (`reg:5000/istio/proxyv2:1.22.3-distroless`,
+    /// `...@sha256:...`, or `auto` in a gateway template before injection).
+    pub image: String,
+    pub placement: SidecarPlacement,
+}
+
+/// Proxy facts extracted from a pod at conversion time; `mesh::proxy` interprets them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProxyFacts {
+    /// The `istio-proxy` container, if any.
+    pub sidecar: Option<SidecarContainer>,
+    /// The `sidecar.istio.io/status` annotation is present.
+    pub has_status_annotation: bool,
+    /// The `revision` field of that annotation (older Istio versions lack it).
+    pub status_revision: Option<String>,
+    /// The `sidecar.istio.io/proxyImage` annotation (a custom proxy image).
+    pub custom_image: Option<String>,
+}
+
+/// The container name Istio injects.
+pub const ISTIO_PROXY: &str = "istio-proxy";
+/// Pod annotation written by the injector.
+pub const SIDECAR_STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
+/// Pod annotation choosing a custom proxy image.
+pub const PROXY_IMAGE_ANNOTATION: &str = "sidecar.istio.io/proxyImage";
+
+impl ProxyFacts {
+    /// Extracts the proxy facts from a pod's annotations and containers.
+    pub fn extract(
+        annotations: Option<&Labels>,
+        containers: &[Container],
+        init_containers: &[Container],
+    ) -> Self {
+        let sidecar = find_sidecar(containers, init_containers);
+        let status = annotations.and_then(|a| a.get(SIDECAR_STATUS_ANNOTATION));
+        let status_revision = status.and_then(|s| {
+            serde_json::from_str::<serde_json::Value>(s)
+                .ok()?
+                .get("revision")?
+                .as_str()
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+        });
+        ProxyFacts {
+            sidecar,
+            has_status_annotation: status.is_some(),
+            status_revision,
+            custom_image: annotations
+                .and_then(|a| a.get(PROXY_IMAGE_ANNOTATION))
+                .cloned(),
+        }
+    }
+}
+
+fn find_sidecar(
+    containers: &[Container],
+    init_containers: &[Container],
+) -> Option<SidecarContainer> {
+    let in_containers =
+        containers
+            .iter()
+            .find(|c| c.name == ISTIO_PROXY)
+            .map(|c| SidecarContainer {
+                image: c.image.clone().unwrap_or_default(),
+                placement: SidecarPlacement::Container,
+            });
+    in_containers.or_else(|| {
+        init_containers
+            .iter()
+            .find(|c| c.name == ISTIO_PROXY && c.restart_policy.as_deref() == Some("Always"))
+            .map(|c| SidecarContainer {
+                image: c.image.clone().unwrap_or_default(),
+                placement: SidecarPlacement::NativeSidecar,
+            })
+    })
+}
+
+/// A Pod, reduced to what grouping, readiness and proxy detection need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// All pod labels (`istio.io/rev`, `sidecar.istio.io/inject`,
+    /// `controller-revision-hash`, gateway labels, ...).
+    pub labels: Labels,
+    pub owners: Vec<OwnerRef>,
+    /// `status.phase` (`Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`).
+    pub phase: String,
+    /// The `Ready` condition is `True`.
+    pub ready: bool,
+    /// `metadata.deletionTimestamp` is set.
+    pub terminating: bool,
+    pub created: Option<DateTime<Utc>>,
+    pub proxy: ProxyFacts,
+}
+
+impl From<&Pod> for PodInfo {
+    fn from(pod: &Pod) -> Self {
+        let meta = &pod.metadata;
+        let (containers, init_containers) = match &pod.spec {
+            Some(spec) => (
+                spec.containers.as_slice(),
+                spec.init_containers.as_deref().unwrap_or_default(),
+            ),
+            None => (&[][..], &[][..]),
+        };
+        let status = pod.status.as_ref();
+        PodInfo {
+            namespace: namespace_of(meta),
+            name: name_of(meta),
+            uid: meta.uid.clone().unwrap_or_default(),
+            labels: labels_of(meta),
+            owners: owners_of(meta),
+            phase: status
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_else(|| "Unknown".to_string()),
+            ready: status
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+            terminating: meta.deletion_timestamp.is_some(),
+            created: meta
+                .creation_timestamp
+                .as_ref()
+                .and_then(|t| to_chrono(&t.0)),
+            proxy: ProxyFacts::extract(meta.annotations.as_ref(), containers, init_containers),
+        }
+    }
+}
+
+/// Template annotation keys kept: injection (`sidecar.istio.io/*`,
+/// `inject.istio.io/*`, `proxy.istio.io/*`) and the restart marker.
+pub fn is_kept_template_annotation(key: &str) -> bool {
+    key.starts_with("sidecar.istio.io/")
+        || key.starts_with("inject.istio.io/")
+        || key.starts_with("proxy.istio.io/")
+        || key == RESTARTED_AT_ANNOTATION
+}
+
+/// The annotation `kubectl rollout restart` sets on a pod template.
+pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// A container's name and image (templates only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerImage {
+    pub name: String,
+    pub image: String,
+}
+
+/// A pod template, reduced to what injection evaluation needs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodTemplateInfo {
+    /// All template labels (matched by webhook objectSelectors and PDB selectors).
+    pub labels: Labels,
+    /// Only the annotations [`is_kept_template_annotation`] keeps.
+    pub annotations: Labels,
+    /// Containers' names and images (istiod's `discovery`, a gateway's `istio-proxy: auto`).
+    pub containers: Vec<ContainerImage>,
+    /// The `istio-proxy` container written into the template itself, if any
+    /// (gateways use `image: auto`; a hand-injected template has a real image).
+    pub sidecar: Option<SidecarContainer>,
+}
+
+impl From<&PodTemplateSpec> for PodTemplateInfo {
+    fn from(t: &PodTemplateSpec) -> Self {
+        let meta = t.metadata.as_ref();
+        let labels = meta.and_then(|m| m.labels.clone()).unwrap_or_default();
+        let annotations = meta
+            .and_then(|m| m.annotations.as_ref())
+            .map(|a| {
+                a.iter()
+                    .filter(|(k, _)| is_kept_template_annotation(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (containers, init_containers) = match &t.spec {
+            Some(spec) => (
+                spec.containers.as_slice(),
+                spec.init_containers.as_deref().unwrap_or_default(),
+            ),
+            None => (&[][..], &[][..]),
+        };
+        PodTemplateInfo {
+            labels,
+            annotations,
+            containers: containers
+                .iter()
+                .map(|c| ContainerImage {
+                    name: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                })
+                .collect(),
+            sidecar: find_sidecar(containers, init_containers),
+        }
+    }
+}
+
+/// A ReplicaSet: the link from a pod to its Deployment, and rollout progress.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplicaSetInfo {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub owners: Vec<OwnerRef>,
+    /// `spec.replicas` (default 1).
+    pub desired: i32,
+    /// `status.replicas`: pods it currently owns.
+    pub replicas: i32,
+    pub ready: i32,
+    pub available: i32,
+    /// The `deployment.kubernetes.io/revision` annotation.
+    pub deployment_revision: Option<String>,
+    /// The template, kept only for a ReplicaSet with no controlling owner
+    /// (a bare ReplicaSet is reported on its own; the others follow their Deployment).
+    pub template: Option<PodTemplateInfo>,
+    /// `spec.selector`.
+    pub selector: LabelMatcher,
+}
+
+impl From<&ReplicaSet> for ReplicaSetInfo {
+    fn from(rs: &ReplicaSet) -> Self {
+        let meta = &rs.metadata;
+        let owners = owners_of(meta);
+        let spec = rs.spec.as_ref();
+        let status = rs.status.as_ref();
+        ReplicaSetInfo {
+            namespace: namespace_of(meta),
+            name: name_of(meta),
+            uid: meta.uid.clone().unwrap_or_default(),
+            desired: spec.and_then(|s| s.replicas).unwrap_or(1),
+            replicas: status.map(|s| s.replicas).unwrap_or(0),
+            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+            deployment_revision: meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+                .cloned(),
+            template: if controller_of(&owners).is_none() {
+                spec.and_then(|s| s.template.as_ref())
+                    .map(PodTemplateInfo::from)
+            } else {
+                None
+            },
+            selector: LabelMatcher::from_label_selector(
+                spec.map(|s| &s.selector),
+                LabelMatcher::nothing(),
+            ),
+            owners,
+        }
+    }
+}
+
+/// A Deployment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeploymentInfo {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// Object labels (gateway detection: `istio=ingressgateway`).
+    pub labels: Labels,
+    pub generation: i64,
+    pub observed_generation: i64,
+    /// `spec.replicas` (default 1).
+    pub desired: i32,
+    /// `status.replicas` (pods of all its ReplicaSets).
+    pub replicas: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    pub unavailable: i32,
+    /// `spec.paused`.
+    pub paused: bool,
+    /// `spec.strategy.type` (`RollingUpdate` unless `Recreate`).
+    pub strategy: String,
+    /// `rollingUpdate.maxUnavailable`/`maxSurge` as written (`25%`, `1`).
+    pub max_unavailable: Option<String>,
+    pub max_surge: Option<String>,
+    /// The `Progressing` condition has reason `ProgressDeadlineExceeded`.
+    pub progress_deadline_exceeded: bool,
+    /// `spec.selector`.
+    pub selector: LabelMatcher,
+    pub template: PodTemplateInfo,
+}
+
+impl From<&Deployment> for DeploymentInfo {
+    fn from(d: &Deployment) -> Self {
+        let meta = &d.metadata;
+        let spec = d.spec.as_ref();
+        let status = d.status.as_ref();
+        let rolling = spec
+            .and_then(|s| s.strategy.as_ref())
+            .and_then(|s| s.rolling_update.as_ref());
+        DeploymentInfo {
+            namespace: namespace_of(meta),
+            name: name_of(meta),
+            uid: meta.uid.clone().unwrap_or_default(),
+            labels: labels_of(meta),
+            generation: meta.generation.unwrap_or(0),
+            observed_generation: status.and_then(|s| s.observed_generation).unwrap_or(0),
+            desired: spec.and_then(|s| s.replicas).unwrap_or(1),
+            replicas: status.and_then(|s| s.replicas).unwrap_or(0),
+            updated: status.and_then(|s| s.updated_replicas).unwrap_or(0),
+            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+            unavailable: status.and_then(|s| s.unavailable_replicas).unwrap_or(0),
+            paused: spec.and_then(|s| s.paused).unwrap_or(false),
+            strategy: spec
+                .and_then(|s| s.strategy.as_ref())
+                .and_then(|s| s.type_.clone())
+                .unwrap_or_else(|| "RollingUpdate".to_string()),
+            max_unavailable: rolling
+                .and_then(|r| r.max_unavailable.as_ref())
+                .map(int_or_string),
+            max_surge: rolling
+                .and_then(|r| r.max_surge.as_ref())
+                .map(int_or_string),
+            progress_deadline_exceeded: status.and_then(|s| s.conditions.as_ref()).is_some_and(
+                |cs| {
+                    cs.iter().any(|c| {
+                        c.type_ == "Progressing"
+                            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+                    })
+                },
+            ),
+            selector: LabelMatcher::from_label_selector(
+                spec.map(|s| &s.selector),
+                LabelMatcher::nothing(),
+            ),
+            template: spec
+                .map(|s| PodTemplateInfo::from(&s.template))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A StatefulSet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatefulSetInfo {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub labels: Labels,
+    pub generation: i64,
+    pub observed_generation: i64,
+    /// `spec.replicas` (default 1).
+    pub desired: i32,
+    pub replicas: i32,
+    pub ready: i32,
+    pub available: i32,
+    pub current: i32,
+    pub updated: i32,
+    pub current_revision: Option<String>,
+    pub update_revision: Option<String>,
+    /// `spec.updateStrategy.type` (`RollingUpdate` unless `OnDelete`).
+    pub update_strategy: String,
+    /// `rollingUpdate.partition` (pods below it keep the old template).
+    pub partition: i32,
+    pub selector: LabelMatcher,
+    pub template: PodTemplateInfo,
+}
+
+impl From<&StatefulSet> for StatefulSetInfo {
+    fn from(s: &StatefulSet) -> Self {
+        let meta = &s.metadata;
+        let spec = s.spec.as_ref();
+        let status = s.status.as_ref();
+        let strategy = spec.and_then(|s| s.update_strategy.as_ref());
+        StatefulSetInfo {
+            namespace: namespace_of(meta),
+            name: name_of(meta),
+            uid: meta.uid.clone().unwrap_or_default(),
+            labels: labels_of(meta),
+            generation: meta.generation.unwrap_or(0),
+            observed_generation: status.and_then(|s| s.observed_generation).unwrap_or(0),
+            desired: spec.and_then(|s| s.replicas).unwrap_or(1),
+            replicas: status.map(|s| s.replicas).unwrap_or(0),
+            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+            current: status.and_then(|s| s.current_replicas).unwrap_or(0),
+            updated: status.and_then(|s| s.updated_replicas).unwrap_or(0),
+            current_revision: status.and_then(|s| s.current_revision.clone()),
+            update_revision: status.and_then(|s| s.update_revision.clone()),
+            update_strategy: strategy
+                .and_then(|s| s.type_.clone())
+                .unwrap_or_else(|| "RollingUpdate".to_string()),
+            partition: strategy
+                .and_then(|s| s.rolling_update.as_ref())
+                .and_then(|r| r.partition)
+                .unwrap_or(0),
+            selector: LabelMatcher::from_label_selector(
+                spec.map(|s| &s.selector),
+                LabelMatcher::nothing(),
+            ),
+            template: spec
+                .map(|s| PodTemplateInfo::from(&s.template))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A DaemonSet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaemonSetInfo {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub labels: Labels,
+    pub generation: i64,
+    pub observed_generation: i64,
+    /// `status.desiredNumberScheduled`.
+    pub desired: i32,
+    /// `status.currentNumberScheduled`.
+    pub current: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    pub unavailable: i32,
+    /// `spec.updateStrategy.type` (`RollingUpdate` unless `OnDelete`).
+    pub update_strategy: String,
+    pub selector: LabelMatcher,
+    pub template: PodTemplateInfo,
+}
+
+impl From<&DaemonSet> for DaemonSetInfo {
+    fn from(d: &DaemonSet) -> Self {
+        let meta = &d.metadata;
+        let spec = d.spec.as_ref();
+        let status = d.status.as_ref();
+        DaemonSetInfo {
+            namespace: namespace_of(meta),
+            name: name_of(meta),
+            uid: meta.uid.clone().unwrap_or_default(),
+            labels: labels_of(meta),
+            generation: meta.generation.unwrap_or(0),
+            observed_generation: status.and_then(|s| s.observed_generation).unwrap_or(0),
+            desired: status.map(|s| s.desired_number_scheduled).unwrap_or(0),
+            current: status.map(|s| s.current_number_scheduled).unwrap_or(0),
+            updated: status.and_then(|s| s.updated_number_scheduled).unwrap_or(0),
+            ready: status.map(|s| s.number_ready).unwrap_or(0),
+            available: status.and_then(|s| s.number_available).unwrap_or(0),
+            unavailable: status.and_then(|s| s.number_unavailable).unwrap_or(0),
+            update_strategy: spec
+                .and_then(|s| s.update_strategy.as_ref())
+                .and_then(|s| s.type_.clone())
+                .unwrap_or_else(|| "RollingUpdate".to_string()),
+            selector: LabelMatcher::from_label_selector(
+                spec.map(|s| &s.selector),
+                LabelMatcher::nothing(),
+            ),
+            template: spec
+                .map(|s| PodTemplateInfo::from(&s.template))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A PodDisruptionBudget.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PdbInfo {
+    pub namespace: String,
+    pub name: String,
+    /// `spec.selector`; absent selects nothing, `{}` selects every pod in the namespace (policy/v1).
+    pub selector: LabelMatcher,
+    pub min_available: Option<String>,
+    pub max_unavailable: Option<String>,
+    /// `status.disruptionsAllowed`.
+    pub disruptions_allowed: i32,
+    pub current_healthy: i32,
+    pub desired_healthy: i32,
+    pub expected_pods: i32,
+}
+
+impl From<&PodDisruptionBudget> for PdbInfo {
+    fn from(p: &PodDisruptionBudget) -> Self {
+        let meta = &p.metadata;
+        let spec = p.spec.as_ref();
+        let status = p.status.as_ref();
+        PdbInfo {
+            namespace: namespace_of(meta),
+            name: name_of(meta),
+            selector: LabelMatcher::from_label_selector(
+                spec.and_then(|s| s.selector.as_ref()),
+                LabelMatcher::nothing(),
+            ),
+            min_available: spec
+                .and_then(|s| s.min_available.as_ref())
+                .map(int_or_string),
+            max_unavailable: spec
+                .and_then(|s| s.max_unavailable.as_ref())
+                .map(int_or_string),
+            disruptions_allowed: status.map(|s| s.disruptions_allowed).unwrap_or(0),
+            current_healthy: status.map(|s| s.current_healthy).unwrap_or(0),
+            desired_healthy: status.map(|s| s.desired_healthy).unwrap_or(0),
+            expected_pods: status.map(|s| s.expected_pods).unwrap_or(0),
+        }
+    }
+}
+
+/// One port of a Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePortInfo {
+    pub name: Option<String>,
+    pub port: i32,
+    /// `targetPort` as written: a number or a container port name (default: `port`).
+    pub target_port: String,
+    pub protocol: String,
+    pub node_port: Option<i32>,
+}
+
+impl From<&ServicePort> for ServicePortInfo {
+    fn from(p: &ServicePort) -> Self {
+        ServicePortInfo {
+            name: p.name.clone(),
+            port: p.port,
+            target_port: p
+                .target_port
+                .as_ref()
+                .map(int_or_string)
+                .unwrap_or_else(|| p.port.to_string()),
+            protocol: p.protocol.clone().unwrap_or_else(|| "TCP".to_string()),
+            node_port: p.node_port,
+        }
+    }
+}
+
+/// A Service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceInfo {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub labels: Labels,
+    /// `spec.type` (`ClusterIP` by default).
+    pub type_: String,
+    /// `spec.selector` as written (gateway-switch patches one value of it);
+    /// empty when the Service has none.
+    pub selector: Labels,
+    pub ports: Vec<ServicePortInfo>,
+    pub owners: Vec<OwnerRef>,
+}
+
+impl ServiceInfo {
+    /// Whether the Service selects pods with these labels (an empty selector selects none).
+    pub fn selects(&self, labels: &Labels) -> bool {
+        !self.selector.is_empty() && self.selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    /// LoadBalancer or NodePort: reachable from outside the cluster.
+    pub fn is_external(&self) -> bool {
+        self.type_ == "LoadBalancer" || self.type_ == "NodePort"
+    }
+}
+
+impl From<&Service> for ServiceInfo {
+    fn from(s: &Service) -> Self {
+        let meta = &s.metadata;
+        let spec = s.spec.as_ref();
+        ServiceInfo {
+            namespace: namespace_of(meta),
+            name: name_of(meta),
+            uid: meta.uid.clone().unwrap_or_default(),
+            labels: labels_of(meta),
+            type_: spec
+                .and_then(|s| s.type_.clone())
+                .unwrap_or_else(|| "ClusterIP".to_string()),
+            selector: spec.and_then(|s| s.selector.clone()).unwrap_or_default(),
+            ports: spec
+                .and_then(|s| s.ports.as_ref())
+                .map(|ps| ps.iter().map(ServicePortInfo::from).collect())
+                .unwrap_or_default(),
+            owners: owners_of(meta),
+        }
+    }
+}
+
+/// One endpoint of an EndpointSlice that points at a pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointRef {
+    /// `targetRef.name` when `targetRef.kind` is `Pod`.
+    pub pod: Option<String>,
+    /// `conditions.ready` (absent means ready, per the API).
+    pub ready: bool,
+}
+
+/// An EndpointSlice: which pods currently back a Service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndpointSliceInfo {
+    pub namespace: String,
+    pub name: String,
+    /// The `kubernetes.io/service-name` label.
+    pub service_name: Option<String>,
+    pub endpoints: Vec<EndpointRef>,
+}
+
+impl From<&EndpointSlice> for EndpointSliceInfo {
+    fn from(e: &EndpointSlice) -> Self {
+        let meta = &e.metadata;
+        EndpointSliceInfo {
+            namespace: namespace_of(meta),
+            name: name_of(meta),
+            service_name: meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kubernetes.io/service-name"))
+                .cloned(),
+            endpoints: e
+                .endpoints
+                .iter()
+                .map(|ep| EndpointRef {
+                    pod: ep
+                        .target_ref
+                        .as_ref()
+                        .filter(|r| r.kind.as_deref() == Some("Pod"))
+                        .and_then(|r| r.name.clone()),
+                    ready: ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One rule of a webhook (`rules[]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookRule {
+    pub operations: Vec<String>,
+    pub api_groups: Vec<String>,
+    pub api_versions: Vec<String>,
+    pub resources: Vec<String>,
+    /// `*` (default), `Namespaced` or `Cluster`.
+    pub scope: String,
+}
+
+impl WebhookRule {
+    /// Whether this rule sends pod CREATE requests to the webhook.
+    pub fn covers_pod_create(&self) -> bool {
+        let any = |list: &[String], want: &str| list.iter().any(|v| v == "*" || v == want);
+        any(&self.operations, "CREATE")
+            && any(&self.api_groups, "")
+            && any(&self.api_versions, "v1")
+            && self
+                .resources
+                .iter()
+                .any(|r| r == "*" || r == "pods" || r == "*/*")
+            && (self.scope == "*" || self.scope == "Namespaced")
+    }
+}
+
+impl From<&RuleWithOperations> for WebhookRule {
+    fn from(r: &RuleWithOperations) -> Self {
+        WebhookRule {
+            operations: r.operations.clone().unwrap_or_default(),
+            api_groups: r.api_groups.clone().unwrap_or_default(),
+            api_versions: r.api_versions.clone().unwrap_or_default(),
+            resources: r.resources.clone().unwrap_or_default(),
+            scope: r.scope.clone().unwrap_or_else(|| "*".to_string()),
+        }
+    }
+}
+
+/// `clientConfig.service`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookService {
+    pub namespace: String,
+    pub name: String,
+    pub path: Option<String>,
+    pub port: Option<i32>,
+}
+
+/// One webhook of a MutatingWebhookConfiguration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookInfo {
+    pub name: String,
+    pub rules: Vec<WebhookRule>,
+    /// `namespaceSelector`; absent selects every namespace.
+    pub namespace_selector: LabelMatcher,
+    /// `objectSelector`; absent selects every object.
+    pub object_selector: LabelMatcher,
+    /// `failurePolicy` (`Fail` by default in admissionregistration/v1).
+    pub failure_policy: String,
+    pub service: Option<WebhookService>,
+    /// `clientConfig.url`, for webhooks served outside the cluster.
+    pub url: Option<String>,
+    /// The webhook has `matchConditions` (CEL) we do not evaluate.
+    pub has_match_conditions: bool,
+}
+
+impl WebhookInfo {
+    /// Whether any rule sends pod CREATE requests to this webhook.
+    pub fn covers_pod_create(&self) -> bool {
+        self.rules.iter().any(WebhookRule::covers_pod_create)
+    }
+
+    /// `failurePolicy: Fail`: a pod is refused when the webhook cannot answer.
+    pub fn fails_closed(&self) -> bool {
+        self.failure_policy != "Ignore"
+    }
+}
+
+impl From<&MutatingWebhook> for WebhookInfo {
+    fn from(w: &MutatingWebhook) -> Self {
+        WebhookInfo {
+            name: w.name.clone(),
+            rules: w
+                .rules
+                .as_ref()
+                .map(|rs| rs.iter().map(WebhookRule::from).collect())
+                .unwrap_or_default(),
+            namespace_selector: LabelMatcher::from_label_selector(
+                w.namespace_selector.as_ref(),
+                LabelMatcher::everything(),
+            ),
+            object_selector: LabelMatcher::from_label_selector(
+                w.object_selector.as_ref(),
+                LabelMatcher::everything(),
+            ),
+            failure_policy: w
+                .failure_policy
+                .clone()
+                .unwrap_or_else(|| "Fail".to_string()),
+            service: w.client_config.service.as_ref().map(|s| WebhookService {
+                namespace: s.namespace.clone(),
+                name: s.name.clone(),
+                path: s.path.clone(),
+                port: s.port,
+            }),
+            url: w.client_config.url.clone(),
+            has_match_conditions: w.match_conditions.as_ref().is_some_and(|m| !m.is_empty()),
+        }
+    }
+}
+
+/// A MutatingWebhookConfiguration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookConfigurationInfo {
+    pub name: String,
+    /// Labels (`istio.io/rev`, `istio.io/tag`).
+    pub labels: Labels,
+    pub webhooks: Vec<WebhookInfo>,
+}
+
+impl WebhookConfigurationInfo {
+    /// The `istio.io/tag` label: this configuration serves a revision tag.
+    pub fn tag(&self) -> Option<&str> {
+        self.labels.get("istio.io/tag").map(String::as_str)
+    }
+}
+
+impl From<&MutatingWebhookConfiguration> for WebhookConfigurationInfo {
+    fn from(m: &MutatingWebhookConfiguration) -> Self {
+        WebhookConfigurationInfo {
+            name: name_of(&m.metadata),
+            labels: labels_of(&m.metadata),
+            webhooks: m
+                .webhooks
+                .as_ref()
+                .map(|ws| ws.iter().map(WebhookInfo::from).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// An istiod Deployment: one control-plane revision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IstiodInfo {
+    pub namespace: String,
+    pub name: String,
+    /// Object labels (`app=istiod`, `istio.io/rev`).
+    pub labels: Labels,
+    /// Template labels (matched by the istiod Service's selector).
+    pub template_labels: Labels,
+    /// The `istio.io/rev` label, `default` when absent.
+    pub revision: String,
+    /// The image of the `discovery` container (or the first container).
+    pub image: String,
+    /// Literal environment values of that container (`REVISION`, ...).
+    pub env: Labels,
+    pub generation: i64,
+    pub observed_generation: i64,
+    pub desired: i32,
+    pub ready: i32,
+    pub available: i32,
+    pub updated: i32,
+}
+
+impl IstiodInfo {
+    /// Whether `d` is an istiod Deployment in the control-plane namespace.
+    pub fn is_istiod(d: &Deployment, control_plane_namespace: &str) -> bool {
+        d.metadata.namespace.as_deref() == Some(control_plane_namespace)
+            && d.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app"))
+                .is_some_and(|app| app == "istiod")
+    }
+}
+
+impl From<&Deployment> for IstiodInfo {
+    fn from(d: &Deployment) -> Self {
+        let meta = &d.metadata;
+        let labels = labels_of(meta);
+        let spec = d.spec.as_ref();
+        let status = d.status.as_ref();
+        let pod_spec = spec.and_then(|s| s.template.spec.as_ref());
+        let container = pod_spec.and_then(|p| {
+            p.containers
+                .iter()
+                .find(|c| c.name == "discovery")
+                .or_else(|| p.containers.first())
+        });
+        IstiodInfo {
+            namespace: namespace_of(meta),
+            name: name_of(meta),
+            revision: labels
+                .get("istio.io/rev")
+                .filter(|r| !r.is_empty())
+                .cloned()
+                .unwrap_or_else(|| "default".to_string()),
+            labels,
+            template_labels: spec
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default(),
+            image: container.and_then(|c| c.image.clone()).unwrap_or_default(),
+            env: container
+                .and_then(|c| c.env.as_ref())
+                .map(|env| {
+                    env.iter()
+                        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            generation: meta.generation.unwrap_or(0),
+            observed_generation: status.and_then(|s| s.observed_generation).unwrap_or(0),
+            desired: spec.and_then(|s| s.replicas).unwrap_or(1),
+            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+            updated: status.and_then(|s| s.updated_replicas).unwrap_or(0),
+        }
+    }
+}
+
+/// An injector ConfigMap (`istio-sidecar-injector[-<rev>]`): the hub and tag
+/// the injector writes into proxies, which win over istiod's image tag.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InjectorConfigInfo {
+    pub namespace: String,
+    pub name: String,
+    /// The `istio.io/rev` label, else the name's suffix, else `default`.
+    pub revision: String,
+    /// `global.hub` of the `values` JSON.
+    pub hub: Option<String>,
+    /// `global.tag` of the `values` JSON (a string, or a number written as one).
+    pub tag: Option<String>,
+}
+
+/// Name of the default revision's injector ConfigMap (others add `-<rev>`).
+pub const INJECTOR_CONFIGMAP: &str = "istio-sidecar-injector";
+
+impl InjectorConfigInfo {
+    /// Whether `cm` is an injector ConfigMap by name.
+    pub fn is_injector_config(cm: &ConfigMap) -> bool {
+        cm.metadata.name.as_deref().is_some_and(|n| {
+            n == INJECTOR_CONFIGMAP
+                || n.strip_prefix(INJECTOR_CONFIGMAP)
+                    .is_some_and(|rest| rest.starts_with('-'))
+        })
+    }
+}
+
+impl From<&ConfigMap> for InjectorConfigInfo {
+    fn from(cm: &ConfigMap) -> Self {
+        let meta = &cm.metadata;
+        let name = name_of(meta);
+        let revision = meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("istio.io/rev"))
+            .filter(|r| !r.is_empty())
+            .cloned()
+            .or_else(|| {
+                name.strip_prefix(INJECTOR_CONFIGMAP)
+                    .and_then(|r| r.strip_prefix('-'))
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "default".to_string());
+        let global = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get("values"))
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+            .and_then(|v| v.get("global").cloned());
+        let field = |key: &str| -> Option<String> {
+            match global.as_ref()?.get(key)? {
+                serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        };
+        InjectorConfigInfo {
+            namespace: namespace_of(meta),
+            hub: field("hub"),
+            tag: field("tag"),
+            name,
+            revision,
+        }
+    }
+}
+
+fn name_of(meta: &ObjectMeta) -> String {
+    meta.name.clone().unwrap_or_default()
+}
+
+fn namespace_of(meta: &ObjectMeta) -> String {
+    meta.namespace.clone().unwrap_or_default()
+}
+
+fn labels_of(meta: &ObjectMeta) -> Labels {
+    meta.labels.clone().unwrap_or_default()
+}
+
+fn owners_of(meta: &ObjectMeta) -> Vec<OwnerRef> {
+    meta.owner_references
+        .as_ref()
+        .map(|os| os.iter().map(OwnerRef::from).collect())
+        .unwrap_or_default()
+}
+
+fn int_or_string(v: &IntOrString) -> String {
+    match v {
+        IntOrString::Int(i) => i.to_string(),
+        IntOrString::String(s) => s.clone(),
+    }
+}
+
+fn to_chrono(t: &k8s_openapi::jiff::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().try_into().ok()?)
+}
