@@ -1182,8 +1182,9 @@ mod tests {
 
     #[test]
     fn the_patch_kubectl_label_sends_moves_a_namespace_to_a_revision() {
-        // kubectl label ns shop istio-injection- istio.io/rev=1-23 sends a
-        // JSON merge patch of metadata.labels, null removing a label.
+        // Recorded from kubectl 1.32: `kubectl label ns shop istio-injection-
+        // istio.io/rev=1-23` sends this JSON merge patch (fieldManager
+        // kubectl-label), null removing a label.
         let namespace = json!({"apiVersion": "v1", "kind": "Namespace",
                                "metadata": {"name": "shop", "labels": {"istio-injection": "enabled", "team": "a"}}});
         let result = patched(
@@ -1200,6 +1201,8 @@ mod tests {
 
     #[test]
     fn the_patch_kubectl_annotate_sends_sets_and_removes_annotations() {
+        // kubectl 1.32 annotate sends a JSON merge patch of
+        // metadata.annotations, like label.
         let pod = json!({"metadata": {"name": "p", "annotations": {"old": "x", "keep": "y"}}});
         let result = patched(
             PatchType::Merge,
@@ -1215,6 +1218,8 @@ mod tests {
 
     #[test]
     fn the_patch_kubectl_scale_sends_sets_the_replicas_of_a_scale() {
+        // kubectl 1.32 scale sends `{"spec":{"replicas":5}}` as a JSON merge
+        // patch to the `/scale` subresource.
         let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
                            "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "7"},
                            "spec": {"replicas": 3}, "status": {"replicas": 3, "selector": "app=web"}});
@@ -1475,6 +1480,7 @@ mod tests {
 
     #[test]
     fn the_rollout_restart_patch_adds_an_annotation_to_the_pod_template() {
+        // kubectl 1.32 rollout restart sends this as a strategic merge patch.
         let body = json!({"spec": {"template": {"metadata": {"annotations": {
             "kubectl.kubernetes.io/restartedAt": "2025-01-02T03:04:05Z"
         }}}}});
@@ -1704,6 +1710,35 @@ spec:
             entry["fieldsV1"]["f:metadata"]["f:labels"]
                 .get("f:istio.io/rev")
                 .is_some()
+        );
+    }
+
+    #[test]
+    fn the_body_kubectl_apply_server_side_sends_is_json_and_merges() {
+        // Recorded from kubectl 1.32 `apply --server-side`: JSON under the
+        // apply-patch+yaml content type, fieldManager=kubectl, force=false.
+        let body = br#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"shop"},"spec":{"replicas":4,"template":{"spec":{"containers":[{"image":"shop/web:2","name":"app"}]}}}}"#;
+        let result = apply_patch(
+            PatchType::Apply,
+            &deployment(),
+            body,
+            "Deployment",
+            Some("kubectl"),
+            false,
+        )
+        .expect("applies");
+        assert_eq!(result["spec"]["replicas"], json!(4));
+        let images: Vec<&Value> = containers(&result).iter().map(|c| &c["image"]).collect();
+        assert_eq!(
+            images,
+            [
+                &json!("shop/web:2"),
+                &json!("docker.io/istio/proxyv2:1.22.0")
+            ]
+        );
+        assert_eq!(
+            result["metadata"]["labels"]["istio-injection"],
+            json!("enabled")
         );
     }
 
