@@ -1,4 +1,136 @@
-fn main() {
-    eprintln!("mesh-sim: serving is not built yet");
-    std::process::exit(1);
+//! `mesh-sim serve`: runs the simulated cluster until Ctrl-C, for demos,
+//! benchmarks and trying the plugin by hand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use mesh_sim::world::SimConfig;
+use mesh_sim::{Sim, SimOptions};
+
+/// A simulated Kubernetes cluster with Istio's sidecar injector.
+#[derive(Debug, Parser)]
+#[command(name = "mesh-sim", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the Kubernetes API over HTTPS on 127.0.0.1 until Ctrl-C.
+    #[command(after_help = "Examples:\n  \
+        mesh-sim serve --scenario canary --kubeconfig /tmp/mesh-sim.kubeconfig\n  \
+        mesh-sim serve --manifests cluster/ --manifests extra.yaml --kubeconfig ./kubeconfig\n  \
+        export KUBECONFIG=./kubeconfig; kubectl get pods -A")]
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// A YAML file or a directory of them, loaded in order after the
+    /// scenario (repeatable); the controllers settle after each file.
+    #[arg(long = "manifests", value_name = "FILE_OR_DIR")]
+    manifests: Vec<PathBuf>,
+
+    /// Where to write the kubeconfig (context `mesh-sim`).
+    #[arg(long, value_name = "PATH", default_value = "mesh-sim.kubeconfig")]
+    kubeconfig: PathBuf,
+
+    /// A built-in scenario to load first (canary, in-place, empty).
+    #[arg(long, value_name = "NAME")]
+    scenario: Option<String>,
+
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+
+    /// Simulated seconds per wall-clock second (0 pauses the clock).
+    #[arg(long, value_name = "X")]
+    clock_speed: Option<f64>,
+
+    /// Nodes in the cluster (DaemonSets run one pod on each).
+    #[arg(long, value_name = "N")]
+    nodes: Option<usize>,
+
+    /// Simulated seconds from a pod's start until it is Ready.
+    #[arg(long, value_name = "SECONDS")]
+    pod_ready_delay: Option<f64>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mesh-sim: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let Command::Serve(args) = cli.command;
+    let mut config = SimConfig::default();
+    if let Some(speed) = args.clock_speed {
+        config.clock_speed = speed;
+    }
+    if let Some(nodes) = args.nodes {
+        config.node_count = nodes;
+    }
+    if let Some(delay) = args.pod_ready_delay {
+        config.pod_ready_delay = Duration::try_from_secs_f64(delay).context("--pod-ready-delay")?;
+    }
+    let mut options = SimOptions::default()
+        .config(config)
+        .port(args.port)
+        .kubeconfig_path(absolute(&args.kubeconfig)?);
+    if let Some(name) = &args.scenario {
+        options = options.scenario(name);
+    }
+    for path in &args.manifests {
+        options = options.manifest_path(path);
+    }
+    let sim = Sim::start(options)?;
+    let kubeconfig = sim.kubeconfig_path().display();
+    println!("mesh-sim serving {}", sim.url());
+    println!("kubeconfig: {kubeconfig}");
+    println!("export KUBECONFIG={kubeconfig}");
+    eprintln!("Press Ctrl-C to stop.");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the signal runtime")?;
+    runtime
+        .block_on(tokio::signal::ctrl_c())
+        .context("waiting for Ctrl-C")?;
+    drop(sim);
+    Ok(())
+}
+
+fn absolute(path: &std::path::Path) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context("reading the current directory")?
+        .join(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -1,0 +1,401 @@
+//! The handle tests hold: start a simulated cluster in-process, talk to it
+//! through its kubeconfig, and reach inside it (objects, clock, faults, the
+//! request log) without going through HTTP.
+//!
+//! [`Sim::start`] is synchronous so plain `#[test]` functions can use it: each
+//! handle runs its own tokio runtime on a background thread, serving on an
+//! ephemeral port of 127.0.0.1, so many handles run side by side in one test
+//! binary. Dropping the handle stops the server, its controller task and its
+//! thread, and removes the temporary directory holding its kubeconfigs.
+//!
+//! ```no_run
+//! let sim = mesh_sim::Sim::start(mesh_sim::SimOptions::default().scenario("canary"))?;
+//! let status = std::process::Command::new("kubectl")
+//!     .env("KUBECONFIG", sim.kubeconfig_path())
+//!     .args(["get", "pods", "-A"])
+//!     .status()?;
+//! assert!(status.success());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::auth::{Role, Users};
+use crate::faults::{FaultState, Faults};
+use crate::resources::Resource;
+use crate::server::{self, RequestRecord, Shared, lock};
+use crate::world::{SimConfig, World};
+
+/// Where a manifest comes from.
+#[derive(Debug, Clone)]
+enum Manifests {
+    Text(String),
+    Path(PathBuf),
+}
+
+/// How to start a simulated cluster. Loading happens in this order: the
+/// built-in scenario, then manifests in the order they were added, each
+/// followed by the controllers settling.
+#[derive(Debug, Clone, Default)]
+pub struct SimOptions {
+    scenario: Option<String>,
+    manifests: Vec<Manifests>,
+    config: SimConfig,
+    port: u16,
+    kubeconfig: Option<PathBuf>,
+}
+
+impl SimOptions {
+    /// Loads a built-in scenario (`canary`, `in-place`, ...; see
+    /// [`crate::scenario::builtin_names`]).
+    pub fn scenario(mut self, name: &str) -> Self {
+        self.scenario = Some(name.to_string());
+        self
+    }
+
+    /// Loads a multi-document YAML text.
+    pub fn manifests(mut self, yaml: &str) -> Self {
+        self.manifests.push(Manifests::Text(yaml.to_string()));
+        self
+    }
+
+    /// Loads a YAML file, or every `.yaml`/`.yml`/`.json` file of a
+    /// directory in name order.
+    pub fn manifest_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.manifests.push(Manifests::Path(path.into()));
+        self
+    }
+
+    pub fn config(mut self, config: SimConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Simulated seconds per wall second (0 starts with the clock paused).
+    pub fn clock_speed(mut self, speed: f64) -> Self {
+        self.config.clock_speed = speed;
+        self
+    }
+
+    /// Serves on this port instead of an ephemeral one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Writes the admin kubeconfig here instead of in a temporary directory
+    /// (restricted users' kubeconfigs go next to it).
+    pub fn kubeconfig_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.kubeconfig = Some(path.into());
+        self
+    }
+}
+
+/// A running simulated cluster. Stops when dropped.
+pub struct Sim {
+    shared: Arc<Shared>,
+    url: String,
+    token: String,
+    ca_pem: String,
+    kubeconfig: PathBuf,
+    /// Where restricted users' kubeconfigs go.
+    config_dir: PathBuf,
+    _temp_dir: Option<tempfile::TempDir>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Most simulated time [`Sim::settle`] lets pass waiting for the cluster to settle.
+const SETTLE_LIMIT: Duration = Duration::from_secs(15 * 60);
+/// The simulated time it lets pass per step.
+const SETTLE_STEP: Duration = Duration::from_millis(500);
+/// Controller passes per step before time moves on regardless.
+const PASSES_PER_STEP: usize = 256;
+
+impl Sim {
+    /// Loads the cluster and starts serving it; returns once it accepts
+    /// connections.
+    pub fn start(options: SimOptions) -> anyhow::Result<Sim> {
+        let tls = crate::tls::generate()?;
+        let world = load_world(&options)?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", options.port))
+            .with_context(|| format!("binding 127.0.0.1:{}", options.port))?;
+        listener
+            .set_nonblocking(true)
+            .context("making the listener non-blocking")?;
+        let address = listener
+            .local_addr()
+            .context("reading the listening address")?;
+        let url = format!("https://{address}");
+
+        let users = Users::new();
+        let token = users.admin_token().to_string();
+        let (temp_dir, kubeconfig) = match &options.kubeconfig {
+            Some(path) => (None, path.clone()),
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("mesh-sim-")
+                    .tempdir()
+                    .context("creating a directory for the kubeconfig")?;
+                let path = dir.path().join("kubeconfig");
+                (Some(dir), path)
+            }
+        };
+        crate::kubeconfig::write(
+            &kubeconfig,
+            &url,
+            &tls.ca_pem,
+            crate::auth::ADMIN_USER,
+            &token,
+        )?;
+        let config_dir = kubeconfig
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let shared = Arc::new(Shared::new(
+            Arc::new(Mutex::new(world)),
+            users,
+            address.to_string(),
+            shutdown_rx,
+        ));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+        let server_shared = shared.clone();
+        let tls_config = tls.config.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("mesh-sim-{}", address.port()))
+            .spawn(move || run_server(listener, tls_config, server_shared, ready_tx))
+            .context("starting the server thread")?;
+        ready_rx
+            .recv()
+            .context("the server thread stopped before it was ready")??;
+        Ok(Sim {
+            shared,
+            url,
+            token,
+            ca_pem: tls.ca_pem,
+            kubeconfig,
+            config_dir,
+            _temp_dir: temp_dir,
+            shutdown,
+            thread: Some(thread),
+        })
+    }
+
+    /// The admin kubeconfig (context `mesh-sim`, namespace `default`).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The admin bearer token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// PEM of the CA that signed the serving certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Applies multi-document YAML (create, or replace what exists), then
+    /// settles the controllers.
+    pub fn apply_yaml(&self, yaml: &str) -> anyhow::Result<()> {
+        {
+            let mut world = lock(&self.shared.world);
+            crate::scenario::load_yaml(&mut world, yaml)?;
+        }
+        self.settle();
+        Ok(())
+    }
+
+    /// Runs the controllers, moving simulated time on as needed, until they
+    /// report the cluster settled; gives up after fifteen simulated minutes
+    /// (a workload marked never-ready stays unsettled). Returns whether it
+    /// settled.
+    pub fn settle(&self) -> bool {
+        let mut world = lock(&self.shared.world);
+        let settled = settle_world(&mut world);
+        drop(world);
+        self.shared.wake_controllers.notify_one();
+        settled
+    }
+
+    /// Direct access to the world under its lock. The controllers run after
+    /// the closure returns.
+    pub fn with_world<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        let result = {
+            let mut world = lock(&self.shared.world);
+            f(&mut world)
+        };
+        self.shared.wake_controllers.notify_one();
+        result
+    }
+
+    /// A copy of one stored object.
+    pub fn get(&self, resource: &Resource, namespace: &str, name: &str) -> Option<Value> {
+        lock(&self.shared.world)
+            .store
+            .get(resource, namespace, name)
+            .map(|o| (*o).clone())
+    }
+
+    /// Every request served so far, in arrival order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared.log).clone()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.shared.log).clear();
+    }
+
+    /// Replaces the injected faults (their counters start again).
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.shared.faults) = FaultState::new(faults);
+    }
+
+    pub fn clear_faults(&self) {
+        self.set_faults(Faults::default());
+    }
+
+    /// Registers a restricted user and writes a kubeconfig for it next to
+    /// the admin's; returns its path.
+    ///
+    /// # Panics
+    /// If the kubeconfig cannot be written to the handle's directory.
+    pub fn add_user(&self, name: &str, role: Role) -> PathBuf {
+        let token = self
+            .shared
+            .users
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(name, role);
+        let file: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = self.config_dir.join(format!("{file}.kubeconfig"));
+        crate::kubeconfig::write(&path, &self.url, &self.ca_pem, name, &token)
+            .unwrap_or_else(|e| panic!("writing the kubeconfig of user {name}: {e:#}"));
+        path
+    }
+
+    /// Stops simulated time (it moves only through [`Sim::advance`]).
+    pub fn pause_clock(&self) {
+        self.set_clock_speed(0.0);
+    }
+
+    /// Simulated seconds per wall second from now on.
+    pub fn set_clock_speed(&self, speed: f64) {
+        let mut world = lock(&self.shared.world);
+        world.clock.set_speed(speed);
+        world.config.clock_speed = speed.max(0.0);
+    }
+
+    /// Moves simulated time forward and lets the controllers react.
+    pub fn advance(&self, by: Duration) {
+        let mut world = lock(&self.shared.world);
+        world.advance(by);
+        server::reconcile_until_quiet(&mut world, PASSES_PER_STEP);
+        drop(world);
+        self.shared.wake_controllers.notify_one();
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Settles `world`: controller passes until quiet, then time steps, until
+/// [`crate::controllers::is_settled`] or the limit.
+pub fn settle_world(world: &mut World) -> bool {
+    let mut waited = Duration::ZERO;
+    loop {
+        server::reconcile_until_quiet(world, PASSES_PER_STEP);
+        if crate::controllers::is_settled(world) {
+            return true;
+        }
+        if waited >= SETTLE_LIMIT {
+            return false;
+        }
+        world.advance(SETTLE_STEP);
+        waited += SETTLE_STEP;
+    }
+}
+
+fn load_world(options: &SimOptions) -> anyhow::Result<World> {
+    let mut world = World::new(options.config.clone());
+    if let Some(name) = &options.scenario {
+        crate::scenario::load_builtin(&mut world, name)?;
+    }
+    for manifests in &options.manifests {
+        match manifests {
+            Manifests::Text(yaml) => crate::scenario::load_yaml(&mut world, yaml)?,
+            Manifests::Path(path) => {
+                crate::scenario::load_files(&mut world, std::slice::from_ref(path))?
+            }
+        }
+    }
+    settle_world(&mut world);
+    Ok(world)
+}
+
+fn run_server(
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shared: Arc<Shared>,
+    ready: std::sync::mpsc::Sender<anyhow::Result<()>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mesh-sim-worker")
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = ready.send(Err(
+                anyhow::Error::new(e).context("building the server runtime")
+            ));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(e) => {
+                let _ = ready.send(Err(
+                    anyhow::Error::new(e).context("registering the listener")
+                ));
+                return;
+            }
+        };
+        tokio::spawn(server::run_controllers(shared.clone()));
+        let _ = ready.send(Ok(()));
+        server::serve(listener, tls, shared).await;
+    });
+    // Open watch streams and connections end here, with the runtime.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+}

@@ -1,0 +1,373 @@
+//! The HTTPS front of the simulated cluster: connections, authentication,
+//! the request log, faults, and dispatch to the endpoints.
+//!
+//! Every request takes the same path, so the log and the faults see all of
+//! them, including rejected ones:
+//!
+//! ```text
+//! TLS (h2 | http/1.1) ─> hyper ─> handle ─┬─ 401 without a known bearer token
+//!                                         ├─ discovery, /version, OpenAPI (any user)
+//!                                         └─ resource request ─> 403 outside the role
+//!                                                              ─> faults (latency, error)
+//!                                                              ─> get | list | watch | create | update | patch | delete
+//!                                            └─> RequestRecord appended with the final status
+//! ```
+//!
+//! The world sits behind one mutex. Handlers hold it only to read or write
+//! objects, never across an `.await`; large list bodies are serialized after
+//! it is released (objects are `Arc`s). A controller task runs
+//! [`crate::controllers::reconcile`] after every write and on a short tick.
+
+pub mod discovery;
+pub mod list;
+mod objects;
+pub mod openapi;
+pub mod route;
+pub mod table;
+pub mod watch;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::auth::{User, Users};
+use crate::error::ApiError;
+use crate::faults::FaultState;
+use crate::world::World;
+
+use route::{Query, Route};
+
+/// Response bodies: whole documents or watch streams.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// One request as the server saw it, in arrival order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    /// The raw query string (percent-encoded, as sent).
+    pub query: String,
+    pub content_type: String,
+    /// The request body, as text (lossy for non-UTF-8 bytes).
+    pub body: String,
+    /// The status answered (200 for a watch that started streaming).
+    pub status: u16,
+    /// The authenticated user, empty when authentication failed.
+    pub user: String,
+}
+
+impl RequestRecord {
+    /// Whether the request could change state (POST, PUT, PATCH, DELETE).
+    pub fn is_write(&self) -> bool {
+        matches!(self.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
+    }
+
+    /// A decoded query parameter.
+    pub fn query_param(&self, key: &str) -> Option<String> {
+        Query::parse(&self.query).get(key).map(str::to_string)
+    }
+
+    /// Whether the request was a dry run (`dryRun=All`).
+    pub fn is_dry_run(&self) -> bool {
+        self.query_param("dryRun").as_deref() == Some("All")
+    }
+}
+
+/// State shared by every connection and the controller task.
+pub struct Shared {
+    pub world: Arc<Mutex<World>>,
+    pub users: RwLock<Users>,
+    pub faults: Mutex<FaultState>,
+    pub log: Mutex<Vec<RequestRecord>>,
+    /// Woken after every write so controllers react at once.
+    pub wake_controllers: Notify,
+    /// `127.0.0.1:<port>`, for `/api`'s server address.
+    pub server_address: String,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub fn new(
+        world: Arc<Mutex<World>>,
+        users: Users,
+        server_address: String,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        Shared {
+            world,
+            users: RwLock::new(users),
+            faults: Mutex::new(FaultState::default()),
+            log: Mutex::new(Vec::new()),
+            wake_controllers: Notify::new(),
+            server_address,
+            shutdown,
+        }
+    }
+}
+
+/// Locks a mutex, carrying on after a panic elsewhere poisoned it (the data
+/// is a simulation; a test that panicked has already failed).
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs controller passes until one changes nothing, at most `max_passes`;
+/// returns whether the world went quiet.
+pub fn reconcile_until_quiet(world: &mut World, max_passes: usize) -> bool {
+    for _ in 0..max_passes {
+        if !crate::controllers::reconcile(world) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Controller passes per wake-up; a rollout takes a few, a big cluster more.
+const PASSES_PER_TICK: usize = 64;
+const CONTROLLER_TICK: Duration = Duration::from_millis(10);
+
+/// Runs the controllers after every write and on a short tick until shutdown.
+pub async fn run_controllers(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let mut tick = tokio::time::interval(CONTROLLER_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => {}
+            _ = shared.wake_controllers.notified() => {}
+        }
+        let world = shared.world.clone();
+        // Controllers are CPU work under the lock: keep them off the
+        // threads that serve connections.
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut world = lock(&world);
+            reconcile_until_quiet(&mut world, PASSES_PER_TICK);
+        })
+        .await;
+    }
+}
+
+/// Accepts TLS connections until shutdown.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shared: Arc<Shared>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((tcp, _peer)) = accepted else {
+            // Out of file descriptors and the like: back off, keep serving.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |request| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(shared, request).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// What the handlers need from a request.
+pub struct ApiRequest {
+    pub method: hyper::Method,
+    pub path: String,
+    pub query: Query,
+    pub content_type: String,
+    pub accept: String,
+    pub body: Bytes,
+}
+
+async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let header = |name: hyper::header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let content_type = header(CONTENT_TYPE);
+    let accept = header(hyper::header::ACCEPT);
+    let authorization = header(hyper::header::AUTHORIZATION);
+    let raw_query = parts.uri.query().unwrap_or("").to_string();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let incoming = ApiRequest {
+        method: parts.method.clone(),
+        path: parts.uri.path().to_string(),
+        query: Query::parse(&raw_query),
+        content_type: content_type.clone(),
+        accept,
+        body: body.clone(),
+    };
+    let user: Option<User> = shared
+        .users
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .authenticate(
+            Some(&authorization)
+                .filter(|a| !a.is_empty())
+                .map(String::as_str),
+        )
+        .cloned();
+    let response = match &user {
+        None => error_response(&ApiError::unauthorized()),
+        Some(user) => dispatch(&shared, user, &incoming).await,
+    };
+    lock(&shared.log).push(RequestRecord {
+        method: parts.method.to_string(),
+        path: incoming.path,
+        query: raw_query,
+        content_type,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        status: response.status().as_u16(),
+        user: user.map(|u| u.name).unwrap_or_default(),
+    });
+    response
+}
+
+async fn dispatch(shared: &Arc<Shared>, user: &User, request: &ApiRequest) -> Response<Body> {
+    let route = route::route(&request.path);
+    if !matches!(route, Route::Resource(_)) && request.method != hyper::Method::GET {
+        return error_response(&ApiError::method_not_allowed(format!(
+            "{} is not supported on {}",
+            request.method, request.path
+        )));
+    }
+    let extra_kinds = || -> Vec<&'static crate::resources::Resource> {
+        lock(&shared.world).store.kinds().collect()
+    };
+    match route {
+        Route::Version => json_response(StatusCode::OK, &discovery::version()),
+        Route::Health => text_response(StatusCode::OK, "ok"),
+        Route::CoreVersions => json_response(
+            StatusCode::OK,
+            &discovery::core_versions(&shared.server_address),
+        ),
+        Route::Groups => json_response(
+            StatusCode::OK,
+            &discovery::groups(&discovery::all_resources(extra_kinds())),
+        ),
+        Route::Group(name) => {
+            match discovery::group(&discovery::all_resources(extra_kinds()), &name) {
+                Some(doc) => json_response(StatusCode::OK, &doc),
+                None => error_response(&not_found_path()),
+            }
+        }
+        Route::ResourceList { group, version } => {
+            match discovery::resource_list(
+                &discovery::all_resources(extra_kinds()),
+                &group,
+                &version,
+            ) {
+                Some(doc) => json_response(StatusCode::OK, &doc),
+                None => error_response(&not_found_path()),
+            }
+        }
+        Route::OpenApiV3(None) => json_response(
+            StatusCode::OK,
+            &openapi::root(&discovery::all_resources(extra_kinds())),
+        ),
+        Route::OpenApiV3(Some(path)) => {
+            match openapi::group_version(&discovery::all_resources(extra_kinds()), &path) {
+                Some(doc) => json_response(StatusCode::OK, &doc),
+                None => error_response(&not_found_path()),
+            }
+        }
+        Route::OpenApiV2 => error_response(&not_found_path()),
+        Route::Resource(path) => {
+            match objects::resource_request(shared, user, request, &path).await {
+                Ok(response) => response,
+                Err(e) => error_response(&e),
+            }
+        }
+        Route::NotFound => error_response(&not_found_path()),
+    }
+}
+
+/// The API server's answer to a path it does not serve.
+pub fn not_found_path() -> ApiError {
+    ApiError {
+        code: 404,
+        reason: "NotFound",
+        message: "the server could not find the requested resource".to_string(),
+        retry_after: None,
+        details: None,
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+pub fn bytes_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    bytes_response(
+        status,
+        "application/json",
+        serde_json::to_vec(value).expect("JSON values serialize"),
+    )
+}
+
+pub fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {
+    bytes_response(status, "text/plain; charset=utf-8", text)
+}
+
+/// A `Status` response for `error`, with `Retry-After` when it has one.
+pub fn error_response(error: &ApiError) -> Response<Body> {
+    let status = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json_response(status, &error.to_status());
+    if let Some(secs) = error.retry_after {
+        if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+            response
+                .headers_mut()
+                .insert(hyper::header::RETRY_AFTER, value);
+        }
+    }
+    response
+}

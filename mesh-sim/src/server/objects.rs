@@ -1,0 +1,820 @@
+//! Requests on objects: get, list, watch, create, update, patch, delete, and
+//! the `status`, `scale`, `log` and `eviction` subresources.
+//!
+//! Each handler reads the request, takes the world lock for the read or
+//! write itself, and answers what the API server would: the object (201 on
+//! create), a `<Kind>List` or a Table, or a `Status`. Writes go through
+//! [`World`] so admission, generations, optimistic concurrency, dry runs and
+//! garbage collection behave as for every other writer.
+
+use std::sync::Arc;
+
+use hyper::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::auth::{User, forbidden};
+use crate::error::{ApiError, ApiResult};
+use crate::faults::FaultRequest;
+use crate::patch::{PatchType, apply_patch};
+use crate::resources::{self, Resource};
+use crate::selectors::{label_selector_matches, labels_of};
+use crate::store::Obj;
+use crate::world::{World, WriteOptions, metadata_mut};
+
+use super::list::{self, Selectors};
+use super::route::ResourcePath;
+use super::table::{IncludeObject, table};
+use super::watch::{WatchRequest, watch};
+use super::{ApiRequest, Body, Shared, bytes_response, json_response, lock, not_found_path};
+
+/// The verb of a resource request, as RBAC names it.
+fn verb(method: &Method, path: &ResourcePath, watching: bool) -> ApiResult<&'static str> {
+    let named = path.name.is_some();
+    Ok(match (method.as_str(), named) {
+        ("GET", _) if watching => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", false) => "create",
+        ("POST", true) if path.subresource.is_some() => "create",
+        ("PUT", true) => "update",
+        ("PATCH", true) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method})"
+            )));
+        }
+    })
+}
+
+/// Finds the kind a path names: builtin first, then kinds registered at run time.
+fn resolve(world: &World, path: &ResourcePath) -> Option<&'static Resource> {
+    resources::lookup(&path.group, &path.version, &path.plural).or_else(|| {
+        world
+            .store
+            .kinds()
+            .find(|r| r.group == path.group && r.version == path.version && r.plural == path.plural)
+    })
+}
+
+/// Whether kubectl asked for a Table, and what its rows should carry.
+fn table_request(request: &ApiRequest) -> Option<IncludeObject> {
+    request
+        .accept
+        .contains("as=Table")
+        .then(|| IncludeObject::parse(request.query.get("includeObject")))
+}
+
+fn write_options(request: &ApiRequest) -> ApiResult<WriteOptions> {
+    let dry_run = match request.query.get("dryRun") {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid dry run value: {other:?}: supported values: \"All\""
+            )));
+        }
+    };
+    Ok(WriteOptions {
+        dry_run,
+        field_manager: request.query.non_empty("fieldManager").map(str::to_string),
+    })
+}
+
+pub async fn resource_request(
+    shared: &Arc<Shared>,
+    user: &User,
+    request: &ApiRequest,
+    path: &ResourcePath,
+) -> ApiResult<Response<Body>> {
+    let watching = path.watch_prefix || request.query.flag("watch");
+    let verb = verb(&request.method, path, watching)?;
+    let resource = {
+        let world = lock(&shared.world);
+        resolve(&world, path).ok_or_else(not_found_path)?
+    };
+    if path.namespace.is_some() && !resource.namespaced {
+        return Err(not_found_path());
+    }
+    if let Some(sub) = &path.subresource {
+        if !resource.subresources.contains(&sub.as_str()) {
+            return Err(not_found_path());
+        }
+    }
+    let resource_name = path.resource_name();
+    if !user.may(verb, &resource_name) {
+        return Err(forbidden(
+            &user.name,
+            verb,
+            &resource_name,
+            resource.group,
+            path.namespace.as_deref(),
+            path.name.as_deref(),
+        ));
+    }
+    let decision = lock(&shared.faults).decide(&FaultRequest {
+        verb,
+        resource: &resource_name,
+        namespace: path.namespace.as_deref(),
+        name: path.name.as_deref(),
+    });
+    if !decision.latency.is_zero() {
+        tokio::time::sleep(decision.latency).await;
+    }
+    if let Some(error) = decision.error {
+        return Err(error);
+    }
+    let namespace = path.namespace.as_deref().unwrap_or("");
+    let response = match verb {
+        "watch" => {
+            let request_watch = WatchRequest::from_query(
+                resource,
+                path.namespace.clone(),
+                path.name.clone(),
+                &request.query,
+                table_request(request),
+                decision.cut_watch_after,
+            )?;
+            let body = watch(shared, request_watch, &request.query)?;
+            let mut response = Response::new(body);
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            return Ok(response);
+        }
+        "get" => get(shared, request, resource, namespace, path)?,
+        "list" => list_objects(shared, request, resource, path)?,
+        "create" => create(shared, request, resource, namespace, path)?,
+        "update" => update(shared, request, resource, namespace, path)?,
+        "patch" => patch(shared, request, resource, namespace, path)?,
+        "delete" => delete(shared, request, resource, namespace, path)?,
+        _ => delete_collection(shared, request, resource, path)?,
+    };
+    Ok(response)
+}
+
+fn object_response(status: StatusCode, resource: &Resource, obj: &Value) -> Response<Body> {
+    let mut out = Vec::new();
+    list::write_object(&mut out, resource, obj);
+    bytes_response(status, "application/json", out)
+}
+
+fn name_of(path: &ResourcePath) -> &str {
+    path.name.as_deref().unwrap_or("")
+}
+
+fn get(
+    shared: &Arc<Shared>,
+    request: &ApiRequest,
+    resource: &'static Resource,
+    namespace: &str,
+    path: &ResourcePath,
+) -> ApiResult<Response<Body>> {
+    let name = name_of(path);
+    let (obj, now) = {
+        let world = lock(&shared.world);
+        let obj = world
+            .store
+            .get(resource, namespace, name)
+            .ok_or_else(|| ApiError::not_found(resource.plural, name))?;
+        (obj, world.clock.now())
+    };
+    match path.subresource.as_deref() {
+        Some("scale") => Ok(json_response(StatusCode::OK, &scale_of(&obj))),
+        Some("log") => Ok(bytes_response(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "mesh-sim: container logs are not simulated\n",
+        )),
+        _ => match table_request(request) {
+            Some(include) => {
+                let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)});
+                Ok(json_response(
+                    StatusCode::OK,
+                    &table(resource, [&*obj], include, now, meta, true),
+                ))
+            }
+            None => Ok(object_response(StatusCode::OK, resource, &obj)),
+        },
+    }
+}
+
+fn list_objects(
+    shared: &Arc<Shared>,
+    request: &ApiRequest,
+    resource: &'static Resource,
+    path: &ResourcePath,
+) -> ApiResult<Response<Body>> {
+    let (page, now) = {
+        let world = lock(&shared.world);
+        (
+            list::list(
+                &world.store,
+                resource,
+                path.namespace.as_deref(),
+                &request.query,
+            )?,
+            world.clock.now(),
+        )
+    };
+    match table_request(request) {
+        Some(include) => {
+            let t = table(
+                resource,
+                page.items.iter().map(|o| &**o),
+                include,
+                now,
+                list::list_meta(&page),
+                true,
+            );
+            Ok(json_response(StatusCode::OK, &t))
+        }
+        None => Ok(bytes_response(
+            StatusCode::OK,
+            "application/json",
+            list::list_body(resource, &page),
+        )),
+    }
+}
+
+/// The request body as a JSON object (JSON, or YAML when so declared).
+fn body_object(request: &ApiRequest) -> ApiResult<Value> {
+    if request
+        .content_type
+        .starts_with("application/vnd.kubernetes.protobuf")
+    {
+        // kubectl's typed clients (`kubectl create deployment ...`) send
+        // protobuf; decoding it would need every type's schema.
+        let mut e = ApiError::unsupported_media_type(&request.content_type);
+        e.message = format!(
+            "mesh-sim accepts JSON and YAML request bodies, not {}: create objects from manifests (kubectl create -f) instead",
+            request.content_type
+        );
+        return Err(e);
+    }
+    let value: Value = if request.content_type.contains("yaml") {
+        serde_yaml::from_slice(&request.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+    } else {
+        serde_json::from_slice(&request.body).map_err(|e| {
+            ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+        })?
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
+    }
+    Ok(value)
+}
+
+/// Checks the body names the kind of the URL and puts it in the URL's namespace.
+fn place(resource: &Resource, obj: &mut Value, namespace: &str) -> ApiResult<()> {
+    if let Some(kind) = obj.get("kind").and_then(Value::as_str) {
+        if kind != resource.kind {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind ({})",
+                resource.kind
+            )));
+        }
+    }
+    if let Some(api_version) = obj.get("apiVersion").and_then(Value::as_str) {
+        if api_version != resource.api_version() {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({api_version}) does not match the expected API version ({})",
+                resource.api_version()
+            )));
+        }
+    }
+    if resource.namespaced {
+        let meta = metadata_mut(obj);
+        match meta.get("namespace").and_then(Value::as_str) {
+            Some(ns) if !ns.is_empty() && ns != namespace => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            _ => {
+                meta.insert("namespace".into(), json!(namespace));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_name(obj: &Value, name: &str) -> ApiResult<()> {
+    match obj.pointer("/metadata/name").and_then(Value::as_str) {
+        Some(n) if n != name => Err(ApiError::bad_request(format!(
+            "the name of the object ({n}) does not match the name on the URL ({name})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn wrote(shared: &Arc<Shared>, opts: &WriteOptions) {
+    if !opts.dry_run {
+        shared.wake_controllers.notify_one();
+    }
+}
+
+fn create(
+    shared: &Arc<Shared>,
+    request: &ApiRequest,
+    resource: &'static Resource,
+    namespace: &str,
+    path: &ResourcePath,
+) -> ApiResult<Response<Body>> {
+    let opts = write_options(request)?;
+    if path.subresource.as_deref() == Some("eviction") {
+        return evict(shared, request, namespace, name_of(path), &opts);
+    }
+    if path.name.is_some() {
+        return Err(ApiError::method_not_allowed(
+            "POST is not allowed on this subresource",
+        ));
+    }
+    if resource.namespaced && path.namespace.is_none() {
+        return Err(not_found_path());
+    }
+    let mut obj = body_object(request)?;
+    place(resource, &mut obj, namespace)?;
+    let created = lock(&shared.world).create(resource, obj, &opts)?;
+    wrote(shared, &opts);
+    Ok(object_response(StatusCode::CREATED, resource, &created))
+}
+
+fn update(
+    shared: &Arc<Shared>,
+    request: &ApiRequest,
+    resource: &'static Resource,
+    namespace: &str,
+    path: &ResourcePath,
+) -> ApiResult<Response<Body>> {
+    let opts = write_options(request)?;
+    let name = name_of(path);
+    let mut obj = body_object(request)?;
+    if path.subresource.as_deref() == Some("scale") {
+        let updated = {
+            let mut world = lock(&shared.world);
+            set_scale(&mut world, resource, namespace, name, &obj, &opts)?
+        };
+        wrote(shared, &opts);
+        return Ok(json_response(StatusCode::OK, &scale_of(&updated)));
+    }
+    check_name(&obj, name)?;
+    place(resource, &mut obj, namespace)?;
+    metadata_mut(&mut obj).insert("name".into(), json!(name));
+    let updated = {
+        let mut world = lock(&shared.world);
+        match path.subresource.as_deref() {
+            Some("status") => world.update_status(resource, obj, &opts)?,
+            None => world.update(resource, obj, &opts)?,
+            Some(_) => {
+                return Err(ApiError::method_not_allowed(
+                    "PUT is not allowed on this subresource",
+                ));
+            }
+        }
+    };
+    wrote(shared, &opts);
+    Ok(object_response(StatusCode::OK, resource, &updated))
+}
+
+fn patch(
+    shared: &Arc<Shared>,
+    request: &ApiRequest,
+    resource: &'static Resource,
+    namespace: &str,
+    path: &ResourcePath,
+) -> ApiResult<Response<Body>> {
+    let opts = write_options(request)?;
+    let name = name_of(path);
+    let patch_type = PatchType::from_content_type(&request.content_type)
+        .ok_or_else(|| ApiError::unsupported_media_type(&request.content_type))?;
+    let field_manager = request.query.non_empty("fieldManager");
+    if patch_type == PatchType::Apply && field_manager.is_none() {
+        return Err(ApiError::bad_request(
+            "PATCH, fieldManager is required for apply requests",
+        ));
+    }
+    let force = request.query.flag("force");
+    let (status, result) = {
+        let mut world = lock(&shared.world);
+        let current = world.store.get(resource, namespace, name);
+        match (current, path.subresource.as_deref()) {
+            (None, None) if patch_type == PatchType::Apply => {
+                let mut obj = apply_patch(
+                    patch_type,
+                    &json!({}),
+                    &request.body,
+                    resource.kind,
+                    field_manager,
+                    force,
+                )?;
+                check_name(&obj, name)?;
+                place(resource, &mut obj, namespace)?;
+                metadata_mut(&mut obj).insert("name".into(), json!(name));
+                (StatusCode::CREATED, world.create(resource, obj, &opts)?)
+            }
+            (None, _) => return Err(ApiError::not_found(resource.plural, name)),
+            (Some(current), Some("scale")) => {
+                let scale = scale_of(&current);
+                let patched = apply_patch(
+                    patch_type,
+                    &scale,
+                    &request.body,
+                    "Scale",
+                    field_manager,
+                    force,
+                )?;
+                let updated = set_scale(&mut world, resource, namespace, name, &patched, &opts)?;
+                drop(world);
+                wrote(shared, &opts);
+                return Ok(json_response(StatusCode::OK, &scale_of(&updated)));
+            }
+            (Some(current), sub) => {
+                let mut patched = apply_patch(
+                    patch_type,
+                    &current,
+                    &request.body,
+                    resource.kind,
+                    field_manager,
+                    force,
+                )?;
+                check_name(&patched, name)?;
+                place(resource, &mut patched, namespace)?;
+                metadata_mut(&mut patched).insert("name".into(), json!(name));
+                let updated = match sub {
+                    Some("status") => world.update_status(resource, patched, &opts)?,
+                    None => world.update(resource, patched, &opts)?,
+                    Some(_) => {
+                        return Err(ApiError::method_not_allowed(
+                            "PATCH is not allowed on this subresource",
+                        ));
+                    }
+                };
+                (StatusCode::OK, updated)
+            }
+        }
+    };
+    wrote(shared, &opts);
+    Ok(object_response(status, resource, &result))
+}
+
+/// DeleteOptions from the body, if any (kubectl sends one).
+fn delete_options(request: &ApiRequest) -> ApiResult<Value> {
+    if request.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    body_object(request)
+}
+
+fn delete(
+    shared: &Arc<Shared>,
+    request: &ApiRequest,
+    resource: &'static Resource,
+    namespace: &str,
+    path: &ResourcePath,
+) -> ApiResult<Response<Body>> {
+    if path.subresource.is_some() {
+        return Err(ApiError::method_not_allowed(
+            "DELETE is not allowed on this subresource",
+        ));
+    }
+    let name = name_of(path);
+    let body = delete_options(request)?;
+    let mut opts = write_options(request)?;
+    if body
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|d| d.iter().any(|v| v == "All"))
+    {
+        opts.dry_run = true;
+    }
+    let removed = {
+        let mut world = lock(&shared.world);
+        let current = world
+            .store
+            .get(resource, namespace, name)
+            .ok_or_else(|| ApiError::not_found(resource.plural, name))?;
+        check_preconditions(resource, &current, body.get("preconditions"))?;
+        world.delete(resource, namespace, name, &opts)?
+    };
+    wrote(shared, &opts);
+    Ok(json_response(
+        StatusCode::OK,
+        &deleted_status(resource, &removed),
+    ))
+}
+
+fn check_preconditions(
+    resource: &Resource,
+    current: &Obj,
+    preconditions: Option<&Value>,
+) -> ApiResult<()> {
+    let Some(pre) = preconditions else {
+        return Ok(());
+    };
+    let name = current
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    for (field, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
+        let Some(wanted) = pre.get(field).and_then(Value::as_str) else {
+            continue;
+        };
+        let actual = current
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if wanted != actual {
+            return Err(ApiError::conflict(
+                resource.plural,
+                name,
+                &format!(
+                    "Precondition failed: {label} in precondition: {wanted}, {label} in object meta: {actual}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `Status` a completed deletion answers with.
+fn deleted_status(resource: &Resource, removed: &Value) -> Value {
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {
+            "name": removed.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
+            "group": resource.group,
+            "kind": resource.plural,
+            "uid": removed.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+        },
+    })
+}
+
+fn delete_collection(
+    shared: &Arc<Shared>,
+    request: &ApiRequest,
+    resource: &'static Resource,
+    path: &ResourcePath,
+) -> ApiResult<Response<Body>> {
+    let opts = write_options(request)?;
+    let selectors = Selectors::from_query(&request.query)?;
+    let deleted = {
+        let mut world = lock(&shared.world);
+        let targets: Vec<(String, String)> = world
+            .store
+            .list(resource, path.namespace.as_deref())
+            .filter(|o| selectors.matches(o))
+            .map(|o| {
+                let key = crate::store::ObjKey::of(o);
+                (key.namespace, key.name)
+            })
+            .collect();
+        let mut deleted = Vec::new();
+        for (ns, name) in targets {
+            // A dependent may already be gone with its owner.
+            if let Ok(obj) = world.delete(resource, &ns, &name, &opts) {
+                deleted.push(obj);
+            }
+        }
+        (deleted, world.store.resource_version())
+    };
+    wrote(shared, &opts);
+    let page = list::ListPage {
+        items: deleted.0,
+        resource_version: deleted.1,
+        continue_token: None,
+    };
+    Ok(bytes_response(
+        StatusCode::OK,
+        "application/json",
+        list::list_body(resource, &page),
+    ))
+}
+
+/// A label selector as the text `status.selector` of a Scale carries.
+fn selector_text(selector: Option<&Value>) -> String {
+    let Some(selector) = selector else {
+        return String::new();
+    };
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(m) = selector.get("matchLabels").and_then(Value::as_object) {
+        parts.extend(
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))),
+        );
+    }
+    if let Some(exprs) = selector.get("matchExpressions").and_then(Value::as_array) {
+        for e in exprs {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+                "In" => parts.push(format!("{key} in ({})", values.join(","))),
+                "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
+                "Exists" => parts.push(key.to_string()),
+                "DoesNotExist" => parts.push(format!("!{key}")),
+                _ => {}
+            }
+        }
+    }
+    parts.join(",")
+}
+
+/// The `autoscaling/v1` Scale of a Deployment, ReplicaSet or StatefulSet.
+pub fn scale_of(obj: &Value) -> Value {
+    let meta = |k: &str| {
+        obj.pointer(&format!("/metadata/{k}"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta("name"),
+            "namespace": meta("namespace"),
+            "uid": meta("uid"),
+            "resourceVersion": meta("resourceVersion"),
+            "creationTimestamp": meta("creationTimestamp"),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "selector": selector_text(obj.pointer("/spec/selector")),
+        },
+    })
+}
+
+/// Writes `scale.spec.replicas` into the object, honouring the Scale's
+/// `resourceVersion` as a precondition.
+fn set_scale(
+    world: &mut World,
+    resource: &'static Resource,
+    namespace: &str,
+    name: &str,
+    scale: &Value,
+    opts: &WriteOptions,
+) -> ApiResult<Obj> {
+    let current = world
+        .store
+        .get(resource, namespace, name)
+        .ok_or_else(|| ApiError::not_found(resource.plural, name))?;
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Scale",
+                name,
+                "spec.replicas: Invalid value: must be a non-negative integer",
+            )
+        })?;
+    let mut next = (*current).clone();
+    next["spec"]["replicas"] = json!(replicas);
+    if let Some(rv) = scale
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|rv| !rv.is_empty())
+    {
+        metadata_mut(&mut next).insert("resourceVersion".into(), json!(rv));
+    }
+    world.update(resource, next, opts)
+}
+
+/// `pods/<name>/eviction`: deletes the pod unless a PodDisruptionBudget
+/// selecting it allows no disruption, which answers 429 as the API server does.
+fn evict(
+    shared: &Arc<Shared>,
+    request: &ApiRequest,
+    namespace: &str,
+    name: &str,
+    opts: &WriteOptions,
+) -> ApiResult<Response<Body>> {
+    let mut opts = opts.clone();
+    if let Ok(body) = body_object(request) {
+        if body
+            .pointer("/deleteOptions/dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|v| v == "All"))
+        {
+            opts.dry_run = true;
+        }
+    }
+    let pods = resources::kinds::pods();
+    {
+        let mut world = lock(&shared.world);
+        let pod = world
+            .store
+            .get(pods, namespace, name)
+            .ok_or_else(|| ApiError::not_found(pods.plural, name))?;
+        let labels = labels_of(&pod);
+        let blocking = world
+            .store
+            .list(resources::kinds::pdbs(), Some(namespace))
+            .find(|pdb| {
+                pdb.pointer("/spec/selector")
+                    .is_some_and(|sel| label_selector_matches(sel, &labels).unwrap_or(false))
+                    && pdb
+                        .pointer("/status/disruptionsAllowed")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0)
+                        < 1
+            });
+        if let Some(pdb) = blocking {
+            let pdb_name = pdb
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let mut e = ApiError::too_many_requests(10);
+            e.message = format!(
+                "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {pdb_name} needs more healthy pods."
+            );
+            return Err(e);
+        }
+        world.delete(pods, namespace, name, &opts)?;
+    }
+    wrote(shared, &opts);
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(method_named: bool, sub: Option<&str>) -> ResourcePath {
+        ResourcePath {
+            group: "apps".into(),
+            version: "v1".into(),
+            plural: "deployments".into(),
+            namespace: Some("shop".into()),
+            name: method_named.then(|| "web".to_string()),
+            subresource: sub.map(str::to_string),
+            watch_prefix: false,
+        }
+    }
+
+    #[test]
+    fn methods_map_to_rbac_verbs() {
+        assert_eq!(verb(&Method::GET, &path(true, None), false).unwrap(), "get");
+        assert_eq!(
+            verb(&Method::GET, &path(false, None), false).unwrap(),
+            "list"
+        );
+        assert_eq!(
+            verb(&Method::GET, &path(false, None), true).unwrap(),
+            "watch"
+        );
+        assert_eq!(
+            verb(&Method::POST, &path(false, None), false).unwrap(),
+            "create"
+        );
+        assert_eq!(
+            verb(&Method::PUT, &path(true, Some("scale")), false).unwrap(),
+            "update"
+        );
+        assert_eq!(
+            verb(&Method::PATCH, &path(true, None), false).unwrap(),
+            "patch"
+        );
+        assert_eq!(
+            verb(&Method::DELETE, &path(false, None), false).unwrap(),
+            "deletecollection"
+        );
+        assert_eq!(
+            verb(&Method::PUT, &path(false, None), false)
+                .unwrap_err()
+                .code,
+            405
+        );
+    }
+
+    #[test]
+    fn scale_carries_replicas_and_the_selector_as_text() {
+        let d = json!({
+            "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "7"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"},
+                     "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}},
+            "status": {"replicas": 2},
+        });
+        let scale = scale_of(&d);
+        assert_eq!(scale["spec"]["replicas"], 3);
+        assert_eq!(scale["status"]["replicas"], 2);
+        assert_eq!(scale["status"]["selector"], "app=web,tier in (a,b)");
+        assert_eq!(scale["metadata"]["resourceVersion"], "7");
+    }
+}
