@@ -1,0 +1,782 @@
+//! The command line: every verb, its flags and its help text.
+//!
+//! Users type `kubectl mesh-upgrade <verb>`, so the parser calls itself that
+//! everywhere (help, usage, errors), not by the binary's file name.
+//!
+//! The flags every verb shares live in one struct, [`GlobalArgs`], with
+//! kubectl's names and meanings, and are `global` so they may come before or
+//! after the verb (`kubectl mesh-upgrade -n shop status` and
+//! `kubectl mesh-upgrade status -n shop` are the same). The parser only turns
+//! text into values; checks that need the cluster (does the namespace exist?)
+//! happen later, in the commands.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// The exit codes, shown in `--help` and documented in the README. Keep in
+/// sync with [`crate::error::ExitCode`]. A macro so `concat!` can use it.
+macro_rules! exit_codes_help {
+    () => {
+        "Exit codes:
+  0    success
+  1    error talking to the cluster, or an unexpected failure
+  2    invalid usage or input
+  3    status --exit-code: something is stale or broken
+  4    a rollout or verification failed
+  5    refused (a precheck failed, no terminal and no --yes, or the answer was no)
+  130  interrupted"
+    };
+}
+
+const TOP_EXAMPLES: &str = concat!(
+    "Examples:
+  # Where the upgrade stands in every namespace
+  kubectl mesh-upgrade status -A
+
+  # Restart only the workloads whose sidecars run an old proxy, in two namespaces
+  kubectl mesh-upgrade restart-sidecars -n shop,pay
+
+  # Move a namespace to the canary revision, then restart its workloads
+  kubectl mesh-upgrade relabel -n shop --to 1-22-3 --restart
+
+",
+    exit_codes_help!()
+);
+
+/// Upgrade an Istio data plane without downtime.
+///
+/// `status` shows which revision every namespace and workload runs and
+/// should run; `relabel`, `restart-sidecars` and `gateway-switch` move them,
+/// checked and reversible.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl mesh-upgrade",
+    bin_name = "kubectl mesh-upgrade",
+    version,
+    propagate_version = true,
+    args_override_self = true,
+    after_help = TOP_EXAMPLES,
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by every verb. They mean what they mean to kubectl.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, merged like kubectl
+    /// merges it, else ~/.kube/config)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use (default: its current-context)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The kubeconfig cluster to use instead of the context's
+    #[arg(long, global = true, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// The kubeconfig user to use instead of the context's
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Namespaces to act on, comma-separated or repeated (default: the
+    /// context's namespace)
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        global = true,
+        value_delimiter = ',',
+        value_name = "NS[,NS...]",
+        value_parser = parse_namespace_name,
+    )]
+    pub namespaces: Vec<String>,
+
+    /// Act on every namespace
+    #[arg(short = 'A', long, global = true, conflicts_with = "namespaces")]
+    pub all_namespaces: bool,
+
+    /// Label selector for workloads and pods (e.g. app=cart,tier!=cache)
+    #[arg(short = 'l', long, global = true, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+
+    /// How long to wait for one API request: 30s, 1m, 1m30s, or 0 for no limit
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        default_value = "0",
+        value_parser = parse_request_timeout,
+    )]
+    pub request_timeout: RequestTimeout,
+
+    /// Username to impersonate for the operation
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+
+    /// Group to impersonate for the operation (repeat for several)
+    #[arg(long = "as-group", global = true, value_name = "GROUP", action = ArgAction::Append)]
+    pub as_groups: Vec<String>,
+
+    /// Output format
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_enum,
+        default_value_t = OutputFormat::Table,
+    )]
+    pub output: OutputFormat,
+
+    /// Log detail on stderr: -v (requests summarised), -vv, or -v=N up to 9.
+    /// Credentials are never logged at any level.
+    #[arg(
+        short = 'v',
+        long = "verbose",
+        alias = "v",
+        global = true,
+        num_args = 0..=1,
+        default_missing_value = "1",
+        value_name = "N",
+        value_parser = clap::value_parser!(u8).range(0..=10),
+    )]
+    pub verbose: Option<u8>,
+
+    /// Plain text without colours (also when NO_COLOR is set or the output is
+    /// not a terminal)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    /// Do not verify the API server's TLS certificate (insecure)
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
+}
+
+impl GlobalArgs {
+    /// The verbosity level: 0 when `-v` was not given.
+    pub fn verbosity(&self) -> u8 {
+        self.verbose.unwrap_or(0)
+    }
+}
+
+/// The output formats every verb understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A table that fits 100 columns
+    Table,
+    /// The table with more columns
+    Wide,
+    /// One JSON document on stdout
+    Json,
+    /// One YAML document on stdout
+    Yaml,
+}
+
+impl OutputFormat {
+    /// JSON and YAML carry a machine-readable document on stdout, so human
+    /// text (warnings, progress, prompts) must go to stderr.
+    pub fn is_machine_readable(self) -> bool {
+        matches!(self, OutputFormat::Json | OutputFormat::Yaml)
+    }
+}
+
+/// kubectl's `--request-timeout`: a bound for each API request, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestTimeout(pub Option<Duration>);
+
+impl fmt::Display for RequestTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("0"),
+            Some(d) => write!(f, "{}ms", d.as_millis()),
+        }
+    }
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show where the upgrade stands: revisions, namespaces, workloads, gateways
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status(StatusArgs),
+
+    /// Restart the workloads whose sidecars run a proxy other than the one
+    /// they should run now
+    #[command(after_help = RESTART_EXAMPLES)]
+    RestartSidecars(RestartSidecarsArgs),
+
+    /// Move namespaces to another revision or tag, with a way back
+    #[command(after_help = RELABEL_EXAMPLES)]
+    Relabel(RelabelArgs),
+
+    /// Point a LoadBalancer Service at another revision's gateway, checked and
+    /// rolled back automatically if endpoints do not converge
+    #[command(after_help = GATEWAY_SWITCH_EXAMPLES)]
+    GatewaySwitch(GatewaySwitchArgs),
+
+    /// Print the plugin's version, and the cluster's when it answers
+    #[command(after_help = VERSION_EXAMPLES)]
+    Version,
+
+    /// Print a shell completion script
+    #[command(after_help = COMPLETION_EXAMPLES)]
+    Completion(CompletionArgs),
+}
+
+const STATUS_EXAMPLES: &str = concat!(
+    "Examples:
+  # Every namespace, as a table
+  kubectl mesh-upgrade status -A
+
+  # Two namespaces, more columns
+  kubectl mesh-upgrade status -n shop,pay -o wide
+
+  # The stable JSON document (apiVersion mesh-upgrade/v1, kind Status)
+  kubectl mesh-upgrade status -A -o json
+
+  # Gate a CI pipeline: exit 3 when something is stale or broken
+  kubectl mesh-upgrade status -A --exit-code
+
+",
+    exit_codes_help!()
+);
+
+/// Flags of `status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Exit with code 3 when a workload is stale or something is broken
+    /// (errors still exit 1)
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+const RESTART_EXAMPLES: &str = "\
+Examples:
+  # Restart the stale workloads of one namespace, after a plan and a prompt
+  kubectl mesh-upgrade restart-sidecars -n shop
+
+  # Show the plan only
+  kubectl mesh-upgrade restart-sidecars -A --dry-run
+
+  # Two explicit targets, no prompt, three at a time
+  kubectl mesh-upgrade restart-sidecars -n shop deployment/cart statefulset/db --yes --concurrency 3";
+
+/// Whether and how a write is rehearsed instead of made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum DryRun {
+    /// Write for real
+    #[default]
+    None,
+    /// Print the plan and send no write at all
+    Client,
+    /// Send the writes with dryRun=All: the server checks them and stores nothing
+    Server,
+}
+
+/// Flags every writing verb shares: rehearsal and confirmation.
+#[derive(Debug, Clone, Args)]
+pub struct WriteArgs {
+    /// Print the plan without changing anything (`--dry-run` means client;
+    /// `--dry-run=server` lets the API server check the writes)
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = DryRun::None,
+        default_missing_value = "client",
+        value_name = "MODE",
+    )]
+    pub dry_run: DryRun,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+/// Workload kinds a restart can target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadKind {
+    Deployment,
+    Statefulset,
+    Daemonset,
+}
+
+/// Flags of `restart-sidecars`.
+#[derive(Debug, Clone, Args)]
+pub struct RestartSidecarsArgs {
+    /// Explicit targets such as deployment/cart statefulset/db (default: every
+    /// stale workload in the selection)
+    #[arg(value_name = "KIND/NAME")]
+    pub targets: Vec<String>,
+
+    /// Only these kinds, comma-separated
+    #[arg(long = "kind", value_enum, value_delimiter = ',')]
+    pub kinds: Vec<WorkloadKind>,
+
+    /// Restart every injected workload, not only the stale ones
+    #[arg(long)]
+    pub all: bool,
+
+    /// Also restart workloads whose namespace selects a revision but whose
+    /// pods have no proxy yet
+    #[arg(long)]
+    pub include_uninjected: bool,
+
+    /// Delete the pods of OnDelete StatefulSets one at a time, highest ordinal
+    /// first, waiting for each replacement
+    #[arg(long)]
+    pub delete_pods: bool,
+
+    /// Bound for each rollout: 30s, 5m, 1h
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// How many workloads to restart at once
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+
+    /// Patch and return without waiting for the rollouts
+    #[arg(long)]
+    pub no_wait: bool,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+const RELABEL_EXAMPLES: &str = "\
+Examples:
+  # Move one namespace to the canary revision
+  kubectl mesh-upgrade relabel -n shop --to 1-22-3
+
+  # Move every namespace on the old revision, then restart their workloads
+  kubectl mesh-upgrade relabel -A --from 1-21-2 --to prod-stable --restart --yes
+
+  # Back to istio-injection=enabled
+  kubectl mesh-upgrade relabel -n shop --to default-injection
+
+  # Restore the labels the last relabel replaced
+  kubectl mesh-upgrade relabel -n shop --undo";
+
+/// Flags of `relabel`.
+#[derive(Debug, Clone, Args)]
+pub struct RelabelArgs {
+    /// Target revision or tag, or `default-injection` for istio-injection=enabled
+    #[arg(long, value_name = "REVISION", required_unless_present = "undo")]
+    pub to: Option<String>,
+
+    /// With -A: only namespaces that now resolve to this revision or tag
+    #[arg(long, value_name = "REVISION")]
+    pub from: Option<String>,
+
+    /// Restore the injection labels recorded by the last relabel
+    #[arg(long, conflicts_with_all = ["to", "from"])]
+    pub undo: bool,
+
+    /// Continue into restart-sidecars for the relabelled namespaces
+    #[arg(long)]
+    pub restart: bool,
+
+    /// Proceed although the target's istiod is not Ready, or touch an excluded
+    /// namespace named explicitly
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+const GATEWAY_SWITCH_EXAMPLES: &str = "\
+Examples:
+  # Point the ingress LoadBalancer at the 1-22-3 gateway
+  kubectl mesh-upgrade gateway-switch -n istio-gateways --service istio-ingressgateway --to 1-22-3
+
+  # Rehearse it on the server
+  kubectl mesh-upgrade gateway-switch -n istio-gateways --to 1-22-3 --dry-run=server
+
+  # Go back to the previous selector
+  kubectl mesh-upgrade gateway-switch -n istio-gateways --service istio-ingressgateway --rollback";
+
+/// Flags of `gateway-switch`.
+#[derive(Debug, Clone, Args)]
+pub struct GatewaySwitchArgs {
+    /// The LoadBalancer or NodePort Service (default: the only one selecting
+    /// gateway pods in the namespace)
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+
+    /// Target revision: the new value of the selector key
+    #[arg(long, value_name = "REVISION", required_unless_present = "rollback")]
+    pub to: Option<String>,
+
+    /// The Service selector key that names the revision
+    #[arg(long, default_value = "version", value_name = "KEY")]
+    pub selector_key: String,
+
+    /// Restore the selector recorded by the last switch
+    #[arg(long, conflicts_with = "to")]
+    pub rollback: bool,
+
+    /// Override the soft prechecks (never "no Ready pods")
+    #[arg(long)]
+    pub force: bool,
+
+    /// Bound for the endpoints to converge before rolling back: 30s, 2m
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+const VERSION_EXAMPLES: &str = "\
+Examples:
+  kubectl mesh-upgrade version
+  kubectl mesh-upgrade version -o json";
+
+const COMPLETION_EXAMPLES: &str = "\
+Examples:
+  # Complete `kubectl mesh-upgrade <TAB>` through kubectl (1.26+): install
+  # the helper kubectl looks for on PATH
+  kubectl mesh-upgrade completion kubectl > ~/.local/bin/kubectl_complete-mesh_upgrade
+  chmod +x ~/.local/bin/kubectl_complete-mesh_upgrade
+
+  # Complete the binary run directly (kubectl-mesh_upgrade), bash
+  source <(kubectl mesh-upgrade completion bash)
+
+  # zsh
+  kubectl mesh-upgrade completion zsh > \"${fpath[1]}/_kubectl-mesh_upgrade\"";
+
+/// Flags of `completion`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionArgs {
+    /// The shell to print a completion script for, or `kubectl` for the
+    /// kubectl_complete-mesh_upgrade helper
+    #[arg(value_enum)]
+    pub shell: CompletionTarget,
+}
+
+/// What `completion` prints a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionTarget {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    /// The helper kubectl runs to complete plugin arguments
+    Kubectl,
+}
+
+/// Parse kubectl's duration syntax: a bare integer means seconds, otherwise
+/// Go duration text such as `500ms`, `30s`, `1m30s`, `1.5h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("a duration is required, such as 30s, 1m or 1h".to_string());
+    }
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if number_len == 0 {
+            return Err(format!(
+                "invalid duration {text:?}: expected a number before {rest:?}"
+            ));
+        }
+        let number: f64 = rest[..number_len].parse().map_err(|_| {
+            format!(
+                "invalid duration {text:?}: {:?} is not a number",
+                &rest[..number_len]
+            )
+        })?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => {
+                return Err(format!(
+                    "invalid duration {text:?}: missing unit (ms, s, m or h)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m or h)"
+                ));
+            }
+        };
+        total += number * seconds_per_unit;
+        rest = &rest[unit_len..];
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| format!("invalid duration {text:?}"))
+}
+
+/// `--request-timeout`: a duration where zero means no limit.
+pub fn parse_request_timeout(text: &str) -> Result<RequestTimeout, String> {
+    let duration = parse_duration(text)?;
+    Ok(RequestTimeout((!duration.is_zero()).then_some(duration)))
+}
+
+/// A namespace name must be a DNS label; catching a typo such as `-n shop,`
+/// or `-n Shop` here gives a clearer message than the server's 400.
+fn parse_namespace_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?} is not a namespace name (lowercase letters, digits and '-', at most 63)"
+        ))
+    }
+}
+
+/// Rewrite `-vv`, `-vvv`… into `-v=2`, `-v=3`… before clap sees them.
+///
+/// `-v` takes an optional level (`-v`, `-v=3`, `-v 3`, kubectl's `--v=3`), and
+/// clap cannot also count repeated short flags on such an argument; this keeps
+/// both spellings working. Only whole `-vv…` tokens before a `--` are touched.
+pub fn normalize_verbosity_args<I>(args: I) -> Vec<std::ffi::OsString>
+where
+    I: IntoIterator,
+    I::Item: Into<std::ffi::OsString>,
+{
+    let mut seen_double_dash = false;
+    args.into_iter()
+        .map(Into::into)
+        .map(|arg| {
+            if seen_double_dash {
+                return arg;
+            }
+            if arg == "--" {
+                seen_double_dash = true;
+                return arg;
+            }
+            match arg.to_str() {
+                Some(text)
+                    if text.len() > 2
+                        && text.starts_with('-')
+                        && text[1..].chars().all(|c| c == 'v') =>
+                {
+                    format!("-v={}", text.len() - 1).into()
+                }
+                _ => arg,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let argv = normalize_verbosity_args(
+            std::iter::once("kubectl-mesh_upgrade").chain(args.iter().copied()),
+        );
+        Cli::try_parse_from(argv)
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_and_usage_call_the_tool_kubectl_mesh_upgrade() {
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains("kubectl mesh-upgrade"), "{help}");
+        let err = parse(&["stauts"]).unwrap_err().to_string();
+        assert!(err.contains("kubectl mesh-upgrade"), "{err}");
+        assert!(!err.contains("kubectl-mesh_upgrade"), "{err}");
+    }
+
+    #[test]
+    fn every_verb_has_examples_in_its_help() {
+        let mut cli = Cli::command();
+        for sub in cli.get_subcommands_mut() {
+            let help = sub.render_long_help().to_string();
+            assert!(
+                help.contains("Examples:"),
+                "{} has no examples",
+                sub.get_name()
+            );
+        }
+    }
+
+    #[test]
+    fn namespaces_accept_a_comma_separated_list_and_repetition() {
+        let cli = parse(&["status", "-n", "shop,pay", "-n", "web"]).unwrap();
+        assert_eq!(cli.global.namespaces, ["shop", "pay", "web"]);
+    }
+
+    #[test]
+    fn global_flags_may_come_before_the_verb() {
+        let cli = parse(&["-n", "shop", "--context", "prod", "status"]).unwrap();
+        assert_eq!(cli.global.namespaces, ["shop"]);
+        assert_eq!(cli.global.context.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn an_invalid_namespace_name_is_a_usage_error() {
+        let err = parse(&["status", "-n", "Shop"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let err = parse(&["status", "-n", "shop,"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn all_namespaces_conflicts_with_a_namespace_list() {
+        let err = parse(&["status", "-A", "-n", "shop"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn verbosity_is_counted_or_given_as_a_number() {
+        assert_eq!(parse(&["status"]).unwrap().global.verbosity(), 0);
+        assert_eq!(parse(&["status", "-v"]).unwrap().global.verbosity(), 1);
+        assert_eq!(parse(&["status", "-vv"]).unwrap().global.verbosity(), 2);
+        assert_eq!(parse(&["status", "-vvvv"]).unwrap().global.verbosity(), 4);
+        assert_eq!(parse(&["status", "-v=3"]).unwrap().global.verbosity(), 3);
+        assert_eq!(parse(&["status", "-v", "9"]).unwrap().global.verbosity(), 9);
+        assert_eq!(parse(&["status", "--v=6"]).unwrap().global.verbosity(), 6);
+        assert_eq!(
+            parse(&["-v=2", "status", "-v=5"])
+                .unwrap()
+                .global
+                .verbosity(),
+            5
+        );
+        assert!(parse(&["status", "-v=11"]).is_err());
+    }
+
+    #[test]
+    fn verbosity_rewriting_leaves_other_arguments_alone() {
+        let out = normalize_verbosity_args(["x", "-vv", "-v", "--verbose", "-vx", "--", "-vvv"]);
+        assert_eq!(out, ["x", "-v=2", "-v", "--verbose", "-vx", "--", "-vvv"]);
+    }
+
+    #[test]
+    fn durations_use_kubectl_syntax() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("1.5").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn a_zero_request_timeout_means_no_limit() {
+        let cli = parse(&["status", "--request-timeout", "0"]).unwrap();
+        assert_eq!(cli.global.request_timeout, RequestTimeout(None));
+        let cli = parse(&["status", "--request-timeout=2s"]).unwrap();
+        assert_eq!(
+            cli.global.request_timeout,
+            RequestTimeout(Some(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            parse(&["status"]).unwrap().global.request_timeout,
+            RequestTimeout(None)
+        );
+        assert!(parse(&["status", "--request-timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn impersonation_groups_are_repeatable() {
+        let cli = parse(&[
+            "status",
+            "--as",
+            "alice",
+            "--as-group",
+            "a",
+            "--as-group",
+            "b",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.as_user.as_deref(), Some("alice"));
+        assert_eq!(cli.global.as_groups, ["a", "b"]);
+    }
+
+    #[test]
+    fn output_formats_are_the_four_kubectl_ones() {
+        assert_eq!(
+            parse(&["status"]).unwrap().global.output,
+            OutputFormat::Table
+        );
+        assert_eq!(
+            parse(&["status", "-o", "json"]).unwrap().global.output,
+            OutputFormat::Json
+        );
+        assert_eq!(
+            parse(&["status", "-o=yaml"]).unwrap().global.output,
+            OutputFormat::Yaml
+        );
+        assert_eq!(
+            parse(&["status", "-owide"]).unwrap().global.output,
+            OutputFormat::Wide
+        );
+        assert!(parse(&["status", "-o", "jsonpath={.x}"]).is_err());
+    }
+
+    #[test]
+    fn dry_run_without_a_value_means_client() {
+        let Command::RestartSidecars(args) =
+            parse(&["restart-sidecars", "--dry-run"]).unwrap().command
+        else {
+            panic!("expected restart-sidecars");
+        };
+        assert_eq!(args.write.dry_run, DryRun::Client);
+        let Command::RestartSidecars(args) =
+            parse(&["restart-sidecars", "--dry-run=server", "deployment/cart"])
+                .unwrap()
+                .command
+        else {
+            panic!("expected restart-sidecars");
+        };
+        assert_eq!(args.write.dry_run, DryRun::Server);
+        assert_eq!(args.targets, ["deployment/cart"]);
+    }
+
+    #[test]
+    fn status_takes_exit_code() {
+        let Command::Status(args) = parse(&["status", "--exit-code"]).unwrap().command else {
+            panic!("expected status");
+        };
+        assert!(args.exit_code);
+    }
+
+    #[test]
+    fn relabel_needs_a_target_unless_undoing() {
+        assert!(parse(&["relabel", "-n", "shop"]).is_err());
+        assert!(parse(&["relabel", "-n", "shop", "--undo"]).is_ok());
+        assert!(parse(&["relabel", "-n", "shop", "--to", "1-22-3"]).is_ok());
+    }
+}
