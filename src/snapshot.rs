@@ -406,11 +406,21 @@ pub fn is_kept_template_annotation(key: &str) -> bool {
 /// The annotation `kubectl rollout restart` sets on a pod template.
 pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
 
-/// A container's name and image (templates only).
+/// A container's name, image and ports (templates only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerImage {
     pub name: String,
     pub image: String,
+    /// Declared ports: a gateway must expose every `targetPort` of the
+    /// Service switched to it, by number or by name.
+    pub ports: Vec<ContainerPortInfo>,
+}
+
+/// One `ports[]` entry of a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerPortInfo {
+    pub name: Option<String>,
+    pub container_port: i32,
 }
 
 /// A pod template, reduced to what injection evaluation needs.
@@ -455,6 +465,15 @@ impl From<&PodTemplateSpec> for PodTemplateInfo {
                 .map(|c| ContainerImage {
                     name: c.name.clone(),
                     image: c.image.clone().unwrap_or_default(),
+                    ports: c
+                        .ports
+                        .iter()
+                        .flatten()
+                        .map(|p| ContainerPortInfo {
+                            name: p.name.clone(),
+                            container_port: p.container_port,
+                        })
+                        .collect(),
                 })
                 .collect(),
             sidecar: find_sidecar(containers, init_containers),

@@ -1,0 +1,305 @@
+//! The control plane as the API server sees it: istiod revisions, revision
+//! tags, and the injector webhooks in the order the API server calls them,
+//! each resolved to the revision that would answer it.
+//!
+//! A webhook is resolved the way a call to it travels: `clientConfig.service`
+//! names a Service; that Service's selector picks istiod pods, i.e. the
+//! istiod Deployment whose template labels it matches. The revision found
+//! that way is the one that injects, whatever the webhook's labels claim —
+//! which is what makes revision tags and a moved `default` tag come out
+//! right without special cases.
+
+use std::collections::BTreeMap;
+
+use crate::mesh::proxy::image_version;
+use crate::snapshot::{ClusterSnapshot, IstiodInfo, ServiceInfo, WebhookInfo};
+
+/// MutatingWebhookConfiguration label naming a revision tag.
+pub const TAG_LABEL: &str = "istio.io/tag";
+/// Label naming a revision.
+pub const REV_LABEL: &str = "istio.io/rev";
+/// Suffix of the names Istio gives its injector webhooks.
+const INJECTOR_WEBHOOK_SUFFIX: &str = "sidecar-injector.istio.io";
+
+/// One control-plane revision: an istiod Deployment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Revision {
+    /// The istiod Deployment's name (`istiod`, `istiod-1-22-3`).
+    pub deployment: String,
+    pub namespace: String,
+    /// The `istio.io/rev` label, `default` when absent.
+    pub revision: String,
+    /// The proxy version this revision injects: the injector ConfigMap's
+    /// `global.tag` when set (the injector uses it), else istiod's image tag.
+    pub proxy_version: Option<String>,
+    /// istiod's own version (its image tag): what proxies talk to.
+    pub istiod_version: Option<String>,
+    /// The image of istiod's `discovery` container.
+    pub image: String,
+    pub desired: i32,
+    pub ready: i32,
+    /// istiod runs with `ENABLE_NATIVE_SIDECARS=true`.
+    pub native_sidecars: bool,
+}
+
+impl Revision {
+    /// Whether at least one istiod pod is Ready: its webhook can answer.
+    pub fn is_ready(&self) -> bool {
+        self.ready > 0
+    }
+
+    fn from_istiod(istiod: &IstiodInfo, snapshot: &ClusterSnapshot) -> Self {
+        let injector = snapshot
+            .injector_configs
+            .iter()
+            .find(|c| c.namespace == istiod.namespace && c.revision == istiod.revision);
+        let istiod_version = image_version(&istiod.image);
+        let proxy_version = injector
+            .and_then(|c| c.tag.as_deref())
+            .map(|tag| crate::mesh::proxy::strip_variant(tag).to_string())
+            .or_else(|| istiod_version.clone());
+        Revision {
+            deployment: istiod.name.clone(),
+            namespace: istiod.namespace.clone(),
+            revision: istiod.revision.clone(),
+            proxy_version,
+            istiod_version,
+            image: istiod.image.clone(),
+            desired: istiod.desired,
+            ready: istiod.ready,
+            native_sidecars: istiod
+                .env
+                .get("ENABLE_NATIVE_SIDECARS")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        }
+    }
+}
+
+/// Where a webhook's calls go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookTarget {
+    /// An istiod revision (index into [`ControlPlane::revisions`]).
+    Revision(usize),
+    /// `clientConfig.url`: a control plane outside the cluster (remote
+    /// istiod); the revision is only known from the configuration's label.
+    External {
+        url: String,
+        revision: Option<String>,
+    },
+    /// A Service that does not exist or selects no istiod: every call fails.
+    Unresolved {
+        service: String,
+        revision: Option<String>,
+    },
+}
+
+/// One Istio injector webhook, in API-server call order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InjectorWebhook {
+    /// The MutatingWebhookConfiguration's name.
+    pub configuration: String,
+    /// The `istio.io/tag` label of the configuration (a revision tag).
+    pub tag: Option<String>,
+    pub webhook: WebhookInfo,
+    pub target: WebhookTarget,
+}
+
+impl InjectorWebhook {
+    /// `configuration/webhook`, how reports name it.
+    pub fn qualified_name(&self) -> String {
+        format!("{}/{}", self.configuration, self.webhook.name)
+    }
+}
+
+/// A revision tag and the revision its webhooks resolve to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tag {
+    pub name: String,
+    pub configuration: String,
+    /// The revision behind it; `None` when its Service selects no istiod.
+    pub revision: Option<String>,
+}
+
+/// Revisions, tags and injector webhooks.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ControlPlane {
+    pub namespace: String,
+    /// istiod Deployments, sorted by revision name.
+    pub revisions: Vec<Revision>,
+    /// Injector webhooks in the order the API server calls them:
+    /// configurations sorted by name, webhooks in their listed order.
+    pub webhooks: Vec<InjectorWebhook>,
+    /// Revision tags, sorted by name.
+    pub tags: Vec<Tag>,
+}
+
+impl ControlPlane {
+    /// Resolves the snapshot's istiods, Services and webhook configurations.
+    pub fn from_snapshot(snapshot: &ClusterSnapshot) -> Self {
+        let mut istiods: Vec<&IstiodInfo> = snapshot
+            .istiods
+            .iter()
+            .filter(|i| i.namespace == snapshot.control_plane_namespace)
+            .collect();
+        istiods.sort_by(|a, b| a.revision.cmp(&b.revision).then(a.name.cmp(&b.name)));
+        let revisions: Vec<Revision> = istiods
+            .iter()
+            .map(|i| Revision::from_istiod(i, snapshot))
+            .collect();
+
+        let mut configurations: Vec<_> = snapshot.webhook_configurations.iter().collect();
+        configurations.sort_by(|a, b| a.name.cmp(&b.name));
+
+        let mut webhooks = Vec::new();
+        let mut tags: BTreeMap<String, Tag> = BTreeMap::new();
+        for config in configurations {
+            let labelled_revision = config.labels.get(REV_LABEL).cloned();
+            let tag = config.tag().map(str::to_string);
+            let looks_like_istio = labelled_revision.is_some() || tag.is_some();
+            for webhook in &config.webhooks {
+                if !webhook.covers_pod_create() {
+                    continue;
+                }
+                let target = resolve_target(
+                    webhook,
+                    labelled_revision.as_deref(),
+                    &istiods,
+                    &snapshot.services,
+                );
+                let is_injector = matches!(target, WebhookTarget::Revision(_))
+                    || looks_like_istio
+                    || webhook.name.ends_with(INJECTOR_WEBHOOK_SUFFIX);
+                if !is_injector {
+                    // Another product's webhook: it may mutate pods, but it
+                    // does not decide which proxy they get.
+                    continue;
+                }
+                if let Some(tag_name) = &tag {
+                    let entry = tags.entry(tag_name.clone()).or_insert_with(|| Tag {
+                        name: tag_name.clone(),
+                        configuration: config.name.clone(),
+                        revision: None,
+                    });
+                    if entry.revision.is_none() {
+                        entry.revision = match &target {
+                            WebhookTarget::Revision(i) => Some(revisions[*i].revision.clone()),
+                            WebhookTarget::External { revision, .. } => revision.clone(),
+                            WebhookTarget::Unresolved { .. } => None,
+                        };
+                    }
+                }
+                webhooks.push(InjectorWebhook {
+                    configuration: config.name.clone(),
+                    tag: tag.clone(),
+                    webhook: webhook.clone(),
+                    target,
+                });
+            }
+        }
+        ControlPlane {
+            namespace: snapshot.control_plane_namespace.clone(),
+            revisions,
+            webhooks,
+            tags: tags.into_values().collect(),
+        }
+    }
+
+    /// The revision called `name` (a revision, not a tag).
+    pub fn revision(&self, name: &str) -> Option<&Revision> {
+        self.revisions.iter().find(|r| r.revision == name)
+    }
+
+    /// The tag called `name`.
+    pub fn tag(&self, name: &str) -> Option<&Tag> {
+        self.tags.iter().find(|t| t.name == name)
+    }
+
+    /// Resolves a revision-or-tag name to a revision name: a revision stands
+    /// for itself, a tag for the revision behind it.
+    pub fn resolve(&self, revision_or_tag: &str) -> Option<&str> {
+        if let Some(r) = self.revision(revision_or_tag) {
+            return Some(&r.revision);
+        }
+        self.tag(revision_or_tag)?.revision.as_deref()
+    }
+
+    /// Whether `name` is a revision or a tag that exists.
+    pub fn knows(&self, name: &str) -> bool {
+        self.revision(name).is_some() || self.tag(name).is_some()
+    }
+
+    /// Tags pointing at `revision`.
+    pub fn tags_of(&self, revision: &str) -> Vec<&str> {
+        self.tags
+            .iter()
+            .filter(|t| t.revision.as_deref() == Some(revision))
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+
+    /// The revision a pod in a namespace labelled `istio-injection=enabled`
+    /// would get: what "default" means on this cluster (the `default` tag, or
+    /// the default revision's own webhooks).
+    pub fn default_revision(&self) -> Option<String> {
+        use crate::mesh::injection::{InjectionOutcome, expected_revision};
+        use crate::snapshot::{Labels, NamespaceInfo};
+        let probe = NamespaceInfo {
+            name: "default-revision-probe".to_string(),
+            labels: Labels::from([
+                (
+                    "kubernetes.io/metadata.name".to_string(),
+                    "default-revision-probe".to_string(),
+                ),
+                ("istio-injection".to_string(), "enabled".to_string()),
+            ]),
+            terminating: false,
+        };
+        match expected_revision(&probe, &Labels::new(), &Labels::new(), self) {
+            InjectionOutcome::Injected { revision, .. } => Some(revision),
+            InjectionOutcome::WouldFail { revision, .. } => Some(revision),
+            InjectionOutcome::NotInjected { .. } => None,
+        }
+    }
+}
+
+fn resolve_target(
+    webhook: &WebhookInfo,
+    labelled_revision: Option<&str>,
+    istiods: &[&IstiodInfo],
+    services: &[ServiceInfo],
+) -> WebhookTarget {
+    let Some(reference) = &webhook.service else {
+        return WebhookTarget::External {
+            url: webhook.url.clone().unwrap_or_default(),
+            revision: labelled_revision.map(str::to_string),
+        };
+    };
+    let unresolved = || WebhookTarget::Unresolved {
+        service: format!("{}/{}", reference.namespace, reference.name),
+        revision: labelled_revision.map(str::to_string),
+    };
+    let Some(service) = services
+        .iter()
+        .find(|s| s.namespace == reference.namespace && s.name == reference.name)
+    else {
+        return unresolved();
+    };
+    let behind: Vec<usize> = istiods
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.namespace == service.namespace && service.selects(&i.template_labels))
+        .map(|(index, _)| index)
+        .collect();
+    // A default install's `istiod` Service selects `app=istiod,istio=pilot`,
+    // which a canary's pods carry too; the configuration's own revision label
+    // says which of them is meant.
+    let chosen = behind
+        .iter()
+        .copied()
+        .find(|&i| Some(istiods[i].revision.as_str()) == labelled_revision)
+        .or_else(|| behind.first().copied());
+    match chosen {
+        Some(index) => WebhookTarget::Revision(index),
+        None => unresolved(),
+    }
+}

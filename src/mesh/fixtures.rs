@@ -1,0 +1,934 @@
+//! Chainable builders of snapshots for the model's unit tests (no cluster).
+//!
+//! [`ClusterFixture`] installs control-plane revisions and tags with the same
+//! webhook configurations Istio's charts and `istioctl tag set` generate (see
+//! mesh-facts), so tests exercise the real selector logic; workloads come
+//! with their ReplicaSets and pods, each pod carrying the proxy a
+//! [`ProxySpec`] describes.
+
+use crate::snapshot::{
+    ClusterSnapshot, ContainerImage, ContainerPortInfo, DaemonSetInfo, DeploymentInfo, EndpointRef,
+    EndpointSliceInfo, InjectorConfigInfo, IstiodInfo, LabelMatcher, Labels, NamespaceInfo,
+    OwnerRef, PdbInfo, PodInfo, PodTemplateInfo, ProxyFacts, ReplicaSetInfo, Scope, ServiceInfo,
+    ServicePortInfo, SidecarContainer, SidecarPlacement, StatefulSetInfo, WebhookConfigurationInfo,
+    WebhookInfo, WebhookRule, WebhookService,
+};
+use kube::core::{Expression, Selector};
+
+/// Labels from pairs.
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A namespace with labels (and the `kubernetes.io/metadata.name` the API server adds).
+pub fn namespace(name: &str, pairs: &[(&str, &str)]) -> NamespaceInfo {
+    let mut l = labels(pairs);
+    l.insert("kubernetes.io/metadata.name".into(), name.into());
+    NamespaceInfo {
+        name: name.into(),
+        labels: l,
+        terminating: false,
+    }
+}
+
+fn matcher(exprs: Vec<Expression>) -> LabelMatcher {
+    let selector: Selector = exprs.into_iter().collect();
+    let label_selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+        selector.into();
+    LabelMatcher::from_label_selector(Some(&label_selector), LabelMatcher::nothing())
+}
+
+fn set(values: &[&str]) -> std::collections::BTreeSet<String> {
+    values.iter().map(|v| v.to_string()).collect()
+}
+
+fn pods_create_rule() -> WebhookRule {
+    WebhookRule {
+        operations: vec!["CREATE".into()],
+        api_groups: vec!["".into()],
+        api_versions: vec!["v1".into()],
+        resources: vec!["pods".into()],
+        scope: "*".into(),
+    }
+}
+
+fn webhook(
+    name: &str,
+    service: &str,
+    namespace_selector: LabelMatcher,
+    object_selector: LabelMatcher,
+) -> WebhookInfo {
+    WebhookInfo {
+        name: name.into(),
+        rules: vec![pods_create_rule()],
+        namespace_selector,
+        object_selector,
+        failure_policy: "Fail".into(),
+        service: Some(WebhookService {
+            namespace: "istio-system".into(),
+            name: service.into(),
+            path: Some("/inject".into()),
+            port: Some(443),
+        }),
+        url: None,
+        has_match_conditions: false,
+    }
+}
+
+/// The webhooks Istio generates for a revision or tag `name` served by
+/// `service`; `default` adds the `namespace.` and `object.` webhooks.
+pub fn istio_webhooks(name: &str, service: &str, default: bool) -> Vec<WebhookInfo> {
+    let not_false = || Expression::NotIn("sidecar.istio.io/inject".into(), set(&["false"]));
+    let mut hooks = vec![
+        webhook(
+            "rev.namespace.sidecar-injector.istio.io",
+            service,
+            matcher(vec![
+                Expression::In("istio.io/rev".into(), set(&[name])),
+                Expression::DoesNotExist("istio-injection".into()),
+            ]),
+            matcher(vec![not_false()]),
+        ),
+        webhook(
+            "rev.object.sidecar-injector.istio.io",
+            service,
+            matcher(vec![
+                Expression::DoesNotExist("istio.io/rev".into()),
+                Expression::DoesNotExist("istio-injection".into()),
+            ]),
+            matcher(vec![
+                not_false(),
+                Expression::In("istio.io/rev".into(), set(&[name])),
+            ]),
+        ),
+    ];
+    if default {
+        hooks.push(webhook(
+            "namespace.sidecar-injector.istio.io",
+            service,
+            matcher(vec![Expression::In(
+                "istio-injection".into(),
+                set(&["enabled"]),
+            )]),
+            matcher(vec![not_false()]),
+        ));
+        hooks.push(webhook(
+            "object.sidecar-injector.istio.io",
+            service,
+            matcher(vec![
+                Expression::DoesNotExist("istio-injection".into()),
+                Expression::DoesNotExist("istio.io/rev".into()),
+            ]),
+            matcher(vec![
+                Expression::In("sidecar.istio.io/inject".into(), set(&["true"])),
+                Expression::DoesNotExist("istio.io/rev".into()),
+            ]),
+        ));
+    }
+    hooks
+}
+
+/// The proxy image a revision of `version` injects.
+pub fn proxy_image(version: &str) -> String {
+    format!("docker.io/istio/proxyv2:{version}")
+}
+
+/// What proxy a fixture pod runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProxySpec {
+    None,
+    Istio {
+        revision: String,
+        version: String,
+        native: bool,
+        custom_image: bool,
+    },
+}
+
+impl ProxySpec {
+    pub fn none() -> Self {
+        ProxySpec::None
+    }
+    pub fn istio(revision: &str, version: &str) -> Self {
+        ProxySpec::Istio {
+            revision: revision.into(),
+            version: version.into(),
+            native: false,
+            custom_image: false,
+        }
+    }
+    pub fn native(revision: &str, version: &str) -> Self {
+        ProxySpec::Istio {
+            revision: revision.into(),
+            version: version.into(),
+            native: true,
+            custom_image: false,
+        }
+    }
+    pub fn custom(revision: &str, version: &str) -> Self {
+        ProxySpec::Istio {
+            revision: revision.into(),
+            version: version.into(),
+            native: false,
+            custom_image: true,
+        }
+    }
+
+    fn facts(&self) -> ProxyFacts {
+        match self {
+            ProxySpec::None => ProxyFacts::default(),
+            ProxySpec::Istio {
+                revision,
+                version,
+                native,
+                custom_image,
+            } => ProxyFacts {
+                sidecar: Some(SidecarContainer {
+                    image: proxy_image(version),
+                    placement: if *native {
+                        SidecarPlacement::NativeSidecar
+                    } else {
+                        SidecarPlacement::Container
+                    },
+                }),
+                has_status_annotation: true,
+                status_revision: Some(revision.clone()),
+                custom_image: custom_image.then(|| proxy_image(version)),
+            },
+        }
+    }
+}
+
+/// A pod.
+pub struct PodFixture(PodInfo);
+
+impl PodFixture {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        PodFixture(PodInfo {
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: format!("uid-pod-{namespace}-{name}"),
+            labels: Labels::new(),
+            owners: Vec::new(),
+            phase: "Running".into(),
+            ready: true,
+            terminating: false,
+            created: None,
+            proxy: ProxyFacts::default(),
+        })
+    }
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.0.labels.insert(key.into(), value.into());
+        self
+    }
+    pub fn labels(mut self, pairs: &Labels) -> Self {
+        self.0.labels.extend(pairs.clone());
+        self
+    }
+    pub fn proxy(mut self, revision: &str, image: &str) -> Self {
+        self.0.proxy = ProxyFacts {
+            sidecar: Some(SidecarContainer {
+                image: image.into(),
+                placement: SidecarPlacement::Container,
+            }),
+            has_status_annotation: true,
+            status_revision: Some(revision.into()),
+            custom_image: None,
+        };
+        self
+    }
+    pub fn native_proxy(mut self, revision: &str, image: &str) -> Self {
+        self = self.proxy(revision, image);
+        if let Some(s) = self.0.proxy.sidecar.as_mut() {
+            s.placement = SidecarPlacement::NativeSidecar;
+        }
+        self
+    }
+    pub fn proxy_without_status_revision(mut self, image: &str) -> Self {
+        self = self.proxy("", image);
+        self.0.proxy.status_revision = None;
+        self
+    }
+    pub fn custom_image(mut self, image: &str) -> Self {
+        self.0.proxy.custom_image = Some(image.into());
+        self
+    }
+    pub fn spec(mut self, spec: &ProxySpec) -> Self {
+        self.0.proxy = spec.facts();
+        self
+    }
+    pub fn owner(mut self, kind: &str, name: &str, uid: &str) -> Self {
+        self.0.owners.push(OwnerRef {
+            kind: kind.into(),
+            api_version: "apps/v1".into(),
+            name: name.into(),
+            uid: uid.into(),
+            controller: true,
+        });
+        self
+    }
+    pub fn not_ready(mut self) -> Self {
+        self.0.ready = false;
+        self
+    }
+    pub fn build(self) -> PodInfo {
+        self.0
+    }
+}
+
+/// The kinds of workload fixtures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+/// A Deployment, StatefulSet or DaemonSet with its pods.
+pub struct WorkloadFixture {
+    kind: Kind,
+    namespace: String,
+    name: String,
+    replicas: i32,
+    ready: Option<i32>,
+    updated: Option<i32>,
+    template_labels: Labels,
+    template_annotations: Labels,
+    template_containers: Vec<ContainerImage>,
+    object_labels: Labels,
+    paused: bool,
+    on_delete: bool,
+    generation_behind: bool,
+    pods: Vec<ProxySpec>,
+    unready_pods: usize,
+}
+
+impl WorkloadFixture {
+    fn new(kind: Kind, namespace: &str, name: &str) -> Self {
+        WorkloadFixture {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+            replicas: 2,
+            ready: None,
+            updated: None,
+            template_labels: labels(&[("app", name)]),
+            template_annotations: Labels::new(),
+            template_containers: vec![ContainerImage {
+                name: name.into(),
+                image: format!("ghcr.io/example/{name}:1.0.0"),
+                ports: Vec::new(),
+            }],
+            object_labels: labels(&[("app", name)]),
+            paused: false,
+            on_delete: false,
+            generation_behind: false,
+            pods: Vec::new(),
+            unready_pods: 0,
+        }
+    }
+    pub fn deployment(namespace: &str, name: &str) -> Self {
+        Self::new(Kind::Deployment, namespace, name)
+    }
+    pub fn stateful_set(namespace: &str, name: &str) -> Self {
+        Self::new(Kind::StatefulSet, namespace, name)
+    }
+    pub fn daemon_set(namespace: &str, name: &str) -> Self {
+        Self::new(Kind::DaemonSet, namespace, name)
+    }
+    /// Desired replicas; pods are added with [`Self::pods`].
+    pub fn replicas(mut self, n: i32) -> Self {
+        self.replicas = n;
+        self
+    }
+    /// `n` running pods with `proxy` (all Ready unless [`Self::unready_pods`]).
+    pub fn pods(mut self, n: usize, proxy: ProxySpec) -> Self {
+        self.pods.extend(std::iter::repeat_n(proxy, n));
+        self
+    }
+    pub fn unready_pods(mut self, n: usize) -> Self {
+        self.unready_pods = n;
+        self
+    }
+    /// Status says only `n` pods are updated (a rollout in progress).
+    pub fn updated(mut self, n: i32) -> Self {
+        self.updated = Some(n);
+        self
+    }
+    pub fn ready(mut self, n: i32) -> Self {
+        self.ready = Some(n);
+        self
+    }
+    pub fn template_label(mut self, key: &str, value: &str) -> Self {
+        self.template_labels.insert(key.into(), value.into());
+        self
+    }
+    pub fn object_label(mut self, key: &str, value: &str) -> Self {
+        self.object_labels.insert(key.into(), value.into());
+        self
+    }
+    pub fn template_annotation(mut self, key: &str, value: &str) -> Self {
+        self.template_annotations.insert(key.into(), value.into());
+        self
+    }
+    /// A gateway: labels `istio=ingressgateway`, `version=<rev>`,
+    /// `istio.io/rev=<rev>`, the `gateway` injection template, `image: auto`
+    /// with the usual ports.
+    pub fn gateway(mut self, revision: &str) -> Self {
+        for l in [&mut self.template_labels, &mut self.object_labels] {
+            l.insert("app".into(), "istio-ingressgateway".into());
+            l.insert("istio".into(), "ingressgateway".into());
+            l.insert("version".into(), revision.into());
+            l.insert("istio.io/rev".into(), revision.into());
+        }
+        self.template_labels
+            .insert("sidecar.istio.io/inject".into(), "true".into());
+        self.template_annotations
+            .insert("inject.istio.io/templates".into(), "gateway".into());
+        self.template_containers = vec![ContainerImage {
+            name: "istio-proxy".into(),
+            image: "auto".into(),
+            ports: [("http2", 8080), ("https", 8443), ("status-port", 15021)]
+                .into_iter()
+                .map(|(n, p)| ContainerPortInfo {
+                    name: Some(n.into()),
+                    container_port: p,
+                })
+                .collect(),
+        }];
+        self
+    }
+    pub fn paused(mut self) -> Self {
+        self.paused = true;
+        self
+    }
+    pub fn on_delete(mut self) -> Self {
+        self.on_delete = true;
+        self
+    }
+    /// `metadata.generation` ahead of `status.observedGeneration`.
+    pub fn generation_behind(mut self) -> Self {
+        self.generation_behind = true;
+        self
+    }
+
+    fn uid(&self) -> String {
+        format!("uid-{:?}-{}-{}", self.kind, self.namespace, self.name)
+    }
+
+    fn template(&self) -> PodTemplateInfo {
+        PodTemplateInfo {
+            labels: self.template_labels.clone(),
+            annotations: self.template_annotations.clone(),
+            containers: self.template_containers.clone(),
+            sidecar: None,
+        }
+    }
+
+    fn add_to(self, snapshot: &mut ClusterSnapshot) {
+        let uid = self.uid();
+        let pod_count = self.pods.len() as i32;
+        let ready = self.ready.unwrap_or(pod_count - self.unready_pods as i32);
+        let updated = self.updated.unwrap_or(pod_count);
+        let generation = 2;
+        let observed = if self.generation_behind { 1 } else { 2 };
+        let template = self.template();
+        let selector = LabelMatcher::from_map(&labels(&[("app", &self.template_labels["app"])]));
+        let (pod_owner_kind, pod_owner_name, pod_owner_uid) = match self.kind {
+            Kind::Deployment => {
+                let rs_name = format!("{}-5d8f7c9b4", self.name);
+                let rs_uid = format!("uid-rs-{}-{}", self.namespace, rs_name);
+                snapshot.replica_sets.push(ReplicaSetInfo {
+                    namespace: self.namespace.clone(),
+                    name: rs_name.clone(),
+                    uid: rs_uid.clone(),
+                    owners: vec![OwnerRef {
+                        kind: "Deployment".into(),
+                        api_version: "apps/v1".into(),
+                        name: self.name.clone(),
+                        uid: uid.clone(),
+                        controller: true,
+                    }],
+                    desired: self.replicas,
+                    replicas: pod_count,
+                    ready,
+                    available: ready,
+                    deployment_revision: Some("1".into()),
+                    template: None,
+                    selector: selector.clone(),
+                });
+                snapshot.deployments.push(DeploymentInfo {
+                    namespace: self.namespace.clone(),
+                    name: self.name.clone(),
+                    uid: uid.clone(),
+                    labels: self.object_labels.clone(),
+                    generation,
+                    observed_generation: observed,
+                    desired: self.replicas,
+                    replicas: pod_count,
+                    updated,
+                    ready,
+                    available: ready,
+                    unavailable: (self.replicas - ready).max(0),
+                    paused: self.paused,
+                    strategy: "RollingUpdate".into(),
+                    max_unavailable: Some("25%".into()),
+                    max_surge: Some("25%".into()),
+                    progress_deadline_exceeded: false,
+                    selector,
+                    template,
+                });
+                ("ReplicaSet", rs_name, rs_uid)
+            }
+            Kind::StatefulSet => {
+                snapshot.stateful_sets.push(StatefulSetInfo {
+                    namespace: self.namespace.clone(),
+                    name: self.name.clone(),
+                    uid: uid.clone(),
+                    labels: self.object_labels.clone(),
+                    generation,
+                    observed_generation: observed,
+                    desired: self.replicas,
+                    replicas: pod_count,
+                    ready,
+                    available: ready,
+                    current: updated,
+                    updated,
+                    current_revision: Some(format!("{}-6b7c8d9f", self.name)),
+                    update_revision: Some(format!("{}-6b7c8d9f", self.name)),
+                    update_strategy: if self.on_delete {
+                        "OnDelete"
+                    } else {
+                        "RollingUpdate"
+                    }
+                    .into(),
+                    partition: 0,
+                    selector,
+                    template,
+                });
+                ("StatefulSet", self.name.clone(), uid.clone())
+            }
+            Kind::DaemonSet => {
+                snapshot.daemon_sets.push(DaemonSetInfo {
+                    namespace: self.namespace.clone(),
+                    name: self.name.clone(),
+                    uid: uid.clone(),
+                    labels: self.object_labels.clone(),
+                    generation,
+                    observed_generation: observed,
+                    desired: self.replicas,
+                    current: pod_count,
+                    updated,
+                    ready,
+                    available: ready,
+                    unavailable: (self.replicas - ready).max(0),
+                    update_strategy: if self.on_delete {
+                        "OnDelete"
+                    } else {
+                        "RollingUpdate"
+                    }
+                    .into(),
+                    selector,
+                    template,
+                });
+                ("DaemonSet", self.name.clone(), uid.clone())
+            }
+        };
+        for (i, spec) in self.pods.iter().enumerate() {
+            let pod_name = match self.kind {
+                Kind::StatefulSet => format!("{}-{i}", self.name),
+                _ => format!("{pod_owner_name}-p{i}"),
+            };
+            let mut pod = PodFixture::new(&self.namespace, &pod_name)
+                .labels(&self.template_labels)
+                .spec(spec)
+                .owner(pod_owner_kind, &pod_owner_name, &pod_owner_uid);
+            if let ProxySpec::Istio { revision, .. } = spec {
+                pod = pod.label("istio.io/rev", revision);
+            }
+            if i < self.unready_pods {
+                pod = pod.not_ready();
+            }
+            snapshot.pods.push(pod.build());
+        }
+    }
+}
+
+/// A snapshot under construction.
+pub struct ClusterFixture(ClusterSnapshot);
+
+impl Default for ClusterFixture {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClusterFixture {
+    /// An empty cluster (`-A`), control plane in `istio-system`.
+    pub fn new() -> Self {
+        let mut snapshot = ClusterSnapshot::new("istio-system", Scope::All);
+        snapshot.namespaces.push(namespace("istio-system", &[]));
+        ClusterFixture(snapshot)
+    }
+
+    /// Narrows the selection to `namespaces`.
+    pub fn scope(mut self, namespaces: &[&str]) -> Self {
+        self.0.scope = Scope::Namespaces(namespaces.iter().map(|n| n.to_string()).collect());
+        self
+    }
+
+    fn add_istiod(
+        &mut self,
+        deployment: &str,
+        revision: Option<&str>,
+        version: &str,
+        service: &str,
+    ) {
+        let mut object_labels = labels(&[("app", "istiod"), ("istio", "pilot")]);
+        if let Some(rev) = revision {
+            object_labels.insert("istio.io/rev".into(), rev.into());
+        }
+        self.0.istiods.push(IstiodInfo {
+            namespace: "istio-system".into(),
+            name: deployment.into(),
+            labels: object_labels.clone(),
+            template_labels: object_labels,
+            revision: revision.unwrap_or("default").into(),
+            image: format!("docker.io/istio/pilot:{version}"),
+            env: Labels::new(),
+            generation: 1,
+            observed_generation: 1,
+            desired: 1,
+            ready: 1,
+            available: 1,
+            updated: 1,
+        });
+        let mut selector = labels(&[("app", "istiod")]);
+        match revision {
+            Some(rev) => selector.insert("istio.io/rev".into(), rev.into()),
+            None => selector.insert("istio".into(), "pilot".into()),
+        };
+        self.0.services.push(ServiceInfo {
+            namespace: "istio-system".into(),
+            name: service.into(),
+            uid: format!("uid-svc-{service}"),
+            labels: labels(&[("app", "istiod")]),
+            type_: "ClusterIP".into(),
+            selector,
+            ports: vec![ServicePortInfo {
+                name: Some("https-webhook".into()),
+                port: 443,
+                target_port: "15017".into(),
+                protocol: "TCP".into(),
+                node_port: None,
+            }],
+            owners: Vec::new(),
+        });
+        let rev = revision.unwrap_or("default");
+        let cm = if revision.is_some() {
+            format!("istio-sidecar-injector-{rev}")
+        } else {
+            "istio-sidecar-injector".into()
+        };
+        self.0.injector_configs.push(InjectorConfigInfo {
+            namespace: "istio-system".into(),
+            name: cm,
+            revision: rev.into(),
+            hub: Some("docker.io/istio".into()),
+            tag: Some(version.into()),
+        });
+    }
+
+    /// A revision installed with `revision: <rev>` (no default webhooks).
+    pub fn revision(mut self, revision: &str, version: &str) -> Self {
+        let service = format!("istiod-{revision}");
+        self.add_istiod(&service, Some(revision), version, &service);
+        self.0
+            .webhook_configurations
+            .push(WebhookConfigurationInfo {
+                name: format!("istio-sidecar-injector-{revision}"),
+                labels: labels(&[("app", "sidecar-injector"), ("istio.io/rev", revision)]),
+                webhooks: istio_webhooks(revision, &service, false),
+            });
+        self
+    }
+
+    /// The default revision's install: `revision` `default` gives istiod
+    /// `istiod` (no `istio.io/rev` label) behind Service `istiod`; its
+    /// configuration carries the four webhooks.
+    pub fn default_revision_install(mut self, revision: &str, version: &str) -> Self {
+        let (deployment, label, config) = if revision == "default" {
+            (
+                "istiod".to_string(),
+                None,
+                "istio-sidecar-injector".to_string(),
+            )
+        } else {
+            (
+                format!("istiod-{revision}"),
+                Some(revision),
+                format!("istio-sidecar-injector-{revision}"),
+            )
+        };
+        self.add_istiod(&deployment, label, version, &deployment);
+        self.0
+            .webhook_configurations
+            .push(WebhookConfigurationInfo {
+                name: config,
+                labels: labels(&[("app", "sidecar-injector"), ("istio.io/rev", revision)]),
+                webhooks: istio_webhooks(revision, &deployment, true),
+            });
+        self
+    }
+
+    /// `istioctl tag set <tag> --revision <revision>`. Setting `default`
+    /// deactivates the default webhooks of the revision's own configurations,
+    /// as istioctl does.
+    pub fn tag(mut self, tag: &str, revision: &str) -> Self {
+        let service = if revision == "default" {
+            "istiod".to_string()
+        } else {
+            format!("istiod-{revision}")
+        };
+        if tag == "default" {
+            for config in &mut self.0.webhook_configurations {
+                for hook in &mut config.webhooks {
+                    if hook.name == "namespace.sidecar-injector.istio.io"
+                        || hook.name == "object.sidecar-injector.istio.io"
+                    {
+                        hook.namespace_selector = matcher(vec![Expression::In(
+                            "istio.io/deactivated".into(),
+                            set(&["never-match"]),
+                        )]);
+                    }
+                }
+            }
+        }
+        self.0
+            .webhook_configurations
+            .push(WebhookConfigurationInfo {
+                name: format!("istio-revision-tag-{tag}"),
+                labels: labels(&[
+                    ("app", "sidecar-injector"),
+                    ("istio.io/rev", revision),
+                    ("istio.io/tag", tag),
+                ]),
+                webhooks: istio_webhooks(tag, &service, tag == "default"),
+            });
+        self
+    }
+
+    /// A tag whose Service does not exist (its revision was removed).
+    pub fn tag_to_missing_service(mut self, tag: &str, revision: &str) -> Self {
+        self.0
+            .webhook_configurations
+            .push(WebhookConfigurationInfo {
+                name: format!("istio-revision-tag-{tag}"),
+                labels: labels(&[("istio.io/rev", revision), ("istio.io/tag", tag)]),
+                webhooks: istio_webhooks(tag, &format!("istiod-{revision}"), false),
+            });
+        self
+    }
+
+    /// istiod of `revision` has no Ready pod.
+    pub fn unready(mut self, revision: &str) -> Self {
+        for i in self.0.istiods.iter_mut().filter(|i| i.revision == revision) {
+            i.ready = 0;
+            i.available = 0;
+        }
+        self
+    }
+
+    /// Every webhook fails open.
+    pub fn failure_policy_ignore(mut self) -> Self {
+        for config in &mut self.0.webhook_configurations {
+            for hook in &mut config.webhooks {
+                hook.failure_policy = "Ignore".into();
+            }
+        }
+        self
+    }
+
+    /// The injector ConfigMap of `revision` names another proxy tag.
+    pub fn injector_tag(mut self, revision: &str, tag: &str) -> Self {
+        for c in self
+            .0
+            .injector_configs
+            .iter_mut()
+            .filter(|c| c.revision == revision)
+        {
+            c.tag = Some(tag.into());
+        }
+        self
+    }
+
+    /// A hand-written injector configuration for `revision` with match-label selectors.
+    pub fn custom_webhook(
+        mut self,
+        name: &str,
+        revision: &str,
+        namespace_labels: &[(&str, &str)],
+        object_labels: &[(&str, &str)],
+    ) -> Self {
+        let ns = LabelMatcher::from_map(&labels(namespace_labels));
+        let obj = if object_labels.is_empty() {
+            LabelMatcher::everything()
+        } else {
+            LabelMatcher::from_map(&labels(object_labels))
+        };
+        self.0
+            .webhook_configurations
+            .push(WebhookConfigurationInfo {
+                name: name.into(),
+                labels: labels(&[("istio.io/rev", revision)]),
+                webhooks: vec![webhook(
+                    "custom.sidecar-injector.istio.io",
+                    &format!("istiod-{revision}"),
+                    ns,
+                    obj,
+                )],
+            });
+        self
+    }
+
+    /// The chart's `enableNamespacesByDefault: true` namespace webhook.
+    pub fn enable_namespaces_by_default(mut self, revision: &str) -> Self {
+        self.0
+            .webhook_configurations
+            .push(WebhookConfigurationInfo {
+                name: format!("istio-sidecar-injector-{revision}-by-default"),
+                labels: labels(&[("istio.io/rev", revision)]),
+                webhooks: vec![webhook(
+                    "namespace.sidecar-injector.istio.io",
+                    &format!("istiod-{revision}"),
+                    matcher(vec![
+                        Expression::NotIn("istio-injection".into(), set(&["disabled"])),
+                        Expression::DoesNotExist("istio.io/rev".into()),
+                    ]),
+                    matcher(vec![Expression::NotIn(
+                        "sidecar.istio.io/inject".into(),
+                        set(&["false"]),
+                    )]),
+                )],
+            });
+        self
+    }
+
+    /// Another product's pod webhook, sorted before Istio's.
+    pub fn foreign_webhook(mut self, name: &str) -> Self {
+        let mut hook = webhook(
+            "policy.example.com",
+            "agent",
+            LabelMatcher::everything(),
+            LabelMatcher::everything(),
+        );
+        if let Some(s) = hook.service.as_mut() {
+            s.namespace = "policy".into();
+        }
+        self.0
+            .webhook_configurations
+            .push(WebhookConfigurationInfo {
+                name: name.into(),
+                labels: Labels::new(),
+                webhooks: vec![hook],
+            });
+        self
+    }
+
+    pub fn namespace(mut self, name: &str, pairs: &[(&str, &str)]) -> Self {
+        self.0.namespaces.push(namespace(name, pairs));
+        self
+    }
+
+    pub fn workload(mut self, workload: WorkloadFixture) -> Self {
+        workload.add_to(&mut self.0);
+        self
+    }
+
+    pub fn pod(mut self, pod: PodFixture) -> Self {
+        self.0.pods.push(pod.build());
+        self
+    }
+
+    pub fn replica_set(mut self, rs: ReplicaSetInfo) -> Self {
+        self.0.replica_sets.push(rs);
+        self
+    }
+
+    /// A PDB selecting `app=<app>` with `disruptions_allowed`.
+    pub fn pdb(mut self, namespace: &str, app: &str, disruptions_allowed: i32) -> Self {
+        self.0.pod_disruption_budgets.push(PdbInfo {
+            namespace: namespace.into(),
+            name: app.into(),
+            selector: LabelMatcher::from_map(&labels(&[("app", app)])),
+            min_available: Some("1".into()),
+            max_unavailable: None,
+            disruptions_allowed,
+            current_healthy: 2,
+            desired_healthy: 1,
+            expected_pods: 2,
+        });
+        self
+    }
+
+    /// A Service of `type_` with `selector` and ports (port, targetPort).
+    pub fn service(
+        mut self,
+        namespace: &str,
+        name: &str,
+        type_: &str,
+        selector: &[(&str, &str)],
+        ports: &[(i32, &str)],
+    ) -> Self {
+        self.0.services.push(ServiceInfo {
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: format!("uid-svc-{namespace}-{name}"),
+            labels: Labels::new(),
+            type_: type_.into(),
+            selector: labels(selector),
+            ports: ports
+                .iter()
+                .map(|(port, target)| ServicePortInfo {
+                    name: None,
+                    port: *port,
+                    target_port: target.to_string(),
+                    protocol: "TCP".into(),
+                    node_port: None,
+                })
+                .collect(),
+            owners: Vec::new(),
+        });
+        self
+    }
+
+    /// An EndpointSlice of `service` listing `pods` (name, ready).
+    pub fn endpoints(mut self, namespace: &str, service: &str, pods: &[(&str, bool)]) -> Self {
+        self.0.endpoint_slices.push(EndpointSliceInfo {
+            namespace: namespace.into(),
+            name: format!("{service}-abcde"),
+            service_name: Some(service.into()),
+            endpoints: pods
+                .iter()
+                .map(|(pod, ready)| EndpointRef {
+                    pod: Some(pod.to_string()),
+                    ready: *ready,
+                })
+                .collect(),
+        });
+        self
+    }
+
+    /// Direct access for one-off edits.
+    pub fn edit(mut self, f: impl FnOnce(&mut ClusterSnapshot)) -> Self {
+        f(&mut self.0);
+        self
+    }
+
+    pub fn build(self) -> ClusterSnapshot {
+        self.0
+    }
+}

@@ -1,0 +1,21 @@
+//! The mesh model: pure functions from a [`crate::snapshot::ClusterSnapshot`]
+//! to what the upgrade verbs need to know.
+//!
+//! ```text
+//! snapshot ─► control_plane (revisions, tags, webhooks in call order)
+//!          ─► injection     (what a new pod of a template would get)
+//!          ─► proxy         (what a pod runs now)
+//!          ─► workloads     (pods grouped to workloads: state, risks, unreachable pods)
+//!          ─► gateways      (gateway Deployments, the Services in front of them)
+//!          ─► status        (the `status` report, serialisable)
+//! ```
+//!
+//! Nothing here performs I/O or reads the clock, so every rule is unit-tested
+//! on snapshots built with [`fixtures`].
+
+pub mod control_plane;
+pub mod injection;
+pub mod proxy;
+
+#[cfg(test)]
+pub mod fixtures;

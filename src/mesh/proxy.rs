@@ -1,0 +1,307 @@
+//! What proxy a pod actually runs, read from the facts `snapshot` extracted.
+//!
+//! A pod's proxy is identified two ways, because neither is always there:
+//! the `istio-proxy` image tag gives the Istio version (unless the image is
+//! pinned by digest), and the `revision` of the `sidecar.istio.io/status`
+//! annotation (or, for older injectors, the pod label `istio.io/rev`) gives
+//! the revision that injected it. Staleness compares whichever is known.
+//!
+//! Versions are compared "semver-ish": `major.minor.patch` after stripping the
+//! `-distroless`/`-debug` image variants, so `1.22.3-distroless` equals
+//! `1.22.3`. Tags that are not versions (`latest`, a commit hash) compare as
+//! plain strings and never count as skewed.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use crate::snapshot::{PodInfo, SidecarPlacement};
+
+/// The pod label that names the revision (set by the injector, or chosen by the user).
+pub const REV_LABEL: &str = "istio.io/rev";
+
+/// The parts of an image reference the model uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageRef {
+    /// Everything before the tag/digest: `reg:5000/istio/proxyv2`.
+    pub repository: String,
+    /// The tag after the last `:` of the last path segment, if any.
+    pub tag: Option<String>,
+    /// The `@sha256:...` digest, if any.
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    /// Parses `[registry[:port]/]path[:tag][@digest]`. A `:` before the last
+    /// `/` belongs to the registry's port, not to a tag.
+    pub fn parse(image: &str) -> ImageRef {
+        let (name, digest) = match image.split_once('@') {
+            Some((name, digest)) => (name, Some(digest.to_string())),
+            None => (image, None),
+        };
+        let last_segment_start = name.rfind('/').map_or(0, |i| i + 1);
+        match name[last_segment_start..].rfind(':') {
+            Some(colon) => {
+                let split = last_segment_start + colon;
+                ImageRef {
+                    repository: name[..split].to_string(),
+                    tag: Some(name[split + 1..].to_string()).filter(|t| !t.is_empty()),
+                    digest,
+                }
+            }
+            None => ImageRef {
+                repository: name.to_string(),
+                tag: None,
+                digest,
+            },
+        }
+    }
+
+    /// The Istio version the tag names, with image variants stripped.
+    pub fn version(&self) -> Option<String> {
+        self.tag.as_deref().map(strip_variant).map(str::to_string)
+    }
+}
+
+/// `1.22.3-distroless` → `1.22.3`; `1.22.3-debug` → `1.22.3`.
+pub fn strip_variant(tag: &str) -> &str {
+    tag.strip_suffix("-distroless")
+        .or_else(|| tag.strip_suffix("-debug"))
+        .unwrap_or(tag)
+}
+
+/// The version an image tag names (`None` when the image is pinned by digest only).
+pub fn image_version(image: &str) -> Option<String> {
+    ImageRef::parse(image).version()
+}
+
+/// A parsed `major.minor[.patch][-pre]` version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    pub major: u64,
+    pub minor: u64,
+    pub patch: u64,
+    /// What follows the first `-` (`beta.1`), empty for a release.
+    pub pre: String,
+}
+
+impl Version {
+    /// Parses `1.22.3`, `1.22`, `v1.22.3`, `1.22.3-beta.1` (variants stripped first).
+    pub fn parse(text: &str) -> Option<Version> {
+        let text = strip_variant(text.trim());
+        let text = text.strip_prefix('v').unwrap_or(text);
+        let (numbers, pre) = match text.split_once('-') {
+            Some((numbers, pre)) => (numbers, pre.to_string()),
+            None => (text, String::new()),
+        };
+        let mut parts = numbers.split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let patch = match parts.next() {
+            Some(p) => p.parse().ok()?,
+            None => 0,
+        };
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Version {
+            major,
+            minor,
+            patch,
+            pre,
+        })
+    }
+
+    /// How many minor versions `self` is behind `other` (0 when not behind or
+    /// on a different major, where minor counts say nothing).
+    pub fn minors_behind(&self, other: &Version) -> u64 {
+        if self.major != other.major {
+            return 0;
+        }
+        other.minor.saturating_sub(self.minor)
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.major, self.minor, self.patch)
+            .cmp(&(other.major, other.minor, other.patch))
+            // A pre-release sorts before its release.
+            .then_with(|| match (self.pre.is_empty(), other.pre.is_empty()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                (false, false) => self.pre.cmp(&other.pre),
+            })
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)?;
+        if !self.pre.is_empty() {
+            write!(f, "-{}", self.pre)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether two version strings name the same version (variants ignored).
+pub fn same_version(a: &str, b: &str) -> bool {
+    match (Version::parse(a), Version::parse(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => strip_variant(a) == strip_variant(b),
+    }
+}
+
+/// Whether `proxy` is more than one minor version behind `control_plane`
+/// (Istio supports a data plane one minor behind its control plane).
+pub fn is_skewed(proxy: &str, control_plane: &str) -> bool {
+    match (Version::parse(proxy), Version::parse(control_plane)) {
+        (Some(p), Some(c)) => p.minors_behind(&c) > 1,
+        _ => false,
+    }
+}
+
+/// The proxy a pod runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunningProxy {
+    /// The `istio-proxy` image as written in the pod.
+    pub image: String,
+    pub placement: SidecarPlacement,
+    /// The version from the image tag; `None` for a digest-only image.
+    pub version: Option<String>,
+    /// The revision that injected it: the status annotation's `revision`,
+    /// else the pod label `istio.io/rev`. May name a tag for old injectors;
+    /// the model resolves tags before comparing.
+    pub revision: Option<String>,
+    /// `sidecar.istio.io/proxyImage` chose this image on purpose.
+    pub custom_image: bool,
+}
+
+/// What a pod runs: a proxy, or none.
+pub fn pod_proxy(pod: &PodInfo) -> Option<RunningProxy> {
+    let sidecar = pod.proxy.sidecar.as_ref()?;
+    let revision = pod
+        .proxy
+        .status_revision
+        .clone()
+        .or_else(|| pod.labels.get(REV_LABEL).cloned())
+        .filter(|r| !r.is_empty());
+    Some(RunningProxy {
+        image: sidecar.image.clone(),
+        placement: sidecar.placement,
+        version: image_version(&sidecar.image),
+        revision,
+        custom_image: pod.proxy.custom_image.is_some(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::fixtures::PodFixture;
+
+    #[test]
+    fn image_with_registry_port_and_variant_yields_the_plain_version() {
+        let image = ImageRef::parse("reg:5000/istio/proxyv2:1.22.3-distroless");
+        assert_eq!(image.repository, "reg:5000/istio/proxyv2");
+        assert_eq!(image.tag.as_deref(), Some("1.22.3-distroless"));
+        assert_eq!(image.version().as_deref(), Some("1.22.3"));
+        assert_eq!(
+            image_version("docker.io/istio/proxyv2:1.21.2-debug").as_deref(),
+            Some("1.21.2")
+        );
+    }
+
+    #[test]
+    fn registry_port_without_a_tag_is_not_taken_for_a_tag() {
+        let image = ImageRef::parse("reg:5000/istio/proxyv2");
+        assert_eq!(image.tag, None);
+        assert_eq!(image.repository, "reg:5000/istio/proxyv2");
+    }
+
+    #[test]
+    fn digest_only_image_has_no_version() {
+        let image = ImageRef::parse("docker.io/istio/proxyv2@sha256:abcdef");
+        assert_eq!(image.version(), None);
+        assert_eq!(image.digest.as_deref(), Some("sha256:abcdef"));
+        let both = ImageRef::parse("docker.io/istio/proxyv2:1.22.3@sha256:abcdef");
+        assert_eq!(both.version().as_deref(), Some("1.22.3"));
+    }
+
+    #[test]
+    fn versions_compare_numerically_not_as_text() {
+        let a = Version::parse("1.9.7").unwrap();
+        let b = Version::parse("1.10.0").unwrap();
+        assert!(a < b);
+        assert_eq!(a.minors_behind(&b), 1);
+        assert!(Version::parse("1.22.0-beta.1").unwrap() < Version::parse("1.22.0").unwrap());
+        assert_eq!(Version::parse("v1.22").unwrap().to_string(), "1.22.0");
+        assert_eq!(Version::parse("latest"), None);
+    }
+
+    #[test]
+    fn image_variants_are_the_same_version() {
+        assert!(same_version("1.22.3-distroless", "1.22.3"));
+        assert!(!same_version("1.22.2", "1.22.3"));
+        assert!(same_version("latest", "latest"));
+    }
+
+    #[test]
+    fn more_than_one_minor_behind_is_skew_and_one_is_not() {
+        assert!(!is_skewed("1.21.2", "1.22.3"));
+        assert!(is_skewed("1.20.8", "1.22.3"));
+        assert!(!is_skewed("1.23.0", "1.22.3"));
+        assert!(!is_skewed("latest", "1.22.3"));
+    }
+
+    #[test]
+    fn proxy_in_containers_is_found_with_revision_from_status_annotation() {
+        let pod = PodFixture::new("shop", "a")
+            .proxy("1-22-3", "docker.io/istio/proxyv2:1.22.3")
+            .build();
+        let proxy = pod_proxy(&pod).unwrap();
+        assert_eq!(proxy.placement, SidecarPlacement::Container);
+        assert_eq!(proxy.version.as_deref(), Some("1.22.3"));
+        assert_eq!(proxy.revision.as_deref(), Some("1-22-3"));
+    }
+
+    #[test]
+    fn native_sidecar_in_init_containers_counts_as_a_proxy() {
+        let pod = PodFixture::new("shop", "a")
+            .native_proxy("1-22-3", "docker.io/istio/proxyv2:1.22.3")
+            .build();
+        let proxy = pod_proxy(&pod).unwrap();
+        assert_eq!(proxy.placement, SidecarPlacement::NativeSidecar);
+    }
+
+    #[test]
+    fn old_injector_without_status_revision_falls_back_to_the_pod_label() {
+        let pod = PodFixture::new("shop", "a")
+            .proxy_without_status_revision("docker.io/istio/proxyv2:1.10.0")
+            .label(REV_LABEL, "1-10-0")
+            .build();
+        assert_eq!(pod_proxy(&pod).unwrap().revision.as_deref(), Some("1-10-0"));
+    }
+
+    #[test]
+    fn pod_without_istio_proxy_runs_no_proxy() {
+        let pod = PodFixture::new("shop", "a").build();
+        assert_eq!(pod_proxy(&pod), None);
+    }
+
+    #[test]
+    fn proxy_image_annotation_marks_a_custom_image() {
+        let pod = PodFixture::new("cart", "p")
+            .proxy("1-21-2", "registry.example.com/istio/proxyv2:1.21.2-debug")
+            .custom_image("registry.example.com/istio/proxyv2:1.21.2-debug")
+            .build();
+        assert!(pod_proxy(&pod).unwrap().custom_image);
+    }
+}
