@@ -10,6 +10,7 @@ pub mod collect;
 pub mod commands;
 pub mod error;
 pub mod logging;
+pub mod mesh;
 pub mod output;
 pub mod selector;
 pub mod snapshot;
