@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use mesh_sim::generate::{GenerateOptions, generate};
 use mesh_sim::{Role, Sim, SimOptions};
@@ -525,6 +526,154 @@ fn verbose_level_one_summarises_the_requests() {
         run.stderr
     );
     parse_json(&run);
+}
+
+// ---------------------------------------------------------------- the API layer against the sim
+
+/// The API layer as restart-sidecars will use it: patches with server and
+/// client dry run, a watch that sees the change, 429 and 409 handling.
+#[test]
+fn the_api_layer_patches_watches_and_rehearses_writes_against_the_sim() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::core::WatchEvent;
+    use kubectl_mesh_upgrade::api::{
+        ApiClient, ConnectOptions, ListScope, ListSelector, PatchBody, WriteMode,
+    };
+    use kubectl_mesh_upgrade::error::Error;
+    use mesh_sim::{FaultRule, Faults};
+
+    const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+    let restart = |at: &str| {
+        PatchBody::Strategic(serde_json::json!({
+            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}
+        }))
+    };
+    let annotation = |d: &Deployment| -> Option<String> {
+        d.spec
+            .as_ref()?
+            .template
+            .metadata
+            .as_ref()?
+            .annotations
+            .as_ref()?
+            .get(RESTARTED_AT)
+            .cloned()
+    };
+
+    let sim = canary();
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let options = ConnectOptions {
+            kubeconfig: Some(sim.kubeconfig_path().to_path_buf()),
+            ..Default::default()
+        };
+        let api = ApiClient::connect(&options).await.expect("connects");
+
+        // Server dry run: the answer shows the change, the store does not.
+        sim.clear_requests();
+        let rehearsed: Deployment = api
+            .clone()
+            .with_write_mode(WriteMode::ServerDryRun)
+            .patch(Some("shop"), "frontend", &restart("2026-01-01T00:00:00Z"))
+            .await
+            .expect("a dry-run patch");
+        assert_eq!(
+            annotation(&rehearsed).as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
+        let stored: Deployment = api
+            .get(Some("shop"), "frontend")
+            .await
+            .unwrap()
+            .expect("frontend exists");
+        assert_eq!(annotation(&stored), None, "a server dry run stored nothing");
+        let writes: Vec<_> = sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "PATCH")
+            .collect();
+        assert_eq!(writes.len(), 1);
+        assert!(writes[0].query.contains("dryRun=All"), "{writes:?}");
+
+        // Client dry run: refused before anything is sent.
+        sim.clear_requests();
+        let err = api
+            .clone()
+            .with_write_mode(WriteMode::ClientDryRun)
+            .patch::<Deployment>(Some("shop"), "frontend", &restart("x"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err.downcast_ref::<Error>(), Some(Error::DryRunWrite { .. })),
+            "{err:#}"
+        );
+        assert!(sim.requests().is_empty());
+
+        // A watch from the stored version sees the real patch.
+        let version = stored
+            .metadata
+            .resource_version
+            .clone()
+            .expect("a resourceVersion");
+        let mut events = api
+            .watch::<Deployment>(
+                &ListScope::Namespace("shop".into()),
+                &ListSelector::everything(),
+                &version,
+                Duration::from_secs(20),
+            )
+            .await
+            .expect("a watch");
+        let patched: Deployment = api
+            .patch(Some("shop"), "frontend", &restart("2026-01-02T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(
+            annotation(&patched).as_deref(),
+            Some("2026-01-02T00:00:00Z")
+        );
+        let mut seen = false;
+        while let Some(event) = futures::StreamExt::next(&mut events).await {
+            if let WatchEvent::Modified(d) = event.expect("a watch event")
+                && d.metadata.name.as_deref() == Some("frontend")
+                && annotation(&d).as_deref() == Some("2026-01-02T00:00:00Z")
+            {
+                seen = true;
+                break;
+            }
+        }
+        assert!(seen, "the watch saw the patch");
+
+        // 429 with Retry-After: waited for, then retried.
+        sim.set_faults(Faults::new().rule(FaultRule::on("list", "pods").throttle(1).next(1)));
+        let started = std::time::Instant::now();
+        let pods = api
+            .list_all::<k8s_openapi::api::core::v1::Pod, String>(
+                &ListScope::Namespace("shop".into()),
+                &ListSelector::everything(),
+                |p| p.metadata.name,
+            )
+            .await
+            .expect("the list succeeds after the retry");
+        assert!(!pods.is_empty());
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "Retry-After was honoured"
+        );
+        assert_eq!(api.stats().retries(), 1);
+
+        // 409: a typed error for the caller to re-read on, not retried blindly.
+        sim.set_faults(Faults::new().conflict_first_writes("deployments", 1));
+        let err = api
+            .patch::<Deployment>(Some("shop"), "frontend", &restart("y"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err.downcast_ref::<Error>(), Some(Error::Conflict { .. })),
+            "{err:#}"
+        );
+        sim.clear_faults();
+    });
 }
 
 // ---------------------------------------------------------------- version and completion
