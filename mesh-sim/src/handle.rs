@@ -40,8 +40,9 @@ enum Manifests {
 }
 
 /// How to start a simulated cluster. Loading happens in this order: the
-/// built-in scenario, then manifests in the order they were added, each
-/// followed by the controllers settling.
+/// built-in scenario (`empty`, the standard namespaces, when none is named),
+/// then manifests in the order they were added, each followed by the
+/// controllers settling.
 #[derive(Debug, Clone, Default)]
 pub struct SimOptions {
     scenario: Option<String>,
@@ -347,9 +348,10 @@ pub fn settle_world(world: &mut World) -> bool {
 
 fn load_world(options: &SimOptions) -> anyhow::Result<World> {
     let mut world = World::new(options.config.clone());
-    if let Some(name) = &options.scenario {
-        crate::scenario::load_builtin(&mut world, name)?;
-    }
+    // Without a scenario the cluster starts as a fresh one does: the
+    // standard namespaces (the `empty` scenario), so `default` exists.
+    let scenario = options.scenario.as_deref().unwrap_or("empty");
+    crate::scenario::load_builtin(&mut world, scenario)?;
     for manifests in &options.manifests {
         match manifests {
             Manifests::Text(yaml) => crate::scenario::load_yaml(&mut world, yaml)?,

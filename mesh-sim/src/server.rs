@@ -77,9 +77,17 @@ impl RequestRecord {
         Query::parse(&self.query).get(key).map(str::to_string)
     }
 
-    /// Whether the request was a dry run (`dryRun=All`).
+    /// Whether the request was a dry run: `dryRun=All` in the query, or in
+    /// the body's DeleteOptions (where kubectl puts it for deletions).
     pub fn is_dry_run(&self) -> bool {
-        self.query_param("dryRun").as_deref() == Some("All")
+        if self.query_param("dryRun").as_deref() == Some("All") {
+            return true;
+        }
+        serde_json::from_str::<Value>(&self.body).is_ok_and(|body| {
+            body.get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|d| d.iter().any(|v| v == "All"))
+        })
     }
 }
 

@@ -1,0 +1,993 @@
+//! The real `kubectl` against `mesh-sim`: every command a mesh upgrade and
+//! its tests rely on, checked in the simulated cluster's store and request
+//! log rather than only in kubectl's output.
+//!
+//! kubectl must be installed at `/usr/bin/kubectl`; a missing kubectl fails
+//! these tests with a message saying so (it never skips them). Each test
+//! starts its own cluster, so they run in parallel, and gives kubectl its own
+//! discovery cache directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mesh_sim::faults::FaultRule;
+use mesh_sim::resources::kinds;
+use mesh_sim::{Faults, Role, Sim, SimOptions};
+use serde_json::Value;
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+/// No kubectl call here should take longer; a hung one fails the test.
+const KUBECTL_DEADLINE: Duration = Duration::from_secs(120);
+
+fn kubectl_binary() -> &'static Path {
+    let path = Path::new(KUBECTL);
+    assert!(
+        path.exists(),
+        "{KUBECTL} is missing: the mesh-sim integration tests drive the real kubectl; install kubectl at {KUBECTL}"
+    );
+    path
+}
+
+/// What one kubectl run printed.
+struct Run {
+    args: String,
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Stdout of a run that must succeed.
+    fn ok(self) -> String {
+        assert!(
+            self.success,
+            "kubectl {} failed\nstdout:\n{}\nstderr:\n{}",
+            self.args, self.stdout, self.stderr
+        );
+        self.stdout
+    }
+
+    /// Stderr of a run that must fail.
+    fn fails(self) -> String {
+        assert!(
+            !self.success,
+            "kubectl {} succeeded but should have failed\nstdout:\n{}\nstderr:\n{}",
+            self.args, self.stdout, self.stderr
+        );
+        self.stderr
+    }
+}
+
+/// A simulated cluster and a kubectl pointed at it.
+struct Cluster {
+    sim: Sim,
+    cache: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(options: SimOptions) -> Self {
+        kubectl_binary();
+        let sim = Sim::start(options).expect("mesh-sim starts");
+        let cache = tempfile::tempdir().expect("a temporary directory");
+        Cluster { sim, cache }
+    }
+
+    fn with_manifests(yaml: &str) -> Self {
+        Cluster::start(SimOptions::default().manifests(yaml))
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Run {
+        self.kubectl_as(self.sim.kubeconfig_path(), args)
+    }
+
+    fn kubectl_as(&self, kubeconfig: &Path, args: &[&str]) -> Run {
+        self.kubectl_with_input(kubeconfig, args, None)
+    }
+
+    fn kubectl_stdin(&self, args: &[&str], input: &str) -> Run {
+        self.kubectl_with_input(self.sim.kubeconfig_path(), args, Some(input))
+    }
+
+    fn kubectl_with_input(&self, kubeconfig: &Path, args: &[&str], input: Option<&str>) -> Run {
+        let mut child = Command::new(kubectl_binary())
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("KUBECACHEDIR", self.cache.path())
+            .env("HOME", self.cache.path())
+            .env_remove("KUBECTL_EXTERNAL_DIFF")
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl starts");
+        if let Some(text) = input {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("piped stdin");
+            stdin
+                .write_all(text.as_bytes())
+                .expect("writing kubectl's stdin");
+        }
+        let started = Instant::now();
+        loop {
+            match child.try_wait().expect("waiting for kubectl") {
+                Some(_) => break,
+                None if started.elapsed() > KUBECTL_DEADLINE => {
+                    let _ = child.kill();
+                    panic!(
+                        "kubectl {} did not finish within {KUBECTL_DEADLINE:?}",
+                        args.join(" ")
+                    );
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        let output = child.wait_with_output().expect("kubectl output");
+        Run {
+            args: args.join(" "),
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn object(
+        &self,
+        resource: &mesh_sim::resources::Resource,
+        namespace: &str,
+        name: &str,
+    ) -> Value {
+        self.sim
+            .get(resource, namespace, name)
+            .unwrap_or_else(|| panic!("{} {namespace}/{name} is not in the store", resource.plural))
+    }
+
+    /// The store's resource version: unchanged means nothing was written.
+    fn store_version(&self) -> u64 {
+        self.sim.with_world(|w| w.store.resource_version())
+    }
+
+    /// Writes a manifest to the cache directory and returns its path.
+    fn manifest_file(&self, name: &str, yaml: &str) -> PathBuf {
+        let path = self.cache.path().join(name);
+        std::fs::write(&path, yaml).expect("writing a manifest");
+        path
+    }
+}
+
+fn label<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/labels")
+        .and_then(|l| l.get(key))
+        .and_then(Value::as_str)
+}
+
+const SHOP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels:
+    istio-injection: enabled
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: pay
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: app
+        image: nginx:1.27
+        env:
+        - {name: MODE, value: prod}
+      - name: logger
+        image: busybox:1.36
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-debug
+  namespace: shop
+  labels: {app: web, tier: debug}
+spec:
+  containers:
+  - {name: app, image: nginx:1.27}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: db-0
+  namespace: pay
+  labels: {app: db}
+spec:
+  containers:
+  - {name: db, image: postgres:16}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: cache-0
+  namespace: pay
+  labels: {app: cache, tier: infra}
+spec:
+  containers:
+  - {name: cache, image: redis:7}
+"#;
+
+#[test]
+fn kubectl_version_reports_the_simulated_server() {
+    let cluster = Cluster::start(SimOptions::default());
+    let out = cluster.kubectl(&["version", "-o", "json"]).ok();
+    let version: Value = serde_json::from_str(&out).expect("kubectl version -o json prints JSON");
+    assert_eq!(version["serverVersion"]["gitVersion"], "v1.33.0");
+}
+
+#[test]
+fn get_namespaces_shows_the_standard_and_loaded_namespaces_with_status() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let out = cluster.kubectl(&["get", "ns"]).ok();
+    let header: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "STATUS", "AGE"]);
+    for ns in ["default", "kube-system", "shop", "pay"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("{ns} "))),
+            "{ns} missing from:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn get_pods_across_namespaces_filters_by_label_selectors() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let names = |selector: &str| -> Vec<String> {
+        let out = cluster
+            .kubectl(&["get", "pods", "-A", "-l", selector, "-o", "name"])
+            .ok();
+        let mut names: Vec<String> = out.lines().map(str::to_string).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names("app in (db,cache)"), ["pod/cache-0", "pod/db-0"]);
+    assert_eq!(names("app=web,tier=debug"), ["pod/web-debug"]);
+    assert_eq!(names("app!=web,!tier"), ["pod/db-0"]);
+    assert_eq!(names("tier"), ["pod/cache-0", "pod/web-debug"]);
+    assert!(names("app notin (web,db,cache)").is_empty());
+
+    let table = cluster
+        .kubectl(&["get", "pods", "-A", "-l", "app in (db,cache)", "-L", "tier"])
+        .ok();
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAMESPACE",
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "TIER"
+        ]
+    );
+    let cache_row = table
+        .lines()
+        .find(|l| l.contains("cache-0"))
+        .expect("a cache-0 row");
+    assert!(cache_row.starts_with("pay "), "{cache_row}");
+    assert!(cache_row.trim_end().ends_with("infra"), "{cache_row}");
+}
+
+#[test]
+fn get_pods_in_small_chunks_pages_through_every_pod() {
+    let cluster = Cluster::with_manifests(SHOP);
+    cluster.sim.clear_requests();
+    let out = cluster
+        .kubectl(&["get", "pods", "-A", "--chunk-size=1", "-o", "name"])
+        .ok();
+    let all = cluster.kubectl(&["get", "pods", "-A", "-o", "name"]).ok();
+    assert_eq!(out, all);
+    assert!(out.lines().count() >= 3, "{out}");
+    let pages = cluster
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/pods" && r.query_param("limit").as_deref() == Some("1"))
+        .count();
+    assert!(
+        pages >= out.lines().count(),
+        "{pages} pages for {} pods",
+        out.lines().count()
+    );
+}
+
+#[test]
+fn get_deployments_wide_shows_containers_images_and_selector() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let out = cluster
+        .kubectl(&["get", "deploy", "-n", "shop", "-o", "wide"])
+        .ok();
+    let header: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR"
+        ]
+    );
+    let row = out.lines().nth(1).unwrap_or("");
+    assert!(
+        row.contains("app,logger")
+            && row.contains("nginx:1.27,busybox:1.36")
+            && row.contains("app=web"),
+        "{row}"
+    );
+}
+
+#[test]
+fn create_from_a_file_stores_the_object_and_apply_updates_it() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: pay\ndata:\n  mode: blue\n";
+    let file = cluster.manifest_file("settings.yaml", cm);
+    let out = cluster
+        .kubectl(&["create", "-f", file.to_str().unwrap()])
+        .ok();
+    assert_eq!(out.trim(), "configmap/settings created");
+    assert_eq!(
+        cluster.object(kinds::configmaps(), "pay", "settings")["data"]["mode"],
+        "blue"
+    );
+
+    let again = cluster
+        .kubectl(&["create", "-f", file.to_str().unwrap()])
+        .fails();
+    assert!(
+        again.contains("AlreadyExists") || again.contains("already exists"),
+        "{again}"
+    );
+
+    cluster
+        .kubectl_stdin(&["apply", "-f", "-"], &cm.replace("blue", "green"))
+        .ok();
+    let stored = cluster.object(kinds::configmaps(), "pay", "settings");
+    assert_eq!(stored["data"]["mode"], "green");
+    assert!(
+        stored["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .is_some_and(|a| a.contains("green")),
+        "{stored}"
+    );
+}
+
+#[test]
+fn label_moves_a_namespace_from_istio_injection_to_a_revision() {
+    let cluster = Cluster::with_manifests(SHOP);
+    cluster
+        .kubectl(&[
+            "label",
+            "ns",
+            "shop",
+            "istio-injection-",
+            "istio.io/rev=1-22-3",
+        ])
+        .ok();
+    let ns = cluster.object(kinds::namespaces(), "", "shop");
+    assert_eq!(label(&ns, "istio-injection"), None);
+    assert_eq!(label(&ns, "istio.io/rev"), Some("1-22-3"));
+
+    let overwrite = cluster
+        .kubectl(&["label", "ns", "shop", "istio.io/rev=1-23-0"])
+        .fails();
+    assert!(overwrite.contains("--overwrite"), "{overwrite}");
+    cluster
+        .kubectl(&["label", "ns", "shop", "istio.io/rev=1-23-0", "--overwrite"])
+        .ok();
+    assert_eq!(
+        label(
+            &cluster.object(kinds::namespaces(), "", "shop"),
+            "istio.io/rev"
+        ),
+        Some("1-23-0")
+    );
+}
+
+#[test]
+fn annotate_sets_and_removes_annotations() {
+    let cluster = Cluster::with_manifests(SHOP);
+    cluster
+        .kubectl(&[
+            "annotate",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "mesh.example/owner=team-a",
+        ])
+        .ok();
+    let d = cluster.object(kinds::deployments(), "shop", "web");
+    assert_eq!(d["metadata"]["annotations"]["mesh.example/owner"], "team-a");
+    cluster
+        .kubectl(&[
+            "annotate",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "mesh.example/owner-",
+        ])
+        .ok();
+    let d = cluster.object(kinds::deployments(), "shop", "web");
+    assert!(
+        d.pointer("/metadata/annotations/mesh.example~1owner")
+            .is_none(),
+        "{d}"
+    );
+}
+
+#[test]
+fn patch_works_in_strategic_merge_and_json_types() {
+    let cluster = Cluster::with_manifests(SHOP);
+    // Strategic: containers merge by name, so the logger stays.
+    cluster
+        .kubectl(&[
+            "patch", "deploy", "web", "-n", "shop", "--type", "strategic", "-p",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"nginx:1.28"}]}}}}"#,
+        ])
+        .ok();
+    let d = cluster.object(kinds::deployments(), "shop", "web");
+    let containers = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers");
+    assert_eq!(containers.len(), 2, "{containers:?}");
+    assert_eq!(containers[0]["image"], "nginx:1.28");
+    assert_eq!(containers[0]["env"][0]["value"], "prod");
+    assert_eq!(containers[1]["name"], "logger");
+
+    // Merge: a JSON merge patch on labels.
+    cluster
+        .kubectl(&[
+            "patch",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"metadata":{"labels":{"tier":"front"}}}"#,
+        ])
+        .ok();
+    assert_eq!(
+        label(&cluster.object(kinds::deployments(), "shop", "web"), "tier"),
+        Some("front")
+    );
+
+    // JSON patch (RFC 6902).
+    cluster
+        .kubectl(&[
+            "patch",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/replicas","value":3}]"#,
+        ])
+        .ok();
+    assert_eq!(
+        cluster.object(kinds::deployments(), "shop", "web")["spec"]["replicas"],
+        3
+    );
+
+    let types: Vec<String> = cluster
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.content_type)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "application/strategic-merge-patch+json",
+            "application/merge-patch+json",
+            "application/json-patch+json"
+        ]
+    );
+
+    let bad = cluster
+        .kubectl(&[
+            "patch",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/nope"}]"#,
+        ])
+        .fails();
+    assert!(bad.contains("/spec/nope"), "{bad}");
+    assert_eq!(
+        cluster.object(kinds::deployments(), "shop", "web")["spec"]["replicas"],
+        3
+    );
+}
+
+#[test]
+fn scale_goes_through_the_scale_subresource() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let out = cluster
+        .kubectl(&["scale", "deploy/web", "-n", "shop", "--replicas=5"])
+        .ok();
+    assert_eq!(out.trim(), "deployment.apps/web scaled");
+    assert_eq!(
+        cluster.object(kinds::deployments(), "shop", "web")["spec"]["replicas"],
+        5
+    );
+    assert!(
+        cluster.sim.requests().iter().any(|r| r.path
+            == "/apis/apps/v1/namespaces/shop/deployments/web/scale"
+            && r.is_write()),
+        "no write to the scale subresource"
+    );
+}
+
+#[test]
+fn delete_removes_the_object_and_missing_objects_are_not_found() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let out = cluster
+        .kubectl(&["delete", "pod", "db-0", "-n", "pay"])
+        .ok();
+    assert_eq!(out.trim(), "pod \"db-0\" deleted");
+    assert!(cluster.sim.get(kinds::pods(), "pay", "db-0").is_none());
+    let missing = cluster
+        .kubectl(&["delete", "pod", "db-0", "-n", "pay"])
+        .fails();
+    assert!(
+        missing.contains("NotFound") && missing.contains("pods \"db-0\" not found"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn a_bad_token_is_unauthorized() {
+    let cluster = Cluster::start(SimOptions::default());
+    let text = std::fs::read_to_string(cluster.sim.kubeconfig_path()).expect("kubeconfig");
+    let bad = cluster.manifest_file(
+        "bad.kubeconfig",
+        &text.replace(cluster.sim.token(), "not-the-token"),
+    );
+    let err = cluster.kubectl_as(&bad, &["get", "pods"]).fails();
+    assert!(err.contains("You must be logged in to the server"), "{err}");
+    assert!(
+        cluster
+            .sim
+            .requests()
+            .iter()
+            .any(|r| r.status == 401 && r.user.is_empty())
+    );
+}
+
+#[test]
+fn a_restricted_user_is_forbidden_outside_its_role() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let viewer = cluster.sim.add_user("viewer", Role::read_only());
+    let pods = cluster
+        .kubectl_as(&viewer, &["get", "pods", "-n", "pay", "-o", "name"])
+        .ok();
+    assert!(pods.contains("pod/db-0"), "{pods}");
+    let err = cluster
+        .kubectl_as(&viewer, &["label", "ns", "pay", "istio.io/rev=1-22-3"])
+        .fails();
+    assert!(
+        err.contains(r#"namespaces "pay" is forbidden: User "viewer" cannot patch resource "namespaces" in API group "" at the cluster scope"#),
+        "{err}"
+    );
+    let err = cluster
+        .kubectl_as(
+            &viewer,
+            &["scale", "deploy/web", "-n", "shop", "--replicas=1"],
+        )
+        .fails();
+    assert!(
+        err.contains("forbidden") && err.contains("deployments/scale"),
+        "{err}"
+    );
+    assert_eq!(
+        label(
+            &cluster.object(kinds::namespaces(), "", "pay"),
+            "istio.io/rev"
+        ),
+        None
+    );
+    assert!(
+        cluster
+            .sim
+            .requests()
+            .iter()
+            .any(|r| r.status == 403 && r.user == "viewer")
+    );
+}
+
+#[test]
+fn server_side_dry_runs_write_nothing() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let before = cluster.store_version();
+    cluster.sim.clear_requests();
+    let dry = "--dry-run=server";
+    cluster
+        .kubectl(&[
+            "label",
+            "ns",
+            "shop",
+            "istio-injection-",
+            "istio.io/rev=1-22-3",
+            dry,
+        ])
+        .ok();
+    cluster
+        .kubectl(&["annotate", "deploy", "web", "-n", "shop", "a=b", dry])
+        .ok();
+    cluster
+        .kubectl(&[
+            "patch",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "-p",
+            r#"{"spec":{"replicas":4}}"#,
+            dry,
+        ])
+        .ok();
+    cluster
+        .kubectl(&["scale", "deploy/web", "-n", "shop", "--replicas=4", dry])
+        .ok();
+    cluster
+        .kubectl(&["delete", "pod", "db-0", "-n", "pay", dry])
+        .ok();
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\n  namespace: pay\n";
+    let out = cluster.kubectl_stdin(&["create", "-f", "-", dry], cm).ok();
+    assert!(out.contains("created (server dry run)"), "{out}");
+
+    assert_eq!(
+        cluster.store_version(),
+        before,
+        "a dry run changed the store"
+    );
+    assert!(cluster.sim.get(kinds::configmaps(), "pay", "dry").is_none());
+    assert_eq!(
+        label(
+            &cluster.object(kinds::namespaces(), "", "shop"),
+            "istio-injection"
+        ),
+        Some("enabled")
+    );
+    let writes: Vec<_> = cluster
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_write())
+        .collect();
+    assert_eq!(writes.len(), 6, "{writes:#?}");
+    assert!(
+        writes.iter().all(|r| r.is_dry_run() && r.status < 300),
+        "{writes:#?}"
+    );
+}
+
+#[test]
+fn kubectl_retries_a_throttled_request_after_retry_after() {
+    let cluster = Cluster::with_manifests(SHOP);
+    cluster
+        .sim
+        .set_faults(Faults::new().rule(FaultRule::on("list", "pods").throttle(1).next(1)));
+    cluster.sim.clear_requests();
+    let out = cluster
+        .kubectl(&["get", "pods", "-n", "pay", "-o", "name"])
+        .ok();
+    assert!(out.contains("pod/db-0"), "{out}");
+    let statuses: Vec<u16> = cluster
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/namespaces/pay/pods")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [429, 200]);
+}
+
+#[test]
+fn raw_watch_from_a_compacted_version_gets_a_410_error_event() {
+    let cluster = Cluster::with_manifests(SHOP);
+    cluster.sim.with_world(|w| w.store.compact());
+    let out = cluster
+        .kubectl(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/pay/pods?watch=true&resourceVersion=1&timeoutSeconds=5",
+        ])
+        .ok();
+    let event: Value =
+        serde_json::from_str(out.lines().next().unwrap_or("")).expect("one JSON event");
+    assert_eq!(event["type"], "ERROR");
+    assert_eq!(event["object"]["code"], 410);
+    assert_eq!(event["object"]["reason"], "Expired");
+}
+
+#[test]
+fn raw_watch_without_a_version_starts_with_the_current_objects_and_ends_at_its_timeout() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let started = Instant::now();
+    let out = cluster
+        .kubectl(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/pay/pods?watch=1&labelSelector=app%3Ddb&timeoutSeconds=1",
+        ])
+        .ok();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON event"))
+        .collect();
+    assert_eq!(events.len(), 1, "{out}");
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "db-0");
+}
+
+// Rollouts: these need the controllers (Deployment → ReplicaSet → Pod,
+// StatefulSet, DaemonSet) and Istio's injector.
+
+const ROLLOUTS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: apps
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: store
+  namespace: apps
+spec:
+  replicas: 3
+  serviceName: store
+  selector:
+    matchLabels: {app: store}
+  template:
+    metadata:
+      labels: {app: store}
+    spec:
+      containers:
+      - {name: store, image: redis:7}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+  namespace: apps
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      containers:
+      - {name: agent, image: fluent-bit:3}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: stuck
+  namespace: apps
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 30
+  selector:
+    matchLabels: {app: stuck}
+  template:
+    metadata:
+      labels: {app: stuck}
+    spec:
+      containers:
+      - {name: app, image: nginx:1.27}
+"#;
+
+/// The `istio-proxy` images of the pods matching `selector` in `namespace`.
+fn proxy_images(cluster: &Cluster, namespace: &str, selector: &str) -> Vec<String> {
+    let out = cluster
+        .kubectl(&[
+            "get", "pods", "-n", namespace, "-l", selector, "-o",
+            r#"jsonpath={range .items[*]}{range .spec.containers[?(@.name=="istio-proxy")]}{.image}{"\n"}{end}{range .spec.initContainers[?(@.name=="istio-proxy")]}{.image}{"\n"}{end}{end}"#,
+        ])
+        .ok();
+    out.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn rollout_restart_then_status_succeeds_and_new_pods_carry_the_new_revisions_proxy() {
+    let cluster = Cluster::start(SimOptions::default().scenario("canary"));
+    // `pay` was relabelled to 1-22-3 without a restart: its pods still run 1.21.2.
+    let before = proxy_images(&cluster, "pay", "app=payments");
+    assert!(
+        !before.is_empty() && before.iter().all(|i| i.ends_with(":1.21.2")),
+        "{before:?}"
+    );
+
+    let out = cluster
+        .kubectl(&["rollout", "restart", "deployment/payments", "-n", "pay"])
+        .ok();
+    assert_eq!(out.trim(), "deployment.apps/payments restarted");
+    let status = cluster
+        .kubectl(&[
+            "rollout",
+            "status",
+            "deployment/payments",
+            "-n",
+            "pay",
+            "--timeout=90s",
+        ])
+        .ok();
+    assert!(status.contains("successfully rolled out"), "{status}");
+
+    let after = proxy_images(&cluster, "pay", "app=payments");
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.iter().all(|i| i.ends_with(":1.22.3")), "{after:?}");
+    let d = cluster.object(kinds::deployments(), "pay", "payments");
+    assert!(
+        d.pointer("/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt")
+            .is_some(),
+        "{d}"
+    );
+
+    let history = cluster
+        .kubectl(&["rollout", "history", "deployment/payments", "-n", "pay"])
+        .ok();
+    assert!(
+        history
+            .lines()
+            .filter(|l| l.trim_start().starts_with(char::is_numeric))
+            .count()
+            >= 2,
+        "{history}"
+    );
+    cluster
+        .kubectl(&["rollout", "undo", "deployment/payments", "-n", "pay"])
+        .ok();
+    cluster
+        .kubectl(&[
+            "rollout",
+            "status",
+            "deployment/payments",
+            "-n",
+            "pay",
+            "--timeout=90s",
+        ])
+        .ok();
+}
+
+#[test]
+fn rollout_status_follows_statefulsets_and_daemonsets() {
+    let cluster = Cluster::with_manifests(ROLLOUTS);
+    for workload in ["statefulset/store", "daemonset/agent"] {
+        cluster
+            .kubectl(&["rollout", "status", workload, "-n", "apps", "--timeout=90s"])
+            .ok();
+        cluster
+            .kubectl(&["rollout", "restart", workload, "-n", "apps"])
+            .ok();
+        let status = cluster
+            .kubectl(&["rollout", "status", workload, "-n", "apps", "--timeout=90s"])
+            .ok();
+        assert!(
+            status.contains("rolling update complete")
+                || status.contains("successfully rolled out"),
+            "{workload}: {status}"
+        );
+    }
+    let sts = cluster.object(kinds::statefulsets(), "apps", "store");
+    assert_eq!(
+        sts["status"]["currentRevision"], sts["status"]["updateRevision"],
+        "{sts}"
+    );
+}
+
+#[test]
+fn a_stuck_rollout_fails_rollout_status_with_a_timeout() {
+    let cluster = Cluster::with_manifests(ROLLOUTS);
+    cluster
+        .kubectl(&[
+            "rollout",
+            "status",
+            "deployment/stuck",
+            "-n",
+            "apps",
+            "--timeout=90s",
+        ])
+        .ok();
+    // New pods of this template never become Ready.
+    cluster
+        .kubectl(&[
+            "patch", "deployment", "stuck", "-n", "apps", "-p",
+            r#"{"spec":{"template":{"metadata":{"annotations":{"mesh-sim.io/never-ready":"true"}}}}}"#,
+        ])
+        .ok();
+    let err = cluster
+        .kubectl(&[
+            "rollout",
+            "status",
+            "deployment/stuck",
+            "-n",
+            "apps",
+            "--timeout=3s",
+        ])
+        .fails();
+    assert!(
+        err.contains("timed out waiting for the condition")
+            || err.contains("exceeded its progress deadline"),
+        "{err}"
+    );
+    // Past its progress deadline, the Deployment says so as a real one does.
+    cluster.sim.advance(Duration::from_secs(120));
+    let d = cluster.object(kinds::deployments(), "apps", "stuck");
+    let progressing = d["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Progressing"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(progressing["reason"], "ProgressDeadlineExceeded", "{d}");
+    let err = cluster
+        .kubectl(&[
+            "rollout",
+            "status",
+            "deployment/stuck",
+            "-n",
+            "apps",
+            "--timeout=30s",
+        ])
+        .fails();
+    assert!(err.contains("exceeded its progress deadline"), "{err}");
+}
