@@ -431,8 +431,12 @@ impl WorkloadFixture {
     fn add_to(self, snapshot: &mut ClusterSnapshot) {
         let uid = self.uid();
         let pod_count = self.pods.len() as i32;
-        let ready = self.ready.unwrap_or(pod_count - self.unready_pods as i32);
-        let updated = self.updated.unwrap_or(pod_count);
+        // Status counts follow the desired replicas unless a test says
+        // otherwise, so pods added by hand do not look like a rollout.
+        let ready = self
+            .ready
+            .unwrap_or(self.replicas - self.unready_pods as i32);
+        let updated = self.updated.unwrap_or(self.replicas);
         let generation = 2;
         let observed = if self.generation_behind { 1 } else { 2 };
         let template = self.template();

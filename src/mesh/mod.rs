@@ -16,6 +16,7 @@
 pub mod control_plane;
 pub mod injection;
 pub mod proxy;
+pub mod workloads;
 
 #[cfg(test)]
 pub mod fixtures;

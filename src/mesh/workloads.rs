@@ -1,0 +1,1537 @@
+//! Workload classification: which pods belong to which workload, what proxy
+//! they run against what their template would now get, and what could go
+//! wrong restarting them.
+//!
+//! Pods are grouped by following ownerReferences the way the controllers
+//! own them:
+//!
+//! ```text
+//! Pod ─► ReplicaSet ─► Deployment      restartable by a template patch
+//! Pod ─► StatefulSet | DaemonSet       restartable by a template patch
+//! Pod ─► Job | ReplicaSet (bare) | Rollout | nothing ...   "unreachable": reported with a command
+//! ```
+//!
+//! A workload's expected revision comes from its *template* (what a new pod
+//! would get, see [`crate::mesh::injection`]); a pod is stale when the proxy
+//! it runs has another revision or version. `status`, `restart-sidecars`,
+//! `relabel` and `gateway-switch` all read the same [`Workload`] values, so
+//! "stale" means one thing everywhere; [`stale_workloads`] is the
+//! restart-sidecars selection over them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::mesh::control_plane::ControlPlane;
+use crate::mesh::injection::{InjectionOutcome, NotInjectedReason, expected_revision};
+use crate::mesh::proxy::{RunningProxy, is_skewed, pod_proxy, same_version};
+use crate::snapshot::{
+    ClusterSnapshot, Labels, NamespaceInfo, PROXY_IMAGE_ANNOTATION, PdbInfo, PodInfo,
+    PodTemplateInfo, controller_of,
+};
+
+/// The kinds a template patch can restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    /// The lowercase resource name kubectl uses (`deployment/x`).
+    pub fn resource(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+            WorkloadKind::DaemonSet => "daemonset",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+        })
+    }
+}
+
+/// Where a workload stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadState {
+    /// At least one pod runs a proxy of another revision or version than a
+    /// new pod would get (or none while its siblings have one): a restart fixes it.
+    Stale,
+    /// A rollout is in progress; look again when it is done.
+    Rolling,
+    /// The template would get a proxy (or names a revision) but no pod has one.
+    NotInjected,
+    /// Pods run a proxy but a new pod would get none (the label names a
+    /// missing revision, or injection was turned off): a restart removes it.
+    NoInjector,
+    /// Every pod runs what a new pod would get.
+    UpToDate,
+    /// `sidecar.istio.io/proxyImage` chose the proxy image on purpose.
+    CustomImage,
+    /// The template opts out with `sidecar.istio.io/inject: "false"`.
+    OptedOut,
+    /// An ambient namespace: no sidecars to restart.
+    Ambient,
+    /// Nothing selects it for injection.
+    NoMesh,
+}
+
+impl WorkloadState {
+    /// The kebab-case name used in tables and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadState::Stale => "stale",
+            WorkloadState::Rolling => "rolling",
+            WorkloadState::NotInjected => "not-injected",
+            WorkloadState::NoInjector => "no-injector",
+            WorkloadState::UpToDate => "up-to-date",
+            WorkloadState::CustomImage => "custom-image",
+            WorkloadState::OptedOut => "opted-out",
+            WorkloadState::Ambient => "ambient",
+            WorkloadState::NoMesh => "no-mesh",
+        }
+    }
+
+    /// Whether a person should act on it.
+    pub fn is_problem(self) -> bool {
+        matches!(
+            self,
+            WorkloadState::Stale | WorkloadState::NotInjected | WorkloadState::NoInjector
+        )
+    }
+
+    /// Whether the workload is part of the sidecar mesh at all.
+    pub fn is_meshed(self) -> bool {
+        !matches!(self, WorkloadState::Ambient | WorkloadState::NoMesh)
+    }
+}
+
+impl fmt::Display for WorkloadState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What could cause downtime (or surprise) when restarting a workload.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Risk {
+    /// At most one Ready replica: a restart drops its traffic for a moment.
+    SingleReplica,
+    /// No PodDisruptionBudget selects its pods.
+    NoPdb,
+    /// A PodDisruptionBudget covering it allows zero disruptions now.
+    PdbAllowsZero,
+    /// StatefulSet (or DaemonSet) `updateStrategy: OnDelete`: a template
+    /// patch rolls nothing; pods must be deleted one by one.
+    OnDelete,
+    /// Deployment `spec.paused`: a template patch waits until resumed.
+    Paused,
+    /// Zero replicas: nothing runs, nothing to restart.
+    ZeroReplicas,
+    /// The revision it should run has no Ready istiod: new pods would fail
+    /// to be created.
+    TargetNotReady,
+    /// Its rollout reported `ProgressDeadlineExceeded`.
+    RolloutStuck,
+    /// Some proxies are more than one minor version behind the istiod they
+    /// talk to.
+    VersionSkew,
+}
+
+impl Risk {
+    /// The kebab-case code used in tables and JSON.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Risk::SingleReplica => "single-replica",
+            Risk::NoPdb => "no-pdb",
+            Risk::PdbAllowsZero => "pdb-allows-zero",
+            Risk::OnDelete => "on-delete",
+            Risk::Paused => "paused",
+            Risk::ZeroReplicas => "zero-replicas",
+            Risk::TargetNotReady => "target-not-ready",
+            Risk::RolloutStuck => "rollout-stuck",
+            Risk::VersionSkew => "version-skew",
+        }
+    }
+}
+
+impl fmt::Display for Risk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Pods running the same proxy.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyGroup {
+    /// The revision that injected them (tags resolved); `null` when unknown.
+    pub revision: Option<String>,
+    /// The proxy version from the image tag; `null` for a digest-pinned image.
+    pub version: Option<String>,
+    /// How many pods.
+    pub pods: usize,
+}
+
+/// One pod of a workload, as the verbs need it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkloadPod {
+    pub name: String,
+    pub ready: bool,
+    pub proxy: Option<RunningProxy>,
+    /// The proxy's revision with tags resolved to revisions.
+    pub revision: Option<String>,
+    /// Runs another proxy than a new pod would get (or none while one is expected).
+    pub stale: bool,
+}
+
+/// A Deployment, StatefulSet or DaemonSet, classified.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    pub namespace: String,
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub uid: String,
+    /// Desired replicas (DaemonSets: nodes it should run on).
+    pub desired: i32,
+    pub ready: i32,
+    pub template: PodTemplateInfo,
+    /// Labelled or templated as an Istio gateway.
+    pub is_gateway: bool,
+    /// What a new pod of its template would get.
+    pub expected: InjectionOutcome,
+    /// The proxy version of the expected revision.
+    pub expected_version: Option<String>,
+    /// Its running pods (terminating and finished ones left out).
+    pub pods: Vec<WorkloadPod>,
+    /// Pods grouped by the proxy they run (pods without a proxy left out).
+    pub proxies: Vec<ProxyGroup>,
+    pub pods_without_proxy: usize,
+    pub stale_pods: usize,
+    /// Why it counts as rolling, when it does.
+    pub rollout_in_progress: Option<String>,
+    pub state: WorkloadState,
+    pub risks: Vec<Risk>,
+    /// Sentences explaining the state or risks (which PDB, which skew, ...).
+    pub notes: Vec<String>,
+    /// `RollingUpdate`, `Recreate` or `OnDelete`.
+    pub update_strategy: String,
+    pub paused: bool,
+}
+
+impl Workload {
+    /// `kind/name` as kubectl takes it.
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.kind.resource(), self.name)
+    }
+
+    /// The revision its pods should run, if a new pod would get a proxy.
+    pub fn expected_revision(&self) -> Option<&str> {
+        self.expected.revision()
+    }
+
+    /// Whether any pod runs a proxy.
+    pub fn is_injected(&self) -> bool {
+        !self.proxies.is_empty()
+    }
+
+    /// Whether a template patch restarts it (OnDelete needs pod deletion).
+    pub fn rolls_on_template_change(&self) -> bool {
+        self.update_strategy != "OnDelete"
+    }
+}
+
+/// Which workloads `restart-sidecars` picks (flags over one classification).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RestartSelection {
+    /// `--all`: every injected workload that is up to date or stale.
+    pub all: bool,
+    /// `--include-uninjected`: also workloads that should have a proxy but
+    /// have none yet.
+    pub include_uninjected: bool,
+}
+
+/// The workloads a restart would bring up to date, per `selection`. Never
+/// ambient, opted-out, custom-image, no-mesh, rolling or no-injector ones
+/// (a restart would not give them the expected proxy, or is already running).
+pub fn stale_workloads(workloads: &[Workload], selection: RestartSelection) -> Vec<&Workload> {
+    workloads
+        .iter()
+        .filter(|w| match w.state {
+            WorkloadState::Stale => true,
+            WorkloadState::UpToDate => selection.all && w.is_injected(),
+            WorkloadState::NotInjected => {
+                selection.include_uninjected && w.expected.revision().is_some()
+            }
+            _ => false,
+        })
+        .collect()
+}
+
+/// Why no template patch can restart a pod.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum UnreachableReason {
+    /// No owner: nothing recreates it.
+    Standalone,
+    /// Owned by a Job.
+    Job { name: String },
+    /// Owned by a ReplicaSet that no Deployment controls.
+    BareReplicaSet { name: String },
+    /// Owned by something else (an Argo `Rollout`, an operator's CRD).
+    ForeignOwner { owner_kind: String, name: String },
+}
+
+impl fmt::Display for UnreachableReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnreachableReason::Standalone => f.write_str("standalone pod: nothing recreates it"),
+            UnreachableReason::Job { name } => {
+                write!(f, "owned by Job {name}: its next pod gets the new proxy")
+            }
+            UnreachableReason::BareReplicaSet { name } => {
+                write!(
+                    f,
+                    "owned by ReplicaSet {name}, which no Deployment controls"
+                )
+            }
+            UnreachableReason::ForeignOwner { owner_kind, name } => {
+                write!(
+                    f,
+                    "owned by {owner_kind} {name}, which a template patch cannot restart"
+                )
+            }
+        }
+    }
+}
+
+/// A pod no template patch can restart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnreachablePod {
+    pub namespace: String,
+    pub name: String,
+    pub reason: UnreachableReason,
+    pub proxy: Option<RunningProxy>,
+    /// The proxy's revision with tags resolved.
+    pub revision: Option<String>,
+    pub expected: InjectionOutcome,
+    pub state: WorkloadState,
+    /// What a person would run to move it (after checking it is safe).
+    pub command: String,
+}
+
+/// Every workload and unreachable pod of the namespaces read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Classification {
+    /// Sorted by namespace, kind, name.
+    pub workloads: Vec<Workload>,
+    /// Sorted by namespace, name; only pods in the mesh (with a proxy, or
+    /// whose namespace selects a revision).
+    pub unreachable: Vec<UnreachablePod>,
+}
+
+/// Labels and annotations marking an Istio gateway.
+pub fn is_gateway(object_labels: &Labels, template: &PodTemplateInfo) -> bool {
+    let gateway_label = |l: &Labels| {
+        l.get("istio")
+            .is_some_and(|v| v == "ingressgateway" || v == "egressgateway")
+    };
+    gateway_label(object_labels)
+        || gateway_label(&template.labels)
+        || template
+            .annotations
+            .get("inject.istio.io/templates")
+            .is_some_and(|t| t.split(',').any(|t| t.trim() == "gateway"))
+}
+
+/// Groups and classifies every pod of the snapshot.
+pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Classification {
+    let namespaces: HashMap<&str, &NamespaceInfo> = snapshot
+        .namespaces
+        .iter()
+        .map(|n| (n.name.as_str(), n))
+        .collect();
+    let namespace_of = |name: &str| -> NamespaceInfo {
+        namespaces
+            .get(name)
+            .map(|n| (*n).clone())
+            .unwrap_or_else(|| NamespaceInfo {
+                name: name.to_string(),
+                labels: Labels::from([(
+                    "kubernetes.io/metadata.name".to_string(),
+                    name.to_string(),
+                )]),
+                terminating: false,
+            })
+    };
+
+    // Pods by the workload that controls them.
+    let owners = OwnerIndex::new(snapshot);
+    let mut pods_of: HashMap<(WorkloadKind, &str), Vec<&PodInfo>> = HashMap::new();
+    let mut unreachable_pods: Vec<(&PodInfo, UnreachableReason, Option<&PodTemplateInfo>)> =
+        Vec::new();
+    for pod in &snapshot.pods {
+        if pod.terminating || pod.phase == "Succeeded" || pod.phase == "Failed" {
+            continue;
+        }
+        match owners.owner_of(pod) {
+            Owner::Workload(kind, uid) => pods_of.entry((kind, uid)).or_default().push(pod),
+            Owner::Unreachable(reason, template) => unreachable_pods.push((pod, reason, template)),
+            Owner::Unknown => {}
+        }
+    }
+
+    let mut workloads = Vec::new();
+    let no_pods = Vec::new();
+    for d in &snapshot.deployments {
+        let pods = pods_of
+            .get(&(WorkloadKind::Deployment, d.uid.as_str()))
+            .unwrap_or(&no_pods);
+        let rolling = deployment_rollout(d, &owners);
+        let shape = Shape {
+            namespace: &d.namespace,
+            kind: WorkloadKind::Deployment,
+            name: &d.name,
+            uid: &d.uid,
+            desired: d.desired,
+            ready: d.ready,
+            object_labels: &d.labels,
+            template: &d.template,
+            update_strategy: &d.strategy,
+            paused: d.paused,
+            rollout_in_progress: rolling,
+            stuck: d.progress_deadline_exceeded,
+        };
+        workloads.push(build_workload(
+            shape,
+            pods,
+            &namespace_of(&d.namespace),
+            snapshot,
+            control_plane,
+        ));
+    }
+    for s in &snapshot.stateful_sets {
+        let pods = pods_of
+            .get(&(WorkloadKind::StatefulSet, s.uid.as_str()))
+            .unwrap_or(&no_pods);
+        let shape = Shape {
+            namespace: &s.namespace,
+            kind: WorkloadKind::StatefulSet,
+            name: &s.name,
+            uid: &s.uid,
+            desired: s.desired,
+            ready: s.ready,
+            object_labels: &s.labels,
+            template: &s.template,
+            update_strategy: &s.update_strategy,
+            paused: false,
+            rollout_in_progress: stateful_set_rollout(s),
+            stuck: false,
+        };
+        workloads.push(build_workload(
+            shape,
+            pods,
+            &namespace_of(&s.namespace),
+            snapshot,
+            control_plane,
+        ));
+    }
+    for d in &snapshot.daemon_sets {
+        let pods = pods_of
+            .get(&(WorkloadKind::DaemonSet, d.uid.as_str()))
+            .unwrap_or(&no_pods);
+        let shape = Shape {
+            namespace: &d.namespace,
+            kind: WorkloadKind::DaemonSet,
+            name: &d.name,
+            uid: &d.uid,
+            desired: d.desired,
+            ready: d.ready,
+            object_labels: &d.labels,
+            template: &d.template,
+            update_strategy: &d.update_strategy,
+            paused: false,
+            rollout_in_progress: daemon_set_rollout(d),
+            stuck: false,
+        };
+        workloads.push(build_workload(
+            shape,
+            pods,
+            &namespace_of(&d.namespace),
+            snapshot,
+            control_plane,
+        ));
+    }
+    workloads.sort_by(|a, b| (&a.namespace, a.kind, &a.name).cmp(&(&b.namespace, b.kind, &b.name)));
+
+    let mut unreachable: Vec<UnreachablePod> = unreachable_pods
+        .into_iter()
+        .filter_map(|(pod, reason, template)| {
+            classify_unreachable(
+                pod,
+                reason,
+                template,
+                &namespace_of(&pod.namespace),
+                control_plane,
+            )
+        })
+        .collect();
+    unreachable.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    Classification {
+        workloads,
+        unreachable,
+    }
+}
+
+/// Resolves pods to their controlling workload.
+struct OwnerIndex<'a> {
+    replica_sets: HashMap<&'a str, &'a crate::snapshot::ReplicaSetInfo>,
+    replica_sets_by_name: HashMap<(&'a str, &'a str), &'a crate::snapshot::ReplicaSetInfo>,
+    deployments: HashMap<&'a str, ()>,
+    stateful_sets: HashMap<&'a str, ()>,
+    daemon_sets: HashMap<&'a str, ()>,
+}
+
+enum Owner<'a> {
+    Workload(WorkloadKind, &'a str),
+    Unreachable(UnreachableReason, Option<&'a PodTemplateInfo>),
+    /// An owner that was not read (filtered out by `-l`): not ours to report.
+    Unknown,
+}
+
+impl<'a> OwnerIndex<'a> {
+    fn new(snapshot: &'a ClusterSnapshot) -> Self {
+        OwnerIndex {
+            replica_sets: snapshot
+                .replica_sets
+                .iter()
+                .map(|r| (r.uid.as_str(), r))
+                .collect(),
+            replica_sets_by_name: snapshot
+                .replica_sets
+                .iter()
+                .map(|r| ((r.namespace.as_str(), r.name.as_str()), r))
+                .collect(),
+            deployments: snapshot
+                .deployments
+                .iter()
+                .map(|d| (d.uid.as_str(), ()))
+                .collect(),
+            stateful_sets: snapshot
+                .stateful_sets
+                .iter()
+                .map(|s| (s.uid.as_str(), ()))
+                .collect(),
+            daemon_sets: snapshot
+                .daemon_sets
+                .iter()
+                .map(|d| (d.uid.as_str(), ()))
+                .collect(),
+        }
+    }
+
+    fn owner_of(&self, pod: &'a PodInfo) -> Owner<'a> {
+        let Some(owner) = controller_of(&pod.owners) else {
+            return Owner::Unreachable(UnreachableReason::Standalone, None);
+        };
+        let known = |map: &HashMap<&'a str, ()>, kind| match map.get_key_value(owner.uid.as_str()) {
+            Some((uid, _)) => Owner::Workload(kind, uid),
+            None => Owner::Unknown,
+        };
+        match owner.kind.as_str() {
+            "StatefulSet" => known(&self.stateful_sets, WorkloadKind::StatefulSet),
+            "DaemonSet" => known(&self.daemon_sets, WorkloadKind::DaemonSet),
+            "Job" => Owner::Unreachable(
+                UnreachableReason::Job {
+                    name: owner.name.clone(),
+                },
+                None,
+            ),
+            "ReplicaSet" => {
+                let rs = self.replica_sets.get(owner.uid.as_str()).or_else(|| {
+                    self.replica_sets_by_name
+                        .get(&(pod.namespace.as_str(), owner.name.as_str()))
+                });
+                let Some(rs) = rs else {
+                    return Owner::Unknown;
+                };
+                match controller_of(&rs.owners) {
+                    None => Owner::Unreachable(
+                        UnreachableReason::BareReplicaSet {
+                            name: rs.name.clone(),
+                        },
+                        rs.template.as_ref(),
+                    ),
+                    Some(o) if o.kind == "Deployment" => {
+                        match self.deployments.get_key_value(o.uid.as_str()) {
+                            Some((uid, _)) => Owner::Workload(WorkloadKind::Deployment, uid),
+                            None => Owner::Unknown,
+                        }
+                    }
+                    Some(o) => Owner::Unreachable(
+                        UnreachableReason::ForeignOwner {
+                            owner_kind: o.kind.clone(),
+                            name: o.name.clone(),
+                        },
+                        None,
+                    ),
+                }
+            }
+            other => Owner::Unreachable(
+                UnreachableReason::ForeignOwner {
+                    owner_kind: other.to_string(),
+                    name: owner.name.clone(),
+                },
+                None,
+            ),
+        }
+    }
+
+    /// ReplicaSets of a Deployment that still own pods.
+    fn replica_sets_with_pods(&self, deployment_uid: &str) -> usize {
+        self.replica_sets
+            .values()
+            .filter(|rs| {
+                rs.replicas > 0
+                    && controller_of(&rs.owners).is_some_and(|o| o.uid == deployment_uid)
+            })
+            .count()
+    }
+}
+
+/// The rollout test `kubectl rollout status` makes, as a reason when unfinished.
+fn deployment_rollout(
+    d: &crate::snapshot::DeploymentInfo,
+    owners: &OwnerIndex<'_>,
+) -> Option<String> {
+    if d.observed_generation < d.generation {
+        return Some("the controller has not seen the latest spec yet".into());
+    }
+    if d.updated < d.desired {
+        return Some(format!("{} of {} replicas updated", d.updated, d.desired));
+    }
+    if d.replicas > d.updated {
+        return Some(format!(
+            "{} old replicas still running",
+            d.replicas - d.updated
+        ));
+    }
+    if d.available < d.desired {
+        return Some(format!(
+            "{} of {} updated replicas available",
+            d.available, d.desired
+        ));
+    }
+    if owners.replica_sets_with_pods(&d.uid) > 1 {
+        return Some("old ReplicaSets still have pods".into());
+    }
+    None
+}
+
+fn stateful_set_rollout(s: &crate::snapshot::StatefulSetInfo) -> Option<String> {
+    if s.observed_generation < s.generation {
+        return Some("the controller has not seen the latest spec yet".into());
+    }
+    // OnDelete never rolls by itself: a revision mismatch there means pods
+    // wait to be deleted, which the state (stale) and the risk (on-delete) say.
+    if s.update_strategy != "OnDelete" {
+        if let (Some(current), Some(update)) = (&s.current_revision, &s.update_revision) {
+            if current != update {
+                return Some(format!("{} of {} replicas updated", s.updated, s.desired));
+            }
+        }
+    }
+    if s.ready < s.desired {
+        return Some(format!("{} of {} replicas ready", s.ready, s.desired));
+    }
+    None
+}
+
+fn daemon_set_rollout(d: &crate::snapshot::DaemonSetInfo) -> Option<String> {
+    if d.observed_generation < d.generation {
+        return Some("the controller has not seen the latest spec yet".into());
+    }
+    if d.update_strategy != "OnDelete" && d.updated < d.desired {
+        return Some(format!("{} of {} pods updated", d.updated, d.desired));
+    }
+    if d.available < d.desired {
+        return Some(format!("{} of {} pods available", d.available, d.desired));
+    }
+    None
+}
+
+/// The fields of a workload object the classification needs.
+struct Shape<'a> {
+    namespace: &'a str,
+    kind: WorkloadKind,
+    name: &'a str,
+    uid: &'a str,
+    desired: i32,
+    ready: i32,
+    object_labels: &'a Labels,
+    template: &'a PodTemplateInfo,
+    update_strategy: &'a str,
+    paused: bool,
+    rollout_in_progress: Option<String>,
+    stuck: bool,
+}
+
+/// The revision and version new pods should run, when they should run any.
+fn target(
+    expected: &InjectionOutcome,
+    control_plane: &ControlPlane,
+) -> Option<(String, Option<String>)> {
+    match expected {
+        InjectionOutcome::Injected {
+            revision, version, ..
+        } => Some((revision.clone(), version.clone())),
+        InjectionOutcome::WouldFail { revision, .. } => Some((
+            revision.clone(),
+            control_plane
+                .revision(revision)
+                .and_then(|r| r.proxy_version.clone()),
+        )),
+        InjectionOutcome::NotInjected { .. } => None,
+    }
+}
+
+/// Whether a proxy differs from the target: revision when both are known,
+/// version when both are known (a digest-pinned image has no version; an
+/// old injector no revision).
+fn differs(
+    proxy: &RunningProxy,
+    revision: Option<&str>,
+    target: &(String, Option<String>),
+) -> bool {
+    let revision_differs = revision.is_some_and(|r| r != target.0);
+    let version_differs = match (&proxy.version, &target.1) {
+        (Some(running), Some(wanted)) => !same_version(running, wanted),
+        _ => false,
+    };
+    revision_differs || version_differs
+}
+
+fn resolve_revision(proxy: &RunningProxy, control_plane: &ControlPlane) -> Option<String> {
+    let named = proxy.revision.as_deref()?;
+    Some(control_plane.resolve(named).unwrap_or(named).to_string())
+}
+
+fn build_workload(
+    shape: Shape<'_>,
+    pods: &[&PodInfo],
+    namespace: &NamespaceInfo,
+    snapshot: &ClusterSnapshot,
+    control_plane: &ControlPlane,
+) -> Workload {
+    let template = shape.template;
+    let expected = expected_revision(
+        namespace,
+        &template.labels,
+        &template.annotations,
+        control_plane,
+    );
+    let target = target(&expected, control_plane);
+
+    let mut workload_pods: Vec<WorkloadPod> = pods
+        .iter()
+        .map(|pod| {
+            let proxy = pod_proxy(pod);
+            let revision = proxy
+                .as_ref()
+                .and_then(|p| resolve_revision(p, control_plane));
+            let stale = match (&proxy, &target) {
+                (Some(p), Some(t)) => differs(p, revision.as_deref(), t),
+                (None, Some(_)) => true,
+                (Some(_), None) => true,
+                (None, None) => false,
+            };
+            WorkloadPod {
+                name: pod.name.clone(),
+                ready: pod.ready,
+                proxy,
+                revision,
+                stale,
+            }
+        })
+        .collect();
+    workload_pods.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut groups: BTreeMap<(Option<String>, Option<String>), usize> = BTreeMap::new();
+    for pod in &workload_pods {
+        if let Some(proxy) = &pod.proxy {
+            *groups
+                .entry((pod.revision.clone(), proxy.version.clone()))
+                .or_default() += 1;
+        }
+    }
+    let proxies: Vec<ProxyGroup> = groups
+        .into_iter()
+        .map(|((revision, version), pods)| ProxyGroup {
+            revision,
+            version,
+            pods,
+        })
+        .collect();
+    let injected = workload_pods.iter().filter(|p| p.proxy.is_some()).count();
+    let pods_without_proxy = workload_pods.len() - injected;
+    let stale_pods = workload_pods.iter().filter(|p| p.stale).count();
+    let custom_image = template.annotations.contains_key(PROXY_IMAGE_ANNOTATION)
+        || workload_pods
+            .iter()
+            .any(|p| p.proxy.as_ref().is_some_and(|x| x.custom_image));
+
+    let state = decide_state(
+        &expected,
+        target.is_some(),
+        injected,
+        stale_pods,
+        custom_image,
+        shape.rollout_in_progress.is_some(),
+    );
+
+    let mut risks = Vec::new();
+    let mut notes = Vec::new();
+    if let Some(why) = &shape.rollout_in_progress {
+        notes.push(format!("rollout in progress: {why}"));
+    }
+    if state.is_meshed() && state != WorkloadState::OptedOut {
+        collect_risks(
+            &shape,
+            snapshot,
+            &expected,
+            &proxies,
+            control_plane,
+            &mut risks,
+            &mut notes,
+        );
+    }
+    match &expected {
+        InjectionOutcome::NotInjected {
+            reason:
+                reason @ (NotInjectedReason::MissingRevision { .. }
+                | NotInjectedReason::InjectorUnavailable { .. }),
+        } => notes.push(format!("new pods get no proxy: {reason}")),
+        InjectionOutcome::NotInjected { reason } if state == WorkloadState::NoInjector => notes
+            .push(format!(
+                "new pods get no proxy ({reason}): a restart removes it"
+            )),
+        _ => {}
+    }
+    risks.sort();
+    risks.dedup();
+
+    Workload {
+        namespace: shape.namespace.to_string(),
+        kind: shape.kind,
+        name: shape.name.to_string(),
+        uid: shape.uid.to_string(),
+        desired: shape.desired,
+        ready: shape.ready,
+        template: template.clone(),
+        is_gateway: is_gateway(shape.object_labels, template),
+        expected_version: target.and_then(|t| t.1),
+        expected,
+        pods: workload_pods,
+        proxies,
+        pods_without_proxy,
+        stale_pods,
+        rollout_in_progress: shape.rollout_in_progress,
+        state,
+        risks,
+        notes,
+        update_strategy: shape.update_strategy.to_string(),
+        paused: shape.paused,
+    }
+}
+
+fn decide_state(
+    expected: &InjectionOutcome,
+    has_target: bool,
+    injected: usize,
+    stale_pods: usize,
+    custom_image: bool,
+    rolling: bool,
+) -> WorkloadState {
+    if let InjectionOutcome::NotInjected { reason } = expected {
+        match reason {
+            NotInjectedReason::OptedOut => return WorkloadState::OptedOut,
+            NotInjectedReason::Ambient if injected == 0 => return WorkloadState::Ambient,
+            _ => {}
+        }
+    }
+    if custom_image {
+        return WorkloadState::CustomImage;
+    }
+    if rolling {
+        return WorkloadState::Rolling;
+    }
+    if has_target {
+        return if stale_pods == 0 {
+            WorkloadState::UpToDate
+        } else if injected == 0 {
+            WorkloadState::NotInjected
+        } else {
+            WorkloadState::Stale
+        };
+    }
+    if injected > 0 {
+        return WorkloadState::NoInjector;
+    }
+    match expected {
+        InjectionOutcome::NotInjected {
+            reason:
+                NotInjectedReason::MissingRevision { .. }
+                | NotInjectedReason::InjectorUnavailable { .. },
+        } => WorkloadState::NotInjected,
+        _ => WorkloadState::NoMesh,
+    }
+}
+
+fn covering_pdbs<'a>(
+    snapshot: &'a ClusterSnapshot,
+    namespace: &str,
+    template: &PodTemplateInfo,
+) -> Vec<&'a PdbInfo> {
+    snapshot
+        .pod_disruption_budgets
+        .iter()
+        .filter(|p| p.namespace == namespace && p.selector.matches(&template.labels))
+        .collect()
+}
+
+fn collect_risks(
+    shape: &Shape<'_>,
+    snapshot: &ClusterSnapshot,
+    expected: &InjectionOutcome,
+    proxies: &[ProxyGroup],
+    control_plane: &ControlPlane,
+    risks: &mut Vec<Risk>,
+    notes: &mut Vec<String>,
+) {
+    let replicated = shape.kind != WorkloadKind::DaemonSet;
+    if shape.desired == 0 {
+        risks.push(Risk::ZeroReplicas);
+        notes.push("scaled to zero: nothing to restart".into());
+    } else if replicated {
+        if shape.ready <= 1 {
+            risks.push(Risk::SingleReplica);
+            notes.push(format!(
+                "{} ready replica{}: a restart drops its traffic for a moment",
+                shape.ready,
+                if shape.ready == 1 { "" } else { "s" }
+            ));
+        }
+        let pdbs = covering_pdbs(snapshot, shape.namespace, shape.template);
+        if pdbs.is_empty() {
+            risks.push(Risk::NoPdb);
+        }
+        for pdb in pdbs.iter().filter(|p| p.disruptions_allowed == 0) {
+            risks.push(Risk::PdbAllowsZero);
+            notes.push(format!(
+                "PodDisruptionBudget {} allows 0 disruptions now",
+                pdb.name
+            ));
+        }
+    }
+    if shape.update_strategy == "OnDelete" {
+        risks.push(Risk::OnDelete);
+        notes.push("updateStrategy OnDelete: pods must be deleted one at a time (restart-sidecars --delete-pods)".into());
+    }
+    if shape.paused {
+        risks.push(Risk::Paused);
+        notes.push("paused: a restart waits until `kubectl rollout resume`".into());
+    }
+    if shape.stuck {
+        risks.push(Risk::RolloutStuck);
+        notes.push("rollout stuck: ProgressDeadlineExceeded".into());
+    }
+    if let InjectionOutcome::WouldFail { revision, .. } = expected {
+        risks.push(Risk::TargetNotReady);
+        notes.push(format!(
+            "istiod {revision} has no Ready pod: new pods would fail to be created"
+        ));
+    }
+    for group in proxies {
+        let Some(control) = group
+            .revision
+            .as_deref()
+            .and_then(|r| control_plane.revision(r))
+            .and_then(|r| r.istiod_version.as_deref())
+        else {
+            continue;
+        };
+        if let Some(version) = &group.version {
+            if is_skewed(version, control) {
+                risks.push(Risk::VersionSkew);
+                notes.push(format!(
+                    "{} pod(s) run proxy {version}, more than one minor version behind istiod {control}",
+                    group.pods
+                ));
+            }
+        }
+    }
+}
+
+fn classify_unreachable(
+    pod: &PodInfo,
+    reason: UnreachableReason,
+    template: Option<&PodTemplateInfo>,
+    namespace: &NamespaceInfo,
+    control_plane: &ControlPlane,
+) -> Option<UnreachablePod> {
+    let no_annotations = Labels::new();
+    let (labels, annotations) = match template {
+        Some(t) => (&t.labels, &t.annotations),
+        None => (&pod.labels, &no_annotations),
+    };
+    let expected = expected_revision(namespace, labels, annotations, control_plane);
+    let target = target(&expected, control_plane);
+    let proxy = pod_proxy(pod);
+    let revision = proxy
+        .as_ref()
+        .and_then(|p| resolve_revision(p, control_plane));
+    let stale = match (&proxy, &target) {
+        (Some(p), Some(t)) => differs(p, revision.as_deref(), t),
+        (None, Some(_)) | (Some(_), None) => true,
+        (None, None) => false,
+    };
+    let injected = usize::from(proxy.is_some());
+    let custom = proxy.as_ref().is_some_and(|p| p.custom_image);
+    let state = decide_state(
+        &expected,
+        target.is_some(),
+        injected,
+        usize::from(stale),
+        custom,
+        false,
+    );
+    if !state.is_meshed() || state == WorkloadState::OptedOut {
+        return None;
+    }
+    let command = match &reason {
+        UnreachableReason::Standalone => format!(
+            "kubectl delete pod {} -n {}, then create it again from its original manifest",
+            pod.name, pod.namespace
+        ),
+        UnreachableReason::Job { .. } | UnreachableReason::BareReplicaSet { .. } => {
+            format!("kubectl delete pod {} -n {}", pod.name, pod.namespace)
+        }
+        UnreachableReason::ForeignOwner { owner_kind, name } if owner_kind == "Rollout" => {
+            format!("kubectl argo rollouts restart {name} -n {}", pod.namespace)
+        }
+        UnreachableReason::ForeignOwner { owner_kind, name } => format!(
+            "restart it through its {owner_kind} {name}, or kubectl delete pod {} -n {} if that recreates it",
+            pod.name, pod.namespace
+        ),
+    };
+    Some(UnreachablePod {
+        namespace: pod.namespace.clone(),
+        name: pod.name.clone(),
+        reason,
+        proxy,
+        revision,
+        expected,
+        state,
+        command,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::fixtures::{ClusterFixture, PodFixture, ProxySpec, WorkloadFixture};
+
+    fn canary() -> ClusterFixture {
+        ClusterFixture::new()
+            .revision("1-21-2", "1.21.2")
+            .revision("1-22-3", "1.22.3")
+            .tag("default", "1-21-2")
+            .tag("prod-canary", "1-22-3")
+            .namespace("shop", &[("istio-injection", "enabled")])
+            .namespace("pay", &[("istio.io/rev", "1-22-3")])
+    }
+
+    fn classify_fixture(fixture: ClusterFixture) -> Classification {
+        let snapshot = fixture.build();
+        let cp = ControlPlane::from_snapshot(&snapshot);
+        classify(&snapshot, &cp)
+    }
+
+    fn only(c: &Classification, name: &str) -> Workload {
+        c.workloads
+            .iter()
+            .find(|w| w.name == name)
+            .cloned()
+            .expect("workload")
+    }
+
+    #[test]
+    fn pods_on_the_selected_revision_are_up_to_date() {
+        let c = classify_fixture(
+            canary()
+                .workload(
+                    WorkloadFixture::deployment("shop", "frontend")
+                        .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+                )
+                .pdb("shop", "frontend", 1),
+        );
+        let w = only(&c, "frontend");
+        assert_eq!(w.state, WorkloadState::UpToDate);
+        assert_eq!(w.expected_revision(), Some("1-21-2"));
+        assert_eq!(
+            w.proxies,
+            vec![ProxyGroup {
+                revision: Some("1-21-2".into()),
+                version: Some("1.21.2".into()),
+                pods: 2
+            }]
+        );
+        assert!(w.risks.is_empty(), "{:?}", w.risks);
+    }
+
+    #[test]
+    fn pods_of_a_relabelled_namespace_are_stale_until_restarted() {
+        let c = classify_fixture(
+            canary()
+                .workload(
+                    WorkloadFixture::deployment("pay", "payments")
+                        .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+                )
+                .pdb("pay", "payments", 1),
+        );
+        let w = only(&c, "payments");
+        assert_eq!(w.state, WorkloadState::Stale);
+        assert_eq!(w.stale_pods, 2);
+        assert_eq!(w.expected_version.as_deref(), Some("1.22.3"));
+    }
+
+    #[test]
+    fn an_in_place_upgrade_makes_same_revision_proxies_stale_by_version() {
+        let c = classify_fixture(
+            ClusterFixture::new()
+                .default_revision_install("default", "1.22.3")
+                .namespace("shop", &[("istio-injection", "enabled")])
+                .workload(
+                    WorkloadFixture::deployment("shop", "frontend")
+                        .pods(2, ProxySpec::istio("default", "1.21.2")),
+                )
+                .pdb("shop", "frontend", 1),
+        );
+        assert_eq!(only(&c, "frontend").state, WorkloadState::Stale);
+    }
+
+    #[test]
+    fn a_digest_pinned_proxy_is_compared_by_revision() {
+        let c = classify_fixture(
+            canary()
+                .workload(WorkloadFixture::deployment("pay", "payments").replicas(1))
+                .pod(
+                    PodFixture::new("pay", "payments-x")
+                        .proxy("1-22-3", "docker.io/istio/proxyv2@sha256:0123")
+                        .owner(
+                            "ReplicaSet",
+                            "payments-5d8f7c9b4",
+                            "uid-rs-pay-payments-5d8f7c9b4",
+                        ),
+                ),
+        );
+        let w = only(&c, "payments");
+        assert_eq!(w.state, WorkloadState::UpToDate);
+        assert_eq!(w.proxies[0].version, None);
+    }
+
+    #[test]
+    fn a_proxy_injected_through_a_tag_matches_the_revision_behind_it() {
+        let c = classify_fixture(
+            canary()
+                .namespace("batch", &[("istio.io/rev", "prod-canary")])
+                .workload(
+                    WorkloadFixture::deployment("batch", "worker")
+                        .pods(2, ProxySpec::istio("prod-canary", "1.22.3")),
+                )
+                .pdb("batch", "worker", 1),
+        );
+        let w = only(&c, "worker");
+        assert_eq!(w.state, WorkloadState::UpToDate);
+        assert_eq!(w.proxies[0].revision.as_deref(), Some("1-22-3"));
+    }
+
+    #[test]
+    fn a_meshed_namespace_with_proxyless_pods_is_not_injected() {
+        let c = classify_fixture(
+            canary().workload(WorkloadFixture::deployment("pay", "new").pods(2, ProxySpec::none())),
+        );
+        assert_eq!(only(&c, "new").state, WorkloadState::NotInjected);
+    }
+
+    #[test]
+    fn a_label_naming_a_missing_revision_leaves_pods_not_injected_with_a_note() {
+        let c = classify_fixture(
+            canary()
+                .namespace("typo", &[("istio.io/rev", "1-22-4")])
+                .workload(WorkloadFixture::deployment("typo", "orders").pods(2, ProxySpec::none())),
+        );
+        let w = only(&c, "orders");
+        assert_eq!(w.state, WorkloadState::NotInjected);
+        assert!(
+            w.notes.iter().any(|n| n.contains("1-22-4")),
+            "{:?}",
+            w.notes
+        );
+        assert!(
+            stale_workloads(
+                &c.workloads,
+                RestartSelection {
+                    all: true,
+                    include_uninjected: true
+                }
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn proxies_that_no_injector_would_give_again_are_called_out() {
+        let c = classify_fixture(
+            canary()
+                .namespace("typo", &[("istio.io/rev", "1-22-4")])
+                .workload(
+                    WorkloadFixture::deployment("typo", "orders")
+                        .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+                ),
+        );
+        assert_eq!(only(&c, "orders").state, WorkloadState::NoInjector);
+    }
+
+    #[test]
+    fn opted_out_custom_image_ambient_and_unmeshed_workloads_are_told_apart() {
+        let c = classify_fixture(
+            canary()
+                .namespace("ambient-apps", &[("istio.io/dataplane-mode", "ambient")])
+                .namespace("no-mesh", &[])
+                .workload(
+                    WorkloadFixture::deployment("shop", "exporter")
+                        .template_label("sidecar.istio.io/inject", "false")
+                        .pods(1, ProxySpec::none()),
+                )
+                .workload(
+                    WorkloadFixture::deployment("shop", "pricing")
+                        .template_annotation(
+                            "sidecar.istio.io/proxyImage",
+                            "registry.example.com/istio/proxyv2:1.21.2-debug",
+                        )
+                        .pods(2, ProxySpec::custom("1-21-2", "1.21.2-debug")),
+                )
+                .workload(
+                    WorkloadFixture::deployment("ambient-apps", "reviews")
+                        .pods(2, ProxySpec::none()),
+                )
+                .workload(
+                    WorkloadFixture::deployment("no-mesh", "static-site")
+                        .pods(2, ProxySpec::none()),
+                ),
+        );
+        assert_eq!(only(&c, "exporter").state, WorkloadState::OptedOut);
+        assert_eq!(only(&c, "pricing").state, WorkloadState::CustomImage);
+        assert_eq!(only(&c, "reviews").state, WorkloadState::Ambient);
+        assert_eq!(only(&c, "static-site").state, WorkloadState::NoMesh);
+        assert!(only(&c, "static-site").risks.is_empty());
+    }
+
+    #[test]
+    fn a_rollout_in_progress_is_rolling_not_stale() {
+        let c = classify_fixture(
+            canary().workload(
+                WorkloadFixture::deployment("pay", "payments")
+                    .replicas(2)
+                    .pods(1, ProxySpec::istio("1-21-2", "1.21.2"))
+                    .pods(1, ProxySpec::istio("1-22-3", "1.22.3"))
+                    .updated(1),
+            ),
+        );
+        let w = only(&c, "payments");
+        assert_eq!(w.state, WorkloadState::Rolling);
+        assert_eq!(w.proxies.len(), 2);
+    }
+
+    #[test]
+    fn an_unobserved_generation_counts_as_rolling() {
+        let c = classify_fixture(
+            canary().workload(
+                WorkloadFixture::stateful_set("pay", "ledger")
+                    .generation_behind()
+                    .pods(2, ProxySpec::istio("1-22-3", "1.22.3")),
+            ),
+        );
+        assert_eq!(only(&c, "ledger").state, WorkloadState::Rolling);
+    }
+
+    #[test]
+    fn risks_flag_single_replica_missing_pdb_blocking_pdb_on_delete_and_paused() {
+        let c = classify_fixture(
+            canary()
+                .workload(
+                    WorkloadFixture::deployment("shop", "recommendations")
+                        .replicas(1)
+                        .pods(1, ProxySpec::istio("1-21-2", "1.21.2")),
+                )
+                .workload(
+                    WorkloadFixture::deployment("shop", "cart")
+                        .replicas(2)
+                        .pods(2, ProxySpec::istio("1-21-2", "1.21.2"))
+                        .paused(),
+                )
+                .pdb("shop", "cart", 0)
+                .workload(
+                    WorkloadFixture::stateful_set("pay", "ledger")
+                        .on_delete()
+                        .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+                )
+                .pdb("pay", "ledger", 1),
+        );
+        assert_eq!(
+            only(&c, "recommendations").risks,
+            vec![Risk::SingleReplica, Risk::NoPdb]
+        );
+        assert_eq!(
+            only(&c, "cart").risks,
+            vec![Risk::PdbAllowsZero, Risk::Paused]
+        );
+        let ledger = only(&c, "ledger");
+        assert_eq!(ledger.risks, vec![Risk::OnDelete]);
+        assert_eq!(
+            ledger.state,
+            WorkloadState::Stale,
+            "OnDelete waits for deletion, it is not rolling"
+        );
+        assert!(!ledger.rolls_on_template_change());
+    }
+
+    #[test]
+    fn zero_replicas_is_a_note_not_a_downtime_risk() {
+        let c = classify_fixture(
+            canary().workload(WorkloadFixture::deployment("shop", "idle").replicas(0)),
+        );
+        let w = only(&c, "idle");
+        assert_eq!(w.state, WorkloadState::UpToDate);
+        assert_eq!(w.risks, vec![Risk::ZeroReplicas]);
+    }
+
+    #[test]
+    fn proxies_two_minors_behind_their_istiod_are_flagged_as_skew() {
+        let c = classify_fixture(
+            ClusterFixture::new()
+                .default_revision_install("default", "1.22.3")
+                .namespace("shop", &[("istio-injection", "enabled")])
+                .workload(
+                    WorkloadFixture::deployment("shop", "old")
+                        .pods(2, ProxySpec::istio("default", "1.20.8")),
+                )
+                .pdb("shop", "old", 1)
+                .workload(
+                    WorkloadFixture::deployment("shop", "recent")
+                        .pods(2, ProxySpec::istio("default", "1.21.2")),
+                )
+                .pdb("shop", "recent", 1),
+        );
+        assert!(only(&c, "old").risks.contains(&Risk::VersionSkew));
+        assert!(!only(&c, "recent").risks.contains(&Risk::VersionSkew));
+    }
+
+    #[test]
+    fn a_target_revision_without_ready_istiod_is_a_risk() {
+        let c = classify_fixture(
+            canary()
+                .unready("1-22-3")
+                .workload(
+                    WorkloadFixture::deployment("pay", "payments")
+                        .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+                )
+                .pdb("pay", "payments", 1),
+        );
+        let w = only(&c, "payments");
+        assert_eq!(w.state, WorkloadState::Stale);
+        assert_eq!(w.risks, vec![Risk::TargetNotReady]);
+    }
+
+    #[test]
+    fn native_sidecars_and_daemon_sets_are_classified_like_the_rest() {
+        let c = classify_fixture(
+            canary()
+                .workload(
+                    WorkloadFixture::deployment("pay", "indexer")
+                        .pods(2, ProxySpec::native("1-21-2", "1.21.2")),
+                )
+                .pdb("pay", "indexer", 1)
+                .workload(
+                    WorkloadFixture::daemon_set("shop", "log-agent")
+                        .replicas(3)
+                        .pods(3, ProxySpec::istio("1-21-2", "1.21.2")),
+                ),
+        );
+        assert_eq!(only(&c, "indexer").state, WorkloadState::Stale);
+        let agent = only(&c, "log-agent");
+        assert_eq!(agent.state, WorkloadState::UpToDate);
+        assert!(
+            agent.risks.is_empty(),
+            "DaemonSets carry no replica or PDB risks: {:?}",
+            agent.risks
+        );
+    }
+
+    #[test]
+    fn pods_no_template_patch_reaches_are_reported_with_a_command() {
+        let c = classify_fixture(
+            canary()
+                .pod(PodFixture::new("pay", "debug").spec(&ProxySpec::istio("1-21-2", "1.21.2")))
+                .pod(
+                    PodFixture::new("pay", "report-x")
+                        .spec(&ProxySpec::istio("1-22-3", "1.22.3"))
+                        .owner("Job", "report", "uid-job"),
+                )
+                .pod(
+                    PodFixture::new("pay", "canary-abc")
+                        .spec(&ProxySpec::istio("1-21-2", "1.21.2"))
+                        .owner("ReplicaSet", "canary-abc", "uid-rs-rollout"),
+                )
+                .replica_set(crate::snapshot::ReplicaSetInfo {
+                    namespace: "pay".into(),
+                    name: "canary-abc".into(),
+                    uid: "uid-rs-rollout".into(),
+                    owners: vec![crate::snapshot::OwnerRef {
+                        kind: "Rollout".into(),
+                        api_version: "argoproj.io/v1alpha1".into(),
+                        name: "canary".into(),
+                        uid: "uid-rollout".into(),
+                        controller: true,
+                    }],
+                    desired: 1,
+                    replicas: 1,
+                    ready: 1,
+                    available: 1,
+                    deployment_revision: None,
+                    template: None,
+                    selector: crate::snapshot::LabelMatcher::nothing(),
+                })
+                .pod(
+                    PodFixture::new("pay", "bare-x")
+                        .spec(&ProxySpec::istio("1-21-2", "1.21.2"))
+                        .owner("ReplicaSet", "bare", "uid-rs-bare"),
+                )
+                .replica_set(crate::snapshot::ReplicaSetInfo {
+                    namespace: "pay".into(),
+                    name: "bare".into(),
+                    uid: "uid-rs-bare".into(),
+                    owners: vec![],
+                    desired: 1,
+                    replicas: 1,
+                    ready: 1,
+                    available: 1,
+                    deployment_revision: None,
+                    template: Some(PodTemplateInfo::default()),
+                    selector: crate::snapshot::LabelMatcher::nothing(),
+                })
+                .pod(PodFixture::new("no-mesh-ns", "plain")),
+        );
+        let by_name: HashMap<&str, &UnreachablePod> =
+            c.unreachable.iter().map(|p| (p.name.as_str(), p)).collect();
+        assert_eq!(
+            by_name.len(),
+            4,
+            "the unmeshed standalone pod is not listed: {:?}",
+            by_name.keys()
+        );
+        assert_eq!(by_name["debug"].reason, UnreachableReason::Standalone);
+        assert_eq!(by_name["debug"].state, WorkloadState::Stale);
+        assert_eq!(
+            by_name["report-x"].reason,
+            UnreachableReason::Job {
+                name: "report".into()
+            }
+        );
+        assert_eq!(by_name["report-x"].state, WorkloadState::UpToDate);
+        assert_eq!(
+            by_name["report-x"].command,
+            "kubectl delete pod report-x -n pay"
+        );
+        assert_eq!(
+            by_name["canary-abc"].command,
+            "kubectl argo rollouts restart canary -n pay"
+        );
+        assert_eq!(
+            by_name["bare-x"].reason,
+            UnreachableReason::BareReplicaSet {
+                name: "bare".into()
+            }
+        );
+        assert!(c.workloads.is_empty());
+    }
+
+    #[test]
+    fn restart_selection_picks_stale_by_default_and_widens_with_flags() {
+        let c = classify_fixture(
+            canary()
+                .workload(
+                    WorkloadFixture::deployment("pay", "stale")
+                        .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+                )
+                .workload(
+                    WorkloadFixture::deployment("pay", "fresh")
+                        .pods(2, ProxySpec::istio("1-22-3", "1.22.3")),
+                )
+                .workload(WorkloadFixture::deployment("pay", "bare").pods(2, ProxySpec::none()))
+                .workload(
+                    WorkloadFixture::deployment("pay", "opted")
+                        .template_label("sidecar.istio.io/inject", "false")
+                        .pods(1, ProxySpec::none()),
+                ),
+        );
+        let names = |sel| -> Vec<String> {
+            stale_workloads(&c.workloads, sel)
+                .iter()
+                .map(|w| w.name.clone())
+                .collect()
+        };
+        assert_eq!(names(RestartSelection::default()), vec!["stale"]);
+        assert_eq!(
+            names(RestartSelection {
+                all: true,
+                include_uninjected: false
+            }),
+            vec!["fresh", "stale"]
+        );
+        assert_eq!(
+            names(RestartSelection {
+                all: false,
+                include_uninjected: true
+            }),
+            vec!["bare", "stale"]
+        );
+    }
+
+    #[test]
+    fn gateways_are_recognised_by_label_or_injection_template() {
+        let c = classify_fixture(
+            canary().namespace("istio-gateways", &[]).workload(
+                WorkloadFixture::deployment("istio-gateways", "gw-1-22-3")
+                    .gateway("1-22-3")
+                    .pods(2, ProxySpec::istio("1-22-3", "1.22.3")),
+            ),
+        );
+        let w = only(&c, "gw-1-22-3");
+        assert!(w.is_gateway);
+        assert_eq!(w.expected_revision(), Some("1-22-3"));
+        assert_eq!(w.state, WorkloadState::UpToDate);
+    }
+}
