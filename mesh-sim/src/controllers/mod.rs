@@ -30,12 +30,18 @@
 //! [`settle`] jumps the clock from timer to timer until [`is_settled`].
 
 pub mod cluster;
+pub mod daemonset;
 pub mod defaults;
 pub mod deployment;
+pub mod endpoints;
 pub mod events;
+pub mod job;
+pub mod pdb;
 pub mod pods;
 pub mod replicaset;
+pub mod revisions;
 pub mod state;
+pub mod statefulset;
 pub mod util;
 
 use std::time::Duration;
@@ -76,7 +82,6 @@ pub fn reconcile(world: &mut World) -> bool {
 }
 
 fn run_round(world: &mut World, st: &mut ControllerState, now: chrono::DateTime<chrono::Utc>) {
-    let nodes = pods::nodes(world);
     for ns in std::mem::take(&mut st.dirty.namespaces) {
         cluster::sync_namespace(world, &ns);
     }
@@ -89,19 +94,58 @@ fn run_round(world: &mut World, st: &mut ControllerState, now: chrono::DateTime<
         replicaset::sync(world, st, &key, now);
     }
     st.absorb(world);
+    for key in std::mem::take(&mut st.dirty.statefulsets) {
+        statefulset::sync(world, st, &key, now);
+    }
+    let mut daemonsets = std::mem::take(&mut st.dirty.daemonsets);
+    if std::mem::take(&mut st.dirty.all_daemonsets) {
+        daemonsets.extend(
+            world
+                .store
+                .list(crate::resources::kinds::daemonsets(), None)
+                .map(|d| crate::store::ObjKey::of(d)),
+        );
+    }
+    for key in daemonsets {
+        daemonset::sync(world, st, &key, now);
+    }
+    for key in std::mem::take(&mut st.dirty.jobs) {
+        job::sync(world, st, &key, now);
+    }
+    st.absorb(world);
+    let nodes = pods::nodes(world);
     for key in std::mem::take(&mut st.dirty.pods) {
         pods::sync(world, st, &key, now, &nodes);
     }
     st.absorb(world);
-    for key in std::mem::take(&mut st.dirty.services) {
-        cluster::sync_service_allocations(world, st, &key);
+
+    // Services and PDBs: the changed ones, and every one in a namespace
+    // whose pods changed. The namespace's pods are indexed once for both.
+    let pod_namespaces = std::mem::take(&mut st.dirty.pod_namespaces);
+    let mut services = std::mem::take(&mut st.dirty.services);
+    let mut budgets = std::mem::take(&mut st.dirty.pdbs);
+    for ns in &pod_namespaces {
+        services.extend(
+            world
+                .store
+                .list(crate::resources::kinds::services(), Some(ns))
+                .map(|s| crate::store::ObjKey::of(s)),
+        );
+        budgets.extend(
+            world
+                .store
+                .list(crate::resources::kinds::pdbs(), Some(ns))
+                .map(|p| crate::store::ObjKey::of(p)),
+        );
     }
-    st.dirty.pod_namespaces.clear();
-    st.dirty.pdbs.clear();
-    st.dirty.statefulsets.clear();
-    st.dirty.daemonsets.clear();
-    st.dirty.all_daemonsets = false;
-    st.dirty.jobs.clear();
+    let mut namespace_pods = std::collections::HashMap::new();
+    for key in &services {
+        cluster::sync_service_allocations(world, st, key);
+        endpoints::sync(world, st, key, &mut namespace_pods);
+    }
+    for key in &budgets {
+        pdb::sync(world, key, &mut namespace_pods, now);
+    }
 }
 
 /// Whether the controllers have nothing left to do: every change has been

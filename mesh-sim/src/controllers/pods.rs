@@ -520,3 +520,61 @@ pub fn deletion_order(a: &Value, b: &Value) -> std::cmp::Ordering {
         .then(ready_since(b).cmp(&ready_since(a)))
         .then(created(b).cmp(&created(a)))
 }
+
+/// One namespace's pods with an index by label, built once per pass for
+/// the Services and PDBs of a namespace whose pods changed, so matching
+/// their selectors reads only the pods carrying one of the labels.
+pub struct NamespacePods {
+    pods: Vec<Obj>,
+    by_label: std::collections::HashMap<(String, String), Vec<usize>>,
+}
+
+impl NamespacePods {
+    pub fn of(world: &World, namespace: &str) -> Self {
+        let pods: Vec<Obj> = world
+            .store
+            .list(kinds::pods(), Some(namespace))
+            .cloned()
+            .collect();
+        let mut by_label: std::collections::HashMap<(String, String), Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, pod) in pods.iter().enumerate() {
+            for (k, v) in pod
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(v) = v.as_str() {
+                    by_label
+                        .entry((k.clone(), v.to_string()))
+                        .or_default()
+                        .push(i);
+                }
+            }
+        }
+        NamespacePods { pods, by_label }
+    }
+
+    /// The pods `selector` matches, in name order.
+    pub fn select(&self, selector: &util::Selector) -> Vec<&Obj> {
+        if selector.matches_nothing() {
+            return Vec::new();
+        }
+        match selector.first_equality() {
+            Some((k, v)) => self
+                .by_label
+                .get(&(k.to_string(), v.to_string()))
+                .into_iter()
+                .flatten()
+                .map(|i| &self.pods[*i])
+                .filter(|p| selector.matches_obj(p))
+                .collect(),
+            None => self
+                .pods
+                .iter()
+                .filter(|p| selector.matches_obj(p))
+                .collect(),
+        }
+    }
+}

@@ -242,6 +242,8 @@ pub struct ControllerState {
     pub(crate) pods_by_owner: OwnerIndex,
     pub(crate) replicasets_by_owner: OwnerIndex,
     pub(crate) revisions_by_owner: OwnerIndex,
+    /// EndpointSlice names by the Service they are labelled with.
+    pub(crate) slices_by_service: HashMap<ObjKey, BTreeSet<String>>,
     /// When each running pod started, at full precision (`status.startTime`
     /// has whole seconds only), for readiness and Job completion times.
     pub(crate) pod_started: HashMap<ObjKey, DateTime<Utc>>,
@@ -312,6 +314,7 @@ impl ControllerState {
         self.pods_by_owner.clear();
         self.replicasets_by_owner.clear();
         self.revisions_by_owner.clear();
+        self.slices_by_service.clear();
         for resource in watched() {
             for obj in world.store.list(resource, None) {
                 self.note(resource, EventType::Added, obj);
@@ -366,9 +369,17 @@ impl ControllerState {
             }
             "EndpointSlice" => {
                 if let Some(service) = super::util::label(obj, "kubernetes.io/service-name") {
-                    self.dirty
-                        .services
-                        .insert(ObjKey::new(&key.namespace, service));
+                    let service = ObjKey::new(&key.namespace, service);
+                    let slices = self.slices_by_service.entry(service.clone()).or_default();
+                    if deleted {
+                        slices.remove(&key.name);
+                        if slices.is_empty() {
+                            self.slices_by_service.remove(&service);
+                        }
+                    } else {
+                        slices.insert(key.name);
+                    }
+                    self.dirty.services.insert(service);
                 }
             }
             "PodDisruptionBudget" => {

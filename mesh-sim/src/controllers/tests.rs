@@ -822,3 +822,741 @@ fn a_rolling_restart_of_three_replicas_settles_well_under_a_second_at_default_sp
         "web"
     )));
 }
+
+fn statefulset(name: &str, replicas: i64, update_strategy: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": name,
+            "selector": {"matchLabels": {"app": name}},
+            "updateStrategy": update_strategy,
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "db", "image": "example.com/db:1"}]},
+            },
+        },
+    })
+}
+
+fn set_image(world: &mut World, resource: &'static Resource, name: &str, image: &str) {
+    modify(world, resource, "shop", name, |o| {
+        o["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+    });
+}
+
+fn pod_names(world: &World, ns: &str) -> Vec<String> {
+    pods_in(world, ns)
+        .iter()
+        .map(|p| util::name_of(p).to_string())
+        .collect()
+}
+
+/// Names of pods deleted (or created) since `since`, in order.
+fn pod_events(world: &World, since: u64, kind: EventType) -> Vec<String> {
+    world
+        .store
+        .events_since(kinds::pods(), since)
+        .expect("history kept")
+        .iter()
+        .filter(|e| e.event_type == kind)
+        .map(|e| util::name_of(&e.object).to_string())
+        .collect()
+}
+
+/// What `kubectl rollout status statefulset` decides (RollingUpdate only).
+fn statefulset_rollout_complete(s: &Value) -> bool {
+    let n = |p: &str| s.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let replicas = n("/spec/replicas");
+    if n("/status/observedGeneration") == 0
+        || n("/metadata/generation") > n("/status/observedGeneration")
+    {
+        return false;
+    }
+    if n("/status/readyReplicas") < replicas {
+        return false;
+    }
+    if let Some(partition) = s
+        .pointer("/spec/updateStrategy/rollingUpdate/partition")
+        .and_then(Value::as_i64)
+    {
+        return n("/status/updatedReplicas") >= replicas - partition;
+    }
+    s["status"]["updateRevision"] == s["status"]["currentRevision"]
+}
+
+#[test]
+fn ordered_ready_statefulset_pods_start_in_order_each_after_the_previous_is_ready() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    create(
+        &mut w,
+        kinds::statefulsets(),
+        statefulset("db", 3, json!(null)),
+    );
+    reconcile(&mut w);
+    assert_eq!(pod_names(&w, "shop"), ["db-0"]);
+    w.clock.advance(Duration::from_secs(2));
+    reconcile(&mut w);
+    assert_eq!(pod_names(&w, "shop"), ["db-0", "db-1"]);
+    assert!(settle(&mut w));
+    assert_eq!(pod_names(&w, "shop"), ["db-0", "db-1", "db-2"]);
+
+    let s = get(&w, kinds::statefulsets(), "shop", "db");
+    assert!(statefulset_rollout_complete(&s), "{:#}", s["status"]);
+    assert_eq!(
+        s["spec"]["updateStrategy"]["type"], "RollingUpdate",
+        "defaulted"
+    );
+    let revision = s["status"]["updateRevision"].as_str().unwrap().to_string();
+    assert!(revision.starts_with("db-"));
+    assert_eq!(s["status"]["currentRevision"], json!(revision));
+    assert_eq!(s["status"]["replicas"], 3);
+    assert_eq!(s["status"]["updatedReplicas"], 3);
+    assert_eq!(s["status"]["currentReplicas"], 3);
+    let cr = get(&w, kinds::controllerrevisions(), "shop", &revision);
+    assert_eq!(cr["revision"], 1);
+    assert_eq!(cr["data"]["spec"]["template"]["$patch"], "replace");
+    for pod in pods_in(&w, "shop") {
+        assert_eq!(
+            util::label(&pod, "controller-revision-hash"),
+            Some(revision.as_str())
+        );
+        assert_eq!(pod["spec"]["hostname"], pod["metadata"]["name"]);
+        assert_eq!(pod["spec"]["subdomain"], "db");
+        assert_eq!(
+            util::label(&pod, "statefulset.kubernetes.io/pod-name"),
+            util::str_at(&pod, "/metadata/name")
+        );
+    }
+}
+
+#[test]
+fn statefulset_rolling_update_replaces_the_highest_ordinal_first_one_at_a_time() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    create(
+        &mut w,
+        kinds::statefulsets(),
+        statefulset("db", 3, json!(null)),
+    );
+    assert!(settle(&mut w));
+    let before = w.store.resource_version();
+    set_image(&mut w, kinds::statefulsets(), "db", "example.com/db:2");
+    reconcile(&mut w);
+    let s = get(&w, kinds::statefulsets(), "shop", "db");
+    assert_ne!(
+        s["status"]["updateRevision"],
+        s["status"]["currentRevision"]
+    );
+    assert!(!statefulset_rollout_complete(&s));
+    assert!(settle(&mut w));
+    assert_eq!(
+        pod_events(&w, before, EventType::Deleted),
+        ["db-2", "db-1", "db-0"]
+    );
+    let s = get(&w, kinds::statefulsets(), "shop", "db");
+    assert!(statefulset_rollout_complete(&s));
+    assert_eq!(s["status"]["updatedReplicas"], 3);
+    assert!(
+        pods_in(&w, "shop")
+            .iter()
+            .all(|p| p["spec"]["containers"][0]["image"] == "example.com/db:2")
+    );
+    let mut revisions: Vec<i64> = w
+        .store
+        .list(kinds::controllerrevisions(), Some("shop"))
+        .map(|r| r["revision"].as_i64().unwrap())
+        .collect();
+    revisions.sort();
+    assert_eq!(revisions, [1, 2]);
+}
+
+#[test]
+fn statefulset_partition_updates_only_ordinals_at_or_above_it() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    create(
+        &mut w,
+        kinds::statefulsets(),
+        statefulset(
+            "db",
+            3,
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}),
+        ),
+    );
+    assert!(settle(&mut w));
+    set_image(&mut w, kinds::statefulsets(), "db", "example.com/db:2");
+    assert!(settle(&mut w));
+    let images: Vec<Value> = pods_in(&w, "shop")
+        .iter()
+        .map(|p| p["spec"]["containers"][0]["image"].clone())
+        .collect();
+    assert_eq!(
+        images,
+        [
+            json!("example.com/db:1"),
+            json!("example.com/db:1"),
+            json!("example.com/db:2")
+        ]
+    );
+    let s = get(&w, kinds::statefulsets(), "shop", "db");
+    assert_eq!(s["status"]["updatedReplicas"], 1);
+    assert_ne!(
+        s["status"]["currentRevision"],
+        s["status"]["updateRevision"]
+    );
+    assert!(
+        statefulset_rollout_complete(&s),
+        "partitioned roll out complete"
+    );
+
+    // A deleted pod below the partition comes back at the old revision.
+    w.delete(kinds::pods(), "shop", "db-0", &WriteOptions::default())
+        .unwrap();
+    assert!(settle(&mut w));
+    assert_eq!(
+        get(&w, kinds::pods(), "shop", "db-0")["spec"]["containers"][0]["image"],
+        "example.com/db:1"
+    );
+}
+
+#[test]
+fn on_delete_statefulset_changes_nothing_until_a_pod_is_deleted() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    create(
+        &mut w,
+        kinds::statefulsets(),
+        statefulset("db", 2, json!({"type": "OnDelete"})),
+    );
+    assert!(settle(&mut w));
+    let before = w.store.resource_version();
+    set_image(&mut w, kinds::statefulsets(), "db", "example.com/db:2");
+    assert!(settle(&mut w));
+    assert!(pod_events(&w, before, EventType::Deleted).is_empty());
+    let s = get(&w, kinds::statefulsets(), "shop", "db");
+    assert_eq!(
+        s["status"].get("updatedReplicas"),
+        None,
+        "no pod is at the update revision"
+    );
+    assert_ne!(
+        s["status"]["currentRevision"],
+        s["status"]["updateRevision"]
+    );
+
+    w.delete(kinds::pods(), "shop", "db-1", &WriteOptions::default())
+        .unwrap();
+    assert!(settle(&mut w));
+    let db1 = get(&w, kinds::pods(), "shop", "db-1");
+    assert_eq!(db1["spec"]["containers"][0]["image"], "example.com/db:2");
+    assert!(pods::is_ready(&db1));
+    assert_eq!(
+        util::label(&db1, "controller-revision-hash"),
+        s["status"]["updateRevision"].as_str()
+    );
+    assert_eq!(
+        get(&w, kinds::pods(), "shop", "db-0")["spec"]["containers"][0]["image"],
+        "example.com/db:1"
+    );
+    assert_eq!(
+        get(&w, kinds::statefulsets(), "shop", "db")["status"]["updatedReplicas"],
+        1
+    );
+}
+
+#[test]
+fn parallel_statefulset_starts_every_pod_at_once_and_scales_down_from_the_top() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    let mut s = statefulset("db", 3, json!(null));
+    s["spec"]["podManagementPolicy"] = json!("Parallel");
+    create(&mut w, kinds::statefulsets(), s);
+    reconcile(&mut w);
+    assert_eq!(pod_names(&w, "shop"), ["db-0", "db-1", "db-2"]);
+    assert!(settle(&mut w));
+    modify(&mut w, kinds::statefulsets(), "shop", "db", |s| {
+        s["spec"]["replicas"] = json!(1)
+    });
+    assert!(settle(&mut w));
+    assert_eq!(pod_names(&w, "shop"), ["db-0"]);
+}
+
+fn daemonset(name: &str, update_strategy: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "updateStrategy": update_strategy,
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "agent", "image": "example.com/agent:1"}]},
+            },
+        },
+    })
+}
+
+/// What `kubectl rollout status daemonset` decides.
+fn daemonset_rollout_complete(d: &Value) -> bool {
+    let n = |p: &str| d.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    n("/metadata/generation") <= n("/status/observedGeneration")
+        && n("/status/updatedNumberScheduled") >= n("/status/desiredNumberScheduled")
+        && n("/status/numberAvailable") >= n("/status/desiredNumberScheduled")
+}
+
+#[test]
+fn a_daemonset_runs_one_pod_on_each_node() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    create(&mut w, kinds::daemonsets(), daemonset("agent", json!(null)));
+    assert!(settle(&mut w));
+    let nodes: BTreeSet<String> = pods_in(&w, "shop")
+        .iter()
+        .map(|p| util::str_at(p, "/spec/nodeName").unwrap().to_string())
+        .collect();
+    assert_eq!(
+        nodes,
+        BTreeSet::from([
+            "sim-node-1".to_string(),
+            "sim-node-2".into(),
+            "sim-node-3".into()
+        ])
+    );
+    assert_eq!(pods_in(&w, "shop").len(), 3);
+    let d = get(&w, kinds::daemonsets(), "shop", "agent");
+    assert!(daemonset_rollout_complete(&d), "{:#}", d["status"]);
+    assert_eq!(d["status"]["desiredNumberScheduled"], 3);
+    assert_eq!(d["status"]["currentNumberScheduled"], 3);
+    assert_eq!(d["status"]["numberReady"], 3);
+    assert_eq!(
+        d["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"], 1,
+        "defaulted"
+    );
+    let hash = util::label(&pods_in(&w, "shop")[0], "controller-revision-hash")
+        .unwrap()
+        .to_string();
+    assert!(
+        w.store
+            .get(
+                kinds::controllerrevisions(),
+                "shop",
+                &format!("agent-{hash}")
+            )
+            .is_some()
+    );
+
+    // A node selector narrows the nodes.
+    modify(&mut w, kinds::daemonsets(), "shop", "agent", |d| {
+        d["spec"]["template"]["spec"]["nodeSelector"] =
+            json!({"kubernetes.io/hostname": "sim-node-2"});
+    });
+    assert!(settle(&mut w));
+    let pods = pods_in(&w, "shop");
+    assert_eq!(pods.len(), 1);
+    assert_eq!(pods[0]["spec"]["nodeName"], "sim-node-2");
+    assert_eq!(
+        get(&w, kinds::daemonsets(), "shop", "agent")["status"]["desiredNumberScheduled"],
+        1
+    );
+}
+
+#[test]
+fn daemonset_rolling_update_keeps_all_but_max_unavailable_nodes_ready() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    create(&mut w, kinds::daemonsets(), daemonset("agent", json!(null)));
+    assert!(settle(&mut w));
+    let before = w.store.resource_version();
+    set_image(&mut w, kinds::daemonsets(), "agent", "example.com/agent:2");
+    reconcile(&mut w);
+    assert!(!daemonset_rollout_complete(&get(
+        &w,
+        kinds::daemonsets(),
+        "shop",
+        "agent"
+    )));
+    step_until_settled(&mut w);
+    let (mut max_pods, mut min_ready) = (0, usize::MAX);
+    check_pod_counts(&w, "shop", before, |total, ready| {
+        max_pods = max_pods.max(total);
+        min_ready = min_ready.min(ready);
+    });
+    assert_eq!((max_pods, min_ready), (3, 2));
+    assert!(daemonset_rollout_complete(&get(
+        &w,
+        kinds::daemonsets(),
+        "shop",
+        "agent"
+    )));
+    assert!(
+        pods_in(&w, "shop")
+            .iter()
+            .all(|p| p["spec"]["containers"][0]["image"] == "example.com/agent:2")
+    );
+}
+
+#[test]
+fn daemonset_surge_starts_the_new_pod_before_removing_the_old() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    create(
+        &mut w,
+        kinds::daemonsets(),
+        daemonset(
+            "agent",
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
+        ),
+    );
+    assert!(settle(&mut w));
+    let before = w.store.resource_version();
+    set_image(&mut w, kinds::daemonsets(), "agent", "example.com/agent:2");
+    step_until_settled(&mut w);
+    let (mut max_pods, mut min_ready) = (0, usize::MAX);
+    check_pod_counts(&w, "shop", before, |total, ready| {
+        max_pods = max_pods.max(total);
+        min_ready = min_ready.min(ready);
+    });
+    assert_eq!((max_pods, min_ready), (4, 3));
+    assert!(daemonset_rollout_complete(&get(
+        &w,
+        kinds::daemonsets(),
+        "shop",
+        "agent"
+    )));
+}
+
+#[test]
+fn on_delete_daemonset_updates_only_deleted_pods() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    create(
+        &mut w,
+        kinds::daemonsets(),
+        daemonset("agent", json!({"type": "OnDelete"})),
+    );
+    assert!(settle(&mut w));
+    set_image(&mut w, kinds::daemonsets(), "agent", "example.com/agent:2");
+    assert!(settle(&mut w));
+    assert!(
+        pods_in(&w, "shop")
+            .iter()
+            .all(|p| p["spec"]["containers"][0]["image"] == "example.com/agent:1")
+    );
+    let victim = pod_names(&w, "shop")[0].clone();
+    let node = get(&w, kinds::pods(), "shop", &victim)["spec"]["nodeName"].clone();
+    w.delete(kinds::pods(), "shop", &victim, &WriteOptions::default())
+        .unwrap();
+    assert!(settle(&mut w));
+    let replacement: Vec<Obj> = pods_in(&w, "shop")
+        .into_iter()
+        .filter(|p| p["spec"]["nodeName"] == node)
+        .collect();
+    assert_eq!(replacement.len(), 1);
+    assert_eq!(
+        replacement[0]["spec"]["containers"][0]["image"],
+        "example.com/agent:2"
+    );
+    assert_eq!(
+        get(&w, kinds::daemonsets(), "shop", "agent")["status"]["updatedNumberScheduled"],
+        1
+    );
+}
+
+#[test]
+fn a_job_runs_pods_until_its_completions_succeed() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    create(
+        &mut w,
+        kinds::jobs(),
+        json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "migrate", "namespace": "shop"},
+            "spec": {
+                "completions": 3,
+                "parallelism": 2,
+                "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "example.com/migrate:1"}]}},
+            },
+        }),
+    );
+    reconcile(&mut w);
+    assert_eq!(pods_in(&w, "shop").len(), 2);
+    let job = get(&w, kinds::jobs(), "shop", "migrate");
+    assert_eq!(job["status"]["active"], 2);
+    assert!(job["status"]["startTime"].is_string());
+    assert!(settle(&mut w));
+    let job = get(&w, kinds::jobs(), "shop", "migrate");
+    assert_eq!(job["status"]["succeeded"], 3);
+    assert_eq!(job["status"].get("active"), None);
+    assert!(job["status"]["completionTime"].is_string());
+    assert_eq!(condition(&job, "Complete")["status"], "True");
+    let pods = pods_in(&w, "shop");
+    assert_eq!(pods.len(), 3);
+    assert!(pods.iter().all(|p| p["status"]["phase"] == "Succeeded"));
+    assert!(
+        pods.iter()
+            .all(|p| util::label(p, "job-name") == Some("migrate"))
+    );
+}
+
+fn service(name: &str, selector: Value, target_port: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "shop", "labels": {"team": "web"}},
+        "spec": {"selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": target_port}]},
+    })
+}
+
+fn slices_of(world: &World, svc: &str) -> Vec<Obj> {
+    world
+        .store
+        .list(kinds::endpointslices(), Some("shop"))
+        .filter(|s| util::label(s, "kubernetes.io/service-name") == Some(svc))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn endpoint_slices_follow_pod_readiness_with_named_target_ports() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    create(
+        &mut w,
+        kinds::services(),
+        service("web", json!({"app": "web"}), json!("http")),
+    );
+    create(
+        &mut w,
+        kinds::deployments(),
+        deployment("web", 2, json!(null)),
+    );
+    reconcile(&mut w);
+
+    let svc = get(&w, kinds::services(), "shop", "web");
+    assert!(
+        util::str_at(&svc, "/spec/clusterIP")
+            .unwrap()
+            .starts_with("10.96.")
+    );
+    let slices = slices_of(&w, "web");
+    assert_eq!(slices.len(), 1);
+    let slice = &slices[0];
+    assert_eq!(
+        util::label(slice, "endpointslice.kubernetes.io/managed-by"),
+        Some("endpointslice-controller.k8s.io")
+    );
+    assert_eq!(util::label(slice, "team"), Some("web"));
+    assert_eq!(slice["addressType"], "IPv4");
+    assert_eq!(
+        slice["ports"],
+        json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
+    );
+    let endpoints = slice["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 2);
+    assert!(
+        endpoints
+            .iter()
+            .all(|e| e["conditions"]["ready"] == false && e["targetRef"]["kind"] == "Pod")
+    );
+    let ep = get(&w, kinds::endpoints(), "shop", "web");
+    assert_eq!(
+        ep["subsets"][0]["notReadyAddresses"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(ep["subsets"][0].get("addresses"), None);
+    assert_eq!(
+        ep["subsets"][0]["ports"],
+        json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
+    );
+
+    assert!(settle(&mut w));
+    let slice = &slices_of(&w, "web")[0];
+    assert!(
+        slice["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["conditions"]["ready"] == true)
+    );
+    let ep = get(&w, kinds::endpoints(), "shop", "web");
+    assert_eq!(ep["subsets"][0]["addresses"].as_array().unwrap().len(), 2);
+    assert_eq!(ep["subsets"][0].get("notReadyAddresses"), None);
+
+    // Quiet: a pass writes no endpoints.
+    let rv = w.store.resource_version();
+    reconcile(&mut w);
+    assert_eq!(w.store.resource_version(), rv);
+
+    // A relabelled service selects nothing: an empty slice, no subsets.
+    modify(&mut w, kinds::services(), "shop", "web", |s| {
+        s["spec"]["selector"] = json!({"app": "nothing"})
+    });
+    assert!(settle(&mut w));
+    let slices = slices_of(&w, "web");
+    assert_eq!(slices.len(), 1);
+    assert_eq!(slices[0]["endpoints"], json!([]));
+    assert_eq!(
+        get(&w, kinds::endpoints(), "shop", "web").get("subsets"),
+        None
+    );
+
+    // Deleting the service takes its endpoints.
+    w.delete(kinds::services(), "shop", "web", &WriteOptions::default())
+        .unwrap();
+    assert!(settle(&mut w));
+    assert!(slices_of(&w, "web").is_empty());
+    assert!(w.store.get(kinds::endpoints(), "shop", "web").is_none());
+}
+
+#[test]
+fn a_load_balancer_service_gets_an_ingress_ip_and_node_ports() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    let mut svc = service("gw", json!({"istio": "ingressgateway"}), json!(8080));
+    svc["spec"]["type"] = json!("LoadBalancer");
+    create(&mut w, kinds::services(), svc);
+    assert!(settle(&mut w));
+    let svc = get(&w, kinds::services(), "shop", "gw");
+    assert!(
+        util::str_at(&svc, "/status/loadBalancer/ingress/0/ip")
+            .unwrap()
+            .starts_with("172.18.")
+    );
+    assert!(svc["spec"]["ports"][0]["nodePort"].as_i64().unwrap() >= 30000);
+    assert!(svc["spec"]["clusterIP"].is_string());
+}
+
+fn pdb(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": spec,
+    })
+}
+
+#[test]
+fn pdb_status_counts_healthy_pods_against_min_available_or_max_unavailable() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    create(
+        &mut w,
+        kinds::deployments(),
+        deployment("web", 4, json!(null)),
+    );
+    create(
+        &mut w,
+        kinds::pdbs(),
+        pdb(
+            "min",
+            json!({"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}),
+        ),
+    );
+    create(
+        &mut w,
+        kinds::pdbs(),
+        pdb(
+            "pct",
+            json!({"maxUnavailable": "25%", "selector": {"matchLabels": {"app": "web"}}}),
+        ),
+    );
+    create(
+        &mut w,
+        kinds::pdbs(),
+        pdb("none", json!({"minAvailable": 1})),
+    );
+    reconcile(&mut w);
+    let min = get(&w, kinds::pdbs(), "shop", "min");
+    assert_eq!(min["status"]["currentHealthy"], 0);
+    assert_eq!(min["status"]["disruptionsAllowed"], 0);
+    assert_eq!(condition(&min, "DisruptionAllowed")["status"], "False");
+
+    assert!(settle(&mut w));
+    let min = get(&w, kinds::pdbs(), "shop", "min");
+    assert_eq!(min["status"]["currentHealthy"], 4);
+    assert_eq!(min["status"]["desiredHealthy"], 1);
+    assert_eq!(min["status"]["expectedPods"], 4);
+    assert_eq!(min["status"]["disruptionsAllowed"], 3);
+    assert_eq!(min["status"]["observedGeneration"], 1);
+    assert_eq!(condition(&min, "DisruptionAllowed")["status"], "True");
+    let pct = get(&w, kinds::pdbs(), "shop", "pct");
+    assert_eq!(pct["status"]["expectedPods"], 4);
+    assert_eq!(pct["status"]["desiredHealthy"], 3);
+    assert_eq!(pct["status"]["disruptionsAllowed"], 1);
+    let none = get(&w, kinds::pdbs(), "shop", "none");
+    assert_eq!(
+        none["status"]["expectedPods"], 0,
+        "a null selector selects nothing"
+    );
+    assert_eq!(none["status"]["disruptionsAllowed"], 0);
+
+    // One pod gone: fewer healthy, the same expectation for the percentage.
+    let victim = pod_names(&w, "shop")[0].clone();
+    w.delete(kinds::pods(), "shop", &victim, &WriteOptions::default())
+        .unwrap();
+    reconcile(&mut w);
+    let pct = get(&w, kinds::pdbs(), "shop", "pct");
+    assert_eq!(pct["status"]["currentHealthy"], 3);
+    assert_eq!(pct["status"]["expectedPods"], 4);
+    assert_eq!(pct["status"]["disruptionsAllowed"], 0);
+}
+
+#[test]
+fn namespaces_become_active_and_nodes_exist_from_the_first_pass() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    reconcile(&mut w);
+    assert_eq!(
+        get(&w, kinds::namespaces(), "", "shop")["status"]["phase"],
+        "Active"
+    );
+    let nodes: Vec<String> = w
+        .store
+        .list(kinds::nodes(), None)
+        .map(|n| util::name_of(n).to_string())
+        .collect();
+    assert_eq!(nodes, ["sim-node-1", "sim-node-2", "sim-node-3"]);
+    assert!(is_settled(&w));
+}
+
+#[test]
+fn standalone_pods_are_scheduled_and_become_ready() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    create(
+        &mut w,
+        kinds::pods(),
+        json!({"metadata": {"name": "debug", "namespace": "shop"}, "spec": {
+            "initContainers": [
+                {"name": "init", "image": "busybox"},
+                {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.22.3", "restartPolicy": "Always"},
+            ],
+            "containers": [{"name": "sh", "image": "busybox"}],
+        }}),
+    );
+    assert!(settle(&mut w));
+    let pod = get(&w, kinds::pods(), "shop", "debug");
+    assert!(pod["spec"]["nodeName"].is_string());
+    assert!(pods::is_ready(&pod));
+    let init = pod["status"]["initContainerStatuses"].as_array().unwrap();
+    assert!(init[0]["state"]["terminated"].is_object());
+    assert!(
+        init[1]["state"]["running"].is_object(),
+        "a native sidecar keeps running"
+    );
+    assert_eq!(init[1]["ready"], true);
+    assert_eq!(
+        init[1]["imageID"].as_str().unwrap().split('@').next(),
+        Some("docker.io/istio/proxyv2")
+    );
+}

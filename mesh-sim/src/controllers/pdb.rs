@@ -1,0 +1,136 @@
+//! PodDisruptionBudget status, as the disruption controller computes it.
+//!
+//! The budget's pods are the active pods its `spec.selector` matches in its
+//! namespace (policy/v1: a null selector matches nothing, `{}` everything);
+//! `currentHealthy` counts the Ready ones. `expectedPods` is the number of
+//! matched pods for an integer `minAvailable`, and otherwise the scale of
+//! their controllers (a Deployment's or StatefulSet's `spec.replicas`), so
+//! percentages and `maxUnavailable` are measured against what should run.
+//! `desiredHealthy` comes from `minAvailable` or `expectedPods -
+//! maxUnavailable` (percentages round up), and `disruptionsAllowed` is
+//! `currentHealthy - desiredHealthy`, never below zero.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Value, json};
+
+use super::pods::{self, NamespacePods};
+use super::util::{
+    self, Selector, conditions_of, controller_of, fmt_time, i64_at, int_or_percent, set_condition,
+};
+use crate::resources::kinds;
+use crate::store::ObjKey;
+use crate::world::World;
+
+/// The replicas the controller of `pod` wants: a ReplicaSet's Deployment,
+/// a ReplicaSet or a StatefulSet; `None` for other owners.
+fn controller_scale(world: &World, pod: &Value) -> Option<(String, i64)> {
+    let (kind, name, uid) = controller_of(pod)?;
+    let namespace = util::namespace_of(pod);
+    match kind {
+        "ReplicaSet" => {
+            let rs = world.store.get(kinds::replicasets(), namespace, name)?;
+            if let Some(("Deployment", d_name, d_uid)) = controller_of(&rs) {
+                let d = world.store.get(kinds::deployments(), namespace, d_name)?;
+                return Some((d_uid.to_string(), i64_at(&d, "/spec/replicas").unwrap_or(1)));
+            }
+            Some((uid.to_string(), i64_at(&rs, "/spec/replicas").unwrap_or(1)))
+        }
+        "StatefulSet" => {
+            let set = world.store.get(kinds::statefulsets(), namespace, name)?;
+            Some((uid.to_string(), i64_at(&set, "/spec/replicas").unwrap_or(1)))
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn sync(
+    world: &mut World,
+    key: &ObjKey,
+    cache: &mut HashMap<String, NamespacePods>,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let Some(pdb) = util::get(world, kinds::pdbs(), key) else {
+        return;
+    };
+    let selector = Selector::from_label_selector(pdb.pointer("/spec/selector"));
+    let ns_pods = cache
+        .entry(key.namespace.clone())
+        .or_insert_with(|| NamespacePods::of(world, &key.namespace));
+    let matched: Vec<_> = ns_pods
+        .select(&selector)
+        .into_iter()
+        .filter(|p| pods::is_active(p))
+        .cloned()
+        .collect();
+    let healthy = matched.iter().filter(|p| pods::is_ready(p)).count() as i64;
+    let min_available = pdb.pointer("/spec/minAvailable").filter(|v| !v.is_null());
+    let max_unavailable = pdb.pointer("/spec/maxUnavailable").filter(|v| !v.is_null());
+    let scale = || {
+        let mut controllers: BTreeMap<String, i64> = BTreeMap::new();
+        let mut uncontrolled = 0;
+        for pod in &matched {
+            match controller_scale(world, pod) {
+                Some((uid, replicas)) => {
+                    controllers.insert(uid, replicas);
+                }
+                None => uncontrolled += 1,
+            }
+        }
+        controllers.values().sum::<i64>() + uncontrolled
+    };
+    let (expected, desired) = match (min_available, max_unavailable) {
+        (_, Some(max)) => {
+            let expected = scale();
+            (
+                expected,
+                (expected - int_or_percent(Some(max), expected, true)).max(0),
+            )
+        }
+        (Some(Value::Number(n)), None) => (matched.len() as i64, n.as_i64().unwrap_or(0)),
+        (Some(min), None) => {
+            let expected = scale();
+            (expected, int_or_percent(Some(min), expected, true))
+        }
+        (None, None) => (matched.len() as i64, 0),
+    };
+    let allowed = (healthy - desired).max(0);
+    let now_s = fmt_time(now);
+    let mut conditions = conditions_of(&pdb);
+    if allowed > 0 {
+        set_condition(
+            &mut conditions,
+            "DisruptionAllowed",
+            "True",
+            "SufficientPods",
+            "",
+            &now_s,
+            false,
+        );
+    } else {
+        set_condition(
+            &mut conditions,
+            "DisruptionAllowed",
+            "False",
+            "InsufficientPods",
+            "",
+            &now_s,
+            false,
+        );
+    }
+    for c in conditions.iter_mut() {
+        c["observedGeneration"] = json!(util::generation_of(&pdb));
+    }
+    let mut status = json!({
+        "observedGeneration": util::generation_of(&pdb),
+        "disruptionsAllowed": allowed,
+        "currentHealthy": healthy,
+        "desiredHealthy": desired,
+        "expectedPods": expected,
+        "conditions": conditions,
+    });
+    if let Some(disrupted) = pdb.pointer("/status/disruptedPods") {
+        status["disruptedPods"] = disrupted.clone();
+    }
+    util::write_status(world, kinds::pdbs(), &pdb, status);
+}
