@@ -112,11 +112,7 @@ pub struct Sim {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Most simulated time [`Sim::settle`] lets pass waiting for the cluster to settle.
-const SETTLE_LIMIT: Duration = Duration::from_secs(15 * 60);
-/// The simulated time it lets pass per step.
-const SETTLE_STEP: Duration = Duration::from_millis(500);
-/// Controller passes per step before time moves on regardless.
+/// Controller passes after [`Sim::advance`] before it returns regardless.
 const PASSES_PER_STEP: usize = 256;
 
 impl Sim {
@@ -329,21 +325,12 @@ impl Drop for Sim {
     }
 }
 
-/// Settles `world`: controller passes until quiet, then time steps, until
-/// [`crate::controllers::is_settled`] or the limit.
+/// Settles `world` with [`crate::controllers::settle`]: controller passes,
+/// jumping the simulated clock to the controllers' next timer when they are
+/// idle, until they report the cluster settled or fifteen simulated minutes
+/// have passed. Returns whether it settled.
 pub fn settle_world(world: &mut World) -> bool {
-    let mut waited = Duration::ZERO;
-    loop {
-        server::reconcile_until_quiet(world, PASSES_PER_STEP);
-        if crate::controllers::is_settled(world) {
-            return true;
-        }
-        if waited >= SETTLE_LIMIT {
-            return false;
-        }
-        world.advance(SETTLE_STEP);
-        waited += SETTLE_STEP;
-    }
+    crate::controllers::settle(world)
 }
 
 fn load_world(options: &SimOptions) -> anyhow::Result<World> {

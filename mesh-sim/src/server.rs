@@ -144,27 +144,33 @@ pub fn reconcile_until_quiet(world: &mut World, max_passes: usize) -> bool {
 
 /// Controller passes per wake-up; a rollout takes a few, a big cluster more.
 const PASSES_PER_TICK: usize = 64;
-const CONTROLLER_TICK: Duration = Duration::from_millis(10);
+/// How often controllers run while something is pending (pods becoming
+/// Ready, rollouts progressing).
+const BUSY_TICK: Duration = Duration::from_millis(10);
+/// How often they run when the cluster is settled; writes wake them at once.
+const IDLE_TICK: Duration = Duration::from_millis(100);
 
-/// Runs the controllers after every write and on a short tick until shutdown.
+/// Runs the controllers after every write and on a tick until shutdown.
 pub async fn run_controllers(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
-    let mut tick = tokio::time::interval(CONTROLLER_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut settled = false;
     loop {
+        let tick = if settled { IDLE_TICK } else { BUSY_TICK };
         tokio::select! {
             _ = shutdown.changed() => return,
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(tick) => {}
             _ = shared.wake_controllers.notified() => {}
         }
         let world = shared.world.clone();
         // Controllers are CPU work under the lock: keep them off the
         // threads that serve connections.
-        let _ = tokio::task::spawn_blocking(move || {
+        settled = tokio::task::spawn_blocking(move || {
             let mut world = lock(&world);
             reconcile_until_quiet(&mut world, PASSES_PER_TICK);
+            crate::controllers::is_settled(&world)
         })
-        .await;
+        .await
+        .unwrap_or(false);
     }
 }
 

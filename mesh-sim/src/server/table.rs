@@ -292,6 +292,48 @@ fn columns(resource: &Resource) -> Vec<Column> {
             col("Revision", "integer", 0, "The revision number."),
             AGE,
         ],
+        "Event" => vec![
+            col(
+                "Last Seen",
+                "string",
+                0,
+                "Time since the event was last seen.",
+            ),
+            col("Type", "string", 0, "Type of this event (Normal, Warning)."),
+            col("Reason", "string", 0, "Why the action was taken."),
+            col("Object", "string", 0, "The object this event is about."),
+            col(
+                "Subobject",
+                "string",
+                1,
+                "The part of the object this event is about.",
+            ),
+            col("Source", "string", 1, "The component reporting this event."),
+            col(
+                "Message",
+                "string",
+                0,
+                "A human-readable description of the status of this operation.",
+            ),
+            col(
+                "First Seen",
+                "string",
+                1,
+                "Time since the event was first seen.",
+            ),
+            col(
+                "Count",
+                "string",
+                1,
+                "The number of times this event has occurred.",
+            ),
+            col(
+                "Name",
+                "string",
+                1,
+                "Name must be unique within a namespace.",
+            ),
+        ],
         "Job" => vec![
             NAME,
             col("Status", "string", 0, "Status of the job."),
@@ -511,6 +553,44 @@ fn cells(resource: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 .map(|o| format!("{}/{}", lower_kind(o), s(o, "/name").unwrap_or("")))
                 .unwrap_or_else(|| "<none>".to_string());
             vec![name, json!(controller), json!(n(obj, "/revision")), age]
+        }
+        "Event" => {
+            let since = |pointer: &str| {
+                s(obj, pointer)
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| human_duration(now.signed_duration_since(t.with_timezone(&Utc))))
+            };
+            let last = since("/lastTimestamp")
+                .or_else(|| since("/eventTime"))
+                .unwrap_or_else(|| self::age(obj, now));
+            let first = since("/firstTimestamp").unwrap_or_else(|| last.clone());
+            let object = format!(
+                "{}/{}",
+                s(obj, "/involvedObject/kind").unwrap_or("").to_lowercase(),
+                s(obj, "/involvedObject/name").unwrap_or("")
+            );
+            let source = [s(obj, "/source/component"), s(obj, "/source/host")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                json!(last),
+                json!(s(obj, "/type").unwrap_or("")),
+                json!(s(obj, "/reason").unwrap_or("")),
+                json!(object),
+                json!(s(obj, "/involvedObject/fieldPath").unwrap_or("")),
+                json!(source),
+                json!(s(obj, "/message").unwrap_or("").trim()),
+                json!(first),
+                json!(
+                    obj.get("count")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1)
+                        .to_string()
+                ),
+                name,
+            ]
         }
         "Job" => {
             let succeeded = n(obj, "/status/succeeded");
