@@ -388,3 +388,76 @@ fn run_server(
     // Open watch streams and connections end here, with the runtime.
     runtime.shutdown_timeout(Duration::from_millis(500));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::kinds;
+
+    #[test]
+    fn dropping_the_handle_stops_the_server() {
+        let sim = Sim::start(SimOptions::default()).expect("starts");
+        let address = sim.url().trim_start_matches("https://").to_string();
+        assert!(std::net::TcpStream::connect(&address).is_ok());
+        let kubeconfig = sim.kubeconfig_path().to_path_buf();
+        assert!(kubeconfig.exists());
+        drop(sim);
+        assert!(std::net::TcpStream::connect(&address).is_err());
+        assert!(
+            !kubeconfig.exists(),
+            "the temporary kubeconfig outlived the handle"
+        );
+    }
+
+    #[test]
+    fn apply_yaml_creates_then_replaces_objects() {
+        let sim = Sim::start(SimOptions::default()).expect("starts");
+        let cm = |v: &str| {
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: default\ndata:\n  v: \"{v}\"\n"
+            )
+        };
+        sim.apply_yaml(&cm("1")).expect("creates");
+        sim.apply_yaml(&cm("2")).expect("replaces");
+        let stored = sim
+            .get(kinds::configmaps(), "default", "c")
+            .expect("stored");
+        assert_eq!(stored["data"]["v"], "2");
+        assert!(
+            sim.apply_yaml("apiVersion: v1\nkind: Nope\nmetadata: {name: x}\n")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_paused_clock_moves_only_when_advanced() {
+        let sim = Sim::start(SimOptions::default().clock_speed(0.0)).expect("starts");
+        let before = sim.with_world(|w| w.clock.now());
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(sim.with_world(|w| w.clock.now()), before);
+        sim.advance(Duration::from_secs(90));
+        assert_eq!(
+            sim.with_world(|w| w.clock.now()),
+            before + chrono::Duration::seconds(90)
+        );
+        sim.set_clock_speed(10.0);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(sim.with_world(|w| w.clock.now()) > before + chrono::Duration::seconds(90));
+    }
+
+    #[test]
+    fn each_user_gets_a_kubeconfig_with_its_own_token() {
+        let sim = Sim::start(SimOptions::default()).expect("starts");
+        let path = sim.add_user("ci viewer", Role::read_only());
+        assert_eq!(
+            path.file_name().and_then(|n| n.to_str()),
+            Some("ci_viewer.kubeconfig")
+        );
+        let doc: serde_json::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&path).expect("written")).expect("YAML");
+        let token = doc["users"][0]["user"]["token"].as_str().expect("a token");
+        assert_ne!(token, sim.token());
+        assert_eq!(doc["users"][0]["name"], "ci viewer");
+        assert_eq!(doc["clusters"][0]["cluster"]["server"], sim.url());
+    }
+}

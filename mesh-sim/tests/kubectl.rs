@@ -777,6 +777,23 @@ fn raw_watch_without_a_version_starts_with_the_current_objects_and_ends_at_its_t
     assert_eq!(events[0]["object"]["metadata"]["name"], "db-0");
 }
 
+#[test]
+fn a_watch_cut_by_a_fault_ends_after_that_many_events() {
+    let cluster = Cluster::with_manifests(SHOP);
+    cluster
+        .sim
+        .set_faults(Faults::new().rule(FaultRule::on("watch", "pods").cut_watch_after(1)));
+    let started = Instant::now();
+    let out = cluster
+        .kubectl(&["get", "--raw", "/api/v1/pods?watch=true&timeoutSeconds=60"])
+        .ok();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the watch was not cut"
+    );
+    assert_eq!(out.lines().count(), 1, "{out}");
+}
+
 // Rollouts: these need the controllers (Deployment → ReplicaSet → Pod,
 // StatefulSet, DaemonSet) and Istio's injector.
 
