@@ -10,6 +10,7 @@ pub mod clock;
 pub mod controllers;
 pub mod error;
 pub mod faults;
+pub mod generate;
 pub mod handle;
 pub mod inject;
 pub mod kubeconfig;

@@ -447,7 +447,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs the controllers (controllers::settle) to create pods"]
     fn canary_scenario_puts_every_pod_where_its_comments_say() {
         let mut world = World::new(SimConfig::default());
         let started = std::time::Instant::now();
@@ -493,6 +492,21 @@ mod tests {
         }
         all_on(&world, "legacy", "inventory-", 2, old, Some("1-21-2"));
         all_on(&world, "batch", "debug-shell", 1, new, Some("1-22-3"));
+        let job_pods = proxies(&world, "batch", "nightly-report-");
+        assert!(!job_pods.is_empty());
+        assert!(
+            job_pods
+                .iter()
+                .all(|(i, r)| (i.as_deref(), r.as_deref()) == (new, Some("1-22-3")))
+        );
+        all_on(
+            &world,
+            "shop",
+            "log-agent-",
+            world.config.node_count,
+            old,
+            Some("1-21-2"),
+        );
         all_on(&world, "ambient-apps", "reviews-", 2, None, None);
         all_on(&world, "no-mesh", "static-site-", 2, None, None);
         all_on(&world, "typo", "notifications-", 2, None, None);
@@ -521,13 +535,24 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs the controllers (controllers::settle) to create pods"]
     fn in_place_scenario_leaves_every_sidecar_stale_behind_the_upgraded_istiod() {
         let mut world = World::new(SimConfig::default());
         load_builtin(&mut world, "in-place").unwrap();
         let old = Some("docker.io/istio/proxyv2:1.21.2");
         all_on(&world, "shop", "frontend-", 2, old, Some("default"));
         all_on(&world, "pay", "ledger-", 3, old, Some("default"));
+        all_on(
+            &world,
+            "shop",
+            "log-agent-",
+            world.config.node_count,
+            old,
+            Some("default"),
+        );
+        assert_eq!(
+            world.store.list(kinds::pods(), Some("shop")).count(),
+            3 * 2 + world.config.node_count
+        );
         let istiod = world
             .store
             .get(kinds::deployments(), "istio-system", "istiod")
