@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod collect;
 pub mod commands;
+pub mod confirm;
 pub mod error;
 pub mod logging;
 pub mod mesh;

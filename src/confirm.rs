@@ -1,0 +1,166 @@
+//! The step between a plan and its first write, shared by every writing verb
+//! (`restart-sidecars`, `relabel`, `gateway-switch`).
+//!
+//! ```text
+//! plan ─► rendered on stdout (or -o json) ─► decide() ─► Apply / Rehearse / Stop
+//! ```
+//!
+//! The rules are the same for every verb, so they live here once:
+//! - `--dry-run` (client): the plan is the whole answer; nothing is written.
+//! - `--dry-run=server`: the writes go out with `dryRun=All`, so no prompt.
+//! - an empty plan: nothing to do, no prompt.
+//! - `--yes`: go ahead without asking.
+//! - stdin is a terminal: ask (dialoguer), default "no".
+//! - otherwise: refuse with a sentence that says how to proceed.
+//!
+//! The decision itself ([`decide`]) is pure: the terminal check and the
+//! prompt are passed in, so every branch is unit-tested.
+
+use std::io::IsTerminal;
+
+use crate::cli::{DryRun, WriteArgs};
+use crate::error::Error;
+
+/// What the verb does after showing its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Make the writes for real.
+    Apply,
+    /// Send the writes with `dryRun=All`: the server validates, stores nothing.
+    RehearseOnServer,
+    /// Client dry run: the plan was the answer; send no write at all.
+    PlanOnly,
+    /// The plan is empty: nothing to write.
+    NothingToDo,
+}
+
+impl Decision {
+    /// Whether any request that changes the cluster may be sent.
+    pub fn writes(self) -> bool {
+        matches!(self, Decision::Apply)
+    }
+}
+
+/// Decide whether to go ahead with a plan of `changes` changes, described in
+/// the prompt as `question` (e.g. "Restart 4 workloads in 2 namespaces?").
+///
+/// `stdin_is_terminal` and `ask` are injected so tests need no terminal;
+/// [`decide_interactively`] passes the real ones.
+pub fn decide(
+    write: &WriteArgs,
+    changes: usize,
+    question: &str,
+    stdin_is_terminal: bool,
+    ask: impl FnOnce(&str) -> anyhow::Result<bool>,
+) -> anyhow::Result<Decision> {
+    if changes == 0 {
+        return Ok(Decision::NothingToDo);
+    }
+    match write.dry_run {
+        DryRun::Client => return Ok(Decision::PlanOnly),
+        DryRun::Server => return Ok(Decision::RehearseOnServer),
+        DryRun::None => {}
+    }
+    if write.yes {
+        return Ok(Decision::Apply);
+    }
+    if !stdin_is_terminal {
+        return Err(Error::Refused(
+            "stdin is not a terminal, so there is no one to confirm the plan: pass --yes to apply it, or --dry-run to only show it"
+                .to_string(),
+        )
+        .into());
+    }
+    if ask(question)? {
+        Ok(Decision::Apply)
+    } else {
+        Err(Error::Refused("not confirmed: nothing was changed".to_string()).into())
+    }
+}
+
+/// [`decide`] with the real terminal check and a dialoguer prompt on stderr.
+pub fn decide_interactively(
+    write: &WriteArgs,
+    changes: usize,
+    question: &str,
+) -> anyhow::Result<Decision> {
+    decide(
+        write,
+        changes,
+        question,
+        std::io::stdin().is_terminal(),
+        |question| {
+            dialoguer::Confirm::new()
+                .with_prompt(question)
+                .default(false)
+                .interact()
+                .map_err(|err| anyhow::anyhow!("reading the answer to {question:?}: {err}"))
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ExitCode, exit_code_of};
+
+    fn write(dry_run: DryRun, yes: bool) -> WriteArgs {
+        WriteArgs { dry_run, yes }
+    }
+
+    fn never_asked(_: &str) -> anyhow::Result<bool> {
+        panic!("the prompt must not be shown here")
+    }
+
+    #[test]
+    fn an_empty_plan_asks_nothing_and_writes_nothing() {
+        let d = decide(&write(DryRun::None, false), 0, "?", false, never_asked).unwrap();
+        assert_eq!(d, Decision::NothingToDo);
+        assert!(!d.writes());
+    }
+
+    #[test]
+    fn client_dry_run_never_writes_even_with_yes() {
+        let d = decide(&write(DryRun::Client, true), 3, "?", true, never_asked).unwrap();
+        assert_eq!(d, Decision::PlanOnly);
+        assert!(!d.writes());
+    }
+
+    #[test]
+    fn server_dry_run_rehearses_without_a_prompt() {
+        let d = decide(&write(DryRun::Server, false), 3, "?", false, never_asked).unwrap();
+        assert_eq!(d, Decision::RehearseOnServer);
+        assert!(!d.writes());
+    }
+
+    #[test]
+    fn yes_applies_without_a_terminal() {
+        let d = decide(&write(DryRun::None, true), 3, "?", false, never_asked).unwrap();
+        assert_eq!(d, Decision::Apply);
+    }
+
+    #[test]
+    fn without_a_terminal_and_without_yes_it_refuses_with_exit_code_5() {
+        let err = decide(&write(DryRun::None, false), 3, "?", false, never_asked).unwrap_err();
+        assert_eq!(exit_code_of(&err), ExitCode::Refused);
+        assert!(err.to_string().contains("pass --yes"), "{err}");
+    }
+
+    #[test]
+    fn at_a_terminal_the_answer_decides() {
+        let asked = |q: &str| {
+            assert_eq!(q, "Restart 3 workloads?");
+            Ok(true)
+        };
+        let d = decide(
+            &write(DryRun::None, false),
+            3,
+            "Restart 3 workloads?",
+            true,
+            asked,
+        );
+        assert_eq!(d.unwrap(), Decision::Apply);
+        let err = decide(&write(DryRun::None, false), 3, "?", true, |_| Ok(false)).unwrap_err();
+        assert_eq!(exit_code_of(&err), ExitCode::Refused);
+    }
+}
