@@ -14,8 +14,10 @@
 //! on snapshots built with [`fixtures`].
 
 pub mod control_plane;
+pub mod gateways;
 pub mod injection;
 pub mod proxy;
+pub mod status;
 pub mod workloads;
 
 #[cfg(test)]

@@ -1,0 +1,1266 @@
+//! The `status` report: where the upgrade stands, as one serialisable
+//! document (`-o json|yaml`) that the table renderer also draws from.
+//!
+//! The document is a stable interface (CI pipelines parse it), so every field
+//! is documented here and named in camelCase; the README quotes these docs.
+//! Lists are sorted (namespace, kind, name) so two runs on the same cluster
+//! print the same bytes, apart from `generatedAt`.
+//!
+//! ```text
+//! snapshot ─► ControlPlane ─► classify ─► gateways ─► StatusReport { revisions, namespaces, workloads,
+//!                                                                  unreachablePods, gateways, gatewayServices,
+//!                                                                  versionSkew, summary }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::mesh::control_plane::ControlPlane;
+use crate::mesh::gateways::{Gateway, GatewayService, gateway_services, gateways};
+use crate::mesh::injection::{
+    DATAPLANE_MODE_LABEL, INJECTION_LABEL, InjectionOutcome, NotInjectedReason, REV_LABEL,
+    expected_revision,
+};
+use crate::mesh::proxy::{Version, is_skewed};
+use crate::mesh::workloads::{
+    Classification, ProxyGroup, Risk, UnreachablePod, UnreachableReason, Workload, WorkloadState,
+    classify,
+};
+use crate::snapshot::{ClusterSnapshot, Labels, NamespaceInfo, Scope};
+
+/// `apiVersion` of the document.
+pub const API_VERSION: &str = "mesh-upgrade/v1";
+
+/// The whole `status` document.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    /// Always `mesh-upgrade/v1`.
+    pub api_version: String,
+    /// Always `Status`.
+    pub kind: String,
+    /// When the report was built (RFC 3339, UTC).
+    pub generated_at: DateTime<Utc>,
+    /// The namespace istiod was looked for in.
+    pub control_plane_namespace: String,
+    /// The namespaces the report covers.
+    pub scope: ScopeStatus,
+    /// Every istiod revision, sorted by revision name.
+    pub revisions: Vec<RevisionStatus>,
+    /// The selected namespaces, sorted by name.
+    pub namespaces: Vec<NamespaceStatus>,
+    /// Deployments, StatefulSets and DaemonSets of the selected namespaces,
+    /// sorted by namespace, kind, name; including `ambient` and `no-mesh` ones.
+    pub workloads: Vec<WorkloadStatus>,
+    /// Meshed pods no template patch can restart, sorted by namespace, name.
+    pub unreachable_pods: Vec<UnreachablePodStatus>,
+    /// Gateway Deployments (of the selected namespaces and the control-plane namespace).
+    pub gateways: Vec<GatewayStatus>,
+    /// LoadBalancer/NodePort Services in front of gateway pods.
+    pub gateway_services: Vec<GatewayServiceStatus>,
+    /// Proxies more than one minor version behind the istiod they talk to.
+    pub version_skew: Vec<SkewStatus>,
+    /// Counts and the next commands to run.
+    pub summary: Summary,
+}
+
+/// Which namespaces were read.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeStatus {
+    /// `-A` was given.
+    pub all_namespaces: bool,
+    /// The selected namespaces (empty with `allNamespaces`).
+    pub namespaces: Vec<String>,
+}
+
+/// One control-plane revision (an istiod Deployment).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionStatus {
+    /// The istiod Deployment (`istiod-1-22-3`).
+    pub name: String,
+    /// The revision (`istio.io/rev` label, `default` when absent).
+    pub revision: String,
+    /// istiod's Istio version (image tag), `null` when the image has none.
+    pub version: Option<String>,
+    /// The proxy version this revision injects (injector ConfigMap
+    /// `global.tag`, else the istiod version).
+    pub proxy_version: Option<String>,
+    /// Ready istiod replicas.
+    pub ready_replicas: i32,
+    /// Desired istiod replicas.
+    pub replicas: i32,
+    /// Revision tags pointing at it.
+    pub tags: Vec<String>,
+    /// It serves `istio-injection=enabled` namespaces (directly or through the `default` tag).
+    pub default: bool,
+}
+
+/// A problem with a namespace's injection labels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// `both-labels`, `missing-revision`, `revision-not-ready`, `injector-unavailable`.
+    pub code: String,
+    /// One sentence saying what happens and why.
+    pub message: String,
+}
+
+/// One selected namespace.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceStatus {
+    pub name: String,
+    /// `enabled` (`istio-injection=enabled`), `rev:<name>` (`istio.io/rev`),
+    /// `disabled`, `none` or `ambient`.
+    pub injection: String,
+    /// The revision a new pod without its own labels would get; `null` for none.
+    pub revision: Option<String>,
+    /// The revision tag that resolved it, if any.
+    pub tag: Option<String>,
+    /// Workloads in it (any state).
+    pub workloads: usize,
+    /// Problems with its labels; empty when fine.
+    pub problems: Vec<Problem>,
+}
+
+/// A Deployment, StatefulSet or DaemonSet.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatus {
+    pub namespace: String,
+    /// `Deployment`, `StatefulSet` or `DaemonSet`.
+    pub kind: String,
+    pub name: String,
+    /// `up-to-date`, `stale`, `rolling`, `not-injected`, `no-injector`,
+    /// `opted-out`, `custom-image`, `ambient` or `no-mesh`.
+    pub state: WorkloadState,
+    /// The revision a new pod of its template would get; `null` for none.
+    pub expected_revision: Option<String>,
+    /// The proxy version that revision injects.
+    pub expected_version: Option<String>,
+    /// Pods grouped by the proxy they run: `{revision, version, pods}`.
+    pub proxies: Vec<ProxyGroup>,
+    /// Pods running no proxy.
+    pub pods_without_proxy: usize,
+    /// Pods running another proxy than a new pod would get.
+    pub stale_pods: usize,
+    /// Desired replicas (DaemonSets: scheduled nodes).
+    pub replicas: i32,
+    pub ready_replicas: i32,
+    /// `single-replica`, `no-pdb`, `pdb-allows-zero`, `on-delete`, `paused`,
+    /// `zero-replicas`, `target-not-ready`, `rollout-stuck`, `version-skew`.
+    pub risks: Vec<Risk>,
+    /// Sentences explaining the state and risks.
+    pub notes: Vec<String>,
+    /// It is an Istio gateway.
+    pub gateway: bool,
+}
+
+/// A meshed pod no template patch can restart.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreachablePodStatus {
+    pub namespace: String,
+    pub name: String,
+    /// `standalone`, `job`, `bare-replica-set` or `foreign-owner`.
+    pub reason_code: String,
+    /// The owner as `Kind/name`, `null` for a standalone pod.
+    pub owner: Option<String>,
+    /// One sentence.
+    pub reason: String,
+    /// The revision and version of the proxy it runs (`null` without one).
+    pub revision: Option<String>,
+    pub version: Option<String>,
+    pub expected_revision: Option<String>,
+    /// The state its pod would have as a workload (`stale`, `up-to-date`, ...).
+    pub state: WorkloadState,
+    /// What a person would run, after checking it is safe.
+    pub command: String,
+}
+
+/// A gateway Deployment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayStatus {
+    pub namespace: String,
+    pub name: String,
+    /// The revision its new pods get.
+    pub revision: Option<String>,
+    /// The proxy version most of its pods run.
+    pub version: Option<String>,
+    pub ready_replicas: i32,
+    pub replicas: i32,
+    pub state: WorkloadState,
+    /// External Services that select its pods now.
+    pub services: Vec<String>,
+}
+
+/// An external Service in front of gateway pods.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayServiceStatus {
+    pub namespace: String,
+    pub name: String,
+    /// `LoadBalancer` or `NodePort`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub selector: Labels,
+    /// The selector key that picks a revision (`version`, else `istio.io/rev`).
+    pub selector_key: Option<String>,
+    /// Gateway Deployments it selects now.
+    pub selects: Vec<String>,
+    /// Their revisions.
+    pub selects_revisions: Vec<String>,
+    /// Ready endpoints in its EndpointSlices.
+    pub ready_endpoints: usize,
+    pub not_ready_endpoints: usize,
+    /// Ready endpoints by the revision of their pod's proxy.
+    pub endpoints_by_revision: Vec<ProxyRevisionCount>,
+    /// Other gateways it could be switched to.
+    pub candidates: Vec<CandidateStatus>,
+}
+
+/// Pods per proxy revision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyRevisionCount {
+    pub revision: Option<String>,
+    pub pods: usize,
+}
+
+/// A gateway a Service could be switched to.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateStatus {
+    pub deployment: String,
+    pub revision: Option<String>,
+    pub version: Option<String>,
+    /// The value to set under `selectorKey`.
+    pub selector_value: String,
+    /// It can take over now.
+    pub ready: bool,
+    /// Why not, when it cannot.
+    pub problems: Vec<String>,
+}
+
+/// Proxies too far behind their control plane.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkewStatus {
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+    pub proxy_version: String,
+    pub revision: String,
+    pub control_plane_version: String,
+    pub pods: usize,
+}
+
+/// Counts of workloads by state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateCounts {
+    pub total: usize,
+    pub up_to_date: usize,
+    pub stale: usize,
+    pub rolling: usize,
+    pub not_injected: usize,
+    pub no_injector: usize,
+    pub opted_out: usize,
+    pub custom_image: usize,
+    pub ambient: usize,
+    pub no_mesh: usize,
+}
+
+impl StateCounts {
+    fn add(&mut self, state: WorkloadState) {
+        self.total += 1;
+        let slot = match state {
+            WorkloadState::UpToDate => &mut self.up_to_date,
+            WorkloadState::Stale => &mut self.stale,
+            WorkloadState::Rolling => &mut self.rolling,
+            WorkloadState::NotInjected => &mut self.not_injected,
+            WorkloadState::NoInjector => &mut self.no_injector,
+            WorkloadState::OptedOut => &mut self.opted_out,
+            WorkloadState::CustomImage => &mut self.custom_image,
+            WorkloadState::Ambient => &mut self.ambient,
+            WorkloadState::NoMesh => &mut self.no_mesh,
+        };
+        *slot += 1;
+    }
+}
+
+/// One thing to do next.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextStep {
+    /// What was found.
+    pub message: String,
+    /// The command to run, when there is one.
+    pub command: Option<String>,
+}
+
+/// Counts, what needs attention, and the next commands.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Workloads by state.
+    pub workloads: StateCounts,
+    /// Pods whose proxy differs from what they should run (workloads and unreachable pods).
+    pub stale_pods: usize,
+    pub unreachable_pods: usize,
+    /// Something is stale or broken (`status --exit-code` exits 3).
+    pub needs_attention: bool,
+    /// Why, one sentence each.
+    pub attention: Vec<String>,
+    /// What to run next, most useful first.
+    pub next_steps: Vec<NextStep>,
+}
+
+impl StatusReport {
+    /// Something is stale or broken: what `--exit-code` gates on.
+    pub fn needs_attention(&self) -> bool {
+        self.summary.needs_attention
+    }
+}
+
+/// Builds the report from a snapshot. Pure: `now` only stamps `generatedAt`.
+pub fn build_status(snapshot: &ClusterSnapshot, now: DateTime<Utc>) -> StatusReport {
+    let control_plane = ControlPlane::from_snapshot(snapshot);
+    let classification = classify(snapshot, &control_plane);
+    build_status_from(snapshot, &control_plane, &classification, now)
+}
+
+/// Builds the report from an already classified snapshot (the other verbs
+/// classify once and may print the report too).
+pub fn build_status_from(
+    snapshot: &ClusterSnapshot,
+    control_plane: &ControlPlane,
+    classification: &Classification,
+    now: DateTime<Utc>,
+) -> StatusReport {
+    let in_scope = |ns: &str| snapshot.scope.contains(ns);
+    let default_revision = control_plane.default_revision();
+
+    let revisions: Vec<RevisionStatus> = control_plane
+        .revisions
+        .iter()
+        .map(|r| RevisionStatus {
+            name: r.deployment.clone(),
+            revision: r.revision.clone(),
+            version: r.istiod_version.clone(),
+            proxy_version: r.proxy_version.clone(),
+            ready_replicas: r.ready,
+            replicas: r.desired,
+            tags: control_plane
+                .tags_of(&r.revision)
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
+            default: default_revision.as_deref() == Some(r.revision.as_str()),
+        })
+        .collect();
+
+    let workloads_in_scope: Vec<&Workload> = classification
+        .workloads
+        .iter()
+        .filter(|w| in_scope(&w.namespace))
+        .collect();
+
+    let mut namespaces: Vec<NamespaceStatus> = snapshot
+        .namespaces
+        .iter()
+        .filter(|n| in_scope(&n.name))
+        .map(|n| namespace_status(n, control_plane, &workloads_in_scope))
+        .collect();
+    namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let workloads: Vec<WorkloadStatus> = workloads_in_scope
+        .iter()
+        .map(|w| workload_status(w))
+        .collect();
+    let unreachable_pods: Vec<UnreachablePodStatus> = classification
+        .unreachable
+        .iter()
+        .filter(|p| in_scope(&p.namespace))
+        .map(unreachable_status)
+        .collect();
+
+    let all_gateways: Vec<Gateway> = gateways(classification)
+        .into_iter()
+        .filter(|g| in_scope(&g.namespace) || g.namespace == snapshot.control_plane_namespace)
+        .collect();
+    let services: Vec<GatewayService> = gateway_services(snapshot, &all_gateways, control_plane)
+        .into_iter()
+        .filter(|s| in_scope(&s.namespace) || s.namespace == snapshot.control_plane_namespace)
+        .collect();
+    let gateway_statuses: Vec<GatewayStatus> = all_gateways
+        .iter()
+        .map(|g| GatewayStatus {
+            namespace: g.namespace.clone(),
+            name: g.name.clone(),
+            revision: g.revision.clone(),
+            version: g.version.clone(),
+            ready_replicas: g.ready,
+            replicas: g.desired,
+            state: g.state,
+            services: services
+                .iter()
+                .filter(|s| s.namespace == g.namespace && s.selected.contains(&g.name))
+                .map(|s| s.name.clone())
+                .collect(),
+        })
+        .collect();
+    let gateway_services: Vec<GatewayServiceStatus> = services.iter().map(service_status).collect();
+
+    let version_skew = skew(&workloads_in_scope, control_plane);
+    let summary = summarise(
+        control_plane,
+        &namespaces,
+        &workloads_in_scope,
+        &unreachable_pods,
+        &gateway_services,
+        &version_skew,
+        default_revision.as_deref(),
+    );
+
+    StatusReport {
+        api_version: API_VERSION.to_string(),
+        kind: "Status".to_string(),
+        generated_at: now,
+        control_plane_namespace: snapshot.control_plane_namespace.clone(),
+        scope: match &snapshot.scope {
+            Scope::All => ScopeStatus {
+                all_namespaces: true,
+                namespaces: Vec::new(),
+            },
+            Scope::Namespaces(names) => {
+                let mut names = names.clone();
+                names.sort();
+                ScopeStatus {
+                    all_namespaces: false,
+                    namespaces: names,
+                }
+            }
+        },
+        revisions,
+        namespaces,
+        workloads,
+        unreachable_pods,
+        gateways: gateway_statuses,
+        gateway_services,
+        version_skew,
+        summary,
+    }
+}
+
+/// The namespace's injection mode as the user labelled it.
+pub fn injection_mode(namespace: &NamespaceInfo) -> String {
+    let labels = &namespace.labels;
+    if labels.get(DATAPLANE_MODE_LABEL).map(String::as_str) == Some("ambient") {
+        return "ambient".into();
+    }
+    match labels.get(INJECTION_LABEL).map(String::as_str) {
+        Some("enabled") => return "enabled".into(),
+        Some(_) => return "disabled".into(),
+        None => {}
+    }
+    match labels.get(REV_LABEL) {
+        Some(rev) => format!("rev:{rev}"),
+        None => "none".into(),
+    }
+}
+
+fn namespace_status(
+    namespace: &NamespaceInfo,
+    control_plane: &ControlPlane,
+    workloads: &[&Workload],
+) -> NamespaceStatus {
+    let outcome = expected_revision(namespace, &Labels::new(), &Labels::new(), control_plane);
+    let mut problems = Vec::new();
+    let labels = &namespace.labels;
+    if let (Some(legacy), Some(rev)) = (labels.get(INJECTION_LABEL), labels.get(REV_LABEL)) {
+        let gets = match outcome.revision() {
+            Some(r) => format!("pods get {r}"),
+            None => "pods get no proxy".to_string(),
+        };
+        problems.push(Problem {
+            code: "both-labels".into(),
+            message: format!(
+                "istio-injection={legacy} and istio.io/rev={rev} are both set; istio-injection wins (IST0123), so {gets}"
+            ),
+        });
+    }
+    let mut tag = None;
+    match &outcome {
+        InjectionOutcome::Injected { via_tag, .. } => tag = via_tag.clone(),
+        InjectionOutcome::WouldFail { revision, webhook } => problems.push(Problem {
+            code: "revision-not-ready".into(),
+            message: format!(
+                "revision {revision} has no Ready istiod: new pods fail to be created (webhook {webhook} fails closed)"
+            ),
+        }),
+        InjectionOutcome::NotInjected {
+            reason: NotInjectedReason::MissingRevision { selected },
+        } => problems.push(Problem {
+            code: "missing-revision".into(),
+            message: if selected == "default" && labels.contains_key(INJECTION_LABEL) {
+                "istio-injection=enabled but no default revision or `default` tag serves it: new pods start without a proxy".to_string()
+            } else {
+                format!("{selected} names no revision or tag: new pods start without a proxy")
+            },
+        }),
+        InjectionOutcome::NotInjected {
+            reason: NotInjectedReason::InjectorUnavailable { revision },
+        } => problems.push(Problem {
+            code: "injector-unavailable".into(),
+            message: format!("revision {revision} has no Ready istiod: new pods start without a proxy"),
+        }),
+        InjectionOutcome::NotInjected { .. } => {}
+    }
+    NamespaceStatus {
+        name: namespace.name.clone(),
+        injection: injection_mode(namespace),
+        revision: outcome.revision().map(str::to_string),
+        tag,
+        workloads: workloads
+            .iter()
+            .filter(|w| w.namespace == namespace.name)
+            .count(),
+        problems,
+    }
+}
+
+fn workload_status(w: &Workload) -> WorkloadStatus {
+    WorkloadStatus {
+        namespace: w.namespace.clone(),
+        kind: w.kind.to_string(),
+        name: w.name.clone(),
+        state: w.state,
+        expected_revision: w.expected_revision().map(str::to_string),
+        expected_version: w.expected_version.clone(),
+        proxies: w.proxies.clone(),
+        pods_without_proxy: w.pods_without_proxy,
+        stale_pods: w.stale_pods,
+        replicas: w.desired,
+        ready_replicas: w.ready,
+        risks: w.risks.clone(),
+        notes: w.notes.clone(),
+        gateway: w.is_gateway,
+    }
+}
+
+fn unreachable_status(p: &UnreachablePod) -> UnreachablePodStatus {
+    let (code, owner) = match &p.reason {
+        UnreachableReason::Standalone => ("standalone", None),
+        UnreachableReason::Job { name } => ("job", Some(format!("Job/{name}"))),
+        UnreachableReason::BareReplicaSet { name } => {
+            ("bare-replica-set", Some(format!("ReplicaSet/{name}")))
+        }
+        UnreachableReason::ForeignOwner { owner_kind, name } => {
+            ("foreign-owner", Some(format!("{owner_kind}/{name}")))
+        }
+    };
+    UnreachablePodStatus {
+        namespace: p.namespace.clone(),
+        name: p.name.clone(),
+        reason_code: code.into(),
+        owner,
+        reason: p.reason.to_string(),
+        revision: p.revision.clone(),
+        version: p.proxy.as_ref().and_then(|x| x.version.clone()),
+        expected_revision: p.expected.revision().map(str::to_string),
+        state: p.state,
+        command: p.command.clone(),
+    }
+}
+
+fn service_status(s: &GatewayService) -> GatewayServiceStatus {
+    GatewayServiceStatus {
+        namespace: s.namespace.clone(),
+        name: s.name.clone(),
+        type_: s.type_.clone(),
+        selector: s.selector.clone(),
+        selector_key: s.selector_key.clone(),
+        selects: s.selected.clone(),
+        selects_revisions: s.selected_revisions.clone(),
+        ready_endpoints: s.endpoints.ready,
+        not_ready_endpoints: s.endpoints.not_ready,
+        endpoints_by_revision: s
+            .endpoints
+            .ready_by_revision
+            .iter()
+            .map(|(revision, pods)| ProxyRevisionCount {
+                revision: revision.clone(),
+                pods: *pods,
+            })
+            .collect(),
+        candidates: s
+            .candidates
+            .iter()
+            .map(|c| CandidateStatus {
+                deployment: c.deployment.clone(),
+                revision: c.revision.clone(),
+                version: c.version.clone(),
+                selector_value: c.selector_value.clone(),
+                ready: c.is_ready(),
+                problems: c.problems.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn skew(workloads: &[&Workload], control_plane: &ControlPlane) -> Vec<SkewStatus> {
+    let mut out = Vec::new();
+    for w in workloads {
+        for group in &w.proxies {
+            let (Some(revision), Some(version)) = (&group.revision, &group.version) else {
+                continue;
+            };
+            let Some(control) = control_plane
+                .revision(revision)
+                .and_then(|r| r.istiod_version.clone())
+            else {
+                continue;
+            };
+            if is_skewed(version, &control) {
+                out.push(SkewStatus {
+                    namespace: w.namespace.clone(),
+                    kind: w.kind.to_string(),
+                    name: w.name.clone(),
+                    proxy_version: version.clone(),
+                    revision: revision.clone(),
+                    control_plane_version: control,
+                    pods: group.pods,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn join(set: &BTreeSet<String>) -> String {
+    set.iter().cloned().collect::<Vec<_>>().join(",")
+}
+
+fn summarise(
+    control_plane: &ControlPlane,
+    namespaces: &[NamespaceStatus],
+    workloads: &[&Workload],
+    unreachable: &[UnreachablePodStatus],
+    services: &[GatewayServiceStatus],
+    skew: &[SkewStatus],
+    default_revision: Option<&str>,
+) -> Summary {
+    let mut counts = StateCounts::default();
+    for w in workloads {
+        counts.add(w.state);
+    }
+    let stale_pods = workloads.iter().map(|w| w.stale_pods).sum::<usize>()
+        + unreachable
+            .iter()
+            .filter(|p| p.state == WorkloadState::Stale)
+            .count();
+    let mut attention = Vec::new();
+    let mut steps = Vec::new();
+
+    for r in &control_plane.revisions {
+        if !r.is_ready() {
+            attention.push(format!(
+                "istiod {} ({}) has no Ready replica",
+                r.deployment, r.revision
+            ));
+        }
+    }
+
+    // Stale workloads, per revision they should move to.
+    let mut stale_by_target: BTreeMap<String, Vec<&Workload>> = BTreeMap::new();
+    for w in workloads.iter().filter(|w| w.state == WorkloadState::Stale) {
+        stale_by_target
+            .entry(w.expected_revision().unwrap_or("?").to_string())
+            .or_default()
+            .push(w);
+    }
+    for (target, group) in &stale_by_target {
+        let namespaces: BTreeSet<String> = group.iter().map(|w| w.namespace.clone()).collect();
+        let versions: BTreeSet<String> = group
+            .iter()
+            .flat_map(|w| w.pods.iter().filter(|p| p.stale))
+            .map(|p| match &p.proxy {
+                Some(proxy) => proxy
+                    .version
+                    .clone()
+                    .unwrap_or_else(|| "digest-pinned".into()),
+                None => "no".into(),
+            })
+            .collect();
+        let versions: Vec<String> = versions.into_iter().collect();
+        let message = format!(
+            "{} in {} run {} proxies but select {target}",
+            plural(group.len(), "workload"),
+            plural(namespaces.len(), "namespace"),
+            versions.join("/"),
+        );
+        attention.push(message.clone());
+        let target_ready = control_plane.revision(target).is_none_or(|r| r.is_ready());
+        if !target_ready {
+            steps.push(NextStep {
+                message: format!(
+                    "{message}; istiod {target} is not Ready yet: fix it before restarting"
+                ),
+                command: Some(format!(
+                    "kubectl -n {} rollout status deployment/{}",
+                    control_plane.namespace,
+                    control_plane
+                        .revision(target)
+                        .map_or("istiod", |r| r.deployment.as_str())
+                )),
+            });
+            continue;
+        }
+        steps.push(NextStep {
+            message,
+            command: Some(format!(
+                "kubectl mesh-upgrade restart-sidecars -n {}",
+                join(&namespaces)
+            )),
+        });
+        let on_delete: Vec<&&Workload> = group
+            .iter()
+            .filter(|w| !w.rolls_on_template_change())
+            .collect();
+        if !on_delete.is_empty() {
+            let ns: BTreeSet<String> = on_delete.iter().map(|w| w.namespace.clone()).collect();
+            steps.push(NextStep {
+                message: format!(
+                    "{} use updateStrategy OnDelete ({}): their pods are deleted one at a time",
+                    plural(on_delete.len(), "StatefulSet"),
+                    on_delete
+                        .iter()
+                        .map(|w| w.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                command: Some(format!(
+                    "kubectl mesh-upgrade restart-sidecars -n {} --delete-pods",
+                    join(&ns)
+                )),
+            });
+        }
+    }
+
+    let uninjected: Vec<&&Workload> = workloads
+        .iter()
+        .filter(|w| w.state == WorkloadState::NotInjected && w.expected.revision().is_some())
+        .collect();
+    if !uninjected.is_empty() {
+        let ns: BTreeSet<String> = uninjected.iter().map(|w| w.namespace.clone()).collect();
+        let message = format!(
+            "{} in {} run no proxy but should get one",
+            plural(uninjected.len(), "workload"),
+            plural(ns.len(), "namespace")
+        );
+        attention.push(message.clone());
+        steps.push(NextStep {
+            message,
+            command: Some(format!(
+                "kubectl mesh-upgrade restart-sidecars -n {} --include-uninjected",
+                join(&ns)
+            )),
+        });
+    }
+    let no_injector: Vec<&&Workload> = workloads
+        .iter()
+        .filter(|w| w.state == WorkloadState::NoInjector)
+        .collect();
+    if !no_injector.is_empty() {
+        attention.push(format!(
+            "{} run proxies that no injector would give a new pod ({}): a restart would remove them",
+            plural(no_injector.len(), "workload"),
+            no_injector
+                .iter()
+                .map(|w| format!("{}/{}", w.namespace, w.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+
+    let known: Vec<String> = control_plane
+        .revisions
+        .iter()
+        .map(|r| r.revision.clone())
+        .chain(control_plane.tags.iter().map(|t| t.name.clone()))
+        .collect();
+    for ns in namespaces {
+        for problem in &ns.problems {
+            attention.push(format!("namespace {}: {}", ns.name, problem.message));
+            let command = match problem.code.as_str() {
+                "both-labels" => {
+                    let target = ns.revision.clone().unwrap_or_else(|| "<revision>".into());
+                    Some(format!(
+                        "kubectl mesh-upgrade relabel -n {} --to {target}",
+                        ns.name
+                    ))
+                }
+                "missing-revision" => Some(format!(
+                    "kubectl mesh-upgrade relabel -n {} --to <one of: {}>",
+                    ns.name,
+                    known.join(", ")
+                )),
+                _ => None,
+            };
+            steps.push(NextStep {
+                message: format!("namespace {}: {}", ns.name, problem.message),
+                command,
+            });
+        }
+    }
+
+    // The canary's next move: namespaces on an older revision than the newest.
+    if let Some(newest) = newest_revision(control_plane) {
+        let behind: BTreeSet<String> = namespaces
+            .iter()
+            .filter(|n| n.problems.is_empty() && n.tag.as_deref().is_none_or(|t| t == "default"))
+            .filter(|n| {
+                n.revision
+                    .as_deref()
+                    .is_some_and(|r| r != newest && older(control_plane, r, newest))
+            })
+            .map(|n| n.name.clone())
+            .collect();
+        if !behind.is_empty() && stale_by_target.is_empty() {
+            steps.push(NextStep {
+                message: format!(
+                    "{} still select an older revision than {newest}; when the canary looks good, move them",
+                    plural(behind.len(), "namespace")
+                ),
+                command: Some(format!("kubectl mesh-upgrade relabel -n {} --to {newest}", join(&behind))),
+            });
+        }
+        for tag in &control_plane.tags {
+            if let Some(r) = &tag.revision {
+                if r != newest
+                    && older(control_plane, r, newest)
+                    && Some(tag.name.as_str()) != default_revision
+                {
+                    steps.push(NextStep {
+                        message: format!("revision tag {} still points at {r}", tag.name),
+                        command: Some(format!(
+                            "istioctl tag set {} --revision {newest} --overwrite",
+                            tag.name
+                        )),
+                    });
+                }
+            }
+        }
+    }
+
+    for s in services {
+        if s.ready_endpoints == 0 {
+            attention.push(format!(
+                "gateway Service {}/{} has no Ready endpoints",
+                s.namespace, s.name
+            ));
+        }
+        let current: BTreeSet<&str> = s.selects_revisions.iter().map(String::as_str).collect();
+        for c in s.candidates.iter().filter(|c| c.ready) {
+            let (Some(key), Some(candidate_revision)) = (&s.selector_key, &c.revision) else {
+                continue;
+            };
+            let newer = current
+                .iter()
+                .all(|r| older(control_plane, r, candidate_revision));
+            if !newer {
+                continue;
+            }
+            steps.push(NextStep {
+                message: format!(
+                    "gateway Service {}/{} selects {}; the {} gateway ({}) is ready to take over",
+                    s.namespace,
+                    s.name,
+                    if current.is_empty() {
+                        "no gateway".to_string()
+                    } else {
+                        current.iter().copied().collect::<Vec<_>>().join(",")
+                    },
+                    candidate_revision,
+                    c.deployment
+                ),
+                command: Some(format!(
+                    "kubectl mesh-upgrade gateway-switch -n {} --service {} --to {}{}",
+                    s.namespace,
+                    s.name,
+                    c.selector_value,
+                    if key == "version" {
+                        String::new()
+                    } else {
+                        format!(" --selector-key {key}")
+                    }
+                )),
+            });
+        }
+    }
+
+    let unreachable_stale: Vec<&UnreachablePodStatus> = unreachable
+        .iter()
+        .filter(|p| p.state == WorkloadState::Stale)
+        .collect();
+    if !unreachable_stale.is_empty() {
+        let message = format!(
+            "{} that no restart can reach run an old proxy ({})",
+            plural(unreachable_stale.len(), "pod"),
+            unreachable_stale
+                .iter()
+                .map(|p| format!("{}/{}", p.namespace, p.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        attention.push(message.clone());
+        steps.push(NextStep {
+            message: format!("{message}: see the unreachable pods for the command each needs"),
+            command: None,
+        });
+    }
+    if !skew.is_empty() {
+        attention.push(format!(
+            "{} run proxies more than one minor version behind their istiod",
+            plural(
+                skew.iter()
+                    .map(|s| (&s.namespace, &s.name))
+                    .collect::<BTreeSet<_>>()
+                    .len(),
+                "workload"
+            )
+        ));
+    }
+
+    Summary {
+        workloads: counts,
+        stale_pods,
+        unreachable_pods: unreachable.len(),
+        needs_attention: !attention.is_empty(),
+        attention,
+        next_steps: steps,
+    }
+}
+
+/// The revision with the highest istiod version.
+fn newest_revision(control_plane: &ControlPlane) -> Option<&str> {
+    if control_plane.revisions.len() < 2 {
+        return None;
+    }
+    control_plane
+        .revisions
+        .iter()
+        .filter_map(|r| {
+            Some((
+                Version::parse(r.istiod_version.as_deref()?)?,
+                r.revision.as_str(),
+            ))
+        })
+        .max()
+        .map(|(_, r)| r)
+}
+
+/// Whether revision `a` runs an older istiod than revision `b`.
+fn older(control_plane: &ControlPlane, a: &str, b: &str) -> bool {
+    let version = |r: &str| {
+        control_plane
+            .revision(r)
+            .and_then(|r| r.istiod_version.as_deref())
+            .and_then(Version::parse)
+    };
+    match (version(a), version(b)) {
+        (Some(a), Some(b)) => a < b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::fixtures::{ClusterFixture, PodFixture, ProxySpec, WorkloadFixture};
+    use chrono::TimeZone;
+
+    pub(crate) fn fixed_now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
+            .single()
+            .expect("a valid time")
+    }
+
+    /// The sim's `canary` scenario, written with the fixture builders.
+    pub(crate) fn canary_fixture() -> ClusterFixture {
+        ClusterFixture::new()
+            .revision("1-21-2", "1.21.2")
+            .revision("1-22-3", "1.22.3")
+            .tag("default", "1-21-2")
+            .tag("prod-stable", "1-21-2")
+            .tag("prod-canary", "1-22-3")
+            .namespace("shop", &[("istio-injection", "enabled")])
+            .namespace("pay", &[("istio.io/rev", "1-22-3")])
+            .namespace("cart", &[("istio.io/rev", "prod-stable")])
+            .namespace(
+                "legacy",
+                &[("istio-injection", "enabled"), ("istio.io/rev", "1-22-3")],
+            )
+            .namespace("typo", &[("istio.io/rev", "1-22-4")])
+            .namespace("istio-gateways", &[])
+            .workload(
+                WorkloadFixture::deployment("shop", "frontend")
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            )
+            .pdb("shop", "frontend", 1)
+            .workload(
+                WorkloadFixture::deployment("shop", "recommendations")
+                    .replicas(1)
+                    .pods(1, ProxySpec::istio("1-21-2", "1.21.2")),
+            )
+            .workload(
+                WorkloadFixture::deployment("pay", "payments")
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            )
+            .pdb("pay", "payments", 1)
+            .workload(
+                WorkloadFixture::stateful_set("pay", "ledger")
+                    .on_delete()
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            )
+            .pdb("pay", "ledger", 1)
+            .workload(
+                WorkloadFixture::deployment("cart", "cart")
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            )
+            .pdb("cart", "cart", 1)
+            .workload(
+                WorkloadFixture::deployment("legacy", "inventory")
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            )
+            .pdb("legacy", "inventory", 1)
+            .workload(WorkloadFixture::deployment("typo", "orders").pods(2, ProxySpec::none()))
+            .pod(PodFixture::new("pay", "debug-shell").spec(&ProxySpec::istio("1-21-2", "1.21.2")))
+            .workload(
+                WorkloadFixture::deployment("istio-gateways", "istio-ingressgateway-1-21-2")
+                    .gateway("1-21-2")
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            )
+            .workload(
+                WorkloadFixture::deployment("istio-gateways", "istio-ingressgateway-1-22-3")
+                    .gateway("1-22-3")
+                    .pods(2, ProxySpec::istio("1-22-3", "1.22.3")),
+            )
+            .pdb("istio-gateways", "istio-ingressgateway", 1)
+            .service(
+                "istio-gateways",
+                "istio-ingressgateway",
+                "LoadBalancer",
+                &[("istio", "ingressgateway"), ("version", "1-21-2")],
+                &[(80, "8080"), (443, "8443"), (15021, "15021")],
+            )
+            .endpoints(
+                "istio-gateways",
+                "istio-ingressgateway",
+                &[
+                    ("istio-ingressgateway-1-21-2-5d8f7c9b4-p0", true),
+                    ("istio-ingressgateway-1-21-2-5d8f7c9b4-p1", true),
+                ],
+            )
+    }
+
+    #[test]
+    fn the_document_names_its_api_version_and_kind() {
+        let report = build_status(&canary_fixture().build(), fixed_now());
+        let json = serde_json::to_value(&report).expect("serialises");
+        assert_eq!(json["apiVersion"], "mesh-upgrade/v1");
+        assert_eq!(json["kind"], "Status");
+        for key in [
+            "revisions",
+            "namespaces",
+            "workloads",
+            "gateways",
+            "summary",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key}");
+        }
+        let workload = &json["workloads"][0];
+        for key in [
+            "namespace",
+            "kind",
+            "name",
+            "state",
+            "expectedRevision",
+            "proxies",
+            "risks",
+        ] {
+            assert!(workload.get(key).is_some(), "workload entry lacks {key}");
+        }
+        assert_eq!(json["generatedAt"], "2024-06-01T12:00:00Z");
+    }
+
+    #[test]
+    fn revisions_list_versions_tags_and_the_default() {
+        let report = build_status(&canary_fixture().build(), fixed_now());
+        let old = &report.revisions[0];
+        assert_eq!(
+            (old.revision.as_str(), old.version.as_deref()),
+            ("1-21-2", Some("1.21.2"))
+        );
+        assert_eq!(old.tags, vec!["default", "prod-stable"]);
+        assert!(old.default);
+        let new = &report.revisions[1];
+        assert_eq!(new.tags, vec!["prod-canary"]);
+        assert!(!new.default);
+    }
+
+    #[test]
+    fn namespaces_show_mode_revision_and_label_problems() {
+        let report = build_status(&canary_fixture().build(), fixed_now());
+        let ns = |name: &str| {
+            report
+                .namespaces
+                .iter()
+                .find(|n| n.name == name)
+                .expect("namespace")
+        };
+        assert_eq!(ns("shop").injection, "enabled");
+        assert_eq!(ns("shop").revision.as_deref(), Some("1-21-2"));
+        assert_eq!(ns("cart").injection, "rev:prod-stable");
+        assert_eq!(ns("cart").tag.as_deref(), Some("prod-stable"));
+        assert_eq!(ns("legacy").problems[0].code, "both-labels");
+        assert_eq!(ns("legacy").revision.as_deref(), Some("1-21-2"));
+        assert_eq!(ns("typo").problems[0].code, "missing-revision");
+        assert_eq!(ns("istio-gateways").injection, "none");
+        assert!(ns("pay").problems.is_empty());
+    }
+
+    #[test]
+    fn an_unready_revision_is_a_namespace_problem_and_needs_attention() {
+        let report = build_status(&canary_fixture().unready("1-22-3").build(), fixed_now());
+        let pay = report.namespaces.iter().find(|n| n.name == "pay").unwrap();
+        assert_eq!(pay.problems[0].code, "revision-not-ready");
+        assert!(report.needs_attention());
+    }
+
+    #[test]
+    fn summary_counts_states_and_suggests_the_restart_per_target_revision() {
+        let report = build_status(&canary_fixture().build(), fixed_now());
+        let s = &report.summary;
+        assert_eq!(s.workloads.stale, 2, "payments and ledger");
+        assert_eq!(s.workloads.not_injected, 1, "typo/orders");
+        assert!(report.needs_attention());
+        let commands: Vec<&str> = s
+            .next_steps
+            .iter()
+            .filter_map(|n| n.command.as_deref())
+            .collect();
+        assert!(
+            commands.contains(&"kubectl mesh-upgrade restart-sidecars -n pay"),
+            "{commands:?}"
+        );
+        assert!(
+            commands.contains(&"kubectl mesh-upgrade restart-sidecars -n pay --delete-pods"),
+            "{commands:?}"
+        );
+        assert!(
+            commands.contains(&"kubectl mesh-upgrade relabel -n legacy --to 1-21-2"),
+            "{commands:?}"
+        );
+        assert!(
+            commands.contains(&"kubectl mesh-upgrade gateway-switch -n istio-gateways --service istio-ingressgateway --to 1-22-3"),
+            "{commands:?}"
+        );
+        let stale = &s.next_steps[0].message;
+        assert_eq!(
+            stale,
+            "2 workloads in 1 namespace run 1.21.2 proxies but select 1-22-3"
+        );
+    }
+
+    #[test]
+    fn a_fully_upgraded_cluster_needs_no_attention() {
+        let snapshot = ClusterFixture::new()
+            .revision("1-22-3", "1.22.3")
+            .tag("default", "1-22-3")
+            .namespace("shop", &[("istio-injection", "enabled")])
+            .workload(
+                WorkloadFixture::deployment("shop", "frontend")
+                    .pods(2, ProxySpec::istio("1-22-3", "1.22.3")),
+            )
+            .pdb("shop", "frontend", 1)
+            .build();
+        let report = build_status(&snapshot, fixed_now());
+        assert!(!report.needs_attention(), "{:?}", report.summary.attention);
+        assert!(
+            report.summary.next_steps.is_empty(),
+            "{:?}",
+            report.summary.next_steps
+        );
+    }
+
+    #[test]
+    fn the_scope_limits_namespaces_and_workloads_but_keeps_control_plane_gateways() {
+        let report = build_status(&canary_fixture().scope(&["pay"]).build(), fixed_now());
+        assert_eq!(
+            report
+                .namespaces
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["pay"]
+        );
+        assert!(report.workloads.iter().all(|w| w.namespace == "pay"));
+        assert!(
+            report.gateways.is_empty(),
+            "gateways outside the scope and the control plane are not shown"
+        );
+        assert_eq!(report.unreachable_pods.len(), 1);
+    }
+
+    #[test]
+    fn version_skew_lists_proxies_two_minors_behind() {
+        let snapshot = ClusterFixture::new()
+            .default_revision_install("default", "1.22.3")
+            .namespace("shop", &[("istio-injection", "enabled")])
+            .workload(
+                WorkloadFixture::deployment("shop", "old")
+                    .pods(2, ProxySpec::istio("default", "1.20.8")),
+            )
+            .build();
+        let report = build_status(&snapshot, fixed_now());
+        assert_eq!(report.version_skew.len(), 1);
+        assert_eq!(report.version_skew[0].proxy_version, "1.20.8");
+        assert!(
+            report
+                .summary
+                .attention
+                .iter()
+                .any(|a| a.contains("minor version"))
+        );
+    }
+
+    #[test]
+    fn gateways_report_the_services_in_front_of_them() {
+        let report = build_status(&canary_fixture().build(), fixed_now());
+        let blue = report
+            .gateways
+            .iter()
+            .find(|g| g.name.ends_with("1-21-2"))
+            .unwrap();
+        assert_eq!(blue.services, vec!["istio-ingressgateway"]);
+        let svc = &report.gateway_services[0];
+        assert_eq!(svc.selects_revisions, vec!["1-21-2"]);
+        assert_eq!(svc.candidates[0].revision.as_deref(), Some("1-22-3"));
+        assert!(svc.candidates[0].ready, "{:?}", svc.candidates[0].problems);
+    }
+}
