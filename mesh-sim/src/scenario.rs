@@ -15,6 +15,20 @@
 //! files are the output of [`crate::inject::charts`]'s builders, checked by a
 //! test, so the webhook configurations they install are the ones Istio's
 //! charts produce.
+//!
+//! Writing a scenario:
+//! - Put the control plane (istiod Deployment, Service, injector ConfigMap,
+//!   webhook configurations: `istio_revision_manifests`,
+//!   `revision_tag_manifest`) in a file before the workloads, so istiod is
+//!   Ready when their pods are created; otherwise `failurePolicy: Fail`
+//!   refuses them.
+//! - To make proxies stale, create the workloads, then in a later file
+//!   change what they select (relabel the namespace, move a tag, upgrade
+//!   istiod in place). Pods are never re-injected by a later file.
+//! - A pod written with `sidecar.istio.io/status` already set keeps the proxy
+//!   it carries (the injector leaves injected pods alone).
+//! - Only kinds mesh-sim serves can be loaded; anything else (an Istio
+//!   `Gateway`, a CRD's object) is an error naming it.
 
 use std::path::{Path, PathBuf};
 
@@ -526,6 +540,12 @@ mod tests {
             new,
             Some("1-22-3"),
         );
+        let allowed = |ns: &str, name: &str| {
+            world.store.get(kinds::pdbs(), ns, name).unwrap()["status"]["disruptionsAllowed"]
+                .clone()
+        };
+        assert_eq!(allowed("shop", "frontend"), 1);
+        assert_eq!(allowed("legacy", "inventory"), 0);
         let lb = world
             .store
             .get(kinds::services(), "istio-gateways", "istio-ingressgateway")
