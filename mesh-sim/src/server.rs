@@ -22,6 +22,8 @@ pub mod discovery;
 pub mod list;
 mod objects;
 pub mod openapi;
+pub mod proto;
+mod review;
 pub mod route;
 pub mod table;
 pub mod watch;
@@ -322,12 +324,14 @@ async fn dispatch(shared: &Arc<Shared>, user: &User, request: &ApiRequest) -> Re
             }
         }
         Route::OpenApiV2 => error_response(&not_found_path()),
-        Route::Resource(path) => {
-            match objects::resource_request(shared, user, request, &path).await {
+        Route::Resource(path) => match review::handle(user, request, &path) {
+            Some(Ok(response)) => response,
+            Some(Err(e)) => error_response(&e),
+            None => match objects::resource_request(shared, user, request, &path).await {
                 Ok(response) => response,
                 Err(e) => error_response(&e),
-            }
-        }
+            },
+        },
         Route::NotFound => error_response(&not_found_path()),
     }
 }

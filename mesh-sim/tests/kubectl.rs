@@ -648,6 +648,16 @@ fn a_restricted_user_is_forbidden_outside_its_role() {
             .iter()
             .any(|r| r.status == 403 && r.user == "viewer")
     );
+
+    // `kubectl auth` asks the server, which answers from the same role.
+    let can = |args: &[&str]| cluster.kubectl_as(&viewer, &[&["auth", "can-i"][..], args].concat());
+    assert_eq!(can(&["list", "pods", "-A"]).ok().trim(), "yes");
+    assert_eq!(
+        can(&["patch", "deployments", "-n", "shop"]).stdout.trim(),
+        "no"
+    );
+    let whoami = cluster.kubectl_as(&viewer, &["auth", "whoami"]).ok();
+    assert!(whoami.contains("viewer"), "{whoami}");
 }
 
 #[test]

@@ -34,7 +34,7 @@ pub fn version() -> Value {
 
 /// Every served kind: the builtin table, then run-time kinds not in it.
 pub fn all_resources(extra: impl IntoIterator<Item = &'static Resource>) -> Vec<&'static Resource> {
-    let mut all: Vec<&'static Resource> = BUILTIN.iter().collect();
+    let mut all: Vec<&'static Resource> = BUILTIN.iter().chain(super::review::REVIEWS).collect();
     for r in extra {
         if !all
             .iter()
@@ -156,7 +156,7 @@ pub fn resource_list(resources: &[&'static Resource], group: &str, version: &str
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": ALL_VERBS,
+            "verbs": if super::review::is_review(r) { &["create"][..] } else { ALL_VERBS },
         });
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
