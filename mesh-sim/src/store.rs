@@ -12,7 +12,7 @@
 //!   controllers ──┘
 //! ```
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -87,6 +87,9 @@ pub struct Store {
     /// Resource version of the oldest event that was dropped from history.
     compacted_through: u64,
     events: broadcast::Sender<Arc<WatchEvent>>,
+    /// Objects by the uids their ownerReferences name, so garbage
+    /// collection finds an object's dependents without a scan.
+    dependents: HashMap<String, HashSet<(&'static Resource, ObjKey)>>,
 }
 
 impl Default for Store {
@@ -106,6 +109,7 @@ impl Store {
             history_cap,
             compacted_through: 0,
             events,
+            dependents: HashMap::new(),
         }
     }
 
@@ -184,7 +188,11 @@ impl Store {
             .buckets
             .entry(resource)
             .or_default()
-            .insert(key, obj.clone());
+            .insert(key.clone(), obj.clone());
+        if let Some(previous) = &previous {
+            self.unindex_owners(resource, &key, previous);
+        }
+        self.index_owners(resource, &key, &obj);
         let event_type = if previous.is_some() { EventType::Modified } else { EventType::Added };
         self.record(resource, event_type, obj.clone(), rv);
         obj
@@ -193,7 +201,9 @@ impl Store {
     /// Removes an object; the deletion gets its own resource version.
     pub fn remove(&mut self, resource: &'static Resource, namespace: &str, name: &str) -> Option<Obj> {
         let ns = if resource.namespaced { namespace } else { "" };
-        let removed = self.buckets.get_mut(resource)?.remove(&ObjKey::new(ns, name))?;
+        let key = ObjKey::new(ns, name);
+        let removed = self.buckets.get_mut(resource)?.remove(&key)?;
+        self.unindex_owners(resource, &key, &removed);
         self.rv += 1;
         let rv = self.rv;
         let mut last = (*removed).clone();
@@ -201,6 +211,34 @@ impl Store {
         let last = Arc::new(last);
         self.record(resource, EventType::Deleted, last.clone(), rv);
         Some(last)
+    }
+
+    /// Objects whose ownerReferences name `uid`.
+    pub fn dependents_of(&self, uid: &str) -> Vec<(&'static Resource, ObjKey)> {
+        self.dependents
+            .get(uid)
+            .map(|d| d.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn index_owners(&mut self, resource: &'static Resource, key: &ObjKey, obj: &Value) {
+        for uid in owner_uids(obj) {
+            self.dependents
+                .entry(uid.to_string())
+                .or_default()
+                .insert((resource, key.clone()));
+        }
+    }
+
+    fn unindex_owners(&mut self, resource: &'static Resource, key: &ObjKey, obj: &Value) {
+        for uid in owner_uids(obj) {
+            if let Some(set) = self.dependents.get_mut(uid) {
+                set.remove(&(resource, key.clone()));
+                if set.is_empty() {
+                    self.dependents.remove(uid);
+                }
+            }
+        }
     }
 
     fn record(&mut self, resource: &'static Resource, event_type: EventType, object: Obj, rv: u64) {
@@ -248,6 +286,14 @@ impl Store {
     }
 }
 
+fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("uid").and_then(Value::as_str))
+}
+
 fn set_resource_version(obj: &mut Value, rv: u64) {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
@@ -293,6 +339,21 @@ mod tests {
             .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(after, ["x", "w"]);
+    }
+
+    #[test]
+    fn dependents_are_indexed_by_owner_uid_through_writes_and_removals() {
+        let mut store = Store::default();
+        let mut owned = pod("a", "p1");
+        owned["metadata"]["ownerReferences"] = json!([{"uid": "rs-1", "kind": "ReplicaSet", "name": "rs"}]);
+        store.put(kinds::pods(), owned.clone());
+        assert_eq!(store.dependents_of("rs-1"), [(kinds::pods(), ObjKey::new("a", "p1"))]);
+        owned["metadata"]["ownerReferences"] = json!([{"uid": "rs-2", "kind": "ReplicaSet", "name": "rs"}]);
+        store.put(kinds::pods(), owned);
+        assert!(store.dependents_of("rs-1").is_empty());
+        assert_eq!(store.dependents_of("rs-2").len(), 1);
+        store.remove(kinds::pods(), "a", "p1");
+        assert!(store.dependents_of("rs-2").is_empty());
     }
 
     #[test]

@@ -214,6 +214,7 @@ impl World {
             .store
             .remove(resource, namespace, name)
             .ok_or_else(|| ApiError::not_found(resource.plural, name))?;
+        let mut gone = vec![uid_of(&removed)];
         if resource.kind == "Namespace" {
             let namespaced: Vec<&'static Resource> = self.store.kinds().filter(|r| r.namespaced).collect();
             for r in namespaced {
@@ -223,12 +224,60 @@ impl World {
                     .map(|o| crate::store::ObjKey::of(o).name)
                     .collect();
                 for n in names {
-                    self.store.remove(r, name, &n);
+                    if let Some(o) = self.store.remove(r, name, &n) {
+                        gone.push(uid_of(&o));
+                    }
                 }
             }
         }
-        self.collect_garbage();
+        self.collect_dependents(gone);
         Ok(removed)
+    }
+
+    /// Removes the dependents of the objects whose uids are `gone` once all
+    /// their owners are gone, and theirs in turn (background propagation).
+    /// Finds them through the store's owner index, so a deletion costs what
+    /// it removes, not a scan of the cluster.
+    pub fn collect_dependents(&mut self, gone: Vec<String>) {
+        let mut gone_set: std::collections::HashSet<String> = gone.iter().cloned().collect();
+        let mut queue = gone;
+        while let Some(uid) = queue.pop() {
+            for (r, key) in self.store.dependents_of(&uid) {
+                let Some(obj) = self.store.get(r, &key.namespace, &key.name) else {
+                    continue;
+                };
+                let owners = obj
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let all_gone = owners.iter().all(|owner| {
+                    let owner_uid = owner.get("uid").and_then(Value::as_str).unwrap_or("");
+                    if gone_set.contains(owner_uid) {
+                        return true;
+                    }
+                    let api_version = owner.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+                    let kind = owner.get("kind").and_then(Value::as_str).unwrap_or("");
+                    let name = owner.get("name").and_then(Value::as_str).unwrap_or("");
+                    match crate::resources::lookup_kind(api_version, kind) {
+                        Some(owner_resource) => self
+                            .store
+                            .get(owner_resource, &key.namespace, name)
+                            .is_none_or(|o| o.pointer("/metadata/uid").and_then(Value::as_str) != Some(owner_uid)),
+                        // An owner of a kind the server does not know
+                        // cannot be checked: it is presumed alive.
+                        None => false,
+                    }
+                });
+                if all_gone {
+                    if let Some(removed) = self.store.remove(r, &key.namespace, &key.name) {
+                        let removed_uid = uid_of(&removed);
+                        gone_set.insert(removed_uid.clone());
+                        queue.push(removed_uid);
+                    }
+                }
+            }
+        }
     }
 
     /// Removes every object whose owners (by uid) are all gone, repeatedly,
@@ -273,6 +322,10 @@ impl World {
     pub fn advance(&mut self, by: Duration) {
         self.clock.advance(by);
     }
+}
+
+fn uid_of(obj: &Value) -> String {
+    obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_string()
 }
 
 fn strip_rv(obj: &Value) -> Value {
