@@ -13,6 +13,7 @@ pub mod error;
 pub mod logging;
 pub mod mesh;
 pub mod output;
+pub mod render;
 pub mod selector;
 pub mod snapshot;
 

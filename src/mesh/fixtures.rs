@@ -13,6 +13,7 @@ use crate::snapshot::{
     ServicePortInfo, SidecarContainer, SidecarPlacement, StatefulSetInfo, WebhookConfigurationInfo,
     WebhookInfo, WebhookRule, WebhookService,
 };
+use chrono::{DateTime, TimeZone, Utc};
 use kube::core::{Expression, Selector};
 
 /// Labels from pairs.
@@ -935,4 +936,88 @@ impl ClusterFixture {
     pub fn build(self) -> ClusterSnapshot {
         self.0
     }
+}
+
+pub fn fixed_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
+        .single()
+        .expect("a valid time")
+}
+
+/// The sim's `canary` scenario, written with the fixture builders.
+pub fn canary_fixture() -> ClusterFixture {
+    ClusterFixture::new()
+        .revision("1-21-2", "1.21.2")
+        .revision("1-22-3", "1.22.3")
+        .tag("default", "1-21-2")
+        .tag("prod-stable", "1-21-2")
+        .tag("prod-canary", "1-22-3")
+        .namespace("shop", &[("istio-injection", "enabled")])
+        .namespace("pay", &[("istio.io/rev", "1-22-3")])
+        .namespace("cart", &[("istio.io/rev", "prod-stable")])
+        .namespace(
+            "legacy",
+            &[("istio-injection", "enabled"), ("istio.io/rev", "1-22-3")],
+        )
+        .namespace("typo", &[("istio.io/rev", "1-22-4")])
+        .namespace("istio-gateways", &[])
+        .workload(
+            WorkloadFixture::deployment("shop", "frontend")
+                .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+        )
+        .pdb("shop", "frontend", 1)
+        .workload(
+            WorkloadFixture::deployment("shop", "recommendations")
+                .replicas(1)
+                .pods(1, ProxySpec::istio("1-21-2", "1.21.2")),
+        )
+        .workload(
+            WorkloadFixture::deployment("pay", "payments")
+                .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+        )
+        .pdb("pay", "payments", 1)
+        .workload(
+            WorkloadFixture::stateful_set("pay", "ledger")
+                .on_delete()
+                .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+        )
+        .pdb("pay", "ledger", 1)
+        .workload(
+            WorkloadFixture::deployment("cart", "cart")
+                .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+        )
+        .pdb("cart", "cart", 1)
+        .workload(
+            WorkloadFixture::deployment("legacy", "inventory")
+                .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+        )
+        .pdb("legacy", "inventory", 1)
+        .workload(WorkloadFixture::deployment("typo", "orders").pods(2, ProxySpec::none()))
+        .pod(PodFixture::new("pay", "debug-shell").spec(&ProxySpec::istio("1-21-2", "1.21.2")))
+        .workload(
+            WorkloadFixture::deployment("istio-gateways", "istio-ingressgateway-1-21-2")
+                .gateway("1-21-2")
+                .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+        )
+        .workload(
+            WorkloadFixture::deployment("istio-gateways", "istio-ingressgateway-1-22-3")
+                .gateway("1-22-3")
+                .pods(2, ProxySpec::istio("1-22-3", "1.22.3")),
+        )
+        .pdb("istio-gateways", "istio-ingressgateway", 1)
+        .service(
+            "istio-gateways",
+            "istio-ingressgateway",
+            "LoadBalancer",
+            &[("istio", "ingressgateway"), ("version", "1-21-2")],
+            &[(80, "8080"), (443, "8443"), (15021, "15021")],
+        )
+        .endpoints(
+            "istio-gateways",
+            "istio-ingressgateway",
+            &[
+                ("istio-ingressgateway-1-21-2-5d8f7c9b4-p0", true),
+                ("istio-ingressgateway-1-21-2-5d8f7c9b4-p1", true),
+            ],
+        )
 }

@@ -745,8 +745,9 @@ fn summarise(
             let ns: BTreeSet<String> = on_delete.iter().map(|w| w.namespace.clone()).collect();
             steps.push(NextStep {
                 message: format!(
-                    "{} use updateStrategy OnDelete ({}): their pods are deleted one at a time",
+                    "{} {} updateStrategy OnDelete ({}): pods are deleted one at a time",
                     plural(on_delete.len(), "StatefulSet"),
+                    if on_delete.len() == 1 { "uses" } else { "use" },
                     on_delete
                         .iter()
                         .map(|w| w.name.as_str())
@@ -815,16 +816,22 @@ fn summarise(
                     ))
                 }
                 "missing-revision" => Some(format!(
-                    "kubectl mesh-upgrade relabel -n {} --to <one of: {}>",
-                    ns.name,
-                    known.join(", ")
+                    "kubectl mesh-upgrade relabel -n {} --to <revision>",
+                    ns.name
                 )),
                 _ => None,
             };
-            steps.push(NextStep {
-                message: format!("namespace {}: {}", ns.name, problem.message),
-                command,
-            });
+            let message = if problem.code == "missing-revision" {
+                format!(
+                    "namespace {}: {}; revisions and tags that exist: {}",
+                    ns.name,
+                    problem.message,
+                    known.join(", ")
+                )
+            } else {
+                format!("namespace {}: {}", ns.name, problem.message)
+            };
+            steps.push(NextStep { message, command });
         }
     }
 
@@ -849,7 +856,11 @@ fn summarise(
                 command: Some(format!("kubectl mesh-upgrade relabel -n {} --to {newest}", join(&behind))),
             });
         }
-        for tag in &control_plane.tags {
+        for tag in control_plane
+            .tags
+            .iter()
+            .filter(|_| stale_by_target.is_empty())
+        {
             if let Some(r) = &tag.revision {
                 if r != newest
                     && older(control_plane, r, newest)
@@ -919,8 +930,13 @@ fn summarise(
         .collect();
     if !unreachable_stale.is_empty() {
         let message = format!(
-            "{} that no restart can reach run an old proxy ({})",
+            "{} that no restart can reach {} an old proxy ({})",
             plural(unreachable_stale.len(), "pod"),
+            if unreachable_stale.len() == 1 {
+                "runs"
+            } else {
+                "run"
+            },
             unreachable_stale
                 .iter()
                 .map(|p| format!("{}/{}", p.namespace, p.name))
@@ -991,92 +1007,9 @@ fn older(control_plane: &ControlPlane, a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::fixtures::{ClusterFixture, PodFixture, ProxySpec, WorkloadFixture};
-    use chrono::TimeZone;
-
-    pub(crate) fn fixed_now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
-            .single()
-            .expect("a valid time")
-    }
-
-    /// The sim's `canary` scenario, written with the fixture builders.
-    pub(crate) fn canary_fixture() -> ClusterFixture {
-        ClusterFixture::new()
-            .revision("1-21-2", "1.21.2")
-            .revision("1-22-3", "1.22.3")
-            .tag("default", "1-21-2")
-            .tag("prod-stable", "1-21-2")
-            .tag("prod-canary", "1-22-3")
-            .namespace("shop", &[("istio-injection", "enabled")])
-            .namespace("pay", &[("istio.io/rev", "1-22-3")])
-            .namespace("cart", &[("istio.io/rev", "prod-stable")])
-            .namespace(
-                "legacy",
-                &[("istio-injection", "enabled"), ("istio.io/rev", "1-22-3")],
-            )
-            .namespace("typo", &[("istio.io/rev", "1-22-4")])
-            .namespace("istio-gateways", &[])
-            .workload(
-                WorkloadFixture::deployment("shop", "frontend")
-                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
-            )
-            .pdb("shop", "frontend", 1)
-            .workload(
-                WorkloadFixture::deployment("shop", "recommendations")
-                    .replicas(1)
-                    .pods(1, ProxySpec::istio("1-21-2", "1.21.2")),
-            )
-            .workload(
-                WorkloadFixture::deployment("pay", "payments")
-                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
-            )
-            .pdb("pay", "payments", 1)
-            .workload(
-                WorkloadFixture::stateful_set("pay", "ledger")
-                    .on_delete()
-                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
-            )
-            .pdb("pay", "ledger", 1)
-            .workload(
-                WorkloadFixture::deployment("cart", "cart")
-                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
-            )
-            .pdb("cart", "cart", 1)
-            .workload(
-                WorkloadFixture::deployment("legacy", "inventory")
-                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
-            )
-            .pdb("legacy", "inventory", 1)
-            .workload(WorkloadFixture::deployment("typo", "orders").pods(2, ProxySpec::none()))
-            .pod(PodFixture::new("pay", "debug-shell").spec(&ProxySpec::istio("1-21-2", "1.21.2")))
-            .workload(
-                WorkloadFixture::deployment("istio-gateways", "istio-ingressgateway-1-21-2")
-                    .gateway("1-21-2")
-                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
-            )
-            .workload(
-                WorkloadFixture::deployment("istio-gateways", "istio-ingressgateway-1-22-3")
-                    .gateway("1-22-3")
-                    .pods(2, ProxySpec::istio("1-22-3", "1.22.3")),
-            )
-            .pdb("istio-gateways", "istio-ingressgateway", 1)
-            .service(
-                "istio-gateways",
-                "istio-ingressgateway",
-                "LoadBalancer",
-                &[("istio", "ingressgateway"), ("version", "1-21-2")],
-                &[(80, "8080"), (443, "8443"), (15021, "15021")],
-            )
-            .endpoints(
-                "istio-gateways",
-                "istio-ingressgateway",
-                &[
-                    ("istio-ingressgateway-1-21-2-5d8f7c9b4-p0", true),
-                    ("istio-ingressgateway-1-21-2-5d8f7c9b4-p1", true),
-                ],
-            )
-    }
+    use crate::mesh::fixtures::{
+        ClusterFixture, ProxySpec, WorkloadFixture, canary_fixture, fixed_now,
+    };
 
     #[test]
     fn the_document_names_its_api_version_and_kind() {

@@ -1,0 +1,738 @@
+//! Drawing the `status` report as text, for a person at a terminal.
+//!
+//! Pure: the report in, a `String` out, so the output is pinned by tests
+//! with colour off. Each section is a comfy-table table held to 100 columns
+//! (cells wrap rather than run off the screen); `-o wide` lifts the limit,
+//! adds columns (notes, reasons, full risk lists) and lists the workloads
+//! and namespaces outside the sidecar mesh that the default view folds into
+//! a one-line count. Problems sort first so the screen's top says what to do.
+
+use std::fmt::Write as _;
+
+use comfy_table::presets::NOTHING;
+use comfy_table::{
+    Attribute, Cell, Color, ColumnConstraint, ContentArrangement, Table, TableComponent, Width,
+};
+
+use crate::mesh::status::{
+    GatewayServiceStatus, NamespaceStatus, StatusReport, UnreachablePodStatus, WorkloadStatus,
+};
+use crate::mesh::workloads::{ProxyGroup, Risk, WorkloadState};
+
+/// The default width every table fits in.
+pub const TABLE_WIDTH: u16 = 100;
+
+/// The whole `status` screen.
+pub fn status_table(report: &StatusReport, wide: bool, color: bool) -> String {
+    let style = Style { wide, color };
+    let mut out = String::new();
+    section(
+        &mut out,
+        &style,
+        "CONTROL PLANE",
+        control_plane(report, &style),
+    );
+    section(&mut out, &style, "NAMESPACES", namespaces(report, &style));
+    section(&mut out, &style, "WORKLOADS", workloads(report, &style));
+    if !report.unreachable_pods.is_empty() {
+        section(
+            &mut out,
+            &style,
+            "PODS NO RESTART CAN REACH",
+            unreachable(&report.unreachable_pods, &style),
+        );
+    }
+    if !report.gateways.is_empty() || !report.gateway_services.is_empty() {
+        section(&mut out, &style, "GATEWAYS", gateways(report, &style));
+    }
+    section(&mut out, &style, "SUMMARY", summary(report, &style));
+    out
+}
+
+struct Style {
+    wide: bool,
+    color: bool,
+}
+
+impl Style {
+    /// A borderless table like kubectl's; columns in `keep_whole` never wrap
+    /// (names people copy), the others wrap to fit the width.
+    fn table(&self, header: &[&str], keep_whole: &[usize]) -> Table {
+        let mut table = Table::new();
+        table.load_preset(NOTHING);
+        for component in [
+            TableComponent::VerticalLines,
+            TableComponent::LeftBorder,
+            TableComponent::RightBorder,
+            TableComponent::TopBorder,
+            TableComponent::BottomBorder,
+            TableComponent::LeftHeaderIntersection,
+            TableComponent::HeaderLines,
+            TableComponent::MiddleHeaderIntersections,
+            TableComponent::RightHeaderIntersection,
+            TableComponent::TopBorderIntersections,
+            TableComponent::BottomBorderIntersections,
+            TableComponent::TopLeftCorner,
+            TableComponent::TopRightCorner,
+            TableComponent::BottomLeftCorner,
+            TableComponent::BottomRightCorner,
+        ] {
+            table.remove_style(component);
+        }
+        if self.wide {
+            table.set_content_arrangement(ContentArrangement::Disabled);
+        } else {
+            table.set_content_arrangement(ContentArrangement::Dynamic);
+            table.set_width(TABLE_WIDTH);
+        }
+        if self.color {
+            table.enforce_styling();
+        } else {
+            table.force_no_tty();
+        }
+        table.set_header(header.iter().map(|h| self.bold(h)).collect::<Vec<_>>());
+        let last = header.len().saturating_sub(1);
+        for (index, column) in table.column_iter_mut().enumerate() {
+            column.set_padding((0, if index == last { 0 } else { 2 }));
+            if keep_whole.contains(&index) {
+                column.set_constraint(ColumnConstraint::ContentWidth);
+            }
+        }
+        table
+    }
+
+    fn bold(&self, text: &str) -> Cell {
+        let cell = Cell::new(text);
+        if self.color {
+            cell.add_attribute(Attribute::Bold)
+        } else {
+            cell
+        }
+    }
+
+    fn colored(&self, text: impl ToString, color: Color) -> Cell {
+        let cell = Cell::new(text);
+        if self.color { cell.fg(color) } else { cell }
+    }
+
+    fn state(&self, state: WorkloadState) -> Cell {
+        let color = match state {
+            WorkloadState::Stale | WorkloadState::NoInjector => Color::Red,
+            WorkloadState::NotInjected => Color::Red,
+            WorkloadState::Rolling => Color::Cyan,
+            WorkloadState::UpToDate => Color::Green,
+            WorkloadState::CustomImage | WorkloadState::OptedOut => Color::Yellow,
+            WorkloadState::Ambient | WorkloadState::NoMesh => Color::Grey,
+        };
+        self.colored(state, color)
+    }
+
+    fn paint(&self, text: &str, ansi: &str) -> String {
+        if self.color {
+            format!("\x1b[{ansi}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+fn section(out: &mut String, style: &Style, title: &str, body: String) {
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&style.paint(title, "1"));
+    out.push('\n');
+    out.push_str(&body);
+    if !body.ends_with('\n') {
+        out.push('\n');
+    }
+}
+
+/// Table lines without the trailing spaces comfy-table pads with.
+fn finish(table: &Table) -> String {
+    let mut text = String::new();
+    for line in table.lines() {
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// Risks in a few words for the 100-column table (`-o wide` and JSON use the codes).
+fn risk_short(risk: &Risk) -> &'static str {
+    match risk {
+        Risk::SingleReplica => "1 replica",
+        Risk::NoPdb => "no PDB",
+        Risk::PdbAllowsZero => "PDB allows 0",
+        Risk::OnDelete => "OnDelete",
+        Risk::Paused => "paused",
+        Risk::ZeroReplicas => "0 replicas",
+        Risk::TargetNotReady => "target not ready",
+        Risk::RolloutStuck => "stuck",
+        Risk::VersionSkew => "skew",
+    }
+}
+
+/// kubectl's short names, which `kubectl rollout restart` accepts too.
+fn short_kind(kind: &str) -> &str {
+    match kind {
+        "Deployment" => "deploy",
+        "StatefulSet" => "sts",
+        "DaemonSet" => "ds",
+        other => other,
+    }
+}
+
+fn dash(value: Option<&str>) -> String {
+    value.unwrap_or("-").to_string()
+}
+
+fn revision_at_version(revision: Option<&str>, version: Option<&str>) -> String {
+    match (revision, version) {
+        (Some(r), Some(v)) => format!("{r}/{v}"),
+        (Some(r), None) => r.to_string(),
+        (None, Some(v)) => format!("?/{v}"),
+        (None, None) => "?".to_string(),
+    }
+}
+
+/// Proxy groups: `revision/version ×n` when wide, `version ×n` otherwise
+/// (the revision is in EXPECTED and the state says whether they differ).
+fn proxies(groups: &[ProxyGroup], without: usize, wide: bool) -> String {
+    let mut parts: Vec<String> = groups
+        .iter()
+        .map(|g| {
+            let label = if wide {
+                revision_at_version(g.revision.as_deref(), g.version.as_deref())
+            } else {
+                g.version.clone().unwrap_or_else(|| "digest".to_string())
+            };
+            format!("{label} ×{}", g.pods)
+        })
+        .collect();
+    if without > 0 {
+        parts.push(format!("none ×{without}"));
+    }
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn control_plane(report: &StatusReport, style: &Style) -> String {
+    if report.revisions.is_empty() {
+        return format!(
+            "no istiod Deployment (label app=istiod) in namespace {}\n",
+            report.control_plane_namespace
+        );
+    }
+    let mut header = vec!["REVISION", "ISTIOD", "VERSION", "READY", "TAGS", "DEFAULT"];
+    if style.wide {
+        header.push("PROXY VERSION");
+    }
+    let mut table = style.table(&header, &[0, 1, 2, 3, 5]);
+    for r in &report.revisions {
+        let ready = format!("{}/{}", r.ready_replicas, r.replicas);
+        let mut row = vec![
+            Cell::new(&r.revision),
+            Cell::new(&r.name),
+            Cell::new(dash(r.version.as_deref())),
+            if r.ready_replicas == 0 {
+                style.colored(ready, Color::Red)
+            } else {
+                Cell::new(ready)
+            },
+            Cell::new(if r.tags.is_empty() {
+                "-".to_string()
+            } else {
+                r.tags.join(",")
+            }),
+            Cell::new(if r.default { "yes" } else { "" }),
+        ];
+        if style.wide {
+            row.push(Cell::new(dash(r.proxy_version.as_deref())));
+        }
+        table.add_row(row);
+    }
+    finish(&table)
+}
+
+fn namespace_shown(n: &NamespaceStatus, wide: bool) -> bool {
+    wide || n.injection != "none" || !n.problems.is_empty()
+}
+
+fn namespaces(report: &StatusReport, style: &Style) -> String {
+    let shown: Vec<&NamespaceStatus> = report
+        .namespaces
+        .iter()
+        .filter(|n| namespace_shown(n, style.wide))
+        .collect();
+    let hidden = report.namespaces.len() - shown.len();
+    let mut text = String::new();
+    if !shown.is_empty() {
+        let mut table = style.table(
+            &[
+                "NAMESPACE",
+                "INJECTION",
+                "REVISION",
+                "WORKLOADS",
+                "PROBLEMS",
+            ],
+            &[0, 1, 3],
+        );
+        for n in shown {
+            let revision = match (&n.revision, &n.tag) {
+                (Some(r), Some(t)) if t != r => format!("{r} (tag {t})"),
+                (Some(r), _) => r.clone(),
+                (None, _) => "-".into(),
+            };
+            let problems = if n.problems.is_empty() {
+                Cell::new("")
+            } else {
+                style.colored(
+                    n.problems
+                        .iter()
+                        .map(|p| p.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    Color::Red,
+                )
+            };
+            table.add_row(vec![
+                Cell::new(&n.name),
+                Cell::new(&n.injection),
+                Cell::new(revision),
+                Cell::new(n.workloads),
+                problems,
+            ]);
+        }
+        text.push_str(&finish(&table));
+    }
+    if hidden > 0 {
+        let _ = writeln!(
+            text,
+            "({} without injection labels not shown; -o wide lists them)",
+            if hidden == 1 {
+                "1 namespace".to_string()
+            } else {
+                format!("{hidden} namespaces")
+            }
+        );
+    }
+    if text.is_empty() {
+        text.push_str("no namespaces selected\n");
+    }
+    text
+}
+
+fn workloads(report: &StatusReport, style: &Style) -> String {
+    let mut shown: Vec<&WorkloadStatus> = report
+        .workloads
+        .iter()
+        .filter(|w| style.wide || w.state.is_meshed())
+        .collect();
+    shown.sort_by(|a, b| (a.state, &a.namespace, &a.name).cmp(&(b.state, &b.namespace, &b.name)));
+    let hidden = report.workloads.len() - shown.len();
+    let mut text = String::new();
+    if !shown.is_empty() {
+        let mut header = vec![
+            "NAMESPACE",
+            "WORKLOAD",
+            "STATE",
+            "PROXIES",
+            "EXPECTED",
+            "READY",
+            "RISKS",
+        ];
+        if style.wide {
+            header.push("NOTES");
+        }
+        let mut table = style.table(&header, &[0, 2, 3, 4, 5]);
+        if !style.wide {
+            // Long names wrap rather than squeeze the risks column.
+            if let Some(column) = table.column_mut(1) {
+                column.set_constraint(ColumnConstraint::UpperBoundary(Width::Fixed(30)));
+            }
+        }
+        for w in shown {
+            let mut row = vec![
+                Cell::new(&w.namespace),
+                Cell::new(format!("{}/{}", short_kind(&w.kind), w.name)),
+                style.state(w.state),
+                Cell::new(proxies(&w.proxies, w.pods_without_proxy, style.wide)),
+                Cell::new(match &w.expected_revision {
+                    Some(r) if style.wide => {
+                        revision_at_version(Some(r), w.expected_version.as_deref())
+                    }
+                    Some(r) => r.clone(),
+                    None => "none".to_string(),
+                }),
+                Cell::new(format!("{}/{}", w.ready_replicas, w.replicas)),
+                if w.risks.is_empty() {
+                    Cell::new("")
+                } else {
+                    style.colored(
+                        w.risks
+                            .iter()
+                            .map(|r| if style.wide { r.code() } else { risk_short(r) })
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        Color::Yellow,
+                    )
+                },
+            ];
+            if style.wide {
+                row.push(Cell::new(w.notes.join("; ")));
+            }
+            table.add_row(row);
+        }
+        text.push_str(&finish(&table));
+    }
+    if hidden > 0 {
+        let _ = writeln!(
+            text,
+            "({} outside the sidecar mesh (ambient, no-mesh) not shown; -o wide lists them)",
+            if hidden == 1 {
+                "1 workload".to_string()
+            } else {
+                format!("{hidden} workloads")
+            }
+        );
+    }
+    if text.is_empty() {
+        text.push_str("no Deployments, StatefulSets or DaemonSets in the selected namespaces\n");
+    }
+    text
+}
+
+fn unreachable(pods: &[UnreachablePodStatus], style: &Style) -> String {
+    let mut header = vec!["NAMESPACE", "POD", "OWNER", "STATE", "PROXY", "COMMAND"];
+    if style.wide {
+        header.push("REASON");
+    }
+    let mut table = style.table(&header, &[0, 1, 3]);
+    for p in pods {
+        let mut row = vec![
+            Cell::new(&p.namespace),
+            Cell::new(&p.name),
+            Cell::new(p.owner.clone().unwrap_or_else(|| "none".into())),
+            style.state(p.state),
+            Cell::new(if p.revision.is_some() || p.version.is_some() {
+                revision_at_version(p.revision.as_deref(), p.version.as_deref())
+            } else {
+                "none".into()
+            }),
+            Cell::new(&p.command),
+        ];
+        if style.wide {
+            row.push(Cell::new(&p.reason));
+        }
+        table.add_row(row);
+    }
+    finish(&table)
+}
+
+fn gateways(report: &StatusReport, style: &Style) -> String {
+    let mut text = String::new();
+    if !report.gateways.is_empty() {
+        let mut table = style.table(
+            &[
+                "NAMESPACE",
+                "GATEWAY",
+                "PROXY",
+                "READY",
+                "STATE",
+                "SERVICES",
+            ],
+            &[0, 1, 2, 3, 4],
+        );
+        for g in &report.gateways {
+            table.add_row(vec![
+                Cell::new(&g.namespace),
+                Cell::new(&g.name),
+                Cell::new(revision_at_version(
+                    g.revision.as_deref(),
+                    g.version.as_deref(),
+                )),
+                Cell::new(format!("{}/{}", g.ready_replicas, g.replicas)),
+                style.state(g.state),
+                Cell::new(if g.services.is_empty() {
+                    "-".to_string()
+                } else {
+                    g.services.join(", ")
+                }),
+            ]);
+        }
+        text.push_str(&finish(&table));
+    }
+    if !report.gateway_services.is_empty() {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        let mut table = style.table(
+            &["SERVICE", "TYPE", "SELECTS", "ENDPOINTS", "CAN SWITCH TO"],
+            &[0, 1],
+        );
+        for s in &report.gateway_services {
+            table.add_row(service_row(s, style));
+        }
+        text.push_str(&finish(&table));
+    }
+    text
+}
+
+fn service_row(s: &GatewayServiceStatus, style: &Style) -> Vec<Cell> {
+    let selects = match (&s.selector_key, s.selects_revisions.is_empty()) {
+        (_, true) => style.colored("no gateway", Color::Red),
+        (Some(key), false) => Cell::new(format!(
+            "{} ({key}={})",
+            s.selects_revisions.join(","),
+            s.selector.get(key).map(String::as_str).unwrap_or("?")
+        )),
+        (None, false) => Cell::new(s.selects_revisions.join(",")),
+    };
+    let endpoints = {
+        let by_revision: Vec<String> = s
+            .endpoints_by_revision
+            .iter()
+            .map(|e| format!("{} ×{}", e.revision.as_deref().unwrap_or("?"), e.pods))
+            .collect();
+        let mut text = format!("{} ready", s.ready_endpoints);
+        if !by_revision.is_empty() {
+            text = format!("{text}: {}", by_revision.join(", "));
+        }
+        if s.not_ready_endpoints > 0 {
+            text = format!("{text}, {} not ready", s.not_ready_endpoints);
+        }
+        if s.ready_endpoints == 0 {
+            style.colored(text, Color::Red)
+        } else {
+            Cell::new(text)
+        }
+    };
+    let candidates = if s.candidates.is_empty() {
+        Cell::new("-")
+    } else {
+        Cell::new(
+            s.candidates
+                .iter()
+                .map(|c| {
+                    let name = format!(
+                        "{} ({})",
+                        c.selector_value,
+                        if c.ready {
+                            "ready".to_string()
+                        } else {
+                            c.problems.join("; ")
+                        }
+                    );
+                    name
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    };
+    vec![
+        Cell::new(format!("{}/{}", s.namespace, s.name)),
+        Cell::new(&s.type_),
+        selects,
+        endpoints,
+        candidates,
+    ]
+}
+
+fn summary(report: &StatusReport, style: &Style) -> String {
+    let s = &report.summary;
+    let c = &s.workloads;
+    let mut text = String::new();
+    let counts: Vec<String> = [
+        (c.up_to_date, "up-to-date"),
+        (c.stale, "stale"),
+        (c.rolling, "rolling"),
+        (c.not_injected, "not-injected"),
+        (c.no_injector, "no-injector"),
+        (c.custom_image, "custom-image"),
+        (c.opted_out, "opted-out"),
+        (c.ambient, "ambient"),
+        (c.no_mesh, "no-mesh"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, name)| format!("{n} {name}"))
+    .collect();
+    let _ = writeln!(
+        text,
+        "{} workload{}{}{}",
+        c.total,
+        if c.total == 1 { "" } else { "s" },
+        if counts.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", counts.join(", "))
+        },
+        if s.unreachable_pods > 0 {
+            format!(
+                "; {} pod{} no restart can reach",
+                s.unreachable_pods,
+                if s.unreachable_pods == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        }
+    );
+    if !s.needs_attention {
+        let _ = writeln!(text, "{}", style.paint("Nothing is stale or broken.", "32"));
+    }
+    if !s.next_steps.is_empty() {
+        let _ = writeln!(text, "Next:");
+        for step in &s.next_steps {
+            for (i, line) in wrap(&step.message, usize::from(TABLE_WIDTH) - 4)
+                .iter()
+                .enumerate()
+            {
+                let _ = writeln!(text, "{}{line}", if i == 0 { "  - " } else { "    " });
+            }
+            if let Some(command) = &step.command {
+                // Commands stay on one line so they can be copied.
+                let _ = writeln!(text, "    {}", style.paint(command, "36"));
+            }
+        }
+    }
+    text
+}
+
+/// Greedy word wrap to `width` columns.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::fixtures::{canary_fixture, fixed_now};
+    use crate::mesh::status::build_status;
+
+    fn canary_report() -> StatusReport {
+        build_status(&canary_fixture().build(), fixed_now())
+    }
+
+    #[test]
+    fn every_line_fits_in_one_hundred_columns_by_default() {
+        let text = status_table(&canary_report(), false, false);
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 100,
+                "{} columns: {line}",
+                line.chars().count()
+            );
+        }
+    }
+
+    #[test]
+    fn colour_appears_only_when_asked_for() {
+        let report = canary_report();
+        assert!(!status_table(&report, false, false).contains('\x1b'));
+        assert!(status_table(&report, false, true).contains("\x1b["));
+    }
+
+    #[test]
+    fn wide_output_adds_notes_and_unmeshed_namespaces() {
+        let report = canary_report();
+        let narrow = status_table(&report, false, false);
+        let wide = status_table(&report, true, false);
+        assert!(!narrow.contains("NOTES"));
+        assert!(wide.contains("NOTES"));
+        assert!(wide.contains("PROXY VERSION"));
+        assert!(narrow.contains("without injection labels not shown"));
+        assert!(!wide.contains("not shown"));
+    }
+
+    #[test]
+    fn the_canary_fixture_renders_as_pinned() {
+        let text = status_table(&canary_report(), false, false);
+        assert_eq!(text, CANARY_FIXTURE_TABLE, "rendered:\n{text}");
+    }
+}
+
+/// `status` on the canary fixture, colour off, default width.
+#[cfg(test)]
+const CANARY_FIXTURE_TABLE: &str = r#"CONTROL PLANE
+REVISION  ISTIOD         VERSION  READY  TAGS                 DEFAULT
+1-21-2    istiod-1-21-2  1.21.2   1/1    default,prod-stable  yes
+1-22-3    istiod-1-22-3  1.22.3   1/1    prod-canary
+
+NAMESPACES
+NAMESPACE  INJECTION        REVISION                  WORKLOADS  PROBLEMS
+cart       rev:prod-stable  1-21-2 (tag prod-stable)  1
+legacy     enabled          1-21-2 (tag default)      1          istio-injection=enabled and
+                                                                 istio.io/rev=1-22-3 are both set;
+                                                                 istio-injection wins (IST0123), so
+                                                                 pods get 1-21-2
+pay        rev:1-22-3       1-22-3                    2
+shop       enabled          1-21-2 (tag default)      2
+typo       rev:1-22-4       -                         1          1-22-4 names no revision or tag:
+                                                                 new pods start without a proxy
+(2 namespaces without injection labels not shown; -o wide lists them)
+
+WORKLOADS
+NAMESPACE       WORKLOAD                 STATE         PROXIES    EXPECTED  READY  RISKS
+pay             sts/ledger               stale         1.21.2 ×2  1-22-3    2/2    OnDelete
+pay             deploy/payments          stale         1.21.2 ×2  1-22-3    2/2
+typo            deploy/orders            not-injected  none ×2    none      2/2    no PDB
+cart            deploy/cart              up-to-date    1.21.2 ×2  1-21-2    2/2
+istio-gateways  deploy/istio-ingressgat  up-to-date    1.21.2 ×2  1-21-2    2/2
+                eway-1-21-2
+istio-gateways  deploy/istio-ingressgat  up-to-date    1.22.3 ×2  1-22-3    2/2
+                eway-1-22-3
+legacy          deploy/inventory         up-to-date    1.21.2 ×2  1-21-2    2/2
+shop            deploy/frontend          up-to-date    1.21.2 ×2  1-21-2    2/2
+shop            deploy/recommendations   up-to-date    1.21.2 ×1  1-21-2    1/1    1 replica, no PDB
+
+PODS NO RESTART CAN REACH
+NAMESPACE  POD          OWNER  STATE  PROXY          COMMAND
+pay        debug-shell  none   stale  1-21-2/1.21.2  kubectl delete pod debug-shell -n pay, then
+                                                     create it again from its original manifest
+
+GATEWAYS
+NAMESPACE       GATEWAY                      PROXY          READY  STATE       SERVICES
+istio-gateways  istio-ingressgateway-1-21-2  1-21-2/1.21.2  2/2    up-to-date  istio-ingressgateway
+istio-gateways  istio-ingressgateway-1-22-3  1-22-3/1.22.3  2/2    up-to-date  -
+
+SERVICE                              TYPE          SELECTS           ENDPOINTS        CAN SWITCH TO
+istio-gateways/istio-ingressgateway  LoadBalancer  1-21-2            2 ready: 1-21-2  1-22-3 (ready)
+                                                   (version=1-21-2)  ×2
+
+SUMMARY
+9 workloads: 6 up-to-date, 2 stale, 1 not-injected; 1 pod no restart can reach
+Next:
+  - 2 workloads in 1 namespace run 1.21.2 proxies but select 1-22-3
+    kubectl mesh-upgrade restart-sidecars -n pay
+  - 1 StatefulSet uses updateStrategy OnDelete (ledger): pods are deleted one at a time
+    kubectl mesh-upgrade restart-sidecars -n pay --delete-pods
+  - namespace legacy: istio-injection=enabled and istio.io/rev=1-22-3 are both set; istio-injection
+    wins (IST0123), so pods get 1-21-2
+    kubectl mesh-upgrade relabel -n legacy --to 1-21-2
+  - namespace typo: 1-22-4 names no revision or tag: new pods start without a proxy; revisions and
+    tags that exist: 1-21-2, 1-22-3, default, prod-canary, prod-stable
+    kubectl mesh-upgrade relabel -n typo --to <revision>
+  - gateway Service istio-gateways/istio-ingressgateway selects 1-21-2; the 1-22-3 gateway
+    (istio-ingressgateway-1-22-3) is ready to take over
+    kubectl mesh-upgrade gateway-switch -n istio-gateways --service istio-ingressgateway --to 1-22-3
+  - 1 pod that no restart can reach runs an old proxy (pay/debug-shell): see the unreachable pods
+    for the command each needs
+"#;
