@@ -17,6 +17,7 @@ pub mod control_plane;
 pub mod gateways;
 pub mod injection;
 pub mod proxy;
+pub mod relabel;
 pub mod status;
 pub mod workloads;
 
