@@ -41,8 +41,8 @@ enum Manifests {
 
 /// How to start a simulated cluster. Loading happens in this order: the
 /// built-in scenario (`empty`, the standard namespaces, when none is named),
-/// then manifests in the order they were added, each followed by the
-/// controllers settling.
+/// the generated cluster if asked for, then manifests in the order they were
+/// added, each followed by the controllers settling.
 #[derive(Debug, Clone, Default)]
 pub struct SimOptions {
     scenario: Option<String>,
@@ -50,6 +50,7 @@ pub struct SimOptions {
     config: SimConfig,
     port: u16,
     kubeconfig: Option<PathBuf>,
+    generate: Option<crate::generate::GenerateOptions>,
 }
 
 impl SimOptions {
@@ -70,6 +71,13 @@ impl SimOptions {
     /// directory in name order.
     pub fn manifest_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.manifests.push(Manifests::Path(path.into()));
+        self
+    }
+
+    /// Builds a large generated cluster (for benchmarks) after the scenario
+    /// and before the manifests; see [`crate::generate`].
+    pub fn generate(mut self, options: crate::generate::GenerateOptions) -> Self {
+        self.generate = Some(options);
         self
     }
 
@@ -339,6 +347,9 @@ fn load_world(options: &SimOptions) -> anyhow::Result<World> {
     // standard namespaces (the `empty` scenario), so `default` exists.
     let scenario = options.scenario.as_deref().unwrap_or("empty");
     crate::scenario::load_builtin(&mut world, scenario)?;
+    if let Some(generate) = &options.generate {
+        crate::generate::generate(&mut world, generate).context("generating the cluster")?;
+    }
     for manifests in &options.manifests {
         match manifests {
             Manifests::Text(yaml) => crate::scenario::load_yaml(&mut world, yaml)?,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use mesh_sim::generate::GenerateOptions;
 use mesh_sim::world::SimConfig;
 use mesh_sim::{Sim, SimOptions};
 
@@ -25,6 +26,7 @@ enum Command {
     #[command(after_help = "Examples:\n  \
         mesh-sim serve --scenario canary --kubeconfig /tmp/mesh-sim.kubeconfig\n  \
         mesh-sim serve --manifests cluster/ --manifests extra.yaml --kubeconfig ./kubeconfig\n  \
+        mesh-sim serve --generate --pods 50000 --kubeconfig ./kubeconfig\n  \
         export KUBECONFIG=./kubeconfig; kubectl get pods -A")]
     Serve(ServeArgs),
 }
@@ -59,6 +61,80 @@ struct ServeArgs {
     /// Simulated seconds from a pod's start until it is Ready.
     #[arg(long, value_name = "SECONDS")]
     pod_ready_delay: Option<f64>,
+
+    #[command(flatten)]
+    generate: GenerateArgs,
+}
+
+/// A generated cluster for benchmarks: namespaces of workloads already
+/// rolled out and injected, a share of them on the previous revision.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Generated cluster")]
+struct GenerateArgs {
+    /// Build a generated cluster (after the scenario, before the manifests).
+    #[arg(long, conflicts_with = "scenario")]
+    generate: bool,
+
+    /// About this many pods, in namespaces of 100 three-replica workloads
+    /// (sets the three options below).
+    #[arg(long, value_name = "N", requires = "generate", conflicts_with_all = ["namespaces", "workloads_per_namespace", "replicas"])]
+    pods: Option<usize>,
+
+    /// Namespaces (`bench-001`, ...).
+    #[arg(long, value_name = "N", requires = "generate")]
+    namespaces: Option<usize>,
+
+    /// Workloads in each namespace (mostly Deployments, some StatefulSets and DaemonSets).
+    #[arg(long, value_name = "M", requires = "generate")]
+    workloads_per_namespace: Option<usize>,
+
+    /// Replicas of each Deployment and StatefulSet.
+    #[arg(long, value_name = "R", requires = "generate")]
+    replicas: Option<u32>,
+
+    /// Share (0 to 1) of workloads whose pods still run the old revision.
+    #[arg(long, value_name = "F", requires = "generate")]
+    stale_share: Option<f64>,
+
+    /// Istio version of the old revision (e.g. 1.21.2).
+    #[arg(long, value_name = "VERSION", requires = "generate")]
+    old_version: Option<String>,
+
+    /// Istio version the namespaces now select (e.g. 1.22.3).
+    #[arg(long, value_name = "VERSION", requires = "generate")]
+    new_version: Option<String>,
+}
+
+impl GenerateArgs {
+    /// The generator's options, or `None` without `--generate`.
+    fn options(&self) -> Option<GenerateOptions> {
+        if !self.generate {
+            return None;
+        }
+        let mut options = match self.pods {
+            Some(pods) => GenerateOptions::for_pods(pods),
+            None => GenerateOptions::default(),
+        };
+        if let Some(n) = self.namespaces {
+            options.namespaces = n;
+        }
+        if let Some(m) = self.workloads_per_namespace {
+            options.workloads_per_namespace = m;
+        }
+        if let Some(r) = self.replicas {
+            options.replicas = r;
+        }
+        if let Some(share) = self.stale_share {
+            options.stale_share = share;
+        }
+        if let Some(v) = &self.old_version {
+            options.old_version = v.clone();
+        }
+        if let Some(v) = &self.new_version {
+            options.new_version = v.clone();
+        }
+        Some(options)
+    }
 }
 
 fn main() -> ExitCode {
@@ -94,6 +170,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .kubeconfig_path(absolute(&args.kubeconfig)?);
     if let Some(name) = &args.scenario {
         options = options.scenario(name);
+    }
+    if let Some(generate) = args.generate.options() {
+        options = options.generate(generate);
     }
     for path in &args.manifests {
         options = options.manifest_path(path);
@@ -132,5 +211,40 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn generate_options_start_from_the_pods_preset_and_take_overrides() {
+        let cli = Cli::try_parse_from([
+            "mesh-sim",
+            "serve",
+            "--generate",
+            "--pods",
+            "3000",
+            "--stale-share",
+            "0.25",
+            "--new-version",
+            "1.23.0",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command;
+        let options = args.generate.options().expect("generate asked for");
+        assert_eq!(options.replicas, 3);
+        assert_eq!(options.namespaces * options.workloads_per_namespace, 1000);
+        assert_eq!(options.stale_share, 0.25);
+        assert_eq!(options.new_version, "1.23.0");
+    }
+
+    #[test]
+    fn generate_options_need_generate_and_exclude_a_scenario() {
+        assert!(Cli::try_parse_from(["mesh-sim", "serve", "--pods", "10"]).is_err());
+        assert!(
+            Cli::try_parse_from(["mesh-sim", "serve", "--generate", "--scenario", "canary"])
+                .is_err()
+        );
+        let Command::Serve(args) = Cli::try_parse_from(["mesh-sim", "serve"])
+            .expect("parses")
+            .command;
+        assert!(args.generate.options().is_none());
     }
 }
