@@ -46,6 +46,9 @@ use crate::mesh::injection::{
 use crate::selector::LabelSelector;
 use crate::snapshot::{Labels, NamespaceInfo};
 
+mod render;
+pub use render::{plan_text, report_text};
+
 /// The annotation holding a namespace's injection labels from before its first relabel.
 pub const PREVIOUS_LABELS_ANNOTATION: &str = "mesh-upgrade.io/previous-injection-labels";
 
@@ -406,11 +409,6 @@ impl<'a> Planner<'a> {
         let mut unrecorded = 0;
         let mut restart_namespaces = Vec::new();
         for (namespace, explicit, listed) in selected {
-            if let Some(selector) = &self.request.selector
-                && !selector.matches(&namespace.info.labels)
-            {
-                continue;
-            }
             match self.evaluate(namespace, explicit) {
                 Evaluation::Change(change) => {
                     restart_namespaces.push(change.namespace.clone());
@@ -455,6 +453,11 @@ impl<'a> Planner<'a> {
     /// What `namespace` comes to; `explicit` says it was named with `-n`.
     /// Used for the plan and again with a freshly read namespace after a 409.
     pub fn evaluate(&self, namespace: &NamespaceState, explicit: bool) -> Evaluation {
+        if let Some(selector) = &self.request.selector
+            && !selector.matches(&namespace.info.labels)
+        {
+            return Evaluation::NotSelected;
+        }
         let name = namespace.info.name.clone();
         if namespace.info.terminating {
             return Evaluation::Skip(Skipped {
@@ -847,6 +850,83 @@ fn merge_patch(
         _ => {}
     }
     json!({ "metadata": metadata })
+}
+
+/// How one planned change ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResultState {
+    /// Patched; the server answered with the planned labels.
+    Relabelled,
+    /// `--dry-run=server`: the server accepted the patch and stored nothing.
+    Rehearsed,
+    /// Re-read after a conflict: another writer's change made it unnecessary.
+    Unchanged,
+    /// The patch failed (the message says why).
+    Failed,
+}
+
+/// How the change of one namespace ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceResult {
+    pub namespace: String,
+    pub state: ResultState,
+    /// The injection labels the server answered with.
+    pub labels: Option<InjectionLabels>,
+    /// 409 answers, each followed by a re-read and a recomputed patch.
+    pub conflicts: u32,
+    pub message: Option<String>,
+}
+
+/// What a run did: the `-o json` document after the writes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelabelReport {
+    pub api_version: String,
+    pub kind: String,
+    pub operation: String,
+    /// `--dry-run=server`: nothing was stored.
+    pub server_dry_run: bool,
+    pub target: Option<Target>,
+    pub results: Vec<NamespaceResult>,
+    pub skipped: Vec<Skipped>,
+    /// The namespaces whose workloads to restart next: the plan's, less
+    /// those whose patch failed.
+    pub restart_namespaces: Vec<String>,
+}
+
+impl RelabelReport {
+    pub fn new(plan: &RelabelPlan, results: Vec<NamespaceResult>, server_dry_run: bool) -> Self {
+        let failed: Vec<&str> = results
+            .iter()
+            .filter(|r| r.state == ResultState::Failed)
+            .map(|r| r.namespace.as_str())
+            .collect();
+        RelabelReport {
+            api_version: API_VERSION.to_string(),
+            kind: "RelabelReport".to_string(),
+            operation: plan.operation.clone(),
+            server_dry_run,
+            target: plan.target.clone(),
+            restart_namespaces: plan
+                .restart_namespaces
+                .iter()
+                .filter(|n| !failed.contains(&n.as_str()))
+                .cloned()
+                .collect(),
+            results,
+            skipped: plan.skipped.clone(),
+        }
+    }
+
+    /// The changes that failed.
+    pub fn failures(&self) -> Vec<&NamespaceResult> {
+        self.results
+            .iter()
+            .filter(|r| r.state == ResultState::Failed)
+            .collect()
+    }
 }
 
 #[cfg(test)]

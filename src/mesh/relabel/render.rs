@@ -1,0 +1,490 @@
+//! The relabel plan and report as text for a person: a table of the
+//! namespaces that change, the ones left alone with the reason, and what
+//! relabelling does and does not do. Pure, no colour, 100 columns (a
+//! sentence wraps; a command to copy does not).
+
+use std::fmt::Write as _;
+
+use super::{
+    InjectionLabels, NamespaceChange, PREVIOUS_LABELS_ANNOTATION, RelabelPlan, RelabelReport,
+    ResultState, Target, TargetKind, describe_labels,
+};
+
+/// The width sentences wrap at.
+const WIDTH: usize = 100;
+
+/// The plan: headline, table, the namespaces left alone, notes, and what
+/// relabelling does.
+pub fn plan_text(plan: &RelabelPlan) -> String {
+    let mut out = String::new();
+    let count = plan.changes.len();
+    let headline = match (&plan.target, count) {
+        (None, 0) => "Nothing to undo.".to_string(),
+        (None, n) => format!(
+            "Restore the recorded injection labels of {}:",
+            namespaces(n)
+        ),
+        (Some(target), 0) => format!(
+            "Nothing to relabel to {}{}.",
+            describe_target(target),
+            from_text(plan)
+        ),
+        (Some(target), n) => format!(
+            "Relabel {} to {}{}:",
+            namespaces(n),
+            describe_target(target),
+            from_text(plan)
+        ),
+    };
+    push_wrapped(&mut out, &headline, "");
+
+    if !plan.changes.is_empty() {
+        out.push('\n');
+        out.push_str(&changes_table(&plan.changes));
+        for change in &plan.changes {
+            for note in &change.notes {
+                push_wrapped(&mut out, &format!("  {}: {note}", change.namespace), "    ");
+            }
+        }
+    }
+
+    if !plan.skipped.is_empty() {
+        out.push_str("\nLeft alone:\n");
+        let width = plan
+            .skipped
+            .iter()
+            .map(|s| s.namespace.len())
+            .max()
+            .unwrap_or(0);
+        for skip in &plan.skipped {
+            let line = format!("  {:width$}  {}", skip.namespace, skip.message);
+            push_wrapped(&mut out, &line, &" ".repeat(width + 4));
+        }
+    }
+    if plan.unrecorded > 0 {
+        out.push('\n');
+        push_wrapped(
+            &mut out,
+            &format!(
+                "{} never relabelled by mesh-upgrade: nothing to undo there.",
+                if plan.unrecorded == 1 {
+                    "1 other namespace was".to_string()
+                } else {
+                    format!("{} other namespaces were", plan.unrecorded)
+                }
+            ),
+            "",
+        );
+    }
+    if !plan.notes.is_empty() {
+        out.push('\n');
+        for note in &plan.notes {
+            push_wrapped(&mut out, &format!("Note: {note}"), "  ");
+        }
+    }
+
+    if !plan.changes.is_empty() {
+        out.push('\n');
+        let names = name_list(plan.changes.iter().map(|c| c.namespace.as_str()));
+        if plan.is_undo() {
+            push_wrapped(
+                &mut out,
+                &format!(
+                    "Each namespace gets back the labels recorded in its annotation {PREVIOUS_LABELS_ANNOTATION}, and the annotation is removed."
+                ),
+                "",
+            );
+        } else {
+            push_wrapped(
+                &mut out,
+                &format!(
+                    "Before a namespace's first relabel, its injection labels are recorded in its annotation {PREVIOUS_LABELS_ANNOTATION}; this undoes it:"
+                ),
+                "",
+            );
+            let _ = writeln!(out, "  kubectl mesh-upgrade relabel -n {names} --undo");
+        }
+        push_wrapped(
+            &mut out,
+            "Labels change only what new pods get: running pods keep their current proxy until they are restarted, and `kubectl mesh-upgrade status` shows them as stale until then.",
+            "",
+        );
+    }
+    out
+}
+
+/// What the writes did, and what to run next.
+pub fn report_text(report: &RelabelReport) -> String {
+    let mut out = String::new();
+    if report.results.is_empty() {
+        return out;
+    }
+    let done = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.state, ResultState::Relabelled | ResultState::Rehearsed))
+        .count();
+    let headline = match (report.server_dry_run, &report.target) {
+        (true, _) => format!(
+            "The server accepted {done} of {} patches (--dry-run=server: nothing was stored):",
+            report.results.len()
+        ),
+        (false, Some(target)) => format!(
+            "Relabelled {} of {} to {}:",
+            done,
+            namespaces(report.results.len()),
+            target.name
+        ),
+        (false, None) => format!(
+            "Restored the injection labels of {} of {}:",
+            done,
+            namespaces(report.results.len())
+        ),
+    };
+    push_wrapped(&mut out, &headline, "");
+    let width = report
+        .results
+        .iter()
+        .map(|r| r.namespace.len())
+        .max()
+        .unwrap_or(0);
+    for result in &report.results {
+        let mut detail = match result.state {
+            ResultState::Relabelled | ResultState::Rehearsed => result
+                .labels
+                .as_ref()
+                .map(describe_labels)
+                .unwrap_or_default(),
+            ResultState::Unchanged => format!(
+                "unchanged: {}",
+                result.message.as_deref().unwrap_or("changed meanwhile")
+            ),
+            ResultState::Failed => format!(
+                "FAILED: {}",
+                result.message.as_deref().unwrap_or("unknown error")
+            ),
+        };
+        if result.conflicts > 0 && result.state != ResultState::Failed {
+            let _ = write!(
+                detail,
+                " (re-read and patched again after {} with another writer)",
+                conflicts(result.conflicts)
+            );
+        }
+        let line = format!("  {:width$}  {detail}", result.namespace);
+        push_wrapped(&mut out, &line, &" ".repeat(width + 4));
+    }
+    if report.server_dry_run || report.restart_namespaces.is_empty() {
+        return out;
+    }
+    let names = name_list(report.restart_namespaces.iter().map(String::as_str));
+    push_wrapped(
+        &mut out,
+        &format!(
+            "Running pods keep their current proxy until they are restarted; until then `kubectl mesh-upgrade status -n {names}` shows them as stale. Next:"
+        ),
+        "",
+    );
+    let _ = writeln!(out, "  kubectl mesh-upgrade restart-sidecars -n {names}");
+    out
+}
+
+/// `revision 1-22-3 (proxy 1.22.3)`, `tag prod-canary (revision 1-22-3, proxy 1.22.3)`.
+fn describe_target(target: &Target) -> String {
+    let mut facts = Vec::new();
+    match target.kind {
+        TargetKind::Revision => {}
+        TargetKind::Tag => facts.push(format!(
+            "revision {}",
+            target.revision.as_deref().unwrap_or("none")
+        )),
+        TargetKind::DefaultInjection => facts.push(format!(
+            "the default revision, {}",
+            target.revision.as_deref().unwrap_or("none")
+        )),
+    }
+    if let Some(version) = &target.version {
+        facts.push(format!("proxy {version}"));
+    }
+    if !target.ready {
+        facts.push("istiod NOT Ready".to_string());
+    }
+    let name = match target.kind {
+        TargetKind::Revision => format!("revision {}", target.name),
+        TargetKind::Tag => format!("tag {}", target.name),
+        TargetKind::DefaultInjection => "istio-injection=enabled".to_string(),
+    };
+    if facts.is_empty() {
+        name
+    } else {
+        format!("{name} ({})", facts.join(", "))
+    }
+}
+
+fn from_text(plan: &RelabelPlan) -> String {
+    match &plan.from {
+        None => String::new(),
+        Some(from) => match &from.revision {
+            Some(revision) if *revision != from.name => {
+                format!(" from {} (revision {revision})", from.name)
+            }
+            _ => format!(" from {}", from.name),
+        },
+    }
+}
+
+fn namespaces(n: usize) -> String {
+    if n == 1 {
+        "1 namespace".to_string()
+    } else {
+        format!("{n} namespaces")
+    }
+}
+
+fn conflicts(n: u32) -> String {
+    if n == 1 {
+        "a conflict".to_string()
+    } else {
+        format!("{n} conflicts")
+    }
+}
+
+fn name_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names.collect::<Vec<_>>().join(",")
+}
+
+/// One cell per label set, `(none)` when neither is.
+fn label_lines(labels: &InjectionLabels) -> Vec<String> {
+    let lines: Vec<String> = labels
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect();
+    if lines.is_empty() {
+        vec!["(none)".to_string()]
+    } else {
+        lines
+    }
+}
+
+fn changes_table(changes: &[NamespaceChange]) -> String {
+    let header = [
+        "NAMESPACE",
+        "LABELS NOW",
+        "NEW PODS GET",
+        "LABELS AFTER",
+        "NEW PODS GET",
+    ];
+    let rows: Vec<[Vec<String>; 5]> = changes
+        .iter()
+        .map(|c| {
+            [
+                vec![c.namespace.clone()],
+                label_lines(&c.before),
+                vec![
+                    c.revision_before
+                        .clone()
+                        .unwrap_or_else(|| "no proxy".into()),
+                ],
+                label_lines(&c.after),
+                vec![
+                    c.revision_after
+                        .clone()
+                        .unwrap_or_else(|| "no proxy".into()),
+                ],
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = cell.iter().map(String::len).fold(*width, usize::max);
+        }
+    }
+    let mut out = String::new();
+    let mut push_line = |cells: [&str; 5]| {
+        let mut line = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:w$}   ", w = widths[i]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    push_line(header);
+    for row in &rows {
+        let height = row.iter().map(Vec::len).max().unwrap_or(1);
+        for line in 0..height {
+            let cell = |i: usize| row[i].get(line).map(String::as_str).unwrap_or("");
+            push_line([cell(0), cell(1), cell(2), cell(3), cell(4)]);
+        }
+    }
+    out
+}
+
+/// Append `text` wrapped at [`WIDTH`] on spaces; continuation lines start
+/// with `indent`. Leading spaces are kept; a word longer than a line stays whole.
+fn push_wrapped(out: &mut String, text: &str, indent: &str) {
+    let words = text.trim_start_matches(' ');
+    let mut line = text[..text.len() - words.len()].to_string();
+    for (i, word) in words.split(' ').enumerate() {
+        if i == 0 {
+            line.push_str(word);
+        } else if !word.is_empty() && line.chars().count() + 1 + word.chars().count() > WIDTH {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = format!("{indent}{word}");
+        } else {
+            line.push(' ');
+            line.push_str(word);
+        }
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+    use super::*;
+    use crate::mesh::control_plane::ControlPlane;
+    use crate::mesh::fixtures::{ClusterFixture, namespace};
+
+    fn canary() -> ControlPlane {
+        ControlPlane::from_snapshot(
+            &ClusterFixture::new()
+                .revision("1-21-2", "1.21.2")
+                .revision("1-22-3", "1.22.3")
+                .tag("default", "1-21-2")
+                .build(),
+        )
+    }
+
+    fn ns(name: &str, labels: &[(&str, &str)]) -> NamespaceState {
+        NamespaceState {
+            info: namespace(name, labels),
+            resource_version: "1".into(),
+            previous_labels: None,
+        }
+    }
+
+    fn planned(names: &[&str]) -> RelabelPlan {
+        let cluster = vec![
+            ns("shop", &[("istio-injection", "enabled")]),
+            ns(
+                "legacy",
+                &[("istio-injection", "enabled"), ("istio.io/rev", "1-22-3")],
+            ),
+            ns("search", &[("istio.io/rev", "1-22-3")]),
+            ns("kube-system", &[]),
+        ];
+        plan(
+            &cluster,
+            &canary(),
+            &RelabelRequest {
+                operation: Operation::Move {
+                    to: "1-22-3".into(),
+                },
+                namespaces: NamespaceSelection::Named(
+                    names.iter().map(|n| n.to_string()).collect(),
+                ),
+                selector: None,
+                from: None,
+                force: false,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_plan_shows_labels_and_revisions_before_and_after_and_why_others_are_left_alone() {
+        let text = plan_text(&planned(&["shop", "legacy", "search", "kube-system"]));
+        let expected = "\
+Relabel 2 namespaces to revision 1-22-3 (proxy 1.22.3):
+
+NAMESPACE   LABELS NOW                NEW PODS GET   LABELS AFTER          NEW PODS GET
+shop        istio-injection=enabled   1-21-2         istio.io/rev=1-22-3   1-22-3
+legacy      istio-injection=enabled   1-21-2         istio.io/rev=1-22-3   1-22-3
+            istio.io/rev=1-22-3
+  legacy: both labels were set and istio-injection won (IST0123); only istio.io/rev is left
+
+Left alone:
+  search       already labelled istio.io/rev=1-22-3
+  kube-system  a Kubernetes system namespace; pass --force to relabel it anyway
+
+Before a namespace's first relabel, its injection labels are recorded in its annotation
+mesh-upgrade.io/previous-injection-labels; this undoes it:
+  kubectl mesh-upgrade relabel -n shop,legacy --undo
+Labels change only what new pods get: running pods keep their current proxy until they are
+restarted, and `kubectl mesh-upgrade status` shows them as stale until then.
+";
+        assert_eq!(text, expected);
+        for line in text.lines() {
+            assert!(line.chars().count() <= WIDTH, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn the_report_names_each_namespace_and_the_next_command() {
+        let plan = planned(&["shop", "legacy"]);
+        let results = vec![
+            NamespaceResult {
+                namespace: "shop".into(),
+                state: ResultState::Relabelled,
+                labels: Some(plan.changes[0].after.clone()),
+                conflicts: 2,
+                message: None,
+            },
+            NamespaceResult {
+                namespace: "legacy".into(),
+                state: ResultState::Failed,
+                labels: None,
+                conflicts: 0,
+                message: Some("forbidden: cannot patch namespaces/legacy".into()),
+            },
+        ];
+        let report = RelabelReport::new(&plan, results, false);
+        assert_eq!(report.restart_namespaces, ["shop"]);
+        assert_eq!(
+            report_text(&report),
+            "\
+Relabelled 1 of 2 namespaces to 1-22-3:
+  shop    istio.io/rev=1-22-3 (re-read and patched again after 2 conflicts with another writer)
+  legacy  FAILED: forbidden: cannot patch namespaces/legacy
+Running pods keep their current proxy until they are restarted; until then `kubectl mesh-upgrade
+status -n shop` shows them as stale. Next:
+  kubectl mesh-upgrade restart-sidecars -n shop
+"
+        );
+    }
+
+    #[test]
+    fn a_server_rehearsal_says_nothing_was_stored_and_suggests_nothing() {
+        let plan = planned(&["shop"]);
+        let results = vec![NamespaceResult {
+            namespace: "shop".into(),
+            state: ResultState::Rehearsed,
+            labels: Some(plan.changes[0].after.clone()),
+            conflicts: 0,
+            message: None,
+        }];
+        let text = report_text(&RelabelReport::new(&plan, results, true));
+        assert_eq!(
+            text,
+            "The server accepted 1 of 1 patches (--dry-run=server: nothing was stored):\n  shop  istio.io/rev=1-22-3\n"
+        );
+    }
+
+    #[test]
+    fn wrapping_keeps_words_whole_and_indents_continuations() {
+        let mut out = String::new();
+        let long = "word ".repeat(30);
+        push_wrapped(&mut out, long.trim(), "  ");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].len() <= WIDTH);
+        assert!(lines[1].starts_with("  word"));
+    }
+}
