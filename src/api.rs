@@ -592,8 +592,25 @@ impl ApiClient {
         &self,
         scope: &ListScope,
         selector: &ListSelector,
-        mut map: impl FnMut(K) -> Option<T>,
+        map: impl FnMut(K) -> Option<T>,
     ) -> anyhow::Result<Vec<T>>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned + Clone + fmt::Debug,
+        K::Scope: KnownScope,
+    {
+        self.list_versioned(scope, selector, map)
+            .await
+            .map(|(items, _)| items)
+    }
+
+    /// [`ApiClient::list_all`], also returning the list's `resourceVersion`:
+    /// where a watch of the same objects starts.
+    pub async fn list_versioned<K, T>(
+        &self,
+        scope: &ListScope,
+        selector: &ListSelector,
+        mut map: impl FnMut(K) -> Option<T>,
+    ) -> anyhow::Result<(Vec<T>, String)>
     where
         K: Resource<DynamicType = ()> + DeserializeOwned + Clone + fmt::Debug,
         K::Scope: KnownScope,
@@ -635,11 +652,30 @@ impl ApiClient {
                 other => other.map_err(|err| self.classify(err, &action))?,
             };
             let next = page.metadata.continue_.filter(|token| !token.is_empty());
+            let version = page.metadata.resource_version.unwrap_or_default();
             out.extend(page.items.into_iter().filter_map(&mut map));
             match next {
                 Some(token) => continue_token = Some(token),
-                None => return Ok(out),
+                None => return Ok((out, version)),
             }
+        }
+    }
+
+    /// The objects of kind `K` in `scope` matching `selector`, kept current
+    /// by a watch: see [`WatchedSet`].
+    pub fn watch_set<K>(&self, scope: ListScope, selector: ListSelector) -> WatchedSet<K>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned + Clone + fmt::Debug + Send + 'static,
+        K::Scope: KnownScope,
+    {
+        WatchedSet {
+            api: self.clone(),
+            scope,
+            selector,
+            objects: std::collections::BTreeMap::new(),
+            resource_version: None,
+            stream: None,
+            failures: 0,
         }
     }
 
@@ -959,6 +995,149 @@ impl ApiClient {
         }
         .into()
     }
+}
+
+/// A watch event stream, as [`ApiClient::watch`] returns it.
+type EventStream<K> = Pin<Box<dyn Stream<Item = anyhow::Result<WatchEvent<K>>> + Send>>;
+
+/// A set of objects kept current by LIST then WATCH, for waits that end on
+/// a condition ("the Service's EndpointSlices list only the new pods").
+///
+/// [`WatchedSet::next`] returns the whole set: first as listed, then after
+/// each change. The caller evaluates its condition on every set and stops
+/// when it holds or when `next` returns `None` at the deadline, so every
+/// wait is bounded. The watch is resumed from the last resourceVersion when
+/// the server ends it, and the set is listed again when that version has
+/// expired (410 Gone) or the stream failed: a wait outlives both.
+pub struct WatchedSet<K> {
+    api: ApiClient,
+    scope: ListScope,
+    selector: ListSelector,
+    /// By namespace and name.
+    objects: std::collections::BTreeMap<(String, String), K>,
+    /// Where the watch resumes; `None` until listed (or after 410).
+    resource_version: Option<String>,
+    stream: Option<EventStream<K>>,
+    /// Watches that failed in a row; each waits longer, and too many end the wait.
+    failures: u32,
+}
+
+/// Watch failures in a row after which [`WatchedSet::next`] gives up.
+const MAX_WATCH_FAILURES: u32 = 5;
+
+impl<K> WatchedSet<K>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + fmt::Debug + Send + 'static,
+    K::Scope: KnownScope,
+{
+    /// The set now: listed on the first call (and after the watch could not
+    /// resume), then after each change. `None` once `deadline` passes
+    /// without one.
+    pub async fn next(&mut self, deadline: tokio::time::Instant) -> anyhow::Result<Option<Vec<K>>> {
+        loop {
+            if self.resource_version.is_none() {
+                self.relist().await?;
+                return Ok(Some(self.current()));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            if self.stream.is_none() {
+                let version = self.resource_version.clone().unwrap_or_default();
+                match self
+                    .api
+                    .watch::<K>(&self.scope, &self.selector, &version, deadline - now)
+                    .await
+                {
+                    Ok(stream) => self.stream = Some(stream),
+                    Err(err) => {
+                        self.failures += 1;
+                        if self.failures >= MAX_WATCH_FAILURES {
+                            return Err(err);
+                        }
+                        tracing::debug!("watch could not resume ({err:#}); listing again");
+                        // A watch that fails at once would otherwise spin:
+                        // wait a little longer each time, within the deadline.
+                        let pause = Duration::from_millis(200) * self.failures;
+                        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause))
+                            .await;
+                        self.resource_version = None;
+                        continue;
+                    }
+                }
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                continue;
+            };
+            let event = match tokio::time::timeout_at(deadline, stream.next()).await {
+                Err(_) => return Ok(None),
+                Ok(event) => event,
+            };
+            match event {
+                // The server (or the deadline) ended the stream: resume.
+                None => self.stream = None,
+                Some(Err(err)) => {
+                    tracing::debug!("watch failed ({err:#}); listing again");
+                    self.stream = None;
+                    self.resource_version = None;
+                }
+                Some(Ok(WatchEvent::Added(object) | WatchEvent::Modified(object))) => {
+                    self.failures = 0;
+                    self.remember_version(&object);
+                    self.objects.insert(key_of(&object), object);
+                    return Ok(Some(self.current()));
+                }
+                Some(Ok(WatchEvent::Deleted(object))) => {
+                    self.failures = 0;
+                    self.remember_version(&object);
+                    self.objects.remove(&key_of(&object));
+                    return Ok(Some(self.current()));
+                }
+                Some(Ok(WatchEvent::Bookmark(bookmark))) => {
+                    self.resource_version = Some(bookmark.metadata.resource_version);
+                }
+                Some(Ok(WatchEvent::Error(status))) => {
+                    tracing::debug!(
+                        "watch ended with {} {}; listing again",
+                        status.code,
+                        status.message
+                    );
+                    self.stream = None;
+                    self.resource_version = None;
+                }
+            }
+        }
+    }
+
+    fn current(&self) -> Vec<K> {
+        self.objects.values().cloned().collect()
+    }
+
+    fn remember_version(&mut self, object: &K) {
+        if let Some(version) = object.meta().resource_version.clone() {
+            self.resource_version = Some(version);
+        }
+    }
+
+    async fn relist(&mut self) -> anyhow::Result<()> {
+        let (items, version) = self
+            .api
+            .list_versioned::<K, K>(&self.scope, &self.selector, Some)
+            .await?;
+        self.objects = items.into_iter().map(|o| (key_of(&o), o)).collect();
+        self.resource_version = Some(version);
+        self.stream = None;
+        Ok(())
+    }
+}
+
+fn key_of<K: Resource>(object: &K) -> (String, String) {
+    let meta = object.meta();
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
 }
 
 /// A copy of a bodiless request (a watch's GET), for a retry.
@@ -1391,3 +1570,6 @@ fn with_retry_after(body: &[u8], retry_after: Option<u64>) -> Bytes {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod watched_set_tests;
