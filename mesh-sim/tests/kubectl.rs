@@ -804,6 +804,104 @@ fn a_watch_cut_by_a_fault_ends_after_that_many_events() {
     assert_eq!(out.lines().count(), 1, "{out}");
 }
 
+#[test]
+fn a_streaming_list_ends_its_initial_events_with_an_annotated_bookmark() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let out = cluster
+        .kubectl(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/pay/pods?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
+        ])
+        .ok();
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON event"))
+        .collect();
+    let types: Vec<&str> = events
+        .iter()
+        .take(3)
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(types, ["ADDED", "ADDED", "BOOKMARK"], "{out}");
+    assert_eq!(
+        events[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+}
+
+#[test]
+fn a_selector_watch_sees_objects_leave_and_enter_the_selection() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let watch = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            cluster
+                .kubectl(&[
+                    "get",
+                    "--raw",
+                    "/api/v1/namespaces/pay/pods?watch=1&labelSelector=app%3Ddb&timeoutSeconds=3",
+                ])
+                .ok()
+        });
+        // Change labels only once the watch is being served.
+        let started = Instant::now();
+        while !cluster
+            .sim
+            .requests()
+            .iter()
+            .any(|r| r.query.contains("watch=1"))
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the watch never started"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        cluster
+            .kubectl(&[
+                "label",
+                "pod",
+                "db-0",
+                "-n",
+                "pay",
+                "app=old-db",
+                "--overwrite",
+            ])
+            .ok();
+        cluster
+            .kubectl(&[
+                "label",
+                "pod",
+                "cache-0",
+                "-n",
+                "pay",
+                "app=db",
+                "--overwrite",
+            ])
+            .ok();
+        watcher.join().expect("the watcher thread")
+    });
+    let events: Vec<(String, String)> = watch
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON event"))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or("").to_string(),
+                e["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    let expected = [("ADDED", "db-0"), ("DELETED", "db-0"), ("ADDED", "cache-0")];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(t, n)| (t.to_string(), n.to_string()))
+        .collect();
+    assert_eq!(events, expected, "{watch}");
+}
+
 // Rollouts: these need the controllers (Deployment → ReplicaSet → Pod,
 // StatefulSet, DaemonSet) and Istio's injector.
 

@@ -1,14 +1,16 @@
 //! Watches: a chunked stream of `{"type": ..., "object": ...}` lines.
 //!
 //! The stream starts from what the request asks: with no `resourceVersion`
-//! (or `0`) the current matching objects come first as ADDED, as the API
-//! server sends them; with a version, the store's history since it is
-//! replayed, or a single ERROR event carrying a 410 `Expired` Status when
-//! history no longer reaches back that far (client-go's reflector and
-//! kube-rs's watcher both re-list on it). Live events follow from the store's
-//! broadcast, filtered by kind, namespace and selectors. An object that stops
-//! matching a selector is sent as DELETED, one that starts matching as
-//! ADDED, like the API server's watch cache does.
+//! (or `0`), or with `sendInitialEvents=true`, the current matching objects
+//! come first as ADDED, as the API server sends them (a streaming list then
+//! gets a BOOKMARK annotated `k8s.io/initial-events-end`); with a version,
+//! the store's history since it is replayed, or a single ERROR event
+//! carrying a 410 `Expired` Status when history no longer reaches back that
+//! far (client-go's reflector and kube-rs's watcher both re-list on it).
+//! Live events follow from the store's broadcast, filtered by kind,
+//! namespace and selectors. An object that stops matching a selector is sent
+//! as DELETED, one that starts matching as ADDED, like the API server's
+//! watch cache does.
 //!
 //! ```text
 //!  world lock held:  subscribe ─> snapshot rv ─> initial events (list or history)
@@ -148,7 +150,12 @@ pub fn watch(shared: &Arc<Shared>, request: WatchRequest, query: &Query) -> ApiR
         let world = lock(&shared.world);
         let receiver = world.store.subscribe();
         let snapshot_rv = world.store.resource_version();
-        let start = match query.non_empty("resourceVersion") {
+        // `sendInitialEvents=true` (a streaming list) always starts with the
+        // current objects, whatever version it names.
+        let from = query
+            .non_empty("resourceVersion")
+            .filter(|_| !request.send_initial_events);
+        let start = match from {
             None | Some("0") => Start::Objects(
                 world
                     .store
@@ -181,6 +188,7 @@ pub fn watch(shared: &Arc<Shared>, request: WatchRequest, query: &Query) -> ApiR
             tx,
             sent: 0,
             known: HashSet::new(),
+            knows_all: false,
             columns_sent: false,
             now,
         };
@@ -202,6 +210,11 @@ struct Stream {
     sent: usize,
     /// Objects the client was told about and not told are gone.
     known: HashSet<ObjKey>,
+    /// Whether `known` is every object the client holds (the stream began
+    /// with the current objects), so a modified object it does not hold has
+    /// just entered the selection. Replayed from a version, it may hold
+    /// objects this stream never sent.
+    knows_all: bool,
     columns_sent: bool,
     /// Simulated time for Table ages, refreshed per live event.
     now: chrono::DateTime<chrono::Utc>,
@@ -228,6 +241,7 @@ impl Stream {
                 return;
             }
             Start::Objects(objects) => {
+                self.knows_all = true;
                 for obj in objects {
                     if let Sent::Stop = self.send_object("ADDED", &obj).await {
                         return;
@@ -303,6 +317,7 @@ impl Stream {
             (_, false, true) => "DELETED",
             (_, false, false) => return Sent::Continue,
             (EventType::Added, true, _) => "ADDED",
+            (EventType::Modified, true, false) if self.knows_all => "ADDED",
             (EventType::Modified, true, _) => "MODIFIED",
         };
         self.send_object(event_type, &event.object).await
