@@ -17,6 +17,8 @@ pub mod control_plane;
 pub mod gateways;
 pub mod injection;
 pub mod proxy;
+pub mod restart;
+pub mod rollout;
 pub mod relabel;
 pub mod status;
 pub mod workloads;

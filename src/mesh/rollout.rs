@@ -1,0 +1,345 @@
+//! When is a rollout finished? The test `kubectl rollout status` makes, as
+//! pure functions over the objects a watch delivers.
+//!
+//! A condition alone is not enough: right after a template patch the
+//! Deployment still says `NewReplicaSetAvailable` from the previous rollout.
+//! Each check therefore first requires that the controller has seen the
+//! latest spec (`status.observedGeneration >= metadata.generation`), then
+//! compares the counts:
+//!
+//! ```text
+//! Deployment   updated == desired, replicas == updated (no old pods), available == desired
+//!              Progressing=False/ProgressDeadlineExceeded → failed
+//! StatefulSet  (RollingUpdate) updated == desired (minus the partition), ready == available == desired,
+//!              currentRevision == updateRevision
+//! DaemonSet    updatedNumberScheduled == numberAvailable == desiredNumberScheduled
+//! ```
+//!
+//! The waiting itself (watches, timeouts) lives in the command; these
+//! functions only judge one object, so they are tested on inline YAML.
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use serde::Serialize;
+
+/// Where a rollout stands, judged from one object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state", content = "detail")]
+pub enum RolloutProgress {
+    /// Still going; the text says what it waits for.
+    InProgress(String),
+    /// Every replica runs the latest template and is available.
+    Complete,
+    /// It will not finish by itself (e.g. `ProgressDeadlineExceeded`).
+    Failed(String),
+}
+
+impl RolloutProgress {
+    pub fn is_complete(&self) -> bool {
+        matches!(self, RolloutProgress::Complete)
+    }
+}
+
+fn observed(generation: Option<i64>, observed_generation: Option<i64>) -> bool {
+    observed_generation.unwrap_or(0) >= generation.unwrap_or(0)
+}
+
+/// The rollout test of a Deployment.
+pub fn deployment_progress(d: &Deployment) -> RolloutProgress {
+    let Some(status) = &d.status else {
+        return RolloutProgress::InProgress("waiting for the controller".into());
+    };
+    if !observed(d.metadata.generation, status.observed_generation) {
+        return RolloutProgress::InProgress("waiting for the controller to see the change".into());
+    }
+    if let Some(stuck) = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    }) {
+        return RolloutProgress::Failed(format!(
+            "ProgressDeadlineExceeded: {}",
+            stuck
+                .message
+                .as_deref()
+                .unwrap_or("the rollout made no progress in time")
+        ));
+    }
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let replicas = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < desired {
+        return RolloutProgress::InProgress(format!("{updated} of {desired} replicas updated"));
+    }
+    if replicas > updated {
+        return RolloutProgress::InProgress(format!(
+            "{} old replicas pending termination",
+            replicas - updated
+        ));
+    }
+    if available < updated {
+        return RolloutProgress::InProgress(format!(
+            "{available} of {updated} updated replicas available"
+        ));
+    }
+    RolloutProgress::Complete
+}
+
+/// The rollout test of a StatefulSet with the RollingUpdate strategy
+/// (OnDelete sets are rolled pod by pod and never complete on their own).
+pub fn stateful_set_progress(s: &StatefulSet) -> RolloutProgress {
+    let Some(status) = &s.status else {
+        return RolloutProgress::InProgress("waiting for the controller".into());
+    };
+    if !observed(s.metadata.generation, status.observed_generation) {
+        return RolloutProgress::InProgress("waiting for the controller to see the change".into());
+    }
+    let spec = s.spec.as_ref();
+    let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
+    let partition = spec
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|u| u.rolling_update.as_ref())
+        .and_then(|r| r.partition)
+        .unwrap_or(0)
+        .max(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let ready = status.ready_replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(ready);
+    if partition > 0 {
+        let wanted = (desired - partition).max(0);
+        if updated < wanted {
+            return RolloutProgress::InProgress(format!(
+                "{updated} of {wanted} replicas above the partition updated"
+            ));
+        }
+        return RolloutProgress::Complete;
+    }
+    if updated < desired {
+        return RolloutProgress::InProgress(format!("{updated} of {desired} replicas updated"));
+    }
+    if ready < desired {
+        return RolloutProgress::InProgress(format!("{ready} of {desired} replicas ready"));
+    }
+    if available < desired {
+        return RolloutProgress::InProgress(format!("{available} of {desired} replicas available"));
+    }
+    if status.update_revision.is_some() && status.current_revision != status.update_revision {
+        return RolloutProgress::InProgress("old revision still current".into());
+    }
+    RolloutProgress::Complete
+}
+
+/// The rollout test of a DaemonSet.
+pub fn daemon_set_progress(d: &DaemonSet) -> RolloutProgress {
+    let Some(status) = &d.status else {
+        return RolloutProgress::InProgress("waiting for the controller".into());
+    };
+    if !observed(d.metadata.generation, status.observed_generation) {
+        return RolloutProgress::InProgress("waiting for the controller to see the change".into());
+    }
+    let desired = status.desired_number_scheduled;
+    let updated = status.updated_number_scheduled.unwrap_or(0);
+    let available = status.number_available.unwrap_or(0);
+    if updated < desired {
+        return RolloutProgress::InProgress(format!("{updated} of {desired} pods updated"));
+    }
+    if available < desired {
+        return RolloutProgress::InProgress(format!("{available} of {desired} pods available"));
+    }
+    RolloutProgress::Complete
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
+        serde_yaml::from_str(text).expect("valid test YAML")
+    }
+
+    const DEPLOYMENT_DONE: &str = "
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: cart, namespace: shop, generation: 4}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: cart}}
+  template: {metadata: {labels: {app: cart}}, spec: {containers: [{name: c, image: x}]}}
+status:
+  observedGeneration: 4
+  replicas: 3
+  updatedReplicas: 3
+  readyReplicas: 3
+  availableReplicas: 3
+  conditions:
+  - {type: Available, status: 'True', reason: MinimumReplicasAvailable}
+  - {type: Progressing, status: 'True', reason: NewReplicaSetAvailable}
+";
+
+    #[test]
+    fn a_deployment_with_every_replica_updated_and_available_is_complete() {
+        assert_eq!(
+            deployment_progress(&yaml(DEPLOYMENT_DONE)),
+            RolloutProgress::Complete
+        );
+    }
+
+    #[test]
+    fn a_deployment_whose_patch_the_controller_has_not_seen_is_not_complete() {
+        // Right after the patch: generation bumped, the counts still those
+        // of the previous (finished) rollout.
+        let d = DEPLOYMENT_DONE.replace("generation: 4}", "generation: 5}");
+        assert_eq!(
+            deployment_progress(&yaml(&d)),
+            RolloutProgress::InProgress("waiting for the controller to see the change".into())
+        );
+    }
+
+    #[test]
+    fn a_deployment_with_old_replicas_left_is_not_complete() {
+        let d = DEPLOYMENT_DONE.replace(
+            "  replicas: 3\n  updatedReplicas",
+            "  replicas: 4\n  updatedReplicas",
+        );
+        assert_eq!(
+            deployment_progress(&yaml(&d)),
+            RolloutProgress::InProgress("1 old replicas pending termination".into())
+        );
+        let d = DEPLOYMENT_DONE.replace("updatedReplicas: 3", "updatedReplicas: 1");
+        assert_eq!(
+            deployment_progress(&yaml(&d)),
+            RolloutProgress::InProgress("1 of 3 replicas updated".into())
+        );
+        let d = DEPLOYMENT_DONE.replace("availableReplicas: 3", "availableReplicas: 2");
+        assert_eq!(
+            deployment_progress(&yaml(&d)),
+            RolloutProgress::InProgress("2 of 3 updated replicas available".into())
+        );
+    }
+
+    #[test]
+    fn a_deployment_past_its_progress_deadline_has_failed() {
+        let d = DEPLOYMENT_DONE
+            .replace("updatedReplicas: 3", "updatedReplicas: 1")
+            .replace(
+                "{type: Progressing, status: 'True', reason: NewReplicaSetAvailable}",
+                "{type: Progressing, status: 'False', reason: ProgressDeadlineExceeded, message: 'ReplicaSet \"cart-7d\" has timed out progressing.'}",
+            );
+        assert_eq!(
+            deployment_progress(&yaml(&d)),
+            RolloutProgress::Failed(
+                "ProgressDeadlineExceeded: ReplicaSet \"cart-7d\" has timed out progressing."
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_stale_deadline_condition_is_not_read_before_the_controller_catches_up() {
+        let d = DEPLOYMENT_DONE
+            .replace("generation: 4}", "generation: 5}")
+            .replace(
+                "{type: Progressing, status: 'True', reason: NewReplicaSetAvailable}",
+                "{type: Progressing, status: 'False', reason: ProgressDeadlineExceeded}",
+            );
+        assert!(matches!(
+            deployment_progress(&yaml(&d)),
+            RolloutProgress::InProgress(_)
+        ));
+    }
+
+    const STATEFULSET_ROLLING: &str = "
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: shop, generation: 2}
+spec:
+  replicas: 3
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template: {metadata: {labels: {app: db}}, spec: {containers: [{name: c, image: x}]}}
+  updateStrategy: {type: RollingUpdate}
+status:
+  observedGeneration: 2
+  replicas: 3
+  readyReplicas: 3
+  availableReplicas: 3
+  currentReplicas: 1
+  updatedReplicas: 2
+  currentRevision: db-6c9
+  updateRevision: db-7f4
+";
+
+    #[test]
+    fn a_stateful_set_is_complete_when_the_update_revision_is_current_everywhere() {
+        let s: StatefulSet = yaml(STATEFULSET_ROLLING);
+        assert_eq!(
+            stateful_set_progress(&s),
+            RolloutProgress::InProgress("2 of 3 replicas updated".into())
+        );
+        let done = STATEFULSET_ROLLING
+            .replace("updatedReplicas: 2", "updatedReplicas: 3")
+            .replace("currentRevision: db-6c9", "currentRevision: db-7f4");
+        assert_eq!(
+            stateful_set_progress(&yaml(&done)),
+            RolloutProgress::Complete
+        );
+        let revisions_differ =
+            STATEFULSET_ROLLING.replace("updatedReplicas: 2", "updatedReplicas: 3");
+        assert_eq!(
+            stateful_set_progress(&yaml(&revisions_differ)),
+            RolloutProgress::InProgress("old revision still current".into())
+        );
+        let not_ready = done.replace("readyReplicas: 3", "readyReplicas: 2");
+        assert_eq!(
+            stateful_set_progress(&yaml(&not_ready)),
+            RolloutProgress::InProgress("2 of 3 replicas ready".into())
+        );
+    }
+
+    #[test]
+    fn a_partitioned_stateful_set_is_complete_when_the_pods_above_the_partition_are_updated() {
+        let s = STATEFULSET_ROLLING.replace(
+            "updateStrategy: {type: RollingUpdate}",
+            "updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 1}}",
+        );
+        assert_eq!(stateful_set_progress(&yaml(&s)), RolloutProgress::Complete);
+    }
+
+    const DAEMONSET: &str = "
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: shop, generation: 3}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template: {metadata: {labels: {app: agent}}, spec: {containers: [{name: c, image: x}]}}
+status:
+  observedGeneration: 3
+  desiredNumberScheduled: 3
+  currentNumberScheduled: 3
+  numberMisscheduled: 0
+  numberReady: 3
+  updatedNumberScheduled: 3
+  numberAvailable: 3
+";
+
+    #[test]
+    fn a_daemon_set_is_complete_when_every_scheduled_pod_is_updated_and_available() {
+        assert_eq!(
+            daemon_set_progress(&yaml(DAEMONSET)),
+            RolloutProgress::Complete
+        );
+        let d = DAEMONSET.replace("updatedNumberScheduled: 3", "updatedNumberScheduled: 2");
+        assert_eq!(
+            daemon_set_progress(&yaml(&d)),
+            RolloutProgress::InProgress("2 of 3 pods updated".into())
+        );
+        let d = DAEMONSET.replace("numberAvailable: 3", "numberAvailable: 1");
+        assert_eq!(
+            daemon_set_progress(&yaml(&d)),
+            RolloutProgress::InProgress("1 of 3 pods available".into())
+        );
+        let d = DAEMONSET.replace("generation: 3}", "generation: 4}");
+        assert!(matches!(
+            daemon_set_progress(&yaml(&d)),
+            RolloutProgress::InProgress(_)
+        ));
+    }
+}
