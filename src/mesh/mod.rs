@@ -14,6 +14,7 @@
 //! on snapshots built with [`fixtures`].
 
 pub mod control_plane;
+pub mod gateway_switch;
 pub mod gateways;
 pub mod injection;
 pub mod proxy;

@@ -1,0 +1,205 @@
+//! The switch plan as text for a person: what changes on which Service, the
+//! prechecks with their verdicts, the exact patch, and what happens after.
+//! Pure and colourless; sentences wrap at 100 columns, the patch (a line to
+//! copy) does not.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::{SwitchMode, SwitchPlan, Verdict};
+use crate::mesh::gateways::{TakeoverCheck, selector_text};
+
+/// The width sentences wrap at.
+const WIDTH: usize = 100;
+
+/// The plan: headline, selectors, prechecks, patch, and what follows.
+/// `timeout` is how long verification waits.
+pub fn plan_text(plan: &SwitchPlan, timeout: Duration) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Service {} ({})",
+        plan.service_ref(),
+        plan.service_type
+    );
+    let now_revisions = if plan.from_revisions.is_empty() {
+        "no gateway".to_string()
+    } else {
+        format!("revision {}", plan.from_revisions.join(", "))
+    };
+    let indent = " ".repeat(16);
+    push_wrapped(
+        &mut out,
+        &format!(
+            "  selector now  {}  ({now_revisions})",
+            selector_text(&plan.from_selector)
+        ),
+        &indent,
+    );
+    if !plan.to_selector.is_empty() {
+        let label = match plan.mode {
+            SwitchMode::Switch => "switch to   ",
+            SwitchMode::Rollback => "roll back to",
+        };
+        let ready = plan.target_pods.iter().filter(|p| p.ready).count();
+        let gateways = if plan.target_gateways.is_empty() {
+            "no gateway Deployment".to_string()
+        } else {
+            plan.target_gateways.join(", ")
+        };
+        let revision = plan
+            .target_revision
+            .as_deref()
+            .map(|r| format!("revision {r}: "))
+            .unwrap_or_default();
+        push_wrapped(
+            &mut out,
+            &format!(
+                "  {label}  {}  ({revision}{gateways}, {ready} of {} pods Ready)",
+                selector_text(&plan.to_selector),
+                plan.target_pods.len()
+            ),
+            &indent,
+        );
+    }
+
+    out.push('\n');
+    out.push_str(&checks_table(plan));
+
+    if let Some(action) = &plan.action {
+        if plan.verdict != Verdict::Refused {
+            let _ = writeln!(out, "\nPATCH {} ({})", action.target, action.patch_type);
+            let _ = writeln!(out, "  {}", action.patch);
+        }
+    }
+
+    out.push('\n');
+    let closing = match plan.verdict {
+        Verdict::AlreadySelected => format!(
+            "The Service already selects {}: nothing to do.",
+            selector_text(&plan.to_selector)
+        ),
+        Verdict::Refused => {
+            let blocking = plan.blocking().len();
+            format!(
+                "Refused: {blocking} precheck{} failed; nothing will be changed.",
+                if blocking == 1 { "" } else { "s" }
+            )
+        }
+        Verdict::Proceed | Verdict::Forced => {
+            let forced: Vec<&str> = plan.overridden().iter().map(|c| c.check.as_str()).collect();
+            let forced = if forced.is_empty() {
+                String::new()
+            } else {
+                format!("--force overrides {}. ", forced.join(", "))
+            };
+            format!(
+                "{forced}After the patch, waits up to {} for the EndpointSlices of {} to list only Ready pods matching {}; if they do not, switches back and verifies that.",
+                human_duration(timeout),
+                plan.service,
+                selector_text(&plan.to_selector)
+            )
+        }
+    };
+    push_wrapped(&mut out, &closing, "");
+    out
+}
+
+/// `PRECHECK  RESULT  DETAIL`, the detail wrapped under itself.
+fn checks_table(plan: &SwitchPlan) -> String {
+    let rows: Vec<(&str, &str, &str)> = plan
+        .prechecks
+        .iter()
+        .map(|c| (c.check.as_str(), result(c, plan.force), c.reason.as_str()))
+        .collect();
+    let first = rows
+        .iter()
+        .map(|r| r.0.len())
+        .chain(["PRECHECK".len()])
+        .max()
+        .unwrap_or(0);
+    let second = rows
+        .iter()
+        .map(|r| r.1.len())
+        .chain(["RESULT".len()])
+        .max()
+        .unwrap_or(0);
+    let indent = " ".repeat(first + second + 4);
+    let mut out = String::new();
+    let _ = writeln!(out, "{:first$}  {:second$}  DETAIL", "PRECHECK", "RESULT");
+    for (check, verdict, reason) in rows {
+        let line = format!("{check:first$}  {verdict:second$}  {reason}");
+        push_wrapped(&mut out, &line, &indent);
+    }
+    out
+}
+
+fn result(check: &TakeoverCheck, force: bool) -> &'static str {
+    match (check.passed, check.hard, force) {
+        (true, _, _) => "ok",
+        (false, true, _) => "FAIL",
+        (false, false, true) => "forced",
+        (false, false, false) => "FAIL (soft)",
+    }
+}
+
+/// `2m`, `90s`, `1m30s`, `500ms`.
+pub fn human_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis % 1000 != 0 {
+        return format!("{millis}ms");
+    }
+    let seconds = duration.as_secs();
+    match (seconds / 60, seconds % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s}s"),
+    }
+}
+
+/// Append `text` wrapped at [`WIDTH`] between words (runs of spaces are
+/// kept), continuation lines indented.
+fn push_wrapped(out: &mut String, text: &str, indent: &str) {
+    let mut line = String::new();
+    for (index, word) in text.split(' ').enumerate() {
+        if index == 0 {
+            line.push_str(word);
+            continue;
+        }
+        let too_long = line.chars().count() + 1 + word.chars().count() > WIDTH;
+        if !word.is_empty() && too_long && !line.trim().is_empty() {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = indent.to_string();
+        } else {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_the_flag() {
+        assert_eq!(human_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(human_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(human_duration(Duration::from_secs(5)), "5s");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn long_sentences_wrap_under_their_indent() {
+        let mut out = String::new();
+        let text = format!("{} {}", "word ".repeat(30).trim(), "end");
+        push_wrapped(&mut out, &text, "    ");
+        for line in out.lines() {
+            assert!(line.chars().count() <= WIDTH, "{line:?}");
+        }
+        assert!(out.lines().nth(1).unwrap().starts_with("    word"), "{out}");
+    }
+}
