@@ -574,6 +574,70 @@ fn scale_goes_through_the_scale_subresource() {
 }
 
 #[test]
+fn subresources_answer_get_and_patch_through_kubectl() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let scale: Value = serde_json::from_str(
+        &cluster
+            .kubectl(&[
+                "get",
+                "deploy",
+                "web",
+                "-n",
+                "shop",
+                "--subresource=scale",
+                "-o",
+                "json",
+            ])
+            .ok(),
+    )
+    .expect("JSON");
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 2);
+    assert_eq!(scale["status"]["selector"], "app=web");
+    cluster
+        .kubectl(&[
+            "patch",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "--subresource=scale",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":3}}"#,
+        ])
+        .ok();
+    assert_eq!(
+        cluster.object(kinds::deployments(), "shop", "web")["spec"]["replicas"],
+        3
+    );
+}
+
+#[test]
+fn replacing_with_a_stale_resource_version_is_a_conflict() {
+    let cluster = Cluster::with_manifests(SHOP);
+    cluster.sim.apply_yaml("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: pay\ndata:\n  v: \"1\"\n").expect("applies");
+    let old = cluster
+        .kubectl(&["get", "cm", "c", "-n", "pay", "-o", "json"])
+        .ok();
+    cluster
+        .kubectl(&["label", "cm", "c", "-n", "pay", "touched=yes"])
+        .ok();
+    let file = cluster.manifest_file("old-c.json", &old.replace("\"v\": \"1\"", "\"v\": \"2\""));
+    let err = cluster
+        .kubectl(&["replace", "-f", file.to_str().unwrap()])
+        .fails();
+    assert!(
+        err.contains("Conflict") && err.contains("the object has been modified"),
+        "{err}"
+    );
+    assert_eq!(
+        cluster.object(kinds::configmaps(), "pay", "c")["data"]["v"],
+        "1"
+    );
+}
+
+#[test]
 fn delete_removes_the_object_and_missing_objects_are_not_found() {
     let cluster = Cluster::with_manifests(SHOP);
     let out = cluster
