@@ -561,8 +561,7 @@ fn summary(report: &StatusReport, style: &Style) -> String {
     .filter(|(n, _)| *n > 0)
     .map(|(n, name)| format!("{n} {name}"))
     .collect();
-    let _ = writeln!(
-        text,
+    let counts_line = format!(
         "{} workload{}{}{}",
         c.total,
         if c.total == 1 { "" } else { "s" },
@@ -581,6 +580,9 @@ fn summary(report: &StatusReport, style: &Style) -> String {
             String::new()
         }
     );
+    for line in wrap(&counts_line, usize::from(TABLE_WIDTH)) {
+        let _ = writeln!(text, "{line}");
+    }
     if !s.needs_attention {
         let _ = writeln!(text, "{}", style.paint("Nothing is stale or broken.", "32"));
     }
@@ -667,11 +669,9 @@ mod tests {
         let text = status_table(&canary_report(), false, false);
         assert_eq!(text, CANARY_FIXTURE_TABLE, "rendered:\n{text}");
     }
-}
 
-/// `status` on the canary fixture, colour off, default width.
-#[cfg(test)]
-const CANARY_FIXTURE_TABLE: &str = r#"CONTROL PLANE
+    /// `status` on the canary fixture, colour off, default width.
+    const CANARY_FIXTURE_TABLE: &str = r#"CONTROL PLANE
 REVISION  ISTIOD         VERSION  READY  TAGS                 DEFAULT
 1-21-2    istiod-1-21-2  1.21.2   1/1    default,prod-stable  yes
 1-22-3    istiod-1-22-3  1.22.3   1/1    prod-canary
@@ -736,3 +736,4 @@ Next:
   - 1 pod that no restart can reach runs an old proxy (pay/debug-shell): see the unreachable pods
     for the command each needs
 "#;
+}

@@ -1021,3 +1021,111 @@ pub fn canary_fixture() -> ClusterFixture {
             ],
         )
 }
+
+/// Converts what a mesh-sim world holds into a snapshot, the way
+/// `collect.rs` converts LIST pages: each stored object is deserialised into
+/// its k8s-openapi type and reduced with `From<&K>`. Namespaced kinds are kept
+/// for the namespaces the snapshot reads.
+pub fn snapshot_from_world(world: &mesh_sim::world::World, scope: Scope) -> ClusterSnapshot {
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use mesh_sim::resources::kinds;
+    use serde::de::DeserializeOwned;
+
+    fn objects<K: DeserializeOwned>(
+        world: &mesh_sim::world::World,
+        resource: &mesh_sim::resources::Resource,
+    ) -> Vec<K> {
+        world
+            .store
+            .list(resource, None)
+            .map(|obj| serde_json::from_value::<K>((**obj).clone()).expect("a valid object"))
+            .collect()
+    }
+
+    let mut snapshot = ClusterSnapshot::new("istio-system", scope);
+    let reads = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+                 s: &ClusterSnapshot| {
+        s.reads_namespace(meta.namespace.as_deref().unwrap_or_default())
+    };
+    snapshot.namespaces = objects::<Namespace>(world, kinds::namespaces())
+        .iter()
+        .map(NamespaceInfo::from)
+        .collect();
+    snapshot.webhook_configurations =
+        objects::<MutatingWebhookConfiguration>(world, kinds::mutating_webhooks())
+            .iter()
+            .map(WebhookConfigurationInfo::from)
+            .collect();
+    let pods: Vec<Pod> = objects(world, kinds::pods());
+    snapshot.pods = pods
+        .iter()
+        .filter(|o| reads(&o.metadata, &snapshot))
+        .map(PodInfo::from)
+        .collect();
+    let rs: Vec<ReplicaSet> = objects(world, kinds::replicasets());
+    snapshot.replica_sets = rs
+        .iter()
+        .filter(|o| reads(&o.metadata, &snapshot))
+        .map(ReplicaSetInfo::from)
+        .collect();
+    let deployments: Vec<Deployment> = objects(world, kinds::deployments());
+    snapshot.istiods = deployments
+        .iter()
+        .filter(|d| IstiodInfo::is_istiod(d, "istio-system"))
+        .map(IstiodInfo::from)
+        .collect();
+    snapshot.deployments = deployments
+        .iter()
+        .filter(|o| reads(&o.metadata, &snapshot))
+        .map(DeploymentInfo::from)
+        .collect();
+    let sts: Vec<StatefulSet> = objects(world, kinds::statefulsets());
+    snapshot.stateful_sets = sts
+        .iter()
+        .filter(|o| reads(&o.metadata, &snapshot))
+        .map(StatefulSetInfo::from)
+        .collect();
+    let ds: Vec<DaemonSet> = objects(world, kinds::daemonsets());
+    snapshot.daemon_sets = ds
+        .iter()
+        .filter(|o| reads(&o.metadata, &snapshot))
+        .map(DaemonSetInfo::from)
+        .collect();
+    let pdbs: Vec<PodDisruptionBudget> = objects(world, kinds::pdbs());
+    snapshot.pod_disruption_budgets = pdbs
+        .iter()
+        .filter(|o| reads(&o.metadata, &snapshot))
+        .map(PdbInfo::from)
+        .collect();
+    let services: Vec<Service> = objects(world, kinds::services());
+    snapshot.services = services
+        .iter()
+        .filter(|o| reads(&o.metadata, &snapshot))
+        .map(ServiceInfo::from)
+        .collect();
+    let slices: Vec<EndpointSlice> = objects(world, kinds::endpointslices());
+    snapshot.endpoint_slices = slices
+        .iter()
+        .filter(|o| reads(&o.metadata, &snapshot))
+        .map(EndpointSliceInfo::from)
+        .collect();
+    let configs: Vec<ConfigMap> = objects(world, kinds::configmaps());
+    snapshot.injector_configs = configs
+        .iter()
+        .filter(|c| c.metadata.namespace.as_deref() == Some("istio-system"))
+        .filter(|c| InjectorConfigInfo::is_injector_config(c))
+        .map(InjectorConfigInfo::from)
+        .collect();
+    snapshot
+}
+
+/// The `canary` scenario as mesh-sim builds it (controllers settled), as a snapshot.
+pub fn sim_canary_snapshot(scope: Scope) -> ClusterSnapshot {
+    let mut world = mesh_sim::world::World::new(mesh_sim::world::SimConfig::default());
+    mesh_sim::scenario::load_builtin(&mut world, "canary").expect("the canary scenario loads");
+    snapshot_from_world(&world, scope)
+}

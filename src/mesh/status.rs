@@ -1196,4 +1196,209 @@ mod tests {
         assert_eq!(svc.candidates[0].revision.as_deref(), Some("1-22-3"));
         assert!(svc.candidates[0].ready, "{:?}", svc.candidates[0].problems);
     }
+
+    /// `build_status` on the `canary` scenario exactly as mesh-sim builds it
+    /// (its injector, controllers and EndpointSlices), not on hand-written fixtures.
+    mod sim_canary {
+        use super::*;
+        use crate::mesh::fixtures::sim_canary_snapshot;
+
+        fn report() -> StatusReport {
+            build_status(&sim_canary_snapshot(Scope::All), fixed_now())
+        }
+
+        fn state_of(report: &StatusReport, namespace: &str, name: &str) -> WorkloadState {
+            report
+                .workloads
+                .iter()
+                .find(|w| w.namespace == namespace && w.name == name)
+                .unwrap_or_else(|| panic!("no workload {namespace}/{name}"))
+                .state
+        }
+
+        #[test]
+        fn both_revisions_their_tags_and_the_default_are_found() {
+            let report = report();
+            let summary: Vec<String> = report
+                .revisions
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} tags={} default={} ready={}",
+                        r.revision,
+                        r.version.as_deref().unwrap_or("?"),
+                        r.tags.join(","),
+                        r.default,
+                        r.ready_replicas
+                    )
+                })
+                .collect();
+            assert_eq!(
+                summary,
+                vec![
+                    "1-21-2 1.21.2 tags=default,prod-stable default=true ready=1",
+                    "1-22-3 1.22.3 tags=prod-canary default=false ready=1",
+                ]
+            );
+        }
+
+        #[test]
+        fn each_namespace_resolves_as_the_scenario_describes() {
+            let report = report();
+            let ns = |name: &str| {
+                let n = report
+                    .namespaces
+                    .iter()
+                    .find(|n| n.name == name)
+                    .expect("namespace");
+                (
+                    n.injection.clone(),
+                    n.revision.clone(),
+                    n.problems
+                        .iter()
+                        .map(|p| p.code.clone())
+                        .collect::<Vec<_>>(),
+                )
+            };
+            let some = |s: &str| Some(s.to_string());
+            assert_eq!(ns("shop"), ("enabled".into(), some("1-21-2"), vec![]));
+            assert_eq!(ns("pay"), ("rev:1-22-3".into(), some("1-22-3"), vec![]));
+            assert_eq!(
+                ns("cart"),
+                ("rev:prod-stable".into(), some("1-21-2"), vec![])
+            );
+            assert_eq!(ns("search"), ("rev:1-22-3".into(), some("1-22-3"), vec![]));
+            assert_eq!(
+                ns("legacy"),
+                (
+                    "enabled".into(),
+                    some("1-21-2"),
+                    vec!["both-labels".to_string()]
+                )
+            );
+            assert_eq!(
+                ns("batch"),
+                ("rev:prod-canary".into(), some("1-22-3"), vec![])
+            );
+            assert_eq!(ns("ambient-apps"), ("ambient".into(), None, vec![]));
+            assert_eq!(ns("no-mesh"), ("none".into(), None, vec![]));
+            assert_eq!(
+                ns("typo"),
+                (
+                    "rev:1-22-4".into(),
+                    None,
+                    vec!["missing-revision".to_string()]
+                )
+            );
+        }
+
+        #[test]
+        fn each_workload_gets_the_state_the_scenario_describes() {
+            let report = report();
+            use WorkloadState::*;
+            for (namespace, name, state) in [
+                ("shop", "frontend", UpToDate),
+                ("shop", "recommendations", UpToDate),
+                ("shop", "metrics-exporter", OptedOut),
+                ("shop", "log-agent", UpToDate),
+                ("pay", "payments", Stale),
+                ("pay", "ledger", Stale),
+                ("cart", "cart", UpToDate),
+                ("cart", "pricing", CustomImage),
+                ("search", "search-api", UpToDate),
+                ("search", "indexer", UpToDate),
+                ("legacy", "inventory", UpToDate),
+                ("ambient-apps", "reviews", Ambient),
+                ("no-mesh", "static-site", NoMesh),
+                ("istio-gateways", "istio-ingressgateway-1-21-2", UpToDate),
+                ("istio-gateways", "istio-ingressgateway-1-22-3", UpToDate),
+            ] {
+                assert_eq!(
+                    state_of(&report, namespace, name),
+                    state,
+                    "{namespace}/{name}"
+                );
+            }
+            for w in report.workloads.iter().filter(|w| w.namespace == "typo") {
+                assert_eq!(w.state, NotInjected, "typo/{}", w.name);
+            }
+            let risks = |namespace: &str, name: &str| {
+                report
+                    .workloads
+                    .iter()
+                    .find(|w| w.namespace == namespace && w.name == name)
+                    .map(|w| w.risks.clone())
+                    .unwrap_or_default()
+            };
+            assert!(risks("shop", "recommendations").contains(&Risk::SingleReplica));
+            assert!(risks("shop", "recommendations").contains(&Risk::NoPdb));
+            assert!(risks("pay", "ledger").contains(&Risk::OnDelete));
+            assert!(
+                risks("shop", "frontend").is_empty(),
+                "{:?}",
+                risks("shop", "frontend")
+            );
+        }
+
+        #[test]
+        fn the_standalone_pod_is_reported_with_its_reason() {
+            let report = report();
+            let debug = report
+                .unreachable_pods
+                .iter()
+                .find(|p| p.name == "debug-shell")
+                .expect("debug-shell is listed");
+            assert_eq!(debug.reason_code, "standalone");
+            assert_eq!(debug.expected_revision.as_deref(), Some("1-22-3"));
+        }
+
+        #[test]
+        fn the_load_balancer_selects_1_21_2_and_the_canary_gateway_can_take_over() {
+            let report = report();
+            let svc = report
+                .gateway_services
+                .iter()
+                .find(|s| s.name == "istio-ingressgateway")
+                .expect("the LoadBalancer Service");
+            assert_eq!(svc.selects_revisions, vec!["1-21-2"]);
+            assert_eq!(svc.ready_endpoints, 2);
+            assert_eq!(
+                svc.endpoints_by_revision,
+                vec![ProxyRevisionCount {
+                    revision: Some("1-21-2".into()),
+                    pods: 2
+                }]
+            );
+            let candidate = &svc.candidates[0];
+            assert_eq!(candidate.selector_value, "1-22-3");
+            assert!(candidate.ready, "{:?}", candidate.problems);
+        }
+
+        #[test]
+        fn the_summary_points_at_the_stale_namespace() {
+            let report = report();
+            assert!(report.needs_attention());
+            let commands: Vec<&str> = report
+                .summary
+                .next_steps
+                .iter()
+                .filter_map(|s| s.command.as_deref())
+                .collect();
+            assert!(
+                commands.contains(&"kubectl mesh-upgrade restart-sidecars -n pay"),
+                "{commands:?}"
+            );
+        }
+
+        #[test]
+        fn the_scenario_renders_within_one_hundred_columns() {
+            let text = crate::render::status_table(&report(), false, false);
+            for line in text.lines() {
+                assert!(line.chars().count() <= 100, "{line}\nin:\n{text}");
+            }
+            if std::env::var_os("SHOW_STATUS").is_some() {
+                eprintln!("{text}");
+            }
+        }
+    }
 }

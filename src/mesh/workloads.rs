@@ -395,6 +395,12 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
     let mut workloads = Vec::new();
     let no_pods = Vec::new();
     for d in &snapshot.deployments {
+        // istiod is the control plane, shown as revisions, not a workload to restart.
+        let is_istiod = d.namespace == snapshot.control_plane_namespace
+            && d.labels.get("app").map(String::as_str) == Some("istiod");
+        if is_istiod {
+            continue;
+        }
         let pods = pods_of
             .get(&(WorkloadKind::Deployment, d.uid.as_str()))
             .unwrap_or(&no_pods);
@@ -417,7 +423,7 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
             shape,
             pods,
             &namespace_of(&d.namespace),
-            snapshot,
+            &owners,
             control_plane,
         ));
     }
@@ -443,7 +449,7 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
             shape,
             pods,
             &namespace_of(&s.namespace),
-            snapshot,
+            &owners,
             control_plane,
         ));
     }
@@ -469,7 +475,7 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
             shape,
             pods,
             &namespace_of(&d.namespace),
-            snapshot,
+            &owners,
             control_plane,
         ));
     }
@@ -501,6 +507,10 @@ struct OwnerIndex<'a> {
     deployments: HashMap<&'a str, ()>,
     stateful_sets: HashMap<&'a str, ()>,
     daemon_sets: HashMap<&'a str, ()>,
+    /// Deployment uid → how many of its ReplicaSets still own pods.
+    live_replica_sets: HashMap<&'a str, usize>,
+    /// PodDisruptionBudgets by namespace.
+    pdbs: HashMap<&'a str, Vec<&'a PdbInfo>>,
 }
 
 enum Owner<'a> {
@@ -538,6 +548,25 @@ impl<'a> OwnerIndex<'a> {
                 .iter()
                 .map(|d| (d.uid.as_str(), ()))
                 .collect(),
+            live_replica_sets: snapshot
+                .replica_sets
+                .iter()
+                .filter(|rs| rs.replicas > 0)
+                .filter_map(|rs| controller_of(&rs.owners))
+                .fold(HashMap::new(), |mut counts, owner| {
+                    *counts.entry(owner.uid.as_str()).or_insert(0) += 1;
+                    counts
+                }),
+            pdbs: snapshot.pod_disruption_budgets.iter().fold(
+                HashMap::new(),
+                |mut by_namespace, pdb| {
+                    by_namespace
+                        .entry(pdb.namespace.as_str())
+                        .or_insert_with(Vec::new)
+                        .push(pdb);
+                    by_namespace
+                },
+            ),
         }
     }
 
@@ -600,13 +629,23 @@ impl<'a> OwnerIndex<'a> {
 
     /// ReplicaSets of a Deployment that still own pods.
     fn replica_sets_with_pods(&self, deployment_uid: &str) -> usize {
-        self.replica_sets
-            .values()
-            .filter(|rs| {
-                rs.replicas > 0
-                    && controller_of(&rs.owners).is_some_and(|o| o.uid == deployment_uid)
+        self.live_replica_sets
+            .get(deployment_uid)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// PodDisruptionBudgets of `namespace` selecting the template's pods.
+    fn covering_pdbs(&self, namespace: &str, template: &PodTemplateInfo) -> Vec<&'a PdbInfo> {
+        self.pdbs
+            .get(namespace)
+            .map(|pdbs| {
+                pdbs.iter()
+                    .copied()
+                    .filter(|p| p.selector.matches(&template.labels))
+                    .collect()
             })
-            .count()
+            .unwrap_or_default()
     }
 }
 
@@ -731,7 +770,7 @@ fn build_workload(
     shape: Shape<'_>,
     pods: &[&PodInfo],
     namespace: &NamespaceInfo,
-    snapshot: &ClusterSnapshot,
+    index: &OwnerIndex<'_>,
     control_plane: &ControlPlane,
 ) -> Workload {
     let template = shape.template;
@@ -808,7 +847,7 @@ fn build_workload(
     if state.is_meshed() && state != WorkloadState::OptedOut {
         collect_risks(
             &shape,
-            snapshot,
+            index,
             &expected,
             &proxies,
             control_plane,
@@ -898,21 +937,9 @@ fn decide_state(
     }
 }
 
-fn covering_pdbs<'a>(
-    snapshot: &'a ClusterSnapshot,
-    namespace: &str,
-    template: &PodTemplateInfo,
-) -> Vec<&'a PdbInfo> {
-    snapshot
-        .pod_disruption_budgets
-        .iter()
-        .filter(|p| p.namespace == namespace && p.selector.matches(&template.labels))
-        .collect()
-}
-
 fn collect_risks(
     shape: &Shape<'_>,
-    snapshot: &ClusterSnapshot,
+    index: &OwnerIndex<'_>,
     expected: &InjectionOutcome,
     proxies: &[ProxyGroup],
     control_plane: &ControlPlane,
@@ -932,7 +959,7 @@ fn collect_risks(
                 if shape.ready == 1 { "" } else { "s" }
             ));
         }
-        let pdbs = covering_pdbs(snapshot, shape.namespace, shape.template);
+        let pdbs = index.covering_pdbs(shape.namespace, shape.template);
         if pdbs.is_empty() {
             risks.push(Risk::NoPdb);
         }
@@ -1518,6 +1545,20 @@ mod tests {
             }),
             vec!["bare", "stale"]
         );
+    }
+
+    #[test]
+    fn istiod_deployments_are_not_listed_as_workloads() {
+        let c = classify_fixture(
+            canary().workload(
+                WorkloadFixture::deployment("istio-system", "istiod-1-22-3")
+                    .object_label("app", "istiod")
+                    .template_label("sidecar.istio.io/inject", "false")
+                    .pods(1, ProxySpec::none()),
+            ),
+        );
+        assert!(c.workloads.is_empty(), "{:?}", c.workloads);
+        assert!(c.unreachable.is_empty());
     }
 
     #[test]
