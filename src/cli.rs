@@ -214,6 +214,20 @@ pub enum Command {
     RestartSidecars(RestartSidecarsArgs),
 
     /// Move namespaces to another revision or tag, with a way back
+    ///
+    /// Sets `istio.io/rev=<target>` and removes `istio-injection` (or, with
+    /// `--to default-injection`, sets `istio-injection=enabled` and removes
+    /// `istio.io/rev`); no other label is touched. The labels a namespace had
+    /// before its first relabel are kept in its annotation
+    /// `mesh-upgrade.io/previous-injection-labels`, and `--undo` restores
+    /// them. Relabelling changes what new pods get: running pods keep their
+    /// proxy until restarted (`--restart`, or `restart-sidecars`).
+    ///
+    /// Namespaces: `-n a,b`, the context's namespace by default, `-l` (for
+    /// relabel, a selector on NAMESPACE labels), or `-A --from <revision>`.
+    /// kube-system, kube-public, kube-node-lease, istio-system, ambient
+    /// namespaces and those with injection disabled are left alone unless
+    /// named with `-n` and `--force`.
     #[command(after_help = RELABEL_EXAMPLES)]
     Relabel(RelabelArgs),
 
@@ -360,11 +374,15 @@ Examples:
   # Move every namespace on the old revision, then restart their workloads
   kubectl mesh-upgrade relabel -A --from 1-21-2 --to prod-stable --restart --yes
 
+  # Every namespace labelled team=payments (-l selects namespaces here)
+  kubectl mesh-upgrade relabel -l team=payments --to prod-canary --dry-run
+
   # Back to istio-injection=enabled
   kubectl mesh-upgrade relabel -n shop --to default-injection
 
-  # Restore the labels the last relabel replaced
-  kubectl mesh-upgrade relabel -n shop --undo";
+  # Restore the labels the namespaces had before their first relabel
+  kubectl mesh-upgrade relabel -n shop --undo
+  kubectl mesh-upgrade relabel -A --undo";
 
 /// Flags of `relabel`.
 #[derive(Debug, Clone, Args)]
@@ -373,11 +391,12 @@ pub struct RelabelArgs {
     #[arg(long, value_name = "REVISION", required_unless_present = "undo")]
     pub to: Option<String>,
 
-    /// With -A: only namespaces that now resolve to this revision or tag
+    /// Only namespaces whose new pods now get this revision (a tag means its
+    /// revision; istio-injection=enabled counts for the default revision)
     #[arg(long, value_name = "REVISION")]
     pub from: Option<String>,
 
-    /// Restore the injection labels recorded by the last relabel
+    /// Restore the injection labels recorded before each namespace's first relabel
     #[arg(long, conflicts_with_all = ["to", "from"])]
     pub undo: bool,
 

@@ -14,6 +14,9 @@ use mesh_sim::generate::{GenerateOptions, generate};
 use mesh_sim::{Role, Sim, SimOptions};
 use serde_json::Value;
 
+#[path = "cli/relabel.rs"]
+mod relabel;
+
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-mesh_upgrade");
 const KUBECTL: &str = "/usr/bin/kubectl";
 

@@ -1,15 +1,486 @@
-//! `kubectl mesh-upgrade relabel`: declared with its flags; the verb itself
-//! is not implemented in this version and says so with a non-zero exit.
+//! `kubectl mesh-upgrade relabel`: move namespaces to another revision or
+//! tag (or back to `istio-injection=enabled`), with a record to undo it.
+//!
+//! ```text
+//! flags ─► read namespaces + the control plane (5 LISTs) ─► plan (mesh::relabel, pure)
+//!       ─► show it ─► refuse excluded namespaces named without --force (5)
+//!       ─► confirm::decide_interactively
+//!       ─► one merge patch per namespace, resourceVersion included
+//!            409 ─► GET the namespace ─► Planner::evaluate again ─► patch again (bounded)
+//!       ─► report ─► --restart: restart-sidecars for the moved namespaces
+//! ```
+//!
+//! The reads are the few the plan needs: every Namespace (labels, the record
+//! annotation, resourceVersion), the MutatingWebhookConfigurations, and in
+//! the control-plane namespace the istiod Deployments, Services and injector
+//! ConfigMaps — the inputs `status` resolves a namespace's revision from.
+//! Pods and workloads are not read: labels change what new pods get, and
+//! `--restart` hands over to restart-sidecars, which reads what it needs.
 
-use crate::cli::{GlobalArgs, RelabelArgs};
+use futures::StreamExt;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+
+use crate::api::{ApiClient, ListScope, ListSelector, PatchBody, WriteMode};
+use crate::cli::{DryRun, GlobalArgs, RelabelArgs, RestartSidecarsArgs, WriteArgs};
+use crate::confirm::{self, Decision};
 use crate::error::{Error, ExitCode};
+use crate::mesh::control_plane::ControlPlane;
+use crate::mesh::relabel::{
+    Evaluation, NamespaceChange, NamespaceResult, NamespaceSelection, NamespaceState, Operation,
+    Planner, RelabelPlan, RelabelReport, RelabelRequest, ResultState, injection_labels, plan_text,
+    report_text,
+};
 use crate::output::Output;
+use crate::selector::LabelSelector;
+use crate::snapshot::{
+    ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, InjectorConfigInfo, IstiodInfo,
+    NamespaceInfo, Scope, ServiceInfo, WebhookConfigurationInfo,
+};
 
-/// Refuse: the verb is not available yet.
+/// How many 409s one namespace may answer before the run gives up on it:
+/// each is a fresh read and a recomputed patch, so more means a writer that
+/// never stops, not bad luck.
+const MAX_CONFLICTS: u32 = 8;
+
+/// How many namespaces are patched at once.
+const CONCURRENT_PATCHES: usize = 8;
+
+/// Relabel (or restore) the selected namespaces.
 pub async fn run(
-    _global: &GlobalArgs,
-    _args: &RelabelArgs,
-    _output: &Output,
+    global: &GlobalArgs,
+    args: &RelabelArgs,
+    output: &Output,
 ) -> anyhow::Result<ExitCode> {
-    Err(Error::NotYetAvailable { verb: "relabel" }.into())
+    let selector = super::label_selector(global)?;
+    check_flags(global, args)?;
+    let api = super::connect(global).await?;
+    let request = request_from_flags(global, args, selector, api.default_namespace());
+    let control_plane_namespace = DEFAULT_CONTROL_PLANE_NAMESPACE;
+    let state = read_state(&api, &request, control_plane_namespace, output).await?;
+    let control_plane = ControlPlane::from_snapshot(&state.snapshot);
+    let planner = Planner::new(&control_plane, &request)?;
+    let plan = planner.plan(&state.namespaces);
+
+    let machine = global.output.is_machine_readable();
+    let client_dry_run = args.write.dry_run == DryRun::Client;
+    if machine && client_dry_run {
+        output.print_document(&plan)?;
+    } else if machine {
+        output.note(plan_text(&plan).trim_end());
+    } else {
+        output.print_text(&plan_text(&plan))?;
+    }
+
+    let needing_force = plan.needing_force();
+    if !needing_force.is_empty() {
+        let names: Vec<&str> = needing_force.iter().map(|s| s.namespace.as_str()).collect();
+        return Err(Error::Refused(format!(
+            "{} {} excluded from relabelling (see above): pass --force to relabel {} anyway, or leave {} out of -n; nothing was changed",
+            names.join(", "),
+            if names.len() == 1 { "is" } else { "are" },
+            if names.len() == 1 { "it" } else { "them" },
+            if names.len() == 1 { "it" } else { "them" },
+        ))
+        .into());
+    }
+
+    let decision =
+        confirm::decide_interactively(&args.write, plan.changes.len(), &question(&plan))?;
+    let report = match decision {
+        Decision::PlanOnly => {
+            if args.restart && !plan.restart_namespaces.is_empty() {
+                output.note(
+                    "--restart: restart-sidecars runs only after a real relabel; nothing was relabelled, so it was not planned",
+                );
+            }
+            super::log_request_summary(&api);
+            return Ok(ExitCode::Success);
+        }
+        Decision::NothingToDo => RelabelReport::new(&plan, Vec::new(), false),
+        Decision::Apply | Decision::RehearseOnServer => {
+            let writer = api
+                .clone()
+                .with_write_mode(WriteMode::from(args.write.dry_run));
+            let results = apply_all(&writer, &planner, &plan, &request).await;
+            RelabelReport::new(&plan, results, decision == Decision::RehearseOnServer)
+        }
+    };
+    super::log_request_summary(&api);
+
+    if machine {
+        output.print_document(&report)?;
+        let text = report_text(&report);
+        if !text.is_empty() {
+            output.note(text.trim_end());
+        }
+    } else if !report.results.is_empty() {
+        output.print_text(&format!("\n{}", report_text(&report)))?;
+    }
+
+    let failures = report.failures();
+    if !failures.is_empty() {
+        let names: Vec<&str> = failures.iter().map(|r| r.namespace.as_str()).collect();
+        let restart_note = if args.restart {
+            "; --restart did not run"
+        } else {
+            ""
+        };
+        return Err(anyhow::anyhow!(
+            "{} of {} namespaces could not be changed ({}){restart_note}",
+            failures.len(),
+            report.results.len(),
+            names.join(", ")
+        ));
+    }
+
+    if args.restart && decision != Decision::RehearseOnServer {
+        if report.restart_namespaces.is_empty() {
+            output.note("--restart: no namespace to restart");
+            return Ok(ExitCode::Success);
+        }
+        return restart(&api, global, args, output, &report.restart_namespaces).await;
+    }
+    if args.restart {
+        output.note("--restart: restart-sidecars runs only after a real relabel, not after --dry-run=server");
+    }
+    Ok(ExitCode::Success)
+}
+
+/// Flag combinations the parser cannot express.
+fn check_flags(global: &GlobalArgs, args: &RelabelArgs) -> anyhow::Result<()> {
+    if global.all_namespaces && !args.undo && args.from.is_none() {
+        return Err(Error::Usage(
+            "relabel -A needs --from <revision-or-tag> (every namespace on that revision) or --undo; to pick namespaces by label use -l"
+                .to_string(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The plan's request from the flags; the context's namespace when no
+/// namespace flag was given.
+fn request_from_flags(
+    global: &GlobalArgs,
+    args: &RelabelArgs,
+    selector: Option<LabelSelector>,
+    context_namespace: &str,
+) -> RelabelRequest {
+    let namespaces = if !global.namespaces.is_empty() {
+        match super::selected_scope(global, context_namespace) {
+            Scope::Namespaces(names) => NamespaceSelection::Named(names),
+            Scope::All => NamespaceSelection::All,
+        }
+    } else if global.all_namespaces || selector.is_some() {
+        NamespaceSelection::All
+    } else {
+        NamespaceSelection::Context(context_namespace.to_string())
+    };
+    let operation = match (&args.to, args.undo) {
+        (Some(to), false) => Operation::Move { to: to.clone() },
+        // clap requires --to unless --undo.
+        _ => Operation::Undo,
+    };
+    RelabelRequest {
+        operation,
+        namespaces,
+        selector,
+        from: args.from.clone(),
+        force: args.force,
+    }
+}
+
+/// What the plan is computed from.
+struct ClusterState {
+    namespaces: Vec<NamespaceState>,
+    /// The control plane's inputs only (istiods, Services and injector
+    /// ConfigMaps of its namespace, webhook configurations).
+    snapshot: ClusterSnapshot,
+}
+
+/// LIST the namespaces and the control plane, concurrently.
+async fn read_state(
+    api: &ApiClient,
+    request: &RelabelRequest,
+    control_plane_namespace: &str,
+    output: &Output,
+) -> anyhow::Result<ClusterState> {
+    let everything = ListSelector::everything();
+    let cp_scope = ListScope::Namespace(control_plane_namespace.to_string());
+    let istiod_selector =
+        ListSelector::labels(LabelSelector::parse("app=istiod").map_err(anyhow::Error::msg)?);
+    let (namespaces, webhooks, istiods, services, injector_configs) = tokio::join!(
+        read_namespaces(api, request),
+        api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &everything, |w| {
+            Some(WebhookConfigurationInfo::from(&w))
+        }),
+        api.list_all::<Deployment, _>(&cp_scope, &istiod_selector, |d| {
+            IstiodInfo::is_istiod(&d, control_plane_namespace).then(|| IstiodInfo::from(&d))
+        }),
+        api.list_all::<Service, _>(&cp_scope, &everything, |s| Some(ServiceInfo::from(&s))),
+        api.list_all::<ConfigMap, _>(&cp_scope, &everything, |c| {
+            InjectorConfigInfo::is_injector_config(&c).then(|| InjectorConfigInfo::from(&c))
+        }),
+    );
+    let namespaces = namespaces?;
+    if let NamespaceSelection::Named(names) = &request.namespaces
+        && let Some(missing) = names
+            .iter()
+            .find(|name| !namespaces.iter().any(|n| &n.info.name == *name))
+    {
+        return Err(Error::NamespaceNotFound {
+            namespace: missing.clone(),
+            context: api.target().context.clone(),
+        }
+        .into());
+    }
+    let mut snapshot = ClusterSnapshot::new(control_plane_namespace, Scope::All);
+    snapshot.namespaces = namespaces.iter().map(|n| n.info.clone()).collect();
+    snapshot.webhook_configurations = webhooks?;
+    snapshot.istiods = istiods?;
+    snapshot.services = services?;
+    snapshot.injector_configs = match injector_configs {
+        Ok(configs) => configs,
+        Err(err) if is_forbidden(&err) => {
+            output.warn(&format!(
+                "the injector ConfigMaps could not be read, so proxy versions come from istiod's image ({err:#})"
+            ));
+            Vec::new()
+        }
+        Err(err) => return Err(err),
+    };
+    Ok(ClusterState {
+        namespaces,
+        snapshot,
+    })
+}
+
+/// Every namespace; a user who may not list namespaces but named them can
+/// still be served by reading each one.
+async fn read_namespaces(
+    api: &ApiClient,
+    request: &RelabelRequest,
+) -> anyhow::Result<Vec<NamespaceState>> {
+    let listed = api
+        .list_all::<Namespace, _>(&ListScope::All, &ListSelector::everything(), |n| {
+            Some(NamespaceState::from(&n))
+        })
+        .await;
+    let names = match (&listed, &request.namespaces) {
+        (Err(err), NamespaceSelection::Named(names)) if is_forbidden(err) => names.clone(),
+        (Err(err), NamespaceSelection::Context(name)) if is_forbidden(err) => vec![name.clone()],
+        _ => return listed,
+    };
+    let mut found = Vec::new();
+    for name in names {
+        if let Some(ns) = api.get::<Namespace>(None, &name).await? {
+            found.push(NamespaceState::from(&ns));
+        }
+    }
+    Ok(found)
+}
+
+fn is_forbidden(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Forbidden { .. })))
+}
+
+fn is_conflict(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Conflict { .. })))
+}
+
+/// The prompt.
+fn question(plan: &RelabelPlan) -> String {
+    let n = plan.changes.len();
+    let namespaces = if n == 1 {
+        "1 namespace".to_string()
+    } else {
+        format!("{n} namespaces")
+    };
+    match &plan.target {
+        Some(target) => format!("Relabel {namespaces} to {}?", target.name),
+        None => format!("Restore the recorded injection labels of {namespaces}?"),
+    }
+}
+
+/// Patch every planned namespace, a few at a time, in plan order.
+async fn apply_all(
+    writer: &ApiClient,
+    planner: &Planner<'_>,
+    plan: &RelabelPlan,
+    request: &RelabelRequest,
+) -> Vec<NamespaceResult> {
+    let explicit = |name: &str| match &request.namespaces {
+        NamespaceSelection::Named(names) => names.iter().any(|n| n == name),
+        _ => false,
+    };
+    futures::stream::iter(plan.changes.iter())
+        .map(|change| apply_one(writer, planner, change, explicit(&change.namespace)))
+        .buffered(CONCURRENT_PATCHES)
+        .collect()
+        .await
+}
+
+/// Patch one namespace. On 409 the namespace is read again and the plan's
+/// rules applied to what is there now, so another writer's change is kept
+/// (or makes this one unnecessary) instead of being overwritten.
+async fn apply_one(
+    writer: &ApiClient,
+    planner: &Planner<'_>,
+    change: &NamespaceChange,
+    explicit: bool,
+) -> NamespaceResult {
+    let name = change.namespace.clone();
+    let rehearsal = writer.write_mode() == WriteMode::ServerDryRun;
+    let mut patch = change.patch.clone();
+    let mut expected = change.after.clone();
+    let mut conflicts = 0;
+    let result = |state, labels, conflicts, message: Option<String>| NamespaceResult {
+        namespace: name.clone(),
+        state,
+        labels,
+        conflicts,
+        message,
+    };
+    loop {
+        let outcome = writer
+            .patch::<Namespace>(None, &name, &PatchBody::Merge(patch.clone()))
+            .await;
+        match outcome {
+            Ok(updated) => {
+                let labels = injection_labels(&NamespaceInfo::from(&updated).labels);
+                if labels != expected {
+                    return result(
+                        ResultState::Failed,
+                        Some(labels.clone()),
+                        conflicts,
+                        Some(format!(
+                            "the server answered with {}, not the planned {} (a mutating webhook or policy may rewrite namespace labels)",
+                            crate::mesh::relabel::describe_labels(&labels),
+                            crate::mesh::relabel::describe_labels(&expected)
+                        )),
+                    );
+                }
+                let state = if rehearsal {
+                    ResultState::Rehearsed
+                } else {
+                    ResultState::Relabelled
+                };
+                tracing::info!(namespace = %name, conflicts, "namespace patched");
+                return result(state, Some(labels), conflicts, None);
+            }
+            Err(err) if is_conflict(&err) && conflicts < MAX_CONFLICTS => {
+                conflicts += 1;
+                tracing::info!(namespace = %name, conflicts, "409: reading the namespace again");
+                let fresh = match writer.get::<Namespace>(None, &name).await {
+                    Ok(Some(fresh)) => NamespaceState::from(&fresh),
+                    Ok(None) => {
+                        return result(
+                            ResultState::Failed,
+                            None,
+                            conflicts,
+                            Some("the namespace was deleted meanwhile".to_string()),
+                        );
+                    }
+                    Err(err) => {
+                        return result(
+                            ResultState::Failed,
+                            None,
+                            conflicts,
+                            Some(format!("{err:#}")),
+                        );
+                    }
+                };
+                match planner.evaluate(&fresh, explicit) {
+                    Evaluation::Change(again) => {
+                        patch = again.patch;
+                        expected = again.after;
+                    }
+                    Evaluation::Skip(skip) => {
+                        return result(
+                            ResultState::Unchanged,
+                            Some(injection_labels(&fresh.info.labels)),
+                            conflicts,
+                            Some(format!(
+                                "changed by someone else meanwhile: {}",
+                                skip.message
+                            )),
+                        );
+                    }
+                    Evaluation::NotSelected => {
+                        return result(
+                            ResultState::Unchanged,
+                            Some(injection_labels(&fresh.info.labels)),
+                            conflicts,
+                            Some(
+                                "changed by someone else meanwhile: no longer selected by -l"
+                                    .to_string(),
+                            ),
+                        );
+                    }
+                }
+            }
+            Err(err) if is_conflict(&err) => {
+                return result(
+                    ResultState::Failed,
+                    None,
+                    conflicts,
+                    Some(format!(
+                        "still conflicting after {conflicts} fresh reads: someone keeps changing it; try again later ({err:#})"
+                    )),
+                );
+            }
+            Err(err) => {
+                return result(
+                    ResultState::Failed,
+                    None,
+                    conflicts,
+                    Some(format!("{err:#}")),
+                );
+            }
+        }
+    }
+}
+
+/// Continue into restart-sidecars for `namespaces`, with its own plan,
+/// prompt and safety checks. `-l` selected namespaces here, so it is not
+/// passed on as a workload selector.
+async fn restart(
+    api: &ApiClient,
+    global: &GlobalArgs,
+    args: &RelabelArgs,
+    output: &Output,
+    namespaces: &[String],
+) -> anyhow::Result<ExitCode> {
+    let mut restart_global = global.clone();
+    restart_global.selector = None;
+    let restart_args = RestartSidecarsArgs {
+        targets: Vec::new(),
+        kinds: Vec::new(),
+        all: false,
+        include_uninjected: false,
+        delete_pods: false,
+        timeout: crate::cli::parse_duration("5m").map_err(anyhow::Error::msg)?,
+        concurrency: 1,
+        no_wait: false,
+        write: WriteArgs {
+            dry_run: DryRun::None,
+            yes: args.write.yes,
+        },
+    };
+    output.note(&format!(
+        "\n--restart: restarting the stale workloads of {}",
+        namespaces.join(", ")
+    ));
+    super::restart_sidecars::restart_in_namespaces(
+        api,
+        &restart_global,
+        &restart_args,
+        output,
+        namespaces,
+    )
+    .await
 }

@@ -1383,7 +1383,7 @@ mod tests {
     fn an_unreadable_record_is_left_alone_with_a_reason() {
         let cp = canary();
         let shop = recorded(ns("shop", &[("istio.io/rev", "1-22-3")]), "enabled");
-        let plan = super::plan(&[shop.clone()], &cp, &undo(named(&["shop"]))).unwrap();
+        let plan = super::plan(std::slice::from_ref(&shop), &cp, &undo(named(&["shop"]))).unwrap();
         assert_eq!(skipped(&plan), [("shop", SkipReason::UnreadableRecord)]);
         let plan = super::plan(&[shop], &cp, &move_to("1-21-2", named(&["shop"]))).unwrap();
         assert_eq!(skipped(&plan), [("shop", SkipReason::UnreadableRecord)]);

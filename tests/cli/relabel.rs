@@ -1,0 +1,724 @@
+//! `relabel` end to end: the built binary against the canary scenario.
+//!
+//! The canary scenario's namespaces: `shop` (`istio-injection=enabled`, the
+//! default revision 1-21-2 through the `default` tag), `pay` and `search`
+//! (`istio.io/rev=1-22-3`), `cart` (`istio.io/rev=prod-stable` -> 1-21-2),
+//! `legacy` (both labels: `istio-injection` wins -> 1-21-2), `batch`
+//! (`prod-canary` -> 1-22-3), `ambient-apps`, `no-mesh` and `typo`.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use mesh_sim::resources::kinds;
+use mesh_sim::world::WriteOptions;
+use mesh_sim::{FaultRule, Faults, RequestRecord, Sim};
+use serde_json::{Value, json};
+
+use super::{Env, PLUGIN, Run, canary, parse_json, plugin_on};
+
+const RECORD: &str = "mesh-upgrade.io/previous-injection-labels";
+
+fn namespace(sim: &Sim, name: &str) -> Value {
+    sim.get(kinds::namespaces(), "", name)
+        .unwrap_or_else(|| panic!("namespace {name} exists"))
+}
+
+fn labels(sim: &Sim, name: &str) -> BTreeMap<String, String> {
+    serde_json::from_value(namespace(sim, name)["metadata"]["labels"].clone()).unwrap_or_default()
+}
+
+fn annotations(sim: &Sim, name: &str) -> BTreeMap<String, String> {
+    serde_json::from_value(namespace(sim, name)["metadata"]["annotations"].clone())
+        .unwrap_or_default()
+}
+
+/// The namespace's labels without the one the API server adds.
+fn own_labels(sim: &Sim, name: &str) -> BTreeMap<String, String> {
+    let mut labels = labels(sim, name);
+    labels.remove("kubernetes.io/metadata.name");
+    labels
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Change a namespace directly in the store, as another client would.
+fn edit_namespace(sim: &Sim, name: &str, edit: impl FnOnce(&mut Value)) {
+    sim.with_world(|world| {
+        let resource = kinds::namespaces();
+        let mut object = (*world
+            .store
+            .get(resource, "", name)
+            .expect("namespace exists"))
+        .clone();
+        edit(&mut object);
+        world
+            .update(resource, object, &WriteOptions::default())
+            .expect("the namespace is updated");
+    });
+}
+
+fn writes(sim: &Sim) -> Vec<RequestRecord> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| r.is_write())
+        .collect()
+}
+
+fn namespace_patches(sim: &Sim, name: &str) -> Vec<RequestRecord> {
+    let path = format!("/api/v1/namespaces/{name}");
+    sim.requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path == path)
+        .collect()
+}
+
+fn relabel(sim: &Sim, args: &[&str]) -> Run {
+    let mut all = vec!["relabel"];
+    all.extend_from_slice(args);
+    plugin_on(sim, &all)
+}
+
+// ---------------------------------------------------------------- selection
+
+#[test]
+fn relabelling_one_namespace_moves_it_records_its_labels_and_touches_nothing_else() {
+    let sim = canary();
+    edit_namespace(&sim, "shop", |ns| {
+        ns["metadata"]["labels"]["team"] = json!("web");
+        ns["metadata"]["annotations"] = json!({"owner": "payments"});
+    });
+    sim.clear_requests();
+
+    let run = relabel(&sim, &["-n", "shop", "--to", "1-22-3", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+
+    assert_eq!(
+        own_labels(&sim, "shop"),
+        map(&[("istio.io/rev", "1-22-3"), ("team", "web")])
+    );
+    assert_eq!(
+        annotations(&sim, "shop"),
+        map(&[
+            ("owner", "payments"),
+            (
+                RECORD,
+                r#"{"istio-injection":"enabled","istio.io/rev":null}"#
+            )
+        ])
+    );
+    // One write: a merge patch naming only the two labels and the record,
+    // with the resourceVersion it was computed from.
+    let writes = writes(&sim);
+    assert_eq!(writes.len(), 1, "{writes:#?}");
+    assert_eq!(writes[0].method, "PATCH");
+    assert_eq!(writes[0].path, "/api/v1/namespaces/shop");
+    assert_eq!(writes[0].content_type, "application/merge-patch+json");
+    let body: Value = serde_json::from_str(&writes[0].body).unwrap();
+    let metadata = body["metadata"].as_object().unwrap();
+    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    assert!(metadata["resourceVersion"].is_string(), "{body}");
+    assert_eq!(
+        metadata["labels"],
+        json!({"istio-injection": null, "istio.io/rev": "1-22-3"})
+    );
+    assert_eq!(
+        metadata["annotations"],
+        json!({RECORD: r#"{"istio-injection":"enabled","istio.io/rev":null}"#})
+    );
+    assert_eq!(metadata.len(), 3, "{body}");
+
+    for expected in [
+        "Relabelled 1 of 1 namespace",
+        "Running pods keep their current proxy until they are restarted",
+        "kubectl mesh-upgrade restart-sidecars -n shop",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "{expected:?}:\n{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn status_shows_the_pods_of_a_relabelled_namespace_as_stale() {
+    let sim = canary();
+    let run = relabel(&sim, &["-n", "shop", "--to", "1-22-3", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let status = parse_json(&plugin_on(&sim, &["status", "-n", "shop", "-o", "json"]));
+    let frontend = status["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "frontend")
+        .expect("frontend is reported");
+    assert_eq!(frontend["state"], "stale", "{frontend:#}");
+    assert_eq!(frontend["expectedRevision"], "1-22-3");
+}
+
+#[test]
+fn a_namespace_list_moves_each_namespace_to_a_tag() {
+    let sim = canary();
+    let run = relabel(&sim, &["-n", "shop,cart", "--to", "prod-canary", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(
+        own_labels(&sim, "shop"),
+        map(&[("istio.io/rev", "prod-canary")])
+    );
+    assert_eq!(
+        own_labels(&sim, "cart"),
+        map(&[("istio.io/rev", "prod-canary")])
+    );
+    assert_eq!(
+        annotations(&sim, "cart")[RECORD],
+        r#"{"istio-injection":null,"istio.io/rev":"prod-stable"}"#
+    );
+}
+
+#[test]
+fn a_label_selector_selects_namespaces_by_their_labels() {
+    let sim = canary();
+    for name in ["shop", "search"] {
+        edit_namespace(&sim, name, |ns| {
+            ns["metadata"]["labels"]["tier"] = json!("frontend")
+        });
+    }
+    sim.clear_requests();
+    let run = relabel(&sim, &["-l", "tier=frontend", "--to", "1-22-3", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(
+        own_labels(&sim, "shop"),
+        map(&[("istio.io/rev", "1-22-3"), ("tier", "frontend")])
+    );
+    // search was already there: listed, not patched.
+    assert!(
+        run.stdout.contains("already labelled istio.io/rev=1-22-3"),
+        "{}",
+        run.stdout
+    );
+    let patched: Vec<String> = writes(&sim).iter().map(|w| w.path.clone()).collect();
+    assert_eq!(patched, ["/api/v1/namespaces/shop"]);
+    assert_eq!(
+        own_labels(&sim, "cart"),
+        map(&[("istio.io/rev", "prod-stable")])
+    );
+}
+
+#[test]
+fn from_moves_every_namespace_on_the_default_revision_including_injection_enabled_ones() {
+    let sim = canary();
+    let run = relabel(&sim, &["-A", "--from", "1-21-2", "--to", "1-22-3", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    for name in ["shop", "cart", "legacy"] {
+        assert_eq!(
+            own_labels(&sim, name),
+            map(&[("istio.io/rev", "1-22-3")]),
+            "{name} ends with only istio.io/rev"
+        );
+    }
+    // Not on 1-21-2: untouched, and not even mentioned.
+    assert_eq!(
+        own_labels(&sim, "batch"),
+        map(&[("istio.io/rev", "prod-canary")])
+    );
+    assert_eq!(own_labels(&sim, "typo"), map(&[("istio.io/rev", "1-22-4")]));
+    assert!(own_labels(&sim, "no-mesh").is_empty());
+    assert!(!run.stdout.contains("batch"), "{}", run.stdout);
+}
+
+#[test]
+fn from_a_tag_selects_the_namespaces_of_its_revision_as_json() {
+    let sim = canary();
+    let run = relabel(
+        &sim,
+        &[
+            "-A",
+            "--from",
+            "prod-stable",
+            "--to",
+            "1-22-3",
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    let plan = parse_json(&run);
+    assert_eq!(plan["kind"], "RelabelPlan");
+    assert_eq!(
+        plan["from"],
+        json!({"name": "prod-stable", "revision": "1-21-2"})
+    );
+    let changed: Vec<&str> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["cart", "legacy", "shop"]);
+}
+
+#[test]
+fn all_namespaces_without_from_is_a_usage_error() {
+    let sim = canary();
+    sim.clear_requests();
+    let run = relabel(&sim, &["-A", "--to", "1-22-3", "--yes"]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("needs --from"), "{}", run.stderr);
+    assert!(sim.requests().is_empty());
+}
+
+// ---------------------------------------------------------------- the target
+
+#[test]
+fn a_missing_target_is_refused_with_the_revisions_and_tags_that_exist() {
+    let sim = canary();
+    sim.clear_requests();
+    let run = relabel(&sim, &["-n", "shop", "--to", "1-23-0", "--yes"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    for expected in [
+        "1-23-0",
+        "1-21-2 (1.21.2)",
+        "1-22-3 (1.22.3)",
+        "prod-canary -> 1-22-3",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "{expected:?}: {}",
+            run.stderr
+        );
+    }
+    assert!(writes(&sim).is_empty());
+}
+
+#[test]
+fn an_unready_target_is_refused_unless_forced() {
+    let sim = canary();
+    sim.with_world(|world| {
+        let resource = kinds::deployments();
+        let mut istiod = (*world
+            .store
+            .get(resource, "istio-system", "istiod-1-22-3")
+            .expect("istiod"))
+        .clone();
+        istiod["spec"]["replicas"] = json!(0);
+        world
+            .update(resource, istiod, &WriteOptions::default())
+            .expect("istiod scaled to zero");
+    });
+    sim.settle();
+    sim.clear_requests();
+
+    let run = relabel(&sim, &["-n", "shop", "--to", "1-22-3", "--yes"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert!(run.stderr.contains("no Ready pod"), "{}", run.stderr);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    assert!(writes(&sim).is_empty());
+
+    let run = relabel(&sim, &["-n", "shop", "--to", "prod-canary", "--yes"]);
+    assert_eq!(run.code, 5, "a tag of that revision too: {run:#?}");
+
+    let run = relabel(&sim, &["-n", "shop", "--to", "1-22-3", "--force", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(run.stdout.contains("istiod NOT Ready"), "{}", run.stdout);
+    assert_eq!(own_labels(&sim, "shop"), map(&[("istio.io/rev", "1-22-3")]));
+}
+
+#[test]
+fn default_injection_goes_back_to_istio_injection_enabled() {
+    let sim = canary();
+    let run = relabel(
+        &sim,
+        &["-n", "search", "--to", "default-injection", "--yes"],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(
+        own_labels(&sim, "search"),
+        map(&[("istio-injection", "enabled")])
+    );
+    assert!(
+        run.stdout.contains("the default revision, 1-21-2"),
+        "{}",
+        run.stdout
+    );
+}
+
+// ---------------------------------------------------------------- exclusions
+
+#[test]
+fn excluded_namespaces_are_left_alone_and_each_says_why() {
+    let sim = canary();
+    sim.apply_yaml(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: off\n  labels:\n    istio-injection: disabled\n",
+    )
+    .expect("namespace off");
+    let run = relabel(
+        &sim,
+        &[
+            "-l",
+            "!istio.io/rev",
+            "--to",
+            "1-22-3",
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    let plan = parse_json(&run);
+    let skipped: BTreeMap<String, String> = plan["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["namespace"].as_str().unwrap().to_string(),
+                s["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        BTreeMap::from(
+            [
+                ("ambient-apps", "ambient"),
+                ("istio-system", "control-plane-namespace"),
+                ("kube-node-lease", "system-namespace"),
+                ("kube-public", "system-namespace"),
+                ("kube-system", "system-namespace"),
+                ("off", "injection-disabled"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        )
+    );
+    for skip in plan["skipped"].as_array().unwrap() {
+        assert!(
+            skip["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("name it with -n and --force to relabel it"),
+            "{skip}"
+        );
+    }
+}
+
+#[test]
+fn an_excluded_namespace_named_without_force_is_refused_and_with_force_relabelled() {
+    let sim = canary();
+    sim.clear_requests();
+    let run = relabel(&sim, &["-n", "kube-system,shop", "--to", "1-22-3", "--yes"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert!(
+        run.stdout.contains("a Kubernetes system namespace"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("pass --force"), "{}", run.stderr);
+    assert!(writes(&sim).is_empty(), "nothing is written, not even shop");
+
+    let run = relabel(
+        &sim,
+        &[
+            "-n",
+            "kube-system,ambient-apps",
+            "--to",
+            "1-22-3",
+            "--force",
+            "--yes",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(
+        own_labels(&sim, "kube-system"),
+        map(&[("istio.io/rev", "1-22-3")])
+    );
+    assert_eq!(
+        own_labels(&sim, "ambient-apps"),
+        map(&[
+            ("istio.io/dataplane-mode", "ambient"),
+            ("istio.io/rev", "1-22-3")
+        ])
+    );
+}
+
+// ---------------------------------------------------------------- undo
+
+#[test]
+fn undo_restores_exactly_the_labels_that_were_there_including_none() {
+    let sim = canary();
+    let run = relabel(
+        &sim,
+        &["-n", "shop,no-mesh,legacy", "--to", "1-22-3", "--yes"],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(
+        own_labels(&sim, "no-mesh"),
+        map(&[("istio.io/rev", "1-22-3")])
+    );
+
+    let run = relabel(&sim, &["-n", "shop,no-mesh,legacy", "--undo", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(
+        own_labels(&sim, "shop"),
+        map(&[("istio-injection", "enabled")])
+    );
+    assert!(own_labels(&sim, "no-mesh").is_empty());
+    assert_eq!(
+        own_labels(&sim, "legacy"),
+        map(&[("istio-injection", "enabled"), ("istio.io/rev", "1-22-3")])
+    );
+    for name in ["shop", "no-mesh", "legacy"] {
+        assert!(
+            !annotations(&sim, name).contains_key(RECORD),
+            "{name}'s record is removed"
+        );
+    }
+}
+
+#[test]
+fn undo_after_two_relabels_returns_to_the_labels_before_the_first() {
+    let sim = canary();
+    for to in ["1-22-3", "prod-canary"] {
+        let run = relabel(&sim, &["-n", "shop", "--to", to, "--yes"]);
+        assert_eq!(run.code, 0, "{run:#?}");
+    }
+    assert_eq!(
+        annotations(&sim, "shop")[RECORD],
+        r#"{"istio-injection":"enabled","istio.io/rev":null}"#,
+        "the first record is kept"
+    );
+    let run = relabel(&sim, &["-n", "shop", "--undo", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(
+        own_labels(&sim, "shop"),
+        map(&[("istio-injection", "enabled")])
+    );
+}
+
+#[test]
+fn undo_of_every_namespace_restores_only_the_relabelled_ones() {
+    let sim = canary();
+    let run = relabel(&sim, &["-n", "cart,search", "--to", "prod-canary", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    sim.clear_requests();
+    let run = relabel(&sim, &["-A", "--undo", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let patched: Vec<String> = writes(&sim).iter().map(|w| w.path.clone()).collect();
+    assert_eq!(
+        patched,
+        ["/api/v1/namespaces/cart", "/api/v1/namespaces/search"]
+    );
+    assert_eq!(
+        own_labels(&sim, "cart"),
+        map(&[("istio.io/rev", "prod-stable")])
+    );
+    assert_eq!(
+        own_labels(&sim, "search"),
+        map(&[("istio.io/rev", "1-22-3")])
+    );
+}
+
+#[test]
+fn undo_of_a_namespace_never_relabelled_is_a_clear_no_op() {
+    let sim = canary();
+    sim.clear_requests();
+    let run = relabel(&sim, &["-n", "cart", "--undo", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        run.stdout
+            .contains("never relabelled by mesh-upgrade: nothing to undo"),
+        "{}",
+        run.stdout
+    );
+    assert!(writes(&sim).is_empty());
+}
+
+// ---------------------------------------------------------------- dry runs
+
+#[test]
+fn a_client_dry_run_writes_nothing() {
+    let sim = canary();
+    sim.clear_requests();
+    let run = relabel(&sim, &["-n", "shop", "--to", "1-22-3", "--dry-run"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        run.stdout
+            .contains("Relabel 1 namespace to revision 1-22-3"),
+        "{}",
+        run.stdout
+    );
+    assert!(writes(&sim).is_empty());
+    assert_eq!(
+        own_labels(&sim, "shop"),
+        map(&[("istio-injection", "enabled")])
+    );
+}
+
+#[test]
+fn a_server_dry_run_sends_the_patch_with_dry_run_and_stores_nothing() {
+    let sim = canary();
+    sim.clear_requests();
+    let run = relabel(
+        &sim,
+        &[
+            "-n",
+            "shop",
+            "--to",
+            "1-22-3",
+            "--dry-run=server",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    let report = parse_json(&run);
+    assert_eq!(report["kind"], "RelabelReport");
+    assert_eq!(report["serverDryRun"], true);
+    assert_eq!(report["results"][0]["state"], "rehearsed");
+    let writes = writes(&sim);
+    assert_eq!(writes.len(), 1);
+    assert!(writes[0].is_dry_run(), "{:?}", writes[0]);
+    assert_eq!(
+        own_labels(&sim, "shop"),
+        map(&[("istio-injection", "enabled")])
+    );
+    assert!(!annotations(&sim, "shop").contains_key(RECORD));
+}
+
+#[test]
+fn without_a_terminal_and_without_yes_it_refuses_and_writes_nothing() {
+    let sim = canary();
+    sim.clear_requests();
+    let run = relabel(&sim, &["-n", "shop", "--to", "1-22-3"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert!(run.stderr.contains("pass --yes"), "{}", run.stderr);
+    assert!(writes(&sim).is_empty());
+}
+
+// ---------------------------------------------------------------- conflicts
+
+#[test]
+fn conflicting_writes_are_re_read_and_retried() {
+    let sim = canary();
+    sim.set_faults(Faults::new().conflict_first_writes("namespaces", 2));
+    sim.clear_requests();
+    let run = relabel(&sim, &["-n", "shop", "--to", "1-22-3", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let statuses: Vec<u16> = namespace_patches(&sim, "shop")
+        .iter()
+        .map(|p| p.status)
+        .collect();
+    assert_eq!(statuses, [409, 409, 200]);
+    let rereads = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/api/v1/namespaces/shop")
+        .count();
+    assert_eq!(rereads, 2);
+    assert_eq!(own_labels(&sim, "shop"), map(&[("istio.io/rev", "1-22-3")]));
+    assert!(run.stdout.contains("after 2 conflicts"), "{}", run.stdout);
+}
+
+#[test]
+fn a_concurrent_change_of_another_label_is_kept() {
+    let sim = canary();
+    // The first patch waits in the server long enough for another client
+    // to change the namespace after the plugin read it.
+    sim.set_faults(
+        Faults::new().rule(
+            FaultRule::on("patch", "namespaces")
+                .latency(Duration::from_millis(1500))
+                .next(1),
+        ),
+    );
+    sim.clear_requests();
+    let child = Env::new()
+        .kubeconfig(sim.kubeconfig_path())
+        .command(
+            PLUGIN,
+            &["relabel", "-n", "shop", "--to", "1-22-3", "--yes"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the plugin starts");
+
+    let started = Instant::now();
+    let listed = || {
+        sim.requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/api/v1/namespaces")
+    };
+    while !listed() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the plugin never listed namespaces"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    edit_namespace(&sim, "shop", |ns| {
+        ns["metadata"]["labels"]["team"] = json!("blue")
+    });
+
+    let output = child.wait_with_output().expect("the plugin ends");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        own_labels(&sim, "shop"),
+        map(&[("istio.io/rev", "1-22-3"), ("team", "blue")])
+    );
+    let statuses: Vec<u16> = namespace_patches(&sim, "shop")
+        .iter()
+        .map(|p| p.status)
+        .collect();
+    assert_eq!(statuses, [409, 200]);
+}
+
+// ---------------------------------------------------------------- --restart
+
+#[test]
+fn restart_leaves_every_injected_pod_of_the_moved_namespace_on_the_new_revision() {
+    let sim = canary();
+    let run = relabel(
+        &sim,
+        &["-n", "shop", "--to", "1-22-3", "--restart", "--yes"],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    sim.settle();
+    let pods: Vec<Value> = sim.with_world(|world| {
+        world
+            .store
+            .list(kinds::pods(), Some("shop"))
+            .map(|p| (**p).clone())
+            .collect()
+    });
+    let mut injected = 0;
+    for pod in &pods {
+        if pod["metadata"]["deletionTimestamp"].is_string() {
+            continue;
+        }
+        let Some(status) = pod["metadata"]["annotations"]["sidecar.istio.io/status"].as_str()
+        else {
+            // Opted out (metrics-exporter): no proxy to move.
+            continue;
+        };
+        injected += 1;
+        let status: Value = serde_json::from_str(status).expect("the status annotation is JSON");
+        assert_eq!(
+            status["revision"], "1-22-3",
+            "{} still runs another revision",
+            pod["metadata"]["name"]
+        );
+    }
+    assert!(injected >= 4, "shop has injected pods: {pods:#?}");
+}
