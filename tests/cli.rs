@@ -16,6 +16,8 @@ use serde_json::Value;
 
 #[path = "cli/relabel.rs"]
 mod relabel;
+#[path = "cli/restart_sidecars.rs"]
+mod restart_sidecars;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-mesh_upgrade");
 const KUBECTL: &str = "/usr/bin/kubectl";
