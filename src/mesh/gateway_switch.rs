@@ -327,24 +327,30 @@ impl SwitchPlan {
             return None;
         }
         let blocking = self.blocking();
-        let reasons: Vec<String> = blocking
-            .iter()
-            .map(|c| format!("{}: {}", c.check, c.reason))
-            .collect();
-        let soft: Vec<&str> = blocking
-            .iter()
-            .filter(|c| !c.hard)
-            .map(|c| c.check.as_str())
-            .collect();
-        let hint = if soft.is_empty() {
-            String::new()
-        } else if soft.len() == blocking.len() {
-            format!(" (--force overrides {})", soft.join(", "))
+        let (hard, soft): (Vec<&TakeoverCheck>, Vec<&TakeoverCheck>) =
+            blocking.iter().partition(|c| c.hard);
+        let reasons = |checks: &[&TakeoverCheck]| {
+            checks
+                .iter()
+                .map(|c| format!("{}: {}", c.check, c.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let names = |checks: &[&TakeoverCheck]| {
+            checks
+                .iter()
+                .map(|c| c.check.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        // Hard failures first and alone: the soft ones they cause (no pods,
+        // so no ports) would only bury them.
+        let detail = if hard.is_empty() {
+            format!("{} (--force overrides {})", reasons(&soft), names(&soft))
+        } else if soft.is_empty() {
+            reasons(&hard)
         } else {
-            format!(
-                " (--force would override only {}; the rest cannot be overridden)",
-                soft.join(", ")
-            )
+            format!("{}; also failed: {}", reasons(&hard), names(&soft))
         };
         let what = match self.mode {
             SwitchMode::Switch => format!(
@@ -361,7 +367,7 @@ impl SwitchPlan {
                 selector_text(&self.to_selector)
             ),
         };
-        Some(format!("{what}: {}{hint}", reasons.join("; ")))
+        Some(format!("{what}: {detail}"))
     }
 
     /// The question asked before writing.
@@ -721,9 +727,8 @@ impl EndpointView {
             && self.unknown.is_empty()
     }
 
-    /// `2 Ready on the target; 2 still elsewhere (…)`.
+    /// `2 Ready; 2 from other pods (…)`.
     pub fn describe(&self) -> String {
-        let mut parts = vec![format!("{} Ready on the target", self.ready.len())];
         let list = |names: &[String]| {
             let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
             let more = names.len().saturating_sub(3);
@@ -733,6 +738,7 @@ impl EndpointView {
                 shown.join(", ")
             }
         };
+        let mut parts = vec![format!("{} Ready", self.ready.len())];
         if !self.not_ready.is_empty() {
             parts.push(format!(
                 "{} not Ready ({})",
@@ -742,14 +748,14 @@ impl EndpointView {
         }
         if !self.tolerated.is_empty() {
             parts.push(format!(
-                "{} not Ready as planned ({})",
+                "{} not Ready, as when planned ({})",
                 self.tolerated.len(),
                 list(&self.tolerated)
             ));
         }
         if !self.foreign.is_empty() {
             parts.push(format!(
-                "{} outside the target ({})",
+                "{} from other pods ({})",
                 self.foreign.len(),
                 list(&self.foreign)
             ));
@@ -804,8 +810,10 @@ pub fn endpoint_view(
         }
     }
     if without_pod > 0 {
-        view.foreign
-            .push(format!("{without_pod} endpoints without a pod"));
+        view.foreign.push(format!(
+            "{without_pod} endpoint{} without a pod",
+            if without_pod == 1 { "" } else { "s" }
+        ));
     }
     view
 }

@@ -52,13 +52,17 @@ pub fn plan_text(plan: &SwitchPlan, timeout: Duration) -> String {
             .as_deref()
             .map(|r| format!("revision {r}: "))
             .unwrap_or_default();
+        let pods = if plan.target_pods.is_empty() {
+            "no pods match".to_string()
+        } else {
+            format!(
+                "{revision}{gateways}, {ready} of {} pods Ready",
+                plan.target_pods.len()
+            )
+        };
         push_wrapped(
             &mut out,
-            &format!(
-                "  {label}  {}  ({revision}{gateways}, {ready} of {} pods Ready)",
-                selector_text(&plan.to_selector),
-                plan.target_pods.len()
-            ),
+            &format!("  {label}  {}  ({pods})", selector_text(&plan.to_selector)),
             &indent,
         );
     }
