@@ -90,6 +90,7 @@ pub async fn run(
         confirm::decide_interactively(&args.write, plan.changes.len(), &question(&plan))?;
     let report = match decision {
         Decision::PlanOnly => {
+            output.note("--dry-run: nothing was changed");
             if args.restart && !plan.restart_namespaces.is_empty() {
                 output.note(
                     "--restart: restart-sidecars runs only after a real relabel; nothing was relabelled, so it was not planned",
@@ -109,14 +110,18 @@ pub async fn run(
     };
     super::log_request_summary(&api);
 
+    let restart_follows = args.restart
+        && report.failures().is_empty()
+        && decision != Decision::RehearseOnServer
+        && !report.restart_namespaces.is_empty();
     if machine {
         output.print_document(&report)?;
-        let text = report_text(&report);
+        let text = report_text(&report, restart_follows);
         if !text.is_empty() {
             output.note(text.trim_end());
         }
     } else if !report.results.is_empty() {
-        output.print_text(&format!("\n{}", report_text(&report)))?;
+        output.print_text(&format!("\n{}", report_text(&report, restart_follows)))?;
     }
 
     let failures = report.failures();
@@ -472,7 +477,7 @@ async fn restart(
         },
     };
     output.note(&format!(
-        "\n--restart: restarting the stale workloads of {}",
+        "\n--restart: running pods keep their current proxy until restarted; restart-sidecars now restarts the stale workloads of {}",
         namespaces.join(", ")
     ));
     super::restart_sidecars::restart_in_namespaces(

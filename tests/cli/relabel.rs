@@ -134,7 +134,7 @@ fn relabelling_one_namespace_moves_it_records_its_labels_and_touches_nothing_els
     assert_eq!(metadata.len(), 3, "{body}");
 
     for expected in [
-        "Relabelled 1 of 1 namespace",
+        "Relabelled 1 namespace to 1-22-3:",
         "Running pods keep their current proxy until they are restarted",
         "kubectl mesh-upgrade restart-sidecars -n shop",
     ] {
@@ -694,6 +694,17 @@ fn restart_leaves_every_injected_pod_of_the_moved_namespace_on_the_new_revision(
         &["-n", "shop", "--to", "1-22-3", "--restart", "--yes"],
     );
     assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        !run.stdout
+            .contains("until then `kubectl mesh-upgrade status"),
+        "no restart left to suggest: {}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("--restart: running pods keep"),
+        "{}",
+        run.stderr
+    );
     sim.settle();
     let pods: Vec<Value> = sim.with_world(|world| {
         world

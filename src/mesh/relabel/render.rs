@@ -65,14 +65,23 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
         out.push('\n');
         push_wrapped(
             &mut out,
-            &format!(
-                "{} never relabelled by mesh-upgrade: nothing to undo there.",
-                if plan.unrecorded == 1 {
-                    "1 other namespace was".to_string()
-                } else {
-                    format!("{} other namespaces were", plan.unrecorded)
+            &match (plan.changes.is_empty(), plan.unrecorded) {
+                (true, 1) => {
+                    "The 1 selected namespace was never relabelled by mesh-upgrade.".to_string()
                 }
-            ),
+                (true, n) => {
+                    format!(
+                        "None of the {n} selected namespaces was ever relabelled by mesh-upgrade."
+                    )
+                }
+                (false, 1) => {
+                    "1 other namespace was never relabelled by mesh-upgrade: nothing to undo there."
+                        .to_string()
+                }
+                (false, n) => format!(
+                    "{n} other namespaces were never relabelled by mesh-upgrade: nothing to undo there."
+                ),
+            },
             "",
         );
     }
@@ -113,8 +122,9 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
     out
 }
 
-/// What the writes did, and what to run next.
-pub fn report_text(report: &RelabelReport) -> String {
+/// What the writes did, and what to run next; `restart_follows` when
+/// `--restart` continues into restart-sidecars (no command to suggest then).
+pub fn report_text(report: &RelabelReport, restart_follows: bool) -> String {
     let mut out = String::new();
     if report.results.is_empty() {
         return out;
@@ -124,22 +134,18 @@ pub fn report_text(report: &RelabelReport) -> String {
         .iter()
         .filter(|r| matches!(r.state, ResultState::Relabelled | ResultState::Rehearsed))
         .count();
+    let total = report.results.len();
+    let count = if done == total {
+        namespaces(total)
+    } else {
+        format!("{done} of {}", namespaces(total))
+    };
     let headline = match (report.server_dry_run, &report.target) {
         (true, _) => format!(
-            "The server accepted {done} of {} patches (--dry-run=server: nothing was stored):",
-            report.results.len()
+            "The server accepted the patches of {count} (--dry-run=server: nothing was stored):"
         ),
-        (false, Some(target)) => format!(
-            "Relabelled {} of {} to {}:",
-            done,
-            namespaces(report.results.len()),
-            target.name
-        ),
-        (false, None) => format!(
-            "Restored the injection labels of {} of {}:",
-            done,
-            namespaces(report.results.len())
-        ),
+        (false, Some(target)) => format!("Relabelled {count} to {}:", target.name),
+        (false, None) => format!("Restored the injection labels of {count}:"),
     };
     push_wrapped(&mut out, &headline, "");
     let width = report
@@ -174,7 +180,7 @@ pub fn report_text(report: &RelabelReport) -> String {
         let line = format!("  {:width$}  {detail}", result.namespace);
         push_wrapped(&mut out, &line, &" ".repeat(width + 4));
     }
-    if report.server_dry_run || report.restart_namespaces.is_empty() {
+    if report.server_dry_run || report.restart_namespaces.is_empty() || restart_follows {
         return out;
     }
     let names = name_list(report.restart_namespaces.iter().map(String::as_str));
@@ -448,7 +454,7 @@ restarted, and `kubectl mesh-upgrade status` shows them as stale until then.
         let report = RelabelReport::new(&plan, results, false);
         assert_eq!(report.restart_namespaces, ["shop"]);
         assert_eq!(
-            report_text(&report),
+            report_text(&report, false),
             "\
 Relabelled 1 of 2 namespaces to 1-22-3:
   shop    istio.io/rev=1-22-3 (re-read and patched again after 2 conflicts with another writer)
@@ -470,10 +476,31 @@ status -n shop` shows them as stale. Next:
             conflicts: 0,
             message: None,
         }];
-        let text = report_text(&RelabelReport::new(&plan, results, true));
+        let text = report_text(&RelabelReport::new(&plan, results, true), false);
         assert_eq!(
             text,
-            "The server accepted 1 of 1 patches (--dry-run=server: nothing was stored):\n  shop  istio.io/rev=1-22-3\n"
+            "The server accepted the patches of 1 namespace (--dry-run=server: nothing was stored):\n  shop  istio.io/rev=1-22-3\n"
+        );
+    }
+
+    #[test]
+    fn undo_of_every_namespace_when_none_was_relabelled_says_so() {
+        let cluster = vec![ns("shop", &[]), ns("cart", &[])];
+        let plan = plan(
+            &cluster,
+            &canary(),
+            &RelabelRequest {
+                operation: Operation::Undo,
+                namespaces: NamespaceSelection::All,
+                selector: None,
+                from: None,
+                force: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            plan_text(&plan),
+            "Nothing to undo.\n\nNone of the 2 selected namespaces was ever relabelled by mesh-upgrade.\n"
         );
     }
 
