@@ -14,6 +14,8 @@ use mesh_sim::generate::{GenerateOptions, generate};
 use mesh_sim::{Role, Sim, SimOptions};
 use serde_json::Value;
 
+#[path = "cli/gateway_switch.rs"]
+mod gateway_switch;
 #[path = "cli/relabel.rs"]
 mod relabel;
 #[path = "cli/restart_sidecars.rs"]
