@@ -104,7 +104,8 @@ pub struct GlobalArgs {
     #[arg(short = 'A', long, global = true, conflicts_with = "namespaces")]
     pub all_namespaces: bool,
 
-    /// Label selector for workloads and pods (e.g. app=cart,tier!=cache)
+    /// Label selector for workloads and pods, or for relabel namespaces
+    /// (e.g. app=cart,tier!=cache)
     #[arg(short = 'l', long, global = true, value_name = "SELECTOR")]
     pub selector: Option<String>,
 

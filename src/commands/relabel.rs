@@ -23,7 +23,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 
 use crate::api::{ApiClient, ListScope, ListSelector, PatchBody, WriteMode};
-use crate::cli::{DryRun, GlobalArgs, RelabelArgs, RestartSidecarsArgs, WriteArgs};
+use crate::cli::{DryRun, GlobalArgs, OutputFormat, RelabelArgs, RestartSidecarsArgs, WriteArgs};
 use crate::confirm::{self, Decision};
 use crate::error::{Error, ExitCode};
 use crate::mesh::control_plane::ControlPlane;
@@ -480,6 +480,11 @@ async fn restart(
         "\n--restart: running pods keep their current proxy until restarted; restart-sidecars now restarts the stale workloads of {}",
         namespaces.join(", ")
     ));
+    if global.output == OutputFormat::Yaml {
+        // restart-sidecars prints its own document after the relabel report:
+        // JSON documents can follow each other, YAML ones need a separator.
+        output.print_text("---")?;
+    }
     super::restart_sidecars::restart_in_namespaces(
         api,
         &restart_global,
