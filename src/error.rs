@@ -108,7 +108,7 @@ pub enum Error {
     Unauthorized { server: String, context: String },
 
     #[error(
-        "forbidden: cannot {verb} {resource} {scope} as {user}; ask a cluster admin to bind the mesh-upgrade ClusterRole (rbac/ in the plugin's repository)"
+        "forbidden: cannot {verb} {resource} {scope} as {user}; ask a cluster admin to bind the mesh-upgrade ClusterRole (krew/rbac/ in https://github.com/mesh-upgrade/kubectl-mesh-upgrade)"
     )]
     Forbidden {
         verb: String,
