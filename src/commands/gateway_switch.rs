@@ -29,7 +29,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::api::{ApiClient, ListScope, ListSelector, PatchBody, WriteMode};
-use crate::cli::{GatewaySwitchArgs, GlobalArgs};
+use crate::cli::{DryRun, GatewaySwitchArgs, GlobalArgs};
 use crate::collect::{CollectOptions, collect};
 use crate::confirm::{self, Decision};
 use crate::error::{Error, ExitCode};
@@ -58,6 +58,9 @@ pub async fn run(
                 .to_string(),
         )
         .into());
+    }
+    if global.selector.is_some() {
+        output.warn("-l is ignored by gateway-switch: it acts on one Service, named by --service");
     }
     let api = super::connect(global).await?;
     let namespace = global
@@ -108,7 +111,8 @@ pub async fn run(
     );
 
     let machine = global.output.is_machine_readable();
-    let text = plan_text(&plan, args.timeout);
+    let rehearsal = args.write.dry_run != DryRun::None;
+    let text = plan_text(&plan, args.timeout, rehearsal);
     if machine {
         output.note(text.trim_end());
     } else {

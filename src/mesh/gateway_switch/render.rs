@@ -13,8 +13,9 @@ use crate::mesh::gateways::{TakeoverCheck, selector_text};
 const WIDTH: usize = 100;
 
 /// The plan: headline, selectors, prechecks, patch, and what follows.
-/// `timeout` is how long verification waits.
-pub fn plan_text(plan: &SwitchPlan, timeout: Duration) -> String {
+/// `timeout` is how long verification waits; `rehearsal` is a dry run (the
+/// closing line then says what a real run would do).
+pub fn plan_text(plan: &SwitchPlan, timeout: Duration, rehearsal: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -97,8 +98,13 @@ pub fn plan_text(plan: &SwitchPlan, timeout: Duration) -> String {
             } else {
                 format!("--force overrides {}. ", forced.join(", "))
             };
+            let when = if rehearsal {
+                "A real run applies the patch, then waits"
+            } else {
+                "After the patch, waits"
+            };
             format!(
-                "{forced}After the patch, waits up to {} for the EndpointSlices of {} to list only Ready pods matching {}; if they do not, switches back and verifies that.",
+                "{forced}{when} up to {} for the EndpointSlices of {} to list only Ready pods matching {}; if they do not, switches back and verifies that.",
                 human_duration(timeout),
                 plan.service,
                 selector_text(&plan.to_selector)

@@ -598,7 +598,7 @@ fn a_pod_in_two_slices_counts_once_and_ready_only_if_ready_in_both() {
 #[test]
 fn the_plan_text_shows_selectors_checks_patch_and_what_follows_within_100_columns() {
     let plan = Case::new(cluster_with(green().unready_pods(1))).plan(to("1-22-3"), true);
-    let text = plan_text(&plan, std::time::Duration::from_secs(120));
+    let text = plan_text(&plan, std::time::Duration::from_secs(120), false);
     for line in text.lines() {
         assert!(
             line.chars().count() <= 100 || line.starts_with("  {"),
@@ -625,7 +625,7 @@ fn the_plan_text_shows_selectors_checks_patch_and_what_follows_within_100_column
     );
 
     let refused = Case::new(blue_green()).plan(to("1-9-9"), false);
-    let text = plan_text(&refused, std::time::Duration::from_secs(120));
+    let text = plan_text(&refused, std::time::Duration::from_secs(120), false);
     assert!(!text.contains("PATCH"), "{text}");
     assert!(text.contains("FAIL"), "{text}");
     assert!(
