@@ -1398,7 +1398,44 @@ mod tests {
             }
             if std::env::var_os("SHOW_STATUS").is_some() {
                 eprintln!("{text}");
+                eprintln!(
+                    "{}",
+                    serde_json::to_string_pretty(&report()).unwrap_or_default()
+                );
             }
         }
+    }
+}
+
+/// How long `build_status` takes on a generated 50,000-pod cluster. Not a
+/// timed assertion (machines differ): run it by hand with
+/// `cargo test --release --lib large_cluster -- --ignored --nocapture`.
+#[cfg(test)]
+mod large_cluster {
+    use super::*;
+    use crate::mesh::fixtures::{fixed_now, snapshot_from_world};
+
+    #[test]
+    #[ignore = "slow: generates 50,000 pods"]
+    fn build_status_on_fifty_thousand_pods() {
+        let mut world = mesh_sim::world::World::new(mesh_sim::world::SimConfig::default());
+        let options = mesh_sim::generate::GenerateOptions::for_pods(50_000);
+        mesh_sim::generate::generate(&mut world, &options).expect("generates");
+        let snapshot = snapshot_from_world(&world, Scope::All);
+        drop(world);
+        let started = std::time::Instant::now();
+        let report = build_status(&snapshot, fixed_now());
+        let elapsed = started.elapsed();
+        let text = crate::render::status_table(&report, false, false);
+        let json = serde_json::to_vec(&report).expect("serialises");
+        eprintln!(
+            "pods={} workloads={} build_status={elapsed:?} render={:?} json={} bytes table={} bytes",
+            snapshot.pods.len(),
+            report.workloads.len(),
+            started.elapsed() - elapsed,
+            json.len(),
+            text.len()
+        );
+        assert!(snapshot.pods.len() >= 45_000);
     }
 }
