@@ -230,10 +230,14 @@ async fn read_state(
         }),
     );
     let namespaces = namespaces?;
-    if let NamespaceSelection::Named(names) = &request.namespaces
-        && let Some(missing) = names
-            .iter()
-            .find(|name| !namespaces.iter().any(|n| &n.info.name == *name))
+    let wanted: &[String] = match &request.namespaces {
+        NamespaceSelection::Named(names) => names,
+        NamespaceSelection::Context(name) => std::slice::from_ref(name),
+        NamespaceSelection::All => &[],
+    };
+    if let Some(missing) = wanted
+        .iter()
+        .find(|name| !namespaces.iter().any(|n| &n.info.name == *name))
     {
         return Err(Error::NamespaceNotFound {
             namespace: missing.clone(),

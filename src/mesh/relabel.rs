@@ -253,6 +253,7 @@ pub enum SkipReason {
     Terminating,
     AlreadyOnTarget,
     NotOnFrom,
+    NotMatchingSelector,
     NeverRelabelled,
     UnreadableRecord,
 }
@@ -428,7 +429,18 @@ impl<'a> Planner<'a> {
                         unrecorded += 1;
                     }
                 }
-                Evaluation::NotSelected => {}
+                Evaluation::NotSelected => {
+                    if explicit && let Some(selector) = &self.request.selector {
+                        skipped.push(Skipped {
+                            namespace: namespace.info.name.clone(),
+                            reason: SkipReason::NotMatchingSelector,
+                            message: format!(
+                                "named with -n but its labels do not match -l {selector}"
+                            ),
+                            needs_force: false,
+                        });
+                    }
+                }
             }
         }
 
@@ -1201,6 +1213,16 @@ mod tests {
         assert_eq!(changed(&plan), ["legacy", "shop"]);
         assert_eq!(skipped(&plan), [("off", SkipReason::InjectionDisabled)]);
         assert!(!plan.skipped[0].needs_force);
+    }
+
+    #[test]
+    fn a_named_namespace_the_selector_does_not_match_is_listed() {
+        let cp = canary();
+        let mut request = move_to("1-22-3", named(&["shop", "cart"]));
+        request.selector = Some(LabelSelector::parse("istio-injection=enabled").unwrap());
+        let plan = super::plan(&cluster(), &cp, &request).unwrap();
+        assert_eq!(changed(&plan), ["shop"]);
+        assert_eq!(skipped(&plan), [("cart", SkipReason::NotMatchingSelector)]);
     }
 
     #[test]

@@ -265,6 +265,20 @@ fn from_a_tag_selects_the_namespaces_of_its_revision_as_json() {
 }
 
 #[test]
+fn a_namespace_that_does_not_exist_is_an_error_and_nothing_is_written() {
+    let sim = canary();
+    sim.clear_requests();
+    let run = relabel(&sim, &["-n", "shop,shpo", "--to", "1-22-3", "--yes"]);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr.contains("namespace \"shpo\" does not exist"),
+        "{}",
+        run.stderr
+    );
+    assert!(writes(&sim).is_empty());
+}
+
+#[test]
 fn all_namespaces_without_from_is_a_usage_error() {
     let sim = canary();
     sim.clear_requests();
