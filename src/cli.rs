@@ -423,7 +423,20 @@ Examples:
   kubectl mesh-upgrade gateway-switch -n istio-gateways --to 1-22-3 --dry-run=server
 
   # Go back to the previous selector
-  kubectl mesh-upgrade gateway-switch -n istio-gateways --service istio-ingressgateway --rollback";
+  kubectl mesh-upgrade gateway-switch -n istio-gateways --service istio-ingressgateway --rollback
+
+The switch patches only the selector key's value (other selector keys stay)
+and records the replaced selector and the time in the Service's annotations
+mesh-upgrade.io/previous-selector and mesh-upgrade.io/switched-at. It then
+waits until the Service's EndpointSlices list only Ready pods of the new
+selector; if they do not within --timeout, it switches back, verifies that,
+and exits 4.
+
+Exit codes of gateway-switch: 0 switched and verified, nothing to do, or a
+dry run; 2 no --service and not exactly one LoadBalancer/NodePort Service in
+front of gateway pods (the candidates are listed), or no such Service;
+5 a precheck failed or the switch was not confirmed; 4 the endpoints did not
+converge (switched back); 1 the Service changed while planning (run again).";
 
 /// Flags of `gateway-switch`.
 #[derive(Debug, Clone, Args)]
