@@ -23,7 +23,10 @@ mkdir -p "$work/bin"
 cp target/debug/kubectl-mesh_upgrade "$work/bin/"
 sim_pid=""
 cleanup() {
-    [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+    if [ -n "$sim_pid" ]; then
+        kill "$sim_pid" 2>/dev/null || true
+        wait "$sim_pid" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -51,7 +54,7 @@ step kubectl mesh-upgrade status -A
 step kubectl mesh-upgrade relabel -n shop --to 1-22-3 --dry-run
 step kubectl mesh-upgrade relabel -n shop --to 1-22-3 --yes
 # Canary step 2: restart exactly the workloads whose sidecars are now stale.
-step kubectl mesh-upgrade restart-sidecars -n shop,pay --yes
+step kubectl mesh-upgrade restart-sidecars -n shop,pay --delete-pods --yes
 # Canary step 3: blue/green ingress cut-over, checked, with a way back.
 step kubectl mesh-upgrade gateway-switch -n istio-gateways --to 1-22-3 --yes
 step kubectl mesh-upgrade status -A
