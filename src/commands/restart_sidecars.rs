@@ -470,6 +470,13 @@ async fn restart_one(
             Some((started.elapsed().as_secs_f64() * 10.0).round() / 10.0),
         )
     };
+    let job = Job {
+        api,
+        action,
+        settings,
+        deadline,
+        reporter,
+    };
     match &action.method {
         RestartMethod::TemplatePatch { patch } => {
             let body = PatchBody::Strategic(patch.clone());
@@ -477,47 +484,17 @@ async fn restart_one(
             let outcome = match action.kind {
                 WorkloadKind::Deployment => {
                     let watch = settings.wait.then(|| shared(&watches.deployments, api, ns));
-                    patch_and_wait(
-                        api,
-                        watch.as_deref(),
-                        action,
-                        &body,
-                        settings,
-                        deadline,
-                        deployment_progress,
-                        reporter,
-                    )
-                    .await
+                    patch_and_wait(&job, watch.as_deref(), &body, deployment_progress).await
                 }
                 WorkloadKind::StatefulSet => {
                     let watch = settings
                         .wait
                         .then(|| shared(&watches.stateful_sets, api, ns));
-                    patch_and_wait(
-                        api,
-                        watch.as_deref(),
-                        action,
-                        &body,
-                        settings,
-                        deadline,
-                        stateful_set_progress,
-                        reporter,
-                    )
-                    .await
+                    patch_and_wait(&job, watch.as_deref(), &body, stateful_set_progress).await
                 }
                 WorkloadKind::DaemonSet => {
                     let watch = settings.wait.then(|| shared(&watches.daemon_sets, api, ns));
-                    patch_and_wait(
-                        api,
-                        watch.as_deref(),
-                        action,
-                        &body,
-                        settings,
-                        deadline,
-                        daemon_set_progress,
-                        reporter,
-                    )
-                    .await
+                    patch_and_wait(&job, watch.as_deref(), &body, daemon_set_progress).await
                 }
             };
             ended(outcome.0, outcome.1)
@@ -525,19 +502,20 @@ async fn restart_one(
         RestartMethod::DeletePods { pods } => {
             let watch =
                 (!settings.rehearsal).then(|| shared(&watches.pods, api, &action.namespace));
-            let (outcome, detail) = delete_pods_one_by_one(
-                api,
-                watch.as_deref(),
-                action,
-                pods,
-                settings,
-                deadline,
-                reporter,
-            )
-            .await;
+            let (outcome, detail) = delete_pods_one_by_one(&job, watch.as_deref(), pods).await;
             ended(outcome, detail)
         }
     }
+}
+
+/// One workload's restart: what it needs at every step.
+struct Job<'a> {
+    api: &'a ApiClient,
+    action: &'a RestartAction,
+    settings: Settings,
+    /// When `--timeout` runs out for this workload.
+    deadline: tokio::time::Instant,
+    reporter: &'a WorkloadProgress,
 }
 
 /// Tries a write up to this many times when it keeps losing a conflict.
@@ -550,16 +528,11 @@ fn is_conflict(err: &anyhow::Error) -> bool {
 
 /// Patch the template, then (unless told not to) wait on the shared watch
 /// until `check` says the rollout is complete, failed, or the deadline.
-#[allow(clippy::too_many_arguments)]
 async fn patch_and_wait<K>(
-    api: &ApiClient,
+    job: &Job<'_>,
     watch: Option<&SharedWatch<K>>,
-    action: &RestartAction,
     body: &PatchBody,
-    settings: Settings,
-    deadline: tokio::time::Instant,
     check: fn(&K) -> RolloutProgress,
-    reporter: &WorkloadProgress,
 ) -> (Outcome, Option<String>)
 where
     K: Resource<DynamicType = ()>
@@ -571,6 +544,13 @@ where
         + 'static,
     K::Scope: KnownScope,
 {
+    let Job {
+        api,
+        action,
+        settings,
+        deadline,
+        reporter,
+    } = *job;
     let ns = Some(action.namespace.as_str());
     // Registered before the patch, so no event of the rollout is missed.
     let mut receiver = watch.map(|w| w.register(&action.name));
@@ -583,6 +563,9 @@ where
                 attempt += 1;
                 reporter.update("conflict: reading it again");
                 if let Err(err) = api.get::<K>(ns, &action.name).await {
+                    if let Some(w) = watch {
+                        w.forget(&action.name);
+                    }
                     return (Outcome::Error, Some(format!("{err:#}")));
                 }
             }
@@ -662,14 +645,17 @@ fn humantime(d: Duration) -> String {
 /// OnDelete: delete each pod (highest ordinal first) and wait until its
 /// replacement is Ready and runs the expected proxy before the next.
 async fn delete_pods_one_by_one(
-    api: &ApiClient,
+    job: &Job<'_>,
     watch: Option<&SharedWatch<Pod>>,
-    action: &RestartAction,
     pods: &[String],
-    settings: Settings,
-    deadline: tokio::time::Instant,
-    reporter: &WorkloadProgress,
 ) -> (Outcome, Option<String>) {
+    let Job {
+        api,
+        action,
+        settings,
+        deadline,
+        reporter,
+    } = *job;
     let ns = action.namespace.as_str();
     for (done, pod_name) in pods.iter().enumerate() {
         let mut receiver = watch.map(|w| w.register(pod_name));

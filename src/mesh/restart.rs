@@ -823,6 +823,15 @@ pub fn plan_text(plan: &RestartPlan) -> String {
     if plan.actions.is_empty() {
         out.push_str("Nothing to restart: no workload in the selection runs a stale proxy.\n");
     } else {
+        let n = plan.actions.len();
+        out.push_str(&wrap(
+            &format!(
+                "{n} workload{} to restart (annotation kubectl.kubernetes.io/restartedAt={}):",
+                plural(n),
+                plan.restarted_at
+            ),
+            "",
+        ));
         let mut t = table(
             &[
                 "NAMESPACE",
@@ -853,27 +862,77 @@ pub fn plan_text(plan: &RestartPlan) -> String {
     if !plan.skipped.is_empty() {
         out.push_str("\nSkipped:\n");
         for s in &plan.skipped {
-            let _ = writeln!(
-                out,
-                "  {}/{}/{}: {}",
-                s.namespace,
-                s.kind.resource(),
-                s.name,
-                s.note
-            );
+            out.push_str(&wrap(
+                &format!(
+                    "  {}/{}/{}: {}",
+                    s.namespace,
+                    s.kind.resource(),
+                    s.name,
+                    s.note
+                ),
+                "    ",
+            ));
         }
     }
     if !plan.unreachable.is_empty() {
         out.push_str("\nPods no template patch can restart (never deleted by this command):\n");
         for u in &plan.unreachable {
-            let _ = writeln!(
-                out,
-                "  {}/{} ({}), runs {}, should run {}\n    {}",
-                u.namespace, u.pod, u.reason, u.current, u.expected, u.command
-            );
+            out.push_str(&wrap(
+                &format!(
+                    "  {}/{} ({}), runs {}, should run {}",
+                    u.namespace, u.pod, u.reason, u.current, u.expected
+                ),
+                "    ",
+            ));
+            out.push_str(&wrap(&format!("    {}", u.command), "      "));
         }
     }
     out
+}
+
+/// `text` as lines of at most [`WIDTH`] columns, broken at spaces, each
+/// continuation starting with `indent`; ends with a newline.
+fn wrap(text: &str, indent: &str) -> String {
+    let width = usize::from(WIDTH);
+    let body = text.trim_start();
+    let mut out = String::new();
+    let mut line = text[..text.len() - body.len()].to_string();
+    let mut words_on_line = 0;
+    for word in words_keeping_commands_whole(body) {
+        if words_on_line > 0 && line.chars().count() + 1 + word.chars().count() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line = indent.to_string();
+            words_on_line = 0;
+        } else if words_on_line > 0 {
+            line.push(' ');
+        }
+        line.push_str(&word);
+        words_on_line += 1;
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+    out
+}
+
+/// Words split at spaces, except inside `backticks`: a command a person
+/// copies stays on one line.
+fn words_keeping_commands_whole(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut in_command = false;
+    for word in text.split(' ') {
+        match words.last_mut() {
+            Some(last) if in_command => {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => words.push(word.to_string()),
+        }
+        if word.matches('`').count() % 2 == 1 {
+            in_command = !in_command;
+        }
+    }
+    words
 }
 
 /// The end-of-run summary as a person reads it.
@@ -902,7 +961,7 @@ pub fn report_text(report: &RestartReport) -> String {
     let s = &report.summary;
     let mut parts = Vec::new();
     for (n, what) in [
-        (s.restarted, "restarted"),
+        (s.restarted, "restarted and verified"),
         (s.patched, "patched without waiting"),
         (
             s.rehearsed,
@@ -1164,6 +1223,26 @@ mod tests {
     }
 
     #[test]
+    fn long_notes_wrap_at_spaces_with_an_indent() {
+        let text = format!("  ns/deployment/x: {}", "word ".repeat(30));
+        let wrapped = wrap(text.trim_end(), "    ");
+        let lines: Vec<&str> = wrapped.lines().collect();
+        assert_eq!(lines.len(), 2, "{wrapped}");
+        assert!(lines[0].starts_with("  ns/deployment/x: word"));
+        assert!(lines[1].starts_with("    word"));
+        assert!(lines.iter().all(|l| l.chars().count() <= 100));
+        let command = format!(
+            "{} run `kubectl rollout resume deployment/x -n y` then",
+            "word ".repeat(16)
+        );
+        let wrapped = wrap(&command, "    ");
+        assert!(
+            wrapped.contains("`kubectl rollout resume deployment/x -n y`"),
+            "{wrapped}"
+        );
+    }
+
+    #[test]
     fn targets_parse_kubectl_kind_names() {
         assert_eq!(
             TargetRef::parse("sts/db").unwrap(),
@@ -1191,7 +1270,10 @@ mod tests {
             &RestartOptions::default(),
         );
         let text = plan_text(&plan);
-        assert!(text.starts_with("NAMESPACE"), "{text}");
+        assert!(
+            text.starts_with("1 workload to restart (annotation kubectl.kubernetes.io/restartedAt=2026-11-23T14:05:09Z):\nNAMESPACE"),
+            "{text}"
+        );
         assert!(
             text.contains("1.21.2 (1-21-2)") && text.contains("1.22.3 (1-22-3)"),
             "{text}"

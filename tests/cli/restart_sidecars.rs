@@ -158,7 +158,7 @@ fn a_namespace_run_patches_exactly_its_stale_workloads_and_waits_until_they_run_
         "{restarted_at}"
     );
     assert!(
-        run.stdout.contains("Summary: 4 restarted."),
+        run.stdout.contains("Summary: 4 restarted and verified."),
         "{}",
         run.stdout
     );
@@ -642,7 +642,10 @@ fn interrupting_finishes_the_restart_in_flight_and_a_rerun_does_only_the_rest() 
     assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
     let first = patched(&sim);
     assert_eq!(first, ["shop/deployments/catalog"], "{stderr}");
-    assert!(stdout.contains("1 restarted, 3 never started"), "{stdout}");
+    assert!(
+        stdout.contains("1 restarted and verified, 3 never started"),
+        "{stdout}"
+    );
     assert!(stderr.contains("Interrupted"), "{stderr}");
 
     sim.set_clock_speed(50.0);
