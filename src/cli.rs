@@ -282,7 +282,18 @@ Examples:
   kubectl mesh-upgrade restart-sidecars -A --dry-run
 
   # Two explicit targets, no prompt, three at a time
-  kubectl mesh-upgrade restart-sidecars -n shop deployment/cart statefulset/db --yes --concurrency 3";
+  kubectl mesh-upgrade restart-sidecars -n shop deployment/cart statefulset/db --yes --concurrency 3
+
+  # OnDelete StatefulSets too: their pods are deleted one at a time, highest ordinal first
+  kubectl mesh-upgrade restart-sidecars -n pay --delete-pods
+
+Only workloads with a pod on another proxy than a new pod would get are
+restarted; an explicit target that is up to date is skipped unless --all.
+Paused Deployments, workloads scaled to zero and pods no template patch
+reaches (standalone, Job, bare ReplicaSet, other owners) are listed, never
+touched. A rollout that fails or passes --timeout stops the run (exit 4);
+Ctrl-C stops starting new restarts (exit 130). Running the same command
+again continues with what is still stale.";
 
 /// Whether and how a write is rehearsed instead of made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -359,7 +370,8 @@ pub struct RestartSidecarsArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
-    /// Patch and return without waiting for the rollouts
+    /// Patch and return without waiting for the rollouts (pods of OnDelete
+    /// StatefulSets are still replaced one at a time, each waited for)
     #[arg(long)]
     pub no_wait: bool,
 
