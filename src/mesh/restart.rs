@@ -970,7 +970,7 @@ pub fn report_text(report: &RestartReport) -> String {
         (s.unverified, "still running another proxy"),
         (s.failed, "failed"),
         (s.timed_out, "timed out"),
-        (s.errors, "API errors"),
+        (s.errors, "not restarted (API error)"),
         (s.interrupted, "interrupted while rolling"),
         (s.not_started, "never started"),
         (s.skipped, "skipped"),

@@ -779,3 +779,47 @@ fn the_final_check_reports_pods_that_come_back_with_another_proxy() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_api_error_on_one_workload_does_not_stop_the_others() {
+    let sim = sim_with(&[SHOP_TO_CANARY]);
+    sim.set_faults(
+        Faults::new().rule(
+            FaultRule::on("patch", "deployments")
+                .name("frontend")
+                .error(422),
+        ),
+    );
+    let run = plugin_on(
+        &sim,
+        &[
+            "restart-sidecars",
+            "-n",
+            "shop",
+            "--yes",
+            "--concurrency",
+            "1",
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert_eq!(
+        patched(&sim),
+        [
+            "shop/deployments/catalog",
+            "shop/deployments/recommendations",
+            "shop/daemonsets/log-agent"
+        ]
+    );
+    assert!(
+        run.stdout
+            .contains("3 restarted and verified, 1 not restarted (API error)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("1 workload could not be restarted because of API errors"),
+        "{}",
+        run.stderr
+    );
+}
