@@ -195,8 +195,9 @@ pub async fn run(
         selector_text(&plan.to_selector),
         human_duration(args.timeout)
     ));
-    let verified = verify_or_interrupt(&api, &plan, &plan.verify, args.timeout, output).await?;
-    let view = match verified {
+    let verified = verify_or_interrupt(&api, &plan, &plan.verify, args.timeout, output).await;
+    let mut first_error = None;
+    let (view, failure) = match verified {
         Verification::Converged(view) => {
             let message = success_message(&plan, &view);
             result_line(output, machine, &message)?;
@@ -225,17 +226,34 @@ pub async fn run(
             output.warn(&message);
             return Err(Error::Interrupted.into());
         }
-        Verification::TimedOut(view) => view,
+        Verification::TimedOut(view) => {
+            let failure = format!(
+                "the EndpointSlices of Service {} did not list only Ready pods matching {} within {} (last seen: {})",
+                plan.service_ref(),
+                selector_text(&plan.to_selector),
+                human_duration(args.timeout),
+                view.describe()
+            );
+            (view, failure)
+        }
+        Verification::Failed(view, err) => {
+            let seen = if view == EndpointView::default() {
+                String::new()
+            } else {
+                format!("; last seen: {}", view.describe())
+            };
+            let failure = format!(
+                "the switch of Service {} to {} could not be verified ({err}{seen})",
+                plan.service_ref(),
+                selector_text(&plan.to_selector),
+            );
+            first_error = Some(err);
+            (view, failure)
+        }
     };
 
-    // The switch did not take: put the Service back as it was.
-    let failure = format!(
-        "the EndpointSlices of Service {} did not list only Ready pods matching {} within {} (last seen: {})",
-        plan.service_ref(),
-        selector_text(&plan.to_selector),
-        human_duration(args.timeout),
-        view.describe()
-    );
+    // The switch did not take (or cannot be shown to): put the Service back
+    // as it was.
     output.warn(&format!(
         "{failure}; switching back to {}",
         selector_text(&plan.from_selector)
@@ -269,8 +287,7 @@ pub async fn run(
         })?;
         return Err(Error::RolloutFailed(message).into());
     }
-    let back =
-        verify_or_interrupt(&api, &plan, &plan.verify_rollback, args.timeout, output).await?;
+    let back = verify_or_interrupt(&api, &plan, &plan.verify_rollback, args.timeout, output).await;
     let (result, message, rollback_view) = match back {
         Verification::Converged(back) => (
             "rolled-back",
@@ -281,10 +298,34 @@ pub async fn run(
             ),
             back,
         ),
-        Verification::TimedOut(back) | Verification::Interrupted(back) => (
+        Verification::TimedOut(back) => (
             "rollback-failed",
             format!(
                 "{failure}; switched back to {}, but its endpoints did not converge either (last seen: {}): check the gateway pods",
+                selector_text(&plan.from_selector),
+                back.describe()
+            ),
+            back,
+        ),
+        Verification::Failed(back, err) => {
+            let why = if first_error.as_ref() == Some(&err) {
+                String::new()
+            } else {
+                format!(" ({err})")
+            };
+            (
+                "rollback-failed",
+                format!(
+                    "{failure}; switched back to {}, but its endpoints could not be verified either{why}: check them",
+                    selector_text(&plan.from_selector)
+                ),
+                back,
+            )
+        }
+        Verification::Interrupted(back) => (
+            "interrupted",
+            format!(
+                "{failure}; switched back to {}, interrupted before its endpoints were verified (last seen: {})",
                 selector_text(&plan.from_selector),
                 back.describe()
             ),
@@ -297,6 +338,10 @@ pub async fn run(
         rollback_endpoints: Some(rollback_view),
         message: message.clone(),
     })?;
+    if result == "interrupted" {
+        output.warn(&message);
+        return Err(Error::Interrupted.into());
+    }
     Err(Error::RolloutFailed(message).into())
 }
 
@@ -387,27 +432,31 @@ fn conflict_context(err: anyhow::Error, plan: &SwitchPlan) -> anyhow::Error {
 enum Verification {
     Converged(EndpointView),
     TimedOut(EndpointView),
+    /// Reading the endpoints failed (the error sentence): unverified.
+    Failed(EndpointView, String),
     Interrupted(EndpointView),
 }
 
-/// [`verify`], ended early by Ctrl-C.
+/// [`verify`], ended early by Ctrl-C. An error reading the endpoints is an
+/// outcome, not an exit: the caller has a Service to put back.
 async fn verify_or_interrupt(
     api: &ApiClient,
     plan: &SwitchPlan,
     target: &EndpointTarget,
     timeout: Duration,
     output: &Output,
-) -> anyhow::Result<Verification> {
+) -> Verification {
     let mut last = EndpointView::default();
     let outcome = tokio::select! {
-        result = verify(api, plan, target, timeout, output, &mut last) => Some(result?),
+        result = verify(api, plan, target, timeout, output, &mut last) => Some(result),
         _ = tokio::signal::ctrl_c() => None,
     };
-    Ok(match outcome {
-        Some(true) => Verification::Converged(last),
-        Some(false) => Verification::TimedOut(last),
+    match outcome {
+        Some(Ok(true)) => Verification::Converged(last),
+        Some(Ok(false)) => Verification::TimedOut(last),
+        Some(Err(err)) => Verification::Failed(last, format!("{err:#}")),
         None => Verification::Interrupted(last),
-    })
+    }
 }
 
 /// Watch the Service's EndpointSlices until they list only Ready pods of

@@ -292,29 +292,20 @@ fn a_gateway_missing_a_target_port_is_refused() {
     assert_eq!(selector(&sim), blue_selector());
 }
 
-/// Endpoints that never converge: every precheck passes on the state the
-/// plugin reads, then the green pods start failing readiness before the
-/// switch lands (as a gateway that cannot take production traffic would).
-///
-/// To make "before the switch lands" deterministic, the sim holds the
-/// plugin's first PATCH of the Service for two seconds (a latency fault),
-/// and the test stops the green pods' readiness as soon as the plugin has
-/// read the Service it is about to patch (its GET is the last read before
-/// the PATCH). The PATCH then applies to a cluster whose green pods are not
-/// Ready, the EndpointSlices never list them Ready, and the plugin must
-/// switch back and verify the blue pods serve again.
-#[test]
-fn endpoints_that_never_converge_are_switched_back_automatically() {
-    let sim = canary();
-    let green = green_pods(&sim);
-    sim.set_faults(
-        Faults::new().rule(
-            FaultRule::on("patch", "services")
-                .name(SVC)
-                .latency(Duration::from_secs(2))
-                .next(1),
-        ),
-    );
+/// Run `gateway-switch --to 1-22-3 --yes` with its first PATCH of the
+/// Service held for two seconds by the sim (a latency fault), and call
+/// `meanwhile` as soon as the plugin has read the Service it is about to
+/// patch (that GET is its last read before the PATCH). Whatever `meanwhile`
+/// changes is therefore in place before the switch lands and after every
+/// precheck was made: deterministic, with two seconds to spare.
+fn switch_with_a_change_before_it_lands(sim: &Sim, timeout: &str, meanwhile: impl FnOnce()) -> Run {
+    let hold_the_patch = || {
+        FaultRule::on("patch", "services")
+            .name(SVC)
+            .latency(Duration::from_secs(2))
+            .next(1)
+    };
+    sim.set_faults(Faults::new().rule(hold_the_patch()));
     sim.clear_requests();
     let mut child = Env::new()
         .kubeconfig(sim.kubeconfig_path())
@@ -330,7 +321,7 @@ fn endpoints_that_never_converge_are_switched_back_automatically() {
                 "1-22-3",
                 "--yes",
                 "--timeout",
-                "4s",
+                timeout,
             ],
         )
         .stdout(Stdio::piped())
@@ -339,21 +330,18 @@ fn endpoints_that_never_converge_are_switched_back_automatically() {
         .expect("the plugin starts");
     let service_path = format!("/api/v1/namespaces/{NS}/services/{SVC}");
     let started = Instant::now();
-    loop {
-        let read = sim
-            .requests()
-            .iter()
-            .any(|r| r.method == "GET" && r.path == service_path);
-        if read {
-            break;
-        }
+    while !sim
+        .requests()
+        .iter()
+        .any(|r| r.method == "GET" && r.path == service_path)
+    {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "the plugin never read the Service"
         );
         std::thread::sleep(Duration::from_millis(2));
     }
-    hold_readiness(&sim, &green);
+    meanwhile();
     let status = child.wait().expect("the plugin ends");
     let mut stdout = String::new();
     let mut stderr = String::new();
@@ -369,11 +357,23 @@ fn endpoints_that_never_converge_are_switched_back_automatically() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    let run = Run {
+    Run {
         code: status.code().unwrap_or(-1),
         stdout,
         stderr,
-    };
+    }
+}
+
+/// Endpoints that never converge: every precheck passes on the state the
+/// plugin reads, then the green pods start failing readiness before the
+/// switch lands (as a gateway that cannot take production traffic would).
+/// The EndpointSlices never list them Ready, and the plugin must switch
+/// back and verify the blue pods serve again.
+#[test]
+fn endpoints_that_never_converge_are_switched_back_automatically() {
+    let sim = canary();
+    let green = green_pods(&sim);
+    let run = switch_with_a_change_before_it_lands(&sim, "4s", || hold_readiness(&sim, &green));
     assert_eq!(run.code, 4, "{run:#?}");
     assert!(
         run.stdout.contains("pods-ready          ok"),
@@ -406,6 +406,35 @@ fn endpoints_that_never_converge_are_switched_back_automatically() {
     );
     let undo: Value = serde_json::from_str(&patches[1].body).unwrap();
     assert_eq!(undo["spec"], json!({"selector": {"version": "1-21-2"}}));
+}
+
+/// A switch that cannot be verified is not left in place: here the
+/// EndpointSlices become unreadable between the plan and the switch.
+#[test]
+fn a_switch_that_cannot_be_verified_is_switched_back() {
+    let sim = canary();
+    let run = switch_with_a_change_before_it_lands(&sim, "10s", || {
+        sim.set_faults(
+            Faults::new()
+                .rule(FaultRule::on("list", "endpointslices").error(403))
+                .rule(FaultRule::on("watch", "endpointslices").error(403)),
+        );
+    });
+    assert_eq!(run.code, 4, "{run:#?}");
+    assert!(
+        run.stderr.contains(
+            "error: the switch of Service istio-gateways/istio-ingressgateway to istio=ingressgateway,version=1-22-3 could not be verified (forbidden: cannot list endpointslices in namespace istio-gateways"
+        ),
+        "{run:#?}"
+    );
+    assert!(
+        run.stderr.contains(
+            "; switched back to istio=ingressgateway,version=1-21-2, but its endpoints could not be verified either: check them"
+        ),
+        "{run:#?}"
+    );
+    assert_eq!(selector(&sim), blue_selector());
+    assert!(!annotations(&sim).contains_key(RECORD));
 }
 
 #[test]
