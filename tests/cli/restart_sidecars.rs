@@ -823,3 +823,30 @@ fn an_api_error_on_one_workload_does_not_stop_the_others() {
         run.stderr
     );
 }
+
+#[test]
+fn no_wait_patches_and_returns_without_watching() {
+    let sim = sim_with(&[SHOP_TO_CANARY]);
+    let run = plugin_on(
+        &sim,
+        &[
+            "restart-sidecars",
+            "-n",
+            "shop",
+            "--yes",
+            "--no-wait",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(patched(&sim).len(), 4);
+    assert!(
+        !sim.requests().iter().any(|r| r.query.contains("watch=")),
+        "--no-wait watched"
+    );
+    let report = parse_json(&run);
+    assert_eq!(report["summary"]["patched"], 4, "{report:#}");
+    sim.settle();
+    assert_all_run(&sim, "shop", "1.22.3");
+}
