@@ -76,12 +76,14 @@ pub async fn run(
     let needing_force = plan.needing_force();
     if !needing_force.is_empty() {
         let names: Vec<&str> = needing_force.iter().map(|s| s.namespace.as_str()).collect();
+        let (is, them) = if names.len() == 1 {
+            ("is", "it")
+        } else {
+            ("are", "them")
+        };
         return Err(Error::Refused(format!(
-            "{} {} excluded from relabelling (see above): pass --force to relabel {} anyway, or leave {} out of -n; nothing was changed",
+            "{} {is} excluded from relabelling (see above): pass --force to relabel {them} anyway, or leave {them} out of -n; nothing was changed",
             names.join(", "),
-            if names.len() == 1 { "is" } else { "are" },
-            if names.len() == 1 { "it" } else { "them" },
-            if names.len() == 1 { "it" } else { "them" },
         ))
         .into());
     }
