@@ -404,11 +404,18 @@ fn success_message(plan: &SwitchPlan, view: &EndpointView) -> String {
         SwitchMode::Switch => ("Switched", "Roll back with"),
         SwitchMode::Rollback => ("Rolled back", "Switch forward again with"),
     };
+    let ready = match view.ready.len() {
+        1 => "the 1 Ready pod".to_string(),
+        n => format!("the {n} Ready pods"),
+    };
+    let tolerated = match view.tolerated.len() {
+        0 => String::new(),
+        n => format!(" (and {n} not Ready, as before the switch)"),
+    };
     format!(
-        "{did} Service {} to {}{forced}: its EndpointSlices list only the {} Ready pods{gateways}.\n{back}: {}",
+        "{did} Service {} to {}{forced}: its EndpointSlices list {ready}{gateways}{tolerated} and no other pod.\n{back}: {}",
         plan.service_ref(),
         selector_text(&plan.to_selector),
-        view.ready.len(),
         rollback_command(plan)
     )
 }

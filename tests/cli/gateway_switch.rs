@@ -170,7 +170,7 @@ fn a_clean_switch_leaves_only_the_new_pods_behind_the_load_balancer() {
     assert!(body["metadata"]["resourceVersion"].is_string(), "{body}");
     assert!(
         run.stdout.contains(
-            "Switched Service istio-gateways/istio-ingressgateway to istio=ingressgateway,version=1-22-3: its EndpointSlices list only the 2 Ready pods of istio-ingressgateway-1-22-3."
+            "Switched Service istio-gateways/istio-ingressgateway to istio=ingressgateway,version=1-22-3: its EndpointSlices list the 2 Ready pods of istio-ingressgateway-1-22-3 and no other pod."
         ),
         "{run:#?}"
     );
