@@ -187,6 +187,19 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
         .map_or(ExitCode::Failure, Error::exit_code)
 }
 
+/// Whether the chain holds a 409 ([`Error::Conflict`]): the caller re-reads
+/// the object and tries again.
+pub fn is_conflict(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| matches!(cause.downcast_ref::<Error>(), Some(Error::Conflict { .. })))
+}
+
+/// Whether the chain holds a 403 ([`Error::Forbidden`]).
+pub fn is_forbidden(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| matches!(cause.downcast_ref::<Error>(), Some(Error::Forbidden { .. })))
+}
+
 /// Whether the error is a broken pipe (stdout closed early, as `| head` does):
 /// the process then exits quietly.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -311,6 +324,25 @@ mod tests {
             msg.contains("https://10.0.0.1:6443 (context prod)")
                 && msg.contains("--insecure-skip-tls-verify")
         );
+    }
+
+    #[test]
+    fn conflicts_and_forbidden_errors_are_recognised_through_context() {
+        let conflict = anyhow::Error::new(Error::Conflict {
+            action: "patching namespaces/shop".into(),
+            message: "the object has been modified".into(),
+        })
+        .context("relabelling shop");
+        assert!(is_conflict(&conflict));
+        assert!(!is_forbidden(&conflict));
+        let forbidden = anyhow::Error::new(Error::Forbidden {
+            verb: "list".into(),
+            resource: "namespaces".into(),
+            scope: "cluster-wide".into(),
+            user: "alice".into(),
+        });
+        assert!(is_forbidden(&forbidden));
+        assert!(!is_conflict(&anyhow::anyhow!("other")));
     }
 
     #[test]
