@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use crate::api::{ApiClient, ListScope, ListSelector, PatchBody, WriteMode};
 use crate::cli::{DryRun, GlobalArgs, OutputFormat, RelabelArgs, RestartSidecarsArgs, WriteArgs};
 use crate::confirm::{self, Decision};
-use crate::error::{Error, ExitCode};
+use crate::error::{Error, ExitCode, is_conflict, is_forbidden};
 use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::relabel::{
     Evaluation, NamespaceChange, NamespaceResult, NamespaceSelection, NamespaceState, Operation,
@@ -291,16 +291,6 @@ async fn read_namespaces(
         }
     }
     Ok(found)
-}
-
-fn is_forbidden(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Forbidden { .. })))
-}
-
-fn is_conflict(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Conflict { .. })))
 }
 
 /// The prompt.
