@@ -4,6 +4,7 @@
 //! node ports, and, for `type: LoadBalancer`, an ingress IP in
 //! `status.loadBalancer` as a cloud controller would.
 
+use super::util::At;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -109,12 +110,12 @@ pub(crate) fn sync_service_allocations(world: &mut World, st: &mut ControllerSta
         next["spec"]["ipFamilyPolicy"] = json!("SingleStack");
         changed = true;
     }
-    if kind != "ExternalName" && svc.pointer("/spec/internalTrafficPolicy").is_none() {
+    if kind != "ExternalName" && svc.at("/spec/internalTrafficPolicy").is_none() {
         next["spec"]["internalTrafficPolicy"] = json!("Cluster");
         changed = true;
     }
     if kind == "NodePort" || kind == "LoadBalancer" {
-        if svc.pointer("/spec/externalTrafficPolicy").is_none() {
+        if svc.at("/spec/externalTrafficPolicy").is_none() {
             next["spec"]["externalTrafficPolicy"] = json!("Cluster");
             changed = true;
         }
@@ -138,7 +139,7 @@ pub(crate) fn sync_service_allocations(world: &mut World, st: &mut ControllerSta
         svc
     };
     let ingress = svc
-        .pointer("/status/loadBalancer/ingress")
+        .at("/status/loadBalancer/ingress")
         .and_then(Value::as_array);
     if kind == "LoadBalancer" && ingress.is_none_or(Vec::is_empty) {
         let n = st.next_load_balancer_ip;

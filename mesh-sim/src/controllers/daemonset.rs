@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use super::util::At;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -45,10 +46,10 @@ pub(crate) fn sync(world: &mut World, st: &mut ControllerState, key: &ObjKey, no
     };
     let hash = revisions::hash_of(&revs.update);
     let template = ds
-        .pointer("/spec/template")
+        .at("/spec/template")
         .cloned()
         .unwrap_or_else(|| json!({}));
-    let node_selector = Selector::from_map(template.pointer("/spec/nodeSelector"));
+    let node_selector = Selector::from_map(template.at("/spec/nodeSelector"));
     let nodes: Vec<Obj> = world.store.list(kinds::nodes(), None).cloned().collect();
     let eligible: Vec<String> = nodes
         .iter()
@@ -69,7 +70,7 @@ pub(crate) fn sync(world: &mut World, st: &mut ControllerState, key: &ObjKey, no
     let desired = eligible.len() as i64;
     let rolling =
         str_at(&ds, "/spec/updateStrategy/type").unwrap_or("RollingUpdate") == "RollingUpdate";
-    let rolling_update = ds.pointer("/spec/updateStrategy/rollingUpdate");
+    let rolling_update = ds.at("/spec/updateStrategy/rollingUpdate");
     let max_surge = if rolling {
         int_or_percent(
             rolling_update.and_then(|r| r.get("maxSurge")),
@@ -231,7 +232,7 @@ pub(crate) fn sync(world: &mut World, st: &mut ControllerState, key: &ObjKey, no
         ("numberAvailable", available_count),
         ("numberUnavailable", (desired - available_count).max(0)),
     ]));
-    if let Some(c) = ds.pointer("/status/collisionCount") {
+    if let Some(c) = ds.at("/status/collisionCount") {
         map.insert("collisionCount".into(), c.clone());
     }
     util::write_status(world, kinds::daemonsets(), &ds, status);

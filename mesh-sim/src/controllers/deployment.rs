@@ -17,6 +17,7 @@
 //! and the `Progressing` condition, which turns to `ProgressDeadlineExceeded`
 //! after `progressDeadlineSeconds` of simulated time without progress.
 
+use super::util::At;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -47,7 +48,7 @@ const NOT_COPIED: &[&str] = &[
 ];
 
 /// The parts of a Deployment's spec the rollout reads.
-struct Spec {
+struct Spec<'a> {
     replicas: i64,
     paused: bool,
     recreate: bool,
@@ -56,17 +57,19 @@ struct Spec {
     min_ready_seconds: i64,
     progress_deadline: Option<i64>,
     history_limit: i64,
-    template: Value,
+    template: &'a Value,
 }
 
-impl Spec {
-    fn of(d: &Value) -> Spec {
+static NO_TEMPLATE: Value = Value::Null;
+
+impl<'a> Spec<'a> {
+    fn of(d: &'a Value) -> Spec<'a> {
         let replicas = i64_at(d, "/spec/replicas").unwrap_or(1).max(0);
         let recreate = str_at(d, "/spec/strategy/type") == Some("Recreate");
         let (max_surge, max_unavailable) = if recreate {
             (0, 0)
         } else {
-            let rolling = d.pointer("/spec/strategy/rollingUpdate");
+            let rolling = d.at("/spec/strategy/rollingUpdate");
             let surge_value = rolling
                 .and_then(|r| r.get("maxSurge"))
                 .cloned()
@@ -90,15 +93,12 @@ impl Spec {
             max_surge,
             max_unavailable,
             min_ready_seconds: i64_at(d, "/spec/minReadySeconds").unwrap_or(0),
-            progress_deadline: match d.pointer("/spec/progressDeadlineSeconds") {
+            progress_deadline: match d.at("/spec/progressDeadlineSeconds") {
                 Some(Value::Number(n)) => n.as_i64().filter(|s| *s < i64::from(i32::MAX)),
                 _ => Some(600),
             },
             history_limit: i64_at(d, "/spec/revisionHistoryLimit").unwrap_or(10).max(0),
-            template: d
-                .pointer("/spec/template")
-                .cloned()
-                .unwrap_or_else(|| json!({})),
+            template: d.at("/spec/template").unwrap_or(&NO_TEMPLATE),
         }
     }
 }
@@ -135,9 +135,38 @@ fn without_hash(template: &Value) -> Value {
     t
 }
 
+/// Whether a ReplicaSet's template is `template`, ignoring the
+/// `pod-template-hash` label. Compared in place: templates with injected
+/// sidecars are large, and every sync compares every ReplicaSet's.
 fn same_template(rs: &Value, template: &Value) -> bool {
-    rs.pointer("/spec/template")
-        .is_some_and(|t| without_hash(t) == without_hash(template))
+    let Some(rs_template) = rs.at("/spec/template") else {
+        return false;
+    };
+    let (a, b) = (object(Some(rs_template)), object(Some(template)));
+    let (meta_a, meta_b) = (object(a.get("metadata")), object(b.get("metadata")));
+    let (labels_a, labels_b) = (object(meta_a.get("labels")), object(meta_b.get("labels")));
+    equal_except(a, b, "metadata")
+        && equal_except(meta_a, meta_b, "labels")
+        && equal_except(labels_a, labels_b, HASH_LABEL)
+}
+
+static EMPTY_MAP: std::sync::LazyLock<serde_json::Map<String, Value>> =
+    std::sync::LazyLock::new(serde_json::Map::new);
+
+/// The map at `value` (empty when absent or not an object).
+fn object(value: Option<&Value>) -> &serde_json::Map<String, Value> {
+    value.and_then(Value::as_object).unwrap_or(&EMPTY_MAP)
+}
+
+fn equal_except(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    except: &str,
+) -> bool {
+    a.iter()
+        .filter(|(k, _)| *k != except)
+        .all(|(k, v)| b.get(k) == Some(v))
+        && b.keys().filter(|k| *k != except).all(|k| a.contains_key(k))
 }
 
 /// Why a new ReplicaSet could not be made.
@@ -165,7 +194,7 @@ pub(crate) fn sync(world: &mut World, st: &mut ControllerState, key: &ObjKey, no
         .filter_map(|k| util::get(world, kinds::replicasets(), k))
         .collect();
     rss.sort_by(|a, b| creation_order(a, b));
-    let mut new_index = rss.iter().position(|rs| same_template(rs, &spec.template));
+    let mut new_index = rss.iter().position(|rs| same_template(rs, spec.template));
     let max_old_revision = rss
         .iter()
         .enumerate()
@@ -316,6 +345,15 @@ fn sync_new_annotations(
     revision: i64,
     spec: &Spec,
 ) -> Option<Obj> {
+    let copied = copied_annotations(d);
+    let needed = revision_of(rs) < revision
+        || copied
+            .iter()
+            .any(|(k, v)| annotation(rs, k) != Some(v.as_str()))
+        || spec.min_ready_seconds != i64_at(rs, "/spec/minReadySeconds").unwrap_or(0);
+    if !needed {
+        return None;
+    }
     let mut next = (**rs).clone();
     let mut changed = false;
     if revision_of(rs) < revision {
@@ -327,7 +365,7 @@ fn sync_new_annotations(
         );
         changed = true;
     }
-    for (k, v) in copied_annotations(d) {
+    for (k, v) in copied {
         if annotation(rs, &k) != Some(v.as_str()) {
             util::insert_str(&mut next["metadata"], "annotations", &k, &v);
             changed = true;
@@ -345,7 +383,7 @@ fn sync_new_annotations(
 }
 
 fn copied_annotations(d: &Value) -> Vec<(String, String)> {
-    d.pointer("/metadata/annotations")
+    d.at("/metadata/annotations")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
@@ -363,19 +401,16 @@ fn create_new(
     now: DateTime<Utc>,
 ) -> Result<Obj, CreateError> {
     let collision_count = i64_at(d, "/status/collisionCount");
-    let hash = template_hash(&without_hash(&spec.template), collision_count);
+    let hash = template_hash(&without_hash(spec.template), collision_count);
     let name = format!("{}-{hash}", name_of(d));
-    let mut template = without_hash(&spec.template);
+    let mut template = without_hash(spec.template);
     util::insert_str(&mut template["metadata"], "labels", HASH_LABEL, &hash);
-    let mut selector = d
-        .pointer("/spec/selector")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let mut selector = d.at("/spec/selector").cloned().unwrap_or_else(|| json!({}));
     util::insert_str(&mut selector, "matchLabels", HASH_LABEL, &hash);
     let mut metadata = json!({
         "name": name,
         "namespace": util::namespace_of(d),
-        "labels": template.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({})),
+        "labels": template.at("/metadata/labels").cloned().unwrap_or_else(|| json!({})),
         "ownerReferences": [util::controller_ref(d)],
     });
     for (k, v) in copied_annotations(d) {
@@ -627,7 +662,7 @@ fn compute_status(
         ("availableReplicas", available),
         ("unavailableReplicas", (total_spec - available).max(0)),
     ]));
-    if let Some(c) = d.pointer("/status/collisionCount") {
+    if let Some(c) = d.at("/status/collisionCount") {
         status["collisionCount"] = c.clone();
     }
     let mut conditions = conditions_of(d);
@@ -672,7 +707,7 @@ fn is_complete(d: &Value, spec: &Spec, status: &Value) -> bool {
 /// A Deployment and its ReplicaSets after this pass's scaling.
 struct Observed<'a> {
     d: &'a Value,
-    spec: &'a Spec,
+    spec: &'a Spec<'a>,
     rss: &'a [Obj],
     new_index: Option<usize>,
     now: DateTime<Utc>,

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::util::At;
 use serde_json::{Value, json};
 
 use super::pods::{self, NamespacePods};
@@ -34,7 +35,7 @@ type Port = (String, i64, String);
 fn resolve_ports(service_ports: &[Value], pod: &Value) -> Vec<Port> {
     let container_ports: Vec<&Value> = ["/spec/containers", "/spec/initContainers"]
         .iter()
-        .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
+        .filter_map(|p| pod.at(p).and_then(Value::as_array))
         .flatten()
         .filter_map(|c| c.get("ports").and_then(Value::as_array))
         .flatten()
@@ -98,17 +99,17 @@ pub(crate) fn sync(
         }
         return;
     };
-    let selector_map = svc.pointer("/spec/selector").and_then(Value::as_object);
+    let selector_map = svc.at("/spec/selector").and_then(Value::as_object);
     if selector_map.is_none_or(|m| m.is_empty())
         || str_at(&svc, "/spec/type") == Some("ExternalName")
         || is_being_deleted(&svc)
     {
         return;
     }
-    let selector = Selector::from_map(svc.pointer("/spec/selector"));
+    let selector = Selector::from_map(svc.at("/spec/selector"));
     let publish_not_ready = util::bool_at(&svc, "/spec/publishNotReadyAddresses");
     let service_ports: Vec<Value> = svc
-        .pointer("/spec/ports")
+        .at("/spec/ports")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -195,7 +196,7 @@ fn sync_endpoints(
         })
         .collect();
     let mut labels = svc
-        .pointer("/metadata/labels")
+        .at("/metadata/labels")
         .filter(|l| l.is_object())
         .cloned()
         .unwrap_or_else(|| json!({}));
@@ -205,8 +206,7 @@ fn sync_endpoints(
     match world.store.get(kinds::endpoints(), namespace, name) {
         Some(current) => {
             let current_subsets = current.get("subsets").cloned().unwrap_or_else(|| json!([]));
-            if current_subsets == json!(subsets)
-                && current.pointer("/metadata/labels") == Some(&labels)
+            if current_subsets == json!(subsets) && current.at("/metadata/labels") == Some(&labels)
             {
                 return;
             }
@@ -245,7 +245,7 @@ fn sync_slices(
     let name = name_of(svc);
     let uid = util::uid_of(svc);
     let mut labels = svc
-        .pointer("/metadata/labels")
+        .at("/metadata/labels")
         .filter(|l| l.is_object())
         .cloned()
         .unwrap_or_else(|| json!({}));
@@ -304,7 +304,7 @@ fn sync_slices(
             Some(current) => {
                 if current.get("endpoints") == Some(&json!(endpoints))
                     && current.get("ports") == Some(&json!(ports))
-                    && current.pointer("/metadata/labels") == Some(&labels)
+                    && current.at("/metadata/labels") == Some(&labels)
                 {
                     continue;
                 }

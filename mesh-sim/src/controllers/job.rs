@@ -6,6 +6,7 @@
 //! a suspended one runs nothing. Failures and `backoffLimit` are not
 //! simulated: simulated pods do not fail.
 
+use super::util::At;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -69,7 +70,7 @@ pub(crate) fn sync(world: &mut World, st: &mut ControllerState, key: &ObjKey, no
             let uid = util::uid_of(&job).to_string();
             let job_name = name_of(&job).to_string();
             let template = job
-                .pointer("/spec/template")
+                .at("/spec/template")
                 .cloned()
                 .unwrap_or_else(|| json!({}));
             let owner = PodOwner {

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::util::At;
 use serde_json::{Value, json};
 
 use super::pods::{self, NamespacePods};
@@ -53,7 +54,7 @@ pub(crate) fn sync(
     let Some(pdb) = util::get(world, kinds::pdbs(), key) else {
         return;
     };
-    let selector = Selector::from_label_selector(pdb.pointer("/spec/selector"));
+    let selector = Selector::from_label_selector(pdb.at("/spec/selector"));
     let ns_pods = cache
         .entry(key.namespace.clone())
         .or_insert_with(|| NamespacePods::of(world, &key.namespace));
@@ -64,8 +65,8 @@ pub(crate) fn sync(
         .cloned()
         .collect();
     let healthy = matched.iter().filter(|p| pods::is_ready(p)).count() as i64;
-    let min_available = pdb.pointer("/spec/minAvailable").filter(|v| !v.is_null());
-    let max_unavailable = pdb.pointer("/spec/maxUnavailable").filter(|v| !v.is_null());
+    let min_available = pdb.at("/spec/minAvailable").filter(|v| !v.is_null());
+    let max_unavailable = pdb.at("/spec/maxUnavailable").filter(|v| !v.is_null());
     let scale = || {
         let mut controllers: BTreeMap<String, i64> = BTreeMap::new();
         let mut uncontrolled = 0;
@@ -129,7 +130,7 @@ pub(crate) fn sync(
         "expectedPods": expected,
         "conditions": conditions,
     });
-    if let Some(disrupted) = pdb.pointer("/status/disruptedPods") {
+    if let Some(disrupted) = pdb.at("/status/disruptedPods") {
         status["disruptedPods"] = disrupted.clone();
     }
     util::write_status(world, kinds::pdbs(), &pdb, status);

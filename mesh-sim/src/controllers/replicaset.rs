@@ -9,6 +9,7 @@
 //! in a hot loop. Surplus pods go in the order the real controller picks:
 //! unready and newest first.
 
+use super::util::At;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -180,10 +181,7 @@ pub(crate) fn sync(world: &mut World, st: &mut ControllerState, key: &ObjKey, no
         return;
     }
     let desired = i64_at(&rs, "/spec/replicas").unwrap_or(1).max(0) as usize;
-    let template = rs
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let template = rs.at("/spec/template").unwrap_or(&Value::Null);
     let mut active: Vec<Obj> = owned_pods(world, st, &rs)
         .into_iter()
         .filter(|p| pods::is_active(p))
@@ -200,7 +198,7 @@ pub(crate) fn sync(world: &mut World, st: &mut ControllerState, key: &ObjKey, no
         };
         let (created, failure) =
             create_pods(world, st, &owner, desired - active.len(), now, |_| {
-                pods::from_template(&template, &rs, PodName::Generate(prefix.clone()), &[])
+                pods::from_template(template, &rs, PodName::Generate(prefix.clone()), &[])
             });
         active.extend(created);
         match failure {
@@ -229,7 +227,7 @@ pub(crate) fn sync(world: &mut World, st: &mut ControllerState, key: &ObjKey, no
     }
 
     let min_ready = i64_at(&rs, "/spec/minReadySeconds").unwrap_or(0);
-    let labels = Selector::from_map(template.pointer("/metadata/labels"));
+    let labels = Selector::from_map(template.at("/metadata/labels"));
     let fully_labeled = active.iter().filter(|p| labels.matches_obj(p)).count() as i64;
     let ready = active.iter().filter(|p| pods::is_ready(p)).count() as i64;
     let mut available = 0;

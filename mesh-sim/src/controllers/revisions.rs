@@ -7,6 +7,7 @@
 //! old template back reuses its revision object and gives it the next
 //! number, as the real controllers do.
 
+use super::util::At;
 use serde_json::{Value, json};
 
 use super::state::ControllerState;
@@ -34,7 +35,7 @@ pub fn number(revision: &Value) -> i64 {
 /// The pod template a revision records.
 pub fn template_of(revision: &Value) -> Value {
     let mut template = revision
-        .pointer("/data/spec/template")
+        .at("/data/spec/template")
         .cloned()
         .unwrap_or_else(|| json!({}));
     if let Some(map) = template.as_object_mut() {
@@ -70,7 +71,7 @@ pub fn sync(
         .collect();
     all.sort_by_key(|r| number(r));
     let template = owner
-        .pointer("/spec/template")
+        .at("/spec/template")
         .cloned()
         .unwrap_or_else(|| json!({}));
     let data = data_for(&template);
@@ -92,7 +93,7 @@ pub fn sync(
     }
     let hash = template_hash(&template, i64_at(owner, "/status/collisionCount"));
     let mut labels = template
-        .pointer("/metadata/labels")
+        .at("/metadata/labels")
         .filter(|l| l.is_object())
         .cloned()
         .unwrap_or_else(|| json!({}));

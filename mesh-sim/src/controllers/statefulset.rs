@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 
+use super::util::At;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -122,7 +123,7 @@ pub(crate) fn sync(world: &mut World, st: &mut ControllerState, key: &ObjKey, no
     if !missing.is_empty() {
         busy = true;
         let template = set
-            .pointer("/spec/template")
+            .at("/spec/template")
             .cloned()
             .unwrap_or_else(|| json!({}));
         let current_template = revisions::template_of(&current);

@@ -1560,3 +1560,67 @@ fn standalone_pods_are_scheduled_and_become_ready() {
         Some("docker.io/istio/proxyv2")
     );
 }
+
+/// Timings on a generated 50,000-pod cluster (run with `--release
+/// --ignored --nocapture`): the controllers' first pass, a quiet pass, and
+/// rolling restarts of Deployments in it.
+#[test]
+#[ignore = "benchmark: slow in debug builds"]
+fn benchmark_controllers_on_a_50k_pod_cluster() {
+    use crate::generate::{GenerateOptions, generate};
+    use std::time::Instant;
+    let mut w = World::new(SimConfig {
+        clock_speed: 0.0,
+        ..SimConfig::default()
+    });
+    let t = Instant::now();
+    let pods = std::env::var("MESH_SIM_BENCH_PODS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50_000);
+    generate(&mut w, &GenerateOptions::for_pods(pods)).unwrap();
+    eprintln!(
+        "generate: {:?}, {} pods",
+        t.elapsed(),
+        w.store.count(kinds::pods())
+    );
+    let t = Instant::now();
+    assert!(settle(&mut w));
+    eprintln!("first settle: {:?}", t.elapsed());
+    let t = Instant::now();
+    for _ in 0..100 {
+        reconcile(&mut w);
+    }
+    eprintln!("quiet reconcile: {:?} each", t.elapsed() / 100);
+    let deployments: Vec<(String, String)> = w
+        .store
+        .list(kinds::deployments(), None)
+        .filter(|d| util::namespace_of(d).starts_with("bench"))
+        .take(100)
+        .map(|d| {
+            (
+                util::namespace_of(d).to_string(),
+                util::name_of(d).to_string(),
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    let (ns, name) = &deployments[0];
+    restart(&mut w, ns, name, "one");
+    assert!(settle(&mut w));
+    eprintln!("restart one deployment: {:?}", t.elapsed());
+    let t = Instant::now();
+    for (ns, name) in &deployments {
+        restart(&mut w, ns, name, "many");
+        reconcile(&mut w);
+    }
+    eprintln!(
+        "100 restarts written (reconcile after each): {:?}",
+        t.elapsed()
+    );
+    assert!(settle(&mut w));
+    eprintln!("100 restarts settled: {:?}", t.elapsed());
+    for (ns, name) in &deployments {
+        assert!(rollout_complete(&get(&w, kinds::deployments(), ns, name)));
+    }
+}

@@ -25,18 +25,47 @@ pub const READY_DELAY: &str = "mesh-sim.io/ready-delay";
 /// Job pod annotation: simulated time a Job's pod runs before it succeeds.
 pub const RUN_DURATION: &str = "mesh-sim.io/run-duration";
 
+/// `Value::pointer` without its allocations: serde_json unescapes every
+/// path segment into a new `String`, and the controllers read a few fields
+/// of every pod of a changed namespace on every pass.
+pub trait At {
+    fn at(&self, pointer: &str) -> Option<&Value>;
+}
+
+impl At for Value {
+    fn at(&self, pointer: &str) -> Option<&Value> {
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        let mut target = self;
+        for token in pointer.strip_prefix('/')?.split('/') {
+            let unescaped;
+            let token = if token.contains('~') {
+                unescaped = token.replace("~1", "/").replace("~0", "~");
+                unescaped.as_str()
+            } else {
+                token
+            };
+            target = match target {
+                Value::Object(map) => map.get(token)?,
+                Value::Array(items) => items.get(token.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(target)
+    }
+}
+
 pub fn str_at<'a>(obj: &'a Value, pointer: &str) -> Option<&'a str> {
-    obj.pointer(pointer).and_then(Value::as_str)
+    obj.at(pointer).and_then(Value::as_str)
 }
 
 pub fn i64_at(obj: &Value, pointer: &str) -> Option<i64> {
-    obj.pointer(pointer).and_then(Value::as_i64)
+    obj.at(pointer).and_then(Value::as_i64)
 }
 
 pub fn bool_at(obj: &Value, pointer: &str) -> bool {
-    obj.pointer(pointer)
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
+    obj.at(pointer).and_then(Value::as_bool).unwrap_or(false)
 }
 
 pub fn name_of(obj: &Value) -> &str {
@@ -52,19 +81,19 @@ pub fn uid_of(obj: &Value) -> &str {
 }
 
 pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/annotations")
+    obj.at("/metadata/annotations")
         .and_then(|a| a.get(key))
         .and_then(Value::as_str)
 }
 
 pub fn label<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/labels")
+    obj.at("/metadata/labels")
         .and_then(|a| a.get(key))
         .and_then(Value::as_str)
 }
 
 pub fn is_being_deleted(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp")
+    obj.at("/metadata/deletionTimestamp")
         .is_some_and(|v| !v.is_null())
 }
 
@@ -75,7 +104,7 @@ pub fn generation_of(obj: &Value) -> i64 {
 
 /// The owner reference with `controller: true`: `(kind, name, uid)`.
 pub fn controller_of(obj: &Value) -> Option<(&str, &str, &str)> {
-    obj.pointer("/metadata/ownerReferences")?
+    obj.at("/metadata/ownerReferences")?
         .as_array()?
         .iter()
         .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
@@ -193,7 +222,7 @@ impl Selector {
     pub fn matches_obj(&self, obj: &Value) -> bool {
         static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
         let labels = obj
-            .pointer("/metadata/labels")
+            .at("/metadata/labels")
             .and_then(Value::as_object)
             .unwrap_or_else(|| EMPTY.get_or_init(Map::new));
         self.matches(labels)
@@ -385,7 +414,7 @@ pub fn condition<'a>(conditions: &'a [Value], kind: &str) -> Option<&'a Value> {
 
 /// The conditions array at `status.conditions` (empty when absent).
 pub fn conditions_of(obj: &Value) -> Vec<Value> {
-    obj.pointer("/status/conditions")
+    obj.at("/status/conditions")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default()
