@@ -16,6 +16,8 @@ use serde_json::Value;
 
 #[path = "cli/gateway_switch.rs"]
 mod gateway_switch;
+#[path = "cli/packaging.rs"]
+mod packaging;
 #[path = "cli/relabel.rs"]
 mod relabel;
 #[path = "cli/restart_sidecars.rs"]
