@@ -245,6 +245,63 @@ fn status_of_one_namespace_reads_only_that_namespace_and_the_control_plane() {
     }
 }
 
+#[test]
+fn a_label_selector_narrows_the_workloads_and_keeps_their_pods() {
+    let sim = canary();
+    let run = plugin_on(&sim, &["status", "-A", "-l", "app=payments", "-o", "json"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let report = parse_json(&run);
+    let names: Vec<&str> = report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["name"].as_str())
+        .collect();
+    assert_eq!(names, ["payments"], "{report:#}");
+    let pods: u64 = report["workloads"][0]["proxies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["pods"].as_u64())
+        .sum();
+    assert!(
+        pods > 0,
+        "the selected Deployment keeps its pods: {report:#}"
+    );
+    assert!(
+        !report["revisions"].as_array().unwrap().is_empty(),
+        "istiod is still read under -l"
+    );
+}
+
+#[test]
+fn a_user_who_may_not_list_namespaces_can_still_see_the_ones_named() {
+    let sim = canary();
+    let role = reader_without(&["namespaces"]).allow(&["get"], &["namespaces"]);
+    let kubeconfig = sim.add_user("team-pay", role);
+    let run = Env::new()
+        .kubeconfig(&kubeconfig)
+        .plugin(&["status", "-n", "pay", "-o", "json"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(run.stderr.contains("cannot list namespaces"), "{run:#?}");
+    let report = parse_json(&run);
+    assert!(
+        report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["name"] == "payments" && w["state"] == "stale"),
+        "{report:#}"
+    );
+    let run = Env::new().kubeconfig(&kubeconfig).plugin(&["status", "-A"]);
+    assert_eq!(run.code, 1, "-A needs the namespace list: {run:#?}");
+    assert!(
+        run.stderr
+            .starts_with("error: forbidden: cannot list namespaces cluster-wide as team-pay;"),
+        "{run:#?}"
+    );
+}
+
 // ---------------------------------------------------------------- fast on large clusters
 
 /// LIST requests by path: (first pages, follow-up pages).
