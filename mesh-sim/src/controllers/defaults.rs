@@ -1,4 +1,5 @@
-//! Defaults the API server fills into workload and Service specs at write time.
+//! Defaults the API server fills into workload and Service specs at write
+//! time, as in Kubernetes' `pkg/apis/apps/v1/defaults.go` and friends.
 //!
 //! Controllers and clients (`kubectl rollout status` reads
 //! `updateStrategy.type`) rely on these fields being present, as on a real
@@ -31,12 +32,32 @@ pub fn apply_defaults(resource: &Resource, obj: &mut Value) {
             default(spec, "replicas", json!(1));
             default(spec, "revisionHistoryLimit", json!(10));
             default(spec, "podManagementPolicy", json!("OrderedReady"));
+            // As the API server does: `rollingUpdate.partition: 0` appears
+            // when the strategy was left out or `rollingUpdate` was given,
+            // not for a bare `type: RollingUpdate`. (So `kubectl rollout
+            // status` usually reports a "partitioned roll out".)
             let strategy = object_entry(spec, "updateStrategy");
-            default(strategy, "type", json!("RollingUpdate"));
-            if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-                let rolling = object_entry(strategy, "rollingUpdate");
-                default(rolling, "partition", json!(0));
+            let typed = strategy
+                .get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| !t.is_empty());
+            if !typed {
+                strategy.insert("type".into(), json!("RollingUpdate"));
+                object_entry(strategy, "rollingUpdate");
             }
+            let rolling_type =
+                strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate");
+            if let Some(rolling) = strategy
+                .get_mut("rollingUpdate")
+                .and_then(Value::as_object_mut)
+            {
+                if rolling_type {
+                    default(rolling, "partition", json!(0));
+                }
+            }
+            let retention = object_entry(spec, "persistentVolumeClaimRetentionPolicy");
+            default(retention, "whenDeleted", json!("Retain"));
+            default(retention, "whenScaled", json!("Retain"));
         }
         "DaemonSet" => {
             default(spec, "revisionHistoryLimit", json!(10));
@@ -92,4 +113,73 @@ fn object_entry<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<S
         *entry = json!({});
     }
     entry.as_object_mut().expect("just made an object")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::kinds;
+
+    fn defaulted(resource: &Resource, spec: Value) -> Value {
+        let mut obj = json!({"spec": spec});
+        apply_defaults(resource, &mut obj);
+        obj["spec"].take()
+    }
+
+    #[test]
+    fn a_deployment_gets_a_rolling_update_of_a_quarter_and_a_ten_minute_deadline() {
+        let spec = defaulted(kinds::deployments(), json!({}));
+        assert_eq!(spec["replicas"], 1);
+        assert_eq!(
+            spec["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+        );
+        assert_eq!(spec["progressDeadlineSeconds"], 600);
+        let recreate = defaulted(
+            kinds::deployments(),
+            json!({"strategy": {"type": "Recreate"}}),
+        );
+        assert_eq!(recreate["strategy"], json!({"type": "Recreate"}));
+    }
+
+    #[test]
+    fn a_statefulset_gets_partition_zero_only_where_the_api_server_adds_it() {
+        let spec = defaulted(kinds::statefulsets(), json!({}));
+        assert_eq!(
+            spec["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+        );
+        assert_eq!(spec["podManagementPolicy"], "OrderedReady");
+        let bare = defaulted(
+            kinds::statefulsets(),
+            json!({"updateStrategy": {"type": "RollingUpdate"}}),
+        );
+        assert_eq!(bare["updateStrategy"], json!({"type": "RollingUpdate"}));
+        let on_delete = defaulted(
+            kinds::statefulsets(),
+            json!({"updateStrategy": {"type": "OnDelete"}}),
+        );
+        assert_eq!(on_delete["updateStrategy"], json!({"type": "OnDelete"}));
+    }
+
+    #[test]
+    fn a_job_with_neither_count_runs_one_pod_once_and_a_work_queue_keeps_no_completions() {
+        let spec = defaulted(kinds::jobs(), json!({}));
+        assert_eq!(
+            (spec["completions"].clone(), spec["parallelism"].clone()),
+            (json!(1), json!(1))
+        );
+        let queue = defaulted(kinds::jobs(), json!({"parallelism": 3}));
+        assert_eq!(queue.get("completions"), None);
+    }
+
+    #[test]
+    fn service_ports_default_to_tcp_and_their_own_port_as_target() {
+        let spec = defaulted(kinds::services(), json!({"ports": [{"port": 80}]}));
+        assert_eq!(
+            spec["ports"][0],
+            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+        );
+        assert_eq!(spec["type"], "ClusterIP");
+    }
 }

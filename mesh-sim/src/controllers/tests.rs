@@ -1624,3 +1624,63 @@ fn benchmark_controllers_on_a_50k_pod_cluster() {
         assert!(rollout_complete(&get(&w, kinds::deployments(), ns, name)));
     }
 }
+
+#[test]
+fn min_ready_seconds_delays_availability_not_readiness() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    let mut d = deployment("web", 2, json!(null));
+    d["spec"]["minReadySeconds"] = json!(10);
+    create(&mut w, kinds::deployments(), d);
+    reconcile(&mut w);
+    w.clock.advance(Duration::from_secs(2));
+    reconcile(&mut w);
+    let d = get(&w, kinds::deployments(), "shop", "web");
+    assert_eq!(d["status"]["readyReplicas"], 2);
+    assert_eq!(d["status"].get("availableReplicas"), None);
+    assert!(
+        !is_settled(&w),
+        "waiting for the pods to count as available"
+    );
+    assert!(settle(&mut w));
+    let d = get(&w, kinds::deployments(), "shop", "web");
+    assert_eq!(d["status"]["availableReplicas"], 2);
+    assert!(rollout_complete(&d));
+}
+
+#[test]
+fn compiled_selectors_agree_with_the_selectors_module() {
+    let selectors = [
+        json!({}),
+        json!({"matchLabels": {"app": "web"}}),
+        json!({"matchLabels": {"app": "web", "tier": "front"}}),
+        json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "back"]}]}),
+        json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]}),
+        json!({"matchExpressions": [{"key": "canary", "operator": "Exists"}]}),
+        json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "canary", "operator": "DoesNotExist"}]}),
+    ];
+    let label_sets = [
+        json!({}),
+        json!({"app": "web"}),
+        json!({"app": "web", "tier": "front"}),
+        json!({"app": "web", "tier": "back", "canary": "yes"}),
+        json!({"app": "db", "tier": "db"}),
+    ];
+    for selector in &selectors {
+        let compiled = util::Selector::from_label_selector(Some(selector));
+        for labels in &label_sets {
+            let map: BTreeMap<String, String> = labels
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            let expected = crate::selectors::label_selector_matches(selector, &map).unwrap();
+            assert_eq!(
+                compiled.matches(labels.as_object().unwrap()),
+                expected,
+                "{selector} on {labels}"
+            );
+        }
+    }
+}
