@@ -1243,17 +1243,19 @@ fn without_a_rule_it_needs_each_verb_fails_with_the_403_sentence() {
     }
 
     // Without watching EndpointSlices, gateway-switch can only list them
-    // again, and gives up after a few refused watches if they have not
-    // converged by then.
+    // again, gives up after a few refused watches if they have not converged
+    // by then, and switches the Service back (exit 4).
     let sim = canary();
     let grants = full.without("discovery.k8s.io", "endpointslices", "watch");
     let kubeconfig = sim.add_user("operator", grants.sim_role());
     let run = switch_that_has_to_wait(&sim, &kubeconfig, "operator", false);
-    assert_ne!(run.code, 0, "{run:#?}");
+    assert_eq!(run.code, 4, "{run:#?}");
     assert!(
-        run.combined().contains(
+        run.stderr.contains(
             "forbidden: cannot watch endpointslices in namespace istio-gateways as operator"
-        ),
+        ) && run
+            .stderr
+            .contains("switched back to istio=ingressgateway,version=1-21-2"),
         "{run:#?}"
     );
 }
@@ -1285,7 +1287,7 @@ fn switch_that_has_to_wait(sim: &Sim, kubeconfig: &Path, user: &str, resume: boo
     sim.pause_clock();
     sim.set_faults(
         Faults::new()
-            .rule(FaultRule::on("list", "endpointslices").latency(Duration::from_millis(1500))),
+            .rule(FaultRule::on("list", "endpointslices").latency(Duration::from_millis(3000))),
     );
     let child = Env::new()
         .kubeconfig(kubeconfig)
