@@ -164,6 +164,7 @@ fn risk_short(risk: &Risk) -> &'static str {
         Risk::SingleReplica => "1 replica",
         Risk::NoPdb => "no PDB",
         Risk::PdbAllowsZero => "PDB allows 0",
+        Risk::PdbUnknown => "PDB unknown",
         Risk::OnDelete => "OnDelete",
         Risk::Paused => "paused",
         Risk::ZeroReplicas => "0 replicas",

@@ -529,7 +529,24 @@ fn forbidden_disruption_budgets_still_show_the_rest_with_a_warning() {
             .contains("PodDisruptionBudgets could not be read"),
         "{run:#?}"
     );
-    assert_eq!(parse_json(&run)["kind"], "Status");
+    let report = parse_json(&run);
+    let risks: Vec<&str> = report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| {
+            w["risks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+        })
+        .collect();
+    assert!(risks.contains(&"pdb-unknown"), "{risks:?}");
+    assert!(
+        !risks.contains(&"no-pdb") && !risks.contains(&"pdb-allows-zero"),
+        "{risks:?}"
+    );
 }
 
 #[test]

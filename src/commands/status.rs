@@ -56,7 +56,7 @@ pub async fn run(
 }
 
 /// Without the PodDisruptionBudgets, "no PDB covers it" would be a guess:
-/// drop the PDB risks and say the disruption risk is unknown instead.
+/// the PDB risks become `pdb-unknown`, with a note saying why.
 fn mark_unknown_risks(report: &mut StatusReport, collected: &Collected) {
     if collected.was_read("poddisruptionbudgets") {
         return;
@@ -70,6 +70,8 @@ fn mark_unknown_risks(report: &mut StatusReport, collected: &Collected) {
             workload
                 .risks
                 .retain(|r| !matches!(r, Risk::NoPdb | Risk::PdbAllowsZero));
+            workload.risks.push(Risk::PdbUnknown);
+            workload.risks.sort();
             workload.notes.push(PDB_UNKNOWN_NOTE.to_string());
         }
     }

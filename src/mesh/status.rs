@@ -151,7 +151,8 @@ pub struct WorkloadStatus {
     /// Desired replicas (DaemonSets: scheduled nodes).
     pub replicas: i32,
     pub ready_replicas: i32,
-    /// `single-replica`, `no-pdb`, `pdb-allows-zero`, `on-delete`, `paused`,
+    /// `single-replica`, `no-pdb`, `pdb-allows-zero`, `pdb-unknown` (PDBs
+    /// could not be read), `on-delete`, `paused`,
     /// `zero-replicas`, `target-not-ready`, `rollout-stuck`, `version-skew`.
     pub risks: Vec<Risk>,
     /// Sentences explaining the state and risks.

@@ -132,6 +132,9 @@ pub enum Risk {
     NoPdb,
     /// A PodDisruptionBudget covering it allows zero disruptions now.
     PdbAllowsZero,
+    /// PodDisruptionBudgets could not be read (forbidden), so whether one
+    /// covers it is unknown. Set by the `status` command, never by the model.
+    PdbUnknown,
     /// StatefulSet (or DaemonSet) `updateStrategy: OnDelete`: a template
     /// patch rolls nothing; pods must be deleted one by one.
     OnDelete,
@@ -156,6 +159,7 @@ impl Risk {
             Risk::SingleReplica => "single-replica",
             Risk::NoPdb => "no-pdb",
             Risk::PdbAllowsZero => "pdb-allows-zero",
+            Risk::PdbUnknown => "pdb-unknown",
             Risk::OnDelete => "on-delete",
             Risk::Paused => "paused",
             Risk::ZeroReplicas => "zero-replicas",
