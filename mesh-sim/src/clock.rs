@@ -18,7 +18,11 @@ pub struct SimClock {
 
 impl SimClock {
     pub fn new(start: DateTime<Utc>, speed: f64) -> Self {
-        SimClock { anchor_sim: start, anchor_wall: Instant::now(), speed }
+        SimClock {
+            anchor_sim: start,
+            anchor_wall: Instant::now(),
+            speed,
+        }
     }
 
     pub fn now(&self) -> DateTime<Utc> {

@@ -17,7 +17,13 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), retry_after: None, details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            retry_after: None,
+            details: None,
+        }
     }
 
     /// `pods "x" not found`, as the API server words it.
@@ -27,7 +33,11 @@ impl ApiError {
         e
     }
     pub fn already_exists(plural: &str, name: &str) -> Self {
-        let mut e = Self::new(409, "AlreadyExists", format!("{plural} \"{name}\" already exists"));
+        let mut e = Self::new(
+            409,
+            "AlreadyExists",
+            format!("{plural} \"{name}\" already exists"),
+        );
         e.details = Some((plural.to_string(), name.to_string()));
         e
     }
@@ -41,7 +51,11 @@ impl ApiError {
         e
     }
     pub fn invalid(kind: &str, name: &str, why: impl std::fmt::Display) -> Self {
-        let mut e = Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {why}"));
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {why}"),
+        );
         e.details = Some((kind.to_string(), name.to_string()));
         e
     }
@@ -51,7 +65,13 @@ impl ApiError {
     pub fn unauthorized() -> Self {
         Self::new(401, "Unauthorized", "Unauthorized")
     }
-    pub fn forbidden(user: &str, verb: &str, plural: &str, group: &str, namespace: Option<&str>) -> Self {
+    pub fn forbidden(
+        user: &str,
+        verb: &str,
+        plural: &str,
+        group: &str,
+        namespace: Option<&str>,
+    ) -> Self {
         let scope = match namespace {
             Some(ns) => format!("in the namespace \"{ns}\""),
             None => "at the cluster scope".to_string(),
@@ -68,7 +88,11 @@ impl ApiError {
         Self::new(410, "Expired", message)
     }
     pub fn too_many_requests(retry_after: u64) -> Self {
-        let mut e = Self::new(429, "TooManyRequests", "Too many requests, please try again later.");
+        let mut e = Self::new(
+            429,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        );
         e.retry_after = Some(retry_after);
         e
     }
@@ -82,7 +106,13 @@ impl ApiError {
         Self::new(405, "MethodNotAllowed", message)
     }
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})"
+            ),
+        )
     }
     /// Admission webhook failure (`failurePolicy: Fail` and the webhook is down).
     pub fn webhook_failed(webhook: &str, why: &str) -> Self {

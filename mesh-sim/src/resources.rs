@@ -38,7 +38,12 @@ impl Resource {
     pub fn has_generation(&self) -> bool {
         matches!(
             self.kind,
-            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "PodDisruptionBudget"
+            "Deployment"
+                | "ReplicaSet"
+                | "StatefulSet"
+                | "DaemonSet"
+                | "Job"
+                | "PodDisruptionBudget"
         )
     }
 }
@@ -65,29 +70,209 @@ macro_rules! res {
 /// Every kind the server knows. Objects of unknown kinds loaded from manifests
 /// (custom resources) are registered at run time by [`crate::store::Store`].
 pub static BUILTIN: &[Resource] = &[
-    res!("", "v1", "namespaces", "namespace", "Namespace", false, &["ns"], SUBS_STATUS),
-    res!("", "v1", "nodes", "node", "Node", false, &["no"], SUBS_STATUS),
-    res!("", "v1", "pods", "pod", "Pod", true, &["po"], &["status", "log", "eviction"]),
-    res!("", "v1", "services", "service", "Service", true, &["svc"], SUBS_STATUS),
-    res!("", "v1", "endpoints", "endpoints", "Endpoints", true, &["ep"], NONE),
-    res!("", "v1", "configmaps", "configmap", "ConfigMap", true, &["cm"], NONE),
+    res!(
+        "",
+        "v1",
+        "namespaces",
+        "namespace",
+        "Namespace",
+        false,
+        &["ns"],
+        SUBS_STATUS
+    ),
+    res!(
+        "",
+        "v1",
+        "nodes",
+        "node",
+        "Node",
+        false,
+        &["no"],
+        SUBS_STATUS
+    ),
+    res!(
+        "",
+        "v1",
+        "pods",
+        "pod",
+        "Pod",
+        true,
+        &["po"],
+        &["status", "log", "eviction"]
+    ),
+    res!(
+        "",
+        "v1",
+        "services",
+        "service",
+        "Service",
+        true,
+        &["svc"],
+        SUBS_STATUS
+    ),
+    res!(
+        "",
+        "v1",
+        "endpoints",
+        "endpoints",
+        "Endpoints",
+        true,
+        &["ep"],
+        NONE
+    ),
+    res!(
+        "",
+        "v1",
+        "configmaps",
+        "configmap",
+        "ConfigMap",
+        true,
+        &["cm"],
+        NONE
+    ),
     res!("", "v1", "secrets", "secret", "Secret", true, NONE, NONE),
-    res!("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], NONE),
+    res!(
+        "",
+        "v1",
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        true,
+        &["sa"],
+        NONE
+    ),
     res!("", "v1", "events", "event", "Event", true, &["ev"], NONE),
-    res!("apps", "v1", "deployments", "deployment", "Deployment", true, &["deploy"], VERBS_SUBS_SCALE_STATUS),
-    res!("apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, &["rs"], VERBS_SUBS_SCALE_STATUS),
-    res!("apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, &["sts"], VERBS_SUBS_SCALE_STATUS),
-    res!("apps", "v1", "daemonsets", "daemonset", "DaemonSet", true, &["ds"], SUBS_STATUS),
-    res!("apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", true, NONE, NONE),
+    res!(
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        true,
+        &["deploy"],
+        VERBS_SUBS_SCALE_STATUS
+    ),
+    res!(
+        "apps",
+        "v1",
+        "replicasets",
+        "replicaset",
+        "ReplicaSet",
+        true,
+        &["rs"],
+        VERBS_SUBS_SCALE_STATUS
+    ),
+    res!(
+        "apps",
+        "v1",
+        "statefulsets",
+        "statefulset",
+        "StatefulSet",
+        true,
+        &["sts"],
+        VERBS_SUBS_SCALE_STATUS
+    ),
+    res!(
+        "apps",
+        "v1",
+        "daemonsets",
+        "daemonset",
+        "DaemonSet",
+        true,
+        &["ds"],
+        SUBS_STATUS
+    ),
+    res!(
+        "apps",
+        "v1",
+        "controllerrevisions",
+        "controllerrevision",
+        "ControllerRevision",
+        true,
+        NONE,
+        NONE
+    ),
     res!("batch", "v1", "jobs", "job", "Job", true, NONE, SUBS_STATUS),
-    res!("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true, &["pdb"], SUBS_STATUS),
-    res!("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", true, NONE, NONE),
-    res!("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "mutatingwebhookconfiguration", "MutatingWebhookConfiguration", false, NONE, NONE),
-    res!("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "validatingwebhookconfiguration", "ValidatingWebhookConfiguration", false, NONE, NONE),
-    res!("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", false, NONE, NONE),
-    res!("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, NONE, NONE),
-    res!("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", true, NONE, NONE),
-    res!("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", true, NONE, NONE),
+    res!(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+        SUBS_STATUS
+    ),
+    res!(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "endpointslice",
+        "EndpointSlice",
+        true,
+        NONE,
+        NONE
+    ),
+    res!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "mutatingwebhookconfiguration",
+        "MutatingWebhookConfiguration",
+        false,
+        NONE,
+        NONE
+    ),
+    res!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        "validatingwebhookconfiguration",
+        "ValidatingWebhookConfiguration",
+        false,
+        NONE,
+        NONE
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        false,
+        NONE,
+        NONE
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+        NONE,
+        NONE
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "role",
+        "Role",
+        true,
+        NONE,
+        NONE
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        true,
+        NONE,
+        NONE
+    ),
 ];
 
 /// Well-known kinds, by name, for code that needs one specific kind.
@@ -95,24 +280,59 @@ pub mod kinds {
     use super::{BUILTIN, Resource};
 
     fn by_kind(kind: &str) -> &'static Resource {
-        BUILTIN.iter().find(|r| r.kind == kind).expect("builtin kind")
+        BUILTIN
+            .iter()
+            .find(|r| r.kind == kind)
+            .expect("builtin kind")
     }
-    pub fn namespaces() -> &'static Resource { by_kind("Namespace") }
-    pub fn nodes() -> &'static Resource { by_kind("Node") }
-    pub fn pods() -> &'static Resource { by_kind("Pod") }
-    pub fn services() -> &'static Resource { by_kind("Service") }
-    pub fn endpoints() -> &'static Resource { by_kind("Endpoints") }
-    pub fn configmaps() -> &'static Resource { by_kind("ConfigMap") }
-    pub fn events() -> &'static Resource { by_kind("Event") }
-    pub fn deployments() -> &'static Resource { by_kind("Deployment") }
-    pub fn replicasets() -> &'static Resource { by_kind("ReplicaSet") }
-    pub fn statefulsets() -> &'static Resource { by_kind("StatefulSet") }
-    pub fn daemonsets() -> &'static Resource { by_kind("DaemonSet") }
-    pub fn controllerrevisions() -> &'static Resource { by_kind("ControllerRevision") }
-    pub fn jobs() -> &'static Resource { by_kind("Job") }
-    pub fn pdbs() -> &'static Resource { by_kind("PodDisruptionBudget") }
-    pub fn endpointslices() -> &'static Resource { by_kind("EndpointSlice") }
-    pub fn mutating_webhooks() -> &'static Resource { by_kind("MutatingWebhookConfiguration") }
+    pub fn namespaces() -> &'static Resource {
+        by_kind("Namespace")
+    }
+    pub fn nodes() -> &'static Resource {
+        by_kind("Node")
+    }
+    pub fn pods() -> &'static Resource {
+        by_kind("Pod")
+    }
+    pub fn services() -> &'static Resource {
+        by_kind("Service")
+    }
+    pub fn endpoints() -> &'static Resource {
+        by_kind("Endpoints")
+    }
+    pub fn configmaps() -> &'static Resource {
+        by_kind("ConfigMap")
+    }
+    pub fn events() -> &'static Resource {
+        by_kind("Event")
+    }
+    pub fn deployments() -> &'static Resource {
+        by_kind("Deployment")
+    }
+    pub fn replicasets() -> &'static Resource {
+        by_kind("ReplicaSet")
+    }
+    pub fn statefulsets() -> &'static Resource {
+        by_kind("StatefulSet")
+    }
+    pub fn daemonsets() -> &'static Resource {
+        by_kind("DaemonSet")
+    }
+    pub fn controllerrevisions() -> &'static Resource {
+        by_kind("ControllerRevision")
+    }
+    pub fn jobs() -> &'static Resource {
+        by_kind("Job")
+    }
+    pub fn pdbs() -> &'static Resource {
+        by_kind("PodDisruptionBudget")
+    }
+    pub fn endpointslices() -> &'static Resource {
+        by_kind("EndpointSlice")
+    }
+    pub fn mutating_webhooks() -> &'static Resource {
+        by_kind("MutatingWebhookConfiguration")
+    }
 }
 
 /// Finds a builtin resource by group, version and plural (as in a URL).

@@ -32,14 +32,21 @@ pub struct ObjKey {
 
 impl ObjKey {
     pub fn new(namespace: &str, name: &str) -> Self {
-        ObjKey { namespace: namespace.to_string(), name: name.to_string() }
+        ObjKey {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
     }
 
     /// The key of an object, read from its metadata.
     pub fn of(obj: &Value) -> Self {
         ObjKey::new(
-            obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""),
-            obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""),
+            obj.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            obj.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
         )
     }
 }
@@ -193,13 +200,22 @@ impl Store {
             self.unindex_owners(resource, &key, previous);
         }
         self.index_owners(resource, &key, &obj);
-        let event_type = if previous.is_some() { EventType::Modified } else { EventType::Added };
+        let event_type = if previous.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         self.record(resource, event_type, obj.clone(), rv);
         obj
     }
 
     /// Removes an object; the deletion gets its own resource version.
-    pub fn remove(&mut self, resource: &'static Resource, namespace: &str, name: &str) -> Option<Obj> {
+    pub fn remove(
+        &mut self,
+        resource: &'static Resource,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Obj> {
         let ns = if resource.namespaced { namespace } else { "" };
         let key = ObjKey::new(ns, name);
         let removed = self.buckets.get_mut(resource)?.remove(&key)?;
@@ -242,7 +258,12 @@ impl Store {
     }
 
     fn record(&mut self, resource: &'static Resource, event_type: EventType, object: Obj, rv: u64) {
-        let event = Arc::new(WatchEvent { resource, event_type, object, resource_version: rv });
+        let event = Arc::new(WatchEvent {
+            resource,
+            event_type,
+            object,
+            resource_version: rv,
+        });
         if self.history.len() >= self.history_cap {
             if let Some(old) = self.history.pop_front() {
                 self.compacted_through = old.resource_version;
@@ -260,11 +281,19 @@ impl Store {
 
     /// Events of one kind newer than `since`, or [`TooOld`] when history no
     /// longer reaches back that far.
-    pub fn events_since(&self, resource: &Resource, since: u64) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
+    pub fn events_since(
+        &self,
+        resource: &Resource,
+        since: u64,
+    ) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
         if since < self.compacted_through {
-            return Err(TooOld { oldest: self.compacted_through });
+            return Err(TooOld {
+                oldest: self.compacted_through,
+            });
         }
-        let start = self.history.partition_point(|e| e.resource_version <= since);
+        let start = self
+            .history
+            .partition_point(|e| e.resource_version <= since);
         Ok(self
             .history
             .range(start..)
@@ -282,7 +311,10 @@ impl Store {
 
     /// Every kind that currently has objects.
     pub fn kinds(&self) -> impl Iterator<Item = &'static Resource> + '_ {
-        self.buckets.iter().filter(|(_, b)| !b.is_empty()).map(|(r, _)| *r)
+        self.buckets
+            .iter()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(r, _)| *r)
     }
 }
 
@@ -345,10 +377,15 @@ mod tests {
     fn dependents_are_indexed_by_owner_uid_through_writes_and_removals() {
         let mut store = Store::default();
         let mut owned = pod("a", "p1");
-        owned["metadata"]["ownerReferences"] = json!([{"uid": "rs-1", "kind": "ReplicaSet", "name": "rs"}]);
+        owned["metadata"]["ownerReferences"] =
+            json!([{"uid": "rs-1", "kind": "ReplicaSet", "name": "rs"}]);
         store.put(kinds::pods(), owned.clone());
-        assert_eq!(store.dependents_of("rs-1"), [(kinds::pods(), ObjKey::new("a", "p1"))]);
-        owned["metadata"]["ownerReferences"] = json!([{"uid": "rs-2", "kind": "ReplicaSet", "name": "rs"}]);
+        assert_eq!(
+            store.dependents_of("rs-1"),
+            [(kinds::pods(), ObjKey::new("a", "p1"))]
+        );
+        owned["metadata"]["ownerReferences"] =
+            json!([{"uid": "rs-2", "kind": "ReplicaSet", "name": "rs"}]);
         store.put(kinds::pods(), owned);
         assert!(store.dependents_of("rs-1").is_empty());
         assert_eq!(store.dependents_of("rs-2").len(), 1);

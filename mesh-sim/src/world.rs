@@ -27,7 +27,11 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { pod_ready_delay: Duration::from_secs(2), node_count: 3, clock_speed: 50.0 }
+        SimConfig {
+            pod_ready_delay: Duration::from_secs(2),
+            node_count: 3,
+            clock_speed: 50.0,
+        }
     }
 }
 
@@ -41,7 +45,10 @@ pub struct WriteOptions {
 
 impl WriteOptions {
     pub fn dry_run(dry_run: bool) -> Self {
-        WriteOptions { dry_run, field_manager: None }
+        WriteOptions {
+            dry_run,
+            field_manager: None,
+        }
     }
 }
 
@@ -73,14 +80,25 @@ impl World {
     }
 
     /// Creates an object: fills metadata, runs admission, stores it.
-    pub fn create(&mut self, resource: &'static Resource, mut obj: Value, opts: &WriteOptions) -> ApiResult<Obj> {
+    pub fn create(
+        &mut self,
+        resource: &'static Resource,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Obj> {
         normalize_type_meta(resource, &mut obj);
         crate::controllers::defaults::apply_defaults(resource, &mut obj);
         let meta = metadata_mut(&mut obj);
         if resource.namespaced {
-            let ns = meta.get("namespace").and_then(Value::as_str).unwrap_or("").to_string();
+            let ns = meta
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if ns.is_empty() {
-                return Err(ApiError::bad_request("the namespace of the object must be set"));
+                return Err(ApiError::bad_request(
+                    "the namespace of the object must be set",
+                ));
             }
             if self.store.get(kinds::namespaces(), "", &ns).is_none() {
                 return Err(ApiError::not_found("namespaces", &ns));
@@ -88,16 +106,32 @@ impl World {
         } else {
             meta.remove("namespace");
         }
-        let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if name.is_empty() {
-            let Some(prefix) = meta.get("generateName").and_then(Value::as_str).map(str::to_string) else {
-                return Err(ApiError::invalid(resource.kind, "", "metadata.name: Required value: name or generateName is required"));
+            let Some(prefix) = meta
+                .get("generateName")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
+                return Err(ApiError::invalid(
+                    resource.kind,
+                    "",
+                    "metadata.name: Required value: name or generateName is required",
+                ));
             };
             name = format!("{prefix}{}", short_suffix(self.uid_counter + 1));
             meta.insert("name".into(), json!(name));
         }
         validate_name(resource, &name)?;
-        let ns = meta.get("namespace").and_then(Value::as_str).unwrap_or("").to_string();
+        let ns = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if self.store.get(resource, &ns, &name).is_some() {
             return Err(ApiError::already_exists(resource.plural, &name));
         }
@@ -123,16 +157,32 @@ impl World {
     /// Replaces an object. A `resourceVersion` in `obj` must match the stored
     /// one (409 otherwise); `status` is kept from the stored object, as the
     /// main resource ignores status changes.
-    pub fn update(&mut self, resource: &'static Resource, obj: Value, opts: &WriteOptions) -> ApiResult<Obj> {
+    pub fn update(
+        &mut self,
+        resource: &'static Resource,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Obj> {
         self.replace(resource, obj, opts, false)
     }
 
     /// Writes only `status` (the `/status` subresource); the rest is kept.
-    pub fn update_status(&mut self, resource: &'static Resource, obj: Value, opts: &WriteOptions) -> ApiResult<Obj> {
+    pub fn update_status(
+        &mut self,
+        resource: &'static Resource,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Obj> {
         self.replace(resource, obj, opts, true)
     }
 
-    fn replace(&mut self, resource: &'static Resource, mut obj: Value, opts: &WriteOptions, status_only: bool) -> ApiResult<Obj> {
+    fn replace(
+        &mut self,
+        resource: &'static Resource,
+        mut obj: Value,
+        opts: &WriteOptions,
+        status_only: bool,
+    ) -> ApiResult<Obj> {
         normalize_type_meta(resource, &mut obj);
         if !status_only {
             crate::controllers::defaults::apply_defaults(resource, &mut obj);
@@ -141,8 +191,16 @@ impl World {
         let Some(current) = self.store.get(resource, &key.namespace, &key.name) else {
             return Err(ApiError::not_found(resource.plural, &key.name));
         };
-        if let Some(rv) = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
-            if !rv.is_empty() && Some(rv) != current.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+        if let Some(rv) = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            if !rv.is_empty()
+                && Some(rv)
+                    != current
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+            {
                 return Err(ApiError::conflict(
                     resource.plural,
                     &key.name,
@@ -162,7 +220,12 @@ impl World {
         } else {
             // Metadata the server owns stays the server's.
             let meta = metadata_mut(&mut obj);
-            for owned in ["uid", "creationTimestamp", "generation", "deletionTimestamp"] {
+            for owned in [
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "deletionTimestamp",
+            ] {
                 match current.pointer(&format!("/metadata/{owned}")) {
                     Some(v) => {
                         meta.insert(owned.into(), v.clone());
@@ -181,7 +244,10 @@ impl World {
                 }
             }
             if resource.has_generation() && obj.get("spec") != current.get("spec") {
-                let generation = current.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+                let generation = current
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
                 metadata_mut(&mut obj).insert("generation".into(), json!(generation + 1));
             }
             obj
@@ -194,7 +260,10 @@ impl World {
         if opts.dry_run {
             metadata_mut(&mut next).insert(
                 "resourceVersion".into(),
-                current.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null),
+                current
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(Value::Null),
             );
             return Ok(std::sync::Arc::new(next));
         }
@@ -203,7 +272,13 @@ impl World {
 
     /// Deletes an object and, through ownerReferences, its dependents
     /// (background propagation). A namespace takes its contents with it.
-    pub fn delete(&mut self, resource: &'static Resource, namespace: &str, name: &str, opts: &WriteOptions) -> ApiResult<Obj> {
+    pub fn delete(
+        &mut self,
+        resource: &'static Resource,
+        namespace: &str,
+        name: &str,
+        opts: &WriteOptions,
+    ) -> ApiResult<Obj> {
         let Some(current) = self.store.get(resource, namespace, name) else {
             return Err(ApiError::not_found(resource.plural, name));
         };
@@ -216,7 +291,8 @@ impl World {
             .ok_or_else(|| ApiError::not_found(resource.plural, name))?;
         let mut gone = vec![uid_of(&removed)];
         if resource.kind == "Namespace" {
-            let namespaced: Vec<&'static Resource> = self.store.kinds().filter(|r| r.namespaced).collect();
+            let namespaced: Vec<&'static Resource> =
+                self.store.kinds().filter(|r| r.namespaced).collect();
             for r in namespaced {
                 let names: Vec<String> = self
                     .store
@@ -256,14 +332,20 @@ impl World {
                     if gone_set.contains(owner_uid) {
                         return true;
                     }
-                    let api_version = owner.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+                    let api_version = owner
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
                     let kind = owner.get("kind").and_then(Value::as_str).unwrap_or("");
                     let name = owner.get("name").and_then(Value::as_str).unwrap_or("");
                     match crate::resources::lookup_kind(api_version, kind) {
                         Some(owner_resource) => self
                             .store
                             .get(owner_resource, &key.namespace, name)
-                            .is_none_or(|o| o.pointer("/metadata/uid").and_then(Value::as_str) != Some(owner_uid)),
+                            .is_none_or(|o| {
+                                o.pointer("/metadata/uid").and_then(Value::as_str)
+                                    != Some(owner_uid)
+                            }),
                         // An owner of a kind the server does not know
                         // cannot be checked: it is presumed alive.
                         None => false,
@@ -296,12 +378,17 @@ impl World {
             let mut orphans = Vec::new();
             for r in &all {
                 for o in self.store.list(r, None) {
-                    let Some(owners) = o.pointer("/metadata/ownerReferences").and_then(Value::as_array) else {
+                    let Some(owners) = o
+                        .pointer("/metadata/ownerReferences")
+                        .and_then(Value::as_array)
+                    else {
                         continue;
                     };
                     if !owners.is_empty()
                         && owners.iter().all(|ow| {
-                            !ow.get("uid").and_then(Value::as_str).is_some_and(|u| live_uids.contains(u))
+                            !ow.get("uid")
+                                .and_then(Value::as_str)
+                                .is_some_and(|u| live_uids.contains(u))
                         })
                     {
                         let k = crate::store::ObjKey::of(o);
@@ -325,7 +412,10 @@ impl World {
 }
 
 fn uid_of(obj: &Value) -> String {
-    obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_string()
+    obj.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
 }
 
 fn strip_rv(obj: &Value) -> Value {
@@ -363,15 +453,23 @@ fn validate_name(resource: &Resource, name: &str) -> ApiResult<()> {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
         Err(ApiError::invalid(
             resource.kind,
             name,
-            format!("metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
+            format!(
+                "metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+            ),
         ))
     }
 }

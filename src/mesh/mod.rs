@@ -18,9 +18,9 @@ pub mod gateway_switch;
 pub mod gateways;
 pub mod injection;
 pub mod proxy;
+pub mod relabel;
 pub mod restart;
 pub mod rollout;
-pub mod relabel;
 pub mod status;
 pub mod workloads;
 
