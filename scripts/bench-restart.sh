@@ -18,7 +18,7 @@
 #   the new proxy when the run started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-target/bench-restart.md}
+OUT=${OUT:-target/bench-restart.md}  # bench/restart-sidecars.md holds the committed figures
 command -v kubectl >/dev/null || { echo "bench-restart: kubectl is not on PATH" >&2; exit 1; }
 cargo build --release -p kubectl-mesh-upgrade --bin kubectl-mesh_upgrade
 cargo build --release -p mesh-sim --example restart_bench
