@@ -22,9 +22,10 @@
 #   archive is not in dist/ are left out (--all: an error instead).
 #
 # Targets (--target; default: the host). Each is built with
-# `cargo build --release --locked --target <triple>` on a runner of that
-# platform, which is how the release workflow is meant to run it; a cross build
-# needs that target's standard library (rustup target add) and linker:
+# `cargo build --release --locked --target <triple>` (the host without
+# --target, into target/release) on a runner of that platform, which is how the
+# release workflow is meant to run it; a cross build needs that target's
+# standard library (rustup target add) and linker:
 #   x86_64-unknown-linux-gnu    linux/amd64     .tar.gz
 #   aarch64-unknown-linux-gnu   linux/arm64     .tar.gz
 #   x86_64-apple-darwin         darwin/amd64    .tar.gz
@@ -175,10 +176,19 @@ build_archive() {
         target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
             sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
         [ -n "$target_dir" ] || die "cargo metadata did not name the target directory"
-        echo "release: cargo build --release --locked --target $triple" >&2
-        (cd "$repo" && cargo build --release --locked --target "$triple" \
+        # The host target builds into target/release (shared with any other
+        # release build); another target into target/<triple>/release.
+        # (No arrays: macOS still ships bash 3.2, where an empty one trips set -u.)
+        local target_flag="" out_dir="$target_dir/release"
+        if [ "$triple" != "$host" ]; then
+            target_flag="--target $triple"
+            out_dir="$target_dir/$triple/release"
+        fi
+        echo "release: cargo build --release --locked $target_flag" >&2
+        # shellcheck disable=SC2086 # target_flag is empty or two words
+        (cd "$repo" && cargo build --release --locked $target_flag \
             -p kubectl-mesh-upgrade --bin kubectl-mesh_upgrade)
-        binary="$target_dir/$triple/release/kubectl-mesh_upgrade$exe"
+        binary="$out_dir/kubectl-mesh_upgrade$exe"
     fi
 
     # The binary must say the version the manifest will claim. Only a binary
