@@ -517,6 +517,51 @@ fn a_forbidden_kind_is_named_with_the_user_and_the_scope() {
 }
 
 #[test]
+fn as_impersonates_another_user_with_that_users_rights() {
+    let sim = canary();
+    sim.add_user("auditor", Role::read_only());
+    // The admin kubeconfig, acting as the read-only auditor: reading works...
+    let run = plugin_on(&sim, &["status", "-A", "--as", "auditor"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    // ...a write is refused with the auditor named, and nothing changes.
+    sim.clear_requests();
+    let run = plugin_on(
+        &sim,
+        &[
+            "relabel", "-n", "shop", "--to", "1-22-3", "--yes", "--as", "auditor",
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.combined()
+            .contains("forbidden: cannot patch namespaces/shop")
+            && run.combined().contains("as auditor"),
+        "{run:#?}"
+    );
+    let requests = sim.requests();
+    assert!(
+        requests.iter().all(|r| r.user == "auditor"),
+        "{requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.is_write())
+            .all(|r| r.status == 403),
+        "{requests:#?}"
+    );
+    // The real kubectl's --as goes through the same door.
+    let run = Env::new()
+        .kubeconfig(sim.kubeconfig_path())
+        .run(KUBECTL, &["--as", "auditor", "label", "ns", "shop", "x=y"]);
+    assert_ne!(run.code, 0, "{run:#?}");
+    assert!(
+        run.stderr.contains("User \"auditor\" cannot patch"),
+        "{run:#?}"
+    );
+}
+
+#[test]
 fn forbidden_disruption_budgets_still_show_the_rest_with_a_warning() {
     let sim = canary();
     let kubeconfig = sim.add_user("no-pdbs", reader_without(&["poddisruptionbudgets"]));

@@ -259,9 +259,22 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Bod
                 .map(String::as_str),
         )
         .cloned();
-    let response = match &user {
-        None => error_response(&ApiError::unauthorized()),
-        Some(user) => dispatch(&shared, user, &incoming).await,
+    // `kubectl --as` / the plugin's `--as` send Impersonate-User; the request
+    // then runs with the impersonated user's rights, as on a real cluster.
+    let impersonate = header(hyper::header::HeaderName::from_static("impersonate-user"));
+    let user: Result<Option<User>, ApiError> = match user {
+        Some(actor) if !impersonate.is_empty() => shared
+            .users
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .impersonate(&actor, &impersonate)
+            .map(Some),
+        other => Ok(other),
+    };
+    let (response, user) = match user {
+        Err(refused) => (error_response(&refused), None),
+        Ok(None) => (error_response(&ApiError::unauthorized()), None),
+        Ok(Some(user)) => (dispatch(&shared, &user, &incoming).await, Some(user)),
     };
     lock(&shared.log).push(RequestRecord {
         method: parts.method.to_string(),
