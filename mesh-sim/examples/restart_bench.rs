@@ -4,10 +4,10 @@
 //!
 //! ```text
 //! cargo run --release -p mesh-sim --example restart_bench -- \
-//!     --plugin target/release/kubectl-mesh_upgrade --loop scripts/seed-restart-loop.sh \
+//!     --plugin target/release/kubectl-mesh_upgrade --loop mesh-sim/bench/seed-restart-loop.sh \
 //!     [--stale 200] [--up-to-date 50] [--replicas 3] [--out FILE]
 //! ```
-//! (`scripts/bench-restart.sh` builds both and runs this.)
+//! (`mesh-sim/bench/restart.sh` builds both and runs this.)
 //!
 //! The cluster comes from the generator: `stale + up-to-date` three-replica
 //! Deployments in namespaces of 50 (`restart-001`, ...), every namespace
@@ -48,7 +48,7 @@ struct Args {
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         plugin: PathBuf::from("target/release/kubectl-mesh_upgrade"),
-        loop_script: PathBuf::from("scripts/seed-restart-loop.sh"),
+        loop_script: PathBuf::from("mesh-sim/bench/seed-restart-loop.sh"),
         stale: 200,
         up_to_date: 50,
         replicas: 3,
