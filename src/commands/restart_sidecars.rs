@@ -151,6 +151,8 @@ async fn execute(
         confirm::decide_interactively(&args.write, plan.actions.len(), &plan.question())?;
     match decision {
         Decision::PlanOnly => {
+            output
+                .note("Dry run: nothing was changed. Run again without --dry-run to restart them.");
             super::log_request_summary(api);
             return Ok(ExitCode::Success);
         }
@@ -226,6 +228,15 @@ fn conclude(report: &RestartReport, interrupted: bool) -> anyhow::Result<ExitCod
             if failed.len() == 1 { "" } else { "s" },
             failed.join(", ")
         );
+        if report
+            .results
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Failed | Outcome::TimedOut))
+        {
+            sentence.push_str(
+                "; a stuck rollout keeps its old pods serving until fixed or undone (kubectl rollout undo)",
+            );
+        }
         if not_started > 0 {
             sentence.push_str(&format!(
                 "; {not_started} workload{} never started (run the same command again once fixed)",
@@ -368,13 +379,16 @@ async fn restart_all(
                     Ok((_, (index, result))) => {
                         if matches!(result.outcome, Outcome::Failed | Outcome::TimedOut) && !stopping {
                             stopping = true;
+                            let waiting = match in_flight.len() {
+                                0 => String::new(),
+                                n => format!("; waiting for the {n} in flight"),
+                            };
                             progress.note(&format!(
-                                "{}/{}/{} {}: starting no more restarts; waiting for the {} in flight",
+                                "{}/{}/{} {}: starting no more restarts{waiting}",
                                 result.namespace,
                                 result.kind.resource(),
                                 result.name,
                                 result.outcome.as_str(),
-                                in_flight.len()
                             ));
                         }
                         results[index] = Some(result);

@@ -379,6 +379,23 @@ pub fn plan(
         }));
     }
 
+    // Stale pods under a rollout that is still going (or stuck) are not
+    // restarted again, but the reader should know they are there.
+    if options.targets.is_empty() {
+        for w in candidates
+            .iter()
+            .filter(|w| w.state == WorkloadState::Rolling && w.pods.iter().any(|p| p.stale))
+        {
+            skipped.push(SkippedWorkload {
+                namespace: w.namespace.clone(),
+                kind: w.kind,
+                name: w.name.clone(),
+                reason: w.state.as_str().to_string(),
+                note: not_picked_note(w),
+            });
+        }
+    }
+
     let mut not_ready: Vec<NotReadyRevision> = Vec::new();
     for (action, w) in actions
         .iter()
@@ -506,6 +523,11 @@ fn not_picked_note(w: &Workload) -> String {
             "up to date: its pods run what a new pod would get; pass --all to restart it anyway"
                 .to_string()
         }
+        WorkloadState::Rolling if w.risks.contains(&Risk::RolloutStuck) => format!(
+            "its last rollout is stuck (ProgressDeadlineExceeded): fix it or `kubectl rollout undo {} -n {}`, then run this again",
+            w.reference(),
+            w.namespace
+        ),
         WorkloadState::Rolling => format!(
             "a rollout is in progress ({}): wait for it, then run this again",
             w.rollout_in_progress.as_deref().unwrap_or("not finished")
@@ -820,8 +842,10 @@ fn risk_text(risks: &[Risk]) -> String {
 /// what needs a hand. Pure; no colour.
 pub fn plan_text(plan: &RestartPlan) -> String {
     let mut out = String::new();
-    if plan.actions.is_empty() {
+    if plan.actions.is_empty() && plan.skipped.is_empty() {
         out.push_str("Nothing to restart: no workload in the selection runs a stale proxy.\n");
+    } else if plan.actions.is_empty() {
+        out.push_str("Nothing to restart.\n");
     } else {
         let n = plan.actions.len();
         out.push_str(&wrap(
@@ -846,7 +870,12 @@ pub fn plan_text(plan: &RestartPlan) -> String {
         for a in &plan.actions {
             let mut workload = a.reference();
             if let RestartMethod::DeletePods { pods } = &a.method {
-                let _ = write!(workload, " (delete {})", pods.join(", "));
+                let _ = write!(
+                    workload,
+                    " (delete {} pod{})",
+                    pods.len(),
+                    plural(pods.len())
+                );
             }
             t.add_row(vec![
                 a.namespace.clone(),
@@ -1197,6 +1226,22 @@ mod tests {
                 .note
                 .contains("kubectl rollout resume deployment/payments -n pay")
         );
+    }
+
+    #[test]
+    fn stale_pods_under_a_rollout_in_progress_are_listed_not_restarted() {
+        let plan = plan_of(
+            cluster().workload(
+                WorkloadFixture::deployment("pay", "payments")
+                    .updated(1)
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            ),
+            &RestartOptions::default(),
+        );
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert_eq!(plan.skipped.len(), 1);
+        assert_eq!(plan.skipped[0].reason, "rolling");
+        assert!(plan.skipped[0].note.starts_with("a rollout is in progress"));
     }
 
     #[test]
