@@ -850,3 +850,67 @@ fn no_wait_patches_and_returns_without_watching() {
     sim.settle();
     assert_all_run(&sim, "shop", "1.22.3");
 }
+
+#[test]
+fn a_second_interrupt_stops_waiting_and_says_so() {
+    let sim = sim_with(&[SHOP_TO_CANARY]);
+    // catalog's new pods never become Ready and its deadline is far away:
+    // only Ctrl-C ends the wait.
+    kubectl(
+        &sim,
+        &[
+            "patch",
+            "deployment/catalog",
+            "-n",
+            "shop",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"annotations":{"mesh-sim.io/never-ready":"true"}}}"#,
+        ],
+    );
+    sim.settle();
+    sim.clear_requests();
+    let env = Env::new().kubeconfig(sim.kubeconfig_path());
+    let child = env
+        .command(
+            super::PLUGIN,
+            &[
+                "restart-sidecars",
+                "-n",
+                "shop",
+                "--yes",
+                "--timeout",
+                "10m",
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the plugin starts");
+    let started = Instant::now();
+    while patched(&sim).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no restart started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(300));
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+    let output = child.wait_with_output().expect("the plugin ends");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    assert!(stdout.contains("3 never started"), "{stdout}");
+    assert!(stderr.contains("no longer waiting"), "{stderr}");
+    assert_eq!(patched(&sim), ["shop/deployments/catalog"]);
+}
