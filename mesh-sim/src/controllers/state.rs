@@ -326,6 +326,7 @@ impl ControllerState {
     fn note(&mut self, resource: &'static Resource, event: EventType, obj: &Value) {
         let key = ObjKey::of(obj);
         let deleted = event == EventType::Deleted;
+        let in_istio_namespace = key.namespace == crate::inject::ISTIO_NAMESPACE;
         let owner = if deleted {
             None
         } else {
@@ -389,16 +390,26 @@ impl ControllerState {
                 self.dirty.namespaces.insert(key.name);
             }
             "Node" => self.dirty.all_daemonsets = true,
-            "MutatingWebhookConfiguration" => {
-                // A webhook that failed pod creation may now let it through:
-                // workloads waiting on a retry try again at once.
-                let waiting: Vec<Target> = self.create_backoff.keys().cloned().collect();
-                for target in waiting {
-                    self.create_backoff.remove(&target);
-                    self.dirty.mark(target);
-                }
-            }
+            "MutatingWebhookConfiguration" => self.retry_failed_creations(),
             _ => {}
+        }
+        // The injector webhooks are served from istio-system: a change there
+        // (istiod becoming Ready, its Service appearing) may let a refused
+        // pod creation through.
+        if in_istio_namespace && matches!(resource.kind, "Pod" | "Service") {
+            self.retry_failed_creations();
+        }
+    }
+
+    /// Workloads waiting to retry a refused pod creation try again at once.
+    fn retry_failed_creations(&mut self) {
+        if self.create_backoff.is_empty() {
+            return;
+        }
+        let waiting: Vec<Target> = self.create_backoff.keys().cloned().collect();
+        for target in waiting {
+            self.create_backoff.remove(&target);
+            self.dirty.mark(target);
         }
     }
 

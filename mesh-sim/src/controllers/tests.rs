@@ -1684,3 +1684,48 @@ fn compiled_selectors_agree_with_the_selectors_module() {
         }
     }
 }
+
+#[test]
+fn a_change_in_istio_system_retries_refused_pod_creations_without_waiting_for_the_backoff() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    namespace(&mut w, "istio-system");
+    create(
+        &mut w,
+        kinds::mutating_webhooks(),
+        json!({
+            "metadata": {"name": "injector"},
+            "webhooks": [{
+                "name": "namespace.sidecar-injector.istio.io",
+                "failurePolicy": "Fail",
+                "clientConfig": {"service": {"name": "other", "namespace": "istio-system", "path": "/inject"}},
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+            }],
+        }),
+    );
+    create(
+        &mut w,
+        kinds::deployments(),
+        deployment("web", 1, json!(null)),
+    );
+    reconcile(&mut w);
+    assert!(pods_in(&w, "shop").is_empty());
+    // Something changes in istio-system: the workload retries before its
+    // backoff ends (here the webhook still fails, so it stays refused).
+    let rv = w.store.resource_version();
+    create(
+        &mut w,
+        kinds::services(),
+        json!({"metadata": {"name": "unrelated", "namespace": "istio-system"}, "spec": {}}),
+    );
+    reconcile(&mut w);
+    let events: Vec<Obj> = w
+        .store
+        .list(kinds::events(), Some("shop"))
+        .filter(|e| e["reason"] == "FailedCreate")
+        .cloned()
+        .collect();
+    // Creating the Service and allocating its ClusterIP: two changes, two retries.
+    assert!(events[0]["count"].as_i64().unwrap() >= 2, "retried at once");
+    assert!(w.store.resource_version() > rv);
+}
