@@ -5,7 +5,7 @@
 # replicas. Prints a table and writes it to $OUT (default
 # target/bench-restart.md). Needs kubectl on PATH.
 #
-#   scripts/bench-restart.sh [--stale N] [--up-to-date N] [--replicas R]
+#   mesh-sim/bench/restart.sh [--stale N] [--up-to-date N] [--replicas R]
 #
 # What is measured and how (see mesh-sim/examples/restart_bench.rs):
 # - wall time: from the start until every pod runs the new proxy; the loop
@@ -17,14 +17,14 @@
 # - restarted needlessly: Deployments patched although every pod already ran
 #   the new proxy when the run started.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-target/bench-restart.md}  # bench/restart-sidecars.md holds the committed figures
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-target/bench-restart.md}  # mesh-sim/bench/restart.md holds the committed figures
 command -v kubectl >/dev/null || { echo "bench-restart: kubectl is not on PATH" >&2; exit 1; }
 cargo build --release -p kubectl-mesh-upgrade --bin kubectl-mesh_upgrade
 cargo build --release -p mesh-sim --example restart_bench
 mkdir -p "$(dirname "$OUT")"
 target/release/examples/restart_bench \
     --plugin target/release/kubectl-mesh_upgrade \
-    --loop scripts/seed-restart-loop.sh \
+    --loop mesh-sim/bench/seed-restart-loop.sh \
     --out "$OUT" "$@"
 echo "written to $OUT"

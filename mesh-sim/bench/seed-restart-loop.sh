@@ -3,7 +3,7 @@
 # seeds (an Istio upgrade guide), kept as written apart from this comment.
 # It toggles terminationGracePeriodSeconds on every Deployment of a namespace
 # so each one rolls, stale or not, and waits for nothing.
-# Usage: seed-restart-loop.sh NAMESPACE   (scripts/bench-restart.sh runs it)
+# Usage: seed-restart-loop.sh NAMESPACE   (mesh-sim/bench/restart.sh runs it)
 NAMESPACE=$1
      DEPLOYMENT_LIST=$(kubectl -n $NAMESPACE get deployment -o jsonpath='{.items[*].metadata.name}')
      echo "Refreshing pods in all Deployments: $DEPLOYMENT_LIST"

@@ -2,8 +2,8 @@
 # Benchmark `kubectl mesh-upgrade status -A -o json` against
 # `kubectl get pods -A -o json` on the same generated mesh-sim cluster.
 #
-#   bench/status.sh                 # 50,000 pods, 5 runs of each
-#   PODS=5000 RUNS=3 bench/status.sh
+#   mesh-sim/bench/status.sh                 # 50,000 pods, 5 runs of each
+#   PODS=5000 RUNS=3 mesh-sim/bench/status.sh
 #
 # Both commands go through the real kubectl (the plugin via kubectl's plugin
 # discovery), write to /dev/null, and are timed by GNU time. Prints the median
@@ -16,12 +16,13 @@ RUNS="${RUNS:-5}"
 KUBECTL="${KUBECTL:-/usr/bin/kubectl}"
 TIME=/usr/bin/time
 
-cd "$(dirname "$0")/.."
-[ -x "$KUBECTL" ] || { echo "bench/status.sh: kubectl not found at $KUBECTL" >&2; exit 1; }
-[ -x "$TIME" ] || { echo "bench/status.sh: GNU time not found at $TIME" >&2; exit 1; }
+cd "$(dirname "$0")/../.."
+[ -x "$KUBECTL" ] || { echo "mesh-sim/bench/status.sh: kubectl not found at $KUBECTL" >&2; exit 1; }
+[ -x "$TIME" ] || { echo "mesh-sim/bench/status.sh: GNU time not found at $TIME" >&2; exit 1; }
 
 echo "building (release)..." >&2
-cargo build --quiet --release --bin kubectl-mesh_upgrade --example generated_cluster
+cargo build --quiet --release -p kubectl-mesh-upgrade --bin kubectl-mesh_upgrade
+cargo build --quiet --release -p mesh-sim --example generated_cluster
 
 work="$(mktemp -d)"
 mkdir -p "$work/bin"
@@ -40,7 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 read -r ready <&"${SIM[0]}"
-[ "$ready" = "ready" ] || { echo "bench/status.sh: the simulator did not start" >&2; exit 1; }
+[ "$ready" = "ready" ] || { echo "mesh-sim/bench/status.sh: the simulator did not start" >&2; exit 1; }
 echo "cluster ready in $(( $(date +%s) - started ))s" >&2
 
 export KUBECONFIG="$work/kubeconfig"

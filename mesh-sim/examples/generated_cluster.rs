@@ -1,7 +1,7 @@
 //! Serve a generated cluster of about N pods for the benchmarks.
 //!
 //! ```text
-//! cargo run --release --example generated_cluster -- <pods> <kubeconfig-path>
+//! cargo run --release -p mesh-sim --example generated_cluster -- <pods> <kubeconfig-path>
 //! ```
 //!
 //! Prints `ready` on stdout once the cluster has settled, then serves until
