@@ -1729,3 +1729,55 @@ fn a_change_in_istio_system_retries_refused_pod_creations_without_waiting_for_th
     assert!(events[0]["count"].as_i64().unwrap() >= 2, "retried at once");
     assert!(w.store.resource_version() > rv);
 }
+
+#[test]
+fn undoing_a_daemonset_applies_its_old_revision_and_renumbers_it() {
+    let mut w = world();
+    namespace(&mut w, "shop");
+    create(&mut w, kinds::daemonsets(), daemonset("agent", json!(null)));
+    assert!(settle(&mut w));
+    let first_hash = util::label(&pods_in(&w, "shop")[0], "controller-revision-hash")
+        .unwrap()
+        .to_string();
+    set_image(&mut w, kinds::daemonsets(), "agent", "example.com/agent:2");
+    assert!(settle(&mut w));
+
+    // What `kubectl rollout undo daemonset/agent` does: the previous
+    // revision's data applied as a strategic merge patch.
+    let old = get(
+        &w,
+        kinds::controllerrevisions(),
+        "shop",
+        &format!("agent-{first_hash}"),
+    );
+    let current = get(&w, kinds::daemonsets(), "shop", "agent");
+    let patched =
+        crate::patch::strategic_merge(&current, &old["data"], "DaemonSet").expect("patch applies");
+    w.update(kinds::daemonsets(), patched, &WriteOptions::default())
+        .unwrap();
+    assert!(settle(&mut w));
+
+    assert!(
+        pods_in(&w, "shop")
+            .iter()
+            .all(|p| p["spec"]["containers"][0]["image"] == "example.com/agent:1")
+    );
+    assert!(
+        pods_in(&w, "shop")
+            .iter()
+            .all(|p| util::label(p, "controller-revision-hash") == Some(first_hash.as_str()))
+    );
+    let old = get(
+        &w,
+        kinds::controllerrevisions(),
+        "shop",
+        &format!("agent-{first_hash}"),
+    );
+    assert_eq!(old["revision"], 3);
+    assert!(daemonset_rollout_complete(&get(
+        &w,
+        kinds::daemonsets(),
+        "shop",
+        "agent"
+    )));
+}
