@@ -427,6 +427,9 @@ impl<'w> Builder<'w> {
             .as_str()
             .unwrap_or("")
             .to_string();
+        // Defaulted first, so the hash is the one the controllers compute
+        // from the stored (defaulted) template.
+        apply_defaults(crate::resources::kinds::deployments(), &mut deployment);
         let template = deployment["spec"]["template"].clone();
         let hash = pod_template_hash(&template);
         let rs_name = format!("{name}-{hash}");
@@ -498,6 +501,9 @@ impl<'w> Builder<'w> {
             .as_str()
             .unwrap_or("")
             .to_string();
+        // Defaulted first, so the hash is the one the controllers compute
+        // from the stored (defaulted) template.
+        apply_defaults(crate::resources::kinds::statefulsets(), &mut statefulset);
         let template = statefulset["spec"]["template"].clone();
         let hash = pod_template_hash(&template);
         let revision = format!("{name}-{hash}");
@@ -533,6 +539,9 @@ impl<'w> Builder<'w> {
     /// A DaemonSet, its ControllerRevision and one Ready pod per node.
     fn daemonset(&mut self, mut daemonset: Value, injection: &Injection) -> anyhow::Result<()> {
         let nodes = self.nodes.len() as u64;
+        // Defaulted first, so the hash is the one the controllers compute
+        // from the stored (defaulted) template.
+        apply_defaults(crate::resources::kinds::daemonsets(), &mut daemonset);
         let template = daemonset["spec"]["template"].clone();
         let name = daemonset["metadata"]["name"]
             .as_str()

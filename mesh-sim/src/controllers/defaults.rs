@@ -15,6 +15,19 @@ pub fn apply_defaults(resource: &Resource, obj: &mut Value) {
         return;
     };
     match resource.kind {
+        "Pod" => pod_spec_defaults(spec),
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" => {
+            if let Some(pod_spec) = spec
+                .get_mut("template")
+                .and_then(|t| t.get_mut("spec"))
+                .and_then(Value::as_object_mut)
+            {
+                pod_spec_defaults(pod_spec);
+            }
+        }
+        _ => {}
+    }
+    match resource.kind {
         "Deployment" => {
             default(spec, "replicas", json!(1));
             default(spec, "revisionHistoryLimit", json!(10));
@@ -98,6 +111,15 @@ pub fn apply_defaults(resource: &Resource, obj: &mut Value) {
     }
 }
 
+/// Pod spec defaults (`pkg/apis/core/v1/defaults.go`), in pods and pod
+/// templates alike. Scripts read them back: the seeds' restart loop toggles
+/// `terminationGracePeriodSeconds` between 30 and 31 and expects 30 at first.
+fn pod_spec_defaults(spec: &mut Map<String, Value>) {
+    default(spec, "terminationGracePeriodSeconds", json!(30));
+    default(spec, "dnsPolicy", json!("ClusterFirst"));
+    default(spec, "schedulerName", json!("default-scheduler"));
+}
+
 /// Sets `key` to `value` when it is absent or null.
 fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
     let entry = map.entry(key).or_insert(Value::Null);
@@ -171,6 +193,21 @@ mod tests {
         );
         let queue = defaulted(kinds::jobs(), json!({"parallelism": 3}));
         assert_eq!(queue.get("completions"), None);
+    }
+
+    #[test]
+    fn pod_templates_get_a_thirty_second_grace_period_unless_they_set_one() {
+        let deployment = json!({"spec": {"template": {"spec": {"containers": []}}}});
+        let mut obj = deployment.clone();
+        apply_defaults(kinds::deployments(), &mut obj);
+        assert_eq!(
+            obj["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+            30
+        );
+        let mut pod = json!({"spec": {"terminationGracePeriodSeconds": 5}});
+        apply_defaults(kinds::pods(), &mut pod);
+        assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 5);
+        assert_eq!(pod["spec"]["dnsPolicy"], "ClusterFirst");
     }
 
     #[test]
