@@ -85,6 +85,27 @@ impl Output {
     pub fn note(&self, message: &str) {
         let _ = writeln!(std::io::stderr().lock(), "{message}");
     }
+
+    /// Show a writing verb's plan before anything is asked or written: the
+    /// text on stdout for a person; with `-o json|yaml` the text goes to
+    /// stderr and stdout keeps its one document, which for a client dry run
+    /// is the plan itself (nothing else will follow).
+    pub fn show_plan<T: Serialize>(
+        &self,
+        plan: &T,
+        text: &str,
+        client_dry_run: bool,
+    ) -> anyhow::Result<()> {
+        if !self.format.is_machine_readable() {
+            return self.print_text(text);
+        }
+        if client_dry_run {
+            self.print_document(plan)
+        } else {
+            self.note(text.trim_end());
+            Ok(())
+        }
+    }
 }
 
 /// Serialize `document` for a machine-readable format. Table formats are a

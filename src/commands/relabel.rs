@@ -65,13 +65,7 @@ pub async fn run(
 
     let machine = global.output.is_machine_readable();
     let client_dry_run = args.write.dry_run == DryRun::Client;
-    if machine && client_dry_run {
-        output.print_document(&plan)?;
-    } else if machine {
-        output.note(plan_text(&plan).trim_end());
-    } else {
-        output.print_text(&plan_text(&plan))?;
-    }
+    output.show_plan(&plan, &plan_text(&plan), client_dry_run)?;
 
     let needing_force = plan.needing_force();
     if !needing_force.is_empty() {

@@ -139,13 +139,7 @@ async fn execute(
 
     let machine = global.output.is_machine_readable();
     let client_dry_run = args.write.dry_run == DryRun::Client;
-    if machine && client_dry_run {
-        output.print_document(&plan)?;
-    } else if machine {
-        output.note(plan_text(&plan).trim_end());
-    } else {
-        output.print_text(&plan_text(&plan))?;
-    }
+    output.show_plan(&plan, &plan_text(&plan), client_dry_run)?;
 
     let decision =
         confirm::decide_interactively(&args.write, plan.actions.len(), &plan.question())?;
