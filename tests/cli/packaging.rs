@@ -707,9 +707,25 @@ fn cargo_install_puts_a_plugin_on_path_that_kubectl_runs() {
     let root = tempfile::tempdir().unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let started = Instant::now();
-    // The developer's own environment (toolchain, registry cache), offline,
-    // with the workspace's target directory so only what changed is built.
-    let output = Command::new(&cargo)
+    // A shell's environment (toolchain, registry cache), not the test's:
+    // cargo exports variables to tests that, passed on, would change the
+    // fingerprints of dependencies this build shares with `cargo test` and
+    // make each rebuild the other's. Offline, into the workspace's target
+    // directory, so only what changed is built.
+    let mut command = Command::new(&cargo);
+    command.env_clear();
+    for key in [
+        "HOME",
+        "PATH",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "RUSTUP_TOOLCHAIN",
+    ] {
+        if let Some(value) = std::env::var_os(key) {
+            command.env(key, value);
+        }
+    }
+    let output = command
         .args(["install", "--path"])
         .arg(repo())
         .args(["--root"])
