@@ -147,9 +147,6 @@ pub enum Error {
 
     #[error("interrupted")]
     Interrupted,
-
-    #[error("kubectl mesh-upgrade {verb} is not yet available in this version")]
-    NotYetAvailable { verb: &'static str },
 }
 
 impl Error {
@@ -173,8 +170,7 @@ impl Error {
             | Error::Forbidden { .. }
             | Error::NamespaceNotFound { .. }
             | Error::Conflict { .. }
-            | Error::DryRunWrite { .. }
-            | Error::NotYetAvailable { .. } => ExitCode::Failure,
+            | Error::DryRunWrite { .. } => ExitCode::Failure,
         }
     }
 }
