@@ -288,7 +288,7 @@ async fn read_namespaces(
         .await;
     let list_error = match listed {
         Ok(namespaces) => return Ok((namespaces, Vec::new())),
-        Err(err) if is_forbidden(&err) => err,
+        Err(err) if crate::error::is_forbidden(&err) => err,
         Err(err) => return Err(err),
     };
     let Scope::Namespaces(selected) = &options.scope else {
@@ -312,11 +312,6 @@ async fn read_namespaces(
     }
 }
 
-fn is_forbidden(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Forbidden { .. })))
-}
-
 /// Keep an optional kind's list, or record it as unreadable when forbidden.
 fn optional<T>(
     result: anyhow::Result<Vec<T>>,
@@ -327,7 +322,7 @@ fn optional<T>(
 ) -> anyhow::Result<Vec<T>> {
     match result {
         Ok(items) => Ok(items),
-        Err(err) if is_forbidden(&err) => {
+        Err(err) if crate::error::is_forbidden(&err) => {
             warnings.push(format!("{consequence} ({err:#})"));
             unreadable.push(Unreadable {
                 resource,

@@ -529,11 +529,6 @@ struct Job<'a> {
 /// Tries a write up to this many times when it keeps losing a conflict.
 const CONFLICT_RETRIES: u32 = 5;
 
-fn is_conflict(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Conflict { .. })))
-}
-
 /// Patch the template, then (unless told not to) wait on the shared watch
 /// until `check` says the rollout is complete, failed, or the deadline.
 async fn patch_and_wait<K>(
@@ -567,7 +562,7 @@ where
     let patched: K = loop {
         match api.patch::<K>(ns, &action.name, body).await {
             Ok(object) => break object,
-            Err(err) if is_conflict(&err) && attempt < CONFLICT_RETRIES => {
+            Err(err) if crate::error::is_conflict(&err) && attempt < CONFLICT_RETRIES => {
                 attempt += 1;
                 reporter.update("conflict: reading it again");
                 if let Err(err) = api.get::<K>(ns, &action.name).await {
