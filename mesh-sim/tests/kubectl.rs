@@ -396,6 +396,196 @@ fn create_from_a_file_stores_the_object_and_apply_updates_it() {
     );
 }
 
+/// The objects kubectl's typed `create` commands and `run` make, which
+/// kubectl sends as protobuf, stored as the JSON kubectl would get back.
+#[test]
+fn typed_create_commands_send_protobuf_that_is_stored_as_json() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let stored = |kind: &str, namespace: &str, name: &str| {
+        let resource = mesh_sim::resources::lookup_kind(
+            match kind {
+                "Deployment" => "apps/v1",
+                "Job" => "batch/v1",
+                "PodDisruptionBudget" => "policy/v1",
+                "Role" | "RoleBinding" => "rbac.authorization.k8s.io/v1",
+                _ => "v1",
+            },
+            kind,
+        )
+        .unwrap_or_else(|| panic!("{kind} is a known kind"));
+        cluster.object(resource, namespace, name)
+    };
+    for args in [
+        vec!["create", "namespace", "typed"],
+        vec![
+            "create",
+            "deployment",
+            "web",
+            "-n",
+            "typed",
+            "--image=nginx:1.27",
+            "--replicas=0",
+            "--port=8080",
+        ],
+        vec![
+            "create",
+            "configmap",
+            "settings",
+            "-n",
+            "typed",
+            "--from-literal=mode=blue",
+            "--from-literal=empty=",
+        ],
+        vec![
+            "create",
+            "secret",
+            "generic",
+            "token",
+            "-n",
+            "typed",
+            "--from-literal=key=s3cr3t",
+        ],
+        vec![
+            "run",
+            "shell",
+            "-n",
+            "typed",
+            "--image=busybox",
+            "--labels=app=shell",
+            "--env=A=1",
+            "--",
+            "sleep",
+            "3600",
+        ],
+        vec![
+            "create",
+            "service",
+            "clusterip",
+            "web",
+            "-n",
+            "typed",
+            "--tcp=80:8080",
+        ],
+        vec![
+            "create",
+            "job",
+            "once",
+            "-n",
+            "typed",
+            "--image=busybox",
+            "--",
+            "echo",
+            "hi",
+        ],
+        vec![
+            "create",
+            "poddisruptionbudget",
+            "web",
+            "-n",
+            "typed",
+            "--selector=app=web",
+            "--max-unavailable=0",
+        ],
+        vec![
+            "create",
+            "role",
+            "reader",
+            "-n",
+            "typed",
+            "--verb=get,list",
+            "--resource=pods",
+        ],
+        vec![
+            "create",
+            "rolebinding",
+            "readers",
+            "-n",
+            "typed",
+            "--role=reader",
+            "--user=jane",
+        ],
+        vec!["create", "serviceaccount", "robot", "-n", "typed"],
+    ] {
+        let out = cluster.kubectl(&args).ok();
+        assert!(out.contains("created"), "{args:?}: {out}");
+    }
+    assert!(
+        cluster
+            .sim
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.content_type.contains("protobuf")),
+        "kubectl sent protobuf"
+    );
+
+    let deployment = stored("Deployment", "typed", "web");
+    assert_eq!(
+        deployment["spec"]["replicas"], 0,
+        "a pointer's zero is kept"
+    );
+    assert_eq!(deployment["spec"]["selector"]["matchLabels"]["app"], "web");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "nginx:1.27");
+    assert_eq!(container["ports"][0]["containerPort"], 8080);
+    assert_eq!(container["resources"], serde_json::json!({}));
+    assert!(
+        container.get("workingDir").is_none() && container.get("stdin").is_none(),
+        "unset fields stay out: {container}"
+    );
+
+    let settings = stored("ConfigMap", "typed", "settings");
+    assert_eq!(
+        settings["data"],
+        serde_json::json!({"mode": "blue", "empty": ""})
+    );
+    assert_eq!(
+        stored("Secret", "typed", "token")["data"]["key"],
+        "czNjcjN0"
+    );
+
+    let pod = stored("Pod", "typed", "shell");
+    assert_eq!(pod["metadata"]["labels"]["app"], "shell");
+    let shell = &pod["spec"]["containers"][0];
+    assert_eq!(shell["args"], serde_json::json!(["sleep", "3600"]));
+    assert_eq!(
+        shell["env"],
+        serde_json::json!([{"name": "A", "value": "1"}])
+    );
+
+    let service = stored("Service", "typed", "web");
+    assert_eq!(service["spec"]["ports"][0]["port"], 80);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], 8080);
+    let job = stored("Job", "typed", "once");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["echo", "hi"])
+    );
+    let budget = stored("PodDisruptionBudget", "typed", "web");
+    assert_eq!(budget["spec"]["maxUnavailable"], 0, "an int-or-string zero");
+    let role = stored("Role", "typed", "reader");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}])
+    );
+    let binding = stored("RoleBinding", "typed", "readers");
+    assert_eq!(binding["roleRef"]["name"], "reader");
+    assert_eq!(binding["subjects"][0]["name"], "jane");
+
+    // Read back through kubectl, as a user would.
+    let out = cluster
+        .kubectl(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            "typed",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+        .ok();
+    assert_eq!(out, "nginx:1.27");
+}
+
 #[test]
 fn label_moves_a_namespace_from_istio_injection_to_a_revision() {
     let cluster = Cluster::with_manifests(SHOP);

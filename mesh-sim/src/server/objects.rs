@@ -245,14 +245,19 @@ fn body_object(request: &ApiRequest) -> ApiResult<Value> {
         .content_type
         .starts_with("application/vnd.kubernetes.protobuf")
     {
-        // kubectl's typed clients (`kubectl create deployment ...`) send
-        // protobuf; decoding it would need every type's schema.
-        let mut e = ApiError::unsupported_media_type(&request.content_type);
-        e.message = format!(
-            "mesh-sim accepts JSON and YAML request bodies, not {}: create objects from manifests (kubectl create -f) instead",
-            request.content_type
-        );
-        return Err(e);
+        // kubectl's typed clients (`kubectl create deployment ...`) send protobuf.
+        return super::proto::object_from_body(&request.body).map_err(|e| match e {
+            super::proto::DecodeError::Malformed(why) => ApiError::bad_request(format!(
+                "the body of the request could not be decoded: {why}"
+            )),
+            super::proto::DecodeError::Unsupported(what) => {
+                let mut e = ApiError::unsupported_media_type(&request.content_type);
+                e.message = format!(
+                    "mesh-sim cannot read {what}: send it as JSON or YAML instead (kubectl create -f or apply -f)"
+                );
+                e
+            }
+        });
     }
     let value: Value = if request.content_type.contains("yaml") {
         serde_yaml::from_slice(&request.body)
