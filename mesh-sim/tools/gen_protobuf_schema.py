@@ -14,20 +14,21 @@ Both crates are read from cargo's registry cache:
     python3 mesh-sim/tools/gen_protobuf_schema.py \
         ~/.cargo/registry/src/*/k8s-pb-0.8.0 \
         ~/.cargo/registry/src/*/k8s-openapi-0.29.0 > mesh-sim/src/server/proto/schema.rs
+    cargo fmt --all
 """
 import os
 import re
 import sys
 
 ROOTS = [
-    # (apiVersion, kind, k8s-pb module, message)
+    # (apiVersion, kind, k8s-pb module, message): the kinds mesh-sim serves
+    # that kubectl creates with typed clients.
     ("v1", "Namespace", "api::core::v1", "Namespace"),
     ("v1", "ConfigMap", "api::core::v1", "ConfigMap"),
     ("v1", "Secret", "api::core::v1", "Secret"),
     ("v1", "ServiceAccount", "api::core::v1", "ServiceAccount"),
     ("v1", "Pod", "api::core::v1", "Pod"),
     ("v1", "Service", "api::core::v1", "Service"),
-    ("v1", "ResourceQuota", "api::core::v1", "ResourceQuota"),
     ("apps/v1", "Deployment", "api::apps::v1", "Deployment"),
     ("apps/v1", "StatefulSet", "api::apps::v1", "StatefulSet"),
     ("apps/v1", "DaemonSet", "api::apps::v1", "DaemonSet"),
@@ -35,12 +36,12 @@ ROOTS = [
     ("batch/v1", "Job", "api::batch::v1", "Job"),
     ("policy/v1", "PodDisruptionBudget", "api::policy::v1", "PodDisruptionBudget"),
     ("policy/v1", "Eviction", "api::policy::v1", "Eviction"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", "api::authorization::v1", "SelfSubjectAccessReview"),
+    ("authentication.k8s.io/v1", "SelfSubjectReview", "api::authentication::v1", "SelfSubjectReview"),
     ("rbac.authorization.k8s.io/v1", "Role", "api::rbac::v1", "Role"),
     ("rbac.authorization.k8s.io/v1", "ClusterRole", "api::rbac::v1", "ClusterRole"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding", "api::rbac::v1", "RoleBinding"),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "api::rbac::v1", "ClusterRoleBinding"),
-    ("networking.k8s.io/v1", "Ingress", "api::networking::v1", "Ingress"),
-    ("scheduling.k8s.io/v1", "PriorityClass", "api::scheduling::v1", "PriorityClass"),
 ]
 
 # Messages whose JSON form is not an object.
@@ -108,6 +109,7 @@ def resolve(module, rust_type):
     path = inner.group(1) if inner else rust_type
     path = re.sub(r'^::prost::alloc::vec::Vec<\s*(.*)\s*>$', r'\1', path)
     path = re.sub(r'^::prost::alloc::boxed::Box<\s*(.*)\s*>$', r'\1', path)
+    path = path.strip().rstrip(",").strip()
     parts = [p for p in path.split("::") if p]
     base = module.split("::")
     while parts and parts[0] == "super":

@@ -377,12 +377,6 @@ impl<'a> Message<'a> {
         Some(Message { fields })
     }
 
-    /// The object inside a Kubernetes protobuf envelope.
-    pub fn unwrap_envelope(body: &'a [u8]) -> Option<Self> {
-        let unknown = Message::parse(body.strip_prefix(b"k8s\0")?)?;
-        Message::parse(unknown.bytes(2)?)
-    }
-
     /// The last value of a length-delimited field.
     pub fn bytes(&self, number: u64) -> Option<&'a [u8]> {
         self.fields.iter().rev().find_map(|(n, v)| match v {
@@ -419,19 +413,18 @@ mod tests {
     }
 
     #[test]
-    fn nested_strings_are_read_through_the_envelope() {
-        let inner = [field(2, b"patch"), field(5, b"deployments")].concat();
-        let object = field(2, &field(1, &inner));
-        let unknown = [field(1, b"\x0a\x02v1"), field(2, &object), vec![0x18, 0x01]].concat();
-        let body = [b"k8s\0".to_vec(), unknown].concat();
-        let obj = Message::unwrap_envelope(&body).expect("decodes");
-        let attrs = obj
-            .message(2)
-            .and_then(|spec| spec.message(1))
-            .expect("attributes");
-        assert_eq!(attrs.string(2), Some("patch"));
-        assert_eq!(attrs.string(5), Some("deployments"));
-        assert_eq!(attrs.string(7), None);
+    fn a_self_review_is_read_through_the_envelope() {
+        let attributes = [field(2, b"patch"), field(5, b"deployments")].concat();
+        let review = field(2, &field(1, &attributes));
+        let body = envelope(
+            "authorization.k8s.io/v1",
+            "SelfSubjectAccessReview",
+            &review,
+        );
+        assert_eq!(
+            object_from_body(&body).expect("decodes")["spec"],
+            json!({"resourceAttributes": {"verb": "patch", "resource": "deployments"}})
+        );
     }
 
     fn varint_field(number: u8, value: u64) -> Vec<u8> {
@@ -546,6 +539,6 @@ mod tests {
     #[test]
     fn truncated_bytes_are_rejected() {
         assert!(Message::parse(&[0x12, 0x05, b'a']).is_none());
-        assert!(Message::unwrap_envelope(b"{\"json\":true}").is_none());
+        assert!(object_from_body(b"{\"json\":true}").is_err());
     }
 }

@@ -11,7 +11,6 @@ use crate::auth::User;
 use crate::error::{ApiError, ApiResult};
 use crate::resources::Resource;
 
-use super::proto::Message;
 use super::route::ResourcePath;
 use super::{ApiRequest, Body, json_response};
 
@@ -72,34 +71,12 @@ pub fn handle(
 
 /// The review's spec from a protobuf body (kubectl's typed clients send one).
 fn spec_from_protobuf(body: &[u8]) -> ApiResult<Value> {
-    let undecodable =
-        || ApiError::bad_request("the protobuf body of the request could not be decoded");
-    let review = Message::unwrap_envelope(body).ok_or_else(undecodable)?;
-    let Some(spec) = review.message(2) else {
-        return Ok(json!({}));
-    };
-    let mut out = json!({});
-    if let Some(attrs) = spec.message(1) {
-        let names = [
-            "namespace",
-            "verb",
-            "group",
-            "version",
-            "resource",
-            "subresource",
-            "name",
-        ];
-        let mut map = serde_json::Map::new();
-        for (number, name) in (1u64..).zip(names) {
-            if let Some(value) = attrs.string(number) {
-                map.insert(name.to_string(), json!(value));
-            }
-        }
-        out["resourceAttributes"] = Value::Object(map);
-    } else if let Some(attrs) = spec.message(2) {
-        out["nonResourceAttributes"] = json!({"path": attrs.string(1), "verb": attrs.string(2)});
-    }
-    Ok(out)
+    let review = super::proto::object_from_body(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the protobuf body of the request could not be decoded: {e:?}"
+        ))
+    })?;
+    Ok(review.get("spec").cloned().unwrap_or_else(|| json!({})))
 }
 
 fn answer(review: &Resource, user: &User, request: &ApiRequest) -> ApiResult<Response<Body>> {

@@ -12,7 +12,6 @@ pub static KINDS: &[(&str, &str, &Schema)] = &[
     ("v1", "ServiceAccount", &API_CORE_V1_SERVICE_ACCOUNT),
     ("v1", "Pod", &API_CORE_V1_POD),
     ("v1", "Service", &API_CORE_V1_SERVICE),
-    ("v1", "ResourceQuota", &API_CORE_V1_RESOURCE_QUOTA),
     ("apps/v1", "Deployment", &API_APPS_V1_DEPLOYMENT),
     ("apps/v1", "StatefulSet", &API_APPS_V1_STATEFUL_SET),
     ("apps/v1", "DaemonSet", &API_APPS_V1_DAEMON_SET),
@@ -24,6 +23,16 @@ pub static KINDS: &[(&str, &str, &Schema)] = &[
         &API_POLICY_V1_POD_DISRUPTION_BUDGET,
     ),
     ("policy/v1", "Eviction", &API_POLICY_V1_EVICTION),
+    (
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        &API_AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW,
+    ),
+    (
+        "authentication.k8s.io/v1",
+        "SelfSubjectReview",
+        &API_AUTHENTICATION_V1_SELF_SUBJECT_REVIEW,
+    ),
     ("rbac.authorization.k8s.io/v1", "Role", &API_RBAC_V1_ROLE),
     (
         "rbac.authorization.k8s.io/v1",
@@ -39,16 +48,6 @@ pub static KINDS: &[(&str, &str, &Schema)] = &[
         "rbac.authorization.k8s.io/v1",
         "ClusterRoleBinding",
         &API_RBAC_V1_CLUSTER_ROLE_BINDING,
-    ),
-    (
-        "networking.k8s.io/v1",
-        "Ingress",
-        &API_NETWORKING_V1_INGRESS,
-    ),
-    (
-        "scheduling.k8s.io/v1",
-        "PriorityClass",
-        &API_SCHEDULING_V1_PRIORITY_CLASS,
     ),
 ];
 
@@ -861,6 +860,260 @@ pub static API_APPS_V1_STATEFUL_SET_UPDATE_STRATEGY: Schema = Schema {
             number: 2,
             json: "rollingUpdate",
             ty: Ty::Message(&API_APPS_V1_ROLLING_UPDATE_STATEFUL_SET_STRATEGY),
+            repeated: false,
+        },
+    ],
+};
+
+pub static API_AUTHENTICATION_V1_EXTRA_VALUE: Schema = Schema {
+    name: "authentication::v1::ExtraValue",
+    fields: &[Field {
+        number: 1,
+        json: "items",
+        ty: Ty::Str,
+        repeated: true,
+    }],
+};
+
+pub static API_AUTHENTICATION_V1_SELF_SUBJECT_REVIEW: Schema = Schema {
+    name: "authentication::v1::SelfSubjectReview",
+    fields: &[
+        Field {
+            number: 1,
+            json: "metadata",
+            ty: Ty::Message(&APIMACHINERY_PKG_APIS_META_V1_OBJECT_META),
+            repeated: false,
+        },
+        Field {
+            number: 2,
+            json: "status",
+            ty: Ty::Message(&API_AUTHENTICATION_V1_SELF_SUBJECT_REVIEW_STATUS),
+            repeated: false,
+        },
+    ],
+};
+
+pub static API_AUTHENTICATION_V1_SELF_SUBJECT_REVIEW_STATUS: Schema = Schema {
+    name: "authentication::v1::SelfSubjectReviewStatus",
+    fields: &[Field {
+        number: 1,
+        json: "userInfo",
+        ty: Ty::Message(&API_AUTHENTICATION_V1_USER_INFO),
+        repeated: false,
+    }],
+};
+
+pub static API_AUTHENTICATION_V1_USER_INFO: Schema = Schema {
+    name: "authentication::v1::UserInfo",
+    fields: &[
+        Field {
+            number: 1,
+            json: "username",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 2,
+            json: "uid",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 3,
+            json: "groups",
+            ty: Ty::Str,
+            repeated: true,
+        },
+        Field {
+            number: 4,
+            json: "extra",
+            ty: Ty::MessageMap(&API_AUTHENTICATION_V1_EXTRA_VALUE),
+            repeated: false,
+        },
+    ],
+};
+
+pub static API_AUTHORIZATION_V1_FIELD_SELECTOR_ATTRIBUTES: Schema = Schema {
+    name: "authorization::v1::FieldSelectorAttributes",
+    fields: &[
+        Field {
+            number: 1,
+            json: "rawSelector",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 2,
+            json: "requirements",
+            ty: Ty::Message(&APIMACHINERY_PKG_APIS_META_V1_FIELD_SELECTOR_REQUIREMENT),
+            repeated: true,
+        },
+    ],
+};
+
+pub static API_AUTHORIZATION_V1_LABEL_SELECTOR_ATTRIBUTES: Schema = Schema {
+    name: "authorization::v1::LabelSelectorAttributes",
+    fields: &[
+        Field {
+            number: 1,
+            json: "rawSelector",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 2,
+            json: "requirements",
+            ty: Ty::Message(&APIMACHINERY_PKG_APIS_META_V1_LABEL_SELECTOR_REQUIREMENT),
+            repeated: true,
+        },
+    ],
+};
+
+pub static API_AUTHORIZATION_V1_NON_RESOURCE_ATTRIBUTES: Schema = Schema {
+    name: "authorization::v1::NonResourceAttributes",
+    fields: &[
+        Field {
+            number: 1,
+            json: "path",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 2,
+            json: "verb",
+            ty: Ty::Str,
+            repeated: false,
+        },
+    ],
+};
+
+pub static API_AUTHORIZATION_V1_RESOURCE_ATTRIBUTES: Schema = Schema {
+    name: "authorization::v1::ResourceAttributes",
+    fields: &[
+        Field {
+            number: 1,
+            json: "namespace",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 2,
+            json: "verb",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 3,
+            json: "group",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 4,
+            json: "version",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 5,
+            json: "resource",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 6,
+            json: "subresource",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 7,
+            json: "name",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 8,
+            json: "fieldSelector",
+            ty: Ty::Message(&API_AUTHORIZATION_V1_FIELD_SELECTOR_ATTRIBUTES),
+            repeated: false,
+        },
+        Field {
+            number: 9,
+            json: "labelSelector",
+            ty: Ty::Message(&API_AUTHORIZATION_V1_LABEL_SELECTOR_ATTRIBUTES),
+            repeated: false,
+        },
+    ],
+};
+
+pub static API_AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW: Schema = Schema {
+    name: "authorization::v1::SelfSubjectAccessReview",
+    fields: &[
+        Field {
+            number: 1,
+            json: "metadata",
+            ty: Ty::Message(&APIMACHINERY_PKG_APIS_META_V1_OBJECT_META),
+            repeated: false,
+        },
+        Field {
+            number: 2,
+            json: "spec",
+            ty: Ty::Message(&API_AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW_SPEC),
+            repeated: false,
+        },
+        Field {
+            number: 3,
+            json: "status",
+            ty: Ty::Message(&API_AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_STATUS),
+            repeated: false,
+        },
+    ],
+};
+
+pub static API_AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW_SPEC: Schema = Schema {
+    name: "authorization::v1::SelfSubjectAccessReviewSpec",
+    fields: &[
+        Field {
+            number: 1,
+            json: "resourceAttributes",
+            ty: Ty::Message(&API_AUTHORIZATION_V1_RESOURCE_ATTRIBUTES),
+            repeated: false,
+        },
+        Field {
+            number: 2,
+            json: "nonResourceAttributes",
+            ty: Ty::Message(&API_AUTHORIZATION_V1_NON_RESOURCE_ATTRIBUTES),
+            repeated: false,
+        },
+    ],
+};
+
+pub static API_AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_STATUS: Schema = Schema {
+    name: "authorization::v1::SubjectAccessReviewStatus",
+    fields: &[
+        Field {
+            number: 1,
+            json: "allowed",
+            ty: Ty::Bool,
+            repeated: false,
+        },
+        Field {
+            number: 4,
+            json: "denied",
+            ty: Ty::Bool,
+            repeated: false,
+        },
+        Field {
+            number: 2,
+            json: "reason",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 3,
+            json: "evaluationError",
+            ty: Ty::Str,
             repeated: false,
         },
     ],
@@ -4492,72 +4745,6 @@ pub static API_CORE_V1_RESOURCE_HEALTH: Schema = Schema {
     ],
 };
 
-pub static API_CORE_V1_RESOURCE_QUOTA: Schema = Schema {
-    name: "core::v1::ResourceQuota",
-    fields: &[
-        Field {
-            number: 1,
-            json: "metadata",
-            ty: Ty::Message(&APIMACHINERY_PKG_APIS_META_V1_OBJECT_META),
-            repeated: false,
-        },
-        Field {
-            number: 2,
-            json: "spec",
-            ty: Ty::Message(&API_CORE_V1_RESOURCE_QUOTA_SPEC),
-            repeated: false,
-        },
-        Field {
-            number: 3,
-            json: "status",
-            ty: Ty::Message(&API_CORE_V1_RESOURCE_QUOTA_STATUS),
-            repeated: false,
-        },
-    ],
-};
-
-pub static API_CORE_V1_RESOURCE_QUOTA_SPEC: Schema = Schema {
-    name: "core::v1::ResourceQuotaSpec",
-    fields: &[
-        Field {
-            number: 1,
-            json: "hard",
-            ty: Ty::QuantityMap,
-            repeated: false,
-        },
-        Field {
-            number: 2,
-            json: "scopes",
-            ty: Ty::Str,
-            repeated: true,
-        },
-        Field {
-            number: 3,
-            json: "scopeSelector",
-            ty: Ty::Message(&API_CORE_V1_SCOPE_SELECTOR),
-            repeated: false,
-        },
-    ],
-};
-
-pub static API_CORE_V1_RESOURCE_QUOTA_STATUS: Schema = Schema {
-    name: "core::v1::ResourceQuotaStatus",
-    fields: &[
-        Field {
-            number: 1,
-            json: "hard",
-            ty: Ty::QuantityMap,
-            repeated: false,
-        },
-        Field {
-            number: 2,
-            json: "used",
-            ty: Ty::QuantityMap,
-            repeated: false,
-        },
-    ],
-};
-
 pub static API_CORE_V1_RESOURCE_REQUIREMENTS: Schema = Schema {
     name: "core::v1::ResourceRequirements",
     fields: &[
@@ -4662,40 +4849,6 @@ pub static API_CORE_V1_SCALE_IO_VOLUME_SOURCE: Schema = Schema {
             json: "readOnly",
             ty: Ty::Bool,
             repeated: false,
-        },
-    ],
-};
-
-pub static API_CORE_V1_SCOPE_SELECTOR: Schema = Schema {
-    name: "core::v1::ScopeSelector",
-    fields: &[Field {
-        number: 1,
-        json: "matchExpressions",
-        ty: Ty::Message(&API_CORE_V1_SCOPED_RESOURCE_SELECTOR_REQUIREMENT),
-        repeated: true,
-    }],
-};
-
-pub static API_CORE_V1_SCOPED_RESOURCE_SELECTOR_REQUIREMENT: Schema = Schema {
-    name: "core::v1::ScopedResourceSelectorRequirement",
-    fields: &[
-        Field {
-            number: 1,
-            json: "scopeName",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 2,
-            json: "operator",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 3,
-            json: "values",
-            ty: Ty::Str,
-            repeated: true,
         },
     ],
 };
@@ -5890,262 +6043,6 @@ pub static API_CORE_V1_WINDOWS_SECURITY_CONTEXT_OPTIONS: Schema = Schema {
     ],
 };
 
-pub static API_NETWORKING_V1_HTTP_INGRESS_PATH: Schema = Schema {
-    name: "networking::v1::HttpIngressPath",
-    fields: &[
-        Field {
-            number: 1,
-            json: "path",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 3,
-            json: "pathType",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 2,
-            json: "backend",
-            ty: Ty::Message(&API_NETWORKING_V1_INGRESS_BACKEND),
-            repeated: false,
-        },
-    ],
-};
-
-pub static API_NETWORKING_V1_HTTP_INGRESS_RULE_VALUE: Schema = Schema {
-    name: "networking::v1::HttpIngressRuleValue",
-    fields: &[Field {
-        number: 1,
-        json: "paths",
-        ty: Ty::Message(&API_NETWORKING_V1_HTTP_INGRESS_PATH),
-        repeated: true,
-    }],
-};
-
-pub static API_NETWORKING_V1_INGRESS: Schema = Schema {
-    name: "networking::v1::Ingress",
-    fields: &[
-        Field {
-            number: 1,
-            json: "metadata",
-            ty: Ty::Message(&APIMACHINERY_PKG_APIS_META_V1_OBJECT_META),
-            repeated: false,
-        },
-        Field {
-            number: 2,
-            json: "spec",
-            ty: Ty::Message(&API_NETWORKING_V1_INGRESS_SPEC),
-            repeated: false,
-        },
-        Field {
-            number: 3,
-            json: "status",
-            ty: Ty::Message(&API_NETWORKING_V1_INGRESS_STATUS),
-            repeated: false,
-        },
-    ],
-};
-
-pub static API_NETWORKING_V1_INGRESS_BACKEND: Schema = Schema {
-    name: "networking::v1::IngressBackend",
-    fields: &[
-        Field {
-            number: 4,
-            json: "service",
-            ty: Ty::Message(&API_NETWORKING_V1_INGRESS_SERVICE_BACKEND),
-            repeated: false,
-        },
-        Field {
-            number: 3,
-            json: "resource",
-            ty: Ty::Message(&API_CORE_V1_TYPED_LOCAL_OBJECT_REFERENCE),
-            repeated: false,
-        },
-    ],
-};
-
-pub static API_NETWORKING_V1_INGRESS_LOAD_BALANCER_INGRESS: Schema = Schema {
-    name: "networking::v1::IngressLoadBalancerIngress",
-    fields: &[
-        Field {
-            number: 1,
-            json: "ip",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 2,
-            json: "hostname",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 4,
-            json: "ports",
-            ty: Ty::Message(&API_NETWORKING_V1_INGRESS_PORT_STATUS),
-            repeated: true,
-        },
-    ],
-};
-
-pub static API_NETWORKING_V1_INGRESS_LOAD_BALANCER_STATUS: Schema = Schema {
-    name: "networking::v1::IngressLoadBalancerStatus",
-    fields: &[Field {
-        number: 1,
-        json: "ingress",
-        ty: Ty::Message(&API_NETWORKING_V1_INGRESS_LOAD_BALANCER_INGRESS),
-        repeated: true,
-    }],
-};
-
-pub static API_NETWORKING_V1_INGRESS_PORT_STATUS: Schema = Schema {
-    name: "networking::v1::IngressPortStatus",
-    fields: &[
-        Field {
-            number: 1,
-            json: "port",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
-            number: 2,
-            json: "protocol",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 3,
-            json: "error",
-            ty: Ty::Str,
-            repeated: false,
-        },
-    ],
-};
-
-pub static API_NETWORKING_V1_INGRESS_RULE: Schema = Schema {
-    name: "networking::v1::IngressRule",
-    fields: &[
-        Field {
-            number: 1,
-            json: "host",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 2,
-            json: "",
-            ty: Ty::Message(&API_NETWORKING_V1_INGRESS_RULE_VALUE),
-            repeated: false,
-        },
-    ],
-};
-
-pub static API_NETWORKING_V1_INGRESS_RULE_VALUE: Schema = Schema {
-    name: "networking::v1::IngressRuleValue",
-    fields: &[Field {
-        number: 1,
-        json: "http",
-        ty: Ty::Message(&API_NETWORKING_V1_HTTP_INGRESS_RULE_VALUE),
-        repeated: false,
-    }],
-};
-
-pub static API_NETWORKING_V1_INGRESS_SERVICE_BACKEND: Schema = Schema {
-    name: "networking::v1::IngressServiceBackend",
-    fields: &[
-        Field {
-            number: 1,
-            json: "name",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 2,
-            json: "port",
-            ty: Ty::Message(&API_NETWORKING_V1_SERVICE_BACKEND_PORT),
-            repeated: false,
-        },
-    ],
-};
-
-pub static API_NETWORKING_V1_INGRESS_SPEC: Schema = Schema {
-    name: "networking::v1::IngressSpec",
-    fields: &[
-        Field {
-            number: 4,
-            json: "ingressClassName",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 1,
-            json: "defaultBackend",
-            ty: Ty::Message(&API_NETWORKING_V1_INGRESS_BACKEND),
-            repeated: false,
-        },
-        Field {
-            number: 2,
-            json: "tls",
-            ty: Ty::Message(&API_NETWORKING_V1_INGRESS_TLS),
-            repeated: true,
-        },
-        Field {
-            number: 3,
-            json: "rules",
-            ty: Ty::Message(&API_NETWORKING_V1_INGRESS_RULE),
-            repeated: true,
-        },
-    ],
-};
-
-pub static API_NETWORKING_V1_INGRESS_STATUS: Schema = Schema {
-    name: "networking::v1::IngressStatus",
-    fields: &[Field {
-        number: 1,
-        json: "loadBalancer",
-        ty: Ty::Message(&API_NETWORKING_V1_INGRESS_LOAD_BALANCER_STATUS),
-        repeated: false,
-    }],
-};
-
-pub static API_NETWORKING_V1_INGRESS_TLS: Schema = Schema {
-    name: "networking::v1::IngressTls",
-    fields: &[
-        Field {
-            number: 1,
-            json: "hosts",
-            ty: Ty::Str,
-            repeated: true,
-        },
-        Field {
-            number: 2,
-            json: "secretName",
-            ty: Ty::Str,
-            repeated: false,
-        },
-    ],
-};
-
-pub static API_NETWORKING_V1_SERVICE_BACKEND_PORT: Schema = Schema {
-    name: "networking::v1::ServiceBackendPort",
-    fields: &[
-        Field {
-            number: 1,
-            json: "name",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 2,
-            json: "number",
-            ty: Ty::Int,
-            repeated: false,
-        },
-    ],
-};
-
 pub static API_POLICY_V1_EVICTION: Schema = Schema {
     name: "policy::v1::Eviction",
     fields: &[
@@ -6456,42 +6353,6 @@ pub static API_RBAC_V1_SUBJECT: Schema = Schema {
     ],
 };
 
-pub static API_SCHEDULING_V1_PRIORITY_CLASS: Schema = Schema {
-    name: "scheduling::v1::PriorityClass",
-    fields: &[
-        Field {
-            number: 1,
-            json: "metadata",
-            ty: Ty::Message(&APIMACHINERY_PKG_APIS_META_V1_OBJECT_META),
-            repeated: false,
-        },
-        Field {
-            number: 2,
-            json: "value",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
-            number: 3,
-            json: "globalDefault",
-            ty: Ty::Bool,
-            repeated: false,
-        },
-        Field {
-            number: 4,
-            json: "description",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 5,
-            json: "preemptionPolicy",
-            ty: Ty::Str,
-            repeated: false,
-        },
-    ],
-};
-
 pub static APIMACHINERY_PKG_APIS_META_V1_CONDITION: Schema = Schema {
     name: "apimachinery::pkg::apis::meta::v1::Condition",
     fields: &[
@@ -6572,6 +6433,30 @@ pub static APIMACHINERY_PKG_APIS_META_V1_DELETE_OPTIONS: Schema = Schema {
             json: "ignoreStoreReadErrorWithClusterBreakingPotential",
             ty: Ty::Bool,
             repeated: false,
+        },
+    ],
+};
+
+pub static APIMACHINERY_PKG_APIS_META_V1_FIELD_SELECTOR_REQUIREMENT: Schema = Schema {
+    name: "apimachinery::pkg::apis::meta::v1::FieldSelectorRequirement",
+    fields: &[
+        Field {
+            number: 1,
+            json: "key",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 2,
+            json: "operator",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 3,
+            json: "values",
+            ty: Ty::Str,
+            repeated: true,
         },
     ],
 };
