@@ -603,3 +603,118 @@ fn a_service_changed_after_it_was_read_is_not_overwritten() {
     );
     assert_eq!(selector(&sim), blue_selector());
 }
+
+/// Ctrl-C while the switch is being verified: the Service keeps the new
+/// selector (the switch itself was one write, and it landed), the exit is
+/// 130, and the message gives the command that goes back, which works.
+#[test]
+fn an_interrupt_while_verifying_leaves_the_switch_and_says_how_to_go_back() {
+    use std::io::BufRead;
+
+    let sim = canary();
+    let green = green_pods(&sim);
+    sim.clear_requests();
+    let mut child = Env::new()
+        .kubeconfig(sim.kubeconfig_path())
+        .command(
+            PLUGIN,
+            &[
+                "gateway-switch",
+                "-n",
+                NS,
+                "--service",
+                SVC,
+                "--to",
+                "1-22-3",
+                "--yes",
+                "--timeout",
+                "2m",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the plugin starts");
+    // Prechecks pass on the Ready green pods; then they stop being Ready, so
+    // the verification has to wait (up to the two minutes asked for).
+    let service_path = format!("/api/v1/namespaces/{NS}/services/{SVC}");
+    let started = Instant::now();
+    while !sim
+        .requests()
+        .iter()
+        .any(|r| r.method == "GET" && r.path == service_path)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the plugin never read the Service"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    hold_readiness(&sim, &green);
+
+    let (lines, seen) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = lines.send(line);
+        }
+        all
+    });
+    loop {
+        let line = seen
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the plugin says it is verifying the switch");
+        if line.starts_with("Patched Service") {
+            break;
+        }
+    }
+    // The verification is under way (it cannot end for two minutes).
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let status = child.wait().expect("the plugin ends");
+    let stderr = reader.join().expect("stderr is read");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "interrupted while verifying: Service istio-gateways/istio-ingressgateway selects istio=ingressgateway,version=1-22-3 now"
+        ),
+        "{stderr}"
+    );
+    let go_back = "kubectl mesh-upgrade gateway-switch -n istio-gateways --service istio-ingressgateway --rollback";
+    assert!(stderr.contains(go_back), "{stderr}");
+    assert_eq!(selector(&sim)["version"], "1-22-3");
+    assert!(
+        annotations(&sim).contains_key(RECORD),
+        "the rollback record is written"
+    );
+    assert_eq!(
+        writes(&sim).len(),
+        1,
+        "only the switch: {:#?}",
+        writes(&sim)
+    );
+
+    // The advertised way back, once the blue gateway is what serves again.
+    let run = switch(&sim, &["--service", SVC, "--rollback", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(selector(&sim), blue_selector());
+    assert_served_only_by(&sim, BLUE);
+}
