@@ -292,22 +292,9 @@ fn a_gateway_missing_a_target_port_is_refused() {
     assert_eq!(selector(&sim), blue_selector());
 }
 
-/// Run `gateway-switch --to 1-22-3 --yes` with its first PATCH of the
-/// Service held for two seconds by the sim (a latency fault), and call
-/// `meanwhile` as soon as the plugin has read the Service it is about to
-/// patch (that GET is its last read before the PATCH). Whatever `meanwhile`
-/// changes is therefore in place before the switch lands and after every
-/// precheck was made: deterministic, with two seconds to spare.
-fn switch_with_a_change_before_it_lands(sim: &Sim, timeout: &str, meanwhile: impl FnOnce()) -> Run {
-    let hold_the_patch = || {
-        FaultRule::on("patch", "services")
-            .name(SVC)
-            .latency(Duration::from_secs(2))
-            .next(1)
-    };
-    sim.set_faults(Faults::new().rule(hold_the_patch()));
-    sim.clear_requests();
-    let mut child = Env::new()
+/// `gateway-switch --to 1-22-3 --yes --timeout <timeout>`, running.
+fn spawn_switch(sim: &Sim, timeout: &str) -> std::process::Child {
+    Env::new()
         .kubeconfig(sim.kubeconfig_path())
         .command(
             PLUGIN,
@@ -327,7 +314,24 @@ fn switch_with_a_change_before_it_lands(sim: &Sim, timeout: &str, meanwhile: imp
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the plugin starts");
+        .expect("the plugin starts")
+}
+
+/// The sim answers the next PATCH of the Service two seconds late.
+fn hold_the_switch_for_two_seconds(sim: &Sim) {
+    sim.set_faults(
+        Faults::new().rule(
+            FaultRule::on("patch", "services")
+                .name(SVC)
+                .latency(Duration::from_secs(2))
+                .next(1),
+        ),
+    );
+}
+
+/// Returns once the plugin has read the Service it is about to patch (its
+/// last read before the PATCH: every precheck has been made).
+fn wait_until_the_service_is_read(sim: &Sim) {
     let service_path = format!("/api/v1/namespaces/{NS}/services/{SVC}");
     let started = Instant::now();
     while !sim
@@ -341,6 +345,19 @@ fn switch_with_a_change_before_it_lands(sim: &Sim, timeout: &str, meanwhile: imp
         );
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Run `gateway-switch --to 1-22-3 --yes` with its first PATCH of the
+/// Service held for two seconds by the sim (a latency fault), and call
+/// `meanwhile` as soon as the plugin has read the Service it is about to
+/// patch (that GET is its last read before the PATCH). Whatever `meanwhile`
+/// changes is therefore in place before the switch lands and after every
+/// precheck was made: deterministic, with two seconds to spare.
+fn switch_with_a_change_before_it_lands(sim: &Sim, timeout: &str, meanwhile: impl FnOnce()) -> Run {
+    hold_the_switch_for_two_seconds(sim);
+    sim.clear_requests();
+    let mut child = spawn_switch(sim, timeout);
+    wait_until_the_service_is_read(sim);
     meanwhile();
     let status = child.wait().expect("the plugin ends");
     let mut stdout = String::new();
@@ -613,43 +630,13 @@ fn an_interrupt_while_verifying_leaves_the_switch_and_says_how_to_go_back() {
 
     let sim = canary();
     let green = green_pods(&sim);
+    // Prechecks pass on the Ready green pods; then, while the sim holds the
+    // PATCH for two seconds, they stop being Ready, so the verification has
+    // to wait (up to the two minutes asked for).
+    hold_the_switch_for_two_seconds(&sim);
     sim.clear_requests();
-    let mut child = Env::new()
-        .kubeconfig(sim.kubeconfig_path())
-        .command(
-            PLUGIN,
-            &[
-                "gateway-switch",
-                "-n",
-                NS,
-                "--service",
-                SVC,
-                "--to",
-                "1-22-3",
-                "--yes",
-                "--timeout",
-                "2m",
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the plugin starts");
-    // Prechecks pass on the Ready green pods; then they stop being Ready, so
-    // the verification has to wait (up to the two minutes asked for).
-    let service_path = format!("/api/v1/namespaces/{NS}/services/{SVC}");
-    let started = Instant::now();
-    while !sim
-        .requests()
-        .iter()
-        .any(|r| r.method == "GET" && r.path == service_path)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the plugin never read the Service"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let mut child = spawn_switch(&sim, "2m");
+    wait_until_the_service_is_read(&sim);
     hold_readiness(&sim, &green);
 
     let (lines, seen) = std::sync::mpsc::channel();
