@@ -9,7 +9,9 @@
 //! (<https://no-color.org>). Rendering functions take a `color: bool` and are
 //! pure; this module decides the bool and does the writing.
 
+use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
+use std::rc::Rc;
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -17,13 +19,15 @@ use serde::Serialize;
 use crate::cli::OutputFormat;
 
 /// The output settings of one run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Output {
     pub format: OutputFormat,
     /// Colour on stdout.
     pub color_stdout: bool,
     /// Colour on stderr.
     pub color_stderr: bool,
+    /// Documents held back to be printed as one List (see [`Output::collecting`]).
+    held: Option<Rc<RefCell<Vec<serde_json::Value>>>>,
 }
 
 impl Output {
@@ -35,6 +39,7 @@ impl Output {
             format,
             color_stdout: allowed && std::io::stdout().is_terminal(),
             color_stderr: allowed && std::io::stderr().is_terminal(),
+            held: None,
         }
     }
 
@@ -44,6 +49,7 @@ impl Output {
             format,
             color_stdout: false,
             color_stderr: false,
+            held: None,
         }
     }
 
@@ -66,8 +72,44 @@ impl Output {
 
     /// Write `document` to stdout as JSON or YAML (per `-o`).
     pub fn print_document<T: Serialize>(&self, document: &T) -> anyhow::Result<()> {
+        if let Some(held) = &self.held {
+            let value = serde_json::to_value(document).context("writing JSON")?;
+            held.borrow_mut().push(value);
+            return Ok(());
+        }
         let text = render_document(document, self.format)?;
         self.print_text(&text)
+    }
+
+    /// An Output whose documents are held back until [`Output::print_held`]:
+    /// a run that chains two verbs (`relabel --restart`) still prints one
+    /// document on stdout, a `List` of both reports.
+    pub fn collecting(&self) -> Output {
+        Output {
+            held: Some(Rc::new(RefCell::new(Vec::new()))),
+            ..self.clone()
+        }
+    }
+
+    /// Print what was held back: nothing, the one document, or a `List`.
+    pub fn print_held(&self) -> anyhow::Result<()> {
+        let Some(held) = &self.held else {
+            return Ok(());
+        };
+        let items = std::mem::take(&mut *held.borrow_mut());
+        let printer = Output {
+            held: None,
+            ..self.clone()
+        };
+        match items.len() {
+            0 => Ok(()),
+            1 => printer.print_document(&items[0]),
+            _ => printer.print_document(&serde_json::json!({
+                "apiVersion": "mesh-upgrade/v1",
+                "kind": "List",
+                "items": items,
+            })),
+        }
     }
 
     /// A warning for the person reading: always on stderr.

@@ -23,7 +23,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 
 use crate::api::{ApiClient, ListScope, ListSelector, PatchBody, WriteMode};
-use crate::cli::{DryRun, GlobalArgs, OutputFormat, RelabelArgs, RestartSidecarsArgs, WriteArgs};
+use crate::cli::{DryRun, GlobalArgs, RelabelArgs, RestartSidecarsArgs, WriteArgs};
 use crate::confirm::{self, Decision};
 use crate::error::{Error, ExitCode, is_conflict, is_forbidden};
 use crate::mesh::control_plane::ControlPlane;
@@ -49,6 +49,24 @@ const CONCURRENT_PATCHES: usize = 8;
 
 /// Relabel (or restore) the selected namespaces.
 pub async fn run(
+    global: &GlobalArgs,
+    args: &RelabelArgs,
+    output: &Output,
+) -> anyhow::Result<ExitCode> {
+    if !(args.restart && global.output.is_machine_readable()) {
+        return relabel(global, args, output).await;
+    }
+    // With --restart, -o json|yaml still prints one document: a List of the
+    // relabel report and restart-sidecars' report (or the one that exists).
+    let collecting = output.collecting();
+    let result = relabel(global, args, &collecting).await;
+    let printed = collecting.print_held();
+    let code = result?;
+    printed?;
+    Ok(code)
+}
+
+async fn relabel(
     global: &GlobalArgs,
     args: &RelabelArgs,
     output: &Output,
@@ -470,11 +488,6 @@ async fn restart(
         "\n--restart: running pods keep their current proxy until restarted; restart-sidecars now restarts the stale workloads of {}",
         namespaces.join(", ")
     ));
-    if global.output == OutputFormat::Yaml {
-        // restart-sidecars prints its own document after the relabel report:
-        // JSON documents can follow each other, YAML ones need a separator.
-        output.print_text("---")?;
-    }
     super::restart_sidecars::restart_in_namespaces(
         api,
         &restart_global,

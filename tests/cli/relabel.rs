@@ -747,3 +747,67 @@ fn restart_leaves_every_injected_pod_of_the_moved_namespace_on_the_new_revision(
     }
     assert!(injected >= 4, "shop has injected pods: {pods:#?}");
 }
+
+#[test]
+fn restart_with_machine_output_prints_one_list_of_both_reports() {
+    let sim = canary();
+    let run = relabel(
+        &sim,
+        &[
+            "-n",
+            "shop",
+            "--to",
+            "1-22-3",
+            "--restart",
+            "--yes",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    let list = parse_json(&run);
+    assert_eq!(list["kind"], "List", "{list:#}");
+    let kinds: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items is a list")
+        .iter()
+        .filter_map(|item| item["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["RelabelReport", "RestartResult"], "{list:#}");
+
+    // YAML: one document too, not two separated by `---`.
+    let sim = canary();
+    let run = relabel(
+        &sim,
+        &[
+            "-n",
+            "shop",
+            "--to",
+            "1-22-3",
+            "--restart",
+            "--yes",
+            "-o",
+            "yaml",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    let list: Value = serde_yaml::from_str(&run.stdout).expect("stdout is one YAML document");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list:#}");
+
+    // A dry run plans no restart: its one document is the relabel plan.
+    let run = relabel(
+        &sim,
+        &[
+            "-n",
+            "cart",
+            "--to",
+            "1-22-3",
+            "--restart",
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(parse_json(&run)["kind"], "RelabelPlan", "{run:#?}");
+}
