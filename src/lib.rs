@@ -16,6 +16,7 @@ pub mod output;
 pub mod render;
 pub mod selector;
 pub mod snapshot;
+pub mod wrap;
 
 use cli::{Cli, Command};
 use error::ExitCode;

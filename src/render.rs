@@ -18,9 +18,12 @@ use crate::mesh::status::{
     GatewayServiceStatus, NamespaceStatus, StatusReport, UnreachablePodStatus, WorkloadStatus,
 };
 use crate::mesh::workloads::{ProxyGroup, Risk, WorkloadState};
+use crate::wrap::Wrap;
 
 /// The default width every table fits in.
 pub const TABLE_WIDTH: u16 = 100;
+/// How sentences wrap: at the tables' width.
+const WRAP: Wrap = Wrap::at(TABLE_WIDTH as usize);
 
 /// The whole `status` screen.
 pub fn status_table(report: &StatusReport, wide: bool, color: bool) -> String {
@@ -581,21 +584,14 @@ fn summary(report: &StatusReport, style: &Style) -> String {
             String::new()
         }
     );
-    for line in wrap(&counts_line, usize::from(TABLE_WIDTH)) {
-        let _ = writeln!(text, "{line}");
-    }
+    WRAP.push(&mut text, &counts_line, "");
     if !s.needs_attention {
         let _ = writeln!(text, "{}", style.paint("Nothing is stale or broken.", "32"));
     }
     if !s.next_steps.is_empty() {
         let _ = writeln!(text, "Next:");
         for step in &s.next_steps {
-            for (i, line) in wrap(&step.message, usize::from(TABLE_WIDTH) - 4)
-                .iter()
-                .enumerate()
-            {
-                let _ = writeln!(text, "{}{line}", if i == 0 { "  - " } else { "    " });
-            }
+            WRAP.push(&mut text, &format!("  - {}", step.message), "    ");
             if let Some(command) = &step.command {
                 // Commands stay on one line so they can be copied.
                 let _ = writeln!(text, "    {}", style.paint(command, "36"));
@@ -603,25 +599,6 @@ fn summary(report: &StatusReport, style: &Style) -> String {
         }
     }
     text
-}
-
-/// Greedy word wrap to `width` columns.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
 }
 
 #[cfg(test)]

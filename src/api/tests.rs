@@ -2,34 +2,13 @@
 //! retries, the dry-run guard, error sentences and kubeconfig loading.
 
 use std::convert::Infallible;
-use std::sync::Mutex;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use serde_json::json;
 
+use super::fake::{Reply, Requests, reply, replying, status_body};
 use super::*;
-
-/// What the fake server saw: method, path and query of each request.
-type Seen = Arc<Mutex<Vec<String>>>;
-
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-}
-
-fn reply(status: u16, body: Value) -> Reply {
-    Reply {
-        status,
-        headers: Vec::new(),
-        body: body.to_string(),
-    }
-}
-
-fn status_body(code: u16, reason: &str, message: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message})
-}
 
 fn fast_retries() -> RetryPolicy {
     RetryPolicy {
@@ -40,42 +19,13 @@ fn fast_retries() -> RetryPolicy {
     }
 }
 
-/// A client whose server answers with `handler(method, path, query, call number)`.
+/// A client whose server answers with `handler(method, path, query, call
+/// number)`, retrying fast.
 fn fake_client(
     handler: impl Fn(&str, &str, &str, usize) -> Reply + Send + Sync + 'static,
-) -> (ApiClient, Seen) {
-    let seen: Seen = Arc::default();
-    let log = seen.clone();
-    let handler = Arc::new(handler);
-    let service = tower::service_fn(move |req: Request<kube::client::Body>| {
-        let method = req.method().to_string();
-        let path = req.uri().path().to_string();
-        let query = req.uri().query().unwrap_or("").to_string();
-        let call = {
-            let mut log = log.lock().unwrap();
-            log.push(format!("{method} {path}?{query}"));
-            log.len()
-        };
-        let Reply {
-            status,
-            headers,
-            body,
-        } = handler(&method, &path, &query, call);
-        async move {
-            let mut response = Response::builder().status(status);
-            for (name, value) in headers {
-                response = response.header(name, value);
-            }
-            Ok::<_, Infallible>(response.body(Full::new(Bytes::from(body))).unwrap())
-        }
-    });
-    let target = ClusterTarget {
-        context: "test".into(),
-        server: "https://127.0.0.1:1".into(),
-    };
-    let client =
-        ApiClient::from_service(service, target, "default").with_retry_policy(fast_retries());
-    (client, seen)
+) -> (ApiClient, Requests) {
+    let (client, seen) = replying(handler);
+    (client.with_retry_policy(fast_retries()), seen)
 }
 
 fn pod(name: &str) -> Value {

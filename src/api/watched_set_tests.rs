@@ -1,70 +1,14 @@
 //! Tests of [`WatchedSet`] against an in-memory server: the set as listed,
 //! then after each watch event; a resumed watch; a relist after 410; the
-//! deadline.
-
-use std::convert::Infallible;
-use std::sync::Mutex;
+//! deadline. And of [`ResumableWatch`] replaying from "0", as restart-sidecars'
+//! shared watch uses it.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use serde_json::json;
 
+use super::fake::{
+    config_map, events, fake_client, forbidden, gone_event, list_body, resource_version_of,
+};
 use super::*;
-
-type Seen = Arc<Mutex<Vec<String>>>;
-
-/// A client whose server answers `handler(method, path, query, call number)`
-/// with a status and a body (watch bodies are newline-separated events).
-fn fake_client(
-    handler: impl Fn(&str, &str, &str, usize) -> (u16, String) + Send + Sync + 'static,
-) -> (ApiClient, Seen) {
-    let seen: Seen = Arc::default();
-    let log = seen.clone();
-    let handler = Arc::new(handler);
-    let service = tower::service_fn(move |req: Request<kube::client::Body>| {
-        let method = req.method().to_string();
-        let path = req.uri().path().to_string();
-        let query = req.uri().query().unwrap_or("").to_string();
-        let call = {
-            let mut log = log.lock().unwrap();
-            log.push(format!("{method} {path}?{query}"));
-            log.len()
-        };
-        let (status, body) = handler(&method, &path, &query, call);
-        async move {
-            Ok::<_, Infallible>(
-                Response::builder()
-                    .status(status)
-                    .body(Full::new(Bytes::from(body)))
-                    .unwrap(),
-            )
-        }
-    });
-    let target = ClusterTarget {
-        context: "test".into(),
-        server: "https://127.0.0.1:1".into(),
-    };
-    (ApiClient::from_service(service, target, "default"), seen)
-}
-
-fn config_map(name: &str, version: &str, value: &str) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": "shop", "resourceVersion": version},
-        "data": {"v": value},
-    })
-}
-
-fn list_body(version: &str, items: Vec<Value>) -> String {
-    json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": version}, "items": items})
-        .to_string()
-}
-
-fn events(events: &[(&str, Value)]) -> String {
-    events
-        .iter()
-        .map(|(kind, object)| json!({"type": kind, "object": object}).to_string() + "\n")
-        .collect()
-}
 
 fn values(set: &[ConfigMap]) -> Vec<String> {
     set.iter()
@@ -135,8 +79,7 @@ async fn the_set_is_listed_then_changed_by_each_watch_event() {
 async fn an_expired_watch_lists_again() {
     let (api, seen) = fake_client(|_, _, query, call| {
         if query.contains("watch=true") {
-            let gone = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410, "reason": "Expired", "message": "too old resource version"}});
-            (200, gone.to_string() + "\n")
+            (200, gone_event())
         } else if call == 1 {
             (200, list_body("10", vec![config_map("a", "9", "1")]))
         } else {
@@ -213,8 +156,7 @@ async fn nothing_changing_until_the_deadline_returns_none() {
 async fn a_watch_that_keeps_failing_ends_the_wait_with_its_error() {
     let (api, _) = fake_client(|_, _, query, _| {
         if query.contains("watch=true") {
-            let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 403, "reason": "Forbidden", "message": "endpointslices is forbidden"});
-            (403, body.to_string())
+            forbidden("endpointslices")
         } else {
             (200, list_body("10", vec![]))
         }
@@ -231,4 +173,100 @@ async fn a_watch_that_keeps_failing_ends_the_wait_with_its_error() {
     };
     assert!(lists >= 1);
     assert!(err.to_string().contains("forbidden"), "{err:#}");
+}
+
+fn replay(max_failed_starts: u32) -> WatchPolicy {
+    WatchPolicy {
+        origin: WatchOrigin::Replay,
+        max_failed_starts,
+        backoff_step: Duration::from_millis(1),
+    }
+}
+
+fn describe(change: &WatchChange<ConfigMap>) -> String {
+    match change {
+        WatchChange::Restarted(listed) => format!("restarted {:?}", values(listed)),
+        WatchChange::Added(c) => format!("added {:?}", values(std::slice::from_ref(c))),
+        WatchChange::Modified(c) => format!("modified {:?}", values(std::slice::from_ref(c))),
+        WatchChange::Deleted(c) => format!("deleted {:?}", values(std::slice::from_ref(c))),
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_watch_resumes_then_starts_again_from_zero_after_410() {
+    let (api, seen) = fake_client(|_, _, _, call| match call {
+        // Ends after one event, as a server-side watch timeout does.
+        1 => (200, events(&[("ADDED", config_map("a", "5", "1"))])),
+        2 => (200, gone_event()),
+        3 => (
+            200,
+            events(&[
+                ("ADDED", config_map("a", "9", "2")),
+                ("MODIFIED", config_map("a", "10", "3")),
+                ("DELETED", config_map("b", "11", "1")),
+            ]),
+        ),
+        _ => (200, String::new()),
+    });
+    let mut watch = api.resumable_watch::<ConfigMap>(
+        ListScope::Namespace("shop".into()),
+        ListSelector::everything(),
+        replay(3),
+    );
+    let mut changes = Vec::new();
+    for _ in 0..6 {
+        let change = watch.next_event(Some(deadline(5))).await.unwrap();
+        changes.push(describe(&change.expect("a change")));
+    }
+    assert_eq!(
+        changes,
+        [
+            "restarted []",
+            "added [\"a=1\"]",
+            "restarted []",
+            "added [\"a=2\"]",
+            "modified [\"a=3\"]",
+            "deleted [\"b=1\"]",
+        ]
+    );
+    let log = seen.lock().unwrap().clone();
+    assert!(
+        log.iter().all(|r| r.contains("watch=true")),
+        "no LIST: {log:?}"
+    );
+    let versions: Vec<_> = log.iter().map(|r| resource_version_of(r)).collect();
+    assert_eq!(
+        versions,
+        [Some("0"), Some("5"), Some("0")],
+        "from 0, resumed after the last event, from 0 again after 410: {log:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_that_cannot_start_returns_its_error_after_the_limit_then_tries_again() {
+    let (api, seen) = fake_client(|_, _, _, _| forbidden("configmaps"));
+    let mut watch = api.resumable_watch::<ConfigMap>(
+        ListScope::Namespace("shop".into()),
+        ListSelector::everything(),
+        replay(3),
+    );
+    // Each failed start starts from scratch again, until the limit.
+    let mut restarts = 0;
+    let err = loop {
+        match watch.next_event(Some(deadline(5))).await {
+            Ok(Some(WatchChange::Restarted(_))) => restarts += 1,
+            Ok(other) => panic!("{other:?}"),
+            Err(err) => break err,
+        }
+    };
+    assert!(err.to_string().contains("forbidden"), "{err:#}");
+    assert_eq!(
+        restarts, 3,
+        "from scratch, then after each of two failed starts"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 3, "three failed starts");
+    // The caller may keep going: from scratch, with a fresh count.
+    let again = watch.next_event(Some(deadline(5))).await.unwrap();
+    assert!(matches!(again, Some(WatchChange::Restarted(_))));
+    assert_eq!(seen.lock().unwrap().len(), 3);
 }

@@ -33,6 +33,7 @@ use crate::mesh::workloads::{
     stale_workloads,
 };
 use crate::snapshot::{ClusterSnapshot, PodInfo, RESTARTED_AT_ANNOTATION};
+use crate::wrap::Wrap;
 
 /// The `apiVersion` of the plan and result documents.
 pub const API_VERSION: &str = "mesh-upgrade/v1";
@@ -791,6 +792,8 @@ impl RestartReport {
 
 /// The default width of the tables.
 const WIDTH: u16 = 100;
+/// How sentences wrap: at the tables' width, a command to copy kept whole.
+const WRAP: Wrap = Wrap::at(WIDTH as usize).keeping_commands_whole();
 
 fn table(header: &[&str], keep_whole: &[usize]) -> Table {
     let mut table = Table::new();
@@ -848,14 +851,15 @@ pub fn plan_text(plan: &RestartPlan) -> String {
         out.push_str("Nothing to restart.\n");
     } else {
         let n = plan.actions.len();
-        out.push_str(&wrap(
+        WRAP.push(
+            &mut out,
             &format!(
                 "{n} workload{} to restart (annotation kubectl.kubernetes.io/restartedAt={}):",
                 plural(n),
                 plan.restarted_at
             ),
             "",
-        ));
+        );
         let mut t = table(
             &[
                 "NAMESPACE",
@@ -891,7 +895,8 @@ pub fn plan_text(plan: &RestartPlan) -> String {
     if !plan.skipped.is_empty() {
         out.push_str("\nSkipped:\n");
         for s in &plan.skipped {
-            out.push_str(&wrap(
+            WRAP.push(
+                &mut out,
                 &format!(
                     "  {}/{}/{}: {}",
                     s.namespace,
@@ -900,68 +905,24 @@ pub fn plan_text(plan: &RestartPlan) -> String {
                     s.note
                 ),
                 "    ",
-            ));
+            );
         }
     }
     if !plan.unreachable.is_empty() {
         out.push_str("\nPods no template patch can restart (never deleted by this command):\n");
         for u in &plan.unreachable {
-            out.push_str(&wrap(
+            WRAP.push(
+                &mut out,
                 &format!(
                     "  {}/{} ({}), runs {}, should run {}",
                     u.namespace, u.pod, u.reason, u.current, u.expected
                 ),
                 "    ",
-            ));
-            out.push_str(&wrap(&format!("    {}", u.command), "      "));
+            );
+            WRAP.push(&mut out, &format!("    {}", u.command), "      ");
         }
     }
     out
-}
-
-/// `text` as lines of at most [`WIDTH`] columns, broken at spaces, each
-/// continuation starting with `indent`; ends with a newline.
-fn wrap(text: &str, indent: &str) -> String {
-    let width = usize::from(WIDTH);
-    let body = text.trim_start();
-    let mut out = String::new();
-    let mut line = text[..text.len() - body.len()].to_string();
-    let mut words_on_line = 0;
-    for word in words_keeping_commands_whole(body) {
-        if words_on_line > 0 && line.chars().count() + 1 + word.chars().count() > width {
-            out.push_str(&line);
-            out.push('\n');
-            line = indent.to_string();
-            words_on_line = 0;
-        } else if words_on_line > 0 {
-            line.push(' ');
-        }
-        line.push_str(&word);
-        words_on_line += 1;
-    }
-    out.push_str(line.trim_end());
-    out.push('\n');
-    out
-}
-
-/// Words split at spaces, except inside `backticks`: a command a person
-/// copies stays on one line.
-fn words_keeping_commands_whole(text: &str) -> Vec<String> {
-    let mut words: Vec<String> = Vec::new();
-    let mut in_command = false;
-    for word in text.split(' ') {
-        match words.last_mut() {
-            Some(last) if in_command => {
-                last.push(' ');
-                last.push_str(word);
-            }
-            _ => words.push(word.to_string()),
-        }
-        if word.matches('`').count() % 2 == 1 {
-            in_command = !in_command;
-        }
-    }
-    words
 }
 
 /// The end-of-run summary as a person reads it.
@@ -1264,26 +1225,6 @@ mod tests {
         assert_eq!(
             plan.not_ready_revisions[0].workloads,
             ["pay/deployment/payments"]
-        );
-    }
-
-    #[test]
-    fn long_notes_wrap_at_spaces_with_an_indent() {
-        let text = format!("  ns/deployment/x: {}", "word ".repeat(30));
-        let wrapped = wrap(text.trim_end(), "    ");
-        let lines: Vec<&str> = wrapped.lines().collect();
-        assert_eq!(lines.len(), 2, "{wrapped}");
-        assert!(lines[0].starts_with("  ns/deployment/x: word"));
-        assert!(lines[1].starts_with("    word"));
-        assert!(lines.iter().all(|l| l.chars().count() <= 100));
-        let command = format!(
-            "{} run `kubectl rollout resume deployment/x -n y` then",
-            "word ".repeat(16)
-        );
-        let wrapped = wrap(&command, "    ");
-        assert!(
-            wrapped.contains("`kubectl rollout resume deployment/x -n y`"),
-            "{wrapped}"
         );
     }
 

@@ -6,30 +6,35 @@
 //! and hands each object's latest state to whoever registered for its name:
 //!
 //! ```text
-//! ApiClient::watch(kind, namespace) ─► task ─► by name ─► tokio::sync::watch ─► waiter
+//! ResumableWatch(kind, namespace) ─► task ─► by name ─► tokio::sync::watch ─► waiter
 //!   ends (timeout, cut) → resume from the last resourceVersion
-//!   410 Gone / error    → start again from "0": the server replays the current
-//!                         objects as ADDED, so no waiter misses a state
+//!   410 Gone / error    → start again from "0" (WatchOrigin::Replay): the server
+//!                         replays the current objects as ADDED, so no waiter
+//!                         misses a state
 //! ```
 //!
 //! A waiter registers *before* it writes, so no event of its write can be
 //! missed, and judges only states newer than its write (a generation or uid
-//! it knows), so the replayed older state is harmless. Everything goes
-//! through [`ApiClient::watch`], which counts the requests and retries 429
-//! and 5xx when the watch starts.
+//! it knows), so the replayed older state is harmless. Resuming, starting
+//! again and backing off are [`ResumableWatch`]'s, in the API layer, which
+//! also sends every request through [`ApiClient::watch`]: that counts them
+//! and retries 429 and 5xx when the watch starts. This file only dispatches
+//! by name.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
-use kube::core::{Resource, WatchEvent};
+use kube::core::Resource;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{ApiClient, KnownScope, ListScope, ListSelector};
+use crate::api::{
+    ApiClient, KnownScope, ListScope, ListSelector, ResumableWatch, WatchChange, WatchOrigin,
+    WatchPolicy,
+};
 
 /// The last state the watch delivered for one name.
 #[derive(Debug)]
@@ -54,10 +59,14 @@ impl<K> Clone for Seen<K> {
     }
 }
 
-/// How long one WATCH request asks the server to stay open.
-const WATCH_WINDOW: Duration = Duration::from_secs(290);
-/// Failed starts in a row before waiters are told the watch is broken.
-const MAX_FAILED_STARTS: u32 = 6;
+/// How the shared watch starts again: from "0", with no LIST; waiters are
+/// told it is broken after this many failed starts in a row (and it keeps
+/// trying).
+const POLICY: WatchPolicy = WatchPolicy {
+    origin: WatchOrigin::Replay,
+    max_failed_starts: 6,
+    backoff_step: Duration::from_millis(500),
+};
 
 type Waiters<K> = Arc<Mutex<HashMap<String, watch::Sender<Seen<K>>>>>;
 
@@ -87,11 +96,12 @@ where
     /// Starts watching `K` in `namespace`.
     pub fn start(api: &ApiClient, namespace: &str) -> Self {
         let waiters: Waiters<K> = Arc::new(Mutex::new(HashMap::new()));
-        let task = tokio::spawn(run(
-            api.clone(),
+        let events = api.resumable_watch(
             ListScope::Namespace(namespace.to_string()),
-            waiters.clone(),
-        ));
+            ListSelector::everything(),
+            POLICY,
+        );
+        let task = tokio::spawn(run(events, waiters.clone()));
         SharedWatch { waiters, task }
     }
 
@@ -127,75 +137,32 @@ fn dispatch<K>(waiters: &Waiters<K>, name: &str, seen: impl FnOnce() -> Seen<K>)
     }
 }
 
-async fn run<K>(api: ApiClient, scope: ListScope, waiters: Waiters<K>)
+async fn run<K>(mut events: ResumableWatch<K>, waiters: Waiters<K>)
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static,
     K::Scope: KnownScope,
 {
-    // "0": the current objects first (as ADDED), then changes.
-    let mut version = "0".to_string();
-    let mut failed_starts = 0u32;
-    let everything = ListSelector::everything();
     loop {
-        let mut stream = match api
-            .watch::<K>(&scope, &everything, &version, WATCH_WINDOW)
-            .await
-        {
-            Ok(stream) => {
-                failed_starts = 0;
-                stream
+        match events.next_event(None).await {
+            Ok(Some(WatchChange::Added(object) | WatchChange::Modified(object))) => {
+                let name = object.meta().name.clone().unwrap_or_default();
+                dispatch(&waiters, &name, || Seen::Present(Arc::new(object)));
             }
+            Ok(Some(WatchChange::Deleted(object))) => {
+                let name = object.meta().name.clone().unwrap_or_default();
+                dispatch(&waiters, &name, || Seen::Absent);
+            }
+            // Started from "0": the current objects follow as ADDED.
+            Ok(Some(WatchChange::Restarted(_)) | None) => {}
             Err(err) => {
-                failed_starts += 1;
-                if failed_starts >= MAX_FAILED_STARTS {
-                    let message = format!("{err:#}");
-                    for sender in lock(&waiters).values() {
-                        sender.send_replace(Seen::Broken(message.clone()));
-                    }
-                    failed_starts = 0;
-                }
-                // The API layer already retried 429/5xx; back off before
-                // starting over from the current state.
-                version = "0".to_string();
-                tokio::time::sleep(Duration::from_millis(500 * u64::from(failed_starts.max(1))))
-                    .await;
-                continue;
-            }
-        };
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(WatchEvent::Added(object) | WatchEvent::Modified(object)) => {
-                    if let Some(rv) = object.meta().resource_version.clone() {
-                        version = rv;
-                    }
-                    let name = object.meta().name.clone().unwrap_or_default();
-                    dispatch(&waiters, &name, || Seen::Present(Arc::new(object)));
-                }
-                Ok(WatchEvent::Deleted(object)) => {
-                    if let Some(rv) = object.meta().resource_version.clone() {
-                        version = rv;
-                    }
-                    let name = object.meta().name.clone().unwrap_or_default();
-                    dispatch(&waiters, &name, || Seen::Absent);
-                }
-                Ok(WatchEvent::Bookmark(bookmark)) => {
-                    version = bookmark.metadata.resource_version;
-                }
-                Ok(WatchEvent::Error(status)) => {
-                    tracing::debug!(
-                        "watch ended with {} {}: starting again from the current state",
-                        status.code,
-                        status.message
-                    );
-                    version = "0".to_string();
-                    break;
-                }
-                Err(err) => {
-                    // A cut stream: resume where it stopped.
-                    tracing::debug!("watch dropped ({err:#}); resuming from {version}");
-                    break;
+                let message = format!("{err:#}");
+                for sender in lock(&waiters).values() {
+                    sender.send_replace(Seen::Broken(message.clone()));
                 }
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

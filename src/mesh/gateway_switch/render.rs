@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use super::{SwitchMode, SwitchPlan, Verdict};
 use crate::mesh::gateways::{TakeoverCheck, selector_text};
+use crate::wrap::Wrap;
 
-/// The width sentences wrap at.
-const WIDTH: usize = 100;
+/// How sentences wrap: at 100 columns.
+const WRAP: Wrap = Wrap::at(100);
 
 /// The plan: headline, selectors, prechecks, patch, and what follows.
 /// `timeout` is how long verification waits; `rehearsal` is a dry run (the
@@ -29,7 +30,7 @@ pub fn plan_text(plan: &SwitchPlan, timeout: Duration, rehearsal: bool) -> Strin
         format!("revision {}", plan.from_revisions.join(", "))
     };
     let indent = " ".repeat(16);
-    push_wrapped(
+    WRAP.push(
         &mut out,
         &format!(
             "  selector now  {}  ({now_revisions})",
@@ -61,7 +62,7 @@ pub fn plan_text(plan: &SwitchPlan, timeout: Duration, rehearsal: bool) -> Strin
                 plan.target_pods.len()
             )
         };
-        push_wrapped(
+        WRAP.push(
             &mut out,
             &format!("  {label}  {}  ({pods})", selector_text(&plan.to_selector)),
             &indent,
@@ -111,7 +112,7 @@ pub fn plan_text(plan: &SwitchPlan, timeout: Duration, rehearsal: bool) -> Strin
             )
         }
     };
-    push_wrapped(&mut out, &closing, "");
+    WRAP.push(&mut out, &closing, "");
     out
 }
 
@@ -139,7 +140,7 @@ fn checks_table(plan: &SwitchPlan) -> String {
     let _ = writeln!(out, "{:first$}  {:second$}  DETAIL", "PRECHECK", "RESULT");
     for (check, verdict, reason) in rows {
         let line = format!("{check:first$}  {verdict:second$}  {reason}");
-        push_wrapped(&mut out, &line, &indent);
+        WRAP.push(&mut out, &line, &indent);
     }
     out
 }
@@ -167,29 +168,6 @@ pub fn human_duration(duration: Duration) -> String {
     }
 }
 
-/// Append `text` wrapped at [`WIDTH`] between words (runs of spaces are
-/// kept), continuation lines indented.
-fn push_wrapped(out: &mut String, text: &str, indent: &str) {
-    let mut line = String::new();
-    for (index, word) in text.split(' ').enumerate() {
-        if index == 0 {
-            line.push_str(word);
-            continue;
-        }
-        let too_long = line.chars().count() + 1 + word.chars().count() > WIDTH;
-        if !word.is_empty() && too_long && !line.trim().is_empty() {
-            out.push_str(line.trim_end());
-            out.push('\n');
-            line = indent.to_string();
-        } else {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    out.push_str(line.trim_end());
-    out.push('\n');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,16 +178,5 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(human_duration(Duration::from_secs(5)), "5s");
         assert_eq!(human_duration(Duration::from_millis(1500)), "1500ms");
-    }
-
-    #[test]
-    fn long_sentences_wrap_under_their_indent() {
-        let mut out = String::new();
-        let text = format!("{} {}", "word ".repeat(30).trim(), "end");
-        push_wrapped(&mut out, &text, "    ");
-        for line in out.lines() {
-            assert!(line.chars().count() <= WIDTH, "{line:?}");
-        }
-        assert!(out.lines().nth(1).unwrap().starts_with("    word"), "{out}");
     }
 }

@@ -9,9 +9,12 @@ use super::{
     InjectionLabels, NamespaceChange, PREVIOUS_LABELS_ANNOTATION, RelabelPlan, RelabelReport,
     ResultState, Target, TargetKind, describe_labels,
 };
+use crate::wrap::Wrap;
 
 /// The width sentences wrap at.
 const WIDTH: usize = 100;
+/// How sentences wrap.
+const WRAP: Wrap = Wrap::at(WIDTH);
 
 /// The plan: headline, table, the namespaces left alone, notes, and what
 /// relabelling does.
@@ -36,14 +39,14 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
             from_text(plan)
         ),
     };
-    push_wrapped(&mut out, &headline, "");
+    WRAP.push(&mut out, &headline, "");
 
     if !plan.changes.is_empty() {
         out.push('\n');
         out.push_str(&changes_table(&plan.changes));
         for change in &plan.changes {
             for note in &change.notes {
-                push_wrapped(&mut out, &format!("  {}: {note}", change.namespace), "    ");
+                WRAP.push(&mut out, &format!("  {}: {note}", change.namespace), "    ");
             }
         }
     }
@@ -58,12 +61,12 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
             .unwrap_or(0);
         for skip in &plan.skipped {
             let line = format!("  {:width$}  {}", skip.namespace, skip.message);
-            push_wrapped(&mut out, &line, &" ".repeat(width + 4));
+            WRAP.push(&mut out, &line, &" ".repeat(width + 4));
         }
     }
     if plan.unrecorded > 0 {
         out.push('\n');
-        push_wrapped(
+        WRAP.push(
             &mut out,
             &match (plan.changes.is_empty(), plan.unrecorded) {
                 (true, 1) => {
@@ -88,7 +91,7 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
     if !plan.notes.is_empty() {
         out.push('\n');
         for note in &plan.notes {
-            push_wrapped(&mut out, &format!("Note: {note}"), "  ");
+            WRAP.push(&mut out, &format!("Note: {note}"), "  ");
         }
     }
 
@@ -96,7 +99,7 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
         out.push('\n');
         let names = name_list(plan.changes.iter().map(|c| c.namespace.as_str()));
         if plan.is_undo() {
-            push_wrapped(
+            WRAP.push(
                 &mut out,
                 &format!(
                     "Each namespace gets back the labels recorded in its annotation {PREVIOUS_LABELS_ANNOTATION}, and the annotation is removed."
@@ -104,7 +107,7 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
                 "",
             );
         } else {
-            push_wrapped(
+            WRAP.push(
                 &mut out,
                 &format!(
                     "Before a namespace's first relabel, its injection labels are recorded in its annotation {PREVIOUS_LABELS_ANNOTATION}; this undoes it:"
@@ -113,7 +116,7 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
             );
             let _ = writeln!(out, "  kubectl mesh-upgrade relabel -n {names} --undo");
         }
-        push_wrapped(
+        WRAP.push(
             &mut out,
             "Labels change only what new pods get: running pods keep their current proxy until they are restarted, and `kubectl mesh-upgrade status` shows them as stale until then.",
             "",
@@ -147,7 +150,7 @@ pub fn report_text(report: &RelabelReport, restart_follows: bool) -> String {
         (false, Some(target)) => format!("Relabelled {count} to {}:", target.name),
         (false, None) => format!("Restored the injection labels of {count}:"),
     };
-    push_wrapped(&mut out, &headline, "");
+    WRAP.push(&mut out, &headline, "");
     let width = report
         .results
         .iter()
@@ -178,13 +181,13 @@ pub fn report_text(report: &RelabelReport, restart_follows: bool) -> String {
             );
         }
         let line = format!("  {:width$}  {detail}", result.namespace);
-        push_wrapped(&mut out, &line, &" ".repeat(width + 4));
+        WRAP.push(&mut out, &line, &" ".repeat(width + 4));
     }
     if report.server_dry_run || report.restart_namespaces.is_empty() || restart_follows {
         return out;
     }
     let names = name_list(report.restart_namespaces.iter().map(String::as_str));
-    push_wrapped(
+    WRAP.push(
         &mut out,
         &format!(
             "Running pods keep their current proxy until they are restarted; until then `kubectl mesh-upgrade status -n {names}` shows them as stale. Next:"
@@ -328,27 +331,6 @@ fn changes_table(changes: &[NamespaceChange]) -> String {
         }
     }
     out
-}
-
-/// Append `text` wrapped at [`WIDTH`] on spaces; continuation lines start
-/// with `indent`. Leading spaces are kept; a word longer than a line stays whole.
-fn push_wrapped(out: &mut String, text: &str, indent: &str) {
-    let words = text.trim_start_matches(' ');
-    let mut line = text[..text.len() - words.len()].to_string();
-    for (i, word) in words.split(' ').enumerate() {
-        if i == 0 {
-            line.push_str(word);
-        } else if !word.is_empty() && line.chars().count() + 1 + word.chars().count() > WIDTH {
-            out.push_str(line.trim_end());
-            out.push('\n');
-            line = format!("{indent}{word}");
-        } else {
-            line.push(' ');
-            line.push_str(word);
-        }
-    }
-    out.push_str(line.trim_end());
-    out.push('\n');
 }
 
 #[cfg(test)]
@@ -502,16 +484,5 @@ status -n shop` shows them as stale. Next:
             plan_text(&plan),
             "Nothing to undo.\n\nNone of the 2 selected namespaces was ever relabelled by mesh-upgrade.\n"
         );
-    }
-
-    #[test]
-    fn wrapping_keeps_words_whole_and_indents_continuations() {
-        let mut out = String::new();
-        let long = "word ".repeat(30);
-        push_wrapped(&mut out, long.trim(), "  ");
-        let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines.len(), 2);
-        assert!(lines[0].len() <= WIDTH);
-        assert!(lines[1].starts_with("  word"));
     }
 }
