@@ -599,37 +599,38 @@ fn a_rollout_past_its_timeout_stops_the_run() {
     assert_eq!(patched(&sim), ["shop/deployments/catalog"]);
 }
 
+/// `restart-sidecars -n shop --yes <extra>`, running, its output piped.
+fn spawn_restart_of_shop(sim: &Sim, extra: &[&str]) -> std::process::Child {
+    let args = [&["restart-sidecars", "-n", "shop", "--yes"][..], extra].concat();
+    Env::new()
+        .kubeconfig(sim.kubeconfig_path())
+        .command(super::PLUGIN, &args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the plugin starts")
+}
+
+/// Returns once the plugin has patched its first workload.
+fn wait_for_the_first_restart(sim: &Sim) {
+    let started = Instant::now();
+    while patched(sim).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no restart started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn interrupting_finishes_the_restart_in_flight_and_a_rerun_does_only_the_rest() {
     let sim = sim_with(&[SHOP_TO_CANARY]);
     // Slow rollouts: a pod takes 2 simulated seconds, here 1 s of wall time.
     sim.set_clock_speed(2.0);
-    let env = Env::new().kubeconfig(sim.kubeconfig_path());
-    let child = env
-        .command(
-            super::PLUGIN,
-            &[
-                "restart-sidecars",
-                "-n",
-                "shop",
-                "--yes",
-                "--concurrency",
-                "1",
-            ],
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the plugin starts");
-    let started = Instant::now();
-    while patched(&sim).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no restart started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let child = spawn_restart_of_shop(&sim, &["--concurrency", "1"]);
+    wait_for_the_first_restart(&sim);
     let pid = child.id().to_string();
     let status = std::process::Command::new("kill")
         .args(["-INT", &pid])
@@ -723,32 +724,8 @@ fn faults_on_writes_and_watches_still_restart_every_workload_exactly_once() {
 fn the_final_check_reports_pods_that_come_back_with_another_proxy() {
     let sim = sim_with(&[SHOP_TO_CANARY]);
     sim.set_clock_speed(5.0);
-    let env = Env::new().kubeconfig(sim.kubeconfig_path());
-    let child = env
-        .command(
-            super::PLUGIN,
-            &[
-                "restart-sidecars",
-                "-n",
-                "shop",
-                "--yes",
-                "--concurrency",
-                "1",
-            ],
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the plugin starts");
-    let started = Instant::now();
-    while patched(&sim).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no restart started"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let child = spawn_restart_of_shop(&sim, &["--concurrency", "1"]);
+    wait_for_the_first_restart(&sim);
     // Mid-run, the canary's injector is reconfigured to another proxy tag:
     // the workloads restarted from now on come back with 1.22.4.
     sim.with_world(|world| {
@@ -870,32 +847,8 @@ fn a_second_interrupt_stops_waiting_and_says_so() {
     );
     sim.settle();
     sim.clear_requests();
-    let env = Env::new().kubeconfig(sim.kubeconfig_path());
-    let child = env
-        .command(
-            super::PLUGIN,
-            &[
-                "restart-sidecars",
-                "-n",
-                "shop",
-                "--yes",
-                "--timeout",
-                "10m",
-            ],
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the plugin starts");
-    let started = Instant::now();
-    while patched(&sim).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no restart started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let child = spawn_restart_of_shop(&sim, &["--timeout", "10m"]);
+    wait_for_the_first_restart(&sim);
     let pid = child.id().to_string();
     for _ in 0..2 {
         std::thread::sleep(Duration::from_millis(300));
