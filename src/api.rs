@@ -56,7 +56,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tower::{BoxError, Layer, Service};
 
-use crate::cli::{DryRun, GlobalArgs};
 use crate::error::{ClusterTarget, Error};
 use crate::selector::LabelSelector;
 
@@ -67,7 +66,8 @@ pub const FIELD_MANAGER: &str = "kubectl-mesh-upgrade";
 /// trips, small enough that one page of pods stays a few MB.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
 
-/// Everything needed to reach the cluster, taken from the global flags.
+/// Everything needed to reach the cluster (`commands` fills it from the
+/// global flags).
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
     pub kubeconfig: Option<PathBuf>,
@@ -80,21 +80,6 @@ pub struct ConnectOptions {
     pub insecure_skip_tls_verify: bool,
 }
 
-impl From<&GlobalArgs> for ConnectOptions {
-    fn from(args: &GlobalArgs) -> Self {
-        ConnectOptions {
-            kubeconfig: args.kubeconfig.clone(),
-            context: args.context.clone(),
-            cluster: args.cluster.clone(),
-            user: args.user.clone(),
-            impersonate_user: args.as_user.clone(),
-            impersonate_groups: args.as_groups.clone(),
-            request_timeout: args.request_timeout.0,
-            insecure_skip_tls_verify: args.insecure_skip_tls_verify,
-        }
-    }
-}
-
 /// Whether writes happen for real.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WriteMode {
@@ -105,16 +90,6 @@ pub enum WriteMode {
     ServerDryRun,
     /// No write may be sent at all; attempting one is a bug and fails.
     ClientDryRun,
-}
-
-impl From<DryRun> for WriteMode {
-    fn from(dry_run: DryRun) -> Self {
-        match dry_run {
-            DryRun::None => WriteMode::Write,
-            DryRun::Client => WriteMode::ClientDryRun,
-            DryRun::Server => WriteMode::ServerDryRun,
-        }
-    }
 }
 
 /// Which objects a LIST or watch covers.
@@ -992,7 +967,7 @@ impl ApiClient {
         if let Some(limit) = timeout_of(&err) {
             return Error::Timeout {
                 target,
-                timeout: format!("{}s", limit.as_secs_f64()),
+                timeout: crate::duration::human_duration(limit),
             }
             .into();
         }

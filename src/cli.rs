@@ -520,58 +520,7 @@ pub enum CompletionTarget {
     Kubectl,
 }
 
-/// Parse kubectl's duration syntax: a bare integer means seconds, otherwise
-/// Go duration text such as `500ms`, `30s`, `1m30s`, `1.5h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("a duration is required, such as 30s, 1m or 1h".to_string());
-    }
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    let mut total = 0f64;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if number_len == 0 {
-            return Err(format!(
-                "invalid duration {text:?}: expected a number before {rest:?}"
-            ));
-        }
-        let number: f64 = rest[..number_len].parse().map_err(|_| {
-            format!(
-                "invalid duration {text:?}: {:?} is not a number",
-                &rest[..number_len]
-            )
-        })?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => {
-                return Err(format!(
-                    "invalid duration {text:?}: missing unit (ms, s, m or h)"
-                ));
-            }
-            other => {
-                return Err(format!(
-                    "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m or h)"
-                ));
-            }
-        };
-        total += number * seconds_per_unit;
-        rest = &rest[unit_len..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| format!("invalid duration {text:?}"))
-}
+pub use crate::duration::parse_duration;
 
 /// `--request-timeout`: a duration where zero means no limit.
 pub fn parse_request_timeout(text: &str) -> Result<RequestTimeout, String> {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod confirm;
+pub mod duration;
 pub mod error;
 pub mod logging;
 pub mod mesh;

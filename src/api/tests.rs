@@ -415,7 +415,7 @@ async fn a_request_that_takes_longer_than_the_request_timeout_fails_with_a_sente
     let err = client.server_version().await.unwrap_err();
     assert_eq!(
         format!("{err:#}"),
-        "the API server https://127.0.0.1:2 (context slow) did not answer within 0.05s (--request-timeout)"
+        "the API server https://127.0.0.1:2 (context slow) did not answer within 50ms (--request-timeout)"
     );
 }
 

@@ -36,6 +36,7 @@ use crate::api::{ApiClient, KnownScope, ListScope, ListSelector, PatchBody, Writ
 use crate::cli::{DryRun, GlobalArgs, RestartSidecarsArgs};
 use crate::collect::{CollectOptions, collect};
 use crate::confirm::{self, Decision};
+use crate::duration::human_duration as humantime;
 use crate::error::{Error, ExitCode};
 use crate::mesh::restart::{
     Outcome, RestartAction, RestartMethod, RestartOptions, RestartPlan, RestartReport, TargetRef,
@@ -632,17 +633,6 @@ where
     };
     watch.forget(&action.name);
     outcome
-}
-
-fn humantime(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs >= 60 && secs % 60 == 0 {
-        format!("{}m", secs / 60)
-    } else if secs >= 1 {
-        format!("{secs}s")
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }
 
 /// OnDelete: delete each pod (highest ordinal first) and wait until its

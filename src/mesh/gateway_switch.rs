@@ -53,7 +53,8 @@ use crate::mesh::gateways::{
 };
 use crate::snapshot::{ClusterSnapshot, EndpointSliceInfo, Labels, ServiceInfo};
 
-pub use render::{human_duration, plan_text};
+pub use crate::duration::human_duration;
+pub use render::plan_text;
 
 /// The annotation holding the selector a switch replaced, as a JSON object.
 pub const PREVIOUS_SELECTOR_ANNOTATION: &str = "mesh-upgrade.io/previous-selector";
@@ -64,8 +65,7 @@ pub const SWITCHED_AT_ANNOTATION: &str = "mesh-upgrade.io/switched-at";
 /// The label tying an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// The document's `apiVersion`.
-pub const API_VERSION: &str = "mesh-upgrade/v1";
+use crate::mesh::API_VERSION;
 
 /// The content type of the patch.
 pub const PATCH_TYPE: &str = "application/merge-patch+json";
@@ -116,29 +116,8 @@ pub fn parse_recorded_selector(text: &str) -> Result<Labels, String> {
     Ok(parsed)
 }
 
-/// Check a label value as the API server would (at most 63 characters of
-/// alphanumerics, `-`, `_` and `.`, starting and ending alphanumeric), so a
-/// typo in `--to` is a usage error before anything is read.
-pub fn validate_label_value(value: &str) -> Result<(), String> {
-    let edges_ok = value
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric())
-        && value
-            .chars()
-            .last()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
-    let chars_ok = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if value.len() <= 63 && edges_ok && chars_ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{value:?} is not a valid label value (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)"
-        ))
-    }
-}
+/// The one label-value check, re-exported where `--to` is validated.
+pub use crate::selector::validate_label_value;
 
 /// The Service to switch when `--service` is not given: the only external
 /// Service in `namespace` in front of gateway pods (the ones `status` lists).

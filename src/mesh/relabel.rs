@@ -58,8 +58,7 @@ pub const DEFAULT_INJECTION: &str = "default-injection";
 /// Namespaces Kubernetes itself runs in: never relabelled unless named with `--force`.
 pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
 
-/// The document's `apiVersion`.
-pub const API_VERSION: &str = "mesh-upgrade/v1";
+use crate::mesh::API_VERSION;
 
 /// The two injection labels, each with its value or `None` when absent.
 /// Serialised with explicit nulls, which is the record's format.

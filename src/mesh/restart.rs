@@ -35,8 +35,7 @@ use crate::mesh::workloads::{
 use crate::snapshot::{ClusterSnapshot, PodInfo, RESTARTED_AT_ANNOTATION};
 use crate::wrap::Wrap;
 
-/// The `apiVersion` of the plan and result documents.
-pub const API_VERSION: &str = "mesh-upgrade/v1";
+use crate::mesh::API_VERSION;
 
 /// An explicit target: `deployment/cart`, `sts/db`, `daemonset.apps/agent`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -30,8 +30,7 @@ use crate::mesh::workloads::{
 };
 use crate::snapshot::{ClusterSnapshot, Labels, NamespaceInfo, Scope};
 
-/// `apiVersion` of the document.
-pub const API_VERSION: &str = "mesh-upgrade/v1";
+use crate::mesh::API_VERSION;
 
 /// The whole `status` document.
 #[derive(Clone, Debug, PartialEq, Serialize)]
