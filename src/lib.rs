@@ -8,15 +8,18 @@ pub mod api;
 pub mod cli;
 pub mod collect;
 pub mod commands;
+pub mod config;
 pub mod confirm;
 pub mod error;
 pub mod logging;
 pub mod mesh;
 pub mod output;
 pub mod render;
+pub mod run;
 pub mod selector;
 pub mod snapshot;
 pub mod wrap;
+pub mod write;
 
 use cli::{Cli, Command};
 use error::ExitCode;
