@@ -346,7 +346,7 @@ impl RelabelPlan {
 /// What one namespace comes to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Evaluation {
-    Change(NamespaceChange),
+    Change(Box<NamespaceChange>),
     Skip(Skipped),
     /// Outside the selection (and not worth listing).
     NotSelected,
@@ -453,7 +453,7 @@ impl<'a> Planner<'a> {
             match self.evaluate(namespace, explicit) {
                 Evaluation::Change(change) => {
                     restart_namespaces.push(change.namespace.clone());
-                    changes.push(change);
+                    changes.push(*change);
                 }
                 Evaluation::Skip(skip) => {
                     if skip.reason == SkipReason::AlreadyOnTarget {
@@ -639,7 +639,7 @@ impl<'a> Planner<'a> {
             merge_patch(&before, &after, record, record_value.as_deref()),
             &reason,
         );
-        Evaluation::Change(NamespaceChange {
+        Evaluation::Change(Box::new(NamespaceChange {
             namespace: name,
             before,
             after,
@@ -649,7 +649,7 @@ impl<'a> Planner<'a> {
             write,
             reason,
             notes,
-        })
+        }))
     }
 
     fn evaluate_undo(&self, namespace: &NamespaceState) -> Evaluation {
@@ -700,7 +700,7 @@ impl<'a> Planner<'a> {
             merge_patch(&before, &after, RecordChange::Remove, None),
             &reason,
         );
-        Evaluation::Change(NamespaceChange {
+        Evaluation::Change(Box::new(NamespaceChange {
             namespace: name,
             before,
             after: after.clone(),
@@ -710,7 +710,7 @@ impl<'a> Planner<'a> {
             write,
             reason,
             notes,
-        })
+        }))
     }
 
     /// Why a namespace is excluded unless named with `--force`.

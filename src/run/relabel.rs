@@ -82,7 +82,10 @@ async fn apply_one(
             let fresh = NamespaceState::from(&fresh);
             let now = injection_labels(&fresh.info.labels);
             match planner.evaluate(&fresh, explicit) {
-                Evaluation::Change(again) => Replan::Send(again.write, again.after),
+                Evaluation::Change(again) => {
+                    let again = *again;
+                    Replan::Send(again.write, again.after)
+                }
                 Evaluation::Skip(skip) => {
                     settled = Some(Settled::Unchanged(
                         now,
