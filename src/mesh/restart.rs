@@ -34,6 +34,7 @@ use crate::mesh::workloads::{
 };
 use crate::snapshot::{ClusterSnapshot, PodInfo, RESTARTED_AT_ANNOTATION};
 use crate::wrap::Wrap;
+use crate::write::{ObjectKind, ObjectRef, Patch, Write};
 
 use crate::mesh::API_VERSION;
 
@@ -103,11 +104,23 @@ pub enum PlanError {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "type")]
 pub enum RestartMethod {
-    /// A strategic merge patch of the pod template, as `kubectl rollout restart` sends.
-    TemplatePatch { patch: Value },
+    /// A strategic merge patch of the pod template, as `kubectl rollout restart`
+    /// sends (the document shows it as `patch`, the body sent).
+    TemplatePatch {
+        #[serde(rename = "patch", serialize_with = "crate::write::serialize_body")]
+        write: Write,
+    },
     /// OnDelete: these pods deleted one at a time, in this order (highest
-    /// ordinal first), each replacement waited for.
-    DeletePods { pods: Vec<String> },
+    /// ordinal first), each replacement waited for; each delete carries the
+    /// uid the pod had when planned (the document lists the pod names).
+    DeletePods {
+        #[serde(serialize_with = "pod_names")]
+        pods: Vec<Write>,
+    },
+}
+
+fn pod_names<S: serde::Serializer>(pods: &[Write], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(pods.iter().map(|w| w.target.name.as_str()))
 }
 
 /// One workload to restart.
@@ -283,6 +296,15 @@ pub fn restart_patch(now: DateTime<Utc>) -> Value {
             }
         }
     })
+}
+
+/// The object kind a workload is written as.
+pub fn object_kind(kind: WorkloadKind) -> ObjectKind {
+    match kind {
+        WorkloadKind::Deployment => ObjectKind::Deployment,
+        WorkloadKind::StatefulSet => ObjectKind::StatefulSet,
+        WorkloadKind::DaemonSet => ObjectKind::DaemonSet,
+    }
 }
 
 /// `1.22.3 (1-22-3)`, or whichever half is known.
@@ -577,18 +599,34 @@ fn action_for(
     };
     let method = if w.rolls_on_template_change() {
         RestartMethod::TemplatePatch {
-            patch: restart_patch(now),
+            write: Write::patch(
+                ObjectRef::namespaced(object_kind(w.kind), &w.namespace, &w.name),
+                Patch::Strategic(restart_patch(now)),
+                reason.clone(),
+            ),
         }
     } else {
-        let mut pods: Vec<&str> = w
+        let mut pods: Vec<(&str, &str)> = w
             .pods
             .iter()
             .filter(|p| p.stale || options.selection.all)
-            .map(|p| p.name.as_str())
+            .map(|p| (p.name.as_str(), p.uid.as_str()))
             .collect();
-        pods.sort_by(|a, b| ordinal(b).cmp(&ordinal(a)).then(b.cmp(a)));
+        pods.sort_by(|(a, _), (b, _)| ordinal(b).cmp(&ordinal(a)).then(b.cmp(a)));
         RestartMethod::DeletePods {
-            pods: pods.into_iter().map(str::to_string).collect(),
+            pods: pods
+                .into_iter()
+                .map(|(name, uid)| {
+                    Write::delete(
+                        ObjectRef::namespaced(ObjectKind::Pod, &w.namespace, name),
+                        uid,
+                        format!(
+                            "OnDelete {}: its pods are replaced only when deleted",
+                            w.kind
+                        ),
+                    )
+                })
+                .collect(),
         }
     };
     RestartAction {
@@ -980,6 +1018,7 @@ pub fn report_text(report: &RestartReport) -> String {
 mod tests {
     use super::*;
     use crate::mesh::fixtures::{ClusterFixture, ProxySpec, WorkloadFixture};
+    use crate::write::{Change, Precondition};
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
@@ -1036,14 +1075,23 @@ mod tests {
         );
         assert_eq!(names(&plan), ["pay/deployment/payments"]);
         let action = &plan.actions[0];
+        let RestartMethod::TemplatePatch { write } = &action.method else {
+            panic!("a template patch: {:?}", action.method);
+        };
         assert_eq!(
-            action.method,
-            RestartMethod::TemplatePatch {
-                patch: json!({"spec": {"template": {"metadata": {"annotations": {
+            write.target,
+            ObjectRef::namespaced(ObjectKind::Deployment, "pay", "payments")
+        );
+        assert_eq!(
+            write.change,
+            Change::Patch(Patch::Strategic(
+                json!({"spec": {"template": {"metadata": {"annotations": {
                     "kubectl.kubernetes.io/restartedAt": "2026-11-23T14:05:09Z"
                 }}}}})
-            }
+            ))
         );
+        // Idempotent: the same timestamp twice is one rollout, so no version is pinned.
+        assert_eq!(write.precondition, Precondition::None);
         assert_eq!(action.expected_revision, "1-22-3");
         assert_eq!(action.expected_version.as_deref(), Some("1.22.3"));
         assert_eq!(action.current_proxy(), "1.21.2 (1-21-2)");
@@ -1147,12 +1195,16 @@ mod tests {
                 ..RestartOptions::default()
             },
         );
+        let RestartMethod::DeletePods { pods } = &plan.actions[0].method else {
+            panic!("pod deletions: {:?}", plan.actions[0].method);
+        };
+        let targets: Vec<String> = pods.iter().map(|w| w.target.to_string()).collect();
         assert_eq!(
-            plan.actions[0].method,
-            RestartMethod::DeletePods {
-                pods: vec!["ledger-2".into(), "ledger-1".into(), "ledger-0".into()]
-            }
+            targets,
+            ["pay/pod/ledger-2", "pay/pod/ledger-1", "pay/pod/ledger-0"]
         );
+        assert!(pods.iter().all(|w| w.change == Change::Delete
+            && matches!(&w.precondition, Precondition::Uid(uid) if !uid.is_empty())));
     }
 
     #[test]

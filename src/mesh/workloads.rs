@@ -194,6 +194,8 @@ pub struct ProxyGroup {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkloadPod {
     pub name: String,
+    /// `metadata.uid`: a delete is planned on exactly this pod.
+    pub uid: String,
     pub ready: bool,
     pub proxy: Option<RunningProxy>,
     /// The proxy's revision with tags resolved to revisions.
@@ -806,6 +808,7 @@ fn build_workload(
             };
             WorkloadPod {
                 name: pod.name.clone(),
+                uid: pod.uid.clone(),
                 ready: pod.ready,
                 proxy,
                 revision,

@@ -1,0 +1,1 @@
+//! Tests of the restart engine against the in-memory API server.
