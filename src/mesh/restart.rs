@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, ColumnConstraint, ContentArrangement, Table, Width};
 use serde::Serialize;
@@ -337,6 +337,22 @@ fn ordinal(pod: &str) -> Option<u32> {
     pod.rsplit_once('-')?.1.parse().ok()
 }
 
+/// `now`, or one second past the latest `restartedAt` a picked template
+/// already carries, whichever is later, so every patch changes its template.
+fn restart_time(picked: &[&Workload], now: DateTime<Utc>) -> DateTime<Utc> {
+    let latest = picked
+        .iter()
+        .filter_map(|w| w.template.annotations.get(RESTARTED_AT_ANNOTATION))
+        .filter_map(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .max();
+    let now = now.with_nanosecond(0).unwrap_or(now);
+    match latest {
+        Some(latest) if latest >= now => latest + chrono::Duration::seconds(1),
+        _ => now,
+    }
+}
+
 /// Computes the plan. Pure: the snapshot, the flags and the clock in.
 pub fn plan(
     snapshot: &ClusterSnapshot,
@@ -378,6 +394,10 @@ pub fn plan(
         .filter(|w| options.targets.is_empty() || explicit.iter().any(|e| e.uid == w.uid))
         .collect();
 
+    // The timestamp has seconds, as kubectl's: a restart within the second
+    // of the previous one would write the same value, change nothing and
+    // roll out nothing. Then the plan takes the second after the latest.
+    let now = restart_time(&picked, now);
     let restarted_at = now.to_rfc3339_opts(SecondsFormat::Secs, true);
     let mut actions = Vec::new();
     let mut skipped = Vec::new();
@@ -1043,6 +1063,39 @@ mod tests {
             .iter()
             .map(|a| format!("{}/{}", a.namespace, a.reference()))
             .collect()
+    }
+
+    #[test]
+    fn a_restart_within_the_second_of_the_last_one_takes_the_next_second() {
+        // The previous run stamped this very second: the same value would
+        // change nothing, so nothing would roll out.
+        let plan = plan_of(
+            cluster().workload(
+                WorkloadFixture::deployment("pay", "payments")
+                    .template_annotation(RESTARTED_AT_ANNOTATION, "2026-11-23T14:05:09Z")
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            ),
+            &RestartOptions::default(),
+        );
+        assert_eq!(plan.restarted_at, "2026-11-23T14:05:10Z");
+        let RestartMethod::TemplatePatch { write } = &plan.actions[0].method else {
+            panic!("a template patch");
+        };
+        assert_eq!(
+            write.body_to_send()["spec"]["template"]["metadata"]["annotations"]
+                [RESTARTED_AT_ANNOTATION],
+            "2026-11-23T14:05:10Z"
+        );
+        // An older stamp leaves the clock's time.
+        let plan = plan_of(
+            cluster().workload(
+                WorkloadFixture::deployment("pay", "payments")
+                    .template_annotation(RESTARTED_AT_ANNOTATION, "2026-11-23T14:00:00Z")
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            ),
+            &RestartOptions::default(),
+        );
+        assert_eq!(plan.restarted_at, "2026-11-23T14:05:09Z");
     }
 
     #[test]
