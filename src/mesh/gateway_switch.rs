@@ -851,4 +851,4 @@ impl SwitchDocument {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -261,3 +261,108 @@ impl StateSource for EndpointSource<'_> {
         Ok(Some(view))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::fake::{fake_client, status_body};
+    use crate::mesh::gateway_switch::tests::blue_to_green_plan;
+    use crate::run::Recorded;
+    use serde_json::json;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn service(rv: &str) -> String {
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "istio-ingressgateway", "namespace": "istio-gateways", "resourceVersion": rv},
+               "spec": {"selector": {"istio": "ingressgateway", "version": "1-22-3"}}})
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_switch_that_does_not_verify_and_whose_undo_fails_says_so() {
+        let plan = blue_to_green_plan();
+        let action = plan.action.clone().expect("a switch");
+        let patches = Arc::new(AtomicUsize::new(0));
+        let counted = patches.clone();
+        let (api, seen) = fake_client(move |method, _, query, _| match method {
+            "PATCH" if counted.fetch_add(1, Ordering::SeqCst) == 0 => (200, service("5")),
+            "PATCH" => (
+                422,
+                status_body(422, "Invalid", "selector is immutable today").to_string(),
+            ),
+            // No endpoint ever: the switch cannot converge.
+            "GET" if query.contains("watch") => (200, String::new()),
+            "GET" => (
+                200,
+                json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSliceList",
+                       "metadata": {"resourceVersion": "7"}, "items": []})
+                .to_string(),
+            ),
+            _ => (500, "{}".into()),
+        });
+        let recorded = Recorded::default();
+        let run = run_switch(
+            &api,
+            &plan,
+            &action,
+            Duration::from_millis(300),
+            &Interrupts::none(),
+            &recorded,
+        )
+        .await;
+        let SwitchRun::UndoFailed { first, error } = run else {
+            panic!("the undo failed: {run:?}");
+        };
+        assert!(matches!(first, Verification::TimedOut(_)), "{first:?}");
+        assert!(
+            format!("{error:#}").contains("selector is immutable today"),
+            "{error:#}"
+        );
+        assert_eq!(patches.load(Ordering::SeqCst), 2, "the switch and its undo");
+        assert!(
+            recorded
+                .lines()
+                .iter()
+                .any(|l| l.contains("switching back to")),
+            "{:?}",
+            recorded.lines()
+        );
+        // The undo is pinned to the version the switch produced.
+        let seen = seen.lock().unwrap().clone();
+        assert!(seen.iter().any(|r| r.starts_with("PATCH")), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_before_the_switch_writes_nothing() {
+        let plan = blue_to_green_plan();
+        let action = plan.action.clone().expect("a switch");
+        let (api, seen) = fake_client(|_, _, _, _| (500, "{}".into()));
+        let (interrupts, handle) = Interrupts::manual();
+        handle.press();
+        let run = run_switch(
+            &api,
+            &plan,
+            &action,
+            Duration::from_secs(60),
+            &interrupts,
+            &crate::run::Silent,
+        )
+        .await;
+        assert!(matches!(run, SwitchRun::InterruptedBeforeWrite), "{run:?}");
+        assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_undo_is_sent_on_the_version_the_switch_produced() {
+        let plan = blue_to_green_plan();
+        let action = plan.action.expect("a switch");
+        assert_eq!(
+            action.write.body_to_send()["metadata"]["resourceVersion"],
+            "4711"
+        );
+        let undo = action.undo.clone().at_version("5");
+        assert_eq!(undo.body_to_send()["metadata"]["resourceVersion"], "5");
+        assert_eq!(undo.body_to_send()["spec"]["selector"]["version"], "1-21-2");
+    }
+}

@@ -105,6 +105,12 @@ impl Case {
     }
 }
 
+/// The blue → green switch of seed 001, planned on the Service at
+/// resourceVersion 4711 (for the engine's tests).
+pub(crate) fn blue_to_green_plan() -> SwitchPlan {
+    Case::new(blue_green()).plan(to("1-22-3"), false)
+}
+
 fn check(plan: &SwitchPlan, kind: CheckKind) -> &TakeoverCheck {
     plan.prechecks
         .iter()
