@@ -320,6 +320,18 @@ fn the_build_matrix_is_the_five_targets_each_on_a_runner_that_builds_it() {
             "{runner} does not build {target}"
         );
     }
+    // Checked out with LF on Windows too: release.sh reads Cargo.toml and the
+    // template with bash and awk.
+    let autocrlf = steps(build)
+        .iter()
+        .position(|s| text(&s["run"]).trim() == "git config --global core.autocrlf false");
+    let checkout = steps(build)
+        .iter()
+        .position(|s| text(&s["uses"]).starts_with("actions/checkout@"));
+    assert!(
+        autocrlf.is_some() && autocrlf < checkout,
+        "core.autocrlf is off before the checkout: {build:#}"
+    );
     // The toolchain has each target's standard library (the cross build of
     // darwin/amd64 needs it).
     let rust = uses(build, "dtolnay/rust-toolchain");
