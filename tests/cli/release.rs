@@ -555,7 +555,7 @@ fn the_build_step_refuses_a_tag_that_is_not_the_crates_version() {
 }
 
 #[test]
-fn the_glob_helper_matches_as_actions_do() {
+fn globs_match_file_and_artifact_names_as_the_actions_do() {
     assert!(glob_matches(
         "kubectl-mesh_upgrade-*",
         "kubectl-mesh_upgrade-v1.tar.gz"
