@@ -189,6 +189,17 @@ impl OutputFormat {
     }
 }
 
+impl From<OutputFormat> for crate::output::Format {
+    fn from(format: OutputFormat) -> Self {
+        match format {
+            OutputFormat::Table => crate::output::Format::Table,
+            OutputFormat::Wide => crate::output::Format::Wide,
+            OutputFormat::Json => crate::output::Format::Json,
+            OutputFormat::Yaml => crate::output::Format::Yaml,
+        }
+    }
+}
+
 /// kubectl's `--request-timeout`: a bound for each API request, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RequestTimeout(pub Option<Duration>);

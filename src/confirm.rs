@@ -10,16 +10,15 @@
 //! - `--dry-run=server`: the writes go out with `dryRun=All`, so no prompt.
 //! - an empty plan: nothing to do, no prompt.
 //! - `--yes`: go ahead without asking.
-//! - stdin is a terminal: ask (dialoguer), default "no".
+//! - stdin is a terminal: ask (the output object's prompt), default "no".
 //! - otherwise: refuse with a sentence that says how to proceed.
 //!
 //! The decision itself ([`decide`]) is pure: the terminal check and the
 //! prompt are passed in, so every branch is unit-tested.
 
-use std::io::IsTerminal;
-
 use crate::cli::{DryRun, WriteArgs};
 use crate::error::Error;
+use crate::output::Output;
 
 /// What the verb does after showing its plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,24 +77,20 @@ pub fn decide(
     }
 }
 
-/// [`decide`] with the real terminal check and a dialoguer prompt on stderr.
+/// [`decide`] with the output's terminal check and prompt
+/// ([`Output::stdin_is_terminal`], [`Output::ask`]).
 pub fn decide_interactively(
     write: &WriteArgs,
     changes: usize,
     question: &str,
+    output: &Output,
 ) -> anyhow::Result<Decision> {
     decide(
         write,
         changes,
         question,
-        std::io::stdin().is_terminal(),
-        |question| {
-            dialoguer::Confirm::new()
-                .with_prompt(question)
-                .default(false)
-                .interact()
-                .map_err(|err| anyhow::anyhow!("reading the answer to {question:?}: {err}"))
-        },
+        output.stdin_is_terminal(),
+        |question| output.ask(question),
     )
 }
 

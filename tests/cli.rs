@@ -124,12 +124,22 @@ fn status_on_the_canary_scenario_shows_the_revisions_and_the_stale_workloads() {
             "the table lacks {expected:?}:\n{text}"
         );
     }
-    for line in text.lines() {
+    // Through a pipe nothing wraps: each name is whole on one line, as a
+    // person (or grep) copies it.
+    for name in [
+        "deploy/istio-ingressgateway-1-21-2",
+        "deploy/istio-ingressgateway-1-22-3",
+        "istio-gateways/istio-ingressgateway",
+    ] {
         assert!(
-            line.chars().count() <= 100,
-            "a line is wider than 100 columns: {line:?}"
+            text.lines().any(|l| l.contains(name)),
+            "{name} is not whole on one line:\n{text}"
         );
     }
+    assert!(
+        text.lines().all(|l| !l.starts_with("      ")),
+        "a table row was continued on another line:\n{text}"
+    );
 }
 
 #[test]

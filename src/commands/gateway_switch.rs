@@ -37,11 +37,13 @@ use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::gateway_switch::{
     EndpointTarget, EndpointView, SERVICE_NAME_LABEL, ServiceState, SwitchDocument, SwitchMode,
     SwitchOptions, SwitchOutcome, SwitchPlan, SwitchRequest, Verdict, discover_service,
-    endpoint_view, human_duration, plan, plan_text, validate_label_value, with_resource_version,
+    endpoint_view, plan, validate_label_value, with_resource_version,
 };
 use crate::mesh::gateways::{gateways, selector_matches, selector_text};
 use crate::mesh::workloads::classify;
 use crate::output::Output;
+use crate::render::gateway_switch::plan_text;
+use crate::render::human_duration;
 use crate::selector::LabelSelector;
 use crate::snapshot::{DEFAULT_CONTROL_PLANE_NAMESPACE, EndpointSliceInfo, PodInfo, Scope};
 
@@ -112,7 +114,7 @@ pub async fn run(
 
     let machine = global.output.is_machine_readable();
     let rehearsal = args.write.dry_run != DryRun::None;
-    let text = plan_text(&plan, args.timeout, rehearsal);
+    let text = plan_text(&plan, args.timeout, rehearsal, &output.text_layout());
     if machine {
         output.note(text.trim_end());
     } else {
@@ -131,14 +133,18 @@ pub async fn run(
         finish(outcome("refused", &refusal))?;
         return Err(Error::Refused(refusal).into());
     }
-    let decision =
-        match confirm::decide_interactively(&args.write, plan.changes(), &plan.question()) {
-            Ok(decision) => decision,
-            Err(err) => {
-                finish(outcome("refused", &format!("{err:#}")))?;
-                return Err(err);
-            }
-        };
+    let decision = match confirm::decide_interactively(
+        &args.write,
+        plan.changes(),
+        &plan.question(),
+        output,
+    ) {
+        Ok(decision) => decision,
+        Err(err) => {
+            finish(outcome("refused", &format!("{err:#}")))?;
+            return Err(err);
+        }
+    };
     let Some(action) = plan
         .action
         .as_ref()

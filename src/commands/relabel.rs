@@ -29,10 +29,10 @@ use crate::error::{Error, ExitCode, is_conflict, is_forbidden};
 use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::relabel::{
     Evaluation, NamespaceChange, NamespaceResult, NamespaceSelection, NamespaceState, Operation,
-    Planner, RelabelPlan, RelabelReport, RelabelRequest, ResultState, injection_labels, plan_text,
-    report_text,
+    Planner, RelabelPlan, RelabelReport, RelabelRequest, ResultState, injection_labels,
 };
 use crate::output::Output;
+use crate::render::relabel::{plan_text, report_text};
 use crate::selector::LabelSelector;
 use crate::snapshot::{
     ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, InjectorConfigInfo, IstiodInfo,
@@ -83,7 +83,11 @@ async fn relabel(
 
     let machine = global.output.is_machine_readable();
     let client_dry_run = args.write.dry_run == DryRun::Client;
-    output.show_plan(&plan, &plan_text(&plan), client_dry_run)?;
+    output.show_plan(
+        &plan,
+        &plan_text(&plan, &output.text_layout()),
+        client_dry_run,
+    )?;
 
     let needing_force = plan.needing_force();
     if !needing_force.is_empty() {
@@ -101,7 +105,7 @@ async fn relabel(
     }
 
     let decision =
-        confirm::decide_interactively(&args.write, plan.changes.len(), &question(&plan))?;
+        confirm::decide_interactively(&args.write, plan.changes.len(), &question(&plan), output)?;
     let report = match decision {
         Decision::PlanOnly => {
             output.note("--dry-run: nothing was changed");
@@ -130,12 +134,15 @@ async fn relabel(
         && !report.restart_namespaces.is_empty();
     if machine {
         output.print_document(&report)?;
-        let text = report_text(&report, restart_follows);
+        let text = report_text(&report, restart_follows, &output.text_layout());
         if !text.is_empty() {
             output.note(text.trim_end());
         }
     } else if !report.results.is_empty() {
-        output.print_text(&format!("\n{}", report_text(&report, restart_follows)))?;
+        output.print_text(&format!(
+            "\n{}",
+            report_text(&report, restart_follows, &output.text_layout())
+        ))?;
     }
 
     let failures = report.failures();

@@ -17,11 +17,9 @@
 //! up what is still stale, because a restarted workload whose new pods run
 //! the expected proxy is no longer stale.
 
-mod progress;
 mod watch;
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,16 +37,16 @@ use crate::confirm::{self, Decision};
 use crate::error::{Error, ExitCode};
 use crate::mesh::restart::{
     Outcome, RestartAction, RestartMethod, RestartOptions, RestartPlan, RestartReport, TargetRef,
-    WorkloadResult, plan, plan_text, pods_not_running_expected, report_text,
+    WorkloadResult, plan, pods_not_running_expected,
 };
 use crate::mesh::rollout::{
     RolloutProgress, daemon_set_progress, deployment_progress, stateful_set_progress,
 };
 use crate::mesh::workloads::{RestartSelection, WorkloadKind};
-use crate::output::Output;
+use crate::output::{Output, Progress, WorkloadProgress};
+use crate::render::restart::{plan_text, report_text};
 use crate::selector::LabelSelector;
 use crate::snapshot::{DEFAULT_CONTROL_PLANE_NAMESPACE, PodInfo, Scope};
-use progress::{Progress, WorkloadProgress};
 use watch::{Seen, SharedWatch};
 
 /// Restart the stale workloads of the selection (`-n`, `-A`, `-l`, targets).
@@ -139,10 +137,14 @@ async fn execute(
 
     let machine = global.output.is_machine_readable();
     let client_dry_run = args.write.dry_run == DryRun::Client;
-    output.show_plan(&plan, &plan_text(&plan), client_dry_run)?;
+    output.show_plan(
+        &plan,
+        &plan_text(&plan, &output.text_layout()),
+        client_dry_run,
+    )?;
 
     let decision =
-        confirm::decide_interactively(&args.write, plan.actions.len(), &plan.question())?;
+        confirm::decide_interactively(&args.write, plan.actions.len(), &plan.question(), output)?;
     match decision {
         Decision::PlanOnly => {
             output
@@ -168,7 +170,7 @@ async fn execute(
         wait: !args.no_wait && decision == Decision::Apply,
         rehearsal: decision == Decision::RehearseOnServer,
     };
-    let progress = Progress::new(std::io::stderr().is_terminal(), plan.actions.len());
+    let progress = output.progress(plan.actions.len());
     let run = restart_all(
         &writer,
         &plan,
@@ -187,9 +189,9 @@ async fn execute(
     let report = RestartReport::new(&plan, results);
     if machine {
         output.print_document(&report)?;
-        output.note(report_text(&report).trim_end());
+        output.note(report_text(&report, &output.text_layout()).trim_end());
     } else {
-        output.print_text(&report_text(&report))?;
+        output.print_text(&report_text(&report, &output.text_layout()))?;
     }
     conclude(&report, run.interrupted)
 }

@@ -36,8 +36,6 @@
 //!
 //! Pure: the caller reads the cluster, applies the patch and watches.
 
-mod render;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -52,8 +50,6 @@ use crate::mesh::gateways::{
     takeover_checks,
 };
 use crate::snapshot::{ClusterSnapshot, EndpointSliceInfo, Labels, ServiceInfo};
-
-pub use render::{human_duration, plan_text};
 
 /// The annotation holding the selector a switch replaced, as a JSON object.
 pub const PREVIOUS_SELECTOR_ANNOTATION: &str = "mesh-upgrade.io/previous-selector";

@@ -46,9 +46,6 @@ use crate::mesh::injection::{
 use crate::selector::LabelSelector;
 use crate::snapshot::{Labels, NamespaceInfo};
 
-mod render;
-pub use render::{plan_text, report_text};
-
 /// The annotation holding a namespace's injection labels from before its first relabel.
 pub const PREVIOUS_LABELS_ANNOTATION: &str = "mesh-upgrade.io/previous-injection-labels";
 
