@@ -24,6 +24,8 @@ mod packaging;
 mod relabel;
 #[path = "cli/restart_sidecars.rs"]
 mod restart_sidecars;
+#[path = "cli/terminal.rs"]
+mod terminal;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-mesh_upgrade");
 const KUBECTL: &str = "/usr/bin/kubectl";
