@@ -24,6 +24,8 @@ mod packaging;
 mod relabel;
 #[path = "cli/restart_sidecars.rs"]
 mod restart_sidecars;
+#[path = "cli/snapshots.rs"]
+mod snapshots;
 #[path = "cli/terminal.rs"]
 mod terminal;
 
