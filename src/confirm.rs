@@ -10,7 +10,7 @@
 //! - `--dry-run=server`: the writes go out with `dryRun=All`, so no prompt.
 //! - an empty plan: nothing to do, no prompt.
 //! - `--yes`: go ahead without asking.
-//! - stdin is a terminal: ask (dialoguer), default "no".
+//! - stdin is a terminal: ask (the output object's prompt), default "no".
 //! - otherwise: refuse with a sentence that says how to proceed.
 //!
 //! The decision itself ([`decide`]) is pure: the terminal check and the
@@ -18,9 +18,8 @@
 //! [`WriteIntent`], a plain value the verbs build from their flags, so
 //! nothing here depends on how the command line is parsed.
 
-use std::io::IsTerminal;
-
 use crate::error::Error;
+use crate::output::Output;
 
 /// Whether and how the writes of a plan are rehearsed instead of made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,26 +98,21 @@ pub fn decide(
     }
 }
 
-/// [`decide`] with the real terminal check and a dialoguer prompt on stderr.
-/// Takes anything a [`WriteIntent`] is made from (the verbs pass their
-/// parsed flags; the conversion lives in `commands`).
+/// [`decide`] with the output's terminal check and prompt
+/// ([`Output::stdin_is_terminal`], [`Output::ask`]). Takes anything a
+/// [`WriteIntent`] is made from (the conversion lives in `commands`).
 pub fn decide_interactively(
     write: impl Into<WriteIntent>,
     changes: usize,
     question: &str,
+    output: &Output,
 ) -> anyhow::Result<Decision> {
     decide(
         &write.into(),
         changes,
         question,
-        std::io::stdin().is_terminal(),
-        |question| {
-            dialoguer::Confirm::new()
-                .with_prompt(question)
-                .default(false)
-                .interact()
-                .map_err(|err| anyhow::anyhow!("reading the answer to {question:?}: {err}"))
-        },
+        output.stdin_is_terminal(),
+        |question| output.ask(question),
     )
 }
 

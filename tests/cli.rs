@@ -26,6 +26,10 @@ mod relabel;
 mod release;
 #[path = "cli/restart_sidecars.rs"]
 mod restart_sidecars;
+#[path = "cli/snapshots.rs"]
+mod snapshots;
+#[path = "cli/terminal.rs"]
+mod terminal;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-mesh_upgrade");
 const KUBECTL: &str = "/usr/bin/kubectl";
@@ -126,12 +130,22 @@ fn status_on_the_canary_scenario_shows_the_revisions_and_the_stale_workloads() {
             "the table lacks {expected:?}:\n{text}"
         );
     }
-    for line in text.lines() {
+    // Through a pipe nothing wraps: each name is whole on one line, as a
+    // person (or grep) copies it.
+    for name in [
+        "deploy/istio-ingressgateway-1-21-2",
+        "deploy/istio-ingressgateway-1-22-3",
+        "istio-gateways/istio-ingressgateway",
+    ] {
         assert!(
-            line.chars().count() <= 100,
-            "a line is wider than 100 columns: {line:?}"
+            text.lines().any(|l| l.contains(name)),
+            "{name} is not whole on one line:\n{text}"
         );
     }
+    assert!(
+        text.lines().all(|l| !l.starts_with("      ")),
+        "a table row was continued on another line:\n{text}"
+    );
 }
 
 #[test]

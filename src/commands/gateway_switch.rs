@@ -32,11 +32,12 @@ use crate::error::{Error, ExitCode};
 use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::gateway_switch::{
     ServiceState, SwitchDocument, SwitchOptions, SwitchOutcome, SwitchPlan, SwitchRequest,
-    SwitchResult, discover_service, plan, plan_text, run_outcome, validate_label_value,
+    SwitchResult, discover_service, plan, validate_label_value,
 };
 use crate::mesh::gateways::{gateways, selector_text};
 use crate::mesh::workloads::classify;
 use crate::output::Output;
+use crate::render::gateway_switch::{plan_text, run_outcome};
 use crate::run::apply::send;
 use crate::run::switch::{SwitchRun, run_switch};
 use crate::run::{Interrupts, Reporter, Silent, StepReporter};
@@ -109,7 +110,7 @@ pub async fn run(
 
     let machine = global.output.is_machine_readable();
     let rehearsal = args.write.dry_run != DryRun::None;
-    let text = plan_text(&plan, args.timeout, rehearsal);
+    let text = plan_text(&plan, args.timeout, rehearsal, &output.text_layout());
     if machine {
         output.note(text.trim_end());
     } else {
@@ -129,7 +130,7 @@ pub async fn run(
         return Err(Error::Refused(refusal).into());
     }
     let decision =
-        match confirm::decide_interactively(&args.write, plan.changes(), &plan.question()) {
+        match confirm::decide_interactively(&args.write, plan.changes(), &plan.question(), output) {
             Ok(decision) => decision,
             Err(err) => {
                 finish(outcome(SwitchResult::Refused, &format!("{err:#}")))?;

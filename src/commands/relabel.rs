@@ -36,10 +36,11 @@ use crate::error::{Error, ExitCode, is_forbidden};
 use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::relabel::{
     NamespaceSelection, NamespaceState, Operation, Planner, RelabelPlan, RelabelReport,
-    RelabelRequest, ResultState, plan_text, report_text,
+    RelabelRequest, ResultState,
 };
 use crate::mesh::restart::RestartPlan;
 use crate::output::Output;
+use crate::render::relabel::{plan_text, report_text};
 use crate::run::Interrupts;
 use crate::run::relabel::apply_relabel;
 use crate::selector::LabelSelector;
@@ -109,9 +110,9 @@ async fn relabel(
 
     let machine = global.output.is_machine_readable();
     let client_dry_run = args.write.dry_run == DryRun::Client;
-    output.show_plan(&plan, &plan_text(&plan), client_dry_run)?;
+    output.show_plan(&plan, &plan_text(&plan, &output.text_layout()), client_dry_run)?;
     if let Some(restart_plan) = &restart_plan {
-        let text = format!("\n--restart: {}", restart_text(restart_plan));
+        let text = format!("\n--restart: {}", restart_text(restart_plan, output));
         output.show_plan(restart_plan, &text, client_dry_run)?;
     }
 
@@ -140,6 +141,7 @@ async fn relabel(
         &args.write,
         plan.changes.len() + restarts,
         &question(&plan, restarts),
+        output,
     )?;
     // Before the first write: from here a Ctrl-C is counted, never fatal.
     let interrupts = match decision {
@@ -168,12 +170,12 @@ async fn relabel(
         && decision != Decision::RehearseOnServer;
     if machine {
         output.print_document(&report)?;
-        let text = report_text(&report, restart_follows);
+        let text = report_text(&report, restart_follows, &output.text_layout());
         if !text.is_empty() {
             output.note(text.trim_end());
         }
     } else if !report.results.is_empty() {
-        output.print_text(&format!("\n{}", report_text(&report, restart_follows)))?;
+        output.print_text(&format!("\n{}", report_text(&report, restart_follows, &output.text_layout())))?;
     }
 
     let written = written_sentence(&report);
@@ -260,8 +262,8 @@ fn written_sentence(report: &RelabelReport) -> String {
 }
 
 /// The restart plan under relabel's, without repeating its headline's verb.
-fn restart_text(plan: &RestartPlan) -> String {
-    crate::mesh::restart::plan_text(plan)
+fn restart_text(plan: &RestartPlan, output: &Output) -> String {
+    crate::render::restart::plan_text(plan, &output.text_layout())
 }
 
 /// Flag combinations the parser cannot express.

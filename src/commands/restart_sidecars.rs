@@ -12,10 +12,6 @@
 //! and verifies the proxies afterwards. `relabel --restart` uses
 //! [`plan_restarts`] and [`execute`] to make its plan and its run one.
 
-pub(crate) mod progress;
-
-use std::io::IsTerminal;
-
 use chrono::{DateTime, Utc};
 
 use crate::api::{ApiClient, WriteMode};
@@ -25,15 +21,15 @@ use crate::config::RestartConfig;
 use crate::confirm::{self, Decision};
 use crate::error::{Error, ExitCode};
 use crate::mesh::restart::{
-    Outcome, RestartOptions, RestartPlan, RestartReport, TargetRef, plan, plan_text, report_text,
+    Outcome, RestartOptions, RestartPlan, RestartReport, TargetRef, plan,
 };
 use crate::mesh::workloads::{RestartSelection, WorkloadKind};
 use crate::output::Output;
+use crate::render::restart::{plan_text, report_text};
 use crate::run::Interrupts;
 use crate::run::restart::{RestartSettings, run_restarts};
 use crate::selector::LabelSelector;
 use crate::snapshot::{ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
-use progress::Progress;
 
 /// Restart the stale workloads of the selection (`-n`, `-A`, `-l`, targets).
 pub async fn run(
@@ -51,9 +47,13 @@ pub async fn run(
     refuse_not_ready(&plan)?;
 
     let client_dry_run = args.write.dry_run == DryRun::Client;
-    output.show_plan(&plan, &plan_text(&plan), client_dry_run)?;
+    output.show_plan(
+        &plan,
+        &plan_text(&plan, &output.text_layout()),
+        client_dry_run,
+    )?;
     let decision =
-        confirm::decide_interactively(&args.write, plan.actions.len(), &plan.question())?;
+        confirm::decide_interactively(&args.write, plan.actions.len(), &plan.question(), output)?;
     match decision {
         Decision::PlanOnly => {
             output
@@ -173,15 +173,15 @@ pub async fn execute(
         rehearsal: decision == Decision::RehearseOnServer,
         concurrency: config.concurrency,
     };
-    let progress = Progress::new(std::io::stderr().is_terminal(), plan.actions.len());
+    let progress = output.progress(plan.actions.len());
     let run = run_restarts(&writer, plan, settings, interrupts, &progress).await;
     progress.finish();
     let report = RestartReport::new(plan, run.results);
-    if output.format.is_machine_readable() {
+    if output.is_machine_readable() {
         output.print_document(&report)?;
-        output.note(report_text(&report).trim_end());
+        output.note(report_text(&report, &output.text_layout()).trim_end());
     } else {
-        output.print_text(&report_text(&report))?;
+        output.print_text(&report_text(&report, &output.text_layout()))?;
     }
     Ok((report, run.interrupted))
 }

@@ -61,7 +61,7 @@ pub async fn run(global: &GlobalArgs, output: &Output) -> anyhow::Result<ExitCod
         },
         server_version,
     };
-    if output.format.is_machine_readable() {
+    if output.is_machine_readable() {
         output.print_document(&report)?;
     } else {
         output.print_text(&render(&report))?;

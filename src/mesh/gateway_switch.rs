@@ -36,8 +36,6 @@
 //!
 //! Pure: the caller reads the cluster, applies the patch and watches.
 
-mod render;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -53,9 +51,6 @@ use crate::mesh::gateways::{
 };
 use crate::snapshot::{ClusterSnapshot, EndpointSliceInfo, Labels, ServiceInfo};
 use crate::write::{ObjectKind, ObjectRef, Patch, Write};
-
-pub use crate::duration::human_duration;
-pub use render::{plan_text, rollback_command, run_outcome};
 
 /// The annotation holding the selector a switch replaced, as a JSON object.
 pub const PREVIOUS_SELECTOR_ANNOTATION: &str = "mesh-upgrade.io/previous-selector";

@@ -47,9 +47,6 @@ use crate::selector::LabelSelector;
 use crate::snapshot::{ClusterSnapshot, Labels, NamespaceInfo};
 use crate::write::{ObjectKind, ObjectRef, Patch, Write};
 
-mod render;
-pub use render::{plan_text, report_text};
-
 /// The annotation holding a namespace's injection labels from before its first relabel.
 pub const PREVIOUS_LABELS_ANNOTATION: &str = "mesh-upgrade.io/previous-injection-labels";
 

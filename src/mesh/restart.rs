@@ -1,5 +1,5 @@
 //! `restart-sidecars`, the pure part: which workloads to restart and how,
-//! what the results were, and how both read as text.
+//! and what the results were (the text is `render::restart`'s).
 //!
 //! ```text
 //! snapshot ─► classify (workloads.rs) ─► plan(snapshot, options, now) ─► RestartPlan
@@ -17,11 +17,8 @@
 //! caller and passed in as `now`.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
-use comfy_table::presets::NOTHING;
-use comfy_table::{Cell, ColumnConstraint, ContentArrangement, Table, Width};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -33,7 +30,6 @@ use crate::mesh::workloads::{
     stale_workloads,
 };
 use crate::snapshot::{ClusterSnapshot, PodInfo, RESTARTED_AT_ANNOTATION};
-use crate::wrap::Wrap;
 use crate::write::{ObjectKind, ObjectRef, Patch, Write};
 
 use crate::mesh::API_VERSION;
@@ -845,195 +841,6 @@ impl RestartReport {
     }
 }
 
-// ---------------------------------------------------------------- text
-
-/// The default width of the tables.
-const WIDTH: u16 = 100;
-/// How sentences wrap: at the tables' width, a command to copy kept whole.
-const WRAP: Wrap = Wrap::at(WIDTH as usize).keeping_commands_whole();
-
-fn table(header: &[&str], keep_whole: &[usize]) -> Table {
-    let mut table = Table::new();
-    table.load_preset(NOTHING);
-    table.set_content_arrangement(ContentArrangement::Dynamic);
-    table.set_width(WIDTH);
-    table.force_no_tty();
-    table.set_header(header.iter().map(Cell::new).collect::<Vec<_>>());
-    let last = header.len().saturating_sub(1);
-    for (index, column) in table.column_iter_mut().enumerate() {
-        column.set_padding((0, if index == last { 0 } else { 2 }));
-        if keep_whole.contains(&index) {
-            column.set_constraint(ColumnConstraint::ContentWidth);
-        } else {
-            // Wrap, but never down to a letter per line.
-            column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(14)));
-        }
-    }
-    table
-}
-
-fn finish(table: &Table, out: &mut String) {
-    for line in table.lines() {
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-}
-
-fn risk_text(risks: &[Risk]) -> String {
-    if risks.is_empty() {
-        "-".to_string()
-    } else {
-        risks
-            .iter()
-            .map(|r| match r {
-                Risk::SingleReplica => "single replica",
-                Risk::NoPdb => "no PDB",
-                Risk::PdbAllowsZero => "PDB allows 0",
-                Risk::VersionSkew => "version skew",
-                Risk::RolloutStuck => "was stuck",
-                other => other.code(),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-/// The plan as a person reads it: the restarts, then what is skipped and
-/// what needs a hand. Pure; no colour.
-pub fn plan_text(plan: &RestartPlan) -> String {
-    let mut out = String::new();
-    if plan.actions.is_empty() && plan.skipped.is_empty() {
-        out.push_str("Nothing to restart: no workload in the selection runs a stale proxy.\n");
-    } else if plan.actions.is_empty() {
-        out.push_str("Nothing to restart.\n");
-    } else {
-        let n = plan.actions.len();
-        WRAP.push(
-            &mut out,
-            &format!(
-                "{n} workload{} to restart (annotation kubectl.kubernetes.io/restartedAt={}):",
-                plural(n),
-                plan.restarted_at
-            ),
-            "",
-        );
-        let mut t = table(
-            &[
-                "NAMESPACE",
-                "WORKLOAD",
-                "REPLICAS",
-                "PROXY NOW",
-                "AFTER",
-                "RISK",
-            ],
-            &[0, 1, 2, 3, 4],
-        );
-        for a in &plan.actions {
-            let mut workload = a.reference();
-            if let RestartMethod::DeletePods { pods } = &a.method {
-                let _ = write!(
-                    workload,
-                    " (delete {} pod{})",
-                    pods.len(),
-                    plural(pods.len())
-                );
-            }
-            t.add_row(vec![
-                a.namespace.clone(),
-                workload,
-                a.replicas.to_string(),
-                a.current_proxy(),
-                a.expected_proxy(),
-                risk_text(&a.risks),
-            ]);
-        }
-        finish(&t, &mut out);
-    }
-    if !plan.skipped.is_empty() {
-        out.push_str("\nSkipped:\n");
-        for s in &plan.skipped {
-            WRAP.push(
-                &mut out,
-                &format!(
-                    "  {}/{}/{}: {}",
-                    s.namespace,
-                    s.kind.resource(),
-                    s.name,
-                    s.note
-                ),
-                "    ",
-            );
-        }
-    }
-    if !plan.unreachable.is_empty() {
-        out.push_str("\nPods no template patch can restart (never deleted by this command):\n");
-        for u in &plan.unreachable {
-            WRAP.push(
-                &mut out,
-                &format!(
-                    "  {}/{} ({}), runs {}, should run {}",
-                    u.namespace, u.pod, u.reason, u.current, u.expected
-                ),
-                "    ",
-            );
-            WRAP.push(&mut out, &format!("    {}", u.command), "      ");
-        }
-    }
-    out
-}
-
-/// The end-of-run summary as a person reads it.
-pub fn report_text(report: &RestartReport) -> String {
-    let mut out = String::new();
-    if !report.results.is_empty() {
-        let mut t = table(&["NAMESPACE", "WORKLOAD", "RESULT", "DETAIL"], &[0, 1, 2]);
-        for r in &report.results {
-            let mut detail = r.detail.clone().unwrap_or_default();
-            if let Some(seconds) = r.seconds {
-                if detail.is_empty() {
-                    detail = format!("{seconds:.1}s");
-                } else {
-                    detail = format!("{detail} ({seconds:.1}s)");
-                }
-            }
-            t.add_row(vec![
-                r.namespace.clone(),
-                format!("{}/{}", r.kind.resource(), r.name),
-                r.outcome.as_str().to_string(),
-                detail,
-            ]);
-        }
-        finish(&t, &mut out);
-    }
-    let s = &report.summary;
-    let mut parts = Vec::new();
-    for (n, what) in [
-        (s.restarted, "restarted and verified"),
-        (s.patched, "patched without waiting"),
-        (
-            s.rehearsed,
-            "accepted by the server (dry run, nothing changed)",
-        ),
-        (s.unverified, "still running another proxy"),
-        (s.failed, "failed"),
-        (s.timed_out, "timed out"),
-        (s.errors, "not restarted (API error)"),
-        (s.interrupted, "interrupted while rolling"),
-        (s.not_started, "never started"),
-        (s.skipped, "skipped"),
-        (s.unreachable, "pods to restart by hand"),
-    ] {
-        if n > 0 {
-            parts.push(format!("{n} {what}"));
-        }
-    }
-    if parts.is_empty() {
-        parts.push("nothing done".to_string());
-    }
-    let _ = writeln!(out, "Summary: {}.", parts.join(", "));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1348,26 +1155,5 @@ mod tests {
         assert!(TargetRef::parse("cart").is_err());
         assert!(TargetRef::parse("pod/cart-0").is_err());
         assert!(TargetRef::parse("deployment/").is_err());
-    }
-
-    #[test]
-    fn the_plan_text_fits_in_a_hundred_columns() {
-        let plan = plan_of(
-            cluster().workload(
-                WorkloadFixture::deployment("pay", "payments-with-a-long-name")
-                    .pods(1, ProxySpec::istio("1-21-2", "1.21.2")),
-            ),
-            &RestartOptions::default(),
-        );
-        let text = plan_text(&plan);
-        assert!(
-            text.starts_with("1 workload to restart (annotation kubectl.kubernetes.io/restartedAt=2026-11-23T14:05:09Z):\nNAMESPACE"),
-            "{text}"
-        );
-        assert!(
-            text.contains("1.21.2 (1-21-2)") && text.contains("1.22.3 (1-22-3)"),
-            "{text}"
-        );
-        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
     }
 }

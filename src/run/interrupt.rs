@@ -43,14 +43,38 @@ impl Interrupts {
     /// which ends the process, is replaced for the rest of the run).
     pub fn from_ctrl_c() -> Self {
         let (sender, presses) = watch::channel(0u32);
-        tokio::spawn(async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
-                sender.send_modify(|n| *n += 1);
-                if sender.is_closed() {
-                    break;
+        // The handler is registered here, before this returns (and so before
+        // the caller's first write), not when the counting task first runs.
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::interrupt()) {
+                Ok(mut interrupts) => {
+                    tokio::spawn(async move {
+                        while interrupts.recv().await.is_some() {
+                            sender.send_modify(|n| *n += 1);
+                            if sender.is_closed() {
+                                break;
+                            }
+                        }
+                    });
                 }
+                Err(err) => tracing::warn!("cannot handle Ctrl-C: {err}"),
             }
-        });
+        }
+        #[cfg(not(unix))]
+        {
+            let mut first = Box::pin(tokio::signal::ctrl_c());
+            tokio::spawn(async move {
+                while first.as_mut().await.is_ok() {
+                    sender.send_modify(|n| *n += 1);
+                    if sender.is_closed() {
+                        break;
+                    }
+                    first.set(tokio::signal::ctrl_c());
+                }
+            });
+        }
         Interrupts {
             presses,
             _sender: None,

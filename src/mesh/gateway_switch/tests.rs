@@ -8,6 +8,7 @@ use super::*;
 use crate::mesh::fixtures::{ClusterFixture, PodFixture, ProxySpec, WorkloadFixture};
 use crate::mesh::gateways::gateways;
 use crate::mesh::workloads::classify;
+use crate::render::gateway_switch::plan_text;
 use crate::snapshot::{EndpointRef, ServicePortInfo};
 
 const NS: &str = "istio-gateways";
@@ -604,7 +605,8 @@ fn a_pod_in_two_slices_counts_once_and_ready_only_if_ready_in_both() {
 #[test]
 fn the_plan_text_shows_selectors_checks_patch_and_what_follows_within_100_columns() {
     let plan = Case::new(cluster_with(green().unready_pods(1))).plan(to("1-22-3"), true);
-    let text = plan_text(&plan, std::time::Duration::from_secs(120), false);
+    let at_100 = crate::render::Layout::at(100);
+    let text = plan_text(&plan, std::time::Duration::from_secs(120), false, &at_100);
     for line in text.lines() {
         assert!(
             line.chars().count() <= 100 || line.starts_with("  {"),
@@ -631,7 +633,12 @@ fn the_plan_text_shows_selectors_checks_patch_and_what_follows_within_100_column
     );
 
     let refused = Case::new(blue_green()).plan(to("1-9-9"), false);
-    let text = plan_text(&refused, std::time::Duration::from_secs(120), false);
+    let text = plan_text(
+        &refused,
+        std::time::Duration::from_secs(120),
+        false,
+        &at_100,
+    );
     assert!(!text.contains("PATCH"), "{text}");
     assert!(text.contains("FAIL"), "{text}");
     assert!(

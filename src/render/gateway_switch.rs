@@ -1,24 +1,26 @@
 //! The switch plan as text for a person: what changes on which Service, the
 //! prechecks with their verdicts, the exact patch, and what happens after.
-//! Pure and colourless; sentences wrap at 100 columns, the patch (a line to
-//! copy) does not.
+//! Pure and colourless; sentences and the DETAIL column wrap at a terminal,
+//! selectors, names and the patch (a line to copy) never do.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{EndpointView, SwitchMode, SwitchOutcome, SwitchPlan, SwitchResult, Verdict};
+use super::Layout;
+use super::table::{Fit, Table};
 use crate::duration::human_duration;
+use crate::mesh::gateway_switch::{
+    EndpointView, SwitchMode, SwitchOutcome, SwitchPlan, SwitchResult, Verdict,
+};
 use crate::mesh::gateways::{TakeoverCheck, selector_text};
 use crate::run::switch::{SwitchRun, Verification};
-use crate::wrap::Wrap;
-
-/// How sentences wrap: at 100 columns.
-const WRAP: Wrap = Wrap::at(100);
+use crate::wrap::unbreakable;
 
 /// The plan: headline, selectors, prechecks, patch, and what follows.
 /// `timeout` is how long verification waits; `rehearsal` is a dry run (the
 /// closing line then says what a real run would do).
-pub fn plan_text(plan: &SwitchPlan, timeout: Duration, rehearsal: bool) -> String {
+pub fn plan_text(plan: &SwitchPlan, timeout: Duration, rehearsal: bool, layout: &Layout) -> String {
+    let wrap = layout.wrap();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -32,11 +34,11 @@ pub fn plan_text(plan: &SwitchPlan, timeout: Duration, rehearsal: bool) -> Strin
         format!("revision {}", plan.from_revisions.join(", "))
     };
     let indent = " ".repeat(16);
-    WRAP.push(
+    wrap.push(
         &mut out,
         &format!(
             "  selector now  {}  ({now_revisions})",
-            selector_text(&plan.from_selector)
+            unbreakable(&selector_text(&plan.from_selector))
         ),
         &indent,
     );
@@ -64,15 +66,18 @@ pub fn plan_text(plan: &SwitchPlan, timeout: Duration, rehearsal: bool) -> Strin
                 plan.target_pods.len()
             )
         };
-        WRAP.push(
+        wrap.push(
             &mut out,
-            &format!("  {label}  {}  ({pods})", selector_text(&plan.to_selector)),
+            &format!(
+                "  {label}  {}  ({pods})",
+                unbreakable(&selector_text(&plan.to_selector))
+            ),
             &indent,
         );
     }
 
     out.push('\n');
-    out.push_str(&checks_table(plan));
+    out.push_str(&checks_table(plan, layout));
 
     if let Some(action) = &plan.action {
         if plan.verdict != Verdict::Refused {
@@ -114,37 +119,24 @@ pub fn plan_text(plan: &SwitchPlan, timeout: Duration, rehearsal: bool) -> Strin
             )
         }
     };
-    WRAP.push(&mut out, &closing, "");
+    wrap.push(&mut out, &closing, "");
     out
 }
 
 /// `PRECHECK  RESULT  DETAIL`, the detail wrapped under itself.
-fn checks_table(plan: &SwitchPlan) -> String {
-    let rows: Vec<(&str, &str, &str)> = plan
-        .prechecks
-        .iter()
-        .map(|c| (c.check.as_str(), result(c, plan.force), c.reason.as_str()))
-        .collect();
-    let first = rows
-        .iter()
-        .map(|r| r.0.len())
-        .chain(["PRECHECK".len()])
-        .max()
-        .unwrap_or(0);
-    let second = rows
-        .iter()
-        .map(|r| r.1.len())
-        .chain(["RESULT".len()])
-        .max()
-        .unwrap_or(0);
-    let indent = " ".repeat(first + second + 4);
-    let mut out = String::new();
-    let _ = writeln!(out, "{:first$}  {:second$}  DETAIL", "PRECHECK", "RESULT");
-    for (check, verdict, reason) in rows {
-        let line = format!("{check:first$}  {verdict:second$}  {reason}");
-        WRAP.push(&mut out, &line, &indent);
+fn checks_table(plan: &SwitchPlan, layout: &Layout) -> String {
+    let mut table = Table::new(
+        *layout,
+        &[
+            ("PRECHECK", Fit::Whole),
+            ("RESULT", Fit::Whole),
+            ("DETAIL", Fit::Words),
+        ],
+    );
+    for c in &plan.prechecks {
+        table.row([c.check.as_str(), result(c, plan.force), c.reason.as_str()]);
     }
-    out
+    table.render()
 }
 
 fn result(check: &TakeoverCheck, force: bool) -> &'static str {
