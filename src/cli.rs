@@ -344,6 +344,16 @@ pub struct RestartSidecarsArgs {
     #[arg(value_name = "KIND/NAME")]
     pub targets: Vec<String>,
 
+    #[command(flatten)]
+    pub restart: RestartFlags,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// How restarts run: the flags `restart-sidecars` and `relabel --restart` share.
+#[derive(Debug, Clone, Args)]
+pub struct RestartFlags {
     /// Only these kinds, comma-separated
     #[arg(long = "kind", value_enum, value_delimiter = ',')]
     pub kinds: Vec<WorkloadKind>,
@@ -374,9 +384,6 @@ pub struct RestartSidecarsArgs {
     /// StatefulSets are still replaced one at a time, each waited for)
     #[arg(long)]
     pub no_wait: bool,
-
-    #[command(flatten)]
-    pub write: WriteArgs,
 }
 
 const RELABEL_EXAMPLES: &str = "\
@@ -413,7 +420,8 @@ pub struct RelabelArgs {
     #[arg(long, conflicts_with_all = ["to", "from"])]
     pub undo: bool,
 
-    /// Continue into restart-sidecars for the relabelled namespaces
+    /// Continue into restart-sidecars for the relabelled namespaces: one plan,
+    /// one question; --kind, --all, --timeout, --concurrency, ... apply to it
     #[arg(long)]
     pub restart: bool,
 
@@ -421,6 +429,9 @@ pub struct RelabelArgs {
     /// namespace named explicitly
     #[arg(long)]
     pub force: bool,
+
+    #[command(flatten)]
+    pub restart_flags: RestartFlags,
 
     #[command(flatten)]
     pub write: WriteArgs,

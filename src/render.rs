@@ -292,7 +292,14 @@ fn namespaces(report: &StatusReport, style: &Style) -> String {
                 (None, _) => "-".into(),
             };
             let problems = if n.problems.is_empty() {
-                Cell::new("")
+                // Notes need no action: plain text, after any problems.
+                Cell::new(
+                    n.notes
+                        .iter()
+                        .map(|note| format!("note: {note}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
             } else {
                 style.colored(
                     n.problems

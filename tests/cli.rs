@@ -22,6 +22,8 @@ mod gateway_switch;
 mod packaging;
 #[path = "cli/relabel.rs"]
 mod relabel;
+#[path = "cli/release.rs"]
+mod release;
 #[path = "cli/restart_sidecars.rs"]
 mod restart_sidecars;
 
@@ -831,9 +833,17 @@ fn version_prints_the_plugin_and_the_server() {
 fn version_without_a_cluster_still_prints_the_plugin_version() {
     let run = Env::new().plugin(&["version"]);
     assert_eq!(run.code, 0, "{run:#?}");
+    // The commit line is there when the build had a git checkout
+    // (tests/cli/release.rs checks which commit).
+    let commit = option_env!("MESH_UPGRADE_GIT_COMMIT")
+        .map(|c| format!("Commit: {c}\n"))
+        .unwrap_or_default();
     assert_eq!(
         run.stdout,
-        format!("kubectl mesh-upgrade v{}\n", env!("CARGO_PKG_VERSION"))
+        format!(
+            "kubectl mesh-upgrade v{}\n{commit}",
+            env!("CARGO_PKG_VERSION")
+        )
     );
     assert!(run.stderr.contains("no kubeconfig found"), "{run:#?}");
 }

@@ -104,7 +104,7 @@ pub fn admit_pod(store: &Store, pod: &mut Value) -> ApiResult<()> {
             {
                 continue;
             }
-            call_webhook(store, webhook, pod, &namespace_labels)?;
+            call_webhook(store, webhook, pod)?;
         }
     }
     Ok(())
@@ -125,8 +125,9 @@ pub fn inject_as(pod: &mut Value, revision: &str, proxy_image: &str, native_side
         proxy_image: proxy_image.to_string(),
         native_sidecars,
         service,
+        policy: InjectionPolicy::standard(),
     };
-    injector.inject(pod, &BTreeMap::new());
+    injector.inject(pod);
 }
 
 /// Whether a webhook's `rules` include CREATE of core `pods`.
@@ -174,12 +175,7 @@ fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
 
 /// Calls one matching webhook: resolves the istiod behind it and injects, or
 /// applies the failure policy when nothing answers.
-fn call_webhook(
-    store: &Store,
-    webhook: &Value,
-    pod: &mut Value,
-    namespace_labels: &BTreeMap<String, String>,
-) -> ApiResult<()> {
+fn call_webhook(store: &Store, webhook: &Value, pod: &mut Value) -> ApiResult<()> {
     let name = webhook.get("name").and_then(Value::as_str).unwrap_or("");
     // Webhooks called by URL, or served outside istio-system, are not Istio
     // injectors the sim knows how to answer for: they are treated as
@@ -197,7 +193,7 @@ fn call_webhook(
     let service_name = service.get("name").and_then(Value::as_str).unwrap_or("");
     match resolve_injector(store, service_name) {
         Ok(injector) => {
-            injector.inject(pod, namespace_labels);
+            injector.inject(pod);
             Ok(())
         }
         Err(why) => {
@@ -231,6 +227,9 @@ struct Injector {
     native_sidecars: bool,
     /// The istiod Service, which proxies use as their CA address.
     service: String,
+    /// The `config` of the revision's injector ConfigMap: whether istiod
+    /// injects a pod it is asked about.
+    policy: InjectionPolicy,
 }
 
 /// Finds the Ready istiod behind `istio-system/<service_name>`; the error is
@@ -304,19 +303,25 @@ fn resolve_injector(store: &Store, service_name: &str) -> Result<Injector, Strin
     } else {
         format!("istio-sidecar-injector-{revision}")
     };
-    let from_configmap = store
-        .get(kinds::configmaps(), ISTIO_NAMESPACE, &configmap_name)
-        .and_then(|cm| {
-            cm.pointer("/data/values")
-                .and_then(Value::as_str)
-                .and_then(proxy_image_from_values)
-        });
+    let configmap = store.get(kinds::configmaps(), ISTIO_NAMESPACE, &configmap_name);
+    let from_configmap = configmap.as_ref().and_then(|cm| {
+        cm.pointer("/data/values")
+            .and_then(Value::as_str)
+            .and_then(proxy_image_from_values)
+    });
     let proxy_image = from_configmap.unwrap_or_else(|| proxy_image_from_istiod(istiod_image));
+    let policy = configmap
+        .as_ref()
+        .and_then(|cm| cm.pointer("/data/config"))
+        .and_then(Value::as_str)
+        .and_then(InjectionPolicy::from_config)
+        .unwrap_or_else(InjectionPolicy::standard);
     Ok(Injector {
         revision,
         proxy_image,
         native_sidecars,
         service: service_name.to_string(),
+        policy,
     })
 }
 
@@ -410,8 +415,18 @@ pub fn proxy_image_from_istiod(istiod_image: &str) -> String {
 
 impl Injector {
     /// Istio's injector proper: its own checks, then the template.
-    fn inject(&self, pod: &mut Value, namespace_labels: &BTreeMap<String, String>) {
-        if !injection_required(pod, namespace_labels) {
+    fn inject(&self, pod: &mut Value) {
+        // The sim's one liberty: a pod that already carries a proxy (loaded
+        // "injected long ago", or injected by an earlier webhook) is left as
+        // it is. istiod would re-render it; here the first answer stands.
+        if pod
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(STATUS_ANNOTATION))
+            .is_some()
+        {
+            return;
+        }
+        if !self.policy.injection_required(pod) {
             return;
         }
         let annotations = string_map(pod.pointer("/metadata/annotations"));
@@ -615,37 +630,107 @@ impl Injector {
     }
 }
 
-/// Istio's injector's own policy, applied after the webhook matched: pods it
-/// declines are admitted unchanged.
-fn injection_required(pod: &Value, namespace_labels: &BTreeMap<String, String>) -> bool {
-    let annotations = string_map(pod.pointer("/metadata/annotations"));
-    if annotations.contains_key(STATUS_ANNOTATION) {
+/// istiod's own decision once a webhook called it, with the `config` of its
+/// injector ConfigMap: `injectRequired` in Istio's
+/// `pkg/kube/inject/inject.go`. Pods it declines are admitted unchanged.
+/// Nothing here looks at ambient mode: the webhooks and istiod do not, so a
+/// namespace labelled both for sidecars and for ambient gets sidecars.
+#[derive(Debug, Clone, PartialEq)]
+struct InjectionPolicy {
+    /// `policy`: `enabled` or `disabled`; anything else injects nothing.
+    policy: String,
+    /// `neverInjectSelector` entries (label selectors, OR'ed).
+    never_inject: Vec<Value>,
+    /// `alwaysInjectSelector` entries.
+    always_inject: Vec<Value>,
+}
+
+impl InjectionPolicy {
+    /// The charts' config: `policy: enabled`, no selectors. Used when the
+    /// revision has no injector ConfigMap, or one without a readable `config`.
+    fn standard() -> Self {
+        InjectionPolicy {
+            policy: "enabled".to_string(),
+            never_inject: Vec::new(),
+            always_inject: Vec::new(),
+        }
+    }
+
+    /// Reads the ConfigMap's `config` (YAML; its templates are ignored).
+    fn from_config(text: &str) -> Option<Self> {
+        let config: Value = serde_yaml::from_str(text).ok()?;
+        let config = config.as_object()?;
+        let list = |key: &str| -> Vec<Value> {
+            config
+                .get(key)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        Some(InjectionPolicy {
+            policy: config
+                .get("policy")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            never_inject: list("neverInjectSelector"),
+            always_inject: list("alwaysInjectSelector"),
+        })
+    }
+
+    fn injection_required(&self, pod: &Value) -> bool {
+        // Host networking: iptables rules would land in the node's network
+        // namespace.
+        if pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true) {
+            return false;
+        }
+        let namespace = pod
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if IGNORED_NAMESPACES.contains(&namespace) {
+            return false;
+        }
+        let labels = labels_of(pod);
+        let annotations = string_map(pod.pointer("/metadata/annotations"));
+        // The label is the newer API and wins over the annotation.
+        let asked = labels
+            .get("sidecar.istio.io/inject")
+            .or_else(|| annotations.get("sidecar.istio.io/inject"));
+        let mut explicit = match asked.map(String::as_str) {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            // Any other value: istiod warns and uses its default.
+            _ => None,
+        };
+        if explicit.is_none() && self.never_inject.iter().any(|s| selects(s, &labels)) {
+            explicit = Some(false);
+        }
+        if explicit.is_none() && self.always_inject.iter().any(|s| selects(s, &labels)) {
+            explicit = Some(true);
+        }
+        match self.policy.as_str() {
+            "enabled" => explicit.unwrap_or(true),
+            "disabled" => explicit.unwrap_or(false),
+            _ => false,
+        }
+    }
+}
+
+/// Whether one never/always selector of the injector config matches: an
+/// empty selector, or one that does not convert, is skipped (never matches).
+fn selects(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
+    let non_empty = |key: &str| {
+        selector.get(key).is_some_and(|v| match v {
+            Value::Object(m) => !m.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => false,
+        })
+    };
+    if !non_empty("matchLabels") && !non_empty("matchExpressions") {
         return false;
     }
-    if pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true) {
-        return false;
-    }
-    let namespace = pod
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if IGNORED_NAMESPACES.contains(&namespace) {
-        return false;
-    }
-    // The charts' selectors do not exclude ambient namespaces; the injector
-    // itself declines them, since ztunnel carries their traffic.
-    if namespace_labels
-        .get("istio.io/dataplane-mode")
-        .map(String::as_str)
-        == Some("ambient")
-    {
-        return false;
-    }
-    // The deprecated annotation form of the opt-out is still honoured.
-    annotations
-        .get("sidecar.istio.io/inject")
-        .map(String::as_str)
-        != Some("false")
+    crate::selectors::label_selector_matches(selector, labels).unwrap_or(false)
 }
 
 /// The workload a pod belongs to, as Istio names it in proxy metadata.
@@ -1155,15 +1240,214 @@ mod tests {
     #[test]
     fn ambient_namespace_pods_are_not_injected() {
         let mut cluster = default_and_canary();
+        cluster.namespace("ambient-apps", &[("istio.io/dataplane-mode", "ambient")]);
+        let original = new_pod("ambient-apps", &[], &[]);
+        assert_eq!(cluster.admit(original.clone()).unwrap(), original);
+    }
+
+    #[test]
+    fn an_ambient_namespace_labelled_for_sidecars_too_gets_sidecars() {
+        // Neither the charts' selectors nor istiod look at the dataplane
+        // mode; the CNI then leaves pods with a sidecar alone.
+        let mut cluster = default_and_canary();
         cluster.namespace(
-            "ambient-apps",
+            "mixed",
             &[
                 ("istio.io/dataplane-mode", "ambient"),
                 ("istio-injection", "enabled"),
             ],
         );
-        let original = new_pod("ambient-apps", &[], &[]);
-        assert_eq!(cluster.admit(original.clone()).unwrap(), original);
+        let pod = cluster.admit(new_pod("mixed", &[], &[])).unwrap();
+        assert_eq!(injected_revision(&pod).as_deref(), Some("default"));
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CaseTable {
+        policy: Vec<PolicyCase>,
+        control_plane: TablePlane,
+        admission: Vec<AdmissionCase>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct PolicyCase {
+        name: String,
+        namespace: Option<String>,
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
+        #[serde(default)]
+        annotations: BTreeMap<String, String>,
+        #[serde(default)]
+        host_network: bool,
+        config: Option<String>,
+        inject: bool,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct TablePlane {
+        default_revision: TableRevision,
+        revisions: Vec<TableRevision>,
+        tags: Vec<TableTag>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct TableRevision {
+        revision: Option<String>,
+        version: String,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct TableTag {
+        tag: String,
+        revision: String,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct AdmissionCase {
+        name: String,
+        namespace: Option<String>,
+        #[serde(default)]
+        namespace_labels: BTreeMap<String, String>,
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
+        #[serde(default)]
+        annotations: BTreeMap<String, String>,
+        #[serde(default)]
+        host_network: bool,
+        revision: Option<String>,
+    }
+
+    fn case_table() -> CaseTable {
+        serde_yaml::from_str(include_str!("../../testdata/injection-policy-cases.yaml"))
+            .expect("the case table parses")
+    }
+
+    fn pairs(map: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+        map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+
+    #[test]
+    fn every_policy_case_of_the_shared_table_is_decided_as_istiod_decides_it() {
+        let table = case_table();
+        assert!(table.policy.len() > 20);
+        for case in &table.policy {
+            // The config goes through the injector ConfigMap of the only
+            // revision, so the case runs the whole admission path.
+            let mut cluster = Cluster::new();
+            cluster.revision(Some("1-22-3"), "1.22.3", &RevisionOptions::default(), true);
+            if let Some(config) = &case.config {
+                let mut cm = cluster
+                    .store
+                    .get(
+                        kinds::configmaps(),
+                        ISTIO_NAMESPACE,
+                        "istio-sidecar-injector-1-22-3",
+                    )
+                    .map(|cm| (*cm).clone())
+                    .unwrap();
+                cm["data"]["config"] = json!(config);
+                cluster.put(cm);
+            }
+            let namespace = case.namespace.as_deref().unwrap_or("shop");
+            cluster.namespace(namespace, &[("istio.io/rev", "1-22-3")]);
+            let mut pod = new_pod(namespace, &pairs(&case.labels), &pairs(&case.annotations));
+            if case.host_network {
+                pod["spec"]["hostNetwork"] = json!(true);
+            }
+            let admitted = cluster.admit(pod).unwrap();
+            assert_eq!(
+                injected_revision(&admitted).is_some(),
+                case.inject,
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_admission_case_of_the_shared_table_gets_the_revision_istio_gives_it() {
+        let table = case_table();
+        let opts = RevisionOptions::default();
+        let mut cluster = Cluster::new();
+        cluster.revision(
+            None,
+            &table.control_plane.default_revision.version,
+            &opts,
+            true,
+        );
+        for r in &table.control_plane.revisions {
+            cluster.revision(r.revision.as_deref(), &r.version, &opts, true);
+        }
+        for t in &table.control_plane.tags {
+            cluster.tag(&t.tag, Some(&t.revision));
+        }
+        assert!(table.admission.len() > 15);
+        for (i, case) in table.admission.iter().enumerate() {
+            let namespace = case.namespace.clone().unwrap_or_else(|| format!("ns-{i}"));
+            cluster.namespace(&namespace, &pairs(&case.namespace_labels));
+            let mut pod = new_pod(&namespace, &pairs(&case.labels), &pairs(&case.annotations));
+            if case.host_network {
+                pod["spec"]["hostNetwork"] = json!(true);
+            }
+            let admitted = cluster.admit(pod).unwrap();
+            assert_eq!(injected_revision(&admitted), case.revision, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn enable_namespaces_by_default_injects_unlabelled_namespaces_but_not_system_ones() {
+        let mut cluster = Cluster::new();
+        let opts = RevisionOptions {
+            enable_namespaces_by_default: true,
+            ..RevisionOptions::default()
+        };
+        cluster
+            .revision(None, "1.22.3", &opts, true)
+            .namespace("anything", &[])
+            .namespace("off", &[("istio-injection", "disabled")])
+            .namespace("kube-public", &[]);
+        let injected = |cluster: &Cluster, ns: &str, labels: &[(&str, &str)]| {
+            injected_revision(&cluster.admit(new_pod(ns, labels, &[])).unwrap())
+        };
+        assert_eq!(
+            injected(&cluster, "anything", &[]).as_deref(),
+            Some("default")
+        );
+        assert_eq!(injected(&cluster, "off", &[]), None);
+        assert_eq!(injected(&cluster, "kube-public", &[]), None);
+        assert_eq!(
+            injected(
+                &cluster,
+                "anything",
+                &[("sidecar.istio.io/inject", "false")]
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn the_injector_config_policy_and_selectors_come_from_the_chart_options() {
+        let mut cluster = Cluster::new();
+        let opts = RevisionOptions {
+            auto_inject: "disabled".into(),
+            always_inject_selector: vec![json!({"matchLabels": {"team": "payments"}})],
+            ..RevisionOptions::default()
+        };
+        cluster
+            .revision(Some("1-22-3"), "1.22.3", &opts, true)
+            .namespace("pay", &[("istio.io/rev", "1-22-3")]);
+        let injected = |labels: &[(&str, &str)]| {
+            injected_revision(&cluster.admit(new_pod("pay", labels, &[])).unwrap())
+        };
+        assert_eq!(injected(&[]), None, "policy disabled");
+        assert_eq!(injected(&[("team", "payments")]).as_deref(), Some("1-22-3"));
+        assert_eq!(
+            injected(&[("sidecar.istio.io/inject", "true")]).as_deref(),
+            Some("1-22-3")
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 
 use crate::mesh::proxy::image_version;
-use crate::snapshot::{ClusterSnapshot, IstiodInfo, ServiceInfo, WebhookInfo};
+use crate::snapshot::{
+    ClusterSnapshot, InjectionPolicyConfig, IstiodInfo, ServiceInfo, WebhookInfo,
+};
 
 /// MutatingWebhookConfiguration label naming a revision tag.
 pub const TAG_LABEL: &str = "istio.io/tag";
@@ -40,6 +42,9 @@ pub struct Revision {
     pub ready: i32,
     /// istiod runs with `ENABLE_NATIVE_SIDECARS=true`.
     pub native_sidecars: bool,
+    /// Its injector ConfigMap's `config` (policy and selectors); `None` when
+    /// it could not be read, which the model takes as the charts' default.
+    pub injection_policy: Option<InjectionPolicyConfig>,
 }
 
 impl Revision {
@@ -71,6 +76,7 @@ impl Revision {
                 .env
                 .get("ENABLE_NATIVE_SIDECARS")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            injection_policy: injector.and_then(|c| c.policy.clone()),
         }
     }
 }

@@ -8,10 +8,10 @@
 
 use crate::snapshot::{
     ClusterSnapshot, ContainerImage, ContainerPortInfo, DaemonSetInfo, DeploymentInfo, EndpointRef,
-    EndpointSliceInfo, InjectorConfigInfo, IstiodInfo, LabelMatcher, Labels, NamespaceInfo,
-    OwnerRef, PdbInfo, PodInfo, PodTemplateInfo, ProxyFacts, ReplicaSetInfo, Scope, ServiceInfo,
-    ServicePortInfo, SidecarContainer, SidecarPlacement, StatefulSetInfo, WebhookConfigurationInfo,
-    WebhookInfo, WebhookRule, WebhookService,
+    EndpointSliceInfo, InjectionPolicyConfig, InjectorConfigInfo, IstiodInfo, LabelMatcher, Labels,
+    NamespaceInfo, OwnerRef, PdbInfo, PodInfo, PodTemplateInfo, ProxyFacts, ReplicaSetInfo, Scope,
+    ServiceInfo, ServicePortInfo, SidecarContainer, SidecarPlacement, StatefulSetInfo,
+    WebhookConfigurationInfo, WebhookInfo, WebhookRule, WebhookService,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use kube::core::{Expression, Selector};
@@ -198,6 +198,7 @@ impl ProxySpec {
                 has_status_annotation: true,
                 status_revision: Some(revision.clone()),
                 custom_image: custom_image.then(|| proxy_image(version)),
+                ..ProxyFacts::default()
             },
         }
     }
@@ -237,8 +238,18 @@ impl PodFixture {
             }),
             has_status_annotation: true,
             status_revision: Some(revision.into()),
-            custom_image: None,
+            ..ProxyFacts::default()
         };
+        self
+    }
+    /// `spec.hostNetwork: true`.
+    pub fn host_network(mut self) -> Self {
+        self.0.proxy.host_network = true;
+        self
+    }
+    /// The older `sidecar.istio.io/inject` annotation.
+    pub fn inject_annotation(mut self, value: &str) -> Self {
+        self.0.proxy.inject_annotation = Some(value.into());
         self
     }
     pub fn native_proxy(mut self, revision: &str, image: &str) -> Self {
@@ -299,6 +310,7 @@ pub struct WorkloadFixture {
     template_labels: Labels,
     template_annotations: Labels,
     template_containers: Vec<ContainerImage>,
+    host_network: bool,
     object_labels: Labels,
     paused: bool,
     on_delete: bool,
@@ -329,6 +341,7 @@ impl WorkloadFixture {
             generation_behind: false,
             pods: Vec::new(),
             unready_pods: 0,
+            host_network: false,
         }
     }
     pub fn deployment(namespace: &str, name: &str) -> Self {
@@ -402,6 +415,12 @@ impl WorkloadFixture {
         }];
         self
     }
+    /// The template says `hostNetwork: true`.
+    pub fn host_network(mut self) -> Self {
+        self.host_network = true;
+        self
+    }
+
     pub fn paused(mut self) -> Self {
         self.paused = true;
         self
@@ -426,6 +445,7 @@ impl WorkloadFixture {
             annotations: self.template_annotations.clone(),
             containers: self.template_containers.clone(),
             sidecar: None,
+            host_network: self.host_network,
         }
     }
 
@@ -644,6 +664,12 @@ impl ClusterFixture {
             revision: rev.into(),
             hub: Some("docker.io/istio".into()),
             tag: Some(version.into()),
+            proxy_image: Some("proxyv2".into()),
+            variant: None,
+            enable_namespaces_by_default: false,
+            policy: InjectionPolicyConfig::parse(
+                "policy: enabled\nalwaysInjectSelector: []\nneverInjectSelector: []\n",
+            ),
         });
     }
 
@@ -699,16 +725,25 @@ impl ClusterFixture {
             format!("istiod-{revision}")
         };
         if tag == "default" {
+            // istioctl rewrites every webhook of the configuration labelled
+            // istio.io/rev=default (and no tag) to never match
+            // (DeactivateIstioInjectionWebhook, istioctl/pkg/tag/util.go).
+            let never = || {
+                matcher(vec![Expression::In(
+                    "istio.io/deactivated".into(),
+                    set(&["never-match"]),
+                )])
+            };
             for config in &mut self.0.webhook_configurations {
+                let default_revision = config.labels.get("istio.io/rev").map(String::as_str)
+                    == Some("default")
+                    && !config.labels.contains_key("istio.io/tag");
+                if !default_revision {
+                    continue;
+                }
                 for hook in &mut config.webhooks {
-                    if hook.name == "namespace.sidecar-injector.istio.io"
-                        || hook.name == "object.sidecar-injector.istio.io"
-                    {
-                        hook.namespace_selector = matcher(vec![Expression::In(
-                            "istio.io/deactivated".into(),
-                            set(&["never-match"]),
-                        )]);
-                    }
+                    hook.namespace_selector = never();
+                    hook.object_selector = never();
                 }
             }
         }
@@ -799,26 +834,55 @@ impl ClusterFixture {
         self
     }
 
-    /// The chart's `enableNamespacesByDefault: true` namespace webhook.
+    /// `sidecarInjectorWebhook.enableNamespacesByDefault: true` on the
+    /// default install: the chart's `auto.` webhook (namespaces without
+    /// injection labels, system namespaces excepted; pods neither opting in
+    /// or out nor naming a revision), added to the default configuration.
     pub fn enable_namespaces_by_default(mut self, revision: &str) -> Self {
-        self.0
-            .webhook_configurations
-            .push(WebhookConfigurationInfo {
-                name: format!("istio-sidecar-injector-{revision}-by-default"),
-                labels: labels(&[("istio.io/rev", revision)]),
-                webhooks: vec![webhook(
-                    "namespace.sidecar-injector.istio.io",
-                    &format!("istiod-{revision}"),
-                    matcher(vec![
-                        Expression::NotIn("istio-injection".into(), set(&["disabled"])),
-                        Expression::DoesNotExist("istio.io/rev".into()),
+        let service = if revision == "default" {
+            "istiod".to_string()
+        } else {
+            format!("istiod-{revision}")
+        };
+        let auto = webhook(
+            "auto.sidecar-injector.istio.io",
+            &service,
+            matcher(vec![
+                Expression::DoesNotExist("istio-injection".into()),
+                Expression::DoesNotExist("istio.io/rev".into()),
+                Expression::NotIn(
+                    "kubernetes.io/metadata.name".into(),
+                    set(&[
+                        "kube-system",
+                        "kube-public",
+                        "kube-node-lease",
+                        "local-path-storage",
                     ]),
-                    matcher(vec![Expression::NotIn(
-                        "sidecar.istio.io/inject".into(),
-                        set(&["false"]),
-                    )]),
-                )],
-            });
+                ),
+            ]),
+            matcher(vec![
+                Expression::DoesNotExist("sidecar.istio.io/inject".into()),
+                Expression::DoesNotExist("istio.io/rev".into()),
+            ]),
+        );
+        let config = self
+            .0
+            .webhook_configurations
+            .iter_mut()
+            .find(|c| {
+                c.labels.get("istio.io/rev").map(String::as_str) == Some(revision)
+                    && !c.labels.contains_key("istio.io/tag")
+            })
+            .expect("enable_namespaces_by_default after the revision's install");
+        config.webhooks.push(auto);
+        for c in self
+            .0
+            .injector_configs
+            .iter_mut()
+            .filter(|c| c.revision == revision)
+        {
+            c.enable_namespaces_by_default = true;
+        }
         self
     }
 

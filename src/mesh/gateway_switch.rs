@@ -25,7 +25,7 @@
 //! removed) and records the selector it replaces, so a second `--rollback`
 //! goes forward again. The automatic switch-back after a failed
 //! verification is different: it restores the Service as it was, record
-//! included ([`SwitchAction::undo_patch`]), as if the switch never happened.
+//! included ([`SwitchAction::undo`]), as if the switch never happened.
 //!
 //! The prechecks are [`takeover_checks`] (shared with `status`, so both
 //! agree on whether a gateway can take over) plus three of the switch's
@@ -52,9 +52,10 @@ use crate::mesh::gateways::{
     takeover_checks,
 };
 use crate::snapshot::{ClusterSnapshot, EndpointSliceInfo, Labels, ServiceInfo};
+use crate::write::{ObjectKind, ObjectRef, Patch, Write};
 
 pub use crate::duration::human_duration;
-pub use render::plan_text;
+pub use render::{plan_text, rollback_command, run_outcome};
 
 /// The annotation holding the selector a switch replaced, as a JSON object.
 pub const PREVIOUS_SELECTOR_ANNOTATION: &str = "mesh-upgrade.io/previous-selector";
@@ -66,9 +67,6 @@ pub const SWITCHED_AT_ANNOTATION: &str = "mesh-upgrade.io/switched-at";
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 use crate::mesh::API_VERSION;
-
-/// The content type of the patch.
-pub const PATCH_TYPE: &str = "application/merge-patch+json";
 
 /// What `gateway-switch` reads of the Service it patches, just before
 /// planning: the patch is based on exactly this.
@@ -205,14 +203,17 @@ pub enum Verdict {
 pub struct SwitchAction {
     /// `service/<name>`, as kubectl names it.
     pub target: String,
-    /// Always [`PATCH_TYPE`].
-    pub patch_type: String,
-    /// The exact merge patch, `resourceVersion` included.
-    pub patch: Value,
+    /// The content type of [`SwitchAction::write`]'s patch, for the document.
+    pub patch_type: &'static str,
+    /// The merge patch of the Service on the `resourceVersion` it was planned
+    /// on (the document shows the body sent, as `patch`).
+    #[serde(rename = "patch", serialize_with = "crate::write::serialize_body")]
+    pub write: Write,
     /// The merge patch that puts the Service back as it was (selector and
-    /// record), sent when verification fails; the caller adds the
+    /// record), sent when verification fails; the engine pins it to the
     /// `resourceVersion` the switch produced.
-    pub undo_patch: Value,
+    #[serde(rename = "undoPatch", serialize_with = "crate::write::serialize_body")]
+    pub undo: Write,
     pub reason: String,
 }
 
@@ -491,12 +492,27 @@ pub fn plan(
     } else {
         Verdict::Proceed
     };
-    let action = (!changed.is_empty()).then(|| SwitchAction {
-        target: format!("service/{}", info.name),
-        patch_type: PATCH_TYPE.to_string(),
-        patch: switch_patch(service, &to, now),
-        undo_patch: undo_patch(service, &to),
-        reason: reason(mode, &from, &to, &takeover),
+    let action = (!changed.is_empty()).then(|| {
+        let target = ObjectRef::namespaced(ObjectKind::Service, &info.namespace, &info.name);
+        let why = reason(mode, &from, &to, &takeover);
+        let write = Write::patch(
+            target.clone(),
+            Patch::Merge(switch_patch(service, &to, now)),
+            why.clone(),
+        )
+        .at_version(&service.resource_version);
+        let undo = Write::patch(
+            target,
+            Patch::Merge(undo_patch(service, &to)),
+            format!("put the selector back to {}", selector_text(&from)),
+        );
+        SwitchAction {
+            target: format!("service/{}", info.name),
+            patch_type: Patch::Merge(Value::Null).content_type(),
+            write,
+            undo,
+            reason: why,
+        }
     });
     let mut from_revisions: Vec<String> = current
         .gateways
@@ -624,15 +640,12 @@ fn record(selector: &Labels) -> String {
 
 fn switch_patch(service: &ServiceState, to: &Labels, now: DateTime<Utc>) -> Value {
     let from = &service.info.selector;
-    let mut metadata = json!({
+    let metadata = json!({
         "annotations": {
             PREVIOUS_SELECTOR_ANNOTATION: record(from),
             SWITCHED_AT_ANNOTATION: now.to_rfc3339_opts(SecondsFormat::Secs, true),
         }
     });
-    if !service.resource_version.is_empty() {
-        metadata["resourceVersion"] = json!(service.resource_version);
-    }
     json!({
         "metadata": metadata,
         "spec": {"selector": selector_patch(from, to)},
@@ -649,16 +662,6 @@ fn undo_patch(service: &ServiceState, to: &Labels) -> Value {
         },
         "spec": {"selector": selector_patch(to, &service.info.selector)},
     })
-}
-
-/// `patch` with `metadata.resourceVersion` set (the undo patch gets the
-/// version the switch produced).
-pub fn with_resource_version(patch: &Value, resource_version: &str) -> Value {
-    let mut patch = patch.clone();
-    if let Some(metadata) = patch.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.insert("resourceVersion".into(), json!(resource_version));
-    }
-    patch
 }
 
 fn reason(mode: SwitchMode, from: &Labels, to: &Labels, takeover: &Takeover<'_>) -> String {
@@ -797,14 +800,27 @@ pub fn endpoint_view(
     view
 }
 
+/// How a run ended, in one word of the `-o json` document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SwitchResult {
+    Refused,
+    NothingToDo,
+    DryRun,
+    ServerDryRun,
+    Switched,
+    /// Verification failed and the switch was undone (and verified).
+    RolledBack,
+    /// Verification failed and the undo failed or could not be verified.
+    RollbackFailed,
+    Interrupted,
+}
+
 /// How a run ended, for the summary and the `-o json` document.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SwitchOutcome {
-    /// `refused`, `nothing-to-do`, `dry-run`, `server-dry-run`, `switched`,
-    /// `rolled-back` (verification failed and the switch was undone),
-    /// `rollback-failed`, `interrupted`.
-    pub result: String,
+    pub result: SwitchResult,
     /// The endpoints as last seen after the switch.
     pub endpoints: Option<EndpointView>,
     /// The endpoints as last seen after the switch-back.
@@ -835,4 +851,4 @@ impl SwitchDocument {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, ColumnConstraint, ContentArrangement, Table, Width};
 use serde::Serialize;
@@ -34,6 +34,7 @@ use crate::mesh::workloads::{
 };
 use crate::snapshot::{ClusterSnapshot, PodInfo, RESTARTED_AT_ANNOTATION};
 use crate::wrap::Wrap;
+use crate::write::{ObjectKind, ObjectRef, Patch, Write};
 
 use crate::mesh::API_VERSION;
 
@@ -103,11 +104,23 @@ pub enum PlanError {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "type")]
 pub enum RestartMethod {
-    /// A strategic merge patch of the pod template, as `kubectl rollout restart` sends.
-    TemplatePatch { patch: Value },
+    /// A strategic merge patch of the pod template, as `kubectl rollout restart`
+    /// sends (the document shows it as `patch`, the body sent).
+    TemplatePatch {
+        #[serde(rename = "patch", serialize_with = "crate::write::serialize_body")]
+        write: Write,
+    },
     /// OnDelete: these pods deleted one at a time, in this order (highest
-    /// ordinal first), each replacement waited for.
-    DeletePods { pods: Vec<String> },
+    /// ordinal first), each replacement waited for; each delete carries the
+    /// uid the pod had when planned (the document lists the pod names).
+    DeletePods {
+        #[serde(serialize_with = "pod_names")]
+        pods: Vec<Write>,
+    },
+}
+
+fn pod_names<S: serde::Serializer>(pods: &[Write], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(pods.iter().map(|w| w.target.name.as_str()))
 }
 
 /// One workload to restart.
@@ -285,6 +298,15 @@ pub fn restart_patch(now: DateTime<Utc>) -> Value {
     })
 }
 
+/// The object kind a workload is written as.
+pub fn object_kind(kind: WorkloadKind) -> ObjectKind {
+    match kind {
+        WorkloadKind::Deployment => ObjectKind::Deployment,
+        WorkloadKind::StatefulSet => ObjectKind::StatefulSet,
+        WorkloadKind::DaemonSet => ObjectKind::DaemonSet,
+    }
+}
+
 /// `1.22.3 (1-22-3)`, or whichever half is known.
 fn proxy_text(revision: Option<&str>, version: Option<&str>) -> String {
     match (version, revision) {
@@ -313,6 +335,22 @@ fn groups_text(groups: &[ProxyGroup], without_proxy: usize) -> String {
 /// The ordinal of a StatefulSet pod (`db-2` → 2).
 fn ordinal(pod: &str) -> Option<u32> {
     pod.rsplit_once('-')?.1.parse().ok()
+}
+
+/// `now`, or one second past the latest `restartedAt` a picked template
+/// already carries, whichever is later, so every patch changes its template.
+fn restart_time(picked: &[&Workload], now: DateTime<Utc>) -> DateTime<Utc> {
+    let latest = picked
+        .iter()
+        .filter_map(|w| w.template.annotations.get(RESTARTED_AT_ANNOTATION))
+        .filter_map(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .max();
+    let now = now.with_nanosecond(0).unwrap_or(now);
+    match latest {
+        Some(latest) if latest >= now => latest + chrono::Duration::seconds(1),
+        _ => now,
+    }
 }
 
 /// Computes the plan. Pure: the snapshot, the flags and the clock in.
@@ -356,6 +394,10 @@ pub fn plan(
         .filter(|w| options.targets.is_empty() || explicit.iter().any(|e| e.uid == w.uid))
         .collect();
 
+    // The timestamp has seconds, as kubectl's: a restart within the second
+    // of the previous one would write the same value, change nothing and
+    // roll out nothing. Then the plan takes the second after the latest.
+    let now = restart_time(&picked, now);
     let restarted_at = now.to_rfc3339_opts(SecondsFormat::Secs, true);
     let mut actions = Vec::new();
     let mut skipped = Vec::new();
@@ -577,18 +619,34 @@ fn action_for(
     };
     let method = if w.rolls_on_template_change() {
         RestartMethod::TemplatePatch {
-            patch: restart_patch(now),
+            write: Write::patch(
+                ObjectRef::namespaced(object_kind(w.kind), &w.namespace, &w.name),
+                Patch::Strategic(restart_patch(now)),
+                reason.clone(),
+            ),
         }
     } else {
-        let mut pods: Vec<&str> = w
+        let mut pods: Vec<(&str, &str)> = w
             .pods
             .iter()
             .filter(|p| p.stale || options.selection.all)
-            .map(|p| p.name.as_str())
+            .map(|p| (p.name.as_str(), p.uid.as_str()))
             .collect();
-        pods.sort_by(|a, b| ordinal(b).cmp(&ordinal(a)).then(b.cmp(a)));
+        pods.sort_by(|(a, _), (b, _)| ordinal(b).cmp(&ordinal(a)).then(b.cmp(a)));
         RestartMethod::DeletePods {
-            pods: pods.into_iter().map(str::to_string).collect(),
+            pods: pods
+                .into_iter()
+                .map(|(name, uid)| {
+                    Write::delete(
+                        ObjectRef::namespaced(ObjectKind::Pod, &w.namespace, name),
+                        uid,
+                        format!(
+                            "OnDelete {}: its pods are replaced only when deleted",
+                            w.kind
+                        ),
+                    )
+                })
+                .collect(),
         }
     };
     RestartAction {
@@ -980,6 +1038,7 @@ pub fn report_text(report: &RestartReport) -> String {
 mod tests {
     use super::*;
     use crate::mesh::fixtures::{ClusterFixture, ProxySpec, WorkloadFixture};
+    use crate::write::{Change, Precondition};
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
@@ -1004,6 +1063,39 @@ mod tests {
             .iter()
             .map(|a| format!("{}/{}", a.namespace, a.reference()))
             .collect()
+    }
+
+    #[test]
+    fn a_restart_within_the_second_of_the_last_one_takes_the_next_second() {
+        // The previous run stamped this very second: the same value would
+        // change nothing, so nothing would roll out.
+        let plan = plan_of(
+            cluster().workload(
+                WorkloadFixture::deployment("pay", "payments")
+                    .template_annotation(RESTARTED_AT_ANNOTATION, "2026-11-23T14:05:09Z")
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            ),
+            &RestartOptions::default(),
+        );
+        assert_eq!(plan.restarted_at, "2026-11-23T14:05:10Z");
+        let RestartMethod::TemplatePatch { write } = &plan.actions[0].method else {
+            panic!("a template patch");
+        };
+        assert_eq!(
+            write.body_to_send()["spec"]["template"]["metadata"]["annotations"]
+                [RESTARTED_AT_ANNOTATION],
+            "2026-11-23T14:05:10Z"
+        );
+        // An older stamp leaves the clock's time.
+        let plan = plan_of(
+            cluster().workload(
+                WorkloadFixture::deployment("pay", "payments")
+                    .template_annotation(RESTARTED_AT_ANNOTATION, "2026-11-23T14:00:00Z")
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            ),
+            &RestartOptions::default(),
+        );
+        assert_eq!(plan.restarted_at, "2026-11-23T14:05:09Z");
     }
 
     #[test]
@@ -1036,14 +1128,23 @@ mod tests {
         );
         assert_eq!(names(&plan), ["pay/deployment/payments"]);
         let action = &plan.actions[0];
+        let RestartMethod::TemplatePatch { write } = &action.method else {
+            panic!("a template patch: {:?}", action.method);
+        };
         assert_eq!(
-            action.method,
-            RestartMethod::TemplatePatch {
-                patch: json!({"spec": {"template": {"metadata": {"annotations": {
+            write.target,
+            ObjectRef::namespaced(ObjectKind::Deployment, "pay", "payments")
+        );
+        assert_eq!(
+            write.change,
+            Change::Patch(Patch::Strategic(
+                json!({"spec": {"template": {"metadata": {"annotations": {
                     "kubectl.kubernetes.io/restartedAt": "2026-11-23T14:05:09Z"
                 }}}}})
-            }
+            ))
         );
+        // Idempotent: the same timestamp twice is one rollout, so no version is pinned.
+        assert_eq!(write.precondition, Precondition::None);
         assert_eq!(action.expected_revision, "1-22-3");
         assert_eq!(action.expected_version.as_deref(), Some("1.22.3"));
         assert_eq!(action.current_proxy(), "1.21.2 (1-21-2)");
@@ -1147,12 +1248,16 @@ mod tests {
                 ..RestartOptions::default()
             },
         );
+        let RestartMethod::DeletePods { pods } = &plan.actions[0].method else {
+            panic!("pod deletions: {:?}", plan.actions[0].method);
+        };
+        let targets: Vec<String> = pods.iter().map(|w| w.target.to_string()).collect();
         assert_eq!(
-            plan.actions[0].method,
-            RestartMethod::DeletePods {
-                pods: vec!["ledger-2".into(), "ledger-1".into(), "ledger-0".into()]
-            }
+            targets,
+            ["pay/pod/ledger-2", "pay/pod/ledger-1", "pay/pod/ledger-0"]
         );
+        assert!(pods.iter().all(|w| w.change == Change::Delete
+            && matches!(&w.precondition, Precondition::Uid(uid) if !uid.is_empty())));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::gateways::{Gateway, GatewayService, gateway_services, gateways};
 use crate::mesh::injection::{
     DATAPLANE_MODE_LABEL, INJECTION_LABEL, InjectionOutcome, NotInjectedReason, REV_LABEL,
-    expected_revision,
+    conflicting_injection_labels, expected_revision,
 };
 use crate::mesh::proxy::{Version, is_skewed};
 use crate::mesh::workloads::{
@@ -102,7 +102,10 @@ pub struct RevisionStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
-    /// `both-labels`, `missing-revision`, `revision-not-ready`, `injector-unavailable`.
+    /// `both-labels` (`istio-injection` and `istio.io/rev`),
+    /// `sidecar-and-ambient-labels` (either with `istio.io/dataplane-mode`;
+    /// both are IST0123), `missing-revision`, `revision-not-ready`,
+    /// `injector-unavailable`.
     pub code: String,
     /// One sentence saying what happens and why.
     pub message: String,
@@ -124,6 +127,9 @@ pub struct NamespaceStatus {
     pub workloads: usize,
     /// Problems with its labels; empty when fine.
     pub problems: Vec<Problem>,
+    /// Sentences about its labels that need no action (a leftover
+    /// `istio.io/rev` under `istio-injection=disabled`).
+    pub notes: Vec<String>,
 }
 
 /// A Deployment, StatefulSet or DaemonSet.
@@ -458,20 +464,31 @@ pub fn build_status_from(
     }
 }
 
-/// The namespace's injection mode as the user labelled it.
+/// The namespace's injection mode as its labels decide it: sidecar labels
+/// first (the webhooks do not look at ambient mode, so a namespace labelled
+/// both ways gets sidecars), then ambient.
 pub fn injection_mode(namespace: &NamespaceInfo) -> String {
     let labels = &namespace.labels;
-    if labels.get(DATAPLANE_MODE_LABEL).map(String::as_str) == Some("ambient") {
-        return "ambient".into();
-    }
+    let ambient = labels.get(DATAPLANE_MODE_LABEL).map(String::as_str) == Some("ambient");
     match labels.get(INJECTION_LABEL).map(String::as_str) {
         Some("enabled") => return "enabled".into(),
+        Some(_) if ambient => return "ambient".into(),
         Some(_) => return "disabled".into(),
         None => {}
     }
     match labels.get(REV_LABEL) {
         Some(rev) => format!("rev:{rev}"),
+        None if ambient => "ambient".into(),
         None => "none".into(),
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
 
@@ -482,18 +499,47 @@ fn namespace_status(
 ) -> NamespaceStatus {
     let outcome = expected_revision(namespace, &Labels::new(), &Labels::new(), control_plane);
     let mut problems = Vec::new();
+    let mut notes = Vec::new();
     let labels = &namespace.labels;
-    if let (Some(legacy), Some(rev)) = (labels.get(INJECTION_LABEL), labels.get(REV_LABEL)) {
-        let gets = match outcome.revision() {
-            Some(r) => format!("pods get {r}"),
-            None => "pods get no proxy".to_string(),
-        };
+    let gets = match outcome.revision() {
+        Some(r) => format!("pods get {r}"),
+        None => "pods get no proxy".to_string(),
+    };
+    let conflict = conflicting_injection_labels(namespace, &control_plane.namespace);
+    if !conflict.is_empty() {
+        let legacy_and_rev = labels.contains_key(INJECTION_LABEL) && labels.contains_key(REV_LABEL);
+        let with_mode = labels.contains_key(DATAPLANE_MODE_LABEL);
+        let mut why = Vec::new();
+        if legacy_and_rev {
+            why.push("istio-injection wins".to_string());
+        }
+        if with_mode {
+            why.push(
+                "sidecar injection wins over ambient (ztunnel leaves pods with a sidecar alone)"
+                    .to_string(),
+            );
+        }
+        let set = if conflict.len() == 2 { "both" } else { "all" };
         problems.push(Problem {
-            code: "both-labels".into(),
+            // relabel fixes the two sidecar labels; with the dataplane mode
+            // involved a person must choose between sidecars and ambient.
+            code: if with_mode {
+                "sidecar-and-ambient-labels".into()
+            } else {
+                "both-labels".into()
+            },
             message: format!(
-                "istio-injection={legacy} and istio.io/rev={rev} are both set; istio-injection wins (IST0123), so {gets}"
+                "{} are {set} set; {} (IST0123), so {gets}",
+                and_list(&conflict),
+                why.join(", and ")
             ),
         });
+    } else if let (Some(legacy), Some(rev)) = (labels.get(INJECTION_LABEL), labels.get(REV_LABEL)) {
+        // istio-injection=disabled (or any value but enabled) beside a
+        // revision label: deliberate, istioctl analyze says nothing.
+        notes.push(format!(
+            "istio.io/rev={rev} has no effect while istio-injection={legacy}: new pods get no proxy"
+        ));
     }
     let mut tag = None;
     match &outcome {
@@ -532,6 +578,7 @@ fn namespace_status(
             .filter(|w| w.namespace == namespace.name)
             .count(),
         problems,
+        notes,
     }
 }
 
@@ -1075,6 +1122,79 @@ mod tests {
         assert_eq!(ns("typo").problems[0].code, "missing-revision");
         assert_eq!(ns("istio-gateways").injection, "none");
         assert!(ns("pay").problems.is_empty());
+    }
+
+    #[test]
+    fn sidecar_and_ambient_labels_together_are_a_conflict_and_sidecars_win() {
+        let report = build_status(
+            &canary_fixture()
+                .namespace(
+                    "mixed",
+                    &[
+                        ("istio-injection", "enabled"),
+                        ("istio.io/dataplane-mode", "ambient"),
+                    ],
+                )
+                .namespace(
+                    "mixed-rev",
+                    &[
+                        ("istio.io/rev", "1-22-3"),
+                        ("istio.io/dataplane-mode", "ambient"),
+                    ],
+                )
+                .build(),
+            fixed_now(),
+        );
+        let ns = |name: &str| report.namespaces.iter().find(|n| n.name == name).unwrap();
+        let mixed = ns("mixed");
+        assert_eq!(mixed.injection, "enabled");
+        assert_eq!(mixed.revision.as_deref(), Some("1-21-2"));
+        assert_eq!(mixed.problems.len(), 1, "{:?}", mixed.problems);
+        assert_eq!(mixed.problems[0].code, "sidecar-and-ambient-labels");
+        assert_eq!(
+            mixed.problems[0].message,
+            "istio-injection=enabled and istio.io/dataplane-mode=ambient are both set; sidecar injection wins over ambient (ztunnel leaves pods with a sidecar alone) (IST0123), so pods get 1-21-2"
+        );
+        assert_eq!(ns("mixed-rev").injection, "rev:1-22-3");
+        assert_eq!(ns("mixed-rev").revision.as_deref(), Some("1-22-3"));
+        assert_eq!(
+            ns("mixed-rev").problems[0].code,
+            "sidecar-and-ambient-labels"
+        );
+        assert!(report.needs_attention());
+    }
+
+    #[test]
+    fn injection_disabled_beside_a_revision_label_is_a_note_not_a_problem() {
+        let report = build_status(
+            &canary_fixture()
+                .namespace(
+                    "parked",
+                    &[("istio-injection", "disabled"), ("istio.io/rev", "1-22-3")],
+                )
+                .namespace(
+                    "parked-ambient",
+                    &[
+                        ("istio-injection", "disabled"),
+                        ("istio.io/dataplane-mode", "ambient"),
+                    ],
+                )
+                .build(),
+            fixed_now(),
+        );
+        let ns = |name: &str| report.namespaces.iter().find(|n| n.name == name).unwrap();
+        let parked = ns("parked");
+        assert_eq!(parked.injection, "disabled");
+        assert_eq!(parked.revision, None);
+        assert!(parked.problems.is_empty(), "{:?}", parked.problems);
+        assert_eq!(
+            parked.notes,
+            [
+                "istio.io/rev=1-22-3 has no effect while istio-injection=disabled: new pods get no proxy"
+            ]
+        );
+        assert_eq!(ns("parked-ambient").injection, "ambient");
+        assert!(ns("parked-ambient").problems.is_empty());
     }
 
     #[test]

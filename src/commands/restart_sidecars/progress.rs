@@ -125,3 +125,23 @@ impl WorkloadProgress {
         self.overall.one_done();
     }
 }
+
+impl crate::run::Reporter for Progress {
+    fn note(&self, message: &str) {
+        Progress::note(self, message);
+    }
+
+    fn step(&self, label: &str) -> Box<dyn crate::run::StepReporter + '_> {
+        Box::new(self.workload(label.to_string()))
+    }
+}
+
+impl crate::run::StepReporter for WorkloadProgress {
+    fn update(&self, message: &str) {
+        WorkloadProgress::update(self, message);
+    }
+
+    fn done(&self, message: &str) {
+        WorkloadProgress::done(self, message);
+    }
+}

@@ -6,8 +6,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{SwitchMode, SwitchPlan, Verdict};
+use super::{EndpointView, SwitchMode, SwitchOutcome, SwitchPlan, SwitchResult, Verdict};
+use crate::duration::human_duration;
 use crate::mesh::gateways::{TakeoverCheck, selector_text};
+use crate::run::switch::{SwitchRun, Verification};
 use crate::wrap::Wrap;
 
 /// How sentences wrap: at 100 columns.
@@ -75,7 +77,7 @@ pub fn plan_text(plan: &SwitchPlan, timeout: Duration, rehearsal: bool) -> Strin
     if let Some(action) = &plan.action {
         if plan.verdict != Verdict::Refused {
             let _ = writeln!(out, "\nPATCH {} ({})", action.target, action.patch_type);
-            let _ = writeln!(out, "  {}", action.patch);
+            let _ = writeln!(out, "  {}", action.write.body_to_send());
         }
     }
 
@@ -154,29 +156,158 @@ fn result(check: &TakeoverCheck, force: bool) -> &'static str {
     }
 }
 
-/// `2m`, `90s`, `1m30s`, `500ms`.
-pub fn human_duration(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    if millis % 1000 != 0 {
-        return format!("{millis}ms");
-    }
-    let seconds = duration.as_secs();
-    match (seconds / 60, seconds % 60) {
-        (0, s) => format!("{s}s"),
-        (m, 0) => format!("{m}m"),
-        (m, s) => format!("{m}m{s}s"),
-    }
+/// The command that switches back.
+pub fn rollback_command(plan: &SwitchPlan) -> String {
+    format!(
+        "kubectl mesh-upgrade gateway-switch -n {} --service {} --rollback",
+        plan.namespace, plan.service
+    )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The last line of a verified switch.
+fn success_message(plan: &SwitchPlan, view: &EndpointView) -> String {
+    let gateways = if plan.target_gateways.is_empty() {
+        String::new()
+    } else {
+        format!(" of {}", plan.target_gateways.join(", "))
+    };
+    let forced = if plan.verdict == Verdict::Forced {
+        " (forced past failed prechecks)"
+    } else {
+        ""
+    };
+    let (did, back) = match plan.mode {
+        SwitchMode::Switch => ("Switched", "Roll back with"),
+        SwitchMode::Rollback => ("Rolled back", "Switch forward again with"),
+    };
+    let ready = match view.ready.len() {
+        1 => "the 1 Ready pod".to_string(),
+        n => format!("the {n} Ready pods"),
+    };
+    let tolerated = match view.tolerated.len() {
+        0 => String::new(),
+        n => format!(" (and {n} not Ready, as before the switch)"),
+    };
+    format!(
+        "{did} Service {} to {}{forced}: its EndpointSlices list {ready}{gateways}{tolerated} and no other pod.\n{back}: {}",
+        plan.service_ref(),
+        selector_text(&plan.to_selector),
+        rollback_command(plan)
+    )
+}
 
-    #[test]
-    fn durations_read_like_the_flag() {
-        assert_eq!(human_duration(Duration::from_secs(120)), "2m");
-        assert_eq!(human_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(human_duration(Duration::from_secs(5)), "5s");
-        assert_eq!(human_duration(Duration::from_millis(1500)), "1500ms");
+/// The outcome of a switch the engine ran: its result, the endpoints seen
+/// and the sentence that says what state the Service is in.
+pub fn run_outcome(plan: &SwitchPlan, run: &SwitchRun, timeout: Duration) -> SwitchOutcome {
+    let outcome = |result, endpoints, rollback_endpoints, message| SwitchOutcome {
+        result,
+        endpoints,
+        rollback_endpoints,
+        message,
+    };
+    let to = selector_text(&plan.to_selector);
+    let from = selector_text(&plan.from_selector);
+    let failure = |first: &Verification| match first {
+        Verification::Failed(view, err) => {
+            let seen = if *view == EndpointView::default() {
+                String::new()
+            } else {
+                format!("; last seen: {}", view.describe())
+            };
+            format!(
+                "the switch of Service {} to {to} could not be verified ({err}{seen})",
+                plan.service_ref(),
+            )
+        }
+        other => format!(
+            "the EndpointSlices of Service {} did not list only Ready pods matching {to} within {} (last seen: {})",
+            plan.service_ref(),
+            human_duration(timeout),
+            other.view().describe()
+        ),
+    };
+    match run {
+        SwitchRun::InterruptedBeforeWrite => outcome(
+            SwitchResult::Interrupted,
+            None,
+            None,
+            format!(
+                "interrupted before the switch: Service {} was not changed",
+                plan.service_ref()
+            ),
+        ),
+        SwitchRun::NotApplied(err) => {
+            outcome(SwitchResult::Refused, None, None, format!("{err:#}"))
+        }
+        SwitchRun::Switched(view) => outcome(
+            SwitchResult::Switched,
+            Some(view.clone()),
+            None,
+            success_message(plan, view),
+        ),
+        SwitchRun::Interrupted(view) => outcome(
+            SwitchResult::Interrupted,
+            Some(view.clone()),
+            None,
+            format!(
+                "interrupted while verifying: Service {} selects {to} now (endpoints: {}); to go back run: {}",
+                plan.service_ref(),
+                view.describe(),
+                rollback_command(plan)
+            ),
+        ),
+        SwitchRun::UndoFailed { first, error } => outcome(
+            SwitchResult::RollbackFailed,
+            Some(first.view().clone()),
+            None,
+            format!(
+                "{}, and switching back failed ({error:#}): the Service may still select {to}; restore {from} by hand",
+                failure(first)
+            ),
+        ),
+        SwitchRun::RolledBack { first, back } => {
+            let failure = failure(first);
+            let (result, message) = match back {
+                Verification::Converged(view) => (
+                    SwitchResult::RolledBack,
+                    format!(
+                        "{failure}; switched back to {from}, and its endpoints are verified ({})",
+                        view.describe()
+                    ),
+                ),
+                Verification::TimedOut(view) => (
+                    SwitchResult::RollbackFailed,
+                    format!(
+                        "{failure}; switched back to {from}, but its endpoints did not converge either (last seen: {}): check the gateway pods",
+                        view.describe()
+                    ),
+                ),
+                Verification::Failed(_, err) => {
+                    let why = match first {
+                        Verification::Failed(_, first_err) if first_err == err => String::new(),
+                        _ => format!(" ({err})"),
+                    };
+                    (
+                        SwitchResult::RollbackFailed,
+                        format!(
+                            "{failure}; switched back to {from}, but its endpoints could not be verified either{why}: check them"
+                        ),
+                    )
+                }
+                Verification::Interrupted(view) => (
+                    SwitchResult::Interrupted,
+                    format!(
+                        "{failure}; switched back to {from}, interrupted before its endpoints were verified (last seen: {})",
+                        view.describe()
+                    ),
+                ),
+            };
+            outcome(
+                result,
+                Some(first.view().clone()),
+                Some(back.view().clone()),
+                message,
+            )
+        }
     }
 }
