@@ -1382,8 +1382,9 @@ fn main() -> anyhow::Result<()> {
     let mut queued: Vec<(usize, Case)> = cases.into_iter().enumerate().collect();
     queued.reverse();
     let queue = Arc::new(Mutex::new(queued));
-    let results: Arc<Mutex<Vec<(usize, Verb, String, u64, Outcome)>>> =
-        Arc::new(Mutex::new(Vec::new()));
+    // (case index, verb, fault set, seed, outcome), filled by the workers.
+    type CaseResult = (usize, Verb, String, u64, Outcome);
+    let results: Arc<Mutex<Vec<CaseResult>>> = Arc::new(Mutex::new(Vec::new()));
     let args = Arc::new(args);
     let workers: Vec<_> = (0..args.jobs)
         .map(|_| {

@@ -2,7 +2,8 @@
 //! tag (or back to `istio-injection=enabled`), with a record to undo it.
 //!
 //! ```text
-//! flags ─► read namespaces + the control plane (5 LISTs) ─► plan (mesh::relabel, pure)
+//! flags ─► collect::read(ControlPlane): namespaces + the control plane (5 LISTs)
+//!       ─► plan (mesh::relabel, pure)
 //!       ─► --restart: read those namespaces' workloads, plan their restarts on the
 //!          namespaces as they will be (mesh::relabel::RelabelPlan::apply_to)
 //!       ─► show both ─► refuse excluded namespaces without --force, or a target
@@ -16,23 +17,22 @@
 //! A failure or an interrupt after the first write says which namespaces
 //! were relabelled and the command that undoes it.
 //!
-//! The reads are the few the plan needs: every Namespace (labels, the record
-//! annotation, resourceVersion), the MutatingWebhookConfigurations, and in
-//! the control-plane namespace the istiod Deployments, Services and injector
-//! ConfigMaps — the inputs `status` resolves a namespace's revision from.
+//! The reads are the few the plan needs, collect's control-plane read set:
+//! every Namespace (labels, the record annotation, resourceVersion), the
+//! MutatingWebhookConfigurations, and in the control-plane namespace the
+//! istiod Deployments, Services and injector ConfigMaps — the inputs `status`
+//! resolves a namespace's revision from.
 //! Pods and workloads are not read: labels change what new pods get, and
 //! `--restart` hands over to restart-sidecars, which reads what it needs.
 
 use chrono::Utc;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 
 use super::restart_sidecars;
-use crate::api::{ApiClient, ListScope, ListSelector, WriteMode};
+use crate::api::{ApiClient, WriteMode};
 use crate::cli::{DryRun, GlobalArgs, RelabelArgs};
+use crate::collect::{self, CollectOptions, ReadSet};
 use crate::confirm::{self, Decision};
-use crate::error::{Error, ExitCode, is_forbidden};
+use crate::error::{Error, ExitCode};
 use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::relabel::{
     NamespaceSelection, NamespaceState, Operation, Planner, RelabelPlan, RelabelReport,
@@ -44,10 +44,7 @@ use crate::render::relabel::{plan_text, report_text};
 use crate::run::Interrupts;
 use crate::run::relabel::apply_relabel;
 use crate::selector::LabelSelector;
-use crate::snapshot::{
-    ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, InjectorConfigInfo, IstiodInfo, Scope,
-    ServiceInfo, WebhookConfigurationInfo,
-};
+use crate::snapshot::{ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
 
 /// Relabel (or restore) the selected namespaces.
 pub async fn run(
@@ -318,90 +315,38 @@ struct ClusterState {
     snapshot: ClusterSnapshot,
 }
 
-/// LIST the namespaces and the control plane, concurrently.
+/// Read the namespaces and the control plane: collect's control-plane read
+/// set (5 LISTs). `-l` selects namespaces here, so it is not sent.
 async fn read_state(
     api: &ApiClient,
     request: &RelabelRequest,
     control_plane_namespace: &str,
     output: &Output,
 ) -> anyhow::Result<ClusterState> {
-    let everything = ListSelector::everything();
-    let cp_scope = ListScope::Namespace(control_plane_namespace.to_string());
-    let istiod_selector =
-        ListSelector::labels(LabelSelector::parse("app=istiod").map_err(anyhow::Error::msg)?);
-    let (namespaces, webhooks, istiods, services, injector_configs) = tokio::join!(
-        read_namespaces(api, request),
-        api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &everything, |w| {
-            Some(WebhookConfigurationInfo::from(&w))
-        }),
-        api.list_all::<Deployment, _>(&cp_scope, &istiod_selector, |d| {
-            IstiodInfo::is_istiod(&d, control_plane_namespace).then(|| IstiodInfo::from(&d))
-        }),
-        api.list_all::<Service, _>(&cp_scope, &everything, |s| Some(ServiceInfo::from(&s))),
-        api.list_all::<ConfigMap, _>(&cp_scope, &everything, |c| {
-            InjectorConfigInfo::is_injector_config(&c).then(|| InjectorConfigInfo::from(&c))
-        }),
-    );
-    let namespaces = namespaces?;
-    let wanted: &[String] = match &request.namespaces {
-        NamespaceSelection::Named(names) => names,
-        NamespaceSelection::Context(name) => std::slice::from_ref(name),
-        NamespaceSelection::All => &[],
+    let scope = match &request.namespaces {
+        NamespaceSelection::Named(names) => Scope::Namespaces(names.clone()),
+        NamespaceSelection::Context(name) => Scope::Namespaces(vec![name.clone()]),
+        NamespaceSelection::All => Scope::All,
     };
-    if let Some(missing) = wanted
-        .iter()
-        .find(|name| !namespaces.iter().any(|n| &n.info.name == *name))
-    {
-        return Err(Error::NamespaceNotFound {
-            namespace: missing.clone(),
-            context: api.target().context.clone(),
-        }
-        .into());
+    let options = CollectOptions {
+        scope,
+        control_plane_namespace: control_plane_namespace.to_string(),
+        selector: None,
+    };
+    let collected = collect::read(api, &options, ReadSet::ControlPlane).await?;
+    for warning in &collected.warnings {
+        output.warn(warning);
     }
-    let mut snapshot = ClusterSnapshot::new(control_plane_namespace, Scope::All);
-    snapshot.namespaces = namespaces.iter().map(|n| n.info.clone()).collect();
-    snapshot.webhook_configurations = webhooks?;
-    snapshot.istiods = istiods?;
-    snapshot.services = services?;
-    snapshot.injector_configs = match injector_configs {
-        Ok(configs) => configs,
-        Err(err) if is_forbidden(&err) => {
-            output.warn(&format!(
-                "the injector ConfigMaps could not be read, so proxy versions come from istiod's image ({err:#})"
-            ));
-            Vec::new()
-        }
-        Err(err) => return Err(err),
-    };
+    let namespaces = collected
+        .snapshot
+        .namespaces
+        .iter()
+        .map(NamespaceState::from)
+        .collect();
     Ok(ClusterState {
         namespaces,
-        snapshot,
+        snapshot: collected.snapshot,
     })
-}
-
-/// Every namespace; a user who may not list namespaces but named them can
-/// still be served by reading each one.
-async fn read_namespaces(
-    api: &ApiClient,
-    request: &RelabelRequest,
-) -> anyhow::Result<Vec<NamespaceState>> {
-    let listed = api
-        .list_all::<Namespace, _>(&ListScope::All, &ListSelector::everything(), |n| {
-            Some(NamespaceState::from(&n))
-        })
-        .await;
-    let names = match (&listed, &request.namespaces) {
-        (Err(err), NamespaceSelection::Named(names)) if is_forbidden(err) => names.clone(),
-        (Err(err), NamespaceSelection::Context(name)) if is_forbidden(err) => vec![name.clone()],
-        _ => return listed,
-    };
-    let mut found = Vec::new();
-    for name in names {
-        if let Some(ns) = api.get::<Namespace>(None, &name).await? {
-            found.push(NamespaceState::from(&ns));
-        }
-    }
-    Ok(found)
 }
 
 /// The prompt: one question for the relabel and the restarts it brings.

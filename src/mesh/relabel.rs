@@ -107,18 +107,20 @@ pub struct NamespaceState {
     pub previous_labels: Option<String>,
 }
 
+/// From the snapshot, which keeps the resourceVersion and the record.
+impl From<&NamespaceInfo> for NamespaceState {
+    fn from(info: &NamespaceInfo) -> Self {
+        NamespaceState {
+            info: info.clone(),
+            resource_version: info.resource_version.clone(),
+            previous_labels: info.records.get(PREVIOUS_LABELS_ANNOTATION).cloned(),
+        }
+    }
+}
+
 impl From<&Namespace> for NamespaceState {
     fn from(ns: &Namespace) -> Self {
-        NamespaceState {
-            info: NamespaceInfo::from(ns),
-            resource_version: ns.metadata.resource_version.clone().unwrap_or_default(),
-            previous_labels: ns
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(PREVIOUS_LABELS_ANNOTATION))
-                .cloned(),
-        }
+        NamespaceState::from(&NamespaceInfo::from(ns))
     }
 }
 
@@ -1509,6 +1511,29 @@ mod tests {
                 ("istio.io/rev".into(), None)
             ])
         );
+    }
+
+    #[test]
+    fn the_snapshot_keeps_the_record_so_the_state_can_be_read_from_it() {
+        // The snapshot keeps only annotations under its record prefix.
+        assert!(PREVIOUS_LABELS_ANNOTATION.starts_with(crate::snapshot::RECORD_ANNOTATION_PREFIX));
+        let object: Namespace = serde_json::from_value(json!({
+            "metadata": {
+                "name": "shop",
+                "resourceVersion": "17",
+                "annotations": {PREVIOUS_LABELS_ANNOTATION: "{}", "owner": "payments"}
+            }
+        }))
+        .unwrap();
+        let info = NamespaceInfo::from(&object);
+        assert_eq!(
+            info.records.keys().collect::<Vec<_>>(),
+            [PREVIOUS_LABELS_ANNOTATION]
+        );
+        let state = NamespaceState::from(&info);
+        assert_eq!(state, NamespaceState::from(&object));
+        assert_eq!(state.resource_version, "17");
+        assert_eq!(state.previous_labels.as_deref(), Some("{}"));
     }
 
     #[test]

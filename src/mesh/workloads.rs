@@ -380,7 +380,7 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
                     "kubernetes.io/metadata.name".to_string(),
                     name.to_string(),
                 )]),
-                terminating: false,
+                ..NamespaceInfo::default()
             })
     };
 
