@@ -129,14 +129,18 @@ pub async fn run(
         finish(outcome(SwitchResult::Refused, &refusal))?;
         return Err(Error::Refused(refusal).into());
     }
-    let decision =
-        match confirm::decide_interactively(&args.write, plan.changes(), &plan.question(), output) {
-            Ok(decision) => decision,
-            Err(err) => {
-                finish(outcome(SwitchResult::Refused, &format!("{err:#}")))?;
-                return Err(err);
-            }
-        };
+    let decision = match confirm::decide_interactively(
+        &args.write,
+        plan.changes(),
+        &plan.question(),
+        output,
+    ) {
+        Ok(decision) => decision,
+        Err(err) => {
+            finish(outcome(SwitchResult::Refused, &format!("{err:#}")))?;
+            return Err(err);
+        }
+    };
     let Some(action) = plan
         .action
         .as_ref()

@@ -107,7 +107,11 @@ async fn relabel(
 
     let machine = global.output.is_machine_readable();
     let client_dry_run = args.write.dry_run == DryRun::Client;
-    output.show_plan(&plan, &plan_text(&plan, &output.text_layout()), client_dry_run)?;
+    output.show_plan(
+        &plan,
+        &plan_text(&plan, &output.text_layout()),
+        client_dry_run,
+    )?;
     if let Some(restart_plan) = &restart_plan {
         let text = format!("\n--restart: {}", restart_text(restart_plan, output));
         output.show_plan(restart_plan, &text, client_dry_run)?;
@@ -172,7 +176,10 @@ async fn relabel(
             output.note(text.trim_end());
         }
     } else if !report.results.is_empty() {
-        output.print_text(&format!("\n{}", report_text(&report, restart_follows, &output.text_layout())))?;
+        output.print_text(&format!(
+            "\n{}",
+            report_text(&report, restart_follows, &output.text_layout())
+        ))?;
     }
 
     let written = written_sentence(&report);

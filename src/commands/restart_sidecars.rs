@@ -20,9 +20,7 @@ use crate::collect::{CollectOptions, collect};
 use crate::config::RestartConfig;
 use crate::confirm::{self, Decision};
 use crate::error::{Error, ExitCode};
-use crate::mesh::restart::{
-    Outcome, RestartOptions, RestartPlan, RestartReport, TargetRef, plan,
-};
+use crate::mesh::restart::{Outcome, RestartOptions, RestartPlan, RestartReport, TargetRef, plan};
 use crate::mesh::workloads::{RestartSelection, WorkloadKind};
 use crate::output::Output;
 use crate::render::restart::{plan_text, report_text};

@@ -192,6 +192,26 @@ impl WorkloadProgress {
     }
 }
 
+impl crate::run::Reporter for Progress {
+    fn note(&self, message: &str) {
+        Progress::note(self, message);
+    }
+
+    fn step(&self, label: &str) -> Box<dyn crate::run::StepReporter + '_> {
+        Box::new(self.workload(label))
+    }
+}
+
+impl crate::run::StepReporter for WorkloadProgress {
+    fn update(&self, message: &str) {
+        WorkloadProgress::update(self, message);
+    }
+
+    fn done(&self, message: &str) {
+        WorkloadProgress::done(self, message);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::output::{Format, Output};
@@ -225,25 +245,5 @@ mod tests {
         send_sync(&output);
         std::thread::spawn(move || one.done("ok")).join().unwrap();
         assert_eq!(captured.stderr(), "a: ok\n");
-    }
-}
-
-impl crate::run::Reporter for Progress {
-    fn note(&self, message: &str) {
-        Progress::note(self, message);
-    }
-
-    fn step(&self, label: &str) -> Box<dyn crate::run::StepReporter + '_> {
-        Box::new(self.workload(label))
-    }
-}
-
-impl crate::run::StepReporter for WorkloadProgress {
-    fn update(&self, message: &str) {
-        WorkloadProgress::update(self, message);
-    }
-
-    fn done(&self, message: &str) {
-        WorkloadProgress::done(self, message);
     }
 }

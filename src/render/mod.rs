@@ -13,7 +13,6 @@ pub mod restart;
 pub mod status;
 pub mod table;
 
-
 use crate::wrap::{Wrap, unbreakable};
 
 /// How text is laid out: the width it must fit (`None`: any, as in a pipe)
