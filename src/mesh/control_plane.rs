@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::mesh::proxy::image_version;
+use crate::mesh::proxy::{ProxyImageValues, image_version};
 use crate::snapshot::{
     ClusterSnapshot, InjectionPolicyConfig, IstiodInfo, ServiceInfo, WebhookInfo,
 };
@@ -31,9 +31,16 @@ pub struct Revision {
     pub namespace: String,
     /// The `istio.io/rev` label, `default` when absent.
     pub revision: String,
-    /// The proxy version this revision injects: the injector ConfigMap's
-    /// `global.tag` when set (the injector uses it), else istiod's image tag.
+    /// The proxy version this revision injects: the tag of [`Self::proxy_image`]
+    /// when that is known (variant stripped), else istiod's image tag.
     pub proxy_version: Option<String>,
+    /// The `istio-proxy` image a plain new pod gets, rendered from the
+    /// injector ConfigMap's `values` ([`ProxyImageValues::render`]); `None`
+    /// when the ConfigMap could not be read.
+    pub proxy_image: Option<String>,
+    /// Those `values`, to render the image for pods with their own
+    /// `sidecar.istio.io/proxyImage[Type]` annotations.
+    pub image_values: Option<ProxyImageValues>,
     /// istiod's own version (its image tag): what proxies talk to.
     pub istiod_version: Option<String>,
     /// The image of istiod's `discovery` container.
@@ -59,15 +66,21 @@ impl Revision {
             .iter()
             .find(|c| c.namespace == istiod.namespace && c.revision == istiod.revision);
         let istiod_version = image_version(&istiod.image);
-        let proxy_version = injector
-            .and_then(|c| c.tag.as_deref())
-            .map(|tag| crate::mesh::proxy::strip_variant(tag).to_string())
-            .or_else(|| istiod_version.clone());
+        let image_values = injector.map(ProxyImageValues::of);
+        let proxy_image = image_values
+            .as_ref()
+            .and_then(|v| v.render(&Default::default()));
+        let proxy_version = match &proxy_image {
+            Some(image) => image_version(image),
+            None => istiod_version.clone(),
+        };
         Revision {
             deployment: istiod.name.clone(),
             namespace: istiod.namespace.clone(),
             revision: istiod.revision.clone(),
             proxy_version,
+            proxy_image,
+            image_values,
             istiod_version,
             image: istiod.image.clone(),
             desired: istiod.desired,

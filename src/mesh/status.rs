@@ -86,9 +86,12 @@ pub struct RevisionStatus {
     pub revision: String,
     /// istiod's Istio version (image tag), `null` when the image has none.
     pub version: Option<String>,
-    /// The proxy version this revision injects (injector ConfigMap
-    /// `global.tag`, else the istiod version).
+    /// The proxy version this revision injects (the tag of `proxyImage`,
+    /// else the istiod version).
     pub proxy_version: Option<String>,
+    /// The `istio-proxy` image it injects into a plain pod, rendered from its
+    /// injector ConfigMap (`null` when that could not be read).
+    pub proxy_image: Option<String>,
     /// Ready istiod replicas.
     pub ready_replicas: i32,
     /// Desired istiod replicas.
@@ -148,6 +151,8 @@ pub struct WorkloadStatus {
     pub expected_revision: Option<String>,
     /// The proxy version that revision injects.
     pub expected_version: Option<String>,
+    /// The `istio-proxy` image a new pod would get (`null` when unknown).
+    pub expected_image: Option<String>,
     /// Pods grouped by the proxy they run: `{revision, version, pods}`.
     pub proxies: Vec<ProxyGroup>,
     /// Pods running no proxy.
@@ -361,6 +366,7 @@ pub fn build_status_from(
             revision: r.revision.clone(),
             version: r.istiod_version.clone(),
             proxy_version: r.proxy_version.clone(),
+            proxy_image: r.proxy_image.clone(),
             ready_replicas: r.ready,
             replicas: r.desired,
             tags: control_plane
@@ -591,6 +597,7 @@ fn workload_status(w: &Workload) -> WorkloadStatus {
         state: w.state,
         expected_revision: w.expected_revision().map(str::to_string),
         expected_version: w.expected_version.clone(),
+        expected_image: w.expected_image.clone(),
         proxies: w.proxies.clone(),
         pods_without_proxy: w.pods_without_proxy,
         stale_pods: w.stale_pods,

@@ -47,6 +47,9 @@ pub struct RevisionOptions {
     pub never_inject_selector: Vec<Value>,
     /// `sidecarInjectorWebhook.alwaysInjectSelector` (label selectors).
     pub always_inject_selector: Vec<Value>,
+    /// `global.proxy.image` (default `proxyv2`): a name under the hub, or a
+    /// whole image reference (with a `/`), which then ignores hub and tag.
+    pub proxy_image: Option<String>,
     /// `sidecarInjectorWebhook.enableNamespacesByDefault`: the default
     /// install also gets the `auto.` webhook, which injects namespaces that
     /// carry no injection label (the system namespaces excepted).
@@ -66,6 +69,7 @@ impl Default for RevisionOptions {
             never_inject_selector: Vec::new(),
             always_inject_selector: Vec::new(),
             enable_namespaces_by_default: false,
+            proxy_image: None,
         }
     }
 }
@@ -405,7 +409,7 @@ fn injector_configmap(rev: Option<&str>, version: &str, opts: &RevisionOptions) 
     let mut global = json!({
         "hub": opts.hub,
         "tag": version,
-        "proxy": {"image": "proxyv2"},
+        "proxy": {"image": opts.proxy_image.as_deref().unwrap_or("proxyv2")},
         "proxy_init": {"image": "proxyv2"},
         "istioNamespace": ISTIO_NAMESPACE,
     });
