@@ -18,6 +18,8 @@ use serde_json::Value;
 mod cluster_suite;
 #[path = "cli/gateway_switch.rs"]
 mod gateway_switch;
+#[path = "cli/injection.rs"]
+mod injection;
 #[path = "cli/packaging.rs"]
 mod packaging;
 #[path = "cli/relabel.rs"]

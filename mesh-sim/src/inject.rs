@@ -46,6 +46,7 @@ pub mod charts;
 pub use charts::{
     RevisionOptions, injector_webhook_configuration, istio_revision_manifests,
     istio_revision_objects, revision_name, revision_tag_manifest, revision_tag_objects,
+    revision_tag_service,
 };
 
 /// Where Istio's control plane lives; only webhooks backed by a Service in

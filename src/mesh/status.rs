@@ -108,7 +108,8 @@ pub struct RevisionStatus {
 pub struct Problem {
     /// `both-labels` (`istio-injection` and `istio.io/rev`),
     /// `sidecar-and-ambient-labels` (either with `istio.io/dataplane-mode`;
-    /// both are IST0123), `missing-revision`, `revision-not-ready`,
+    /// both are IST0123), `missing-revision`, `tag-without-webhook` (a tag
+    /// known only from its Service), `revision-not-ready`,
     /// `injector-unavailable`.
     pub code: String,
     /// One sentence saying what happens and why.
@@ -557,6 +558,22 @@ fn namespace_status(
                 "revision {revision} has no Ready istiod: new pods fail to be created (webhook {webhook} fails closed)"
             ),
         }),
+        InjectionOutcome::NotInjected {
+            reason: NotInjectedReason::MissingRevision { selected },
+        } if control_plane
+            .tag(selected)
+            .is_some_and(|t| !t.has_webhook()) =>
+        {
+            let tag = control_plane.tag(selected).expect("checked above");
+            let revision = tag.revision.as_deref().unwrap_or("<revision>");
+            problems.push(Problem {
+                code: "tag-without-webhook".into(),
+                message: format!(
+                    "tag {selected} exists only as Service {} (revision {revision}), and no injector webhook serves it: new pods start without a proxy (`istioctl tag set {selected} --revision {revision}` adds the webhook)",
+                    tag.service.as_deref().unwrap_or("?"),
+                ),
+            });
+        }
         InjectionOutcome::NotInjected {
             reason: NotInjectedReason::MissingRevision { selected },
         } => problems.push(Problem {
@@ -1170,6 +1187,34 @@ mod tests {
             "sidecar-and-ambient-labels"
         );
         assert!(report.needs_attention());
+    }
+
+    #[test]
+    fn a_namespace_on_a_tag_known_only_from_its_service_gets_no_proxy_and_says_why() {
+        let report = build_status(
+            &canary_fixture()
+                .tag_service("prod-next", "1-22-3")
+                .namespace("next", &[("istio.io/rev", "prod-next")])
+                .build(),
+            fixed_now(),
+        );
+        let next = report.namespaces.iter().find(|n| n.name == "next").unwrap();
+        assert_eq!(next.revision, None);
+        assert_eq!(next.problems[0].code, "tag-without-webhook");
+        assert_eq!(
+            next.problems[0].message,
+            "tag prod-next exists only as Service istiod-revision-tag-prod-next (revision 1-22-3), and no injector webhook serves it: new pods start without a proxy (`istioctl tag set prod-next --revision 1-22-3` adds the webhook)"
+        );
+        let canary = report
+            .revisions
+            .iter()
+            .find(|r| r.revision == "1-22-3")
+            .unwrap();
+        assert!(
+            canary.tags.contains(&"prod-next".to_string()),
+            "{:?}",
+            canary.tags
+        );
     }
 
     #[test]

@@ -160,6 +160,24 @@ pub fn revision_tag_objects(tag: &str, rev: Option<&str>) -> Vec<Value> {
     })]
 }
 
+/// The Service the istio-discovery chart renders for each of its
+/// `revisionTags` from Istio 1.27 (`revision-tags-svc.yaml`):
+/// `istiod-revision-tag-<tag>` in `istio-system`, labelled `istio.io/tag` and
+/// `istio.io/rev`, selecting the revision's istiod like the revision's own
+/// Service. istiod and `istioctl tag list` read tags from these as well as
+/// from the webhook configurations.
+pub fn revision_tag_service(tag: &str, rev: Option<&str>) -> Value {
+    let mut service = istiod_service(rev);
+    service["metadata"]["name"] = json!(format!("istiod-revision-tag-{tag}"));
+    service["metadata"]["labels"]["istio.io/tag"] = json!(tag);
+    if rev.is_none() {
+        // The default revision's Service selects by `istio: pilot`, so that
+        // it does not pick a canary's pods.
+        service["spec"]["selector"] = json!({"app": "istiod", "istio": "pilot"});
+    }
+    service
+}
+
 /// [`revision_tag_objects`] as YAML.
 pub fn revision_tag_manifest(tag: &str, rev: Option<&str>) -> String {
     to_yaml_documents(&revision_tag_objects(tag, rev))
