@@ -14,6 +14,8 @@ use mesh_sim::generate::{GenerateOptions, generate};
 use mesh_sim::{Role, Sim, SimOptions};
 use serde_json::Value;
 
+#[path = "cli/analyzer_parity.rs"]
+mod analyzer_parity;
 #[path = "cli/cluster_suite.rs"]
 mod cluster_suite;
 #[path = "cli/gateway_switch.rs"]
