@@ -73,12 +73,25 @@ const IGNORED_NAMESPACES: [&str; 4] = [
     "local-path-storage",
 ];
 
+/// Annotation on a MutatingWebhookConfiguration marking it as a registry
+/// mirror the sim answers for: images starting with this prefix...
+pub const MIRROR_FROM_ANNOTATION: &str = "mesh-sim.io/rewrite-image-from";
+/// ...get this prefix instead.
+pub const MIRROR_TO_ANNOTATION: &str = "mesh-sim.io/rewrite-image-to";
+
 /// Runs the mutating admission webhooks that cover pod CREATE on `pod`.
 ///
 /// Webhooks are called in the API server's order (configurations sorted by
 /// name, webhooks in their listed order). An Istio webhook whose istiod has
 /// no Ready pod refuses the creation unless its `failurePolicy` is `Ignore`.
-pub fn admit_pod(store: &Store, pod: &mut Value) -> ApiResult<()> {
+/// A dry run (`dryRun=All`) calls the same webhooks with the same effects
+/// (the caller then stores nothing), but the API server refuses it outright
+/// when a matching webhook does not declare `sideEffects: None` or
+/// `NoneOnDryRun`. A configuration annotated with [`MIRROR_FROM_ANNOTATION`]
+/// and [`MIRROR_TO_ANNOTATION`] stands for a registry-mirroring webhook
+/// (the kind many companies run): the sim answers it by rewriting the
+/// matching container and init-container images.
+pub fn admit_pod(store: &Store, pod: &mut Value, dry_run: bool) -> ApiResult<()> {
     let namespace = pod
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
@@ -98,6 +111,10 @@ pub fn admit_pod(store: &Store, pod: &mut Value) -> ApiResult<()> {
         let Some(webhooks) = configuration.get("webhooks").and_then(Value::as_array) else {
             continue;
         };
+        let annotations = string_map(configuration.pointer("/metadata/annotations"));
+        let mirror = annotations
+            .get(MIRROR_FROM_ANNOTATION)
+            .zip(annotations.get(MIRROR_TO_ANNOTATION));
         for webhook in webhooks {
             if !covers_pod_create(webhook)
                 || !selector_matches(webhook.get("namespaceSelector"), &namespace_labels)
@@ -105,10 +122,82 @@ pub fn admit_pod(store: &Store, pod: &mut Value) -> ApiResult<()> {
             {
                 continue;
             }
-            call_webhook(store, webhook, pod)?;
+            let side_effects = webhook
+                .get("sideEffects")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if dry_run && !matches!(side_effects, "None" | "NoneOnDryRun") {
+                let name = webhook.get("name").and_then(Value::as_str).unwrap_or("");
+                return Err(ApiError::bad_request(format!(
+                    "admission webhook \"{name}\" does not support dry run"
+                )));
+            }
+            match mirror {
+                Some((from, to)) => rewrite_images(pod, from, to),
+                None => call_webhook(store, webhook, pod)?,
+            }
         }
     }
     Ok(())
+}
+
+/// A registry-mirroring MutatingWebhookConfiguration, `registry-mirror`: it
+/// covers pod CREATE everywhere but the system namespaces, fails open, has
+/// no side effects, and (its name sorting after `istio-*`) is called after
+/// Istio's injectors, so it rewrites the proxy image they chose. The sim
+/// answers it through [`MIRROR_FROM_ANNOTATION`] and [`MIRROR_TO_ANNOTATION`]
+/// (`docker.io/istio/` → `mirror.example.com/istio/`).
+pub fn registry_mirror_webhook(from: &str, to: &str) -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {
+            "name": "registry-mirror",
+            "annotations": {MIRROR_FROM_ANNOTATION: from, MIRROR_TO_ANNOTATION: to},
+        },
+        "webhooks": [{
+            "name": "rewrite.registry-mirror.example.com",
+            "clientConfig": {
+                "service": {"name": "registry-mirror", "namespace": "registry-mirror", "path": "/mutate", "port": 443},
+            },
+            "rules": [{
+                "operations": ["CREATE"],
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "resources": ["pods"],
+            }],
+            "namespaceSelector": {"matchExpressions": [{
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": ["kube-system", "kube-public", "kube-node-lease"],
+            }]},
+            "sideEffects": "None",
+            "failurePolicy": "Ignore",
+            "reinvocationPolicy": "Never",
+            "admissionReviewVersions": ["v1"],
+        }],
+    })
+}
+
+/// A registry mirror's answer: every container and init container image
+/// starting with `from` starts with `to` instead.
+fn rewrite_images(pod: &mut Value, from: &str, to: &str) {
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = pod
+            .pointer_mut(&format!("/spec/{list}"))
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for container in containers {
+            let Some(image) = container.get("image").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(rest) = image.strip_prefix(from) {
+                container["image"] = json!(format!("{to}{rest}"));
+            }
+        }
+    }
 }
 
 /// Injects `pod` as `revision`'s istiod would, without evaluating any
@@ -1018,7 +1107,7 @@ mod tests {
 
         fn admit(&self, pod: Value) -> ApiResult<Value> {
             let mut pod = pod;
-            admit_pod(&self.store, &mut pod)?;
+            admit_pod(&self.store, &mut pod, false)?;
             Ok(pod)
         }
     }
@@ -1796,6 +1885,46 @@ mod tests {
             .unwrap();
         assert_eq!(proxy_image(&pod), Some(custom));
         assert_eq!(pod["spec"]["initContainers"][0]["image"], custom);
+    }
+
+    #[test]
+    fn a_registry_mirror_called_after_the_injector_rewrites_the_proxy_image() {
+        let mut cluster = default_and_canary();
+        cluster.namespace("pay", &[("istio.io/rev", "1-22-3")]);
+        cluster.put(registry_mirror_webhook(
+            "docker.io/istio/",
+            "mirror.example.com/istio/",
+        ));
+        let pod = cluster.admit(new_pod("pay", &[], &[])).unwrap();
+        assert_eq!(
+            proxy_image(&pod),
+            Some("mirror.example.com/istio/proxyv2:1.22.3")
+        );
+        assert_eq!(
+            pod["spec"]["initContainers"][0]["image"],
+            "mirror.example.com/istio/proxyv2:1.22.3"
+        );
+        // Other registries are left alone.
+        assert_eq!(pod["spec"]["containers"][0]["image"], "nginx:1.27");
+        assert_eq!(injected_revision(&pod).as_deref(), Some("1-22-3"));
+    }
+
+    #[test]
+    fn a_dry_run_is_refused_when_a_matching_webhook_may_have_side_effects() {
+        let mut cluster = default_and_canary();
+        cluster.namespace("pay", &[("istio.io/rev", "1-22-3")]);
+        let mut mwc = injector_webhook_configuration(Some("1-22-3"), false);
+        mwc["webhooks"][0]["sideEffects"] = json!("Unknown");
+        cluster.put(mwc);
+        let mut pod = new_pod("pay", &[], &[]);
+        let err = admit_pod(&cluster.store, &mut pod, true).unwrap_err();
+        assert_eq!(err.code, 400);
+        assert_eq!(
+            err.message,
+            "admission webhook \"rev.namespace.sidecar-injector.istio.io\" does not support dry run"
+        );
+        // A real create still goes through.
+        assert!(admit_pod(&cluster.store, &mut new_pod("pay", &[], &[]), false).is_ok());
     }
 
     #[test]

@@ -610,6 +610,53 @@ mod tests {
     }
 
     #[test]
+    fn a_dry_run_pod_create_is_injected_as_a_real_one_and_not_stored_and_fails_alike() {
+        let mut world = World::new(SimConfig::default());
+        load_builtin(&mut world, "canary").unwrap();
+        let probe = || {
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "probe", "namespace": "pay"},
+                "spec": {"containers": [{"name": "probe", "image": "busybox"}]},
+            })
+        };
+        let dry = WriteOptions::dry_run(true);
+        let answered = world.create(kinds::pods(), probe(), &dry).unwrap();
+        assert_eq!(
+            proxy_image(&answered).as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3")
+        );
+        assert_eq!(injected_revision(&answered).as_deref(), Some("1-22-3"));
+        assert!(world.store.get(kinds::pods(), "pay", "probe").is_none());
+
+        // istiod 1-22-3 scaled to zero: the webhook fails closed, dry run or not.
+        let mut istiod = (*world
+            .store
+            .get(kinds::deployments(), "istio-system", "istiod-1-22-3")
+            .unwrap())
+        .clone();
+        istiod["spec"]["replicas"] = serde_json::json!(0);
+        world
+            .update(kinds::deployments(), istiod, &WriteOptions::default())
+            .unwrap();
+        settle(&mut world);
+        let dry_err = world.create(kinds::pods(), probe(), &dry).unwrap_err();
+        let real_err = world
+            .create(kinds::pods(), probe(), &WriteOptions::default())
+            .unwrap_err();
+        assert_eq!(dry_err.code, 500);
+        assert_eq!(dry_err.message, real_err.message);
+        assert!(
+            dry_err
+                .message
+                .contains("no endpoints available for service \"istiod-1-22-3\""),
+            "{}",
+            dry_err.message
+        );
+        assert!(world.store.get(kinds::pods(), "pay", "probe").is_none());
+    }
+
+    #[test]
     fn in_place_scenario_leaves_every_sidecar_stale_behind_the_upgraded_istiod() {
         let mut world = World::new(SimConfig::default());
         load_builtin(&mut world, "in-place").unwrap();
