@@ -226,8 +226,13 @@ pub fn controller_of(owners: &[OwnerRef]) -> Option<&OwnerRef> {
     owners.iter().find(|o| o.controller)
 }
 
-/// A Namespace: its name and labels (matched by webhook namespaceSelectors).
-#[derive(Clone, Debug, PartialEq)]
+/// The prefix of the annotations the plugin writes itself: the records a
+/// writing verb keeps to undo its change.
+pub const RECORD_ANNOTATION_PREFIX: &str = "mesh-upgrade.io/";
+
+/// A Namespace: its name and labels (matched by webhook namespaceSelectors),
+/// and what a write of it needs (relabel patches namespaces).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct NamespaceInfo {
     pub name: String,
     /// All labels, including `kubernetes.io/metadata.name`, which the API server
@@ -235,6 +240,12 @@ pub struct NamespaceInfo {
     pub labels: Labels,
     /// `metadata.deletionTimestamp` is set.
     pub terminating: bool,
+    /// `metadata.resourceVersion`: the precondition a write of it carries.
+    pub resource_version: String,
+    /// The plugin's own annotations on it (keys under
+    /// [`RECORD_ANNOTATION_PREFIX`]), such as relabel's record of the
+    /// injection labels before its first relabel. Other annotations are not kept.
+    pub records: Labels,
 }
 
 impl From<&Namespace> for NamespaceInfo {
@@ -244,10 +255,20 @@ impl From<&Namespace> for NamespaceInfo {
         labels
             .entry("kubernetes.io/metadata.name".to_string())
             .or_insert_with(|| name.clone());
+        let records = ns
+            .metadata
+            .annotations
+            .iter()
+            .flatten()
+            .filter(|(key, _)| key.starts_with(RECORD_ANNOTATION_PREFIX))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
         NamespaceInfo {
             name,
             labels,
             terminating: ns.metadata.deletion_timestamp.is_some(),
+            resource_version: ns.metadata.resource_version.clone().unwrap_or_default(),
+            records,
         }
     }
 }

@@ -314,7 +314,7 @@ impl ControlPlane {
                 ),
                 ("istio-injection".to_string(), "enabled".to_string()),
             ]),
-            terminating: false,
+            ..NamespaceInfo::default()
         };
         match expected_revision(&probe, &Labels::new(), &Labels::new(), self) {
             InjectionOutcome::Injected { revision, .. } => Some(revision),

@@ -31,7 +31,7 @@ pub fn namespace(name: &str, pairs: &[(&str, &str)]) -> NamespaceInfo {
     NamespaceInfo {
         name: name.into(),
         labels: l,
-        terminating: false,
+        ..NamespaceInfo::default()
     }
 }
 
@@ -1120,10 +1120,12 @@ pub fn canary_fixture() -> ClusterFixture {
         )
 }
 
-/// Converts what a mesh-sim world holds into a snapshot, the way
-/// `collect.rs` converts LIST pages: each stored object is deserialised into
-/// its k8s-openapi type and reduced with `From<&K>`. Namespaced kinds are kept
-/// for the namespaces the snapshot reads.
+/// Converts what a mesh-sim world holds into a snapshot the way `collect.rs`
+/// does, as if every LIST of [`ReadSet::Everything`](crate::collect::ReadSet)
+/// had answered with the world's objects: each stored object is deserialised
+/// into its k8s-openapi type and reduced with the conversions collect applies
+/// to LIST pages, namespaced kinds are kept for the read namespaces, and the
+/// lists go through [`collect::assemble`], the one assembly.
 pub fn snapshot_from_world(world: &mesh_sim::world::World, scope: Scope) -> ClusterSnapshot {
     use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
     use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -1133,92 +1135,77 @@ pub fn snapshot_from_world(world: &mesh_sim::world::World, scope: Scope) -> Clus
     use mesh_sim::resources::kinds;
     use serde::de::DeserializeOwned;
 
-    fn objects<K: DeserializeOwned>(
-        world: &mesh_sim::world::World,
-        resource: &mesh_sim::resources::Resource,
-    ) -> Vec<K> {
+    use crate::collect::{self, CollectOptions, RawLists};
+
+    let options = CollectOptions {
+        scope,
+        control_plane_namespace: "istio-system".to_string(),
+        selector: None,
+    };
+    // What a LIST of the kind answers: every cluster-scoped object, the
+    // namespaced ones of the read namespaces; each converted with `map`.
+    let list = |resource: &mesh_sim::resources::Resource| {
         world
             .store
             .list(resource, None)
-            .map(|obj| serde_json::from_value::<K>((**obj).clone()).expect("a valid object"))
+            .map(|obj| (**obj).clone())
+            .filter(|obj| {
+                obj["metadata"]["namespace"]
+                    .as_str()
+                    .is_none_or(|namespace| options.reads_namespace(namespace))
+            })
+            .collect::<Vec<serde_json::Value>>()
+    };
+    fn converted<K: DeserializeOwned, T>(
+        objects: Vec<serde_json::Value>,
+        map: impl Fn(&K) -> Option<T>,
+    ) -> Vec<T> {
+        objects
+            .into_iter()
+            .map(|obj| serde_json::from_value::<K>(obj).expect("a valid object"))
+            .filter_map(|object| map(&object))
             .collect()
     }
-
-    let mut snapshot = ClusterSnapshot::new("istio-system", scope);
-    let reads = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-                 s: &ClusterSnapshot| {
-        s.reads_namespace(meta.namespace.as_deref().unwrap_or_default())
+    let cp = options.control_plane_namespace.as_str();
+    let raw = RawLists {
+        namespaces: converted(list(kinds::namespaces()), |n: &Namespace| {
+            Some(NamespaceInfo::from(n))
+        }),
+        webhook_configurations: converted(
+            list(kinds::mutating_webhooks()),
+            |w: &MutatingWebhookConfiguration| Some(WebhookConfigurationInfo::from(w)),
+        ),
+        deployments: converted(list(kinds::deployments()), |d: &Deployment| {
+            Some(collect::deployment_facts(d, cp))
+        }),
+        istiods: None,
+        stateful_sets: converted(list(kinds::statefulsets()), |s: &StatefulSet| {
+            Some(StatefulSetInfo::from(s))
+        }),
+        daemon_sets: converted(list(kinds::daemonsets()), |d: &DaemonSet| {
+            Some(DaemonSetInfo::from(d))
+        }),
+        replica_sets: converted(list(kinds::replicasets()), |r: &ReplicaSet| {
+            Some(ReplicaSetInfo::from(r))
+        }),
+        pods: converted(list(kinds::pods()), |p: &Pod| Some(PodInfo::from(p))),
+        services: converted(list(kinds::services()), |s: &Service| {
+            Some(ServiceInfo::from(s))
+        }),
+        pod_disruption_budgets: converted(list(kinds::pdbs()), |p: &PodDisruptionBudget| {
+            Some(PdbInfo::from(p))
+        }),
+        endpoint_slices: converted(list(kinds::endpointslices()), |e: &EndpointSlice| {
+            Some(EndpointSliceInfo::from(e))
+        }),
+        // collect lists ConfigMaps in the control-plane namespace only.
+        injector_configs: converted(list(kinds::configmaps()), |c: &ConfigMap| {
+            (c.metadata.namespace.as_deref() == Some(cp))
+                .then(|| collect::injector_config(c))
+                .flatten()
+        }),
     };
-    snapshot.namespaces = objects::<Namespace>(world, kinds::namespaces())
-        .iter()
-        .map(NamespaceInfo::from)
-        .collect();
-    snapshot.webhook_configurations =
-        objects::<MutatingWebhookConfiguration>(world, kinds::mutating_webhooks())
-            .iter()
-            .map(WebhookConfigurationInfo::from)
-            .collect();
-    let pods: Vec<Pod> = objects(world, kinds::pods());
-    snapshot.pods = pods
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(PodInfo::from)
-        .collect();
-    let rs: Vec<ReplicaSet> = objects(world, kinds::replicasets());
-    snapshot.replica_sets = rs
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(ReplicaSetInfo::from)
-        .collect();
-    let deployments: Vec<Deployment> = objects(world, kinds::deployments());
-    snapshot.istiods = deployments
-        .iter()
-        .filter(|d| IstiodInfo::is_istiod(d, "istio-system"))
-        .map(IstiodInfo::from)
-        .collect();
-    snapshot.deployments = deployments
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(DeploymentInfo::from)
-        .collect();
-    let sts: Vec<StatefulSet> = objects(world, kinds::statefulsets());
-    snapshot.stateful_sets = sts
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(StatefulSetInfo::from)
-        .collect();
-    let ds: Vec<DaemonSet> = objects(world, kinds::daemonsets());
-    snapshot.daemon_sets = ds
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(DaemonSetInfo::from)
-        .collect();
-    let pdbs: Vec<PodDisruptionBudget> = objects(world, kinds::pdbs());
-    snapshot.pod_disruption_budgets = pdbs
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(PdbInfo::from)
-        .collect();
-    let services: Vec<Service> = objects(world, kinds::services());
-    snapshot.services = services
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(ServiceInfo::from)
-        .collect();
-    let slices: Vec<EndpointSlice> = objects(world, kinds::endpointslices());
-    snapshot.endpoint_slices = slices
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(EndpointSliceInfo::from)
-        .collect();
-    let configs: Vec<ConfigMap> = objects(world, kinds::configmaps());
-    snapshot.injector_configs = configs
-        .iter()
-        .filter(|c| c.metadata.namespace.as_deref() == Some("istio-system"))
-        .filter(|c| InjectorConfigInfo::is_injector_config(c))
-        .map(InjectorConfigInfo::from)
-        .collect();
-    snapshot
+    collect::assemble(raw, &options)
 }
 
 /// The `canary` scenario as mesh-sim builds it (controllers settled), as a snapshot.

@@ -6,10 +6,13 @@
 //! annotation (or, for older injectors, the pod label `istio.io/rev`) gives
 //! the revision that injected it. Staleness compares whichever is known.
 //!
-//! Versions are compared "semver-ish": `major.minor.patch` after stripping the
-//! `-distroless`/`-debug` image variants, so `1.22.3-distroless` equals
-//! `1.22.3`. Tags that are not versions (`latest`, a commit hash) compare as
-//! plain strings and never count as skewed.
+//! Versions are compared as semver after stripping the `-distroless`/`-debug`
+//! image variants, so `1.22.3-distroless` equals `1.22.3`, and pre-releases
+//! follow semver's rules (the `semver` crate): numeric identifiers compare as
+//! numbers, so `1.22.0-beta.2` < `1.22.0-beta.10` < `1.22.0`. `1.22` and
+//! `v1.22.3` are read as `1.22.0` and `1.22.3`. Tags that are not versions
+//! (`latest`, a commit hash) compare as plain strings and never count as
+//! skewed.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -169,17 +172,19 @@ pub struct Version {
     pub minor: u64,
     pub patch: u64,
     /// What follows the first `-` (`beta.1`), empty for a release.
-    pub pre: String,
+    pub pre: semver::Prerelease,
 }
 
 impl Version {
-    /// Parses `1.22.3`, `1.22`, `v1.22.3`, `1.22.3-beta.1` (variants stripped first).
+    /// Parses `1.22.3`, `1.22`, `v1.22.3`, `1.22.3-beta.1` (variants stripped
+    /// first). A pre-release that is not semver's (`1.22.3-rc..1`) makes the
+    /// text no version.
     pub fn parse(text: &str) -> Option<Version> {
         let text = strip_variant(text.trim());
         let text = text.strip_prefix('v').unwrap_or(text);
         let (numbers, pre) = match text.split_once('-') {
-            Some((numbers, pre)) => (numbers, pre.to_string()),
-            None => (text, String::new()),
+            Some((numbers, pre)) => (numbers, semver::Prerelease::new(pre).ok()?),
+            None => (text, semver::Prerelease::EMPTY),
         };
         let mut parts = numbers.split('.');
         let major = parts.next()?.parse().ok()?;
@@ -219,13 +224,9 @@ impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
         (self.major, self.minor, self.patch)
             .cmp(&(other.major, other.minor, other.patch))
-            // A pre-release sorts before its release.
-            .then_with(|| match (self.pre.is_empty(), other.pre.is_empty()) {
-                (true, true) => Ordering::Equal,
-                (true, false) => Ordering::Greater,
-                (false, true) => Ordering::Less,
-                (false, false) => self.pre.cmp(&other.pre),
-            })
+            // semver's order: a pre-release sorts before its release, and
+            // numeric identifiers compare as numbers.
+            .then_with(|| self.pre.cmp(&other.pre))
     }
 }
 
@@ -336,6 +337,20 @@ mod tests {
         assert!(Version::parse("1.22.0-beta.1").unwrap() < Version::parse("1.22.0").unwrap());
         assert_eq!(Version::parse("v1.22").unwrap().to_string(), "1.22.0");
         assert_eq!(Version::parse("latest"), None);
+    }
+
+    #[test]
+    fn pre_releases_compare_by_semver_rules_so_beta_10_follows_beta_2() {
+        let v = |text| Version::parse(text).unwrap();
+        assert!(v("1.22.0-beta.2") < v("1.22.0-beta.10"));
+        assert!(v("1.22.0-beta.10") < v("1.22.0"));
+        assert!(v("1.22.0-alpha.5") < v("1.22.0-beta.1"));
+        assert!(v("1.22.0-beta.1") < v("1.22.0-beta.1.1"));
+        let mut sorted = [v("1.22.0"), v("1.22.0-beta.10"), v("1.22.0-beta.2")];
+        sorted.sort();
+        let texts: Vec<String> = sorted.iter().map(ToString::to_string).collect();
+        assert_eq!(texts, ["1.22.0-beta.2", "1.22.0-beta.10", "1.22.0"]);
+        assert_eq!(Version::parse("1.22.0-rc..1"), None);
     }
 
     #[test]

@@ -30,8 +30,7 @@ use crate::mesh::workloads::{
 };
 use crate::snapshot::{ClusterSnapshot, Labels, NamespaceInfo, Scope};
 
-/// `apiVersion` of the document.
-pub const API_VERSION: &str = "mesh-upgrade/v1";
+use crate::mesh::API_VERSION;
 
 /// The whole `status` document.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -1564,10 +1563,14 @@ mod tests {
         }
 
         #[test]
-        fn the_scenario_renders_within_one_hundred_columns() {
-            let text = crate::render::status_table(&report(), false, false);
+        fn the_scenario_renders_within_a_terminal_of_a_hundred_and_twenty_columns() {
+            let text = crate::render::status::status_table(
+                &report(),
+                false,
+                &crate::render::Layout::at(120),
+            );
             for line in text.lines() {
-                assert!(line.chars().count() <= 100, "{line}\nin:\n{text}");
+                assert!(line.chars().count() <= 120, "{line}\nin:\n{text}");
             }
             if std::env::var_os("SHOW_STATUS").is_some() {
                 eprintln!("{text}");
@@ -1599,7 +1602,11 @@ mod large_cluster {
         let started = std::time::Instant::now();
         let report = build_status(&snapshot, fixed_now());
         let elapsed = started.elapsed();
-        let text = crate::render::status_table(&report, false, false);
+        let text = crate::render::status::status_table(
+            &report,
+            false,
+            &crate::render::Layout::unlimited(),
+        );
         let json = serde_json::to_vec(&report).expect("serialises");
         eprintln!(
             "pods={} workloads={} build_status={elapsed:?} render={:?} json={} bytes table={} bytes",

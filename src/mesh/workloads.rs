@@ -194,6 +194,8 @@ pub struct ProxyGroup {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkloadPod {
     pub name: String,
+    /// `metadata.uid`: a delete is planned on exactly this pod.
+    pub uid: String,
     pub ready: bool,
     pub proxy: Option<RunningProxy>,
     /// The proxy's revision with tags resolved to revisions.
@@ -382,7 +384,7 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
                     "kubernetes.io/metadata.name".to_string(),
                     name.to_string(),
                 )]),
-                terminating: false,
+                ..NamespaceInfo::default()
             })
     };
 
@@ -810,6 +812,7 @@ fn build_workload(
             };
             WorkloadPod {
                 name: pod.name.clone(),
+                uid: pod.uid.clone(),
                 ready: pod.ready,
                 proxy,
                 revision,

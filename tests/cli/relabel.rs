@@ -797,7 +797,8 @@ fn restart_with_machine_output_prints_one_list_of_both_reports() {
     let list: Value = serde_yaml::from_str(&run.stdout).expect("stdout is one YAML document");
     assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list:#}");
 
-    // A dry run plans no restart: its one document is the relabel plan.
+    // A dry run shows the one plan: the relabel and the restarts it brings,
+    // as one List (the restarts planned on the namespace as it will be).
     let run = relabel(
         &sim,
         &[
@@ -812,5 +813,122 @@ fn restart_with_machine_output_prints_one_list_of_both_reports() {
         ],
     );
     assert_eq!(run.code, 0, "{run:#?}");
-    assert_eq!(parse_json(&run)["kind"], "RelabelPlan", "{run:#?}");
+    let list = parse_json(&run);
+    let kinds: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items is a list")
+        .iter()
+        .filter_map(|item| item["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["RelabelPlan", "RestartPlan"], "{list:#}");
+    let restarts = list["items"][1]["actions"].as_array().expect("actions");
+    assert!(
+        !restarts.is_empty(),
+        "cart's workloads become stale: {list:#}"
+    );
+    assert!(
+        restarts.iter().all(|a| a["expectedRevision"] == "1-22-3"),
+        "{list:#}"
+    );
+}
+
+/// Runs the plugin on a pseudo-terminal, as a person's shell would: stdin,
+/// stdout and stderr are the terminal. `answer` is typed once `prompt`
+/// appears; returns the exit code and everything the terminal showed.
+fn on_a_terminal(sim: &Sim, args: &[&str], prompt: &str, answer: &[u8]) -> (i32, String) {
+    use std::io::{Read as _, Write as _};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt as _;
+
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two file descriptors; no name, termios or size.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned here alone.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut command = Env::new()
+        .kubeconfig(sim.kubeconfig_path())
+        .var("TERM", "xterm")
+        .command(PLUGIN, args);
+    command
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    // SAFETY: only async-signal-safe calls between fork and exec: a new
+    // session whose controlling terminal is the pseudo-terminal.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("the plugin starts");
+    drop(command);
+    let mut terminal = std::fs::File::from(master);
+    let mut shown = Vec::new();
+    let mut answered = false;
+    let mut buffer = [0u8; 4096];
+    loop {
+        match terminal.read(&mut buffer) {
+            Ok(0) | Err(_) => break, // EIO once the plugin closed the terminal
+            Ok(n) => shown.extend_from_slice(&buffer[..n]),
+        }
+        if !answered && String::from_utf8_lossy(&shown).contains(prompt) {
+            terminal.write_all(answer).expect("typing the answer");
+            answered = true;
+        }
+    }
+    let status = child.wait().expect("the plugin ends");
+    assert!(
+        answered,
+        "no prompt {prompt:?}: {}",
+        String::from_utf8_lossy(&shown)
+    );
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&shown).into_owned(),
+    )
+}
+
+#[test]
+fn relabel_with_restart_at_a_terminal_asks_once_and_y_enter_goes_to_the_end() {
+    let sim = canary();
+    let question = "Relabel 1 namespace to 1-22-3 and restart";
+    let (code, shown) = on_a_terminal(
+        &sim,
+        &[
+            "relabel",
+            "-n",
+            "shop",
+            "--to",
+            "1-22-3",
+            "--restart",
+            "--timeout",
+            "2m",
+        ],
+        question,
+        b"y\r",
+    );
+    assert_eq!(code, 0, "{shown}");
+    // dialoguer redraws the answered question as "...? yes": one [y/N] is one question.
+    assert_eq!(shown.matches("[y/N]").count(), 1, "one question: {shown}");
+    assert!(
+        shown.contains(&format!("{question} 4 workloads? yes")),
+        "{shown}"
+    );
+    assert!(!shown.contains("not confirmed"), "{shown}");
+    assert_eq!(
+        labels(&sim, "shop").get("istio.io/rev").map(String::as_str),
+        Some("1-22-3")
+    );
+    assert!(shown.contains("restarted and verified"), "{shown}");
 }
