@@ -14,10 +14,14 @@ use mesh_sim::generate::{GenerateOptions, generate};
 use mesh_sim::{Role, Sim, SimOptions};
 use serde_json::Value;
 
+#[path = "cli/analyzer_parity.rs"]
+mod analyzer_parity;
 #[path = "cli/cluster_suite.rs"]
 mod cluster_suite;
 #[path = "cli/gateway_switch.rs"]
 mod gateway_switch;
+#[path = "cli/injection.rs"]
+mod injection;
 #[path = "cli/packaging.rs"]
 mod packaging;
 #[path = "cli/relabel.rs"]

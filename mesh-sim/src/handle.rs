@@ -63,6 +63,16 @@ impl SimOptions {
         self
     }
 
+    /// Installs a registry-mirroring webhook that rewrites the image prefix
+    /// `from` to `to` in pods created from then on, after Istio's injector
+    /// chose their images (see [`crate::inject::registry_mirror_webhook`]).
+    /// It loads in order with [`Self::manifests`], after the scenario.
+    pub fn registry_mirror(self, from: &str, to: &str) -> Self {
+        let webhook = crate::inject::registry_mirror_webhook(from, to);
+        let yaml = serde_yaml::to_string(&webhook).expect("a webhook configuration as YAML");
+        self.manifests(&yaml)
+    }
+
     /// Loads a multi-document YAML text.
     pub fn manifests(mut self, yaml: &str) -> Self {
         self.manifests.push(Manifests::Text(yaml.to_string()));

@@ -46,6 +46,7 @@ pub mod charts;
 pub use charts::{
     RevisionOptions, injector_webhook_configuration, istio_revision_manifests,
     istio_revision_objects, revision_name, revision_tag_manifest, revision_tag_objects,
+    revision_tag_service,
 };
 
 /// Where Istio's control plane lives; only webhooks backed by a Service in
@@ -72,12 +73,25 @@ const IGNORED_NAMESPACES: [&str; 4] = [
     "local-path-storage",
 ];
 
+/// Annotation on a MutatingWebhookConfiguration marking it as a registry
+/// mirror the sim answers for: images starting with this prefix...
+pub const MIRROR_FROM_ANNOTATION: &str = "mesh-sim.io/rewrite-image-from";
+/// ...get this prefix instead.
+pub const MIRROR_TO_ANNOTATION: &str = "mesh-sim.io/rewrite-image-to";
+
 /// Runs the mutating admission webhooks that cover pod CREATE on `pod`.
 ///
 /// Webhooks are called in the API server's order (configurations sorted by
 /// name, webhooks in their listed order). An Istio webhook whose istiod has
 /// no Ready pod refuses the creation unless its `failurePolicy` is `Ignore`.
-pub fn admit_pod(store: &Store, pod: &mut Value) -> ApiResult<()> {
+/// A dry run (`dryRun=All`) calls the same webhooks with the same effects
+/// (the caller then stores nothing), but the API server refuses it outright
+/// when a matching webhook does not declare `sideEffects: None` or
+/// `NoneOnDryRun`. A configuration annotated with [`MIRROR_FROM_ANNOTATION`]
+/// and [`MIRROR_TO_ANNOTATION`] stands for a registry-mirroring webhook
+/// (the kind many companies run): the sim answers it by rewriting the
+/// matching container and init-container images.
+pub fn admit_pod(store: &Store, pod: &mut Value, dry_run: bool) -> ApiResult<()> {
     let namespace = pod
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
@@ -97,6 +111,10 @@ pub fn admit_pod(store: &Store, pod: &mut Value) -> ApiResult<()> {
         let Some(webhooks) = configuration.get("webhooks").and_then(Value::as_array) else {
             continue;
         };
+        let annotations = string_map(configuration.pointer("/metadata/annotations"));
+        let mirror = annotations
+            .get(MIRROR_FROM_ANNOTATION)
+            .zip(annotations.get(MIRROR_TO_ANNOTATION));
         for webhook in webhooks {
             if !covers_pod_create(webhook)
                 || !selector_matches(webhook.get("namespaceSelector"), &namespace_labels)
@@ -104,10 +122,82 @@ pub fn admit_pod(store: &Store, pod: &mut Value) -> ApiResult<()> {
             {
                 continue;
             }
-            call_webhook(store, webhook, pod)?;
+            let side_effects = webhook
+                .get("sideEffects")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if dry_run && !matches!(side_effects, "None" | "NoneOnDryRun") {
+                let name = webhook.get("name").and_then(Value::as_str).unwrap_or("");
+                return Err(ApiError::bad_request(format!(
+                    "admission webhook \"{name}\" does not support dry run"
+                )));
+            }
+            match mirror {
+                Some((from, to)) => rewrite_images(pod, from, to),
+                None => call_webhook(store, webhook, pod)?,
+            }
         }
     }
     Ok(())
+}
+
+/// A registry-mirroring MutatingWebhookConfiguration, `registry-mirror`: it
+/// covers pod CREATE everywhere but the system namespaces, fails open, has
+/// no side effects, and (its name sorting after `istio-*`) is called after
+/// Istio's injectors, so it rewrites the proxy image they chose. The sim
+/// answers it through [`MIRROR_FROM_ANNOTATION`] and [`MIRROR_TO_ANNOTATION`]
+/// (`docker.io/istio/` → `mirror.example.com/istio/`).
+pub fn registry_mirror_webhook(from: &str, to: &str) -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {
+            "name": "registry-mirror",
+            "annotations": {MIRROR_FROM_ANNOTATION: from, MIRROR_TO_ANNOTATION: to},
+        },
+        "webhooks": [{
+            "name": "rewrite.registry-mirror.example.com",
+            "clientConfig": {
+                "service": {"name": "registry-mirror", "namespace": "registry-mirror", "path": "/mutate", "port": 443},
+            },
+            "rules": [{
+                "operations": ["CREATE"],
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "resources": ["pods"],
+            }],
+            "namespaceSelector": {"matchExpressions": [{
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": ["kube-system", "kube-public", "kube-node-lease"],
+            }]},
+            "sideEffects": "None",
+            "failurePolicy": "Ignore",
+            "reinvocationPolicy": "Never",
+            "admissionReviewVersions": ["v1"],
+        }],
+    })
+}
+
+/// A registry mirror's answer: every container and init container image
+/// starting with `from` starts with `to` instead.
+fn rewrite_images(pod: &mut Value, from: &str, to: &str) {
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = pod
+            .pointer_mut(&format!("/spec/{list}"))
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for container in containers {
+            let Some(image) = container.get("image").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(rest) = image.strip_prefix(from) {
+                container["image"] = json!(format!("{to}{rest}"));
+            }
+        }
+    }
 }
 
 /// Injects `pod` as `revision`'s istiod would, without evaluating any
@@ -122,7 +212,7 @@ pub fn inject_as(pod: &mut Value, revision: &str, proxy_image: &str, native_side
     };
     let injector = Injector {
         revision: revision.to_string(),
-        proxy_image: proxy_image.to_string(),
+        images: ProxyImages::Fixed(proxy_image.to_string()),
         native_sidecars,
         service,
         policy: InjectionPolicy::standard(),
@@ -221,8 +311,8 @@ fn call_webhook(store: &Store, webhook: &Value, pod: &mut Value) -> ApiResult<()
 struct Injector {
     /// The istiod's revision (`default` for an unrevisioned install).
     revision: String,
-    /// The `proxyv2` image this revision injects.
-    proxy_image: String,
+    /// Where this revision's proxy images come from.
+    images: ProxyImages,
     /// The istiod runs with `ENABLE_NATIVE_SIDECARS=true`.
     native_sidecars: bool,
     /// The istiod Service, which proxies use as their CA address.
@@ -304,12 +394,13 @@ fn resolve_injector(store: &Store, service_name: &str) -> Result<Injector, Strin
         format!("istio-sidecar-injector-{revision}")
     };
     let configmap = store.get(kinds::configmaps(), ISTIO_NAMESPACE, &configmap_name);
-    let from_configmap = configmap.as_ref().and_then(|cm| {
-        cm.pointer("/data/values")
-            .and_then(Value::as_str)
-            .and_then(proxy_image_from_values)
-    });
-    let proxy_image = from_configmap.unwrap_or_else(|| proxy_image_from_istiod(istiod_image));
+    let images = configmap
+        .as_ref()
+        .and_then(|cm| cm.pointer("/data/values"))
+        .and_then(Value::as_str)
+        .and_then(ImageValues::parse)
+        .map(ProxyImages::Values)
+        .unwrap_or_else(|| ProxyImages::Fixed(proxy_image_from_istiod(istiod_image)));
     let policy = configmap
         .as_ref()
         .and_then(|cm| cm.pointer("/data/config"))
@@ -318,7 +409,7 @@ fn resolve_injector(store: &Store, service_name: &str) -> Result<Injector, Strin
         .unwrap_or_else(InjectionPolicy::standard);
     Ok(Injector {
         revision,
-        proxy_image,
+        images,
         native_sidecars,
         service: service_name.to_string(),
         policy,
@@ -368,32 +459,110 @@ fn is_ready(pod: &Value) -> bool {
         })
 }
 
-/// The proxy image named by an injector ConfigMap's `values` (JSON):
-/// `global.hub`, `global.tag`, `global.proxy.image` (default `proxyv2`, or a
-/// full image when it contains a `/`) and `global.variant`.
-fn proxy_image_from_values(values: &str) -> Option<String> {
-    let values: Value = serde_json::from_str(values).ok()?;
-    let global = values.get("global")?;
-    let image = global
-        .pointer("/proxy/image")
-        .and_then(Value::as_str)
-        .unwrap_or("proxyv2");
-    if image.contains('/') {
-        return Some(image.to_string());
+/// Where an injector's images come from.
+#[derive(Debug, Clone, PartialEq)]
+enum ProxyImages {
+    /// The injector ConfigMap's `values`.
+    Values(ImageValues),
+    /// One image for both containers: a revision without an injector
+    /// ConfigMap (derived from istiod's image), or a generator's choice.
+    Fixed(String),
+}
+
+/// The image fields of an injector ConfigMap's `values` (JSON).
+#[derive(Debug, Clone, PartialEq)]
+struct ImageValues {
+    hub: String,
+    /// `global.tag`, a string or a number as Go's `%v` prints it.
+    tag: String,
+    /// `global.proxy.image` (default `proxyv2`).
+    proxy: String,
+    /// `global.proxy_init.image` (default `proxyv2`).
+    proxy_init: String,
+    /// `global.variant`.
+    variant: String,
+}
+
+impl ImageValues {
+    fn parse(values: &str) -> Option<Self> {
+        let values: Value = serde_json::from_str(values).ok()?;
+        let global = values.get("global")?;
+        let text = |pointer: &str| {
+            global
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let tag = match global.get("tag") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        Some(ImageValues {
+            hub: text("/hub").unwrap_or_default(),
+            tag,
+            proxy: text("/proxy/image").unwrap_or_else(|| "proxyv2".into()),
+            proxy_init: text("/proxy_init/image").unwrap_or_else(|| "proxyv2".into()),
+            variant: text("/variant").unwrap_or_default(),
+        })
     }
-    let hub = global.get("hub").and_then(Value::as_str)?;
-    let tag = match global.get("tag")? {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    let variant = global
-        .get("variant")
-        .and_then(Value::as_str)
-        .filter(|v| !v.is_empty())
-        .map(|v| format!("-{v}"))
-        .unwrap_or_default();
-    Some(format!("{hub}/{image}:{tag}{variant}"))
+
+    /// What the injection template writes for a container whose values
+    /// image is `name` (`global.proxy.image` or `global.proxy_init.image`):
+    /// the pod's `sidecar.istio.io/proxyImage`, else `name`, taken whole
+    /// when it contains a `/`; otherwise `hub/name:tag` with the image type
+    /// (`sidecar.istio.io/proxyImageType`, else `global.variant`) in place
+    /// of a `-distroless`/`-debug` the tag may carry, `default` meaning none
+    /// (`imageURL` and `updateImageTypeIfPresent` in
+    /// pkg/kube/inject/inject.go).
+    fn render(&self, name: &str, annotations: &BTreeMap<String, String>) -> String {
+        let chosen = annotations
+            .get("sidecar.istio.io/proxyImage")
+            .map(String::as_str)
+            .unwrap_or(name);
+        if chosen.contains('/') {
+            return chosen.to_string();
+        }
+        let image_type = annotations
+            .get("sidecar.istio.io/proxyImageType")
+            .map(String::as_str)
+            .unwrap_or(&self.variant);
+        let tag = if image_type.is_empty() {
+            self.tag.clone()
+        } else {
+            let base = ["-distroless", "-debug"]
+                .iter()
+                .find_map(|suffix| self.tag.strip_suffix(suffix))
+                .unwrap_or(&self.tag);
+            if image_type == "default" {
+                base.to_string()
+            } else {
+                format!("{base}-{image_type}")
+            }
+        };
+        format!("{}/{name}:{tag}", self.hub)
+    }
+}
+
+impl ProxyImages {
+    /// The `istio-proxy` and `istio-init` images for a pod.
+    fn for_pod(&self, annotations: &BTreeMap<String, String>) -> (String, String) {
+        match self {
+            ProxyImages::Values(values) => (
+                values.render(&values.proxy, annotations),
+                values.render(&values.proxy_init, annotations),
+            ),
+            ProxyImages::Fixed(image) => {
+                let image = annotations
+                    .get("sidecar.istio.io/proxyImage")
+                    .filter(|a| a.contains('/'))
+                    .unwrap_or(image)
+                    .clone();
+                (image.clone(), image)
+            }
+        }
+    }
 }
 
 /// `reg:5000/istio/pilot:1.22.3-distroless` → `reg:5000/istio/proxyv2:1.22.3-distroless`:
@@ -439,10 +608,7 @@ impl Injector {
                     .get("sidecar.istio.io/nativeSidecar")
                     .map(String::as_str)
                     == Some("true"));
-        let image = annotations
-            .get("sidecar.istio.io/proxyImage")
-            .cloned()
-            .unwrap_or_else(|| self.proxy_image.clone());
+        let (image, init_image) = self.images.for_pod(&annotations);
         let workload = Workload::of(pod);
         let app_containers: Vec<String> = pod
             .pointer("/spec/containers")
@@ -472,7 +638,7 @@ impl Injector {
         if gateway {
             array_field(spec, "containers").push(proxy);
         } else {
-            let init = self.init_container(&image);
+            let init = self.init_container(&init_image);
             let inits = array_field(spec, "initContainers");
             inits.retain(|c| c.get("name").and_then(Value::as_str) != Some("istio-init"));
             // istio-init runs first so every later init container's traffic
@@ -941,7 +1107,7 @@ mod tests {
 
         fn admit(&self, pod: Value) -> ApiResult<Value> {
             let mut pod = pod;
-            admit_pod(&self.store, &mut pod)?;
+            admit_pod(&self.store, &mut pod, false)?;
             Ok(pod)
         }
     }
@@ -1339,15 +1505,15 @@ mod tests {
             let mut cluster = Cluster::new();
             cluster.revision(Some("1-22-3"), "1.22.3", &RevisionOptions::default(), true);
             if let Some(config) = &case.config {
-                let mut cm = cluster
+                let mut cm = (*cluster
                     .store
                     .get(
                         kinds::configmaps(),
                         ISTIO_NAMESPACE,
                         "istio-sidecar-injector-1-22-3",
                     )
-                    .map(|cm| (*cm).clone())
-                    .unwrap();
+                    .unwrap())
+                .clone();
                 cm["data"]["config"] = json!(config);
                 cluster.put(cm);
             }
@@ -1610,6 +1776,102 @@ mod tests {
     }
 
     #[test]
+    fn a_full_proxy_image_in_the_values_ignores_hub_tag_and_variant() {
+        let mut cluster = Cluster::new();
+        let opts = RevisionOptions {
+            proxy_image: Some("registry.example.com/istio/proxyv2:1.22.4".into()),
+            variant: Some("distroless".into()),
+            ..RevisionOptions::default()
+        };
+        cluster
+            .revision(Some("1-22-3"), "1.22.3", &opts, true)
+            .namespace("pay", &[("istio.io/rev", "1-22-3")]);
+        let pod = cluster.admit(new_pod("pay", &[], &[])).unwrap();
+        assert_eq!(
+            proxy_image(&pod),
+            Some("registry.example.com/istio/proxyv2:1.22.4")
+        );
+        // istio-init follows global.proxy_init.image, which is a plain name.
+        assert_eq!(
+            pod["spec"]["initContainers"][0]["image"],
+            "docker.io/istio/proxyv2:1.22.3-distroless"
+        );
+    }
+
+    #[derive(serde::Deserialize)]
+    struct ImageCase {
+        name: String,
+        values: Value,
+        #[serde(default)]
+        annotations: BTreeMap<String, String>,
+        image: String,
+    }
+
+    #[test]
+    fn every_case_of_the_shared_image_table_is_the_image_a_new_pod_gets() {
+        let cases: Vec<ImageCase> =
+            serde_yaml::from_str(include_str!("../../testdata/proxy-image-cases.yaml"))
+                .expect("the image table parses");
+        assert!(cases.len() > 10);
+        for case in &cases {
+            let mut cluster = Cluster::new();
+            cluster
+                .revision(Some("1-22-3"), "1.22.3", &RevisionOptions::default(), true)
+                .namespace("pay", &[("istio.io/rev", "1-22-3")]);
+            let name = "istio-sidecar-injector-1-22-3";
+            let mut cm = (*cluster
+                .store
+                .get(kinds::configmaps(), ISTIO_NAMESPACE, name)
+                .unwrap())
+            .clone();
+            cm["data"]["values"] = json!(json!({"global": case.values}).to_string());
+            cluster.put(cm);
+            let pod = cluster
+                .admit(new_pod("pay", &[], &pairs(&case.annotations)))
+                .unwrap();
+            assert_eq!(
+                proxy_image(&pod),
+                Some(case.image.as_str()),
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_image_type_annotation_replaces_the_variant_and_default_removes_it() {
+        let mut cluster = Cluster::new();
+        let opts = RevisionOptions {
+            variant: Some("distroless".into()),
+            ..RevisionOptions::default()
+        };
+        cluster
+            .revision(Some("1-22-3"), "1.22.3", &opts, true)
+            .namespace("pay", &[("istio.io/rev", "1-22-3")]);
+        let image = |annotations: &[(&str, &str)]| {
+            proxy_image(&cluster.admit(new_pod("pay", &[], annotations)).unwrap())
+                .map(str::to_string)
+        };
+        assert_eq!(
+            image(&[]).as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3-distroless")
+        );
+        assert_eq!(
+            image(&[("sidecar.istio.io/proxyImageType", "debug")]).as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3-debug")
+        );
+        assert_eq!(
+            image(&[("sidecar.istio.io/proxyImageType", "default")]).as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3")
+        );
+        // A proxyImage without a `/` is ignored by the template.
+        assert_eq!(
+            image(&[("sidecar.istio.io/proxyImage", "proxyv2:0.1")]).as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3-distroless")
+        );
+    }
+
+    #[test]
     fn proxy_image_annotation_overrides_the_revision_image() {
         let mut cluster = default_and_canary();
         cluster.namespace("shop", &[("istio-injection", "enabled")]);
@@ -1623,6 +1885,46 @@ mod tests {
             .unwrap();
         assert_eq!(proxy_image(&pod), Some(custom));
         assert_eq!(pod["spec"]["initContainers"][0]["image"], custom);
+    }
+
+    #[test]
+    fn a_registry_mirror_called_after_the_injector_rewrites_the_proxy_image() {
+        let mut cluster = default_and_canary();
+        cluster.namespace("pay", &[("istio.io/rev", "1-22-3")]);
+        cluster.put(registry_mirror_webhook(
+            "docker.io/istio/",
+            "mirror.example.com/istio/",
+        ));
+        let pod = cluster.admit(new_pod("pay", &[], &[])).unwrap();
+        assert_eq!(
+            proxy_image(&pod),
+            Some("mirror.example.com/istio/proxyv2:1.22.3")
+        );
+        assert_eq!(
+            pod["spec"]["initContainers"][0]["image"],
+            "mirror.example.com/istio/proxyv2:1.22.3"
+        );
+        // Other registries are left alone.
+        assert_eq!(pod["spec"]["containers"][0]["image"], "nginx:1.27");
+        assert_eq!(injected_revision(&pod).as_deref(), Some("1-22-3"));
+    }
+
+    #[test]
+    fn a_dry_run_is_refused_when_a_matching_webhook_may_have_side_effects() {
+        let mut cluster = default_and_canary();
+        cluster.namespace("pay", &[("istio.io/rev", "1-22-3")]);
+        let mut mwc = injector_webhook_configuration(Some("1-22-3"), false);
+        mwc["webhooks"][0]["sideEffects"] = json!("Unknown");
+        cluster.put(mwc);
+        let mut pod = new_pod("pay", &[], &[]);
+        let err = admit_pod(&cluster.store, &mut pod, true).unwrap_err();
+        assert_eq!(err.code, 400);
+        assert_eq!(
+            err.message,
+            "admission webhook \"rev.namespace.sidecar-injector.istio.io\" does not support dry run"
+        );
+        // A real create still goes through.
+        assert!(admit_pod(&cluster.store, &mut new_pod("pay", &[], &[]), false).is_ok());
     }
 
     #[test]

@@ -47,7 +47,7 @@ struct ServeArgs {
     #[arg(long, value_name = "PATH", default_value = "mesh-sim.kubeconfig")]
     kubeconfig: PathBuf,
 
-    /// A built-in scenario to load first (canary, in-place, empty).
+    /// A built-in scenario to load first (canary, in-place, revision-tags, empty).
     #[arg(long, value_name = "NAME")]
     scenario: Option<String>,
 

@@ -761,6 +761,40 @@ impl ClusterFixture {
         self
     }
 
+    /// The Service the istio-discovery chart (1.27+) renders for a revision
+    /// tag: `istiod-revision-tag-<tag>` labelled `istio.io/tag` and
+    /// `istio.io/rev`, selecting the revision's istiod.
+    pub fn tag_service(mut self, tag: &str, revision: &str) -> Self {
+        let mut selector = labels(&[("app", "istiod")]);
+        if revision == "default" {
+            selector.insert("istio".into(), "pilot".into());
+        } else {
+            selector.insert("istio.io/rev".into(), revision.into());
+        }
+        self.0.services.push(ServiceInfo {
+            namespace: "istio-system".into(),
+            name: format!("istiod-revision-tag-{tag}"),
+            uid: format!("uid-svc-tag-{tag}"),
+            labels: labels(&[
+                ("app", "istiod"),
+                ("istio", "pilot"),
+                ("istio.io/rev", revision),
+                ("istio.io/tag", tag),
+            ]),
+            type_: "ClusterIP".into(),
+            selector,
+            ports: vec![ServicePortInfo {
+                name: Some("https-webhook".into()),
+                port: 443,
+                target_port: "15017".into(),
+                protocol: "TCP".into(),
+                node_port: None,
+            }],
+            owners: Vec::new(),
+        });
+        self
+    }
+
     /// A tag whose Service does not exist (its revision was removed).
     pub fn tag_to_missing_service(mut self, tag: &str, revision: &str) -> Self {
         self.0

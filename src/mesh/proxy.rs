@@ -17,7 +17,10 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::snapshot::{PodInfo, SidecarPlacement};
+use crate::snapshot::{
+    InjectorConfigInfo, Labels, PROXY_IMAGE_ANNOTATION, PROXY_IMAGE_TYPE_ANNOTATION, PodInfo,
+    SidecarPlacement,
+};
 
 /// The pod label that names the revision (set by the injector, or chosen by the user).
 pub const REV_LABEL: &str = "istio.io/rev";
@@ -75,6 +78,91 @@ pub fn strip_variant(tag: &str) -> &str {
 /// The version an image tag names (`None` when the image is pinned by digest only).
 pub fn image_version(image: &str) -> Option<String> {
     ImageRef::parse(image).version()
+}
+
+/// The image variants Istio publishes (`KnownImageTypes` in
+/// `pkg/kube/inject/inject.go`).
+const KNOWN_IMAGE_TYPES: [&str; 2] = ["distroless", "debug"];
+
+/// The `values` of an injector ConfigMap that name the proxy image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProxyImageValues {
+    /// `global.hub`.
+    pub hub: Option<String>,
+    /// `global.tag`.
+    pub tag: Option<String>,
+    /// `global.proxy.image` (`proxyv2` when unset).
+    pub image: Option<String>,
+    /// `global.variant`.
+    pub variant: Option<String>,
+}
+
+impl ProxyImageValues {
+    /// The image settings of an injector ConfigMap.
+    pub fn of(config: &InjectorConfigInfo) -> Self {
+        ProxyImageValues {
+            hub: config.hub.clone(),
+            tag: config.tag.clone(),
+            image: config.proxy_image.clone(),
+            variant: config.variant.clone(),
+        }
+    }
+
+    /// The `istio-proxy` image istiod renders for a pod with `annotations`,
+    /// as the injection template and `ProxyImage` in Istio's
+    /// `pkg/kube/inject/inject.go` compute it:
+    /// - `sidecar.istio.io/proxyImage` on the pod, else `global.proxy.image`:
+    ///   when it contains a `/` it is the whole reference (hub and tag unused);
+    /// - otherwise `<hub>/<global.proxy.image or proxyv2>:<tag>` with the
+    ///   image type (`sidecar.istio.io/proxyImageType` on the pod, else
+    ///   `global.variant`) replacing any `-distroless`/`-debug` on the tag,
+    ///   `default` meaning none. (A `proxyImage` annotation without a `/` is
+    ///   ignored by the template.)
+    ///
+    /// `None` when hub or tag is unknown. The mesh config's
+    /// `defaultConfig.image.imageType` and ProxyConfig resources, which come
+    /// before `global.variant` in Istio, are not read.
+    pub fn render(&self, annotations: &Labels) -> Option<String> {
+        let name = self.image.as_deref().unwrap_or("proxyv2");
+        let chosen = annotations
+            .get(PROXY_IMAGE_ANNOTATION)
+            .map(String::as_str)
+            .unwrap_or(name);
+        if chosen.contains('/') {
+            return Some(chosen.to_string());
+        }
+        let hub = self.hub.as_deref()?;
+        let tag = self.tag.as_deref()?;
+        let image_type = annotations
+            .get(PROXY_IMAGE_TYPE_ANNOTATION)
+            .or(self.variant.as_ref())
+            .map(String::as_str)
+            .unwrap_or("");
+        Some(format!("{hub}/{name}:{}", with_image_type(tag, image_type)))
+    }
+}
+
+/// `updateImageTypeIfPresent`: an image type replaces a known one already on
+/// the tag; `default` removes it; no type leaves the tag as written.
+fn with_image_type(tag: &str, image_type: &str) -> String {
+    if image_type.is_empty() {
+        return tag.to_string();
+    }
+    let base = KNOWN_IMAGE_TYPES
+        .iter()
+        .find_map(|t| tag.strip_suffix(&format!("-{t}")))
+        .unwrap_or(tag);
+    if image_type == "default" {
+        base.to_string()
+    } else {
+        format!("{base}-{image_type}")
+    }
+}
+
+/// Whether a `sidecar.istio.io/proxyImage` value chooses the image: the
+/// template uses it only when it contains a `/`.
+pub fn is_custom_image(annotation: &str) -> bool {
+    annotation.contains('/')
 }
 
 /// A parsed `major.minor[.patch][-pre]` version.
@@ -199,7 +287,11 @@ pub fn pod_proxy(pod: &PodInfo) -> Option<RunningProxy> {
         placement: sidecar.placement,
         version: image_version(&sidecar.image),
         revision,
-        custom_image: pod.proxy.custom_image.is_some(),
+        custom_image: pod
+            .proxy
+            .custom_image
+            .as_deref()
+            .is_some_and(is_custom_image),
     })
 }
 
@@ -309,6 +401,146 @@ mod tests {
     fn pod_without_istio_proxy_runs_no_proxy() {
         let pod = PodFixture::new("shop", "a").build();
         assert_eq!(pod_proxy(&pod), None);
+    }
+
+    fn values(
+        hub: &str,
+        tag: &str,
+        image: Option<&str>,
+        variant: Option<&str>,
+    ) -> ProxyImageValues {
+        ProxyImageValues {
+            hub: Some(hub.into()),
+            tag: Some(tag.into()),
+            image: image.map(str::to_string),
+            variant: variant.map(str::to_string),
+        }
+    }
+
+    fn annotations(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[derive(serde::Deserialize)]
+    struct ImageCase {
+        name: String,
+        values: serde_json::Value,
+        #[serde(default)]
+        annotations: Labels,
+        image: String,
+    }
+
+    #[test]
+    fn every_case_of_the_shared_image_table_renders_the_image_istio_renders() {
+        let cases: Vec<ImageCase> =
+            serde_yaml::from_str(include_str!("../../testdata/proxy-image-cases.yaml"))
+                .expect("the image table parses");
+        assert!(cases.len() > 10);
+        for case in &cases {
+            let cm: k8s_openapi::api::core::v1::ConfigMap =
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"},
+                    "data": {"values": serde_json::json!({"global": case.values}).to_string()},
+                }))
+                .expect("a ConfigMap");
+            let values = ProxyImageValues::of(&InjectorConfigInfo::from(&cm));
+            assert_eq!(
+                values.render(&case.annotations).as_deref(),
+                Some(case.image.as_str()),
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_rendered_image_is_hub_image_and_tag_with_the_variant() {
+        let none = Labels::new();
+        assert_eq!(
+            values("docker.io/istio", "1.22.3", None, None)
+                .render(&none)
+                .as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3")
+        );
+        assert_eq!(
+            values(
+                "gcr.io/istio-release",
+                "1.22.3",
+                Some("proxyv2"),
+                Some("distroless")
+            )
+            .render(&none)
+            .as_deref(),
+            Some("gcr.io/istio-release/proxyv2:1.22.3-distroless")
+        );
+        // A variant replaces the one already on the tag; `default` removes it.
+        assert_eq!(
+            values("h", "1.22.3-debug", None, Some("distroless"))
+                .render(&none)
+                .as_deref(),
+            Some("h/proxyv2:1.22.3-distroless")
+        );
+        assert_eq!(
+            values("h", "1.22.3-distroless", None, Some("default"))
+                .render(&none)
+                .as_deref(),
+            Some("h/proxyv2:1.22.3")
+        );
+        // Without a variant the tag stays as written.
+        assert_eq!(
+            values("h", "1.22.3-distroless", None, None)
+                .render(&none)
+                .as_deref(),
+            Some("h/proxyv2:1.22.3-distroless")
+        );
+    }
+
+    #[test]
+    fn a_full_proxy_image_reference_ignores_hub_and_tag() {
+        let v = values(
+            "docker.io/istio",
+            "1.22.3",
+            Some("registry.example.com/mesh/proxyv2:1.22.4"),
+            Some("distroless"),
+        );
+        assert_eq!(
+            v.render(&Labels::new()).as_deref(),
+            Some("registry.example.com/mesh/proxyv2:1.22.4")
+        );
+    }
+
+    #[test]
+    fn pod_annotations_choose_the_image_or_its_type() {
+        let v = values("docker.io/istio", "1.22.3", None, Some("distroless"));
+        assert_eq!(
+            v.render(&annotations(&[(
+                "sidecar.istio.io/proxyImage",
+                "mirror.local/p:1"
+            )]))
+            .as_deref(),
+            Some("mirror.local/p:1")
+        );
+        // Without a `/` the template ignores the annotation.
+        assert_eq!(
+            v.render(&annotations(&[(
+                "sidecar.istio.io/proxyImage",
+                "proxyv2:9"
+            )]))
+            .as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3-distroless")
+        );
+        assert_eq!(
+            v.render(&annotations(&[(
+                "sidecar.istio.io/proxyImageType",
+                "debug"
+            )]))
+            .as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3-debug")
+        );
+        assert_eq!(ProxyImageValues::default().render(&Labels::new()), None);
     }
 
     #[test]

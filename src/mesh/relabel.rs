@@ -771,6 +771,12 @@ fn resolve_target(
     } else if control_plane.revision(to).is_some() {
         (TargetKind::Revision, Some(to.to_string()), Some(to))
     } else if let Some(tag) = control_plane.tag(to) {
+        if !tag.has_webhook() {
+            return Err(Error::Refused(format!(
+                "--to {to}: tag {to} exists only as a Service, and no injector webhook serves it, so pods created in a relabelled namespace would start without a proxy; `istioctl tag set {to} --revision {}` adds the webhook",
+                tag.revision.as_deref().unwrap_or("<revision>")
+            )));
+        }
         (TargetKind::Tag, tag.revision.clone(), Some(to))
     } else {
         return Err(Error::Refused(format!(
@@ -1167,6 +1173,25 @@ mod tests {
             "--to 1-23-0: no such revision or tag (revisions: 1-21-2 (1.21.2), 1-22-3 (1.22.3); \
              tags: default -> 1-21-2, prod-canary -> 1-22-3, prod-stable -> 1-21-2; \
              or default-injection for istio-injection=enabled)"
+        );
+    }
+
+    #[test]
+    fn a_tag_without_an_injector_webhook_is_refused_as_a_target() {
+        let cp = ControlPlane::from_snapshot(
+            &ClusterFixture::new()
+                .revision("1-22-3", "1.22.3")
+                .tag_service("prod-next", "1-22-3")
+                .build(),
+        );
+        let err =
+            super::plan(&cluster(), &cp, &move_to("prod-next", named(&["shop"]))).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::ExitCode::Refused);
+        assert!(
+            err.to_string().starts_with(
+                "--to prod-next: tag prod-next exists only as a Service, and no injector webhook serves it"
+            ),
+            "{err}"
         );
     }
 

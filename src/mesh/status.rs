@@ -85,9 +85,12 @@ pub struct RevisionStatus {
     pub revision: String,
     /// istiod's Istio version (image tag), `null` when the image has none.
     pub version: Option<String>,
-    /// The proxy version this revision injects (injector ConfigMap
-    /// `global.tag`, else the istiod version).
+    /// The proxy version this revision injects (the tag of `proxyImage`,
+    /// else the istiod version).
     pub proxy_version: Option<String>,
+    /// The `istio-proxy` image it injects into a plain pod, rendered from its
+    /// injector ConfigMap (`null` when that could not be read).
+    pub proxy_image: Option<String>,
     /// Ready istiod replicas.
     pub ready_replicas: i32,
     /// Desired istiod replicas.
@@ -104,7 +107,8 @@ pub struct RevisionStatus {
 pub struct Problem {
     /// `both-labels` (`istio-injection` and `istio.io/rev`),
     /// `sidecar-and-ambient-labels` (either with `istio.io/dataplane-mode`;
-    /// both are IST0123), `missing-revision`, `revision-not-ready`,
+    /// both are IST0123), `missing-revision`, `tag-without-webhook` (a tag
+    /// known only from its Service), `revision-not-ready`,
     /// `injector-unavailable`.
     pub code: String,
     /// One sentence saying what happens and why.
@@ -147,6 +151,8 @@ pub struct WorkloadStatus {
     pub expected_revision: Option<String>,
     /// The proxy version that revision injects.
     pub expected_version: Option<String>,
+    /// The `istio-proxy` image a new pod would get (`null` when unknown).
+    pub expected_image: Option<String>,
     /// Pods grouped by the proxy they run: `{revision, version, pods}`.
     pub proxies: Vec<ProxyGroup>,
     /// Pods running no proxy.
@@ -360,6 +366,7 @@ pub fn build_status_from(
             revision: r.revision.clone(),
             version: r.istiod_version.clone(),
             proxy_version: r.proxy_version.clone(),
+            proxy_image: r.proxy_image.clone(),
             ready_replicas: r.ready,
             replicas: r.desired,
             tags: control_plane
@@ -552,6 +559,22 @@ fn namespace_status(
         }),
         InjectionOutcome::NotInjected {
             reason: NotInjectedReason::MissingRevision { selected },
+        } if control_plane
+            .tag(selected)
+            .is_some_and(|t| !t.has_webhook()) =>
+        {
+            let tag = control_plane.tag(selected).expect("checked above");
+            let revision = tag.revision.as_deref().unwrap_or("<revision>");
+            problems.push(Problem {
+                code: "tag-without-webhook".into(),
+                message: format!(
+                    "tag {selected} exists only as Service {} (revision {revision}), and no injector webhook serves it: new pods start without a proxy (`istioctl tag set {selected} --revision {revision}` adds the webhook)",
+                    tag.service.as_deref().unwrap_or("?"),
+                ),
+            });
+        }
+        InjectionOutcome::NotInjected {
+            reason: NotInjectedReason::MissingRevision { selected },
         } => problems.push(Problem {
             code: "missing-revision".into(),
             message: if selected == "default" && labels.contains_key(INJECTION_LABEL) {
@@ -590,6 +613,7 @@ fn workload_status(w: &Workload) -> WorkloadStatus {
         state: w.state,
         expected_revision: w.expected_revision().map(str::to_string),
         expected_version: w.expected_version.clone(),
+        expected_image: w.expected_image.clone(),
         proxies: w.proxies.clone(),
         pods_without_proxy: w.pods_without_proxy,
         stale_pods: w.stale_pods,
@@ -1162,6 +1186,34 @@ mod tests {
             "sidecar-and-ambient-labels"
         );
         assert!(report.needs_attention());
+    }
+
+    #[test]
+    fn a_namespace_on_a_tag_known_only_from_its_service_gets_no_proxy_and_says_why() {
+        let report = build_status(
+            &canary_fixture()
+                .tag_service("prod-next", "1-22-3")
+                .namespace("next", &[("istio.io/rev", "prod-next")])
+                .build(),
+            fixed_now(),
+        );
+        let next = report.namespaces.iter().find(|n| n.name == "next").unwrap();
+        assert_eq!(next.revision, None);
+        assert_eq!(next.problems[0].code, "tag-without-webhook");
+        assert_eq!(
+            next.problems[0].message,
+            "tag prod-next exists only as Service istiod-revision-tag-prod-next (revision 1-22-3), and no injector webhook serves it: new pods start without a proxy (`istioctl tag set prod-next --revision 1-22-3` adds the webhook)"
+        );
+        let canary = report
+            .revisions
+            .iter()
+            .find(|r| r.revision == "1-22-3")
+            .unwrap();
+        assert!(
+            canary.tags.contains(&"prod-next".to_string()),
+            "{:?}",
+            canary.tags
+        );
     }
 
     #[test]

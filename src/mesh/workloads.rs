@@ -27,7 +27,7 @@ use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::injection::{
     Declined, INJECT_LABEL, InjectionOutcome, NewPod, NotInjectedReason, expected_for_pod,
 };
-use crate::mesh::proxy::{RunningProxy, is_skewed, pod_proxy, same_version};
+use crate::mesh::proxy::{RunningProxy, is_custom_image, is_skewed, pod_proxy, same_version};
 use crate::snapshot::{
     ClusterSnapshot, Labels, NamespaceInfo, PROXY_IMAGE_ANNOTATION, PdbInfo, PodInfo,
     PodTemplateInfo, controller_of,
@@ -221,6 +221,10 @@ pub struct Workload {
     pub expected: InjectionOutcome,
     /// The proxy version of the expected revision.
     pub expected_version: Option<String>,
+    /// The `istio-proxy` image a new pod of the template would get, as the
+    /// expected revision's injector renders it (with the template's
+    /// `sidecar.istio.io/proxyImage[Type]` annotations); `None` when unknown.
+    pub expected_image: Option<String>,
     /// Its running pods (terminating and finished ones left out).
     pub pods: Vec<WorkloadPod>,
     /// Pods grouped by the proxy they run (pods without a proxy left out).
@@ -837,7 +841,15 @@ fn build_workload(
     let injected = workload_pods.iter().filter(|p| p.proxy.is_some()).count();
     let pods_without_proxy = workload_pods.len() - injected;
     let stale_pods = workload_pods.iter().filter(|p| p.stale).count();
-    let custom_image = template.annotations.contains_key(PROXY_IMAGE_ANNOTATION)
+    let expected_image = target
+        .as_ref()
+        .and_then(|(revision, _)| control_plane.revision(revision))
+        .and_then(|r| r.image_values.as_ref())
+        .and_then(|v| v.render(&template.annotations));
+    let custom_image = template
+        .annotations
+        .get(PROXY_IMAGE_ANNOTATION)
+        .is_some_and(|a| is_custom_image(a))
         || workload_pods
             .iter()
             .any(|p| p.proxy.as_ref().is_some_and(|x| x.custom_image));
@@ -896,6 +908,7 @@ fn build_workload(
         template: template.clone(),
         is_gateway: is_gateway(shape.object_labels, template),
         expected_version: target.and_then(|t| t.1),
+        expected_image,
         expected,
         pods: workload_pods,
         proxies,
@@ -1489,6 +1502,82 @@ mod tests {
                 .iter()
                 .all(|w| w.name != "node-exporter")
         );
+    }
+
+    #[test]
+    fn the_expected_image_is_what_the_injector_renders_for_the_template() {
+        let c = classify_fixture(
+            canary()
+                .edit(|s| {
+                    for cfg in s
+                        .injector_configs
+                        .iter_mut()
+                        .filter(|c| c.revision == "1-22-3")
+                    {
+                        cfg.hub = Some("gcr.io/istio-release".into());
+                        cfg.variant = Some("distroless".into());
+                    }
+                })
+                .workload(
+                    WorkloadFixture::deployment("pay", "payments")
+                        .pods(1, ProxySpec::istio("1-22-3", "1.22.3")),
+                )
+                .workload(
+                    WorkloadFixture::deployment("pay", "debugging")
+                        .template_annotation("sidecar.istio.io/proxyImageType", "debug")
+                        .pods(1, ProxySpec::istio("1-22-3", "1.22.3")),
+                )
+                .workload(
+                    WorkloadFixture::deployment("pay", "not-custom")
+                        .template_annotation("sidecar.istio.io/proxyImage", "proxyv2:1.9.9")
+                        .pods(1, ProxySpec::istio("1-22-3", "1.22.3")),
+                ),
+        );
+        let w = |name: &str| c.workloads.iter().find(|w| w.name == name).unwrap();
+        assert_eq!(
+            w("payments").expected_image.as_deref(),
+            Some("gcr.io/istio-release/proxyv2:1.22.3-distroless")
+        );
+        assert_eq!(
+            w("debugging").expected_image.as_deref(),
+            Some("gcr.io/istio-release/proxyv2:1.22.3-debug")
+        );
+        assert_eq!(w("debugging").state, WorkloadState::UpToDate);
+        // The template ignores a proxyImage without a `/`: not a custom image.
+        assert_eq!(w("not-custom").state, WorkloadState::UpToDate);
+    }
+
+    #[test]
+    fn a_full_proxy_image_in_the_injector_values_decides_the_expected_version() {
+        let c = classify_fixture(
+            canary()
+                .edit(|s| {
+                    for cfg in s
+                        .injector_configs
+                        .iter_mut()
+                        .filter(|c| c.revision == "1-22-3")
+                    {
+                        cfg.proxy_image = Some("registry.example.com/istio/proxyv2:1.22.4".into());
+                    }
+                })
+                .workload(
+                    WorkloadFixture::deployment("pay", "fresh")
+                        .pods(1, ProxySpec::istio("1-22-3", "1.22.4")),
+                )
+                .workload(
+                    WorkloadFixture::deployment("pay", "payments")
+                        .pods(1, ProxySpec::istio("1-22-3", "1.22.3")),
+                ),
+        );
+        let w = |name: &str| c.workloads.iter().find(|w| w.name == name).unwrap();
+        assert_eq!(w("fresh").expected_version.as_deref(), Some("1.22.4"));
+        assert_eq!(w("fresh").state, WorkloadState::UpToDate);
+        assert_eq!(
+            w("fresh").expected_image.as_deref(),
+            Some("registry.example.com/istio/proxyv2:1.22.4")
+        );
+        // Same revision, but 1.22.3 is not what the injector renders now.
+        assert_eq!(w("payments").state, WorkloadState::Stale);
     }
 
     #[test]

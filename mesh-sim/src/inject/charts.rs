@@ -47,6 +47,9 @@ pub struct RevisionOptions {
     pub never_inject_selector: Vec<Value>,
     /// `sidecarInjectorWebhook.alwaysInjectSelector` (label selectors).
     pub always_inject_selector: Vec<Value>,
+    /// `global.proxy.image` (default `proxyv2`): a name under the hub, or a
+    /// whole image reference (with a `/`), which then ignores hub and tag.
+    pub proxy_image: Option<String>,
     /// `sidecarInjectorWebhook.enableNamespacesByDefault`: the default
     /// install also gets the `auto.` webhook, which injects namespaces that
     /// carry no injection label (the system namespaces excepted).
@@ -66,6 +69,7 @@ impl Default for RevisionOptions {
             never_inject_selector: Vec::new(),
             always_inject_selector: Vec::new(),
             enable_namespaces_by_default: false,
+            proxy_image: None,
         }
     }
 }
@@ -154,6 +158,24 @@ pub fn revision_tag_objects(tag: &str, rev: Option<&str>) -> Vec<Value> {
         },
         "webhooks": webhooks,
     })]
+}
+
+/// The Service the istio-discovery chart renders for each of its
+/// `revisionTags` from Istio 1.27 (`revision-tags-svc.yaml`):
+/// `istiod-revision-tag-<tag>` in `istio-system`, labelled `istio.io/tag` and
+/// `istio.io/rev`, selecting the revision's istiod like the revision's own
+/// Service. istiod and `istioctl tag list` read tags from these as well as
+/// from the webhook configurations.
+pub fn revision_tag_service(tag: &str, rev: Option<&str>) -> Value {
+    let mut service = istiod_service(rev);
+    service["metadata"]["name"] = json!(format!("istiod-revision-tag-{tag}"));
+    service["metadata"]["labels"]["istio.io/tag"] = json!(tag);
+    if rev.is_none() {
+        // The default revision's Service selects by `istio: pilot`, so that
+        // it does not pick a canary's pods.
+        service["spec"]["selector"] = json!({"app": "istiod", "istio": "pilot"});
+    }
+    service
 }
 
 /// [`revision_tag_objects`] as YAML.
@@ -405,7 +427,7 @@ fn injector_configmap(rev: Option<&str>, version: &str, opts: &RevisionOptions) 
     let mut global = json!({
         "hub": opts.hub,
         "tag": version,
-        "proxy": {"image": "proxyv2"},
+        "proxy": {"image": opts.proxy_image.as_deref().unwrap_or("proxyv2")},
         "proxy_init": {"image": "proxyv2"},
         "istioNamespace": ISTIO_NAMESPACE,
     });
