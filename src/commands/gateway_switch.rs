@@ -5,11 +5,11 @@
 //! flags ─► collect (the namespace + istio-system) ─► which Service (--service, or the only one)
 //!       ─► GET the Service (selector, record, resourceVersion)
 //!       ─► plan (mesh::gateway_switch, pure) ─► show it ─► refuse on failed prechecks (5)
-//!       ─► confirm::decide_interactively
-//!       ─► one merge patch of spec.selector + record annotations, resourceVersion included
-//!       ─► watch the Service's EndpointSlices until only Ready target pods are listed
-//!            (bounded by --timeout)
-//!            └─ not in time ─► undo patch ─► watch again for the old pods ─► exit 4
+//!       ─► confirm::decide_interactively ─► Ctrl-C handler (before the write)
+//!       ─► run::switch: the plan's Write (selector + record, on its resourceVersion)
+//!            ─► await_condition: the EndpointSlices list only Ready target pods (--timeout)
+//!            └─ not in time ─► the undo Write ─► await_condition for the old pods ─► exit 4
+//!       ─► render::gateway_switch::run_outcome: the sentence and the document
 //! ```
 //!
 //! Exit codes: 0 switched and verified (or nothing to do, or a dry run);
