@@ -23,7 +23,7 @@ use crate::error::{Error, ExitCode};
 use crate::mesh::restart::{Outcome, RestartOptions, RestartPlan, RestartReport, TargetRef, plan};
 use crate::mesh::workloads::{RestartSelection, WorkloadKind};
 use crate::output::Output;
-use crate::render::restart::{plan_text, report_text};
+use crate::render::restart::{plan_text, report_text, written_and_undo};
 use crate::run::Interrupts;
 use crate::run::restart::{RestartSettings, run_restarts};
 use crate::selector::LabelSelector;
@@ -180,6 +180,9 @@ pub async fn execute(
         output.note(report_text(&report, &output.text_layout()).trim_end());
     } else {
         output.print_text(&report_text(&report, &output.text_layout()))?;
+    }
+    if let Some(written) = written_and_undo(&report) {
+        output.warn(&written);
     }
     Ok((report, run.interrupted))
 }

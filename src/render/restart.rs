@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::table::{Fit, Table};
 use super::{Layout, commands_whole, plural};
-use crate::mesh::restart::{RestartMethod, RestartPlan, RestartReport};
+use crate::mesh::restart::{Outcome, RestartMethod, RestartPlan, RestartReport, WorkloadResult};
 use crate::mesh::workloads::Risk;
 use crate::wrap::together;
 
@@ -182,6 +182,46 @@ pub fn report_text(report: &RestartReport, layout: &Layout) -> String {
     out
 }
 
+/// After a run that did not end cleanly: which workloads were written to
+/// (their template patched or pods deleted) and how each is undone, as one
+/// sentence; `None` when nothing was written or everything finished.
+pub fn written_and_undo(report: &RestartReport) -> Option<String> {
+    let clean = report
+        .results
+        .iter()
+        .all(|r| matches!(r.outcome, Outcome::Restarted | Outcome::Rehearsed));
+    let written: Vec<&WorkloadResult> = report
+        .results
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.outcome,
+                Outcome::Restarted
+                    | Outcome::Patched
+                    | Outcome::Unverified
+                    | Outcome::Failed
+                    | Outcome::TimedOut
+                    | Outcome::Interrupted
+            )
+        })
+        .collect();
+    if clean || written.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = written
+        .iter()
+        .map(|r| format!("{}/{}/{}", r.namespace, r.kind.resource(), r.name))
+        .collect();
+    let first = written[0];
+    Some(format!(
+        "already restarted (patched with this run's restartedAt): {}; a restart is undone per workload with kubectl rollout undo, e.g. kubectl rollout undo {}/{} -n {}",
+        names.join(", "),
+        first.kind.resource(),
+        first.name,
+        first.namespace
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,5 +321,38 @@ pay        deployment/payments-long  timed-out  1 of 1 replicas updated, 0 avail
 Summary: 1 timed out, 1 skipped.
 "
         );
+    }
+
+    fn result(name: &str, outcome: Outcome) -> WorkloadResult {
+        WorkloadResult {
+            namespace: "pay".into(),
+            kind: WorkloadKind::Deployment,
+            name: name.into(),
+            outcome,
+            detail: None,
+            seconds: None,
+        }
+    }
+
+    #[test]
+    fn a_run_that_stopped_says_what_it_restarted_and_how_to_undo_it() {
+        let plan = long_plan();
+        let report = RestartReport::new(
+            &plan,
+            vec![
+                result("payments-long", Outcome::TimedOut),
+                result("ledger", Outcome::NotStarted),
+            ],
+        );
+        assert_eq!(
+            written_and_undo(&report).as_deref(),
+            Some(
+                "already restarted (patched with this run's restartedAt): pay/deployment/payments-long; a restart is undone per workload with kubectl rollout undo, e.g. kubectl rollout undo deployment/payments-long -n pay"
+            )
+        );
+        let clean = RestartReport::new(&plan, vec![result("payments-long", Outcome::Restarted)]);
+        assert_eq!(written_and_undo(&clean), None);
+        let nothing = RestartReport::new(&plan, vec![result("payments-long", Outcome::NotStarted)]);
+        assert_eq!(written_and_undo(&nothing), None);
     }
 }
