@@ -585,13 +585,14 @@ impl<'a> Kubectl<'a> {
     }
 
     /// Runs a plugin step; with `kill`, sends that signal once the request
-    /// log has `after` more lines. Returns how it ended and its stdout.
+    /// log has `after` more lines. Returns how it ended, its stdout, and the
+    /// log's line count when the signal was sent.
     fn step(
         &self,
         server: &Server,
         args: &[&str],
         kill: Option<(&str, usize)>,
-    ) -> anyhow::Result<(Exit, String)> {
+    ) -> anyhow::Result<(Exit, String, Option<usize>)> {
         let mut full = vec!["mesh-upgrade"];
         full.extend_from_slice(args);
         let stdout_path = self.dir.join("step.stdout");
@@ -608,15 +609,20 @@ impl<'a> Kubectl<'a> {
         let started = Instant::now();
         let from = server.log_lines();
         let mut pending_kill = kill;
+        let mut signalled_at = None;
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break status;
             }
             if let Some((name, after)) = pending_kill {
-                if server.log_lines() >= from + after {
+                let lines = server.log_lines();
+                if lines >= from + after {
                     // kubectl execs the plugin: the pid is the plugin's.
                     signal(child.id(), name)?;
                     pending_kill = None;
+                    // Counted once `kill` has returned: every line after
+                    // this one was answered after the signal was delivered.
+                    signalled_at = Some(server.log_lines().max(lines));
                 }
             }
             if started.elapsed() > STEP_DEADLINE {
@@ -635,6 +641,7 @@ impl<'a> Kubectl<'a> {
         Ok((
             exit,
             std::fs::read_to_string(stdout_path).unwrap_or_default(),
+            signalled_at,
         ))
     }
 }
@@ -901,7 +908,7 @@ fn drive(args: &Args, case: &Case, dir: &Path) -> anyhow::Result<Outcome> {
                 None
             };
             let from = server.log_lines();
-            let (exit, stdout) = kubectl.step(&server, step, kill_now)?;
+            let (exit, stdout, signalled_at) = kubectl.step(&server, step, kill_now)?;
             windows.push((from, server.log_lines()));
             outcome.exits.push(exit.label());
             exits.push(exit.clone());
@@ -918,6 +925,24 @@ fn drive(args: &Args, case: &Case, dir: &Path) -> anyhow::Result<Outcome> {
                 outcome
                     .problems
                     .push(format!("`{}` exited {}", step.join(" "), exit.label()));
+            }
+            if let (Exit::Code(0), Some(("INT", _)), Some(at)) = (&exit, kill_now, signalled_at) {
+                // Ctrl-C: nothing new may start, and the exit is 130. A
+                // success with writes answered after the signal ignored it.
+                let log = server.log();
+                let later = log
+                    .get(at..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter(|l| is_write(l) && l["status"].as_u64().is_some_and(|s| s < 300))
+                    .count();
+                if later > 0 {
+                    outcome.problems.push(format!(
+                        "`{}` got SIGINT after {} requests, then made {later} writes and exited 0: Ctrl-C was ignored",
+                        step.join(" "),
+                        at - windows.last().map_or(0, |w| w.0)
+                    ));
+                }
             }
             if exit == Exit::Code(4) && case.verb == Verb::RestartSidecars {
                 // Check what it names as unfinished.
@@ -1370,8 +1395,33 @@ fn known(verb: Verb, set: &str, outcome: &Outcome) -> Option<&'static str> {
         .map(|k| k.why)
 }
 
+/// A process started from the background of a non-interactive shell (CI, `nohup`,
+/// `cmd &`) inherits SIGINT ignored, and so would every child, which would
+/// then never see the `kill -INT` of an interrupted case. A handler is not
+/// inherited across exec (the child gets the default), so one is installed:
+/// Ctrl-C stops the run (exit 130), and the children start with SIGINT's
+/// default action.
+fn handle_interrupts() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the signal runtime")?;
+    let mut interrupt = {
+        let _entered = runtime.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("installing a SIGINT handler")?
+    };
+    std::thread::spawn(move || {
+        runtime.block_on(interrupt.recv());
+        eprintln!("chaos: interrupted");
+        std::process::exit(130);
+    });
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    handle_interrupts()?;
     let sets: Vec<FaultSet> = match &args.sets {
         None => fault_sets(),
         Some(names) => {
