@@ -25,6 +25,9 @@
 //!   └─ check it (below); count the case's requests and writes per object in the request log
 //! ```
 //!
+//! Every read of the cluster goes through `--observer-kubeconfig`'s read-only user, whom no
+//! fault touches: reading between steps neither fails nor uses up the faults' counters.
+//!
 //! The checks, per verb:
 //! - `restart-sidecars -A`: every workload stale at the start (a pod runs a proxy other than
 //!   the one a new pod gets) has its generation moved by exactly one, a `restartedAt` from
@@ -73,19 +76,14 @@ const PREVIOUS_LABELS: &str = "mesh-upgrade.io/previous-injection-labels";
 struct Known {
     verb: &'static str,
     sets: &'static [&'static str],
-    problem: &'static str,
+    problems: &'static [&'static str],
     why: &'static str,
 }
 
-const KNOWN: &[Known] = &[Known {
-    verb: "gateway-switch",
-    sets: &["after store", "all together"],
-    problem: "after the rollback the Service selects",
-    why: "a Service patch stored but answered 500 is retried with the old resourceVersion, \
-          the 409 is reported as \"nothing was switched: run the command again\" (exit 1) \
-          although the switch was applied and never verified; rerunning --rollback as told \
-          switches forward again",
-}];
+/// None at present: the gateway-switch case of a Service patch stored but
+/// answered 500 (the retry's 409 was reported as "nothing was switched") is
+/// fixed, the switch re-reads the Service and verifies what it finds.
+const KNOWN: &[Known] = &[];
 
 struct Args {
     plugin: PathBuf,
@@ -397,7 +395,9 @@ impl Server {
             .arg("--request-log")
             .arg(dir.join("requests.jsonl"))
             .arg("--kubeconfig")
-            .arg(dir.join("kubeconfig"));
+            .arg(dir.join("kubeconfig"))
+            .arg("--observer-kubeconfig")
+            .arg(dir.join("observer.kubeconfig"));
         if let Some(yaml) = extra {
             std::fs::write(dir.join("extra.yaml"), yaml)?;
             command.arg("--manifests").arg(dir.join("extra.yaml"));
@@ -522,10 +522,15 @@ impl<'a> Kubectl<'a> {
     }
 
     fn command(&self, args: &[&str]) -> Command {
+        self.command_as("kubeconfig", args)
+    }
+
+    /// A kubectl command with the kubeconfig file `kubeconfig` of the case's directory.
+    fn command_as(&self, kubeconfig: &str, args: &[&str]) -> Command {
         let mut command = Command::new(self.binary);
         command
             .args(args)
-            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .env("KUBECONFIG", self.dir.join(kubeconfig))
             .env("KUBECACHEDIR", self.dir.join("cache"))
             .env("HOME", self.dir)
             .env("PATH", &self.path)
@@ -534,10 +539,16 @@ impl<'a> Kubectl<'a> {
         command
     }
 
-    /// Output of a kubectl command that must succeed (faults are off then).
-    fn output(&self, args: &[&str], input: Option<&str>) -> anyhow::Result<String> {
+    /// Output of a kubectl command that must succeed: as the observer, whom
+    /// no fault touches, or as the admin (`kubeconfig`) before faults are on.
+    fn output(
+        &self,
+        kubeconfig: &str,
+        args: &[&str],
+        input: Option<&str>,
+    ) -> anyhow::Result<String> {
         let mut child = self
-            .command(args)
+            .command_as(kubeconfig, args)
             .stdin(if input.is_some() {
                 Stdio::piped()
             } else {
@@ -565,13 +576,14 @@ impl<'a> Kubectl<'a> {
     }
 
     /// Runs a plugin step; with `kill`, sends that signal once the request
-    /// log has `after` more lines. Returns how it ended and its stdout.
+    /// log has `after` more lines. Returns how it ended, its stdout, and the
+    /// log's line count when the signal was sent.
     fn step(
         &self,
         server: &Server,
         args: &[&str],
         kill: Option<(&str, usize)>,
-    ) -> anyhow::Result<(Exit, String)> {
+    ) -> anyhow::Result<(Exit, String, Option<usize>)> {
         let mut full = vec!["mesh-upgrade"];
         full.extend_from_slice(args);
         let stdout_path = self.dir.join("step.stdout");
@@ -588,15 +600,20 @@ impl<'a> Kubectl<'a> {
         let started = Instant::now();
         let from = server.log_lines();
         let mut pending_kill = kill;
+        let mut signalled_at = None;
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break status;
             }
             if let Some((name, after)) = pending_kill {
-                if server.log_lines() >= from + after {
+                let lines = server.log_lines();
+                if lines >= from + after {
                     // kubectl execs the plugin: the pid is the plugin's.
                     signal(child.id(), name)?;
                     pending_kill = None;
+                    // Counted once `kill` has returned: every line after
+                    // this one was answered after the signal was delivered.
+                    signalled_at = Some(server.log_lines().max(lines));
                 }
             }
             if started.elapsed() > STEP_DEADLINE {
@@ -615,6 +632,7 @@ impl<'a> Kubectl<'a> {
         Ok((
             exit,
             std::fs::read_to_string(stdout_path).unwrap_or_default(),
+            signalled_at,
         ))
     }
 }
@@ -640,7 +658,11 @@ fn key(obj: &Value) -> String {
 
 impl Snapshot {
     fn read(kubectl: &Kubectl<'_>) -> anyhow::Result<Snapshot> {
-        let text = kubectl.output(&["get", KINDS, "-A", "-o", "json"], None)?;
+        let text = kubectl.output(
+            "observer.kubeconfig",
+            &["get", KINDS, "-A", "-o", "json"],
+            None,
+        )?;
         let list: Value = serde_json::from_str(&text).context("kubectl get -o json")?;
         let objects = list["items"]
             .as_array()
@@ -730,6 +752,7 @@ fn expected_proxies(
     }
     let list = json!({"apiVersion": "v1", "kind": "List", "items": probes}).to_string();
     let text = kubectl.output(
+        "kubeconfig",
         &[
             "create",
             "-f",
@@ -863,6 +886,10 @@ fn drive(args: &Args, case: &Case, dir: &Path) -> anyhow::Result<Outcome> {
     let mut outcome = Outcome::default();
     let mut windows: Vec<(usize, usize)> = Vec::new();
     let mut step_exits: Vec<Vec<Exit>> = Vec::new();
+    // The Service's selector before the current gateway-switch step.
+    let mut selector_before = before
+        .get("Service", "istio-gateways", "istio-ingressgateway")
+        .map(selector);
     for (index, step) in case.verb.steps().iter().enumerate() {
         let mut exits = Vec::new();
         for attempt in 0..ATTEMPTS {
@@ -872,7 +899,7 @@ fn drive(args: &Args, case: &Case, dir: &Path) -> anyhow::Result<Outcome> {
                 None
             };
             let from = server.log_lines();
-            let (exit, stdout) = kubectl.step(&server, step, kill_now)?;
+            let (exit, stdout, signalled_at) = kubectl.step(&server, step, kill_now)?;
             windows.push((from, server.log_lines()));
             outcome.exits.push(exit.label());
             exits.push(exit.clone());
@@ -890,14 +917,48 @@ fn drive(args: &Args, case: &Case, dir: &Path) -> anyhow::Result<Outcome> {
                     .problems
                     .push(format!("`{}` exited {}", step.join(" "), exit.label()));
             }
+            if let (Exit::Code(0), Some(("INT", _)), Some(at)) = (&exit, kill_now, signalled_at) {
+                // Ctrl-C: nothing new may start, and the exit is 130. A
+                // success with writes answered after the signal ignored it.
+                let log = server.log();
+                let later = log
+                    .get(at..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter(|l| is_write(l) && l["status"].as_u64().is_some_and(|s| s < 300))
+                    .count();
+                if later > 0 {
+                    outcome.problems.push(format!(
+                        "`{}` got SIGINT after {} requests, then made {later} writes and exited 0: Ctrl-C was ignored",
+                        step.join(" "),
+                        at - windows.last().map_or(0, |w| w.0)
+                    ));
+                }
+            }
             if exit == Exit::Code(4) && case.verb == Verb::RestartSidecars {
-                // Check what it names as unfinished, with faults off.
-                server.set_faults("rules: []\n")?;
+                // Check what it names as unfinished.
                 let now = Snapshot::read(&kubectl)?;
                 outcome
                     .problems
                     .extend(check_named_unfinished(&stdout, &before, &now, &expected));
-                server.set_faults(&yaml)?;
+            }
+            if exit == Exit::Code(1) && case.verb == Verb::GatewaySwitch {
+                // Gave up: it must not have left the Service changed
+                // without verifying it.
+                let now = Snapshot::read(&kubectl)?;
+                let current = now
+                    .get("Service", "istio-gateways", "istio-ingressgateway")
+                    .map(selector);
+                if current != selector_before {
+                    outcome.problems.push(format!(
+                        "`{}` exited 1 but left the Service selecting {:?} (before the step: {:?}), unverified",
+                        step.join(" "),
+                        current.clone().unwrap_or_default(),
+                        selector_before.clone().unwrap_or_default()
+                    ));
+                    // The next run starts from what this one left.
+                    selector_before = current;
+                }
             }
             let done = match exit {
                 Exit::Code(0) => true,
@@ -909,20 +970,19 @@ fn drive(args: &Args, case: &Case, dir: &Path) -> anyhow::Result<Outcome> {
             }
         }
         if case.verb == Verb::Relabel && index == 0 {
-            // The state between the two steps, read with faults off.
-            server.set_faults("rules: []\n")?;
+            // The state between the two steps.
             let now = Snapshot::read(&kubectl)?;
             outcome.problems.extend(check_relabelled(&now));
-            server.set_faults(&yaml)?;
         }
         if case.verb == Verb::GatewaySwitch && index == 0 {
-            server.set_faults("rules: []\n")?;
             let now = Snapshot::read(&kubectl)?;
             let last = exits.last().cloned().unwrap_or(Exit::Code(-1));
             outcome
                 .problems
                 .extend(check_switched(&before, &now, &last, true));
-            server.set_faults(&yaml)?;
+            selector_before = now
+                .get("Service", "istio-gateways", "istio-ingressgateway")
+                .map(selector);
         }
         step_exits.push(exits);
     }
@@ -1289,6 +1349,9 @@ fn check_switched(before: &Snapshot, now: &Snapshot, last: &Exit, switching: boo
 // ---------------------------------------------------------------------------
 // The matrix and the table
 
+/// A case done: its place in the matrix, verb, fault set, seed and outcome.
+type Finished = (usize, Verb, String, u64, Outcome);
+
 #[derive(Default)]
 struct Row {
     outcomes: Vec<(u64, Outcome)>,
@@ -1316,16 +1379,40 @@ fn known(verb: Verb, set: &str, outcome: &Outcome) -> Option<&'static str> {
             k.verb == verb.name()
                 && k.sets.iter().any(|s| set.contains(s))
                 && !outcome.problems.is_empty()
-                && outcome
-                    .problems
-                    .iter()
-                    .all(|p| p.starts_with(k.problem) || p.starts_with("kept in "))
+                && outcome.problems.iter().all(|p| {
+                    k.problems.iter().any(|known| p.starts_with(known)) || p.starts_with("kept in ")
+                })
         })
         .map(|k| k.why)
 }
 
+/// A process started from the background of a non-interactive shell (CI, `nohup`,
+/// `cmd &`) inherits SIGINT ignored, and so would every child, which would
+/// then never see the `kill -INT` of an interrupted case. A handler is not
+/// inherited across exec (the child gets the default), so one is installed:
+/// Ctrl-C stops the run (exit 130), and the children start with SIGINT's
+/// default action.
+fn handle_interrupts() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the signal runtime")?;
+    let mut interrupt = {
+        let _entered = runtime.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("installing a SIGINT handler")?
+    };
+    std::thread::spawn(move || {
+        runtime.block_on(interrupt.recv());
+        eprintln!("chaos: interrupted");
+        std::process::exit(130);
+    });
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    handle_interrupts()?;
     let sets: Vec<FaultSet> = match &args.sets {
         None => fault_sets(),
         Some(names) => {
@@ -1382,9 +1469,7 @@ fn main() -> anyhow::Result<()> {
     let mut queued: Vec<(usize, Case)> = cases.into_iter().enumerate().collect();
     queued.reverse();
     let queue = Arc::new(Mutex::new(queued));
-    // (case index, verb, fault set, seed, outcome), filled by the workers.
-    type CaseResult = (usize, Verb, String, u64, Outcome);
-    let results: Arc<Mutex<Vec<CaseResult>>> = Arc::new(Mutex::new(Vec::new()));
+    let results: Arc<Mutex<Vec<Finished>>> = Arc::new(Mutex::new(Vec::new()));
     let args = Arc::new(args);
     let workers: Vec<_> = (0..args.jobs)
         .map(|_| {

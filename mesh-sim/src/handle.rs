@@ -346,6 +346,20 @@ impl Sim {
         path
     }
 
+    /// Registers a read-only user whose requests no fault touches, and
+    /// writes its kubeconfig like [`Sim::add_user`]: a script reads the
+    /// cluster through it while the faults are on, without using up the
+    /// faults' counters.
+    pub fn add_observer(&self, name: &str) -> PathBuf {
+        let path = self.add_user(name, Role::read_only());
+        self.shared
+            .fault_exempt
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string());
+        path
+    }
+
     /// Stops simulated time (it moves only through [`Sim::advance`]).
     pub fn pause_clock(&self) {
         self.set_clock_speed(0.0);

@@ -77,6 +77,11 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     request_log: Option<PathBuf>,
 
+    /// Write a kubeconfig for the read-only user `observer`, whose requests
+    /// no fault touches (to read the cluster while faults are on).
+    #[arg(long, value_name = "PATH")]
+    observer_kubeconfig: Option<PathBuf>,
+
     #[command(flatten)]
     generate: GenerateArgs,
 }
@@ -204,6 +209,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let (Some(file), Some(path)) = (&faults, &args.faults) {
         if let Some(e) = file.unknown_resource(|r| sim.serves(r)) {
             anyhow::bail!("the fault file {}: {e}", path.display());
+        }
+    }
+    if let Some(path) = &args.observer_kubeconfig {
+        let written = sim.add_observer("observer");
+        let path = absolute(path)?;
+        if written != path {
+            std::fs::copy(&written, &path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            let _ = std::fs::remove_file(&written);
         }
     }
     let kubeconfig = sim.kubeconfig_path().display();

@@ -133,6 +133,9 @@ pub struct Shared {
     pub world: Arc<Mutex<World>>,
     pub users: RwLock<Users>,
     pub faults: Mutex<FaultState>,
+    /// Users whose requests no fault touches (observers a script reads
+    /// the cluster with while faults are on).
+    pub fault_exempt: RwLock<std::collections::HashSet<String>>,
     pub log: Mutex<Vec<RequestRecord>>,
     /// Where each record is also written as a JSON line, when set.
     pub log_file: Mutex<Option<std::fs::File>>,
@@ -154,6 +157,7 @@ impl Shared {
             world,
             users: RwLock::new(users),
             faults: Mutex::new(FaultState::default()),
+            fault_exempt: RwLock::new(std::collections::HashSet::new()),
             log: Mutex::new(Vec::new()),
             log_file: Mutex::new(None),
             wake_controllers: Notify::new(),

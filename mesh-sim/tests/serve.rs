@@ -41,6 +41,8 @@ impl Served {
             .arg(dir.path().join("requests.jsonl"))
             .arg("--kubeconfig")
             .arg(dir.path().join("kubeconfig"))
+            .arg("--observer-kubeconfig")
+            .arg(dir.path().join("observer.kubeconfig"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -92,9 +94,13 @@ impl Served {
     }
 
     fn kubectl(&self, args: &[&str]) -> (bool, String) {
+        self.kubectl_as("kubeconfig", args)
+    }
+
+    fn kubectl_as(&self, kubeconfig: &str, args: &[&str]) -> (bool, String) {
         let output = Command::new(KUBECTL)
             .args(args)
-            .env("KUBECONFIG", self.path("kubeconfig"))
+            .env("KUBECONFIG", self.path(kubeconfig))
             .env("KUBECACHEDIR", self.path("cache"))
             .env("HOME", self.dir.path())
             .stdin(Stdio::null())
@@ -248,4 +254,27 @@ fn the_request_log_names_the_object_of_every_write_including_a_create() {
             ("PATCH".into(), String::new(), "shop".into(), 200),
         ]
     );
+}
+
+#[test]
+fn the_observer_reads_through_faults_without_using_up_their_counters() {
+    let served = Served::start(
+        "rules:\n  - {verb: list, resource: pods, status: 503, retryAfter: 0, next: 1}\n",
+    );
+    let (ok, out) = served.kubectl_as(
+        "observer.kubeconfig",
+        &["get", "pods", "-n", "shop", "-o", "name"],
+    );
+    assert!(ok && out.contains("pod/"), "{out}");
+    assert_eq!(served.statuses(0, PODS), [200]);
+    let (ok, out) = served.kubectl_as("observer.kubeconfig", &["label", "ns", "shop", "x=y"]);
+    assert!(
+        !ok && out.contains("forbidden"),
+        "the observer only reads: {out}"
+    );
+    // The one 503 is still there for the admin.
+    let from = served.log().len();
+    let (ok, out) = served.kubectl(&["get", "pods", "-n", "shop", "-o", "name"]);
+    assert!(ok, "{out}");
+    assert_eq!(served.statuses(from, PODS), [503, 200]);
 }

@@ -26,13 +26,15 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::Reporter;
-use super::apply::{Sent, send};
+use super::apply::{Sent, read, send};
 use super::interrupt::Interrupts;
 use super::wait::{StateSource, Verdict, Waited, await_condition};
 use crate::api::{ApiClient, ListScope, ListSelector, WatchedSet};
 use crate::duration::human_duration;
+use crate::error::is_conflict;
 use crate::mesh::gateway_switch::{
-    EndpointTarget, EndpointView, SERVICE_NAME_LABEL, SwitchAction, SwitchPlan, endpoint_view,
+    EndpointTarget, EndpointView, SERVICE_NAME_LABEL, SWITCHED_AT_ANNOTATION, SwitchAction,
+    SwitchPlan, endpoint_view,
 };
 use crate::mesh::gateways::{selector_matches, selector_text};
 use crate::selector::LabelSelector;
@@ -106,6 +108,19 @@ pub async fn run_switch(
                 "unexpected answer to the Service patch: {other:?}"
             ));
         }
+        // A 409 may answer our own retry: the server stored the first try,
+        // then failed (a 5xx after the store), and the retry carried the old
+        // resourceVersion. The Service as it is now tells which.
+        Err(error) if is_conflict(&error) => match read(api, &action.write.target).await {
+            Ok(Some(fresh)) if shows_the_switch(&fresh, action) => {
+                reporter.note(&format!(
+                    "Service {} already carries this switch (a retried write): verifying it",
+                    plan.service_ref()
+                ));
+                fresh
+            }
+            _ => return SwitchRun::NotApplied(error),
+        },
         Err(error) => return SwitchRun::NotApplied(error),
     };
     reporter.note(&format!(
@@ -156,6 +171,31 @@ pub async fn run_switch(
     )
     .await;
     SwitchRun::RolledBack { first, back }
+}
+
+/// Whether `service` already shows `action`'s write: the planned selector
+/// and this run's switched-at record.
+fn shows_the_switch(service: &Value, action: &SwitchAction) -> bool {
+    let planned = action.write.body_to_send();
+    let at = |v: &Value| {
+        v.pointer(&format!(
+            "/metadata/annotations/{}",
+            SWITCHED_AT_ANNOTATION.replace('~', "~0").replace('/', "~1")
+        ))
+        .cloned()
+    };
+    let selector_matches = planned
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .is_some_and(|changes| {
+            changes.iter().all(|(key, value)| {
+                service
+                    .pointer(&format!("/spec/selector/{key}"))
+                    .unwrap_or(&Value::Null)
+                    == value
+            })
+        });
+    selector_matches && at(&planned).is_some() && at(&planned) == at(service)
 }
 
 /// Watch the Service's EndpointSlices until they list only Ready pods of

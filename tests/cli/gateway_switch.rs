@@ -744,3 +744,27 @@ fn an_interrupt_while_the_switch_is_being_written_still_says_how_to_go_back() {
         writes(&sim)
     );
 }
+
+#[test]
+fn a_switch_stored_but_answered_500_is_recognised_and_verified_not_reported_as_not_done() {
+    let sim = canary();
+    // The server stores the PATCH, then answers 500; the retry carries the
+    // old resourceVersion and gets 409.
+    sim.set_faults(
+        Faults::new().rule(
+            FaultRule::on("patch", "services")
+                .name(SVC)
+                .error_after_store(500, 0)
+                .next(1),
+        ),
+    );
+    let run = switch(&sim, &["--service", SVC, "--to", "1-22-3", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        run.stderr.contains("already carries this switch"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(selector(&sim)["version"], "1-22-3");
+    assert_served_only_by(&sim, GREEN);
+}
