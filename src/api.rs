@@ -38,7 +38,7 @@ mod observe;
 mod request;
 mod watch;
 
-pub use connect::ConnectOptions;
+pub use connect::{ConnectOptions, kubeconfig_contexts};
 pub use observe::{RequestStats, RequestVerb};
 pub use request::{
     DEFAULT_PAGE_SIZE, FIELD_MANAGER, KnownScope, ListScope, ListSelector, PatchBody, RetryPolicy,

@@ -18,6 +18,8 @@ use serde_json::Value;
 mod analyzer_parity;
 #[path = "cli/cluster_suite.rs"]
 mod cluster_suite;
+#[path = "cli/completion.rs"]
+mod completion;
 #[path = "cli/gateway_switch.rs"]
 mod gateway_switch;
 #[path = "cli/injection.rs"]

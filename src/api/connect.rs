@@ -108,6 +108,19 @@ impl ApiClient {
     }
 }
 
+/// The context names of the kubeconfig [`ApiClient::connect`] would read
+/// (`--kubeconfig`, else `KUBECONFIG` merged, else `~/.kube/config`), in
+/// file order. Reads files only: no request is sent.
+pub fn kubeconfig_contexts(explicit: Option<&Path>) -> anyhow::Result<Vec<String>> {
+    let loaded = load_kubeconfig(explicit, std::env::var_os("KUBECONFIG"), home_dir())?;
+    Ok(loaded
+        .config
+        .contexts
+        .iter()
+        .map(|c| c.name.clone())
+        .collect())
+}
+
 /// The kubeconfig as kubectl would assemble it, and where it came from.
 #[derive(Debug)]
 struct LoadedKubeconfig {
