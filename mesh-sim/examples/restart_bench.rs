@@ -103,7 +103,7 @@ fn up_to_date_deployments(sim: &Sim, version: &str) -> BTreeSet<String> {
             };
             let key = format!("{ns}/{deployment}");
             owners.insert(key.clone());
-            if !runs(pod, version) {
+            if !runs(&pod, version) {
                 stale_owners.insert(key);
             }
         }
@@ -136,7 +136,7 @@ fn done(sim: &Sim, version: &str) -> bool {
                         .as_str()
                         .is_some_and(|ns| ns.starts_with("restart-"))
                 })
-                .all(|p| runs(p, version))
+                .all(|p| runs(&p, version))
     })
 }
 
