@@ -292,7 +292,13 @@ fn run_loop(args: &Args, new_version: &str) -> anyhow::Result<Measured> {
     wait_until_done(&sim, new_version, Duration::from_secs(600))?;
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("loop: the script ran {loop_seconds:.1}s, settled after {seconds:.1}s");
-    Ok(measure("bash loop (seeds)", &sim, &up_to_date, seconds, None))
+    Ok(measure(
+        "bash loop (seeds)",
+        &sim,
+        &up_to_date,
+        seconds,
+        None,
+    ))
 }
 
 fn run_plugin(args: &Args, concurrency: u16, new_version: &str) -> anyhow::Result<Measured> {
