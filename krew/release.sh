@@ -4,10 +4,15 @@
 #
 #   krew/release.sh                      # host target: dist/<archive> + dist/mesh-upgrade.yaml
 #   krew/release.sh --target aarch64-apple-darwin   # on a macOS arm64 runner
-#   krew/release.sh --manifest-only --all --output plugin.yaml
+#   krew/release.sh --manifest-only --all --output dist/plugin.yaml
 #                                        # release: every platform's archive is in dist/
-#   krew/release.sh --manifest-only --unreleased --output plugin.yaml
-#                                        # between releases: plugin.yaml follows Cargo.toml
+#
+# The release workflow (.github/workflows/release.yml) calls it twice on a
+# `v*` tag: once per target with --target on a runner of that platform (the
+# per-target mode), then, with every job's archives downloaded into dist/, with
+# --manifest-only --all to write the plugin.yaml it publishes beside them. No
+# manifest is kept in the repository: one exists only for a version whose
+# archives were built, and it carries their checksums.
 #
 # What it makes
 #   dist/kubectl-mesh_upgrade-<tag>-<os>-<arch>.tar.gz  (.zip for windows), holding
@@ -19,7 +24,10 @@
 #   krew/.krew.yaml the way krew-release-bot renders it: `{{ .TagName }}` is the
 #   tag and each `{{addURIAndSha "<url>" .TagName }}` becomes `uri:` and the
 #   `sha256:` of the archive of that name found in dist/. Platforms whose
-#   archive is not in dist/ are left out (--all: an error instead).
+#   archive is not in dist/ are left out (--all: an error instead). Unlike the
+#   bot, the checksum is quoted: krew reads manifests with YAML 1.1 rules, under
+#   which a hex string made only of digits (or digits, `e` and digits) would be
+#   a number, and krew's sha256 field is a string.
 #
 # Targets (--target; default: the host). Each is built with
 # `cargo build --release --locked --target <triple>` (the host without
@@ -30,9 +38,11 @@
 #   aarch64-unknown-linux-gnu   linux/arm64     .tar.gz
 #   x86_64-apple-darwin         darwin/amd64    .tar.gz
 #   aarch64-apple-darwin        darwin/arm64    .tar.gz
-#   x86_64-pc-windows-msvc      windows/amd64   .zip (built and zipped on Windows, Git Bash)
-# Only the host target has been built and tested by this repository's tests
-# (linux/amd64).
+#   x86_64-pc-windows-msvc      windows/amd64   .zip (built on Windows in Git Bash, zipped
+#                                               with zip, or 7z where zip is missing)
+# Only the host target (linux/amd64) has been built by this repository's tests;
+# they pack the archives of all five targets, from a stand-in binary for the
+# other four, the way the release workflow's steps call this script.
 #
 # Reproducibility: the archive's entries are sorted, owned by 0:0 and dated
 # SOURCE_DATE_EPOCH (default: the last commit's time), and gzip stores no name
@@ -48,9 +58,6 @@
 #   --tag TAG           release tag (default: v + the version in Cargo.toml)
 #   --manifest-only     build nothing; render the manifest from what is in DIR
 #   --all               every platform of the template must have its archive in DIR
-#   --unreleased        render every platform with a placeholder sha256 (64 zeros),
-#                       ignoring DIR: for plugin.yaml between releases; krew refuses
-#                       to install from such a manifest, as it should
 # Environment
 #   MESH_UPGRADE_BIN    package this already-built binary instead of running cargo
 #                       (the tests use their debug build; a release never does)
@@ -59,7 +66,6 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 template="$repo/krew/.krew.yaml"
-placeholder_sha="0000000000000000000000000000000000000000000000000000000000000000"
 
 die() {
     echo "release: $*" >&2
@@ -72,7 +78,6 @@ output=""
 tag=""
 manifest_only=false
 require_all=false
-unreleased=false
 while [ $# -gt 0 ]; do
     case "$1" in
         --target) target="${2:?--target needs a value}"; shift 2 ;;
@@ -81,14 +86,10 @@ while [ $# -gt 0 ]; do
         --tag) tag="${2:?--tag needs a value}"; shift 2 ;;
         --manifest-only) manifest_only=true; shift ;;
         --all) require_all=true; shift ;;
-        --unreleased) unreleased=true; manifest_only=true; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
-if $require_all && $unreleased; then
-    die "--all and --unreleased contradict each other"
-fi
 
 # The version krew shows is the crate's, so the two cannot drift apart.
 version="$(awk '
@@ -173,9 +174,14 @@ build_archive() {
     else
         local target_dir
         command -v cargo >/dev/null 2>&1 || die "cargo is not on PATH"
+        # JSON escapes the backslashes of a Windows path (C:\\a\\target);
+        # Git Bash then wants it as /c/a/target.
         target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
-            sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+            sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p' | sed 's/\\\\/\\/g')"
         [ -n "$target_dir" ] || die "cargo metadata did not name the target directory"
+        if command -v cygpath >/dev/null 2>&1; then
+            target_dir="$(cygpath -u "$target_dir")"
+        fi
         # The host target builds into target/release (shared with any other
         # release build); another target into target/<triple>/release.
         # (No arrays: macOS still ships bash 3.2, where an empty one trips set -u.)
@@ -214,9 +220,15 @@ build_archive() {
     epoch="${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || echo 0)}"
     rm -f "$archive"
     if [ "$format" = "zip" ]; then
-        command -v zip >/dev/null 2>&1 || die "zip is not on PATH"
         touch -d "@$epoch" "$staging"/* 2>/dev/null || true
-        (cd "$staging" && zip -X -q "$archive" "kubectl-mesh_upgrade$exe" LICENSE)
+        if command -v zip >/dev/null 2>&1; then
+            (cd "$staging" && zip -X -q "$archive" "kubectl-mesh_upgrade$exe" LICENSE)
+        elif command -v 7z >/dev/null 2>&1; then
+            # Windows runners have 7-Zip but no zip in Git Bash.
+            (cd "$staging" && 7z a -tzip -bso0 -bsp0 "$archive" "kubectl-mesh_upgrade$exe" LICENSE)
+        else
+            die "neither zip nor 7z is on PATH"
+        fi
     else
         tar_cmd="$(gnu_tar)"
         if [ -n "$tar_cmd" ]; then
@@ -248,29 +260,12 @@ render_manifest() {
         esac
     done
 
-    if $unreleased; then
-        header="# kubectl mesh-upgrade $tag for krew, NOT YET RELEASED.
-# Generated by krew/release.sh from krew/.krew.yaml; do not edit by hand.
-#
-# $tag has no published archives yet, so every sha256 below is a placeholder
-# (64 zeros) and krew refuses to install from this file: the checksum cannot
-# match. This file follows Cargo.toml's version between releases
-# (krew/release.sh --manifest-only --unreleased --output plugin.yaml). At a
-# release, CI builds each platform's archive on that platform, uploads them,
-# downloads them into dist/ and regenerates this file with their real checksums
-# (krew/release.sh --manifest-only --all --output plugin.yaml), which is also
-# what krew-release-bot submits to krew-index from krew/.krew.yaml.
-# To install a build of your own with krew, use the manifest krew/release.sh
-# writes next to the archive it builds (dist/mesh-upgrade.yaml)."
-    else
-        header="# kubectl mesh-upgrade $tag for krew.
+    header="# kubectl mesh-upgrade $tag for krew.
 # Generated by krew/release.sh from krew/.krew.yaml; do not edit by hand.
 # Each sha256 is that of the archive of the same name that was in dist/ when
 # this file was written."
-    fi
 
-    awk -v tag="$tag" -v checksums="$checksums" -v unreleased="$unreleased" \
-        -v require_all="$require_all" -v placeholder="$placeholder_sha" '
+    awk -v tag="$tag" -v checksums="$checksums" -v require_all="$require_all" '
         BEGIN {
             while ((getline line < checksums) > 0) {
                 split(line, parts, "\t")
@@ -292,20 +287,17 @@ render_manifest() {
                 sub(/".*$/, "", uri)
                 name = uri
                 sub(/^.*\//, "", name)
-                if (unreleased == "true") {
-                    checksum = placeholder
-                } else if (name in sha) {
+                checksum = ""
+                if (name in sha) {
                     checksum = sha[name]
                 } else if (require_all == "true") {
                     printf "release: %s is not in dist/ (--all needs every platform)\n", name > "/dev/stderr"
                     failed = 1
-                    checksum = placeholder
                 } else {
                     keep = 0
-                    checksum = placeholder
                 }
                 found++
-                line = indent "uri: " uri "\n" indent "sha256: " checksum
+                line = indent "uri: " uri "\n" indent "sha256: \"" checksum "\""
             }
             if (in_platforms && line ~ /^  - /) {
                 flush()

@@ -43,8 +43,13 @@ grep -q '^kubeconfig:' "$work/sim.log" || { echo "tour: mesh-sim did not start" 
 export KUBECONFIG="$work/kubeconfig"
 export PATH="$work/bin:$PATH"
 
+# Commands in bold only on a terminal that shows it (no escape bytes in a pipe).
+bold="" plain=""
+if [ -t 1 ] && [ "${TERM:-dumb}" != dumb ] && [ -z "${NO_COLOR:-}" ]; then
+    bold=$'\033[1m' plain=$'\033[0m'
+fi
 step() {
-    printf '\n\033[1m$ %s\033[0m\n' "$*"
+    printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"
     "$@" || echo "(exit code $?)"
 }
 

@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+/// The heading of the flags every verb shares in `--help`.
+pub const KUBECTL_OPTIONS: &str = "Kubectl options";
+
 /// The exit codes, shown in `--help` and documented in the README. Keep in
 /// sync with [`crate::error::ExitCode`]. A macro so `concat!` can use it.
 macro_rules! exit_codes_help {
@@ -68,8 +71,11 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Flags shared by every verb. They mean what they mean to kubectl.
+/// Flags shared by every verb. They mean what they mean to kubectl, and
+/// `--help` lists them under their own heading, after the verb's own flags
+/// (as kubectl keeps its global flags apart in `kubectl options`).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = KUBECTL_OPTIONS)]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, merged like kubectl
     /// merges it, else ~/.kube/config)
@@ -171,7 +177,7 @@ impl GlobalArgs {
 /// The output formats every verb understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// A table that fits 100 columns
+    /// A table (at a terminal, free text wraps to its width; names never do)
     Table,
     /// The table with more columns
     Wide,
@@ -186,6 +192,17 @@ impl OutputFormat {
     /// text (warnings, progress, prompts) must go to stderr.
     pub fn is_machine_readable(self) -> bool {
         matches!(self, OutputFormat::Json | OutputFormat::Yaml)
+    }
+}
+
+impl From<OutputFormat> for crate::output::Format {
+    fn from(format: OutputFormat) -> Self {
+        match format {
+            OutputFormat::Table => crate::output::Format::Table,
+            OutputFormat::Wide => crate::output::Format::Wide,
+            OutputFormat::Json => crate::output::Format::Json,
+            OutputFormat::Yaml => crate::output::Format::Yaml,
+        }
     }
 }
 
@@ -344,6 +361,16 @@ pub struct RestartSidecarsArgs {
     #[arg(value_name = "KIND/NAME")]
     pub targets: Vec<String>,
 
+    #[command(flatten)]
+    pub restart: RestartFlags,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// How restarts run: the flags `restart-sidecars` and `relabel --restart` share.
+#[derive(Debug, Clone, Args)]
+pub struct RestartFlags {
     /// Only these kinds, comma-separated
     #[arg(long = "kind", value_enum, value_delimiter = ',')]
     pub kinds: Vec<WorkloadKind>,
@@ -374,9 +401,6 @@ pub struct RestartSidecarsArgs {
     /// StatefulSets are still replaced one at a time, each waited for)
     #[arg(long)]
     pub no_wait: bool,
-
-    #[command(flatten)]
-    pub write: WriteArgs,
 }
 
 const RELABEL_EXAMPLES: &str = "\
@@ -413,7 +437,8 @@ pub struct RelabelArgs {
     #[arg(long, conflicts_with_all = ["to", "from"])]
     pub undo: bool,
 
-    /// Continue into restart-sidecars for the relabelled namespaces
+    /// Continue into restart-sidecars for the relabelled namespaces: one plan,
+    /// one question; --kind, --all, --timeout, --concurrency, ... apply to it
     #[arg(long)]
     pub restart: bool,
 
@@ -421,6 +446,9 @@ pub struct RelabelArgs {
     /// namespace named explicitly
     #[arg(long)]
     pub force: bool,
+
+    #[command(flatten)]
+    pub restart_flags: RestartFlags,
 
     #[command(flatten)]
     pub write: WriteArgs,
@@ -520,58 +548,7 @@ pub enum CompletionTarget {
     Kubectl,
 }
 
-/// Parse kubectl's duration syntax: a bare integer means seconds, otherwise
-/// Go duration text such as `500ms`, `30s`, `1m30s`, `1.5h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("a duration is required, such as 30s, 1m or 1h".to_string());
-    }
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    let mut total = 0f64;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if number_len == 0 {
-            return Err(format!(
-                "invalid duration {text:?}: expected a number before {rest:?}"
-            ));
-        }
-        let number: f64 = rest[..number_len].parse().map_err(|_| {
-            format!(
-                "invalid duration {text:?}: {:?} is not a number",
-                &rest[..number_len]
-            )
-        })?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => {
-                return Err(format!(
-                    "invalid duration {text:?}: missing unit (ms, s, m or h)"
-                ));
-            }
-            other => {
-                return Err(format!(
-                    "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m or h)"
-                ));
-            }
-        };
-        total += number * seconds_per_unit;
-        rest = &rest[unit_len..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| format!("invalid duration {text:?}"))
-}
+pub use crate::duration::parse_duration;
 
 /// `--request-timeout`: a duration where zero means no limit.
 pub fn parse_request_timeout(text: &str) -> Result<RequestTimeout, String> {
@@ -669,6 +646,80 @@ mod tests {
                 "{} has no examples",
                 sub.get_name()
             );
+        }
+    }
+
+    /// The long flags of a help text in the order shown, each with the
+    /// heading it is listed under.
+    fn flags_by_heading(help: &str) -> Vec<(String, String)> {
+        let mut heading = String::new();
+        let mut flags = Vec::new();
+        for line in help.lines() {
+            if !line.starts_with(' ') && line.ends_with(':') {
+                heading = line.trim_end_matches(':').to_string();
+                continue;
+            }
+            let trimmed = line.trim_start();
+            let is_flag_line = line.len() - trimmed.len() <= 6
+                && (trimmed.starts_with("--") || trimmed.starts_with('-'));
+            if let Some(long) = is_flag_line
+                .then(|| trimmed.split_whitespace().find(|w| w.starts_with("--")))
+                .flatten()
+            {
+                let name = long
+                    .trim_start_matches("--")
+                    .split(['[', '=', ' ', ','])
+                    .next()
+                    .unwrap_or_default();
+                flags.push((heading.clone(), name.to_string()));
+            }
+        }
+        flags
+    }
+
+    #[test]
+    fn each_verbs_help_lists_its_own_flags_first_and_the_kubectl_flags_after_under_their_heading() {
+        let mut cli = Cli::command();
+        cli.build();
+        let shared: Vec<String> = cli
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .collect();
+        assert!(shared.contains(&"kubeconfig".to_string()), "{shared:?}");
+        for sub in cli.get_subcommands_mut() {
+            let name = sub.get_name().to_string();
+            if name == "help" {
+                continue;
+            }
+            let own: Vec<String> = sub
+                .get_arguments()
+                .filter(|a| !a.is_global_set())
+                .filter_map(|a| a.get_long().map(str::to_string))
+                .filter(|long| long != "help" && long != "version")
+                .collect();
+            for help in [
+                sub.render_long_help().to_string(),
+                sub.render_help().to_string(),
+            ] {
+                let flags = flags_by_heading(&help);
+                let listed: Vec<&str> = flags.iter().map(|(_, f)| f.as_str()).collect();
+                let expected: Vec<&str> = own
+                    .iter()
+                    .map(String::as_str)
+                    .chain(["help", "version"])
+                    .chain(shared.iter().map(String::as_str))
+                    .collect();
+                assert_eq!(listed, expected, "{name}: the flags' order\n{help}");
+                for (heading, flag) in &flags {
+                    let want = if shared.contains(flag) {
+                        KUBECTL_OPTIONS
+                    } else {
+                        "Options"
+                    };
+                    assert_eq!(heading, want, "{name}: --{flag}\n{help}");
+                }
+            }
         }
     }
 

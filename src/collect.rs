@@ -1,5 +1,17 @@
 //! Read the cluster state every verb starts from: a fixed set of LISTs, run
-//! concurrently, turned into a [`ClusterSnapshot`].
+//! concurrently, then turned into a [`ClusterSnapshot`] by [`assemble`].
+//!
+//! ```text
+//!  ReadSet ─► LISTs (concurrent, each page converted with From<&K>) ─► RawLists
+//!          ─► assemble (pure: istiods, -l filtering) ─► ClusterSnapshot
+//! ```
+//!
+//! What is read is a [`ReadSet`]: [`ReadSet::ControlPlane`] is the five
+//! LISTs `relabel` plans from (namespaces, webhook configurations, and the
+//! control-plane namespace's istiod Deployments, Services and injector
+//! ConfigMaps); [`ReadSet::Everything`] adds the workloads, pods and what
+//! surrounds them. [`assemble`] does no I/O, so the test fixtures build their
+//! snapshots through it too: there is one assembly.
 //!
 //! The number of requests depends on the selection, never on the number of
 //! workloads: one paginated LIST per kind (plus pages). Which URL each LIST
@@ -58,6 +70,29 @@ pub struct CollectOptions {
     pub selector: Option<LabelSelector>,
 }
 
+impl CollectOptions {
+    /// Whether namespaced objects of `namespace` are read: the selected
+    /// namespaces plus the control-plane namespace.
+    pub fn reads_namespace(&self, namespace: &str) -> bool {
+        namespace == self.control_plane_namespace || self.scope.contains(namespace)
+    }
+}
+
+/// Which kinds a read covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadSet {
+    /// What the control plane is resolved from, and the namespaces: every
+    /// Namespace and MutatingWebhookConfiguration, and in the control-plane
+    /// namespace the istiod Deployments (`app=istiod`), the Services and the
+    /// injector ConfigMaps. Five LISTs; no workload or pod is read. For verbs
+    /// that change namespaces, not pods (`relabel`).
+    ControlPlane,
+    /// Everything the model uses: the control plane, and the workloads,
+    /// ReplicaSets, pods, Services, PodDisruptionBudgets and EndpointSlices
+    /// of the read namespaces.
+    Everything,
+}
+
 /// A kind that could not be read, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable {
@@ -82,6 +117,91 @@ impl Collected {
     pub fn was_read(&self, resource: &str) -> bool {
         !self.unreadable.iter().any(|u| u.resource == resource)
     }
+}
+
+/// What the LISTs returned, each object already reduced to its snapshot
+/// struct while paging (so no page is kept as full objects), and namespaced
+/// kinds only for the read namespaces. A kind the read set leaves out, or an
+/// optional kind that could not be read, is empty. [`assemble`] turns it
+/// into the snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct RawLists {
+    pub namespaces: Vec<NamespaceInfo>,
+    pub webhook_configurations: Vec<WebhookConfigurationInfo>,
+    /// Each Deployment, with its istiod facts when it is an istiod of the
+    /// control-plane namespace (see [`deployment_facts`]).
+    pub deployments: Vec<(DeploymentInfo, Option<IstiodInfo>)>,
+    /// The `app=istiod` LIST of the control-plane namespace, when one was
+    /// made (with `-l`, which may leave istiod out of the Deployments LIST,
+    /// or when no Deployment is listed); else istiod comes from `deployments`.
+    pub istiods: Option<Vec<IstiodInfo>>,
+    pub stateful_sets: Vec<StatefulSetInfo>,
+    pub daemon_sets: Vec<DaemonSetInfo>,
+    pub replica_sets: Vec<ReplicaSetInfo>,
+    pub pods: Vec<PodInfo>,
+    pub services: Vec<ServiceInfo>,
+    pub pod_disruption_budgets: Vec<PdbInfo>,
+    pub endpoint_slices: Vec<EndpointSliceInfo>,
+    /// The control-plane namespace's ConfigMaps that are injector configs
+    /// (see [`injector_config`]).
+    pub injector_configs: Vec<InjectorConfigInfo>,
+}
+
+/// A Deployment as the Deployments LIST keeps it: its facts, and istiod's
+/// when it is an istiod of `control_plane_namespace`.
+pub fn deployment_facts(
+    d: &Deployment,
+    control_plane_namespace: &str,
+) -> (DeploymentInfo, Option<IstiodInfo>) {
+    let istiod = IstiodInfo::is_istiod(d, control_plane_namespace).then(|| IstiodInfo::from(d));
+    (DeploymentInfo::from(d), istiod)
+}
+
+/// A ConfigMap of the control-plane namespace, kept when it is an injector
+/// config (`istio-sidecar-injector[-<rev>]`).
+pub fn injector_config(c: &ConfigMap) -> Option<InjectorConfigInfo> {
+    InjectorConfigInfo::is_injector_config(c).then(|| InjectorConfigInfo::from(c))
+}
+
+/// The snapshot from what was listed. Pure: no request, no clock. istiod
+/// comes from its own LIST when one was made, else from the Deployments; with
+/// `-l`, only the ReplicaSets and pods of the selected workloads are kept
+/// (see [`keep_selected_workloads_pods`]).
+pub fn assemble(raw: RawLists, options: &CollectOptions) -> ClusterSnapshot {
+    let RawLists {
+        namespaces,
+        webhook_configurations,
+        deployments,
+        istiods,
+        stateful_sets,
+        daemon_sets,
+        replica_sets,
+        pods,
+        services,
+        pod_disruption_budgets,
+        endpoint_slices,
+        injector_configs,
+    } = raw;
+    let (deployments, istiods_from_deployments): (Vec<_>, Vec<_>) = deployments.into_iter().unzip();
+    let mut snapshot =
+        ClusterSnapshot::new(&options.control_plane_namespace, options.scope.clone());
+    snapshot.namespaces = namespaces;
+    snapshot.webhook_configurations = webhook_configurations;
+    snapshot.deployments = deployments;
+    snapshot.istiods =
+        istiods.unwrap_or_else(|| istiods_from_deployments.into_iter().flatten().collect());
+    snapshot.stateful_sets = stateful_sets;
+    snapshot.daemon_sets = daemon_sets;
+    snapshot.replica_sets = replica_sets;
+    snapshot.pods = pods;
+    snapshot.services = services;
+    snapshot.pod_disruption_budgets = pod_disruption_budgets;
+    snapshot.endpoint_slices = endpoint_slices;
+    snapshot.injector_configs = injector_configs;
+    if let Some(selector) = &options.selector {
+        keep_selected_workloads_pods(&mut snapshot, selector);
+    }
+    snapshot
 }
 
 /// Up to this many namespaces to read are listed namespace by namespace;
@@ -115,8 +235,85 @@ impl ListPlan {
     }
 }
 
-/// Run the LISTs and build the snapshot.
+/// Read everything and build the snapshot: [`read`] with [`ReadSet::Everything`].
 pub async fn collect(api: &ApiClient, options: &CollectOptions) -> anyhow::Result<Collected> {
+    read(api, options, ReadSet::Everything).await
+}
+
+/// Run the LISTs of `read_set` and build the snapshot.
+pub async fn read(
+    api: &ApiClient,
+    options: &CollectOptions,
+    read_set: ReadSet,
+) -> anyhow::Result<Collected> {
+    let (raw, unreadable, warnings) = match read_set {
+        ReadSet::ControlPlane => list_control_plane(api, options).await?,
+        ReadSet::Everything => list_everything(api, options).await?,
+    };
+    let snapshot = assemble(raw, options);
+    tracing::info!(
+        namespaces = snapshot.namespaces.len(),
+        pods = snapshot.pods.len(),
+        deployments = snapshot.deployments.len(),
+        istiods = snapshot.istiods.len(),
+        "collected the cluster state"
+    );
+    Ok(Collected {
+        snapshot,
+        unreadable,
+        warnings,
+    })
+}
+
+/// What the LISTs of a read set gave: the lists, the optional kinds that
+/// were forbidden, and the warnings.
+type Listed = (RawLists, Vec<Unreadable>, Vec<String>);
+
+/// [`ReadSet::ControlPlane`]: five LISTs, concurrently.
+async fn list_control_plane(api: &ApiClient, options: &CollectOptions) -> anyhow::Result<Listed> {
+    let cp = options.control_plane_namespace.as_str();
+    let all = ListSelector::everything();
+    let istiod_selector =
+        ListSelector::labels(LabelSelector::parse("app=istiod").map_err(anyhow::Error::msg)?);
+    let cp_scope = ListScope::Namespace(cp.to_string());
+    let (namespaces, webhooks, istiods, services, injector_configs) = tokio::join!(
+        read_namespaces(api, options, ReadSet::ControlPlane),
+        api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &all, |w| {
+            Some(WebhookConfigurationInfo::from(&w))
+        }),
+        api.list_all::<Deployment, _>(&cp_scope, &istiod_selector, |d| {
+            IstiodInfo::is_istiod(&d, cp).then(|| IstiodInfo::from(&d))
+        }),
+        api.list_all::<Service, _>(&cp_scope, &all, |s| Some(ServiceInfo::from(&s))),
+        api.list_all::<ConfigMap, _>(&cp_scope, &all, |c| injector_config(&c)),
+    );
+    let (namespaces, mut warnings) = namespaces?;
+    check_selected_namespaces_exist(&options.scope, &namespaces, &api.target().context)?;
+    let mut unreadable = Vec::new();
+    let raw = RawLists {
+        namespaces,
+        webhook_configurations: webhooks?,
+        istiods: Some(istiods?),
+        services: services?,
+        injector_configs: optional(
+            injector_configs,
+            "configmaps",
+            INJECTOR_CONFIGS_UNREADABLE,
+            &mut unreadable,
+            &mut warnings,
+        )?,
+        ..RawLists::default()
+    };
+    Ok((raw, unreadable, warnings))
+}
+
+/// The warning when the injector ConfigMaps are forbidden.
+const INJECTOR_CONFIGS_UNREADABLE: &str =
+    "the injector ConfigMaps could not be read, so proxy versions come from istiod's image";
+
+/// [`ReadSet::Everything`]: one LIST per kind (and per read namespace when
+/// they are few), concurrently.
+async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::Result<Listed> {
     let plan = ListPlan::for_selection(&options.scope, &options.control_plane_namespace);
     let cp = options.control_plane_namespace.as_str();
     let workload_selector = ListSelector::maybe_labels(options.selector.as_ref());
@@ -139,13 +336,12 @@ pub async fn collect(api: &ApiClient, options: &CollectOptions) -> anyhow::Resul
         istiods,
         injector_configs,
     ) = tokio::join!(
-        read_namespaces(api, options),
+        read_namespaces(api, options, ReadSet::Everything),
         api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &all, |w| {
             Some(WebhookConfigurationInfo::from(&w))
         }),
         list_namespaced::<Deployment, _>(api, &plan, &workload_selector, |d| {
-            let istiod = IstiodInfo::is_istiod(&d, cp).then(|| IstiodInfo::from(&d));
-            Some((DeploymentInfo::from(&d), istiod))
+            Some(deployment_facts(&d, cp))
         }),
         list_namespaced::<StatefulSet, _>(api, &plan, &workload_selector, |s| Some(
             StatefulSetInfo::from(&s)
@@ -173,67 +369,57 @@ pub async fn collect(api: &ApiClient, options: &CollectOptions) -> anyhow::Resul
                 Ok(None)
             }
         },
-        api.list_all::<ConfigMap, _>(&cp_scope, &all, |c| {
-            InjectorConfigInfo::is_injector_config(&c).then(|| InjectorConfigInfo::from(&c))
-        }),
+        api.list_all::<ConfigMap, _>(&cp_scope, &all, |c| injector_config(&c)),
     );
 
     let (namespaces, mut warnings) = namespaces?;
-    let mut snapshot = ClusterSnapshot::new(cp, options.scope.clone());
-    snapshot.namespaces = namespaces;
-    check_selected_namespaces_exist(&snapshot, &api.target().context)?;
-    snapshot.webhook_configurations = webhooks?;
-    let (deployments, istiods_from_deployments): (Vec<_>, Vec<_>) =
-        deployments?.into_iter().unzip();
-    snapshot.deployments = deployments;
-    snapshot.istiods = match istiods? {
-        Some(listed) => listed,
-        None => istiods_from_deployments.into_iter().flatten().collect(),
-    };
-    snapshot.stateful_sets = stateful_sets?;
-    snapshot.daemon_sets = daemon_sets?;
-    snapshot.replica_sets = replica_sets?;
-    snapshot.pods = pods?;
-    snapshot.services = services?;
+    check_selected_namespaces_exist(&options.scope, &namespaces, &api.target().context)?;
+    let webhook_configurations = webhooks?;
+    let deployments = deployments?;
+    let istiods = istiods?;
+    let stateful_sets = stateful_sets?;
+    let daemon_sets = daemon_sets?;
+    let replica_sets = replica_sets?;
+    let pods = pods?;
+    let services = services?;
 
     let mut unreadable = Vec::new();
-    snapshot.pod_disruption_budgets = optional(
+    let pod_disruption_budgets = optional(
         pdbs,
         "poddisruptionbudgets",
         "PodDisruptionBudgets could not be read, so downtime risks are unknown",
         &mut unreadable,
         &mut warnings,
     )?;
-    snapshot.endpoint_slices = optional(
+    let endpoint_slices = optional(
         slices,
         "endpointslices",
         "EndpointSlices could not be read, so which gateway pods serve traffic is unknown",
         &mut unreadable,
         &mut warnings,
     )?;
-    snapshot.injector_configs = optional(
+    let injector_configs = optional(
         injector_configs,
         "configmaps",
-        "the injector ConfigMaps could not be read, so proxy versions come from istiod's image",
+        INJECTOR_CONFIGS_UNREADABLE,
         &mut unreadable,
         &mut warnings,
     )?;
-
-    if let Some(selector) = &options.selector {
-        keep_selected_workloads_pods(&mut snapshot, selector);
-    }
-    tracing::info!(
-        namespaces = snapshot.namespaces.len(),
-        pods = snapshot.pods.len(),
-        deployments = snapshot.deployments.len(),
-        istiods = snapshot.istiods.len(),
-        "collected the cluster state"
-    );
-    Ok(Collected {
-        snapshot,
-        unreadable,
-        warnings,
-    })
+    let raw = RawLists {
+        namespaces,
+        webhook_configurations,
+        deployments,
+        istiods,
+        stateful_sets,
+        daemon_sets,
+        replica_sets,
+        pods,
+        services,
+        pod_disruption_budgets,
+        endpoint_slices,
+        injector_configs,
+    };
+    Ok((raw, unreadable, warnings))
 }
 
 /// LIST a namespaced kind as the plan says, converting while paging.
@@ -276,10 +462,14 @@ where
 
 /// LIST every namespace. A user who may not list namespaces but named them
 /// (`-n shop`) can still be served by reading each named one, which a Role
-/// with `get` on those namespaces allows.
+/// with `get` on those namespaces allows: with [`ReadSet::Everything`] the
+/// control-plane namespace too (its workloads are read, and injection into
+/// them depends on its labels), with [`ReadSet::ControlPlane`] only the
+/// selected ones.
 async fn read_namespaces(
     api: &ApiClient,
     options: &CollectOptions,
+    read_set: ReadSet,
 ) -> anyhow::Result<(Vec<NamespaceInfo>, Vec<String>)> {
     let listed = api
         .list_all::<Namespace, _>(&ListScope::All, &ListSelector::everything(), |n| {
@@ -295,7 +485,9 @@ async fn read_namespaces(
         return Err(list_error);
     };
     let mut wanted: BTreeSet<&str> = selected.iter().map(String::as_str).collect();
-    wanted.insert(&options.control_plane_namespace);
+    if read_set == ReadSet::Everything {
+        wanted.insert(&options.control_plane_namespace);
+    }
     let read = try_join_all(wanted.iter().map(|name| api.get::<Namespace>(None, name))).await;
     match read {
         Ok(found) => {
@@ -336,13 +528,14 @@ fn optional<T>(
 
 /// A selected namespace that does not exist is an error, not an empty report.
 fn check_selected_namespaces_exist(
-    snapshot: &ClusterSnapshot,
+    scope: &Scope,
+    namespaces: &[NamespaceInfo],
     context: &str,
 ) -> anyhow::Result<()> {
-    if let Scope::Namespaces(selected) = &snapshot.scope
+    if let Scope::Namespaces(selected) = scope
         && let Some(missing) = selected
             .iter()
-            .find(|name| snapshot.namespace(name).is_none())
+            .find(|name| !namespaces.iter().any(|n| &n.name == *name))
     {
         return Err(Error::NamespaceNotFound {
             namespace: missing.clone(),
@@ -494,14 +687,18 @@ mod tests {
             name: "shop".into(),
             labels: Default::default(),
             terminating: false,
+            ..NamespaceInfo::default()
         }];
-        let err = check_selected_namespaces_exist(&snapshot, "prod").unwrap_err();
+        let err = check_selected_namespaces_exist(&snapshot.scope, &snapshot.namespaces, "prod")
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "namespace \"typo\" does not exist in context prod"
         );
         snapshot.scope = Scope::All;
-        assert!(check_selected_namespaces_exist(&snapshot, "prod").is_ok());
+        assert!(
+            check_selected_namespaces_exist(&snapshot.scope, &snapshot.namespaces, "prod").is_ok()
+        );
     }
 
     #[test]
@@ -602,6 +799,241 @@ mod tests {
                 &mut warnings
             )
             .is_err()
+        );
+    }
+
+    fn istiod(name: &str, revision: &str) -> IstiodInfo {
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "istio-system",
+                         "labels": {"app": "istiod", "istio.io/rev": revision}},
+        }))
+        .unwrap();
+        IstiodInfo::from(&d)
+    }
+
+    fn options(scope: Scope, selector: Option<&str>) -> CollectOptions {
+        CollectOptions {
+            scope,
+            control_plane_namespace: "istio-system".into(),
+            selector: selector.map(|s| LabelSelector::parse(s).unwrap()),
+        }
+    }
+
+    #[test]
+    fn assembly_takes_istiod_from_the_deployments_unless_it_was_listed_apart() {
+        let d = |namespace: &str, name: &str, app: &str| -> Deployment {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": namespace, "uid": name,
+                             "labels": {"app": app}},
+            }))
+            .unwrap()
+        };
+        let raw = RawLists {
+            deployments: vec![
+                deployment_facts(&d("istio-system", "istiod", "istiod"), "istio-system"),
+                deployment_facts(&d("shop", "cart", "cart"), "istio-system"),
+                // An app=istiod Deployment elsewhere is not the control plane.
+                deployment_facts(&d("shop", "istiod", "istiod"), "istio-system"),
+            ],
+            ..RawLists::default()
+        };
+        let snapshot = assemble(raw.clone(), &options(Scope::All, None));
+        let names: Vec<&str> = snapshot
+            .deployments
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(names, ["istiod", "cart", "istiod"]);
+        assert_eq!(snapshot.istiods.len(), 1);
+        assert_eq!(snapshot.istiods[0].namespace, "istio-system");
+
+        let listed_apart = RawLists {
+            istiods: Some(vec![istiod("istiod-1-22-3", "1-22-3")]),
+            ..raw
+        };
+        let snapshot = assemble(listed_apart, &options(Scope::All, None));
+        let istiods: Vec<&str> = snapshot.istiods.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(istiods, ["istiod-1-22-3"]);
+    }
+
+    #[test]
+    fn assembly_keeps_the_scope_and_applies_the_selector_to_pods() {
+        let raw = RawLists {
+            pods: vec![
+                pod("standalone-cart", &[("app", "cart")], vec![]),
+                pod("standalone-web", &[("app", "web")], vec![]),
+            ],
+            ..RawLists::default()
+        };
+        let scope = Scope::Namespaces(vec!["shop".into()]);
+        let snapshot = assemble(raw.clone(), &options(scope.clone(), Some("app=cart")));
+        assert_eq!(snapshot.scope, scope);
+        assert_eq!(snapshot.control_plane_namespace, "istio-system");
+        let pods: Vec<&str> = snapshot.pods.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(pods, ["standalone-cart"]);
+        let unfiltered = assemble(raw, &options(scope, None));
+        assert_eq!(unfiltered.pods.len(), 2);
+    }
+
+    #[test]
+    fn the_read_namespaces_are_the_selection_and_the_control_plane_namespace() {
+        let shop = options(Scope::Namespaces(vec!["shop".into()]), None);
+        assert!(shop.reads_namespace("shop"));
+        assert!(shop.reads_namespace("istio-system"));
+        assert!(!shop.reads_namespace("pay"));
+        assert!(options(Scope::All, None).reads_namespace("pay"));
+    }
+
+    /// A fake API server with the canary control plane: namespaces shop
+    /// (with a relabel record and resourceVersion 17) and istio-system, one
+    /// istiod, its Service, its injector ConfigMap and one webhook
+    /// configuration. `namespaces_forbidden` refuses the namespace LIST.
+    fn control_plane_server(namespaces_forbidden: bool) -> (ApiClient, crate::api::fake::Requests) {
+        use crate::api::fake::{fake_client, forbidden};
+        use serde_json::json;
+        let shop = json!({"metadata": {
+            "name": "shop", "resourceVersion": "17",
+            "labels": {"istio-injection": "enabled"},
+            "annotations": {
+                "mesh-upgrade.io/previous-injection-labels": "{\"istio.io/rev\":null}",
+                "owner": "payments",
+            },
+        }});
+        let system = json!({"metadata": {"name": "istio-system", "resourceVersion": "3"}});
+        let list = |items: Vec<serde_json::Value>| {
+            json!({"metadata": {"resourceVersion": "20"}, "items": items}).to_string()
+        };
+        fake_client(move |method, path, _query, _| match (method, path) {
+            ("GET", "/api/v1/namespaces") if namespaces_forbidden => forbidden("namespaces"),
+            ("GET", "/api/v1/namespaces") => (200, list(vec![shop.clone(), system.clone()])),
+            ("GET", "/api/v1/namespaces/shop") => (200, shop.to_string()),
+            ("GET", "/api/v1/namespaces/istio-system") => (200, system.to_string()),
+            ("GET", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations") => (
+                200,
+                list(vec![
+                    json!({"metadata": {"name": "istio-sidecar-injector"}, "webhooks": []}),
+                ]),
+            ),
+            ("GET", "/apis/apps/v1/namespaces/istio-system/deployments") => (
+                200,
+                list(vec![json!({"metadata": {
+                    "name": "istiod", "namespace": "istio-system",
+                    "labels": {"app": "istiod", "istio.io/rev": "default"},
+                }})]),
+            ),
+            ("GET", "/api/v1/namespaces/istio-system/services") => (
+                200,
+                list(vec![
+                    json!({"metadata": {"name": "istiod", "namespace": "istio-system"}}),
+                ]),
+            ),
+            ("GET", "/api/v1/namespaces/istio-system/configmaps") => (
+                200,
+                list(vec![
+                    json!({"metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"}}),
+                    json!({"metadata": {"name": "unrelated", "namespace": "istio-system"}}),
+                ]),
+            ),
+            _ => (404, json!({"kind": "Status", "code": 404}).to_string()),
+        })
+    }
+
+    fn paths(requests: &crate::api::fake::Requests) -> Vec<String> {
+        let mut paths: Vec<String> = requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.split_once('?').map_or(r.as_str(), |(p, _)| p).to_string())
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    #[tokio::test]
+    async fn the_control_plane_read_set_is_five_lists_and_keeps_what_a_namespace_write_needs() {
+        let (api, requests) = control_plane_server(false);
+        let options = options(Scope::Namespaces(vec!["shop".into()]), None);
+        let collected = read(&api, &options, ReadSet::ControlPlane).await.unwrap();
+        assert_eq!(
+            paths(&requests),
+            [
+                "GET /api/v1/namespaces",
+                "GET /api/v1/namespaces/istio-system/configmaps",
+                "GET /api/v1/namespaces/istio-system/services",
+                "GET /apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+                "GET /apis/apps/v1/namespaces/istio-system/deployments",
+            ]
+        );
+        let istiod_list = requests
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.contains("/deployments"))
+            .cloned()
+            .unwrap();
+        assert!(
+            istiod_list.contains("labelSelector=app%3Distiod"),
+            "{istiod_list}"
+        );
+        assert!(collected.warnings.is_empty(), "{:?}", collected.warnings);
+
+        let snapshot = &collected.snapshot;
+        let shop = snapshot.namespace("shop").unwrap();
+        assert_eq!(shop.resource_version, "17");
+        assert_eq!(
+            shop.records,
+            crate::snapshot::Labels::from([(
+                "mesh-upgrade.io/previous-injection-labels".to_string(),
+                "{\"istio.io/rev\":null}".to_string()
+            )])
+        );
+        assert_eq!(snapshot.istiods.len(), 1);
+        assert_eq!(snapshot.services.len(), 1);
+        assert_eq!(snapshot.webhook_configurations.len(), 1);
+        let configs: Vec<&str> = snapshot
+            .injector_configs
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(configs, ["istio-sidecar-injector"]);
+        assert!(snapshot.pods.is_empty() && snapshot.deployments.is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_the_namespace_list_the_control_plane_read_gets_only_the_selected_ones() {
+        let (api, requests) = control_plane_server(true);
+        let options = options(Scope::Namespaces(vec!["shop".into()]), None);
+        let collected = read(&api, &options, ReadSet::ControlPlane).await.unwrap();
+        let gets: Vec<String> = paths(&requests)
+            .into_iter()
+            // One namespace by name: `GET /api/v1/namespaces/<name>`.
+            .filter(|p| p.starts_with("GET /api/v1/namespaces/") && p.matches('/').count() == 4)
+            .collect();
+        assert_eq!(gets, ["GET /api/v1/namespaces/shop"]);
+        let names: Vec<&str> = collected
+            .snapshot
+            .namespaces
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(names, ["shop"]);
+        assert!(
+            collected.warnings[0].ends_with("read the 1 selected namespaces one by one instead"),
+            "{:?}",
+            collected.warnings
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_selected_namespace_ends_the_control_plane_read() {
+        let (api, _) = control_plane_server(false);
+        let options = options(Scope::Namespaces(vec!["shopp".into()]), None);
+        let err = read(&api, &options, ReadSet::ControlPlane)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "namespace \"shopp\" does not exist in context test"
         );
     }
 }

@@ -10,16 +10,36 @@
 //! - `--dry-run=server`: the writes go out with `dryRun=All`, so no prompt.
 //! - an empty plan: nothing to do, no prompt.
 //! - `--yes`: go ahead without asking.
-//! - stdin is a terminal: ask (dialoguer), default "no".
+//! - stdin is a terminal: ask (the output object's prompt), default "no".
 //! - otherwise: refuse with a sentence that says how to proceed.
 //!
 //! The decision itself ([`decide`]) is pure: the terminal check and the
-//! prompt are passed in, so every branch is unit-tested.
+//! prompt are passed in, so every branch is unit-tested. It takes a
+//! [`WriteIntent`], a plain value the verbs build from their flags, so
+//! nothing here depends on how the command line is parsed.
 
-use std::io::IsTerminal;
-
-use crate::cli::{DryRun, WriteArgs};
 use crate::error::Error;
+use crate::output::Output;
+
+/// Whether and how the writes of a plan are rehearsed instead of made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DryRunMode {
+    /// Write for real.
+    #[default]
+    None,
+    /// Show the plan and send no write at all.
+    Client,
+    /// Send the writes with `dryRun=All`: checked by the server, not stored.
+    Server,
+}
+
+/// What the user asked for about writing: rehearse or not, ask or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteIntent {
+    pub dry_run: DryRunMode,
+    /// Go ahead without asking (`--yes`).
+    pub yes: bool,
+}
 
 /// What the verb does after showing its plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +67,7 @@ impl Decision {
 /// `stdin_is_terminal` and `ask` are injected so tests need no terminal;
 /// [`decide_interactively`] passes the real ones.
 pub fn decide(
-    write: &WriteArgs,
+    write: &WriteIntent,
     changes: usize,
     question: &str,
     stdin_is_terminal: bool,
@@ -57,9 +77,9 @@ pub fn decide(
         return Ok(Decision::NothingToDo);
     }
     match write.dry_run {
-        DryRun::Client => return Ok(Decision::PlanOnly),
-        DryRun::Server => return Ok(Decision::RehearseOnServer),
-        DryRun::None => {}
+        DryRunMode::Client => return Ok(Decision::PlanOnly),
+        DryRunMode::Server => return Ok(Decision::RehearseOnServer),
+        DryRunMode::None => {}
     }
     if write.yes {
         return Ok(Decision::Apply);
@@ -78,24 +98,21 @@ pub fn decide(
     }
 }
 
-/// [`decide`] with the real terminal check and a dialoguer prompt on stderr.
+/// [`decide`] with the output's terminal check and prompt
+/// ([`Output::stdin_is_terminal`], [`Output::ask`]). Takes anything a
+/// [`WriteIntent`] is made from (the conversion lives in `commands`).
 pub fn decide_interactively(
-    write: &WriteArgs,
+    write: impl Into<WriteIntent>,
     changes: usize,
     question: &str,
+    output: &Output,
 ) -> anyhow::Result<Decision> {
     decide(
-        write,
+        &write.into(),
         changes,
         question,
-        std::io::stdin().is_terminal(),
-        |question| {
-            dialoguer::Confirm::new()
-                .with_prompt(question)
-                .default(false)
-                .interact()
-                .map_err(|err| anyhow::anyhow!("reading the answer to {question:?}: {err}"))
-        },
+        output.stdin_is_terminal(),
+        |question| output.ask(question),
     )
 }
 
@@ -104,8 +121,8 @@ mod tests {
     use super::*;
     use crate::error::{ExitCode, exit_code_of};
 
-    fn write(dry_run: DryRun, yes: bool) -> WriteArgs {
-        WriteArgs { dry_run, yes }
+    fn write(dry_run: DryRunMode, yes: bool) -> WriteIntent {
+        WriteIntent { dry_run, yes }
     }
 
     fn never_asked(_: &str) -> anyhow::Result<bool> {
@@ -114,34 +131,41 @@ mod tests {
 
     #[test]
     fn an_empty_plan_asks_nothing_and_writes_nothing() {
-        let d = decide(&write(DryRun::None, false), 0, "?", false, never_asked).unwrap();
+        let d = decide(&write(DryRunMode::None, false), 0, "?", false, never_asked).unwrap();
         assert_eq!(d, Decision::NothingToDo);
         assert!(!d.writes());
     }
 
     #[test]
     fn client_dry_run_never_writes_even_with_yes() {
-        let d = decide(&write(DryRun::Client, true), 3, "?", true, never_asked).unwrap();
+        let d = decide(&write(DryRunMode::Client, true), 3, "?", true, never_asked).unwrap();
         assert_eq!(d, Decision::PlanOnly);
         assert!(!d.writes());
     }
 
     #[test]
     fn server_dry_run_rehearses_without_a_prompt() {
-        let d = decide(&write(DryRun::Server, false), 3, "?", false, never_asked).unwrap();
+        let d = decide(
+            &write(DryRunMode::Server, false),
+            3,
+            "?",
+            false,
+            never_asked,
+        )
+        .unwrap();
         assert_eq!(d, Decision::RehearseOnServer);
         assert!(!d.writes());
     }
 
     #[test]
     fn yes_applies_without_a_terminal() {
-        let d = decide(&write(DryRun::None, true), 3, "?", false, never_asked).unwrap();
+        let d = decide(&write(DryRunMode::None, true), 3, "?", false, never_asked).unwrap();
         assert_eq!(d, Decision::Apply);
     }
 
     #[test]
     fn without_a_terminal_and_without_yes_it_refuses_with_exit_code_5() {
-        let err = decide(&write(DryRun::None, false), 3, "?", false, never_asked).unwrap_err();
+        let err = decide(&write(DryRunMode::None, false), 3, "?", false, never_asked).unwrap_err();
         assert_eq!(exit_code_of(&err), ExitCode::Refused);
         assert!(err.to_string().contains("pass --yes"), "{err}");
     }
@@ -153,14 +177,14 @@ mod tests {
             Ok(true)
         };
         let d = decide(
-            &write(DryRun::None, false),
+            &write(DryRunMode::None, false),
             3,
             "Restart 3 workloads?",
             true,
             asked,
         );
         assert_eq!(d.unwrap(), Decision::Apply);
-        let err = decide(&write(DryRun::None, false), 3, "?", true, |_| Ok(false)).unwrap_err();
+        let err = decide(&write(DryRunMode::None, false), 3, "?", true, |_| Ok(false)).unwrap_err();
         assert_eq!(exit_code_of(&err), ExitCode::Refused);
     }
 }

@@ -11,6 +11,7 @@
 //! headers at all.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// The filter directive for a verbosity level.
 pub fn filter_directive(verbosity: u8) -> String {
@@ -24,13 +25,17 @@ pub fn filter_directive(verbosity: u8) -> String {
     format!("off,{}={level}", env!("CARGO_CRATE_NAME"))
 }
 
-/// Install the stderr subscriber. Call once, before any work.
-pub fn init(verbosity: u8) {
+/// Install the subscriber, writing to `writer` (the output's stderr). Call
+/// once, before any work.
+pub fn init<W>(verbosity: u8, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::builder().parse_lossy(filter_directive(verbosity));
     // A second initialisation (tests) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(verbosity >= 3)
         .with_timer(tracing_subscriber::fmt::time::uptime())
         .with_ansi(false)

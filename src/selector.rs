@@ -249,11 +249,27 @@ fn validate_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A value in a selector: empty (`app=`) or a label value.
 fn validate_value(value: &str) -> Result<(), String> {
-    if value.is_empty() || is_label_name(value) {
+    if value.is_empty() {
         Ok(())
     } else {
-        Err(format!("{value:?} is not a valid label value"))
+        validate_label_value(value)
+    }
+}
+
+/// Check a label value to be set as the API server would (at most 63
+/// characters of alphanumerics, `-`, `_` and `.`, starting and ending
+/// alphanumeric; not empty, since a flag such as `--to` names one), so a typo
+/// is a usage error before anything is read. The one label-value check: the
+/// selector parser and `gateway-switch --to` both use it.
+pub fn validate_label_value(value: &str) -> Result<(), String> {
+    if is_label_name(value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value:?} is not a valid label value (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)"
+        ))
     }
 }
 
@@ -322,6 +338,22 @@ mod tests {
             ("istio.io/rev", "1-22-3"),
             ("sidecar.istio.io/inject", "")
         ])));
+    }
+
+    #[test]
+    fn a_label_value_is_checked_as_the_api_server_checks_it() {
+        for good in ["1-22-3", "v1.22.3", "a", "A_b.c-9", &"x".repeat(63)] {
+            assert_eq!(validate_label_value(good), Ok(()), "{good}");
+        }
+        for bad in ["", "-1-22", "1-22-", "1/22", "rev 1", &"x".repeat(64)] {
+            let err = validate_label_value(bad).unwrap_err();
+            assert!(err.contains("is not a valid label value"), "{bad}: {err}");
+        }
+        // In a selector an empty value is allowed; a malformed one is not,
+        // with the same sentence.
+        assert!(LabelSelector::parse("app=").is_ok());
+        let err = LabelSelector::parse("app=-x").unwrap_err();
+        assert!(err.contains("is not a valid label value"), "{err}");
     }
 
     #[test]

@@ -226,8 +226,13 @@ pub fn controller_of(owners: &[OwnerRef]) -> Option<&OwnerRef> {
     owners.iter().find(|o| o.controller)
 }
 
-/// A Namespace: its name and labels (matched by webhook namespaceSelectors).
-#[derive(Clone, Debug, PartialEq)]
+/// The prefix of the annotations the plugin writes itself: the records a
+/// writing verb keeps to undo its change.
+pub const RECORD_ANNOTATION_PREFIX: &str = "mesh-upgrade.io/";
+
+/// A Namespace: its name and labels (matched by webhook namespaceSelectors),
+/// and what a write of it needs (relabel patches namespaces).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct NamespaceInfo {
     pub name: String,
     /// All labels, including `kubernetes.io/metadata.name`, which the API server
@@ -235,6 +240,12 @@ pub struct NamespaceInfo {
     pub labels: Labels,
     /// `metadata.deletionTimestamp` is set.
     pub terminating: bool,
+    /// `metadata.resourceVersion`: the precondition a write of it carries.
+    pub resource_version: String,
+    /// The plugin's own annotations on it (keys under
+    /// [`RECORD_ANNOTATION_PREFIX`]), such as relabel's record of the
+    /// injection labels before its first relabel. Other annotations are not kept.
+    pub records: Labels,
 }
 
 impl From<&Namespace> for NamespaceInfo {
@@ -244,10 +255,20 @@ impl From<&Namespace> for NamespaceInfo {
         labels
             .entry("kubernetes.io/metadata.name".to_string())
             .or_insert_with(|| name.clone());
+        let records = ns
+            .metadata
+            .annotations
+            .iter()
+            .flatten()
+            .filter(|(key, _)| key.starts_with(RECORD_ANNOTATION_PREFIX))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
         NamespaceInfo {
             name,
             labels,
             terminating: ns.metadata.deletion_timestamp.is_some(),
+            resource_version: ns.metadata.resource_version.clone().unwrap_or_default(),
+            records,
         }
     }
 }
@@ -259,6 +280,10 @@ pub enum SidecarPlacement {
     Container,
     /// An init container with `restartPolicy: Always` (native sidecar).
     NativeSidecar,
+    /// An init container without `restartPolicy: Always`: what a native
+    /// sidecar looks like from an API server that drops the field (the
+    /// `SidecarContainers` feature off). istioctl counts it as a proxy too.
+    InitContainer,
 }
 
 /// The `istio-proxy` container found in a pod (or template).
@@ -281,6 +306,14 @@ pub struct ProxyFacts {
     pub status_revision: Option<String>,
     /// The `sidecar.istio.io/proxyImage` annotation (a custom proxy image).
     pub custom_image: Option<String>,
+    /// The `sidecar.istio.io/proxyImageType` annotation (`distroless`,
+    /// `debug`, `default`): the image variant istiod injects for this pod.
+    pub proxy_image_type: Option<String>,
+    /// The `sidecar.istio.io/inject` *annotation* (the older form of the
+    /// label; istiod honours it, the webhooks' selectors do not see it).
+    pub inject_annotation: Option<String>,
+    /// `spec.hostNetwork: true`: istiod never injects such a pod.
+    pub host_network: bool,
 }
 
 /// The container name Istio injects.
@@ -289,13 +322,19 @@ pub const ISTIO_PROXY: &str = "istio-proxy";
 pub const SIDECAR_STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
 /// Pod annotation choosing a custom proxy image.
 pub const PROXY_IMAGE_ANNOTATION: &str = "sidecar.istio.io/proxyImage";
+/// Pod annotation choosing the proxy image's variant.
+pub const PROXY_IMAGE_TYPE_ANNOTATION: &str = "sidecar.istio.io/proxyImageType";
+/// Pod label (and older annotation) opting a pod in (`"true"`) or out (`"false"`).
+pub const INJECT_KEY: &str = "sidecar.istio.io/inject";
 
 impl ProxyFacts {
-    /// Extracts the proxy facts from a pod's annotations and containers.
+    /// Extracts the proxy facts from a pod's annotations, containers and
+    /// `spec.hostNetwork`.
     pub fn extract(
         annotations: Option<&Labels>,
         containers: &[Container],
         init_containers: &[Container],
+        host_network: bool,
     ) -> Self {
         let sidecar = find_sidecar(containers, init_containers);
         let status = annotations.and_then(|a| a.get(SIDECAR_STATUS_ANNOTATION));
@@ -314,30 +353,39 @@ impl ProxyFacts {
             custom_image: annotations
                 .and_then(|a| a.get(PROXY_IMAGE_ANNOTATION))
                 .cloned(),
+            proxy_image_type: annotations
+                .and_then(|a| a.get(PROXY_IMAGE_TYPE_ANNOTATION))
+                .cloned(),
+            inject_annotation: annotations.and_then(|a| a.get(INJECT_KEY)).cloned(),
+            host_network,
         }
     }
 }
 
+/// The `istio-proxy` container as istioctl finds it (`hasIstioProxy` in
+/// Istio's `pkg/config/analysis/analyzers/util/in_mesh.go`): the first
+/// container of that name with an image, in `containers`, else in
+/// `initContainers` whatever its `restartPolicy`.
 fn find_sidecar(
     containers: &[Container],
     init_containers: &[Container],
 ) -> Option<SidecarContainer> {
-    let in_containers =
-        containers
-            .iter()
-            .find(|c| c.name == ISTIO_PROXY)
-            .map(|c| SidecarContainer {
-                image: c.image.clone().unwrap_or_default(),
-                placement: SidecarPlacement::Container,
-            });
-    in_containers.or_else(|| {
-        init_containers
-            .iter()
-            .find(|c| c.name == ISTIO_PROXY && c.restart_policy.as_deref() == Some("Always"))
-            .map(|c| SidecarContainer {
-                image: c.image.clone().unwrap_or_default(),
-                placement: SidecarPlacement::NativeSidecar,
-            })
+    let is_proxy = |c: &&Container| c.name == ISTIO_PROXY;
+    let image = |c: &Container| c.image.clone().filter(|i| !i.is_empty());
+    if let Some(c) = containers.iter().find(is_proxy) {
+        return image(c).map(|image| SidecarContainer {
+            image,
+            placement: SidecarPlacement::Container,
+        });
+    }
+    let c = init_containers.iter().find(is_proxy)?;
+    image(c).map(|image| SidecarContainer {
+        image,
+        placement: if c.restart_policy.as_deref() == Some("Always") {
+            SidecarPlacement::NativeSidecar
+        } else {
+            SidecarPlacement::InitContainer
+        },
     })
 }
 
@@ -371,6 +419,11 @@ impl From<&Pod> for PodInfo {
             ),
             None => (&[][..], &[][..]),
         };
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
         let status = pod.status.as_ref();
         PodInfo {
             namespace: namespace_of(meta),
@@ -389,7 +442,12 @@ impl From<&Pod> for PodInfo {
                 .creation_timestamp
                 .as_ref()
                 .and_then(|t| to_chrono(&t.0)),
-            proxy: ProxyFacts::extract(meta.annotations.as_ref(), containers, init_containers),
+            proxy: ProxyFacts::extract(
+                meta.annotations.as_ref(),
+                containers,
+                init_containers,
+                host_network,
+            ),
         }
     }
 }
@@ -435,6 +493,8 @@ pub struct PodTemplateInfo {
     /// The `istio-proxy` container written into the template itself, if any
     /// (gateways use `image: auto`; a hand-injected template has a real image).
     pub sidecar: Option<SidecarContainer>,
+    /// `spec.hostNetwork: true`: istiod never injects its pods.
+    pub host_network: bool,
 }
 
 impl From<&PodTemplateSpec> for PodTemplateInfo {
@@ -477,6 +537,11 @@ impl From<&PodTemplateSpec> for PodTemplateInfo {
                 })
                 .collect(),
             sidecar: find_sidecar(containers, init_containers),
+            host_network: t
+                .spec
+                .as_ref()
+                .and_then(|s| s.host_network)
+                .unwrap_or(false),
         }
     }
 }
@@ -1126,8 +1191,9 @@ impl From<&Deployment> for IstiodInfo {
     }
 }
 
-/// An injector ConfigMap (`istio-sidecar-injector[-<rev>]`): the hub and tag
-/// the injector writes into proxies, which win over istiod's image tag.
+/// An injector ConfigMap (`istio-sidecar-injector[-<rev>]`): what the
+/// revision's istiod renders into pods (`values`) and its injection policy
+/// (`config`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct InjectorConfigInfo {
     pub namespace: String,
@@ -1138,6 +1204,80 @@ pub struct InjectorConfigInfo {
     pub hub: Option<String>,
     /// `global.tag` of the `values` JSON (a string, or a number written as one).
     pub tag: Option<String>,
+    /// `global.proxy.image` (`proxyv2` when unset; a whole image reference
+    /// when it contains a `/`).
+    pub proxy_image: Option<String>,
+    /// `global.variant` (`distroless`, `debug`; empty or `default` for none).
+    pub variant: Option<String>,
+    /// `sidecarInjectorWebhook.enableNamespacesByDefault`.
+    pub enable_namespaces_by_default: bool,
+    /// The `config` key, parsed; `None` when it is missing or unreadable.
+    pub policy: Option<InjectionPolicyConfig>,
+}
+
+/// The part of an injector ConfigMap's `config` that decides whether istiod
+/// injects a pod it was asked about (`Config` in Istio's
+/// `pkg/kube/inject/inject.go`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct InjectionPolicyConfig {
+    /// `policy` as written: `enabled` or `disabled`; anything else (empty
+    /// when missing) makes istiod inject nothing.
+    pub policy: String,
+    /// `neverInjectSelector`: pods whose labels match one are not injected
+    /// (unless they ask to be). Empty and invalid selectors, which istiod
+    /// skips, are left out.
+    pub never_inject_selector: Vec<LabelMatcher>,
+    /// `alwaysInjectSelector`: pods whose labels match one are injected
+    /// (unless they opt out or a never-selector matches).
+    pub always_inject_selector: Vec<LabelMatcher>,
+}
+
+impl InjectionPolicyConfig {
+    /// Parses the `config` YAML (its templates are skipped unread); `None`
+    /// when it is not a YAML mapping istiod could load.
+    pub fn parse(text: &str) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Raw {
+            #[serde(default)]
+            policy: Option<String>,
+            #[serde(default)]
+            never_inject_selector: Option<Vec<serde_yaml::Value>>,
+            #[serde(default)]
+            always_inject_selector: Option<Vec<serde_yaml::Value>>,
+        }
+        let raw: Raw = serde_yaml::from_str(text).ok()?;
+        let selectors = |list: Option<Vec<serde_yaml::Value>>| -> Vec<LabelMatcher> {
+            list.unwrap_or_default()
+                .into_iter()
+                .filter_map(|v| serde_yaml::from_value::<LabelSelector>(v).ok())
+                .filter(|s| {
+                    s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
+                        || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
+                })
+                // What metav1.LabelSelectorAsSelector refuses and kube's
+                // conversion would accept: In/NotIn without values,
+                // Exists/DoesNotExist with some.
+                .filter(|s| {
+                    s.match_expressions.iter().flatten().all(|e| {
+                        let has_values = e.values.as_ref().is_some_and(|v| !v.is_empty());
+                        match e.operator.as_str() {
+                            "In" | "NotIn" => has_values,
+                            "Exists" | "DoesNotExist" => !has_values,
+                            _ => false,
+                        }
+                    })
+                })
+                .filter_map(|s| Selector::try_from(s).ok())
+                .map(|s| LabelMatcher(Some(s)))
+                .collect()
+        };
+        Some(InjectionPolicyConfig {
+            policy: raw.policy.unwrap_or_default(),
+            never_inject_selector: selectors(raw.never_inject_selector),
+            always_inject_selector: selectors(raw.always_inject_selector),
+        })
+    }
 }
 
 /// Name of the default revision's injector ConfigMap (others add `-<rev>`).
@@ -1170,14 +1310,13 @@ impl From<&ConfigMap> for InjectorConfigInfo {
                     .map(str::to_string)
             })
             .unwrap_or_else(|| "default".to_string());
-        let global = cm
+        let values = cm
             .data
             .as_ref()
             .and_then(|d| d.get("values"))
-            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
-            .and_then(|v| v.get("global").cloned());
-        let field = |key: &str| -> Option<String> {
-            match global.as_ref()?.get(key)? {
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok());
+        let field = |pointer: &str| -> Option<String> {
+            match values.as_ref()?.pointer(pointer)? {
                 serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
                 serde_json::Value::Number(n) => Some(n.to_string()),
                 _ => None,
@@ -1185,8 +1324,20 @@ impl From<&ConfigMap> for InjectorConfigInfo {
         };
         InjectorConfigInfo {
             namespace: namespace_of(meta),
-            hub: field("hub"),
-            tag: field("tag"),
+            hub: field("/global/hub"),
+            tag: field("/global/tag"),
+            proxy_image: field("/global/proxy/image"),
+            variant: field("/global/variant"),
+            enable_namespaces_by_default: values
+                .as_ref()
+                .and_then(|v| v.pointer("/sidecarInjectorWebhook/enableNamespacesByDefault"))
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+            policy: cm
+                .data
+                .as_ref()
+                .and_then(|d| d.get("config"))
+                .and_then(|c| InjectionPolicyConfig::parse(c)),
             name,
             revision,
         }
@@ -1221,4 +1372,92 @@ fn int_or_string(v: &IntOrString) -> String {
 
 fn to_chrono(t: &k8s_openapi::jiff::Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().try_into().ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(spec: serde_json::Value, annotations: serde_json::Value) -> PodInfo {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "shop", "annotations": annotations},
+            "spec": spec,
+        }))
+        .expect("a Pod");
+        PodInfo::from(&pod)
+    }
+
+    #[test]
+    fn an_istio_proxy_init_container_is_a_proxy_whatever_its_restart_policy() {
+        let app = serde_json::json!({"name": "app", "image": "app:1"});
+        let proxy =
+            serde_json::json!({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.22.3"});
+        let native = pod(
+            serde_json::json!({"containers": [app], "initContainers": [
+                {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.22.3", "restartPolicy": "Always"}
+            ]}),
+            serde_json::json!({}),
+        );
+        assert_eq!(
+            native.proxy.sidecar.map(|s| s.placement),
+            Some(SidecarPlacement::NativeSidecar)
+        );
+        // An API server without the SidecarContainers feature drops restartPolicy.
+        let dropped = pod(
+            serde_json::json!({"containers": [app], "initContainers": [proxy]}),
+            serde_json::json!({}),
+        );
+        assert_eq!(
+            dropped.proxy.sidecar,
+            Some(SidecarContainer {
+                image: "docker.io/istio/proxyv2:1.22.3".into(),
+                placement: SidecarPlacement::InitContainer,
+            })
+        );
+        // A container named istio-proxy without an image is no proxy.
+        let empty = pod(
+            serde_json::json!({"containers": [app, {"name": "istio-proxy"}]}),
+            serde_json::json!({}),
+        );
+        assert_eq!(empty.proxy.sidecar, None);
+    }
+
+    #[test]
+    fn host_network_and_the_injection_annotations_are_kept() {
+        let p = pod(
+            serde_json::json!({"hostNetwork": true, "containers": [{"name": "app", "image": "app:1"}]}),
+            serde_json::json!({
+                "sidecar.istio.io/inject": "false",
+                "sidecar.istio.io/proxyImageType": "distroless",
+            }),
+        );
+        assert!(p.proxy.host_network);
+        assert_eq!(p.proxy.inject_annotation.as_deref(), Some("false"));
+        assert_eq!(p.proxy.proxy_image_type.as_deref(), Some("distroless"));
+    }
+
+    #[test]
+    fn the_injector_configmap_yields_image_settings_and_policy() {
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "istio-sidecar-injector-1-22-3", "namespace": "istio-system"},
+            "data": {
+                "values": r#"{"global": {"hub": "gcr.io/istio-release", "tag": 1.22, "variant": "distroless",
+                    "proxy": {"image": "proxyv2"}},
+                    "sidecarInjectorWebhook": {"enableNamespacesByDefault": true}}"#,
+                "config": "defaultTemplates: [sidecar]\npolicy: disabled\nalwaysInjectSelector:\n  - matchLabels: {team: a}\nneverInjectSelector: []\ntemplates:\n  sidecar: |\n    {{ .Values.global.hub }}\n",
+            },
+        }))
+        .unwrap();
+        let info = InjectorConfigInfo::from(&cm);
+        assert_eq!(info.revision, "1-22-3");
+        assert_eq!(info.hub.as_deref(), Some("gcr.io/istio-release"));
+        assert_eq!(info.tag.as_deref(), Some("1.22"));
+        assert_eq!(info.variant.as_deref(), Some("distroless"));
+        assert_eq!(info.proxy_image.as_deref(), Some("proxyv2"));
+        assert!(info.enable_namespaces_by_default);
+        let policy = info.policy.expect("the config parses");
+        assert_eq!(policy.policy, "disabled");
+        assert_eq!(policy.always_inject_selector.len(), 1);
+        assert!(policy.never_inject_selector.is_empty());
+    }
 }

@@ -14,16 +14,26 @@ use mesh_sim::generate::{GenerateOptions, generate};
 use mesh_sim::{Role, Sim, SimOptions};
 use serde_json::Value;
 
+#[path = "cli/analyzer_parity.rs"]
+mod analyzer_parity;
 #[path = "cli/cluster_suite.rs"]
 mod cluster_suite;
 #[path = "cli/gateway_switch.rs"]
 mod gateway_switch;
+#[path = "cli/injection.rs"]
+mod injection;
 #[path = "cli/packaging.rs"]
 mod packaging;
 #[path = "cli/relabel.rs"]
 mod relabel;
+#[path = "cli/release.rs"]
+mod release;
 #[path = "cli/restart_sidecars.rs"]
 mod restart_sidecars;
+#[path = "cli/snapshots.rs"]
+mod snapshots;
+#[path = "cli/terminal.rs"]
+mod terminal;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-mesh_upgrade");
 const KUBECTL: &str = "/usr/bin/kubectl";
@@ -124,12 +134,22 @@ fn status_on_the_canary_scenario_shows_the_revisions_and_the_stale_workloads() {
             "the table lacks {expected:?}:\n{text}"
         );
     }
-    for line in text.lines() {
+    // Through a pipe nothing wraps: each name is whole on one line, as a
+    // person (or grep) copies it.
+    for name in [
+        "deploy/istio-ingressgateway-1-21-2",
+        "deploy/istio-ingressgateway-1-22-3",
+        "istio-gateways/istio-ingressgateway",
+    ] {
         assert!(
-            line.chars().count() <= 100,
-            "a line is wider than 100 columns: {line:?}"
+            text.lines().any(|l| l.contains(name)),
+            "{name} is not whole on one line:\n{text}"
         );
     }
+    assert!(
+        text.lines().all(|l| !l.starts_with("      ")),
+        "a table row was continued on another line:\n{text}"
+    );
 }
 
 #[test]
@@ -831,9 +851,17 @@ fn version_prints_the_plugin_and_the_server() {
 fn version_without_a_cluster_still_prints_the_plugin_version() {
     let run = Env::new().plugin(&["version"]);
     assert_eq!(run.code, 0, "{run:#?}");
+    // The commit line is there when the build had a git checkout
+    // (tests/cli/release.rs checks which commit).
+    let commit = option_env!("MESH_UPGRADE_GIT_COMMIT")
+        .map(|c| format!("Commit: {c}\n"))
+        .unwrap_or_default();
     assert_eq!(
         run.stdout,
-        format!("kubectl mesh-upgrade v{}\n", env!("CARGO_PKG_VERSION"))
+        format!(
+            "kubectl mesh-upgrade v{}\n{commit}",
+            env!("CARGO_PKG_VERSION")
+        )
     );
     assert!(run.stderr.contains("no kubeconfig found"), "{run:#?}");
 }

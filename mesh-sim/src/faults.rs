@@ -12,7 +12,12 @@
 //! request ─> authn ─> authz ─> FaultState::decide ─┬─> sleep(latency)
 //!                                                  ├─> error Status (429 + Retry-After, 500, 503, 409)
 //!                                                  └─> handler (watch cut after N events)
+//!                                                       └─> stored, then an error Status (after store)
 //! ```
+//!
+//! [`file`] reads the same rules from YAML, for `mesh-sim serve --faults`.
+
+pub mod file;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,6 +30,11 @@ pub enum FaultEffect {
     /// Answer with this status code instead of serving the request (429,
     /// 500, 503, ...); 429 carries `Retry-After`.
     Error { code: u16, retry_after_seconds: u64 },
+    /// Serve the request (a write is stored and its watchers told), then
+    /// answer this status instead of the result, as an API server that
+    /// fails after its storage accepted a write does. Watches are not
+    /// affected.
+    ErrorAfterStore { code: u16, retry_after_seconds: u64 },
     /// Serve the request after this much extra (wall-clock) time.
     Latency(Duration),
     /// Answer 409 Conflict, as a write with a stale `resourceVersion` gets.
@@ -58,6 +68,8 @@ pub struct FaultRule {
     pub resource: String,
     /// Only requests for this object name, when set.
     pub name: Option<String>,
+    /// Only requests in this namespace, when set.
+    pub namespace: Option<String>,
     pub effect: FaultEffect,
     pub trigger: Trigger,
 }
@@ -70,6 +82,7 @@ impl FaultRule {
             verb: verb.to_string(),
             resource: resource.to_string(),
             name: None,
+            namespace: None,
             effect: FaultEffect::Error {
                 code: 500,
                 retry_after_seconds: 1,
@@ -84,11 +97,32 @@ impl FaultRule {
         self
     }
 
-    /// Answer `code` (429 gets a one-second `Retry-After`).
-    pub fn error(mut self, code: u16) -> Self {
+    /// Only requests in `namespace`.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Some(namespace.to_string());
+        self
+    }
+
+    /// Answer `code` (429 and 503 get a one-second `Retry-After`).
+    pub fn error(self, code: u16) -> Self {
+        self.error_with_retry_after(code, 1)
+    }
+
+    /// Answer `code`; a 429 or 503 carries `Retry-After: seconds`.
+    pub fn error_with_retry_after(mut self, code: u16, retry_after_seconds: u64) -> Self {
         self.effect = FaultEffect::Error {
             code,
-            retry_after_seconds: 1,
+            retry_after_seconds,
+        };
+        self
+    }
+
+    /// Serve the request, then answer `code` (`Retry-After: seconds` on a
+    /// 429 or 503): the write is stored although the client sees an error.
+    pub fn error_after_store(mut self, code: u16, retry_after_seconds: u64) -> Self {
+        self.effect = FaultEffect::ErrorAfterStore {
+            code,
+            retry_after_seconds,
         };
         self
     }
@@ -145,6 +179,10 @@ impl FaultRule {
         (self.verb == "*" || self.verb == request.verb)
             && (self.resource == "*" || self.resource == request.resource)
             && self.name.as_deref().is_none_or(|n| Some(n) == request.name)
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|n| Some(n) == request.namespace)
     }
 }
 
@@ -206,6 +244,8 @@ pub struct FaultRequest<'a> {
 pub struct Decision {
     pub latency: Duration,
     pub error: Option<ApiError>,
+    /// Answered instead of a successful result, after the request was served.
+    pub error_after_store: Option<ApiError>,
     pub cut_watch_after: Option<usize>,
 }
 
@@ -214,7 +254,8 @@ pub struct Decision {
 pub struct FaultState {
     faults: Faults,
     matched: Vec<u64>,
-    per_object: HashMap<(usize, String, String), u32>,
+    /// Per rule and object (resource, namespace, name): matches so far.
+    per_object: HashMap<(usize, String, String, String), u32>,
     rng: u64,
 }
 
@@ -269,7 +310,15 @@ impl FaultState {
                         "the object has been modified; please apply your changes to the latest version and try again",
                     ));
                 }
-                FaultEffect::Error { .. } | FaultEffect::Conflict => {}
+                FaultEffect::ErrorAfterStore {
+                    code,
+                    retry_after_seconds,
+                } if decision.error_after_store.is_none() => {
+                    decision.error_after_store = Some(error_for(*code, *retry_after_seconds));
+                }
+                FaultEffect::Error { .. }
+                | FaultEffect::Conflict
+                | FaultEffect::ErrorAfterStore { .. } => {}
             }
         }
         decision
@@ -284,6 +333,7 @@ impl FaultState {
             Trigger::FirstPerObject(n) => {
                 let key = (
                     index,
+                    request.resource.to_string(),
                     request.namespace.unwrap_or("").to_string(),
                     request.name.unwrap_or("").to_string(),
                 );
@@ -368,6 +418,39 @@ mod tests {
             .error
             .unwrap();
         assert_eq!(e.retry_after, Some(1));
+    }
+
+    #[test]
+    fn a_namespace_rule_spares_other_namespaces_and_after_store_errors_are_kept_apart() {
+        let mut state = FaultState::new(
+            Faults::new()
+                .rule(FaultRule::on("patch", "*").namespace("pay").error(503))
+                .rule(FaultRule::on("patch", "deployments").error_after_store(500, 0)),
+        );
+        let d = state.decide(&req("patch", "deployments", Some("web")));
+        assert!(d.error.is_none(), "shop is not pay");
+        assert_eq!(d.error_after_store.map(|e| e.code), Some(500));
+        let d = state.decide(&FaultRequest {
+            namespace: Some("pay"),
+            ..req("patch", "deployments", Some("web"))
+        });
+        assert_eq!(
+            d.error.map(|e| (e.code, e.retry_after)),
+            Some((503, Some(1)))
+        );
+    }
+
+    #[test]
+    fn first_writes_per_object_count_each_resource_apart() {
+        let mut state = FaultState::new(Faults::new().conflict_first_writes("*", 1));
+        assert_eq!(
+            codes(&mut state, "patch", "deployments", Some("web"), 2),
+            [409, 200]
+        );
+        assert_eq!(
+            codes(&mut state, "patch", "services", Some("web"), 2),
+            [409, 200]
+        );
     }
 
     #[test]

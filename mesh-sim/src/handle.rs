@@ -51,6 +51,8 @@ pub struct SimOptions {
     port: u16,
     kubeconfig: Option<PathBuf>,
     generate: Option<crate::generate::GenerateOptions>,
+    request_log: Option<PathBuf>,
+    faults: Faults,
 }
 
 impl SimOptions {
@@ -59,6 +61,16 @@ impl SimOptions {
     pub fn scenario(mut self, name: &str) -> Self {
         self.scenario = Some(name.to_string());
         self
+    }
+
+    /// Installs a registry-mirroring webhook that rewrites the image prefix
+    /// `from` to `to` in pods created from then on, after Istio's injector
+    /// chose their images (see [`crate::inject::registry_mirror_webhook`]).
+    /// It loads in order with [`Self::manifests`], after the scenario.
+    pub fn registry_mirror(self, from: &str, to: &str) -> Self {
+        let webhook = crate::inject::registry_mirror_webhook(from, to);
+        let yaml = serde_yaml::to_string(&webhook).expect("a webhook configuration as YAML");
+        self.manifests(&yaml)
     }
 
     /// Loads a multi-document YAML text.
@@ -95,6 +107,19 @@ impl SimOptions {
     /// Serves on this port instead of an ephemeral one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Also writes every request to this file as a JSON line (created or
+    /// truncated at start); see [`RequestRecord::log_line`].
+    pub fn request_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.request_log = Some(path.into());
+        self
+    }
+
+    /// Serves with these faults from the first request on.
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
         self
     }
 
@@ -171,6 +196,12 @@ impl Sim {
             address.to_string(),
             shutdown_rx,
         ));
+        *lock(&shared.faults) = FaultState::new(options.faults.clone());
+        if let Some(path) = &options.request_log {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating the request log {}", path.display()))?;
+            *lock(&shared.log_file) = Some(file);
+        }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let server_shared = shared.clone();
         let tls_config = tls.config.clone();
@@ -263,6 +294,19 @@ impl Sim {
 
     pub fn clear_requests(&self) {
         lock(&self.shared.log).clear();
+    }
+
+    /// Whether `resource` (`plural` or `plural/subresource`) is served,
+    /// including kinds registered by the loaded manifests.
+    pub fn serves(&self, resource: &str) -> bool {
+        let extra: Vec<&'static Resource> = lock(&self.shared.world).store.kinds().collect();
+        let (plural, sub) = match resource.split_once('/') {
+            Some((plural, sub)) => (plural, Some(sub)),
+            None => (resource, None),
+        };
+        server::discovery::all_resources(extra)
+            .iter()
+            .any(|r| r.plural == plural && sub.is_none_or(|s| r.subresources.contains(&s)))
     }
 
     /// Replaces the injected faults (their counters start again).

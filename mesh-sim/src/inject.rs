@@ -46,6 +46,7 @@ pub mod charts;
 pub use charts::{
     RevisionOptions, injector_webhook_configuration, istio_revision_manifests,
     istio_revision_objects, revision_name, revision_tag_manifest, revision_tag_objects,
+    revision_tag_service,
 };
 
 /// Where Istio's control plane lives; only webhooks backed by a Service in
@@ -72,12 +73,25 @@ const IGNORED_NAMESPACES: [&str; 4] = [
     "local-path-storage",
 ];
 
+/// Annotation on a MutatingWebhookConfiguration marking it as a registry
+/// mirror the sim answers for: images starting with this prefix...
+pub const MIRROR_FROM_ANNOTATION: &str = "mesh-sim.io/rewrite-image-from";
+/// ...get this prefix instead.
+pub const MIRROR_TO_ANNOTATION: &str = "mesh-sim.io/rewrite-image-to";
+
 /// Runs the mutating admission webhooks that cover pod CREATE on `pod`.
 ///
 /// Webhooks are called in the API server's order (configurations sorted by
 /// name, webhooks in their listed order). An Istio webhook whose istiod has
 /// no Ready pod refuses the creation unless its `failurePolicy` is `Ignore`.
-pub fn admit_pod(store: &Store, pod: &mut Value) -> ApiResult<()> {
+/// A dry run (`dryRun=All`) calls the same webhooks with the same effects
+/// (the caller then stores nothing), but the API server refuses it outright
+/// when a matching webhook does not declare `sideEffects: None` or
+/// `NoneOnDryRun`. A configuration annotated with [`MIRROR_FROM_ANNOTATION`]
+/// and [`MIRROR_TO_ANNOTATION`] stands for a registry-mirroring webhook
+/// (the kind many companies run): the sim answers it by rewriting the
+/// matching container and init-container images.
+pub fn admit_pod(store: &Store, pod: &mut Value, dry_run: bool) -> ApiResult<()> {
     let namespace = pod
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
@@ -94,6 +108,10 @@ pub fn admit_pod(store: &Store, pod: &mut Value) -> ApiResult<()> {
         let Some(webhooks) = configuration.get("webhooks").and_then(Value::as_array) else {
             continue;
         };
+        let annotations = string_map(configuration.pointer("/metadata/annotations"));
+        let mirror = annotations
+            .get(MIRROR_FROM_ANNOTATION)
+            .zip(annotations.get(MIRROR_TO_ANNOTATION));
         for webhook in webhooks {
             if !covers_pod_create(webhook)
                 || !selector_matches(webhook.get("namespaceSelector"), &namespace_labels)
@@ -101,10 +119,82 @@ pub fn admit_pod(store: &Store, pod: &mut Value) -> ApiResult<()> {
             {
                 continue;
             }
-            call_webhook(store, webhook, pod, &namespace_labels)?;
+            let side_effects = webhook
+                .get("sideEffects")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if dry_run && !matches!(side_effects, "None" | "NoneOnDryRun") {
+                let name = webhook.get("name").and_then(Value::as_str).unwrap_or("");
+                return Err(ApiError::bad_request(format!(
+                    "admission webhook \"{name}\" does not support dry run"
+                )));
+            }
+            match mirror {
+                Some((from, to)) => rewrite_images(pod, from, to),
+                None => call_webhook(store, webhook, pod)?,
+            }
         }
     }
     Ok(())
+}
+
+/// A registry-mirroring MutatingWebhookConfiguration, `registry-mirror`: it
+/// covers pod CREATE everywhere but the system namespaces, fails open, has
+/// no side effects, and (its name sorting after `istio-*`) is called after
+/// Istio's injectors, so it rewrites the proxy image they chose. The sim
+/// answers it through [`MIRROR_FROM_ANNOTATION`] and [`MIRROR_TO_ANNOTATION`]
+/// (`docker.io/istio/` → `mirror.example.com/istio/`).
+pub fn registry_mirror_webhook(from: &str, to: &str) -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {
+            "name": "registry-mirror",
+            "annotations": {MIRROR_FROM_ANNOTATION: from, MIRROR_TO_ANNOTATION: to},
+        },
+        "webhooks": [{
+            "name": "rewrite.registry-mirror.example.com",
+            "clientConfig": {
+                "service": {"name": "registry-mirror", "namespace": "registry-mirror", "path": "/mutate", "port": 443},
+            },
+            "rules": [{
+                "operations": ["CREATE"],
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "resources": ["pods"],
+            }],
+            "namespaceSelector": {"matchExpressions": [{
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": ["kube-system", "kube-public", "kube-node-lease"],
+            }]},
+            "sideEffects": "None",
+            "failurePolicy": "Ignore",
+            "reinvocationPolicy": "Never",
+            "admissionReviewVersions": ["v1"],
+        }],
+    })
+}
+
+/// A registry mirror's answer: every container and init container image
+/// starting with `from` starts with `to` instead.
+fn rewrite_images(pod: &mut Value, from: &str, to: &str) {
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = pod
+            .pointer_mut(&format!("/spec/{list}"))
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for container in containers {
+            let Some(image) = container.get("image").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(rest) = image.strip_prefix(from) {
+                container["image"] = json!(format!("{to}{rest}"));
+            }
+        }
+    }
 }
 
 /// Injects `pod` as `revision`'s istiod would, without evaluating any
@@ -119,11 +209,12 @@ pub fn inject_as(pod: &mut Value, revision: &str, proxy_image: &str, native_side
     };
     let injector = Injector {
         revision: revision.to_string(),
-        proxy_image: proxy_image.to_string(),
+        images: ProxyImages::Fixed(proxy_image.to_string()),
         native_sidecars,
         service,
+        policy: InjectionPolicy::standard(),
     };
-    injector.inject(pod, &BTreeMap::new());
+    injector.inject(pod);
 }
 
 /// Whether a webhook's `rules` include CREATE of core `pods`.
@@ -171,12 +262,7 @@ fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
 
 /// Calls one matching webhook: resolves the istiod behind it and injects, or
 /// applies the failure policy when nothing answers.
-fn call_webhook(
-    store: &Store,
-    webhook: &Value,
-    pod: &mut Value,
-    namespace_labels: &BTreeMap<String, String>,
-) -> ApiResult<()> {
+fn call_webhook(store: &Store, webhook: &Value, pod: &mut Value) -> ApiResult<()> {
     let name = webhook.get("name").and_then(Value::as_str).unwrap_or("");
     // Webhooks called by URL, or served outside istio-system, are not Istio
     // injectors the sim knows how to answer for: they are treated as
@@ -194,7 +280,7 @@ fn call_webhook(
     let service_name = service.get("name").and_then(Value::as_str).unwrap_or("");
     match resolve_injector(store, service_name) {
         Ok(injector) => {
-            injector.inject(pod, namespace_labels);
+            injector.inject(pod);
             Ok(())
         }
         Err(why) => {
@@ -222,12 +308,15 @@ fn call_webhook(
 struct Injector {
     /// The istiod's revision (`default` for an unrevisioned install).
     revision: String,
-    /// The `proxyv2` image this revision injects.
-    proxy_image: String,
+    /// Where this revision's proxy images come from.
+    images: ProxyImages,
     /// The istiod runs with `ENABLE_NATIVE_SIDECARS=true`.
     native_sidecars: bool,
     /// The istiod Service, which proxies use as their CA address.
     service: String,
+    /// The `config` of the revision's injector ConfigMap: whether istiod
+    /// injects a pod it is asked about.
+    policy: InjectionPolicy,
 }
 
 /// Finds the Ready istiod behind `istio-system/<service_name>`; the error is
@@ -300,19 +389,26 @@ fn resolve_injector(store: &Store, service_name: &str) -> Result<Injector, Strin
     } else {
         format!("istio-sidecar-injector-{revision}")
     };
-    let from_configmap = store
-        .get(kinds::configmaps(), ISTIO_NAMESPACE, &configmap_name)
-        .and_then(|cm| {
-            cm.pointer("/data/values")
-                .and_then(Value::as_str)
-                .and_then(proxy_image_from_values)
-        });
-    let proxy_image = from_configmap.unwrap_or_else(|| proxy_image_from_istiod(istiod_image));
+    let configmap = store.get(kinds::configmaps(), ISTIO_NAMESPACE, &configmap_name);
+    let images = configmap
+        .as_ref()
+        .and_then(|cm| cm.pointer("/data/values"))
+        .and_then(Value::as_str)
+        .and_then(ImageValues::parse)
+        .map(ProxyImages::Values)
+        .unwrap_or_else(|| ProxyImages::Fixed(proxy_image_from_istiod(istiod_image)));
+    let policy = configmap
+        .as_ref()
+        .and_then(|cm| cm.pointer("/data/config"))
+        .and_then(Value::as_str)
+        .and_then(InjectionPolicy::from_config)
+        .unwrap_or_else(InjectionPolicy::standard);
     Ok(Injector {
         revision,
-        proxy_image,
+        images,
         native_sidecars,
         service: service_name.to_string(),
+        policy,
     })
 }
 
@@ -358,32 +454,110 @@ fn is_ready(pod: &Value) -> bool {
         })
 }
 
-/// The proxy image named by an injector ConfigMap's `values` (JSON):
-/// `global.hub`, `global.tag`, `global.proxy.image` (default `proxyv2`, or a
-/// full image when it contains a `/`) and `global.variant`.
-fn proxy_image_from_values(values: &str) -> Option<String> {
-    let values: Value = serde_json::from_str(values).ok()?;
-    let global = values.get("global")?;
-    let image = global
-        .pointer("/proxy/image")
-        .and_then(Value::as_str)
-        .unwrap_or("proxyv2");
-    if image.contains('/') {
-        return Some(image.to_string());
+/// Where an injector's images come from.
+#[derive(Debug, Clone, PartialEq)]
+enum ProxyImages {
+    /// The injector ConfigMap's `values`.
+    Values(ImageValues),
+    /// One image for both containers: a revision without an injector
+    /// ConfigMap (derived from istiod's image), or a generator's choice.
+    Fixed(String),
+}
+
+/// The image fields of an injector ConfigMap's `values` (JSON).
+#[derive(Debug, Clone, PartialEq)]
+struct ImageValues {
+    hub: String,
+    /// `global.tag`, a string or a number as Go's `%v` prints it.
+    tag: String,
+    /// `global.proxy.image` (default `proxyv2`).
+    proxy: String,
+    /// `global.proxy_init.image` (default `proxyv2`).
+    proxy_init: String,
+    /// `global.variant`.
+    variant: String,
+}
+
+impl ImageValues {
+    fn parse(values: &str) -> Option<Self> {
+        let values: Value = serde_json::from_str(values).ok()?;
+        let global = values.get("global")?;
+        let text = |pointer: &str| {
+            global
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let tag = match global.get("tag") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        Some(ImageValues {
+            hub: text("/hub").unwrap_or_default(),
+            tag,
+            proxy: text("/proxy/image").unwrap_or_else(|| "proxyv2".into()),
+            proxy_init: text("/proxy_init/image").unwrap_or_else(|| "proxyv2".into()),
+            variant: text("/variant").unwrap_or_default(),
+        })
     }
-    let hub = global.get("hub").and_then(Value::as_str)?;
-    let tag = match global.get("tag")? {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    let variant = global
-        .get("variant")
-        .and_then(Value::as_str)
-        .filter(|v| !v.is_empty())
-        .map(|v| format!("-{v}"))
-        .unwrap_or_default();
-    Some(format!("{hub}/{image}:{tag}{variant}"))
+
+    /// What the injection template writes for a container whose values
+    /// image is `name` (`global.proxy.image` or `global.proxy_init.image`):
+    /// the pod's `sidecar.istio.io/proxyImage`, else `name`, taken whole
+    /// when it contains a `/`; otherwise `hub/name:tag` with the image type
+    /// (`sidecar.istio.io/proxyImageType`, else `global.variant`) in place
+    /// of a `-distroless`/`-debug` the tag may carry, `default` meaning none
+    /// (`imageURL` and `updateImageTypeIfPresent` in
+    /// pkg/kube/inject/inject.go).
+    fn render(&self, name: &str, annotations: &BTreeMap<String, String>) -> String {
+        let chosen = annotations
+            .get("sidecar.istio.io/proxyImage")
+            .map(String::as_str)
+            .unwrap_or(name);
+        if chosen.contains('/') {
+            return chosen.to_string();
+        }
+        let image_type = annotations
+            .get("sidecar.istio.io/proxyImageType")
+            .map(String::as_str)
+            .unwrap_or(&self.variant);
+        let tag = if image_type.is_empty() {
+            self.tag.clone()
+        } else {
+            let base = ["-distroless", "-debug"]
+                .iter()
+                .find_map(|suffix| self.tag.strip_suffix(suffix))
+                .unwrap_or(&self.tag);
+            if image_type == "default" {
+                base.to_string()
+            } else {
+                format!("{base}-{image_type}")
+            }
+        };
+        format!("{}/{name}:{tag}", self.hub)
+    }
+}
+
+impl ProxyImages {
+    /// The `istio-proxy` and `istio-init` images for a pod.
+    fn for_pod(&self, annotations: &BTreeMap<String, String>) -> (String, String) {
+        match self {
+            ProxyImages::Values(values) => (
+                values.render(&values.proxy, annotations),
+                values.render(&values.proxy_init, annotations),
+            ),
+            ProxyImages::Fixed(image) => {
+                let image = annotations
+                    .get("sidecar.istio.io/proxyImage")
+                    .filter(|a| a.contains('/'))
+                    .unwrap_or(image)
+                    .clone();
+                (image.clone(), image)
+            }
+        }
+    }
 }
 
 /// `reg:5000/istio/pilot:1.22.3-distroless` → `reg:5000/istio/proxyv2:1.22.3-distroless`:
@@ -405,8 +579,18 @@ pub fn proxy_image_from_istiod(istiod_image: &str) -> String {
 
 impl Injector {
     /// Istio's injector proper: its own checks, then the template.
-    fn inject(&self, pod: &mut Value, namespace_labels: &BTreeMap<String, String>) {
-        if !injection_required(pod, namespace_labels) {
+    fn inject(&self, pod: &mut Value) {
+        // The sim's one liberty: a pod that already carries a proxy (loaded
+        // "injected long ago", or injected by an earlier webhook) is left as
+        // it is. istiod would re-render it; here the first answer stands.
+        if pod
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(STATUS_ANNOTATION))
+            .is_some()
+        {
+            return;
+        }
+        if !self.policy.injection_required(pod) {
             return;
         }
         let annotations = string_map(pod.pointer("/metadata/annotations"));
@@ -419,10 +603,7 @@ impl Injector {
                     .get("sidecar.istio.io/nativeSidecar")
                     .map(String::as_str)
                     == Some("true"));
-        let image = annotations
-            .get("sidecar.istio.io/proxyImage")
-            .cloned()
-            .unwrap_or_else(|| self.proxy_image.clone());
+        let (image, init_image) = self.images.for_pod(&annotations);
         let workload = Workload::of(pod);
         let app_containers: Vec<String> = pod
             .pointer("/spec/containers")
@@ -452,7 +633,7 @@ impl Injector {
         if gateway {
             array_field(spec, "containers").push(proxy);
         } else {
-            let init = self.init_container(&image);
+            let init = self.init_container(&init_image);
             let inits = array_field(spec, "initContainers");
             inits.retain(|c| c.get("name").and_then(Value::as_str) != Some("istio-init"));
             // istio-init runs first so every later init container's traffic
@@ -610,37 +791,107 @@ impl Injector {
     }
 }
 
-/// Istio's injector's own policy, applied after the webhook matched: pods it
-/// declines are admitted unchanged.
-fn injection_required(pod: &Value, namespace_labels: &BTreeMap<String, String>) -> bool {
-    let annotations = string_map(pod.pointer("/metadata/annotations"));
-    if annotations.contains_key(STATUS_ANNOTATION) {
+/// istiod's own decision once a webhook called it, with the `config` of its
+/// injector ConfigMap: `injectRequired` in Istio's
+/// `pkg/kube/inject/inject.go`. Pods it declines are admitted unchanged.
+/// Nothing here looks at ambient mode: the webhooks and istiod do not, so a
+/// namespace labelled both for sidecars and for ambient gets sidecars.
+#[derive(Debug, Clone, PartialEq)]
+struct InjectionPolicy {
+    /// `policy`: `enabled` or `disabled`; anything else injects nothing.
+    policy: String,
+    /// `neverInjectSelector` entries (label selectors, OR'ed).
+    never_inject: Vec<Value>,
+    /// `alwaysInjectSelector` entries.
+    always_inject: Vec<Value>,
+}
+
+impl InjectionPolicy {
+    /// The charts' config: `policy: enabled`, no selectors. Used when the
+    /// revision has no injector ConfigMap, or one without a readable `config`.
+    fn standard() -> Self {
+        InjectionPolicy {
+            policy: "enabled".to_string(),
+            never_inject: Vec::new(),
+            always_inject: Vec::new(),
+        }
+    }
+
+    /// Reads the ConfigMap's `config` (YAML; its templates are ignored).
+    fn from_config(text: &str) -> Option<Self> {
+        let config: Value = serde_yaml::from_str(text).ok()?;
+        let config = config.as_object()?;
+        let list = |key: &str| -> Vec<Value> {
+            config
+                .get(key)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        Some(InjectionPolicy {
+            policy: config
+                .get("policy")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            never_inject: list("neverInjectSelector"),
+            always_inject: list("alwaysInjectSelector"),
+        })
+    }
+
+    fn injection_required(&self, pod: &Value) -> bool {
+        // Host networking: iptables rules would land in the node's network
+        // namespace.
+        if pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true) {
+            return false;
+        }
+        let namespace = pod
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if IGNORED_NAMESPACES.contains(&namespace) {
+            return false;
+        }
+        let labels = labels_of(pod);
+        let annotations = string_map(pod.pointer("/metadata/annotations"));
+        // The label is the newer API and wins over the annotation.
+        let asked = labels
+            .get("sidecar.istio.io/inject")
+            .or_else(|| annotations.get("sidecar.istio.io/inject"));
+        let mut explicit = match asked.map(String::as_str) {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            // Any other value: istiod warns and uses its default.
+            _ => None,
+        };
+        if explicit.is_none() && self.never_inject.iter().any(|s| selects(s, &labels)) {
+            explicit = Some(false);
+        }
+        if explicit.is_none() && self.always_inject.iter().any(|s| selects(s, &labels)) {
+            explicit = Some(true);
+        }
+        match self.policy.as_str() {
+            "enabled" => explicit.unwrap_or(true),
+            "disabled" => explicit.unwrap_or(false),
+            _ => false,
+        }
+    }
+}
+
+/// Whether one never/always selector of the injector config matches: an
+/// empty selector, or one that does not convert, is skipped (never matches).
+fn selects(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
+    let non_empty = |key: &str| {
+        selector.get(key).is_some_and(|v| match v {
+            Value::Object(m) => !m.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => false,
+        })
+    };
+    if !non_empty("matchLabels") && !non_empty("matchExpressions") {
         return false;
     }
-    if pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true) {
-        return false;
-    }
-    let namespace = pod
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if IGNORED_NAMESPACES.contains(&namespace) {
-        return false;
-    }
-    // The charts' selectors do not exclude ambient namespaces; the injector
-    // itself declines them, since ztunnel carries their traffic.
-    if namespace_labels
-        .get("istio.io/dataplane-mode")
-        .map(String::as_str)
-        == Some("ambient")
-    {
-        return false;
-    }
-    // The deprecated annotation form of the opt-out is still honoured.
-    annotations
-        .get("sidecar.istio.io/inject")
-        .map(String::as_str)
-        != Some("false")
+    crate::selectors::label_selector_matches(selector, labels).unwrap_or(false)
 }
 
 /// The workload a pod belongs to, as Istio names it in proxy metadata.
@@ -851,7 +1102,7 @@ mod tests {
 
         fn admit(&self, pod: Value) -> ApiResult<Value> {
             let mut pod = pod;
-            admit_pod(&self.store, &mut pod)?;
+            admit_pod(&self.store, &mut pod, false)?;
             Ok(pod)
         }
     }
@@ -1150,15 +1401,214 @@ mod tests {
     #[test]
     fn ambient_namespace_pods_are_not_injected() {
         let mut cluster = default_and_canary();
+        cluster.namespace("ambient-apps", &[("istio.io/dataplane-mode", "ambient")]);
+        let original = new_pod("ambient-apps", &[], &[]);
+        assert_eq!(cluster.admit(original.clone()).unwrap(), original);
+    }
+
+    #[test]
+    fn an_ambient_namespace_labelled_for_sidecars_too_gets_sidecars() {
+        // Neither the charts' selectors nor istiod look at the dataplane
+        // mode; the CNI then leaves pods with a sidecar alone.
+        let mut cluster = default_and_canary();
         cluster.namespace(
-            "ambient-apps",
+            "mixed",
             &[
                 ("istio.io/dataplane-mode", "ambient"),
                 ("istio-injection", "enabled"),
             ],
         );
-        let original = new_pod("ambient-apps", &[], &[]);
-        assert_eq!(cluster.admit(original.clone()).unwrap(), original);
+        let pod = cluster.admit(new_pod("mixed", &[], &[])).unwrap();
+        assert_eq!(injected_revision(&pod).as_deref(), Some("default"));
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CaseTable {
+        policy: Vec<PolicyCase>,
+        control_plane: TablePlane,
+        admission: Vec<AdmissionCase>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct PolicyCase {
+        name: String,
+        namespace: Option<String>,
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
+        #[serde(default)]
+        annotations: BTreeMap<String, String>,
+        #[serde(default)]
+        host_network: bool,
+        config: Option<String>,
+        inject: bool,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct TablePlane {
+        default_revision: TableRevision,
+        revisions: Vec<TableRevision>,
+        tags: Vec<TableTag>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct TableRevision {
+        revision: Option<String>,
+        version: String,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct TableTag {
+        tag: String,
+        revision: String,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct AdmissionCase {
+        name: String,
+        namespace: Option<String>,
+        #[serde(default)]
+        namespace_labels: BTreeMap<String, String>,
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
+        #[serde(default)]
+        annotations: BTreeMap<String, String>,
+        #[serde(default)]
+        host_network: bool,
+        revision: Option<String>,
+    }
+
+    fn case_table() -> CaseTable {
+        serde_yaml::from_str(include_str!("../../testdata/injection-policy-cases.yaml"))
+            .expect("the case table parses")
+    }
+
+    fn pairs(map: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+        map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+
+    #[test]
+    fn every_policy_case_of_the_shared_table_is_decided_as_istiod_decides_it() {
+        let table = case_table();
+        assert!(table.policy.len() > 20);
+        for case in &table.policy {
+            // The config goes through the injector ConfigMap of the only
+            // revision, so the case runs the whole admission path.
+            let mut cluster = Cluster::new();
+            cluster.revision(Some("1-22-3"), "1.22.3", &RevisionOptions::default(), true);
+            if let Some(config) = &case.config {
+                let mut cm = (*cluster
+                    .store
+                    .get(
+                        kinds::configmaps(),
+                        ISTIO_NAMESPACE,
+                        "istio-sidecar-injector-1-22-3",
+                    )
+                    .unwrap())
+                .clone();
+                cm["data"]["config"] = json!(config);
+                cluster.put(cm);
+            }
+            let namespace = case.namespace.as_deref().unwrap_or("shop");
+            cluster.namespace(namespace, &[("istio.io/rev", "1-22-3")]);
+            let mut pod = new_pod(namespace, &pairs(&case.labels), &pairs(&case.annotations));
+            if case.host_network {
+                pod["spec"]["hostNetwork"] = json!(true);
+            }
+            let admitted = cluster.admit(pod).unwrap();
+            assert_eq!(
+                injected_revision(&admitted).is_some(),
+                case.inject,
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_admission_case_of_the_shared_table_gets_the_revision_istio_gives_it() {
+        let table = case_table();
+        let opts = RevisionOptions::default();
+        let mut cluster = Cluster::new();
+        cluster.revision(
+            None,
+            &table.control_plane.default_revision.version,
+            &opts,
+            true,
+        );
+        for r in &table.control_plane.revisions {
+            cluster.revision(r.revision.as_deref(), &r.version, &opts, true);
+        }
+        for t in &table.control_plane.tags {
+            cluster.tag(&t.tag, Some(&t.revision));
+        }
+        assert!(table.admission.len() > 15);
+        for (i, case) in table.admission.iter().enumerate() {
+            let namespace = case.namespace.clone().unwrap_or_else(|| format!("ns-{i}"));
+            cluster.namespace(&namespace, &pairs(&case.namespace_labels));
+            let mut pod = new_pod(&namespace, &pairs(&case.labels), &pairs(&case.annotations));
+            if case.host_network {
+                pod["spec"]["hostNetwork"] = json!(true);
+            }
+            let admitted = cluster.admit(pod).unwrap();
+            assert_eq!(injected_revision(&admitted), case.revision, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn enable_namespaces_by_default_injects_unlabelled_namespaces_but_not_system_ones() {
+        let mut cluster = Cluster::new();
+        let opts = RevisionOptions {
+            enable_namespaces_by_default: true,
+            ..RevisionOptions::default()
+        };
+        cluster
+            .revision(None, "1.22.3", &opts, true)
+            .namespace("anything", &[])
+            .namespace("off", &[("istio-injection", "disabled")])
+            .namespace("kube-public", &[]);
+        let injected = |cluster: &Cluster, ns: &str, labels: &[(&str, &str)]| {
+            injected_revision(&cluster.admit(new_pod(ns, labels, &[])).unwrap())
+        };
+        assert_eq!(
+            injected(&cluster, "anything", &[]).as_deref(),
+            Some("default")
+        );
+        assert_eq!(injected(&cluster, "off", &[]), None);
+        assert_eq!(injected(&cluster, "kube-public", &[]), None);
+        assert_eq!(
+            injected(
+                &cluster,
+                "anything",
+                &[("sidecar.istio.io/inject", "false")]
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn the_injector_config_policy_and_selectors_come_from_the_chart_options() {
+        let mut cluster = Cluster::new();
+        let opts = RevisionOptions {
+            auto_inject: "disabled".into(),
+            always_inject_selector: vec![json!({"matchLabels": {"team": "payments"}})],
+            ..RevisionOptions::default()
+        };
+        cluster
+            .revision(Some("1-22-3"), "1.22.3", &opts, true)
+            .namespace("pay", &[("istio.io/rev", "1-22-3")]);
+        let injected = |labels: &[(&str, &str)]| {
+            injected_revision(&cluster.admit(new_pod("pay", labels, &[])).unwrap())
+        };
+        assert_eq!(injected(&[]), None, "policy disabled");
+        assert_eq!(injected(&[("team", "payments")]).as_deref(), Some("1-22-3"));
+        assert_eq!(
+            injected(&[("sidecar.istio.io/inject", "true")]).as_deref(),
+            Some("1-22-3")
+        );
     }
 
     #[test]
@@ -1321,6 +1771,102 @@ mod tests {
     }
 
     #[test]
+    fn a_full_proxy_image_in_the_values_ignores_hub_tag_and_variant() {
+        let mut cluster = Cluster::new();
+        let opts = RevisionOptions {
+            proxy_image: Some("registry.example.com/istio/proxyv2:1.22.4".into()),
+            variant: Some("distroless".into()),
+            ..RevisionOptions::default()
+        };
+        cluster
+            .revision(Some("1-22-3"), "1.22.3", &opts, true)
+            .namespace("pay", &[("istio.io/rev", "1-22-3")]);
+        let pod = cluster.admit(new_pod("pay", &[], &[])).unwrap();
+        assert_eq!(
+            proxy_image(&pod),
+            Some("registry.example.com/istio/proxyv2:1.22.4")
+        );
+        // istio-init follows global.proxy_init.image, which is a plain name.
+        assert_eq!(
+            pod["spec"]["initContainers"][0]["image"],
+            "docker.io/istio/proxyv2:1.22.3-distroless"
+        );
+    }
+
+    #[derive(serde::Deserialize)]
+    struct ImageCase {
+        name: String,
+        values: Value,
+        #[serde(default)]
+        annotations: BTreeMap<String, String>,
+        image: String,
+    }
+
+    #[test]
+    fn every_case_of_the_shared_image_table_is_the_image_a_new_pod_gets() {
+        let cases: Vec<ImageCase> =
+            serde_yaml::from_str(include_str!("../../testdata/proxy-image-cases.yaml"))
+                .expect("the image table parses");
+        assert!(cases.len() > 10);
+        for case in &cases {
+            let mut cluster = Cluster::new();
+            cluster
+                .revision(Some("1-22-3"), "1.22.3", &RevisionOptions::default(), true)
+                .namespace("pay", &[("istio.io/rev", "1-22-3")]);
+            let name = "istio-sidecar-injector-1-22-3";
+            let mut cm = (*cluster
+                .store
+                .get(kinds::configmaps(), ISTIO_NAMESPACE, name)
+                .unwrap())
+            .clone();
+            cm["data"]["values"] = json!(json!({"global": case.values}).to_string());
+            cluster.put(cm);
+            let pod = cluster
+                .admit(new_pod("pay", &[], &pairs(&case.annotations)))
+                .unwrap();
+            assert_eq!(
+                proxy_image(&pod),
+                Some(case.image.as_str()),
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_image_type_annotation_replaces_the_variant_and_default_removes_it() {
+        let mut cluster = Cluster::new();
+        let opts = RevisionOptions {
+            variant: Some("distroless".into()),
+            ..RevisionOptions::default()
+        };
+        cluster
+            .revision(Some("1-22-3"), "1.22.3", &opts, true)
+            .namespace("pay", &[("istio.io/rev", "1-22-3")]);
+        let image = |annotations: &[(&str, &str)]| {
+            proxy_image(&cluster.admit(new_pod("pay", &[], annotations)).unwrap())
+                .map(str::to_string)
+        };
+        assert_eq!(
+            image(&[]).as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3-distroless")
+        );
+        assert_eq!(
+            image(&[("sidecar.istio.io/proxyImageType", "debug")]).as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3-debug")
+        );
+        assert_eq!(
+            image(&[("sidecar.istio.io/proxyImageType", "default")]).as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3")
+        );
+        // A proxyImage without a `/` is ignored by the template.
+        assert_eq!(
+            image(&[("sidecar.istio.io/proxyImage", "proxyv2:0.1")]).as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3-distroless")
+        );
+    }
+
+    #[test]
     fn proxy_image_annotation_overrides_the_revision_image() {
         let mut cluster = default_and_canary();
         cluster.namespace("shop", &[("istio-injection", "enabled")]);
@@ -1334,6 +1880,46 @@ mod tests {
             .unwrap();
         assert_eq!(proxy_image(&pod), Some(custom));
         assert_eq!(pod["spec"]["initContainers"][0]["image"], custom);
+    }
+
+    #[test]
+    fn a_registry_mirror_called_after_the_injector_rewrites_the_proxy_image() {
+        let mut cluster = default_and_canary();
+        cluster.namespace("pay", &[("istio.io/rev", "1-22-3")]);
+        cluster.put(registry_mirror_webhook(
+            "docker.io/istio/",
+            "mirror.example.com/istio/",
+        ));
+        let pod = cluster.admit(new_pod("pay", &[], &[])).unwrap();
+        assert_eq!(
+            proxy_image(&pod),
+            Some("mirror.example.com/istio/proxyv2:1.22.3")
+        );
+        assert_eq!(
+            pod["spec"]["initContainers"][0]["image"],
+            "mirror.example.com/istio/proxyv2:1.22.3"
+        );
+        // Other registries are left alone.
+        assert_eq!(pod["spec"]["containers"][0]["image"], "nginx:1.27");
+        assert_eq!(injected_revision(&pod).as_deref(), Some("1-22-3"));
+    }
+
+    #[test]
+    fn a_dry_run_is_refused_when_a_matching_webhook_may_have_side_effects() {
+        let mut cluster = default_and_canary();
+        cluster.namespace("pay", &[("istio.io/rev", "1-22-3")]);
+        let mut mwc = injector_webhook_configuration(Some("1-22-3"), false);
+        mwc["webhooks"][0]["sideEffects"] = json!("Unknown");
+        cluster.put(mwc);
+        let mut pod = new_pod("pay", &[], &[]);
+        let err = admit_pod(&cluster.store, &mut pod, true).unwrap_err();
+        assert_eq!(err.code, 400);
+        assert_eq!(
+            err.message,
+            "admission webhook \"rev.namespace.sidecar-injector.istio.io\" does not support dry run"
+        );
+        // A real create still goes through.
+        assert!(admit_pod(&cluster.store, &mut new_pod("pay", &[], &[]), false).is_ok());
     }
 
     #[test]

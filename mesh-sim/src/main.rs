@@ -1,13 +1,16 @@
 //! `mesh-sim serve`: runs the simulated cluster until Ctrl-C, for demos,
-//! benchmarks and trying the plugin by hand.
+//! benchmarks, trying the plugin by hand and chaos runs driven from a
+//! script (faults read from a file and reloaded on SIGHUP, every request
+//! written to a log file).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use mesh_sim::faults::file::FaultFile;
 use mesh_sim::generate::GenerateOptions;
 use mesh_sim::world::SimConfig;
 use mesh_sim::{Sim, SimOptions};
@@ -27,6 +30,8 @@ enum Command {
         mesh-sim serve --scenario canary --kubeconfig /tmp/mesh-sim.kubeconfig\n  \
         mesh-sim serve --manifests cluster/ --manifests extra.yaml --kubeconfig ./kubeconfig\n  \
         mesh-sim serve --generate --pods 50000 --kubeconfig ./kubeconfig\n  \
+        mesh-sim serve --scenario canary --faults faults.yaml --request-log requests.jsonl\n  \
+        kill -HUP <pid>   # reload faults.yaml\n  \
         export KUBECONFIG=./kubeconfig; kubectl get pods -A")]
     Serve(ServeArgs),
 }
@@ -42,7 +47,7 @@ struct ServeArgs {
     #[arg(long, value_name = "PATH", default_value = "mesh-sim.kubeconfig")]
     kubeconfig: PathBuf,
 
-    /// A built-in scenario to load first (canary, in-place, empty).
+    /// A built-in scenario to load first (canary, in-place, revision-tags, empty).
     #[arg(long, value_name = "NAME")]
     scenario: Option<String>,
 
@@ -61,6 +66,16 @@ struct ServeArgs {
     /// Simulated seconds from a pod's start until it is Ready.
     #[arg(long, value_name = "SECONDS")]
     pod_ready_delay: Option<f64>,
+
+    /// Faults to inject, from a YAML file (see the README); read at start
+    /// and again on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    faults: Option<PathBuf>,
+
+    /// Write every request as a JSON line to this file (method, path,
+    /// query, status, user, and the object's namespace and name).
+    #[arg(long, value_name = "FILE")]
+    request_log: Option<PathBuf>,
 
     #[command(flatten)]
     generate: GenerateArgs,
@@ -177,21 +192,79 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     for path in &args.manifests {
         options = options.manifest_path(path);
     }
+    if let Some(path) = &args.request_log {
+        options = options.request_log(path);
+    }
+    // A broken fault file stops the start before anything is served.
+    let faults = args.faults.as_deref().map(FaultFile::load).transpose()?;
+    if let Some(file) = &faults {
+        options = options.faults(file.faults.clone());
+    }
     let sim = Sim::start(options)?;
+    if let (Some(file), Some(path)) = (&faults, &args.faults) {
+        if let Some(e) = file.unknown_resource(|r| sim.serves(r)) {
+            anyhow::bail!("the fault file {}: {e}", path.display());
+        }
+    }
     let kubeconfig = sim.kubeconfig_path().display();
     println!("mesh-sim serving {}", sim.url());
     println!("kubeconfig: {kubeconfig}");
+    if let (Some(file), Some(path)) = (&faults, &args.faults) {
+        println!("{}", faults_line(file, path));
+    }
     println!("export KUBECONFIG={kubeconfig}");
     eprintln!("Press Ctrl-C to stop.");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("building the signal runtime")?;
-    runtime
-        .block_on(tokio::signal::ctrl_c())
-        .context("waiting for Ctrl-C")?;
+    runtime.block_on(wait_for_signals(&sim, args.faults.as_deref()))?;
     drop(sim);
     Ok(())
+}
+
+/// The line printed when faults are (re)loaded; scripts wait for it.
+fn faults_line(file: &FaultFile, path: &Path) -> String {
+    format!(
+        "faults: {} rules from {} (seed {})",
+        file.faults.rules.len(),
+        path.display(),
+        file.faults.seed
+    )
+}
+
+/// Until Ctrl-C (or SIGTERM): on SIGHUP reads the fault file again and
+/// replaces the rules (their counters start again); a file that does not
+/// parse leaves the rules in force and says why on stderr.
+async fn wait_for_signals(sim: &Sim, faults: Option<&Path>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    loop {
+        tokio::select! {
+            stopped = tokio::signal::ctrl_c() => return stopped.context("waiting for Ctrl-C"),
+            _ = terminate.recv() => return Ok(()),
+            _ = hangup.recv() => {
+                let Some(path) = faults else {
+                    eprintln!("mesh-sim: SIGHUP ignored: no --faults file to reload");
+                    continue;
+                };
+                let loaded = FaultFile::load(path).and_then(|file| {
+                    match file.unknown_resource(|r| sim.serves(r)) {
+                        Some(e) => anyhow::bail!("the fault file {}: {e}", path.display()),
+                        None => Ok(file),
+                    }
+                });
+                match loaded {
+                    Ok(file) => {
+                        sim.set_faults(file.faults.clone());
+                        println!("{}", faults_line(&file, path));
+                    }
+                    Err(e) => eprintln!("mesh-sim: {e:#}; the rules in force are kept"),
+                }
+            }
+        }
+    }
 }
 
 fn absolute(path: &std::path::Path) -> anyhow::Result<PathBuf> {

@@ -66,6 +66,41 @@ pub struct RequestRecord {
     pub status: u16,
     /// The authenticated user, empty when authentication failed.
     pub user: String,
+    /// The object's namespace and name, for a request on one object (a
+    /// create's from the stored object); empty otherwise.
+    pub namespace: String,
+    pub name: String,
+}
+
+/// One line of the request log file (`--request-log`): the record without
+/// its body and content type.
+#[derive(Serialize)]
+struct LogLine<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    status: u16,
+    user: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    namespace: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    name: &'a str,
+}
+
+impl RequestRecord {
+    /// The record as one JSON line, without a newline.
+    pub fn log_line(&self) -> String {
+        serde_json::to_string(&LogLine {
+            method: &self.method,
+            path: &self.path,
+            query: &self.query,
+            status: self.status,
+            user: &self.user,
+            namespace: &self.namespace,
+            name: &self.name,
+        })
+        .expect("log lines serialize")
+    }
 }
 
 impl RequestRecord {
@@ -99,6 +134,8 @@ pub struct Shared {
     pub users: RwLock<Users>,
     pub faults: Mutex<FaultState>,
     pub log: Mutex<Vec<RequestRecord>>,
+    /// Where each record is also written as a JSON line, when set.
+    pub log_file: Mutex<Option<std::fs::File>>,
     /// Woken after every write so controllers react at once.
     pub wake_controllers: Notify,
     /// `127.0.0.1:<port>`, for `/api`'s server address.
@@ -118,6 +155,7 @@ impl Shared {
             users: RwLock::new(users),
             faults: Mutex::new(FaultState::default()),
             log: Mutex::new(Vec::new()),
+            log_file: Mutex::new(None),
             wake_controllers: Notify::new(),
             server_address,
             shutdown,
@@ -271,12 +309,43 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Bod
             .map(Some),
         other => Ok(other),
     };
-    let (response, user) = match user {
+    let (mut response, user) = match user {
         Err(refused) => (error_response(&refused), None),
         Ok(None) => (error_response(&ApiError::unauthorized()), None),
         Ok(Some(user)) => (dispatch(&shared, &user, &incoming).await, Some(user)),
     };
-    lock(&shared.log).push(RequestRecord {
+    let (mut namespace, mut name) = match route::route(&incoming.path) {
+        Route::Resource(path) => (
+            path.namespace.unwrap_or_default(),
+            path.name.unwrap_or_default(),
+        ),
+        _ => (String::new(), String::new()),
+    };
+    if parts.method == hyper::Method::POST && name.is_empty() && response.status().is_success() {
+        // A create names its object in the body (or the server picks the
+        // name from generateName): read it back from the answer.
+        let (head, answer) = response.into_parts();
+        let bytes = answer
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        if let Ok(created) = serde_json::from_slice::<Value>(&bytes) {
+            let field = |f: &str| {
+                created
+                    .pointer(&format!("/metadata/{f}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            name = field("name");
+            if namespace.is_empty() {
+                namespace = field("namespace");
+            }
+        }
+        response = Response::from_parts(head, full(bytes));
+    }
+    let record = RequestRecord {
         method: parts.method.to_string(),
         path: incoming.path,
         query: raw_query,
@@ -284,7 +353,21 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Bod
         body: String::from_utf8_lossy(&body).into_owned(),
         status: response.status().as_u16(),
         user: user.map(|u| u.name).unwrap_or_default(),
-    });
+        namespace,
+        name,
+    };
+    {
+        // One line per write, under the log's lock so lines keep the order
+        // of the in-memory log; a failed write drops the line, not the request.
+        let mut log = lock(&shared.log);
+        if let Some(file) = lock(&shared.log_file).as_mut() {
+            use std::io::Write;
+            let mut line = record.log_line();
+            line.push('\n');
+            let _ = file.write_all(line.as_bytes());
+        }
+        log.push(record);
+    }
     response
 }
 

@@ -146,7 +146,7 @@ impl World {
             meta.insert("generation".into(), json!(1));
         }
         if resource.kind == "Pod" {
-            crate::inject::admit_pod(&self.store, &mut obj)?;
+            crate::inject::admit_pod(&self.store, &mut obj, opts.dry_run)?;
         }
         if opts.dry_run {
             return Ok(std::sync::Arc::new(obj));

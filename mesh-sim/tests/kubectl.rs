@@ -1003,6 +1003,37 @@ fn kubectl_retries_a_throttled_request_after_retry_after() {
 }
 
 #[test]
+fn a_write_failed_after_store_is_stored_although_kubectl_reports_the_500() {
+    let cluster = Cluster::with_manifests(SHOP);
+    let file = mesh_sim::faults::file::FaultFile::parse(
+        "rules:\n  - {verb: patch, resource: namespaces, name: shop, status: 500, afterStore: true, next: 1}\n",
+    )
+    .expect("the rule parses");
+    cluster.sim.set_faults(file.faults);
+    cluster.sim.clear_requests();
+    let before = cluster.store_version();
+    let err = cluster
+        .kubectl(&["label", "ns", "shop", "chaos=stored"])
+        .fails();
+    assert!(err.contains("InternalError"), "{err}");
+    let ns = cluster.object(kinds::namespaces(), "", "shop");
+    assert_eq!(label(&ns, "chaos"), Some("stored"));
+    assert!(cluster.store_version() > before, "nothing was stored");
+    let patches: Vec<(u16, String)> = cluster
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| (r.status, r.name.clone()))
+        .collect();
+    assert_eq!(patches, [(500, "shop".to_string())]);
+    // The rule fired once: the next write is answered normally.
+    cluster
+        .kubectl(&["label", "ns", "shop", "chaos=again", "--overwrite"])
+        .ok();
+}
+
+#[test]
 fn raw_watch_from_a_compacted_version_gets_a_410_error_event() {
     let cluster = Cluster::with_manifests(SHOP);
     cluster.sim.with_world(|w| w.store.compact());

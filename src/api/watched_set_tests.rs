@@ -9,6 +9,7 @@ use super::fake::{
     config_map, events, fake_client, forbidden, gone_event, list_body, resource_version_of,
 };
 use super::*;
+use crate::selector::LabelSelector;
 
 fn values(set: &[ConfigMap]) -> Vec<String> {
     set.iter()

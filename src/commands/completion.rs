@@ -11,13 +11,11 @@
 //!   helper: a two-line script calling this binary's hidden `__complete`,
 //!   answered by [`complete`] from the same clap definition as the parser.
 
-use std::io::Write;
-
-use anyhow::Context as _;
 use clap::CommandFactory;
 
 use crate::cli::{Cli, CompletionArgs, CompletionTarget};
 use crate::error::ExitCode;
+use crate::output::Output;
 
 /// The binary's file name: what a shell sees when it is run directly.
 pub const BINARY_NAME: &str = "kubectl-mesh_upgrade";
@@ -31,19 +29,17 @@ const NO_FILE_COMPLETION: u8 = 4;
 const DEFAULT_DIRECTIVE: u8 = 0;
 
 /// Print the completion script.
-pub fn run(args: &CompletionArgs) -> anyhow::Result<ExitCode> {
-    let mut stdout = std::io::stdout().lock();
-    match args.shell.shell() {
+pub fn run(args: &CompletionArgs, output: &Output) -> anyhow::Result<ExitCode> {
+    let script = match args.shell.shell() {
         Some(shell) => {
             let mut command = Cli::command();
-            clap_complete::generate(shell, &mut command, BINARY_NAME, &mut stdout);
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, BINARY_NAME, &mut script);
+            String::from_utf8_lossy(&script).into_owned()
         }
-        None => {
-            write!(stdout, "{}", kubectl_helper_script())
-                .context("writing the completion helper")?;
-        }
-    }
-    stdout.flush().context("writing the completion script")?;
+        None => kubectl_helper_script(),
+    };
+    output.print_raw(&script, false)?;
     Ok(ExitCode::Success)
 }
 
@@ -56,13 +52,15 @@ pub fn kubectl_helper_script() -> String {
 
 /// Answer `__complete <words...>` (the last word is the one being typed)
 /// and print cobra's format.
-pub fn run_hidden_complete(words: &[String]) -> ExitCode {
+pub fn run_hidden_complete(words: &[String], output: &Output) -> ExitCode {
     let (candidates, directive) = complete(words);
-    let mut stdout = std::io::stdout().lock();
+    let mut text = String::new();
     for candidate in candidates {
-        let _ = writeln!(stdout, "{candidate}");
+        text.push_str(&candidate);
+        text.push('\n');
     }
-    let _ = writeln!(stdout, ":{directive}");
+    text.push_str(&format!(":{directive}\n"));
+    let _ = output.print_raw(&text, false);
     ExitCode::Success
 }
 

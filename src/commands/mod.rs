@@ -9,11 +9,59 @@ pub mod restart_sidecars;
 pub mod status;
 pub mod version;
 
-use crate::api::{ApiClient, ConnectOptions};
-use crate::cli::GlobalArgs;
+use crate::api::{ApiClient, ConnectOptions, WriteMode};
+use crate::cli::{DryRun, GlobalArgs, WriteArgs};
+use crate::confirm::{DryRunMode, WriteIntent};
 use crate::error::Error;
 use crate::selector::LabelSelector;
 use crate::snapshot::Scope;
+
+// The flags become the plain types of the layers below here, so that nothing
+// under `commands` depends on how the command line is parsed.
+
+impl From<&GlobalArgs> for ConnectOptions {
+    fn from(args: &GlobalArgs) -> Self {
+        ConnectOptions {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+            cluster: args.cluster.clone(),
+            user: args.user.clone(),
+            impersonate_user: args.as_user.clone(),
+            impersonate_groups: args.as_groups.clone(),
+            request_timeout: args.request_timeout.0,
+            insecure_skip_tls_verify: args.insecure_skip_tls_verify,
+        }
+    }
+}
+
+impl From<DryRun> for DryRunMode {
+    fn from(dry_run: DryRun) -> Self {
+        match dry_run {
+            DryRun::None => DryRunMode::None,
+            DryRun::Client => DryRunMode::Client,
+            DryRun::Server => DryRunMode::Server,
+        }
+    }
+}
+
+impl From<&WriteArgs> for WriteIntent {
+    fn from(args: &WriteArgs) -> Self {
+        WriteIntent {
+            dry_run: args.dry_run.into(),
+            yes: args.yes,
+        }
+    }
+}
+
+impl From<DryRun> for WriteMode {
+    fn from(dry_run: DryRun) -> Self {
+        match dry_run {
+            DryRun::None => WriteMode::Write,
+            DryRun::Client => WriteMode::ClientDryRun,
+            DryRun::Server => WriteMode::ServerDryRun,
+        }
+    }
+}
 
 /// The API client for the global flags.
 pub async fn connect(global: &GlobalArgs) -> anyhow::Result<ApiClient> {
@@ -86,6 +134,75 @@ mod tests {
             Scope::Namespaces(vec!["shop".into(), "pay".into()])
         );
         assert_eq!(selected_scope(&global(&["-A"]), "default"), Scope::All);
+    }
+
+    fn write_args(args: &[&str]) -> WriteArgs {
+        let argv = ["kubectl-mesh_upgrade", "relabel", "--to", "x"]
+            .into_iter()
+            .chain(args.iter().copied());
+        match Cli::parse_from(argv).command {
+            crate::cli::Command::Relabel(relabel) => relabel.write,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_dry_run_flag_becomes_the_write_intent_and_the_write_mode() {
+        let cases = [
+            (&[][..], DryRunMode::None, WriteMode::Write),
+            (
+                &["--dry-run"][..],
+                DryRunMode::Client,
+                WriteMode::ClientDryRun,
+            ),
+            (
+                &["--dry-run=server"][..],
+                DryRunMode::Server,
+                WriteMode::ServerDryRun,
+            ),
+        ];
+        for (flags, intent, mode) in cases {
+            let args = write_args(flags);
+            assert_eq!(
+                WriteIntent::from(&args),
+                WriteIntent {
+                    dry_run: intent,
+                    yes: false
+                },
+                "{flags:?}"
+            );
+            assert_eq!(WriteMode::from(args.dry_run), mode, "{flags:?}");
+        }
+        assert!(WriteIntent::from(&write_args(&["--yes"])).yes);
+    }
+
+    #[test]
+    fn the_global_flags_become_the_connect_options() {
+        let options = ConnectOptions::from(&global(&[
+            "--kubeconfig",
+            "kc",
+            "--context",
+            "prod",
+            "--as",
+            "alice",
+            "--as-group",
+            "ops",
+            "--request-timeout",
+            "5s",
+            "--insecure-skip-tls-verify",
+        ]));
+        assert_eq!(
+            options.kubeconfig.as_deref(),
+            Some(std::path::Path::new("kc"))
+        );
+        assert_eq!(options.context.as_deref(), Some("prod"));
+        assert_eq!(options.impersonate_user.as_deref(), Some("alice"));
+        assert_eq!(options.impersonate_groups, ["ops"]);
+        assert_eq!(
+            options.request_timeout,
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert!(options.insecure_skip_tls_verify);
     }
 
     #[test]

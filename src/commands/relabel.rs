@@ -2,50 +2,49 @@
 //! tag (or back to `istio-injection=enabled`), with a record to undo it.
 //!
 //! ```text
-//! flags ─► read namespaces + the control plane (5 LISTs) ─► plan (mesh::relabel, pure)
-//!       ─► show it ─► refuse excluded namespaces named without --force (5)
-//!       ─► confirm::decide_interactively
-//!       ─► one merge patch per namespace, resourceVersion included
-//!            409 ─► GET the namespace ─► Planner::evaluate again ─► patch again (bounded)
-//!       ─► report ─► --restart: restart-sidecars for the moved namespaces
+//! flags ─► collect::read(ControlPlane): namespaces + the control plane (5 LISTs)
+//!       ─► plan (mesh::relabel, pure)
+//!       ─► --restart: read those namespaces' workloads, plan their restarts on the
+//!          namespaces as they will be (mesh::relabel::RelabelPlan::apply_to)
+//!       ─► show both ─► refuse excluded namespaces without --force, or a target
+//!          istiod not Ready (5), before any write
+//!       ─► one question for both ─► Ctrl-C handler
+//!       ─► run::relabel (a merge patch per namespace on its resourceVersion;
+//!          409 → re-read → the plan's rule again)
+//!       ─► report ─► --restart: run::restart with the plan already shown
 //! ```
 //!
-//! The reads are the few the plan needs: every Namespace (labels, the record
-//! annotation, resourceVersion), the MutatingWebhookConfigurations, and in
-//! the control-plane namespace the istiod Deployments, Services and injector
-//! ConfigMaps — the inputs `status` resolves a namespace's revision from.
+//! A failure or an interrupt after the first write says which namespaces
+//! were relabelled and the command that undoes it.
+//!
+//! The reads are the few the plan needs, collect's control-plane read set:
+//! every Namespace (labels, the record annotation, resourceVersion), the
+//! MutatingWebhookConfigurations, and in the control-plane namespace the
+//! istiod Deployments, Services and injector ConfigMaps — the inputs `status`
+//! resolves a namespace's revision from.
 //! Pods and workloads are not read: labels change what new pods get, and
 //! `--restart` hands over to restart-sidecars, which reads what it needs.
 
-use futures::StreamExt;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use chrono::Utc;
 
-use crate::api::{ApiClient, ListScope, ListSelector, PatchBody, WriteMode};
-use crate::cli::{DryRun, GlobalArgs, RelabelArgs, RestartSidecarsArgs, WriteArgs};
+use super::restart_sidecars;
+use crate::api::{ApiClient, WriteMode};
+use crate::cli::{DryRun, GlobalArgs, RelabelArgs};
+use crate::collect::{self, CollectOptions, ReadSet};
 use crate::confirm::{self, Decision};
-use crate::error::{Error, ExitCode, is_conflict, is_forbidden};
+use crate::error::{Error, ExitCode};
 use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::relabel::{
-    Evaluation, NamespaceChange, NamespaceResult, NamespaceSelection, NamespaceState, Operation,
-    Planner, RelabelPlan, RelabelReport, RelabelRequest, ResultState, injection_labels, plan_text,
-    report_text,
+    NamespaceSelection, NamespaceState, Operation, Planner, RelabelPlan, RelabelReport,
+    RelabelRequest, ResultState,
 };
+use crate::mesh::restart::RestartPlan;
 use crate::output::Output;
+use crate::render::relabel::{plan_text, report_text};
+use crate::run::Interrupts;
+use crate::run::relabel::apply_relabel;
 use crate::selector::LabelSelector;
-use crate::snapshot::{
-    ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, InjectorConfigInfo, IstiodInfo,
-    NamespaceInfo, Scope, ServiceInfo, WebhookConfigurationInfo,
-};
-
-/// How many 409s one namespace may answer before the run gives up on it:
-/// each is a fresh read and a recomputed patch, so more means a writer that
-/// never stops, not bad luck.
-const MAX_CONFLICTS: u32 = 8;
-
-/// How many namespaces are patched at once.
-const CONCURRENT_PATCHES: usize = 8;
+use crate::snapshot::{ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
 
 /// Relabel (or restore) the selected namespaces.
 pub async fn run(
@@ -73,6 +72,10 @@ async fn relabel(
 ) -> anyhow::Result<ExitCode> {
     let selector = super::label_selector(global)?;
     check_flags(global, args)?;
+    let restart_config = args
+        .restart
+        .then(|| restart_sidecars::restart_config(&args.restart_flags, &[]))
+        .transpose()?;
     let api = super::connect(global).await?;
     let request = request_from_flags(global, args, selector, api.default_namespace());
     let control_plane_namespace = DEFAULT_CONTROL_PLANE_NAMESPACE;
@@ -81,9 +84,38 @@ async fn relabel(
     let planner = Planner::new(&control_plane, &request)?;
     let plan = planner.plan(&state.namespaces);
 
+    // --restart: one plan. The restarts are planned on the namespaces as
+    // they will be once relabelled, so the plan shows what becomes stale,
+    // and the one question covers both.
+    let server_dry_run = args.write.dry_run == DryRun::Server;
+    let now = Utc::now();
+    let restart_plan = match &restart_config {
+        Some(config) if !plan.restart_namespaces.is_empty() && !server_dry_run => Some(
+            restart_sidecars::plan_restarts(
+                &api,
+                output,
+                Scope::Namespaces(plan.restart_namespaces.clone()),
+                None,
+                &config.options,
+                now,
+                |snapshot| plan.apply_to(snapshot),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+
     let machine = global.output.is_machine_readable();
     let client_dry_run = args.write.dry_run == DryRun::Client;
-    output.show_plan(&plan, &plan_text(&plan), client_dry_run)?;
+    output.show_plan(
+        &plan,
+        &plan_text(&plan, &output.text_layout()),
+        client_dry_run,
+    )?;
+    if let Some(restart_plan) = &restart_plan {
+        let text = format!("\n--restart: {}", restart_text(restart_plan, output));
+        output.show_plan(restart_plan, &text, client_dry_run)?;
+    }
 
     let needing_force = plan.needing_force();
     if !needing_force.is_empty() {
@@ -99,17 +131,27 @@ async fn relabel(
         ))
         .into());
     }
+    if let Some(restart_plan) = &restart_plan {
+        restart_sidecars::refuse_not_ready(restart_plan).map_err(|err| {
+            err.context("relabel --restart refused before any change (nothing was relabelled)")
+        })?;
+    }
 
-    let decision =
-        confirm::decide_interactively(&args.write, plan.changes.len(), &question(&plan))?;
+    let restarts = restart_plan.as_ref().map_or(0, |p| p.actions.len());
+    let decision = confirm::decide_interactively(
+        &args.write,
+        plan.changes.len() + restarts,
+        &question(&plan, restarts),
+        output,
+    )?;
+    // Before the first write: from here a Ctrl-C is counted, never fatal.
+    let interrupts = match decision {
+        Decision::Apply | Decision::RehearseOnServer => Interrupts::from_ctrl_c(),
+        Decision::PlanOnly | Decision::NothingToDo => Interrupts::none(),
+    };
     let report = match decision {
         Decision::PlanOnly => {
             output.note("--dry-run: nothing was changed");
-            if args.restart && !plan.restart_namespaces.is_empty() {
-                output.note(
-                    "--restart: restart-sidecars runs only after a real relabel; nothing was relabelled, so it was not planned",
-                );
-            }
             super::log_request_summary(&api);
             return Ok(ExitCode::Success);
         }
@@ -118,26 +160,29 @@ async fn relabel(
             let writer = api
                 .clone()
                 .with_write_mode(WriteMode::from(args.write.dry_run));
-            let results = apply_all(&writer, &planner, &plan, &request).await;
+            let results = apply_relabel(&writer, &planner, &plan, &request).await;
             RelabelReport::new(&plan, results, decision == Decision::RehearseOnServer)
         }
     };
     super::log_request_summary(&api);
 
-    let restart_follows = args.restart
+    let restart_follows = restart_plan.is_some()
         && report.failures().is_empty()
-        && decision != Decision::RehearseOnServer
-        && !report.restart_namespaces.is_empty();
+        && decision != Decision::RehearseOnServer;
     if machine {
         output.print_document(&report)?;
-        let text = report_text(&report, restart_follows);
+        let text = report_text(&report, restart_follows, &output.text_layout());
         if !text.is_empty() {
             output.note(text.trim_end());
         }
     } else if !report.results.is_empty() {
-        output.print_text(&format!("\n{}", report_text(&report, restart_follows)))?;
+        output.print_text(&format!(
+            "\n{}",
+            report_text(&report, restart_follows, &output.text_layout())
+        ))?;
     }
 
+    let written = written_sentence(&report);
     let failures = report.failures();
     if !failures.is_empty() {
         let names: Vec<&str> = failures.iter().map(|r| r.namespace.as_str()).collect();
@@ -147,24 +192,82 @@ async fn relabel(
             ""
         };
         return Err(anyhow::anyhow!(
-            "{} of {} namespaces could not be changed ({}){restart_note}",
+            "{} of {} namespaces could not be changed ({}){restart_note}{written}",
             failures.len(),
             report.results.len(),
             names.join(", ")
         ));
     }
 
-    if args.restart && decision != Decision::RehearseOnServer {
-        if report.restart_namespaces.is_empty() {
-            output.note("--restart: no namespace to restart");
-            return Ok(ExitCode::Success);
-        }
-        return restart(&api, global, args, output, &report.restart_namespaces).await;
-    }
-    if args.restart {
+    if args.restart && decision == Decision::RehearseOnServer {
         output.note("--restart: restart-sidecars runs only after a real relabel, not after --dry-run=server");
+        return Ok(ExitCode::Success);
     }
-    Ok(ExitCode::Success)
+    let (Some(restart_plan), Some(config)) = (restart_plan, restart_config) else {
+        if args.restart {
+            output.note("--restart: no namespace to restart");
+        }
+        return Ok(ExitCode::Success);
+    };
+    if interrupts.stop_starting() {
+        output.warn(&format!(
+            "interrupted after relabelling: no restart was started{written}"
+        ));
+        return Err(Error::Interrupted.into());
+    }
+    if restart_plan.actions.is_empty() {
+        output.note("--restart: nothing is stale in the relabelled namespaces");
+        return Ok(ExitCode::Success);
+    }
+    output.note(&format!(
+        "\n--restart: running pods keep their current proxy until restarted; restart-sidecars now restarts the stale workloads of {}",
+        report.restart_namespaces.join(", ")
+    ));
+    let (restart_report, interrupted) = restart_sidecars::execute(
+        &api,
+        &restart_plan,
+        &config,
+        decision,
+        &args.write,
+        &interrupts,
+        output,
+    )
+    .await?;
+    restart_sidecars::conclude(&restart_report, interrupted).map_err(|err| {
+        if written.is_empty() {
+            err
+        } else {
+            err.context(format!("after relabelling{written}"))
+        }
+    })
+}
+
+/// What the relabel wrote and how to undo it, as the tail of a sentence
+/// (empty when nothing was written).
+fn written_sentence(report: &RelabelReport) -> String {
+    let done: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| r.state == ResultState::Relabelled)
+        .map(|r| r.namespace.as_str())
+        .collect();
+    if done.is_empty() {
+        return String::new();
+    }
+    let undo = if report.operation == "undo" {
+        String::new()
+    } else {
+        format!(
+            "; undo with: kubectl mesh-upgrade relabel -n {} --undo",
+            done.join(",")
+        )
+    };
+    format!("; already relabelled: {}{undo}", done.join(", "))
+}
+
+/// The restart plan under relabel's, without repeating its headline's verb.
+fn restart_text(plan: &RestartPlan, output: &Output) -> String {
+    crate::render::restart::plan_text(plan, &output.text_layout())
 }
 
 /// Flag combinations the parser cannot express.
@@ -219,281 +322,63 @@ struct ClusterState {
     snapshot: ClusterSnapshot,
 }
 
-/// LIST the namespaces and the control plane, concurrently.
+/// Read the namespaces and the control plane: collect's control-plane read
+/// set (5 LISTs). `-l` selects namespaces here, so it is not sent.
 async fn read_state(
     api: &ApiClient,
     request: &RelabelRequest,
     control_plane_namespace: &str,
     output: &Output,
 ) -> anyhow::Result<ClusterState> {
-    let everything = ListSelector::everything();
-    let cp_scope = ListScope::Namespace(control_plane_namespace.to_string());
-    let istiod_selector =
-        ListSelector::labels(LabelSelector::parse("app=istiod").map_err(anyhow::Error::msg)?);
-    let (namespaces, webhooks, istiods, services, injector_configs) = tokio::join!(
-        read_namespaces(api, request),
-        api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &everything, |w| {
-            Some(WebhookConfigurationInfo::from(&w))
-        }),
-        api.list_all::<Deployment, _>(&cp_scope, &istiod_selector, |d| {
-            IstiodInfo::is_istiod(&d, control_plane_namespace).then(|| IstiodInfo::from(&d))
-        }),
-        api.list_all::<Service, _>(&cp_scope, &everything, |s| Some(ServiceInfo::from(&s))),
-        api.list_all::<ConfigMap, _>(&cp_scope, &everything, |c| {
-            InjectorConfigInfo::is_injector_config(&c).then(|| InjectorConfigInfo::from(&c))
-        }),
-    );
-    let namespaces = namespaces?;
-    let wanted: &[String] = match &request.namespaces {
-        NamespaceSelection::Named(names) => names,
-        NamespaceSelection::Context(name) => std::slice::from_ref(name),
-        NamespaceSelection::All => &[],
+    let scope = match &request.namespaces {
+        NamespaceSelection::Named(names) => Scope::Namespaces(names.clone()),
+        NamespaceSelection::Context(name) => Scope::Namespaces(vec![name.clone()]),
+        NamespaceSelection::All => Scope::All,
     };
-    if let Some(missing) = wanted
-        .iter()
-        .find(|name| !namespaces.iter().any(|n| &n.info.name == *name))
-    {
-        return Err(Error::NamespaceNotFound {
-            namespace: missing.clone(),
-            context: api.target().context.clone(),
-        }
-        .into());
+    let options = CollectOptions {
+        scope,
+        control_plane_namespace: control_plane_namespace.to_string(),
+        selector: None,
+    };
+    let collected = collect::read(api, &options, ReadSet::ControlPlane).await?;
+    for warning in &collected.warnings {
+        output.warn(warning);
     }
-    let mut snapshot = ClusterSnapshot::new(control_plane_namespace, Scope::All);
-    snapshot.namespaces = namespaces.iter().map(|n| n.info.clone()).collect();
-    snapshot.webhook_configurations = webhooks?;
-    snapshot.istiods = istiods?;
-    snapshot.services = services?;
-    snapshot.injector_configs = match injector_configs {
-        Ok(configs) => configs,
-        Err(err) if is_forbidden(&err) => {
-            output.warn(&format!(
-                "the injector ConfigMaps could not be read, so proxy versions come from istiod's image ({err:#})"
-            ));
-            Vec::new()
-        }
-        Err(err) => return Err(err),
-    };
+    let namespaces = collected
+        .snapshot
+        .namespaces
+        .iter()
+        .map(NamespaceState::from)
+        .collect();
     Ok(ClusterState {
         namespaces,
-        snapshot,
+        snapshot: collected.snapshot,
     })
 }
 
-/// Every namespace; a user who may not list namespaces but named them can
-/// still be served by reading each one.
-async fn read_namespaces(
-    api: &ApiClient,
-    request: &RelabelRequest,
-) -> anyhow::Result<Vec<NamespaceState>> {
-    let listed = api
-        .list_all::<Namespace, _>(&ListScope::All, &ListSelector::everything(), |n| {
-            Some(NamespaceState::from(&n))
-        })
-        .await;
-    let names = match (&listed, &request.namespaces) {
-        (Err(err), NamespaceSelection::Named(names)) if is_forbidden(err) => names.clone(),
-        (Err(err), NamespaceSelection::Context(name)) if is_forbidden(err) => vec![name.clone()],
-        _ => return listed,
-    };
-    let mut found = Vec::new();
-    for name in names {
-        if let Some(ns) = api.get::<Namespace>(None, &name).await? {
-            found.push(NamespaceState::from(&ns));
+/// The prompt: one question for the relabel and the restarts it brings.
+fn question(plan: &RelabelPlan, restarts: usize) -> String {
+    let count = |n: usize, what: &str| {
+        if n == 1 {
+            format!("1 {what}")
+        } else {
+            format!("{n} {what}s")
         }
-    }
-    Ok(found)
-}
-
-/// The prompt.
-fn question(plan: &RelabelPlan) -> String {
-    let n = plan.changes.len();
-    let namespaces = if n == 1 {
-        "1 namespace".to_string()
-    } else {
-        format!("{n} namespaces")
     };
-    match &plan.target {
-        Some(target) => format!("Relabel {namespaces} to {}?", target.name),
-        None => format!("Restore the recorded injection labels of {namespaces}?"),
-    }
-}
-
-/// Patch every planned namespace, a few at a time, in plan order.
-async fn apply_all(
-    writer: &ApiClient,
-    planner: &Planner<'_>,
-    plan: &RelabelPlan,
-    request: &RelabelRequest,
-) -> Vec<NamespaceResult> {
-    let explicit = |name: &str| match &request.namespaces {
-        NamespaceSelection::Named(names) => names.iter().any(|n| n == name),
-        _ => false,
-    };
-    futures::stream::iter(plan.changes.iter())
-        .map(|change| apply_one(writer, planner, change, explicit(&change.namespace)))
-        .buffered(CONCURRENT_PATCHES)
-        .collect()
-        .await
-}
-
-/// Patch one namespace. On 409 the namespace is read again and the plan's
-/// rules applied to what is there now, so another writer's change is kept
-/// (or makes this one unnecessary) instead of being overwritten.
-async fn apply_one(
-    writer: &ApiClient,
-    planner: &Planner<'_>,
-    change: &NamespaceChange,
-    explicit: bool,
-) -> NamespaceResult {
-    let name = change.namespace.clone();
-    let rehearsal = writer.write_mode() == WriteMode::ServerDryRun;
-    let mut patch = change.patch.clone();
-    let mut expected = change.after.clone();
-    let mut conflicts = 0;
-    let result = |state, labels, conflicts, message: Option<String>| NamespaceResult {
-        namespace: name.clone(),
-        state,
-        labels,
-        conflicts,
-        message,
-    };
-    loop {
-        let outcome = writer
-            .patch::<Namespace>(None, &name, &PatchBody::Merge(patch.clone()))
-            .await;
-        match outcome {
-            Ok(updated) => {
-                let labels = injection_labels(&NamespaceInfo::from(&updated).labels);
-                if labels != expected {
-                    return result(
-                        ResultState::Failed,
-                        Some(labels.clone()),
-                        conflicts,
-                        Some(format!(
-                            "the server answered with {}, not the planned {} (a mutating webhook or policy may rewrite namespace labels)",
-                            crate::mesh::relabel::describe_labels(&labels),
-                            crate::mesh::relabel::describe_labels(&expected)
-                        )),
-                    );
-                }
-                let state = if rehearsal {
-                    ResultState::Rehearsed
-                } else {
-                    ResultState::Relabelled
-                };
-                tracing::info!(namespace = %name, conflicts, "namespace patched");
-                return result(state, Some(labels), conflicts, None);
-            }
-            Err(err) if is_conflict(&err) && conflicts < MAX_CONFLICTS => {
-                conflicts += 1;
-                tracing::info!(namespace = %name, conflicts, "409: reading the namespace again");
-                let fresh = match writer.get::<Namespace>(None, &name).await {
-                    Ok(Some(fresh)) => NamespaceState::from(&fresh),
-                    Ok(None) => {
-                        return result(
-                            ResultState::Failed,
-                            None,
-                            conflicts,
-                            Some("the namespace was deleted meanwhile".to_string()),
-                        );
-                    }
-                    Err(err) => {
-                        return result(
-                            ResultState::Failed,
-                            None,
-                            conflicts,
-                            Some(format!("{err:#}")),
-                        );
-                    }
-                };
-                match planner.evaluate(&fresh, explicit) {
-                    Evaluation::Change(again) => {
-                        patch = again.patch;
-                        expected = again.after;
-                    }
-                    Evaluation::Skip(skip) => {
-                        return result(
-                            ResultState::Unchanged,
-                            Some(injection_labels(&fresh.info.labels)),
-                            conflicts,
-                            Some(format!(
-                                "changed by someone else meanwhile: {}",
-                                skip.message
-                            )),
-                        );
-                    }
-                    Evaluation::NotSelected => {
-                        return result(
-                            ResultState::Unchanged,
-                            Some(injection_labels(&fresh.info.labels)),
-                            conflicts,
-                            Some(
-                                "changed by someone else meanwhile: no longer selected by -l"
-                                    .to_string(),
-                            ),
-                        );
-                    }
-                }
-            }
-            Err(err) if is_conflict(&err) => {
-                return result(
-                    ResultState::Failed,
-                    None,
-                    conflicts,
-                    Some(format!(
-                        "still conflicting after {conflicts} fresh reads: someone keeps changing it; try again later ({err:#})"
-                    )),
-                );
-            }
-            Err(err) => {
-                return result(
-                    ResultState::Failed,
-                    None,
-                    conflicts,
-                    Some(format!("{err:#}")),
-                );
-            }
+    let namespaces = count(plan.changes.len(), "namespace");
+    let workloads = count(restarts, "workload");
+    match (&plan.target, plan.changes.len(), restarts) {
+        (_, 0, _) => format!("Restart {workloads}?"),
+        (Some(target), _, 0) => format!("Relabel {namespaces} to {}?", target.name),
+        (Some(target), _, _) => {
+            format!(
+                "Relabel {namespaces} to {} and restart {workloads}?",
+                target.name
+            )
         }
+        (None, _, 0) => format!("Restore the recorded injection labels of {namespaces}?"),
+        (None, _, _) => format!(
+            "Restore the recorded injection labels of {namespaces} and restart {workloads}?"
+        ),
     }
-}
-
-/// Continue into restart-sidecars for `namespaces`, with its own plan,
-/// prompt and safety checks. `-l` selected namespaces here, so it is not
-/// passed on as a workload selector.
-async fn restart(
-    api: &ApiClient,
-    global: &GlobalArgs,
-    args: &RelabelArgs,
-    output: &Output,
-    namespaces: &[String],
-) -> anyhow::Result<ExitCode> {
-    let mut restart_global = global.clone();
-    restart_global.selector = None;
-    let restart_args = RestartSidecarsArgs {
-        targets: Vec::new(),
-        kinds: Vec::new(),
-        all: false,
-        include_uninjected: false,
-        delete_pods: false,
-        timeout: crate::cli::parse_duration("5m").map_err(anyhow::Error::msg)?,
-        concurrency: 1,
-        no_wait: false,
-        write: WriteArgs {
-            dry_run: DryRun::None,
-            yes: args.write.yes,
-        },
-    };
-    output.note(&format!(
-        "\n--restart: running pods keep their current proxy until restarted; restart-sidecars now restarts the stale workloads of {}",
-        namespaces.join(", ")
-    ));
-    super::restart_sidecars::restart_in_namespaces(
-        api,
-        &restart_global,
-        &restart_args,
-        output,
-        namespaces,
-    )
-    .await
 }

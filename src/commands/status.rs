@@ -13,7 +13,7 @@ use crate::error::ExitCode;
 use crate::mesh::status::{StatusReport, build_status};
 use crate::mesh::workloads::Risk;
 use crate::output::Output;
-use crate::render::status_table;
+use crate::render::status::status_table;
 use crate::snapshot::DEFAULT_CONTROL_PLANE_NAMESPACE;
 
 /// Show where the upgrade stands.
@@ -38,13 +38,13 @@ pub async fn run(
     let mut report = build_status(&collected.snapshot, Utc::now());
     mark_unknown_risks(&mut report, &collected);
 
-    if output.format.is_machine_readable() {
+    if output.is_machine_readable() {
         output.print_document(&report)?;
     } else {
         output.print_text(&status_table(
             &report,
             output.is_wide(),
-            output.color_stdout,
+            &output.stdout_layout(),
         ))?;
     }
 

@@ -3,7 +3,9 @@
 //!
 //! The plugin's version is always printed: `version` is how an install is
 //! checked, often before any cluster is configured. A cluster that cannot be
-//! reached is a note on stderr, not a failure.
+//! reached is a note on stderr, not a failure. The git commit the binary was
+//! built from follows when the build knew it (`build.rs` records it from a git
+//! checkout; a build from a crate tarball has none).
 
 use serde::Serialize;
 
@@ -25,7 +27,13 @@ pub struct VersionReport {
 #[serde(rename_all = "camelCase")]
 pub struct ClientVersion {
     pub version: &'static str,
+    /// The short commit the binary was built from; `None` (null) when the
+    /// build had no git checkout to ask.
+    pub git_commit: Option<&'static str>,
 }
+
+/// What `build.rs` recorded.
+pub const GIT_COMMIT: Option<&str> = option_env!("MESH_UPGRADE_GIT_COMMIT");
 
 /// The API server's `/version`.
 #[derive(Debug, Serialize)]
@@ -49,10 +57,11 @@ pub async fn run(global: &GlobalArgs, output: &Output) -> anyhow::Result<ExitCod
     let report = VersionReport {
         client_version: ClientVersion {
             version: env!("CARGO_PKG_VERSION"),
+            git_commit: GIT_COMMIT,
         },
         server_version,
     };
-    if output.format.is_machine_readable() {
+    if output.is_machine_readable() {
         output.print_document(&report)?;
     } else {
         output.print_text(&render(&report))?;
@@ -74,6 +83,9 @@ async fn server_version(global: &GlobalArgs) -> anyhow::Result<ServerVersion> {
 
 fn render(report: &VersionReport) -> String {
     let mut text = format!("kubectl mesh-upgrade v{}\n", report.client_version.version);
+    if let Some(commit) = report.client_version.git_commit {
+        text.push_str(&format!("Commit: {commit}\n"));
+    }
     if let Some(server) = &report.server_version {
         text.push_str(&format!(
             "Server: Kubernetes {} ({}, context {})\n",
@@ -88,9 +100,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_text_names_the_plugin_and_the_server() {
+    fn the_text_names_the_plugin_its_commit_and_the_server() {
         let report = VersionReport {
-            client_version: ClientVersion { version: "1.2.3" },
+            client_version: ClientVersion {
+                version: "1.2.3",
+                git_commit: Some("0a1b2c3"),
+            },
             server_version: Some(ServerVersion {
                 git_version: "v1.33.0".into(),
                 platform: "linux/amd64".into(),
@@ -100,20 +115,38 @@ mod tests {
         };
         assert_eq!(
             render(&report),
-            "kubectl mesh-upgrade v1.2.3\nServer: Kubernetes v1.33.0 (https://10.0.0.1:6443, context prod)\n"
+            "kubectl mesh-upgrade v1.2.3\nCommit: 0a1b2c3\nServer: Kubernetes v1.33.0 (https://10.0.0.1:6443, context prod)\n"
         );
+    }
+
+    #[test]
+    fn a_build_without_a_commit_prints_the_version_line_alone() {
+        let report = VersionReport {
+            client_version: ClientVersion {
+                version: "1.2.3",
+                git_commit: None,
+            },
+            server_version: None,
+        };
+        assert_eq!(render(&report), "kubectl mesh-upgrade v1.2.3\n");
     }
 
     #[test]
     fn the_json_has_a_null_server_version_without_a_cluster() {
         let report = VersionReport {
-            client_version: ClientVersion { version: "1.2.3" },
+            client_version: ClientVersion {
+                version: "1.2.3",
+                git_commit: Some("0a1b2c3"),
+            },
             server_version: None,
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"clientVersion": {"version": "1.2.3"}, "serverVersion": null})
+            serde_json::json!({
+                "clientVersion": {"version": "1.2.3", "gitCommit": "0a1b2c3"},
+                "serverVersion": null
+            })
         );
     }
 }

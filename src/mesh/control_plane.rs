@@ -11,8 +11,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::mesh::proxy::image_version;
-use crate::snapshot::{ClusterSnapshot, IstiodInfo, ServiceInfo, WebhookInfo};
+use crate::mesh::proxy::{ProxyImageValues, image_version};
+use crate::snapshot::{
+    ClusterSnapshot, InjectionPolicyConfig, IstiodInfo, ServiceInfo, WebhookInfo,
+};
 
 /// MutatingWebhookConfiguration label naming a revision tag.
 pub const TAG_LABEL: &str = "istio.io/tag";
@@ -29,9 +31,16 @@ pub struct Revision {
     pub namespace: String,
     /// The `istio.io/rev` label, `default` when absent.
     pub revision: String,
-    /// The proxy version this revision injects: the injector ConfigMap's
-    /// `global.tag` when set (the injector uses it), else istiod's image tag.
+    /// The proxy version this revision injects: the tag of [`Self::proxy_image`]
+    /// when that is known (variant stripped), else istiod's image tag.
     pub proxy_version: Option<String>,
+    /// The `istio-proxy` image a plain new pod gets, rendered from the
+    /// injector ConfigMap's `values` ([`ProxyImageValues::render`]); `None`
+    /// when the ConfigMap could not be read.
+    pub proxy_image: Option<String>,
+    /// Those `values`, to render the image for pods with their own
+    /// `sidecar.istio.io/proxyImage[Type]` annotations.
+    pub image_values: Option<ProxyImageValues>,
     /// istiod's own version (its image tag): what proxies talk to.
     pub istiod_version: Option<String>,
     /// The image of istiod's `discovery` container.
@@ -40,6 +49,9 @@ pub struct Revision {
     pub ready: i32,
     /// istiod runs with `ENABLE_NATIVE_SIDECARS=true`.
     pub native_sidecars: bool,
+    /// Its injector ConfigMap's `config` (policy and selectors); `None` when
+    /// it could not be read, which the model takes as the charts' default.
+    pub injection_policy: Option<InjectionPolicyConfig>,
 }
 
 impl Revision {
@@ -54,15 +66,21 @@ impl Revision {
             .iter()
             .find(|c| c.namespace == istiod.namespace && c.revision == istiod.revision);
         let istiod_version = image_version(&istiod.image);
-        let proxy_version = injector
-            .and_then(|c| c.tag.as_deref())
-            .map(|tag| crate::mesh::proxy::strip_variant(tag).to_string())
-            .or_else(|| istiod_version.clone());
+        let image_values = injector.map(ProxyImageValues::of);
+        let proxy_image = image_values
+            .as_ref()
+            .and_then(|v| v.render(&Default::default()));
+        let proxy_version = match &proxy_image {
+            Some(image) => image_version(image),
+            None => istiod_version.clone(),
+        };
         Revision {
             deployment: istiod.name.clone(),
             namespace: istiod.namespace.clone(),
             revision: istiod.revision.clone(),
             proxy_version,
+            proxy_image,
+            image_values,
             istiod_version,
             image: istiod.image.clone(),
             desired: istiod.desired,
@@ -71,6 +89,7 @@ impl Revision {
                 .env
                 .get("ENABLE_NATIVE_SIDECARS")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            injection_policy: injector.and_then(|c| c.policy.clone()),
         }
     }
 }
@@ -111,13 +130,30 @@ impl InjectorWebhook {
     }
 }
 
-/// A revision tag and the revision its webhooks resolve to.
+/// A revision tag, found as `istioctl tag list` finds it: a
+/// MutatingWebhookConfiguration labelled `istio.io/tag` (`istioctl tag set`,
+/// or the chart's `revisionTags`), and/or, from Istio 1.27, a Service
+/// `istiod-revision-tag-<tag>` in the control-plane namespace labelled
+/// `istio.io/tag` and `istio.io/rev` (`revision-tags-svc.yaml`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tag {
     pub name: String,
-    pub configuration: String,
-    /// The revision behind it; `None` when its Service selects no istiod.
+    /// The webhook configuration serving it, if any: only then do pods of
+    /// namespaces labelled `istio.io/rev=<tag>` get a proxy.
+    pub configuration: Option<String>,
+    /// The Service naming it, if any.
+    pub service: Option<String>,
+    /// The revision behind it: where its webhooks resolve to, else the
+    /// Service's `istio.io/rev` label; `None` when its webhooks' Service
+    /// selects no istiod.
     pub revision: Option<String>,
+}
+
+impl Tag {
+    /// Whether an injector webhook serves the tag.
+    pub fn has_webhook(&self) -> bool {
+        self.configuration.is_some()
+    }
 }
 
 /// Revisions, tags and injector webhooks.
@@ -177,7 +213,8 @@ impl ControlPlane {
                 if let Some(tag_name) = &tag {
                     let entry = tags.entry(tag_name.clone()).or_insert_with(|| Tag {
                         name: tag_name.clone(),
-                        configuration: config.name.clone(),
+                        configuration: Some(config.name.clone()),
+                        service: None,
                         revision: None,
                     });
                     if entry.revision.is_none() {
@@ -195,6 +232,31 @@ impl ControlPlane {
                     target,
                 });
             }
+        }
+        // Tags as Services: labelled istio.io/tag in the control plane's
+        // namespace; the revision is the istio.io/rev label, and a Service
+        // without one is not a tag's (istioctl/pkg/tag/tag.go,
+        // uniqTagsFromServices).
+        let mut tag_services: Vec<&ServiceInfo> = snapshot
+            .services
+            .iter()
+            .filter(|s| s.namespace == snapshot.control_plane_namespace)
+            .filter(|s| s.labels.get(TAG_LABEL).is_some_and(|t| !t.is_empty()))
+            .collect();
+        tag_services.sort_by(|a, b| a.name.cmp(&b.name));
+        for service in tag_services {
+            let (Some(tag_name), Some(revision)) =
+                (service.labels.get(TAG_LABEL), service.labels.get(REV_LABEL))
+            else {
+                continue;
+            };
+            let entry = tags.entry(tag_name.clone()).or_insert_with(|| Tag {
+                name: tag_name.clone(),
+                configuration: None,
+                service: None,
+                revision: Some(revision.clone()),
+            });
+            entry.service.get_or_insert_with(|| service.name.clone());
         }
         ControlPlane {
             namespace: snapshot.control_plane_namespace.clone(),
@@ -252,7 +314,7 @@ impl ControlPlane {
                 ),
                 ("istio-injection".to_string(), "enabled".to_string()),
             ]),
-            terminating: false,
+            ..NamespaceInfo::default()
         };
         match expected_revision(&probe, &Labels::new(), &Labels::new(), self) {
             InjectionOutcome::Injected { revision, .. } => Some(revision),
@@ -301,5 +363,69 @@ fn resolve_target(
     match chosen {
         Some(index) => WebhookTarget::Revision(index),
         None => unresolved(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::fixtures::ClusterFixture;
+
+    #[test]
+    fn tags_are_read_from_webhooks_and_from_tag_services_as_istioctl_tag_list_does() {
+        let cp = ControlPlane::from_snapshot(
+            &ClusterFixture::new()
+                .revision("1-26-2", "1.26.2")
+                .revision("1-27-1", "1.27.1")
+                // istioctl before 1.27: the webhook configuration only.
+                .tag("prod-legacy", "1-26-2")
+                // The 1.27 chart: both.
+                .tag("prod-stable", "1-26-2")
+                .tag_service("prod-stable", "1-26-2")
+                // A namespace-scoped release: the Service only.
+                .tag_service("prod-canary", "1-27-1")
+                .build(),
+        );
+        let tag = |name: &str| cp.tag(name).expect(name).clone();
+        assert_eq!(
+            tag("prod-legacy"),
+            Tag {
+                name: "prod-legacy".into(),
+                configuration: Some("istio-revision-tag-prod-legacy".into()),
+                service: None,
+                revision: Some("1-26-2".into()),
+            }
+        );
+        assert_eq!(
+            tag("prod-stable"),
+            Tag {
+                name: "prod-stable".into(),
+                configuration: Some("istio-revision-tag-prod-stable".into()),
+                service: Some("istiod-revision-tag-prod-stable".into()),
+                revision: Some("1-26-2".into()),
+            }
+        );
+        let canary = tag("prod-canary");
+        assert_eq!(canary.revision.as_deref(), Some("1-27-1"));
+        assert!(!canary.has_webhook());
+        assert_eq!(cp.tags_of("1-26-2"), ["prod-legacy", "prod-stable"]);
+        assert_eq!(cp.tags_of("1-27-1"), ["prod-canary"]);
+        assert_eq!(cp.resolve("prod-canary"), Some("1-27-1"));
+    }
+
+    #[test]
+    fn a_service_labelled_with_a_tag_but_no_revision_is_not_a_tag() {
+        let cp = ControlPlane::from_snapshot(
+            &ClusterFixture::new()
+                .revision("1-27-1", "1.27.1")
+                .tag_service("prod", "1-27-1")
+                .edit(|s| {
+                    for svc in &mut s.services {
+                        svc.labels.remove("istio.io/rev");
+                    }
+                })
+                .build(),
+        );
+        assert!(cp.tags.is_empty());
     }
 }

@@ -8,10 +8,10 @@
 
 use crate::snapshot::{
     ClusterSnapshot, ContainerImage, ContainerPortInfo, DaemonSetInfo, DeploymentInfo, EndpointRef,
-    EndpointSliceInfo, InjectorConfigInfo, IstiodInfo, LabelMatcher, Labels, NamespaceInfo,
-    OwnerRef, PdbInfo, PodInfo, PodTemplateInfo, ProxyFacts, ReplicaSetInfo, Scope, ServiceInfo,
-    ServicePortInfo, SidecarContainer, SidecarPlacement, StatefulSetInfo, WebhookConfigurationInfo,
-    WebhookInfo, WebhookRule, WebhookService,
+    EndpointSliceInfo, InjectionPolicyConfig, InjectorConfigInfo, IstiodInfo, LabelMatcher, Labels,
+    NamespaceInfo, OwnerRef, PdbInfo, PodInfo, PodTemplateInfo, ProxyFacts, ReplicaSetInfo, Scope,
+    ServiceInfo, ServicePortInfo, SidecarContainer, SidecarPlacement, StatefulSetInfo,
+    WebhookConfigurationInfo, WebhookInfo, WebhookRule, WebhookService,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use kube::core::{Expression, Selector};
@@ -31,7 +31,7 @@ pub fn namespace(name: &str, pairs: &[(&str, &str)]) -> NamespaceInfo {
     NamespaceInfo {
         name: name.into(),
         labels: l,
-        terminating: false,
+        ..NamespaceInfo::default()
     }
 }
 
@@ -198,6 +198,7 @@ impl ProxySpec {
                 has_status_annotation: true,
                 status_revision: Some(revision.clone()),
                 custom_image: custom_image.then(|| proxy_image(version)),
+                ..ProxyFacts::default()
             },
         }
     }
@@ -237,8 +238,18 @@ impl PodFixture {
             }),
             has_status_annotation: true,
             status_revision: Some(revision.into()),
-            custom_image: None,
+            ..ProxyFacts::default()
         };
+        self
+    }
+    /// `spec.hostNetwork: true`.
+    pub fn host_network(mut self) -> Self {
+        self.0.proxy.host_network = true;
+        self
+    }
+    /// The older `sidecar.istio.io/inject` annotation.
+    pub fn inject_annotation(mut self, value: &str) -> Self {
+        self.0.proxy.inject_annotation = Some(value.into());
         self
     }
     pub fn native_proxy(mut self, revision: &str, image: &str) -> Self {
@@ -299,6 +310,7 @@ pub struct WorkloadFixture {
     template_labels: Labels,
     template_annotations: Labels,
     template_containers: Vec<ContainerImage>,
+    host_network: bool,
     object_labels: Labels,
     paused: bool,
     on_delete: bool,
@@ -329,6 +341,7 @@ impl WorkloadFixture {
             generation_behind: false,
             pods: Vec::new(),
             unready_pods: 0,
+            host_network: false,
         }
     }
     pub fn deployment(namespace: &str, name: &str) -> Self {
@@ -402,6 +415,12 @@ impl WorkloadFixture {
         }];
         self
     }
+    /// The template says `hostNetwork: true`.
+    pub fn host_network(mut self) -> Self {
+        self.host_network = true;
+        self
+    }
+
     pub fn paused(mut self) -> Self {
         self.paused = true;
         self
@@ -426,6 +445,7 @@ impl WorkloadFixture {
             annotations: self.template_annotations.clone(),
             containers: self.template_containers.clone(),
             sidecar: None,
+            host_network: self.host_network,
         }
     }
 
@@ -644,6 +664,12 @@ impl ClusterFixture {
             revision: rev.into(),
             hub: Some("docker.io/istio".into()),
             tag: Some(version.into()),
+            proxy_image: Some("proxyv2".into()),
+            variant: None,
+            enable_namespaces_by_default: false,
+            policy: InjectionPolicyConfig::parse(
+                "policy: enabled\nalwaysInjectSelector: []\nneverInjectSelector: []\n",
+            ),
         });
     }
 
@@ -699,16 +725,25 @@ impl ClusterFixture {
             format!("istiod-{revision}")
         };
         if tag == "default" {
+            // istioctl rewrites every webhook of the configuration labelled
+            // istio.io/rev=default (and no tag) to never match
+            // (DeactivateIstioInjectionWebhook, istioctl/pkg/tag/util.go).
+            let never = || {
+                matcher(vec![Expression::In(
+                    "istio.io/deactivated".into(),
+                    set(&["never-match"]),
+                )])
+            };
             for config in &mut self.0.webhook_configurations {
+                let default_revision = config.labels.get("istio.io/rev").map(String::as_str)
+                    == Some("default")
+                    && !config.labels.contains_key("istio.io/tag");
+                if !default_revision {
+                    continue;
+                }
                 for hook in &mut config.webhooks {
-                    if hook.name == "namespace.sidecar-injector.istio.io"
-                        || hook.name == "object.sidecar-injector.istio.io"
-                    {
-                        hook.namespace_selector = matcher(vec![Expression::In(
-                            "istio.io/deactivated".into(),
-                            set(&["never-match"]),
-                        )]);
-                    }
+                    hook.namespace_selector = never();
+                    hook.object_selector = never();
                 }
             }
         }
@@ -723,6 +758,40 @@ impl ClusterFixture {
                 ]),
                 webhooks: istio_webhooks(tag, &service, tag == "default"),
             });
+        self
+    }
+
+    /// The Service the istio-discovery chart (1.27+) renders for a revision
+    /// tag: `istiod-revision-tag-<tag>` labelled `istio.io/tag` and
+    /// `istio.io/rev`, selecting the revision's istiod.
+    pub fn tag_service(mut self, tag: &str, revision: &str) -> Self {
+        let mut selector = labels(&[("app", "istiod")]);
+        if revision == "default" {
+            selector.insert("istio".into(), "pilot".into());
+        } else {
+            selector.insert("istio.io/rev".into(), revision.into());
+        }
+        self.0.services.push(ServiceInfo {
+            namespace: "istio-system".into(),
+            name: format!("istiod-revision-tag-{tag}"),
+            uid: format!("uid-svc-tag-{tag}"),
+            labels: labels(&[
+                ("app", "istiod"),
+                ("istio", "pilot"),
+                ("istio.io/rev", revision),
+                ("istio.io/tag", tag),
+            ]),
+            type_: "ClusterIP".into(),
+            selector,
+            ports: vec![ServicePortInfo {
+                name: Some("https-webhook".into()),
+                port: 443,
+                target_port: "15017".into(),
+                protocol: "TCP".into(),
+                node_port: None,
+            }],
+            owners: Vec::new(),
+        });
         self
     }
 
@@ -799,26 +868,55 @@ impl ClusterFixture {
         self
     }
 
-    /// The chart's `enableNamespacesByDefault: true` namespace webhook.
+    /// `sidecarInjectorWebhook.enableNamespacesByDefault: true` on the
+    /// default install: the chart's `auto.` webhook (namespaces without
+    /// injection labels, system namespaces excepted; pods neither opting in
+    /// or out nor naming a revision), added to the default configuration.
     pub fn enable_namespaces_by_default(mut self, revision: &str) -> Self {
-        self.0
-            .webhook_configurations
-            .push(WebhookConfigurationInfo {
-                name: format!("istio-sidecar-injector-{revision}-by-default"),
-                labels: labels(&[("istio.io/rev", revision)]),
-                webhooks: vec![webhook(
-                    "namespace.sidecar-injector.istio.io",
-                    &format!("istiod-{revision}"),
-                    matcher(vec![
-                        Expression::NotIn("istio-injection".into(), set(&["disabled"])),
-                        Expression::DoesNotExist("istio.io/rev".into()),
+        let service = if revision == "default" {
+            "istiod".to_string()
+        } else {
+            format!("istiod-{revision}")
+        };
+        let auto = webhook(
+            "auto.sidecar-injector.istio.io",
+            &service,
+            matcher(vec![
+                Expression::DoesNotExist("istio-injection".into()),
+                Expression::DoesNotExist("istio.io/rev".into()),
+                Expression::NotIn(
+                    "kubernetes.io/metadata.name".into(),
+                    set(&[
+                        "kube-system",
+                        "kube-public",
+                        "kube-node-lease",
+                        "local-path-storage",
                     ]),
-                    matcher(vec![Expression::NotIn(
-                        "sidecar.istio.io/inject".into(),
-                        set(&["false"]),
-                    )]),
-                )],
-            });
+                ),
+            ]),
+            matcher(vec![
+                Expression::DoesNotExist("sidecar.istio.io/inject".into()),
+                Expression::DoesNotExist("istio.io/rev".into()),
+            ]),
+        );
+        let config = self
+            .0
+            .webhook_configurations
+            .iter_mut()
+            .find(|c| {
+                c.labels.get("istio.io/rev").map(String::as_str) == Some(revision)
+                    && !c.labels.contains_key("istio.io/tag")
+            })
+            .expect("enable_namespaces_by_default after the revision's install");
+        config.webhooks.push(auto);
+        for c in self
+            .0
+            .injector_configs
+            .iter_mut()
+            .filter(|c| c.revision == revision)
+        {
+            c.enable_namespaces_by_default = true;
+        }
         self
     }
 
@@ -1022,10 +1120,12 @@ pub fn canary_fixture() -> ClusterFixture {
         )
 }
 
-/// Converts what a mesh-sim world holds into a snapshot, the way
-/// `collect.rs` converts LIST pages: each stored object is deserialised into
-/// its k8s-openapi type and reduced with `From<&K>`. Namespaced kinds are kept
-/// for the namespaces the snapshot reads.
+/// Converts what a mesh-sim world holds into a snapshot the way `collect.rs`
+/// does, as if every LIST of [`ReadSet::Everything`](crate::collect::ReadSet)
+/// had answered with the world's objects: each stored object is deserialised
+/// into its k8s-openapi type and reduced with the conversions collect applies
+/// to LIST pages, namespaced kinds are kept for the read namespaces, and the
+/// lists go through [`collect::assemble`], the one assembly.
 pub fn snapshot_from_world(world: &mesh_sim::world::World, scope: Scope) -> ClusterSnapshot {
     use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
     use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -1035,92 +1135,77 @@ pub fn snapshot_from_world(world: &mesh_sim::world::World, scope: Scope) -> Clus
     use mesh_sim::resources::kinds;
     use serde::de::DeserializeOwned;
 
-    fn objects<K: DeserializeOwned>(
-        world: &mesh_sim::world::World,
-        resource: &mesh_sim::resources::Resource,
-    ) -> Vec<K> {
+    use crate::collect::{self, CollectOptions, RawLists};
+
+    let options = CollectOptions {
+        scope,
+        control_plane_namespace: "istio-system".to_string(),
+        selector: None,
+    };
+    // What a LIST of the kind answers: every cluster-scoped object, the
+    // namespaced ones of the read namespaces; each converted with `map`.
+    let list = |resource: &mesh_sim::resources::Resource| {
         world
             .store
             .list(resource, None)
-            .map(|obj| serde_json::from_value::<K>((**obj).clone()).expect("a valid object"))
+            .map(|obj| (**obj).clone())
+            .filter(|obj| {
+                obj["metadata"]["namespace"]
+                    .as_str()
+                    .is_none_or(|namespace| options.reads_namespace(namespace))
+            })
+            .collect::<Vec<serde_json::Value>>()
+    };
+    fn converted<K: DeserializeOwned, T>(
+        objects: Vec<serde_json::Value>,
+        map: impl Fn(&K) -> Option<T>,
+    ) -> Vec<T> {
+        objects
+            .into_iter()
+            .map(|obj| serde_json::from_value::<K>(obj).expect("a valid object"))
+            .filter_map(|object| map(&object))
             .collect()
     }
-
-    let mut snapshot = ClusterSnapshot::new("istio-system", scope);
-    let reads = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-                 s: &ClusterSnapshot| {
-        s.reads_namespace(meta.namespace.as_deref().unwrap_or_default())
+    let cp = options.control_plane_namespace.as_str();
+    let raw = RawLists {
+        namespaces: converted(list(kinds::namespaces()), |n: &Namespace| {
+            Some(NamespaceInfo::from(n))
+        }),
+        webhook_configurations: converted(
+            list(kinds::mutating_webhooks()),
+            |w: &MutatingWebhookConfiguration| Some(WebhookConfigurationInfo::from(w)),
+        ),
+        deployments: converted(list(kinds::deployments()), |d: &Deployment| {
+            Some(collect::deployment_facts(d, cp))
+        }),
+        istiods: None,
+        stateful_sets: converted(list(kinds::statefulsets()), |s: &StatefulSet| {
+            Some(StatefulSetInfo::from(s))
+        }),
+        daemon_sets: converted(list(kinds::daemonsets()), |d: &DaemonSet| {
+            Some(DaemonSetInfo::from(d))
+        }),
+        replica_sets: converted(list(kinds::replicasets()), |r: &ReplicaSet| {
+            Some(ReplicaSetInfo::from(r))
+        }),
+        pods: converted(list(kinds::pods()), |p: &Pod| Some(PodInfo::from(p))),
+        services: converted(list(kinds::services()), |s: &Service| {
+            Some(ServiceInfo::from(s))
+        }),
+        pod_disruption_budgets: converted(list(kinds::pdbs()), |p: &PodDisruptionBudget| {
+            Some(PdbInfo::from(p))
+        }),
+        endpoint_slices: converted(list(kinds::endpointslices()), |e: &EndpointSlice| {
+            Some(EndpointSliceInfo::from(e))
+        }),
+        // collect lists ConfigMaps in the control-plane namespace only.
+        injector_configs: converted(list(kinds::configmaps()), |c: &ConfigMap| {
+            (c.metadata.namespace.as_deref() == Some(cp))
+                .then(|| collect::injector_config(c))
+                .flatten()
+        }),
     };
-    snapshot.namespaces = objects::<Namespace>(world, kinds::namespaces())
-        .iter()
-        .map(NamespaceInfo::from)
-        .collect();
-    snapshot.webhook_configurations =
-        objects::<MutatingWebhookConfiguration>(world, kinds::mutating_webhooks())
-            .iter()
-            .map(WebhookConfigurationInfo::from)
-            .collect();
-    let pods: Vec<Pod> = objects(world, kinds::pods());
-    snapshot.pods = pods
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(PodInfo::from)
-        .collect();
-    let rs: Vec<ReplicaSet> = objects(world, kinds::replicasets());
-    snapshot.replica_sets = rs
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(ReplicaSetInfo::from)
-        .collect();
-    let deployments: Vec<Deployment> = objects(world, kinds::deployments());
-    snapshot.istiods = deployments
-        .iter()
-        .filter(|d| IstiodInfo::is_istiod(d, "istio-system"))
-        .map(IstiodInfo::from)
-        .collect();
-    snapshot.deployments = deployments
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(DeploymentInfo::from)
-        .collect();
-    let sts: Vec<StatefulSet> = objects(world, kinds::statefulsets());
-    snapshot.stateful_sets = sts
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(StatefulSetInfo::from)
-        .collect();
-    let ds: Vec<DaemonSet> = objects(world, kinds::daemonsets());
-    snapshot.daemon_sets = ds
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(DaemonSetInfo::from)
-        .collect();
-    let pdbs: Vec<PodDisruptionBudget> = objects(world, kinds::pdbs());
-    snapshot.pod_disruption_budgets = pdbs
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(PdbInfo::from)
-        .collect();
-    let services: Vec<Service> = objects(world, kinds::services());
-    snapshot.services = services
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(ServiceInfo::from)
-        .collect();
-    let slices: Vec<EndpointSlice> = objects(world, kinds::endpointslices());
-    snapshot.endpoint_slices = slices
-        .iter()
-        .filter(|o| reads(&o.metadata, &snapshot))
-        .map(EndpointSliceInfo::from)
-        .collect();
-    let configs: Vec<ConfigMap> = objects(world, kinds::configmaps());
-    snapshot.injector_configs = configs
-        .iter()
-        .filter(|c| c.metadata.namespace.as_deref() == Some("istio-system"))
-        .filter(|c| InjectorConfigInfo::is_injector_config(c))
-        .map(InjectorConfigInfo::from)
-        .collect();
-    snapshot
+    collect::assemble(raw, &options)
 }
 
 /// The `canary` scenario as mesh-sim builds it (controllers settled), as a snapshot.

@@ -25,7 +25,7 @@
 //! removed) and records the selector it replaces, so a second `--rollback`
 //! goes forward again. The automatic switch-back after a failed
 //! verification is different: it restores the Service as it was, record
-//! included ([`SwitchAction::undo_patch`]), as if the switch never happened.
+//! included ([`SwitchAction::undo`]), as if the switch never happened.
 //!
 //! The prechecks are [`takeover_checks`] (shared with `status`, so both
 //! agree on whether a gateway can take over) plus three of the switch's
@@ -35,8 +35,6 @@
 //! refuse always; the others refuse unless `--force`.
 //!
 //! Pure: the caller reads the cluster, applies the patch and watches.
-
-mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,8 +50,7 @@ use crate::mesh::gateways::{
     takeover_checks,
 };
 use crate::snapshot::{ClusterSnapshot, EndpointSliceInfo, Labels, ServiceInfo};
-
-pub use render::{human_duration, plan_text};
+use crate::write::{ObjectKind, ObjectRef, Patch, Write};
 
 /// The annotation holding the selector a switch replaced, as a JSON object.
 pub const PREVIOUS_SELECTOR_ANNOTATION: &str = "mesh-upgrade.io/previous-selector";
@@ -64,11 +61,7 @@ pub const SWITCHED_AT_ANNOTATION: &str = "mesh-upgrade.io/switched-at";
 /// The label tying an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// The document's `apiVersion`.
-pub const API_VERSION: &str = "mesh-upgrade/v1";
-
-/// The content type of the patch.
-pub const PATCH_TYPE: &str = "application/merge-patch+json";
+use crate::mesh::API_VERSION;
 
 /// What `gateway-switch` reads of the Service it patches, just before
 /// planning: the patch is based on exactly this.
@@ -116,29 +109,8 @@ pub fn parse_recorded_selector(text: &str) -> Result<Labels, String> {
     Ok(parsed)
 }
 
-/// Check a label value as the API server would (at most 63 characters of
-/// alphanumerics, `-`, `_` and `.`, starting and ending alphanumeric), so a
-/// typo in `--to` is a usage error before anything is read.
-pub fn validate_label_value(value: &str) -> Result<(), String> {
-    let edges_ok = value
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric())
-        && value
-            .chars()
-            .last()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
-    let chars_ok = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if value.len() <= 63 && edges_ok && chars_ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{value:?} is not a valid label value (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)"
-        ))
-    }
-}
+/// The one label-value check, re-exported where `--to` is validated.
+pub use crate::selector::validate_label_value;
 
 /// The Service to switch when `--service` is not given: the only external
 /// Service in `namespace` in front of gateway pods (the ones `status` lists).
@@ -226,14 +198,17 @@ pub enum Verdict {
 pub struct SwitchAction {
     /// `service/<name>`, as kubectl names it.
     pub target: String,
-    /// Always [`PATCH_TYPE`].
-    pub patch_type: String,
-    /// The exact merge patch, `resourceVersion` included.
-    pub patch: Value,
+    /// The content type of [`SwitchAction::write`]'s patch, for the document.
+    pub patch_type: &'static str,
+    /// The merge patch of the Service on the `resourceVersion` it was planned
+    /// on (the document shows the body sent, as `patch`).
+    #[serde(rename = "patch", serialize_with = "crate::write::serialize_body")]
+    pub write: Write,
     /// The merge patch that puts the Service back as it was (selector and
-    /// record), sent when verification fails; the caller adds the
+    /// record), sent when verification fails; the engine pins it to the
     /// `resourceVersion` the switch produced.
-    pub undo_patch: Value,
+    #[serde(rename = "undoPatch", serialize_with = "crate::write::serialize_body")]
+    pub undo: Write,
     pub reason: String,
 }
 
@@ -512,12 +487,27 @@ pub fn plan(
     } else {
         Verdict::Proceed
     };
-    let action = (!changed.is_empty()).then(|| SwitchAction {
-        target: format!("service/{}", info.name),
-        patch_type: PATCH_TYPE.to_string(),
-        patch: switch_patch(service, &to, now),
-        undo_patch: undo_patch(service, &to),
-        reason: reason(mode, &from, &to, &takeover),
+    let action = (!changed.is_empty()).then(|| {
+        let target = ObjectRef::namespaced(ObjectKind::Service, &info.namespace, &info.name);
+        let why = reason(mode, &from, &to, &takeover);
+        let write = Write::patch(
+            target.clone(),
+            Patch::Merge(switch_patch(service, &to, now)),
+            why.clone(),
+        )
+        .at_version(&service.resource_version);
+        let undo = Write::patch(
+            target,
+            Patch::Merge(undo_patch(service, &to)),
+            format!("put the selector back to {}", selector_text(&from)),
+        );
+        SwitchAction {
+            target: format!("service/{}", info.name),
+            patch_type: Patch::Merge(Value::Null).content_type(),
+            write,
+            undo,
+            reason: why,
+        }
     });
     let mut from_revisions: Vec<String> = current
         .gateways
@@ -645,15 +635,12 @@ fn record(selector: &Labels) -> String {
 
 fn switch_patch(service: &ServiceState, to: &Labels, now: DateTime<Utc>) -> Value {
     let from = &service.info.selector;
-    let mut metadata = json!({
+    let metadata = json!({
         "annotations": {
             PREVIOUS_SELECTOR_ANNOTATION: record(from),
             SWITCHED_AT_ANNOTATION: now.to_rfc3339_opts(SecondsFormat::Secs, true),
         }
     });
-    if !service.resource_version.is_empty() {
-        metadata["resourceVersion"] = json!(service.resource_version);
-    }
     json!({
         "metadata": metadata,
         "spec": {"selector": selector_patch(from, to)},
@@ -670,16 +657,6 @@ fn undo_patch(service: &ServiceState, to: &Labels) -> Value {
         },
         "spec": {"selector": selector_patch(to, &service.info.selector)},
     })
-}
-
-/// `patch` with `metadata.resourceVersion` set (the undo patch gets the
-/// version the switch produced).
-pub fn with_resource_version(patch: &Value, resource_version: &str) -> Value {
-    let mut patch = patch.clone();
-    if let Some(metadata) = patch.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.insert("resourceVersion".into(), json!(resource_version));
-    }
-    patch
 }
 
 fn reason(mode: SwitchMode, from: &Labels, to: &Labels, takeover: &Takeover<'_>) -> String {
@@ -818,14 +795,27 @@ pub fn endpoint_view(
     view
 }
 
+/// How a run ended, in one word of the `-o json` document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SwitchResult {
+    Refused,
+    NothingToDo,
+    DryRun,
+    ServerDryRun,
+    Switched,
+    /// Verification failed and the switch was undone (and verified).
+    RolledBack,
+    /// Verification failed and the undo failed or could not be verified.
+    RollbackFailed,
+    Interrupted,
+}
+
 /// How a run ended, for the summary and the `-o json` document.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SwitchOutcome {
-    /// `refused`, `nothing-to-do`, `dry-run`, `server-dry-run`, `switched`,
-    /// `rolled-back` (verification failed and the switch was undone),
-    /// `rollback-failed`, `interrupted`.
-    pub result: String,
+    pub result: SwitchResult,
     /// The endpoints as last seen after the switch.
     pub endpoints: Option<EndpointView>,
     /// The endpoints as last seen after the switch-back.
@@ -856,4 +846,4 @@ impl SwitchDocument {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -22,18 +22,20 @@
 use std::fmt;
 
 use crate::mesh::control_plane::{ControlPlane, WebhookTarget};
-use crate::snapshot::{Labels, NamespaceInfo};
+use crate::snapshot::{InjectionPolicyConfig, Labels, NamespaceInfo};
+
+pub mod policy;
+
+pub use policy::{Declined, IGNORED_NAMESPACES, NewPod, inject_required};
 
 /// Namespace label turning injection on (`enabled`) or off (anything else).
 pub const INJECTION_LABEL: &str = "istio-injection";
 /// Namespace or pod label choosing a revision or tag.
 pub const REV_LABEL: &str = "istio.io/rev";
 /// Pod label (or legacy annotation) opting a pod in or out.
-pub const INJECT_LABEL: &str = "sidecar.istio.io/inject";
-/// Namespace label of ambient mode.
+pub const INJECT_LABEL: &str = crate::snapshot::INJECT_KEY;
+/// Namespace (or pod) label of ambient mode.
 pub const DATAPLANE_MODE_LABEL: &str = "istio.io/dataplane-mode";
-/// Namespaces Istio's injector never injects, whatever the webhooks say.
-pub const IGNORED_NAMESPACES: &[&str] = &["kube-system", "kube-public"];
 
 /// What a new pod would get.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,14 +76,20 @@ impl InjectionOutcome {
 /// Why a new pod would get no proxy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NotInjectedReason {
-    /// The pod says `sidecar.istio.io/inject: "false"`.
+    /// The pod says `sidecar.istio.io/inject: "false"` (label or annotation).
     OptedOut,
-    /// The namespace is in ambient mode.
+    /// The namespace (or pod) is in ambient mode and nothing asks for a sidecar.
     Ambient,
     /// The namespace says `istio-injection` with a value other than `enabled`.
     Disabled,
-    /// `kube-system` or `kube-public`: the injector skips them.
+    /// `kube-system`, `kube-public`, `kube-node-lease` or
+    /// `local-path-storage`: istiod skips them.
     IgnoredNamespace,
+    /// `spec.hostNetwork: true`: istiod never injects it.
+    HostNetwork,
+    /// The injector config of `revision` refuses it: a `neverInjectSelector`
+    /// matches, or its policy is disabled (or invalid) and nothing opts in.
+    DeclinedByPolicy { revision: String, why: Declined },
     /// A label names a revision or tag that no webhook serves (`selected` is
     /// that name, `default` for `istio-injection=enabled` with no default).
     MissingRevision { selected: String },
@@ -101,6 +109,10 @@ impl fmt::Display for NotInjectedReason {
             NotInjectedReason::IgnoredNamespace => {
                 f.write_str("the injector ignores this namespace")
             }
+            NotInjectedReason::HostNetwork => f.write_str("hostNetwork pods are never injected"),
+            NotInjectedReason::DeclinedByPolicy { revision, why } => {
+                write!(f, "istiod {revision} declines it: {why}")
+            }
             NotInjectedReason::MissingRevision { selected } => {
                 write!(f, "no injector serves revision or tag {selected}")
             }
@@ -113,49 +125,56 @@ impl fmt::Display for NotInjectedReason {
 }
 
 /// What a new pod of a template with `labels` and `annotations` in
-/// `namespace` would get. `annotations` only matter for the legacy
-/// `sidecar.istio.io/inject` annotation, which the injector (not the API
-/// server) honours.
+/// `namespace` would get (not host-network). `annotations` only matter for
+/// what istiod (not the API server) reads: the legacy
+/// `sidecar.istio.io/inject` annotation.
 pub fn expected_revision(
     namespace: &NamespaceInfo,
     labels: &Labels,
     annotations: &Labels,
     control_plane: &ControlPlane,
 ) -> InjectionOutcome {
-    if namespace
-        .labels
-        .get(DATAPLANE_MODE_LABEL)
-        .map(String::as_str)
-        == Some("ambient")
-    {
-        return InjectionOutcome::NotInjected {
-            reason: NotInjectedReason::Ambient,
-        };
-    }
-    match first_answer(namespace, labels, control_plane) {
+    expected_for_pod(
+        namespace,
+        &NewPod {
+            labels,
+            annotations,
+            host_network: false,
+        },
+        control_plane,
+    )
+}
+
+/// What a new `pod` in `namespace` would get: the API server's webhook
+/// selection, then istiod's own decision ([`inject_required`]).
+pub fn expected_for_pod(
+    namespace: &NamespaceInfo,
+    pod: &NewPod<'_>,
+    control_plane: &ControlPlane,
+) -> InjectionOutcome {
+    match first_answer(namespace, pod.labels, control_plane) {
         Some(Answer::Inject {
             revision,
             version,
             via_webhook,
             via_tag,
-        }) => {
-            if IGNORED_NAMESPACES.contains(&namespace.name.as_str()) {
-                return InjectionOutcome::NotInjected {
-                    reason: NotInjectedReason::IgnoredNamespace,
-                };
-            }
-            if annotations.get(INJECT_LABEL).map(String::as_str) == Some("false") {
-                return InjectionOutcome::NotInjected {
-                    reason: NotInjectedReason::OptedOut,
-                };
-            }
-            InjectionOutcome::Injected {
+            policy,
+        }) => match inject_required(&namespace.name, pod, policy) {
+            Ok(()) => InjectionOutcome::Injected {
                 revision,
                 version,
                 via_webhook,
                 via_tag,
-            }
-        }
+            },
+            Err(why) => InjectionOutcome::NotInjected {
+                reason: match why {
+                    Declined::HostNetwork => NotInjectedReason::HostNetwork,
+                    Declined::IgnoredNamespace => NotInjectedReason::IgnoredNamespace,
+                    Declined::OptedOut => NotInjectedReason::OptedOut,
+                    why => NotInjectedReason::DeclinedByPolicy { revision, why },
+                },
+            },
+        },
         Some(Answer::Fail { webhook, revision }) => {
             InjectionOutcome::WouldFail { webhook, revision }
         }
@@ -163,17 +182,56 @@ pub fn expected_revision(
             reason: NotInjectedReason::InjectorUnavailable { revision },
         },
         None => InjectionOutcome::NotInjected {
-            reason: no_match_reason(namespace, labels, control_plane),
+            reason: no_match_reason(namespace, pod.labels, control_plane),
         },
     }
 }
 
-enum Answer {
+/// The injection labels of a namespace that conflict, as istioctl analyze
+/// reports them (IST0123, `NamespaceMultipleInjectionLabels`, in Istio's
+/// `pkg/config/analysis/analyzers/injection/injection.go`): `istio-injection`
+/// if set, plus `istio.io/rev` and `istio.io/dataplane-mode` if set, the last
+/// two only while `istio-injection` is absent or `enabled` (disabling is
+/// deliberate). Two or more is a conflict; the control-plane namespace is
+/// never reported. Returns the conflicting `key=value` pairs, or empty.
+pub fn conflicting_injection_labels(
+    namespace: &NamespaceInfo,
+    control_plane_namespace: &str,
+) -> Vec<String> {
+    if namespace.name == control_plane_namespace {
+        return Vec::new();
+    }
+    let labels = &namespace.labels;
+    let legacy = labels.get(INJECTION_LABEL);
+    let mut found: Vec<String> = legacy
+        .map(|v| format!("{INJECTION_LABEL}={v}"))
+        .into_iter()
+        .collect();
+    if legacy.is_none_or(|v| v == "enabled") {
+        for key in [REV_LABEL, DATAPLANE_MODE_LABEL] {
+            if let Some(value) = labels.get(key) {
+                found.push(format!("{key}={value}"));
+            }
+        }
+    }
+    if found.len() > 1 { found } else { Vec::new() }
+}
+
+/// Whether the namespace or the pod's labels enrol it in ambient mode.
+fn is_ambient(namespace: &NamespaceInfo, labels: &Labels) -> bool {
+    let ambient = |l: &Labels| l.get(DATAPLANE_MODE_LABEL).map(String::as_str) == Some("ambient");
+    labels.get(DATAPLANE_MODE_LABEL).map(String::as_str) != Some("none")
+        && (ambient(&namespace.labels) || ambient(labels))
+}
+
+enum Answer<'a> {
     Inject {
         revision: String,
         version: Option<String>,
         via_webhook: String,
         via_tag: Option<String>,
+        /// The answering istiod's injector `config` (`None`: unknown).
+        policy: Option<&'a InjectionPolicyConfig>,
     },
     Fail {
         webhook: String,
@@ -185,11 +243,11 @@ enum Answer {
     },
 }
 
-fn first_answer(
+fn first_answer<'a>(
     namespace: &NamespaceInfo,
     labels: &Labels,
-    control_plane: &ControlPlane,
-) -> Option<Answer> {
+    control_plane: &'a ControlPlane,
+) -> Option<Answer<'a>> {
     let mut skipped: Option<String> = None;
     for hook in &control_plane.webhooks {
         if !hook.webhook.namespace_selector.matches(&namespace.labels)
@@ -197,19 +255,26 @@ fn first_answer(
         {
             continue;
         }
-        let (revision, available, version) = match &hook.target {
+        let (revision, available, version, policy) = match &hook.target {
             WebhookTarget::Revision(index) => {
                 let r = &control_plane.revisions[*index];
-                (r.revision.clone(), r.is_ready(), r.proxy_version.clone())
+                (
+                    r.revision.clone(),
+                    r.is_ready(),
+                    r.proxy_version.clone(),
+                    r.injection_policy.as_ref(),
+                )
             }
             WebhookTarget::External { revision, .. } => (
                 revision.clone().unwrap_or_else(|| "unknown".to_string()),
                 true,
                 None,
+                None,
             ),
             WebhookTarget::Unresolved { revision, .. } => (
                 revision.clone().unwrap_or_else(|| "unknown".to_string()),
                 false,
+                None,
                 None,
             ),
         };
@@ -219,6 +284,7 @@ fn first_answer(
                 version,
                 via_webhook: hook.qualified_name(),
                 via_tag: hook.tag.clone(),
+                policy,
             });
         }
         if hook.webhook.fails_closed() {
@@ -239,6 +305,12 @@ fn no_match_reason(
     labels: &Labels,
     control_plane: &ControlPlane,
 ) -> NotInjectedReason {
+    // The webhooks do not look at ambient mode: a namespace labelled both
+    // ways gets sidecars (and the CNI leaves pods with a sidecar alone).
+    // Only when no webhook matched is the pod ztunnel's.
+    if is_ambient(namespace, labels) {
+        return NotInjectedReason::Ambient;
+    }
     if labels.get(INJECT_LABEL).map(String::as_str) == Some("false") {
         let mut without = labels.clone();
         without.remove(INJECT_LABEL);
@@ -423,6 +495,194 @@ mod tests {
         }
     }
 
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Table {
+        control_plane: TableControlPlane,
+        admission: Vec<AdmissionCase>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct TableControlPlane {
+        default_revision: TableRevision,
+        revisions: Vec<TableRevision>,
+        tags: Vec<TableTag>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct TableRevision {
+        revision: Option<String>,
+        version: String,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct TableTag {
+        tag: String,
+        revision: String,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct AdmissionCase {
+        name: String,
+        namespace: Option<String>,
+        #[serde(default)]
+        namespace_labels: Labels,
+        #[serde(default)]
+        labels: Labels,
+        #[serde(default)]
+        annotations: Labels,
+        #[serde(default)]
+        host_network: bool,
+        revision: Option<String>,
+    }
+
+    #[test]
+    fn every_admission_case_of_the_shared_table_gets_the_revision_istio_gives_it() {
+        let table: Table =
+            serde_yaml::from_str(include_str!("../../testdata/injection-policy-cases.yaml"))
+                .expect("the case table parses");
+        let plane = &table.control_plane;
+        let mut fixture = ClusterFixture::new()
+            .default_revision_install("default", &plane.default_revision.version);
+        for r in &plane.revisions {
+            fixture = fixture.revision(r.revision.as_deref().expect("a revision name"), &r.version);
+        }
+        for t in &plane.tags {
+            fixture = fixture.tag(&t.tag, &t.revision);
+        }
+        let cp = ControlPlane::from_snapshot(&fixture.build());
+        assert!(table.admission.len() > 15);
+        for case in &table.admission {
+            let mut ns = namespace(case.namespace.as_deref().unwrap_or("shop"), &[]);
+            ns.labels.extend(case.namespace_labels.clone());
+            let pod = NewPod {
+                labels: &case.labels,
+                annotations: &case.annotations,
+                host_network: case.host_network,
+            };
+            let outcome = expected_for_pod(&ns, &pod, &cp);
+            assert_eq!(
+                outcome.revision(),
+                case.revision.as_deref(),
+                "{}: {outcome:?}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_host_network_pod_in_an_injected_namespace_is_declined_not_missing_a_proxy() {
+        let cp = ControlPlane::from_snapshot(&canary_control_plane().build());
+        let ns = namespace("shop", &[("istio-injection", "enabled")]);
+        let none = Labels::new();
+        let pod = NewPod {
+            labels: &none,
+            annotations: &none,
+            host_network: true,
+        };
+        assert_eq!(
+            expected_for_pod(&ns, &pod, &cp),
+            InjectionOutcome::NotInjected {
+                reason: NotInjectedReason::HostNetwork
+            }
+        );
+    }
+
+    #[test]
+    fn the_answering_revisions_policy_decides_not_another_revisions() {
+        // 1-22-3 runs with `policy: disabled`; 1-21-2 keeps the default.
+        let snapshot = canary_control_plane()
+            .edit(|s| {
+                for c in s
+                    .injector_configs
+                    .iter_mut()
+                    .filter(|c| c.revision == "1-22-3")
+                {
+                    c.policy = crate::snapshot::InjectionPolicyConfig::parse("policy: disabled\n");
+                }
+            })
+            .build();
+        let cp = ControlPlane::from_snapshot(&snapshot);
+        let none = Labels::new();
+        let plain = NewPod {
+            labels: &none,
+            annotations: &none,
+            host_network: false,
+        };
+        let canary = namespace("pay", &[("istio.io/rev", "1-22-3")]);
+        assert_eq!(
+            expected_for_pod(&canary, &plain, &cp),
+            InjectionOutcome::NotInjected {
+                reason: NotInjectedReason::DeclinedByPolicy {
+                    revision: "1-22-3".into(),
+                    why: Declined::PolicyDisabled
+                }
+            }
+        );
+        let asks = labels(&[("sidecar.istio.io/inject", "true")]);
+        let opted_in = NewPod {
+            labels: &asks,
+            ..plain
+        };
+        assert_eq!(
+            expected_for_pod(&canary, &opted_in, &cp).revision(),
+            Some("1-22-3")
+        );
+        let stable = namespace("shop", &[("istio-injection", "enabled")]);
+        assert_eq!(
+            expected_for_pod(&stable, &plain, &cp).revision(),
+            Some("1-21-2")
+        );
+    }
+
+    #[test]
+    fn conflicting_labels_are_those_istioctl_analyze_reports() {
+        let conflict = |pairs: &[(&str, &str)]| {
+            conflicting_injection_labels(&namespace("ns", pairs), "istio-system")
+        };
+        assert_eq!(
+            conflict(&[("istio-injection", "enabled"), ("istio.io/rev", "1-22-3")]),
+            ["istio-injection=enabled", "istio.io/rev=1-22-3"]
+        );
+        assert_eq!(
+            conflict(&[
+                ("istio-injection", "enabled"),
+                ("istio.io/dataplane-mode", "ambient")
+            ]),
+            ["istio-injection=enabled", "istio.io/dataplane-mode=ambient"]
+        );
+        assert_eq!(
+            conflict(&[
+                ("istio.io/rev", "1-22-3"),
+                ("istio.io/dataplane-mode", "ambient")
+            ]),
+            ["istio.io/rev=1-22-3", "istio.io/dataplane-mode=ambient"]
+        );
+        assert!(
+            conflict(&[("istio-injection", "disabled"), ("istio.io/rev", "1-22-3")]).is_empty()
+        );
+        assert!(
+            conflict(&[
+                ("istio-injection", "disabled"),
+                ("istio.io/dataplane-mode", "ambient")
+            ])
+            .is_empty()
+        );
+        assert!(conflict(&[("istio.io/rev", "1-22-3")]).is_empty());
+        assert!(
+            conflicting_injection_labels(
+                &namespace(
+                    "istio-system",
+                    &[("istio-injection", "enabled"), ("istio.io/rev", "x")]
+                ),
+                "istio-system"
+            )
+            .is_empty()
+        );
+    }
+
     #[test]
     fn a_moved_default_tag_sends_enabled_namespaces_to_the_new_revision() {
         let snapshot = ClusterFixture::new()
@@ -580,18 +840,30 @@ mod tests {
 
     #[test]
     fn an_enable_namespaces_by_default_webhook_injects_unlabelled_namespaces() {
-        // `enableNamespacesByDefault`: the namespace webhook matches every
-        // namespace without an opt-out, labelled or not.
+        // `enableNamespacesByDefault` on the default install: the chart's
+        // `auto.` webhook matches namespaces without injection labels.
         let snapshot = ClusterFixture::new()
-            .revision("1-22-3", "1.22.3")
-            .enable_namespaces_by_default("1-22-3")
+            .default_revision_install("default", "1.22.3")
+            .enable_namespaces_by_default("default")
             .build();
         let cp = ControlPlane::from_snapshot(&snapshot);
         let unlabelled = namespace("anything", &[]);
-        assert_eq!(
-            expected_revision(&unlabelled, &Labels::new(), &Labels::new(), &cp).revision(),
-            Some("1-22-3")
-        );
+        match expected_revision(&unlabelled, &Labels::new(), &Labels::new(), &cp) {
+            InjectionOutcome::Injected {
+                revision,
+                via_webhook,
+                ..
+            } => {
+                assert_eq!(revision, "default");
+                assert_eq!(
+                    via_webhook,
+                    "istio-sidecar-injector/auto.sidecar-injector.istio.io"
+                );
+            }
+            other => panic!("expected injection, got {other:?}"),
+        }
+        let opted_out = labels(&[("sidecar.istio.io/inject", "false")]);
+        assert!(!expected_revision(&unlabelled, &opted_out, &Labels::new(), &cp).is_injected());
         let disabled = namespace("off", &[("istio-injection", "disabled")]);
         assert!(!expected_revision(&disabled, &Labels::new(), &Labels::new(), &cp).is_injected());
         assert!(

@@ -13,6 +13,10 @@
 //! Nothing here performs I/O or reads the clock, so every rule is unit-tested
 //! on snapshots built with [`fixtures`].
 
+/// The `apiVersion` of every document the plugin prints or accepts
+/// (`-o json|yaml` of each verb): one version for all of them.
+pub const API_VERSION: &str = "mesh-upgrade/v1";
+
 pub mod control_plane;
 pub mod gateway_switch;
 pub mod gateways;

@@ -6,15 +6,21 @@
 //! annotation (or, for older injectors, the pod label `istio.io/rev`) gives
 //! the revision that injected it. Staleness compares whichever is known.
 //!
-//! Versions are compared "semver-ish": `major.minor.patch` after stripping the
-//! `-distroless`/`-debug` image variants, so `1.22.3-distroless` equals
-//! `1.22.3`. Tags that are not versions (`latest`, a commit hash) compare as
-//! plain strings and never count as skewed.
+//! Versions are compared as semver after stripping the `-distroless`/`-debug`
+//! image variants, so `1.22.3-distroless` equals `1.22.3`, and pre-releases
+//! follow semver's rules (the `semver` crate): numeric identifiers compare as
+//! numbers, so `1.22.0-beta.2` < `1.22.0-beta.10` < `1.22.0`. `1.22` and
+//! `v1.22.3` are read as `1.22.0` and `1.22.3`. Tags that are not versions
+//! (`latest`, a commit hash) compare as plain strings and never count as
+//! skewed.
 
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::snapshot::{PodInfo, SidecarPlacement};
+use crate::snapshot::{
+    InjectorConfigInfo, Labels, PROXY_IMAGE_ANNOTATION, PROXY_IMAGE_TYPE_ANNOTATION, PodInfo,
+    SidecarPlacement,
+};
 
 /// The pod label that names the revision (set by the injector, or chosen by the user).
 pub const REV_LABEL: &str = "istio.io/rev";
@@ -74,6 +80,91 @@ pub fn image_version(image: &str) -> Option<String> {
     ImageRef::parse(image).version()
 }
 
+/// The image variants Istio publishes (`KnownImageTypes` in
+/// `pkg/kube/inject/inject.go`).
+const KNOWN_IMAGE_TYPES: [&str; 2] = ["distroless", "debug"];
+
+/// The `values` of an injector ConfigMap that name the proxy image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProxyImageValues {
+    /// `global.hub`.
+    pub hub: Option<String>,
+    /// `global.tag`.
+    pub tag: Option<String>,
+    /// `global.proxy.image` (`proxyv2` when unset).
+    pub image: Option<String>,
+    /// `global.variant`.
+    pub variant: Option<String>,
+}
+
+impl ProxyImageValues {
+    /// The image settings of an injector ConfigMap.
+    pub fn of(config: &InjectorConfigInfo) -> Self {
+        ProxyImageValues {
+            hub: config.hub.clone(),
+            tag: config.tag.clone(),
+            image: config.proxy_image.clone(),
+            variant: config.variant.clone(),
+        }
+    }
+
+    /// The `istio-proxy` image istiod renders for a pod with `annotations`,
+    /// as the injection template and `ProxyImage` in Istio's
+    /// `pkg/kube/inject/inject.go` compute it:
+    /// - `sidecar.istio.io/proxyImage` on the pod, else `global.proxy.image`:
+    ///   when it contains a `/` it is the whole reference (hub and tag unused);
+    /// - otherwise `<hub>/<global.proxy.image or proxyv2>:<tag>` with the
+    ///   image type (`sidecar.istio.io/proxyImageType` on the pod, else
+    ///   `global.variant`) replacing any `-distroless`/`-debug` on the tag,
+    ///   `default` meaning none. (A `proxyImage` annotation without a `/` is
+    ///   ignored by the template.)
+    ///
+    /// `None` when hub or tag is unknown. The mesh config's
+    /// `defaultConfig.image.imageType` and ProxyConfig resources, which come
+    /// before `global.variant` in Istio, are not read.
+    pub fn render(&self, annotations: &Labels) -> Option<String> {
+        let name = self.image.as_deref().unwrap_or("proxyv2");
+        let chosen = annotations
+            .get(PROXY_IMAGE_ANNOTATION)
+            .map(String::as_str)
+            .unwrap_or(name);
+        if chosen.contains('/') {
+            return Some(chosen.to_string());
+        }
+        let hub = self.hub.as_deref()?;
+        let tag = self.tag.as_deref()?;
+        let image_type = annotations
+            .get(PROXY_IMAGE_TYPE_ANNOTATION)
+            .or(self.variant.as_ref())
+            .map(String::as_str)
+            .unwrap_or("");
+        Some(format!("{hub}/{name}:{}", with_image_type(tag, image_type)))
+    }
+}
+
+/// `updateImageTypeIfPresent`: an image type replaces a known one already on
+/// the tag; `default` removes it; no type leaves the tag as written.
+fn with_image_type(tag: &str, image_type: &str) -> String {
+    if image_type.is_empty() {
+        return tag.to_string();
+    }
+    let base = KNOWN_IMAGE_TYPES
+        .iter()
+        .find_map(|t| tag.strip_suffix(&format!("-{t}")))
+        .unwrap_or(tag);
+    if image_type == "default" {
+        base.to_string()
+    } else {
+        format!("{base}-{image_type}")
+    }
+}
+
+/// Whether a `sidecar.istio.io/proxyImage` value chooses the image: the
+/// template uses it only when it contains a `/`.
+pub fn is_custom_image(annotation: &str) -> bool {
+    annotation.contains('/')
+}
+
 /// A parsed `major.minor[.patch][-pre]` version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Version {
@@ -81,17 +172,19 @@ pub struct Version {
     pub minor: u64,
     pub patch: u64,
     /// What follows the first `-` (`beta.1`), empty for a release.
-    pub pre: String,
+    pub pre: semver::Prerelease,
 }
 
 impl Version {
-    /// Parses `1.22.3`, `1.22`, `v1.22.3`, `1.22.3-beta.1` (variants stripped first).
+    /// Parses `1.22.3`, `1.22`, `v1.22.3`, `1.22.3-beta.1` (variants stripped
+    /// first). A pre-release that is not semver's (`1.22.3-rc..1`) makes the
+    /// text no version.
     pub fn parse(text: &str) -> Option<Version> {
         let text = strip_variant(text.trim());
         let text = text.strip_prefix('v').unwrap_or(text);
         let (numbers, pre) = match text.split_once('-') {
-            Some((numbers, pre)) => (numbers, pre.to_string()),
-            None => (text, String::new()),
+            Some((numbers, pre)) => (numbers, semver::Prerelease::new(pre).ok()?),
+            None => (text, semver::Prerelease::EMPTY),
         };
         let mut parts = numbers.split('.');
         let major = parts.next()?.parse().ok()?;
@@ -131,13 +224,9 @@ impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
         (self.major, self.minor, self.patch)
             .cmp(&(other.major, other.minor, other.patch))
-            // A pre-release sorts before its release.
-            .then_with(|| match (self.pre.is_empty(), other.pre.is_empty()) {
-                (true, true) => Ordering::Equal,
-                (true, false) => Ordering::Greater,
-                (false, true) => Ordering::Less,
-                (false, false) => self.pre.cmp(&other.pre),
-            })
+            // semver's order: a pre-release sorts before its release, and
+            // numeric identifiers compare as numbers.
+            .then_with(|| self.pre.cmp(&other.pre))
     }
 }
 
@@ -198,7 +287,11 @@ pub fn pod_proxy(pod: &PodInfo) -> Option<RunningProxy> {
         placement: sidecar.placement,
         version: image_version(&sidecar.image),
         revision,
-        custom_image: pod.proxy.custom_image.is_some(),
+        custom_image: pod
+            .proxy
+            .custom_image
+            .as_deref()
+            .is_some_and(is_custom_image),
     })
 }
 
@@ -244,6 +337,20 @@ mod tests {
         assert!(Version::parse("1.22.0-beta.1").unwrap() < Version::parse("1.22.0").unwrap());
         assert_eq!(Version::parse("v1.22").unwrap().to_string(), "1.22.0");
         assert_eq!(Version::parse("latest"), None);
+    }
+
+    #[test]
+    fn pre_releases_compare_by_semver_rules_so_beta_10_follows_beta_2() {
+        let v = |text| Version::parse(text).unwrap();
+        assert!(v("1.22.0-beta.2") < v("1.22.0-beta.10"));
+        assert!(v("1.22.0-beta.10") < v("1.22.0"));
+        assert!(v("1.22.0-alpha.5") < v("1.22.0-beta.1"));
+        assert!(v("1.22.0-beta.1") < v("1.22.0-beta.1.1"));
+        let mut sorted = [v("1.22.0"), v("1.22.0-beta.10"), v("1.22.0-beta.2")];
+        sorted.sort();
+        let texts: Vec<String> = sorted.iter().map(ToString::to_string).collect();
+        assert_eq!(texts, ["1.22.0-beta.2", "1.22.0-beta.10", "1.22.0"]);
+        assert_eq!(Version::parse("1.22.0-rc..1"), None);
     }
 
     #[test]
@@ -294,6 +401,146 @@ mod tests {
     fn pod_without_istio_proxy_runs_no_proxy() {
         let pod = PodFixture::new("shop", "a").build();
         assert_eq!(pod_proxy(&pod), None);
+    }
+
+    fn values(
+        hub: &str,
+        tag: &str,
+        image: Option<&str>,
+        variant: Option<&str>,
+    ) -> ProxyImageValues {
+        ProxyImageValues {
+            hub: Some(hub.into()),
+            tag: Some(tag.into()),
+            image: image.map(str::to_string),
+            variant: variant.map(str::to_string),
+        }
+    }
+
+    fn annotations(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[derive(serde::Deserialize)]
+    struct ImageCase {
+        name: String,
+        values: serde_json::Value,
+        #[serde(default)]
+        annotations: Labels,
+        image: String,
+    }
+
+    #[test]
+    fn every_case_of_the_shared_image_table_renders_the_image_istio_renders() {
+        let cases: Vec<ImageCase> =
+            serde_yaml::from_str(include_str!("../../testdata/proxy-image-cases.yaml"))
+                .expect("the image table parses");
+        assert!(cases.len() > 10);
+        for case in &cases {
+            let cm: k8s_openapi::api::core::v1::ConfigMap =
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"},
+                    "data": {"values": serde_json::json!({"global": case.values}).to_string()},
+                }))
+                .expect("a ConfigMap");
+            let values = ProxyImageValues::of(&InjectorConfigInfo::from(&cm));
+            assert_eq!(
+                values.render(&case.annotations).as_deref(),
+                Some(case.image.as_str()),
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_rendered_image_is_hub_image_and_tag_with_the_variant() {
+        let none = Labels::new();
+        assert_eq!(
+            values("docker.io/istio", "1.22.3", None, None)
+                .render(&none)
+                .as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3")
+        );
+        assert_eq!(
+            values(
+                "gcr.io/istio-release",
+                "1.22.3",
+                Some("proxyv2"),
+                Some("distroless")
+            )
+            .render(&none)
+            .as_deref(),
+            Some("gcr.io/istio-release/proxyv2:1.22.3-distroless")
+        );
+        // A variant replaces the one already on the tag; `default` removes it.
+        assert_eq!(
+            values("h", "1.22.3-debug", None, Some("distroless"))
+                .render(&none)
+                .as_deref(),
+            Some("h/proxyv2:1.22.3-distroless")
+        );
+        assert_eq!(
+            values("h", "1.22.3-distroless", None, Some("default"))
+                .render(&none)
+                .as_deref(),
+            Some("h/proxyv2:1.22.3")
+        );
+        // Without a variant the tag stays as written.
+        assert_eq!(
+            values("h", "1.22.3-distroless", None, None)
+                .render(&none)
+                .as_deref(),
+            Some("h/proxyv2:1.22.3-distroless")
+        );
+    }
+
+    #[test]
+    fn a_full_proxy_image_reference_ignores_hub_and_tag() {
+        let v = values(
+            "docker.io/istio",
+            "1.22.3",
+            Some("registry.example.com/mesh/proxyv2:1.22.4"),
+            Some("distroless"),
+        );
+        assert_eq!(
+            v.render(&Labels::new()).as_deref(),
+            Some("registry.example.com/mesh/proxyv2:1.22.4")
+        );
+    }
+
+    #[test]
+    fn pod_annotations_choose_the_image_or_its_type() {
+        let v = values("docker.io/istio", "1.22.3", None, Some("distroless"));
+        assert_eq!(
+            v.render(&annotations(&[(
+                "sidecar.istio.io/proxyImage",
+                "mirror.local/p:1"
+            )]))
+            .as_deref(),
+            Some("mirror.local/p:1")
+        );
+        // Without a `/` the template ignores the annotation.
+        assert_eq!(
+            v.render(&annotations(&[(
+                "sidecar.istio.io/proxyImage",
+                "proxyv2:9"
+            )]))
+            .as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3-distroless")
+        );
+        assert_eq!(
+            v.render(&annotations(&[(
+                "sidecar.istio.io/proxyImageType",
+                "debug"
+            )]))
+            .as_deref(),
+            Some("docker.io/istio/proxyv2:1.22.3-debug")
+        );
+        assert_eq!(ProxyImageValues::default().render(&Labels::new()), None);
     }
 
     #[test]

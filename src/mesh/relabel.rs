@@ -44,10 +44,8 @@ use crate::mesh::injection::{
     DATAPLANE_MODE_LABEL, INJECTION_LABEL, InjectionOutcome, REV_LABEL, expected_revision,
 };
 use crate::selector::LabelSelector;
-use crate::snapshot::{Labels, NamespaceInfo};
-
-mod render;
-pub use render::{plan_text, report_text};
+use crate::snapshot::{ClusterSnapshot, Labels, NamespaceInfo};
+use crate::write::{ObjectKind, ObjectRef, Patch, Write};
 
 /// The annotation holding a namespace's injection labels from before its first relabel.
 pub const PREVIOUS_LABELS_ANNOTATION: &str = "mesh-upgrade.io/previous-injection-labels";
@@ -58,8 +56,7 @@ pub const DEFAULT_INJECTION: &str = "default-injection";
 /// Namespaces Kubernetes itself runs in: never relabelled unless named with `--force`.
 pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
 
-/// The document's `apiVersion`.
-pub const API_VERSION: &str = "mesh-upgrade/v1";
+use crate::mesh::API_VERSION;
 
 /// The two injection labels, each with its value or `None` when absent.
 /// Serialised with explicit nulls, which is the record's format.
@@ -110,18 +107,20 @@ pub struct NamespaceState {
     pub previous_labels: Option<String>,
 }
 
+/// From the snapshot, which keeps the resourceVersion and the record.
+impl From<&NamespaceInfo> for NamespaceState {
+    fn from(info: &NamespaceInfo) -> Self {
+        NamespaceState {
+            info: info.clone(),
+            resource_version: info.resource_version.clone(),
+            previous_labels: info.records.get(PREVIOUS_LABELS_ANNOTATION).cloned(),
+        }
+    }
+}
+
 impl From<&Namespace> for NamespaceState {
     fn from(ns: &Namespace) -> Self {
-        NamespaceState {
-            info: NamespaceInfo::from(ns),
-            resource_version: ns.metadata.resource_version.clone().unwrap_or_default(),
-            previous_labels: ns
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(PREVIOUS_LABELS_ANNOTATION))
-                .cloned(),
-        }
+        NamespaceState::from(&NamespaceInfo::from(ns))
     }
 }
 
@@ -234,8 +233,10 @@ pub struct NamespaceChange {
     /// The revision new pods get after the patch.
     pub revision_after: Option<String>,
     pub record: RecordChange,
-    /// The JSON merge patch sent, `resourceVersion` included.
-    pub patch: Value,
+    /// The JSON merge patch of the namespace, on the `resourceVersion` it
+    /// was planned on (the document shows the body sent, as `patch`).
+    #[serde(rename = "patch", serialize_with = "crate::write::serialize_body")]
+    pub write: Write,
     /// Why it is in the plan, in one sentence.
     pub reason: String,
     /// What the user should know about this namespace.
@@ -301,12 +302,49 @@ impl RelabelPlan {
     pub fn is_undo(&self) -> bool {
         self.operation == "undo"
     }
+
+    /// `snapshot` as it will be once the plan is written: every changed
+    /// namespace carries its planned injection labels. `relabel --restart`
+    /// plans its restarts on this, so the one plan shows what becomes stale.
+    pub fn apply_to(&self, snapshot: &mut ClusterSnapshot) {
+        for change in &self.changes {
+            let Some(namespace) = snapshot
+                .namespaces
+                .iter_mut()
+                .find(|n| n.name == change.namespace)
+            else {
+                continue;
+            };
+            for (key, value) in &change.after {
+                match value {
+                    Some(value) => {
+                        namespace.labels.insert(key.clone(), value.clone());
+                    }
+                    None => {
+                        namespace.labels.remove(key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The command that undoes this plan's changes once written.
+    pub fn undo_command(&self) -> Option<String> {
+        if self.changes.is_empty() || self.is_undo() {
+            return None;
+        }
+        let names: Vec<&str> = self.changes.iter().map(|c| c.namespace.as_str()).collect();
+        Some(format!(
+            "kubectl mesh-upgrade relabel -n {} --undo",
+            names.join(",")
+        ))
+    }
 }
 
 /// What one namespace comes to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Evaluation {
-    Change(NamespaceChange),
+    Change(Box<NamespaceChange>),
     Skip(Skipped),
     /// Outside the selection (and not worth listing).
     NotSelected,
@@ -413,7 +451,7 @@ impl<'a> Planner<'a> {
             match self.evaluate(namespace, explicit) {
                 Evaluation::Change(change) => {
                     restart_namespaces.push(change.namespace.clone());
-                    changes.push(change);
+                    changes.push(*change);
                 }
                 Evaluation::Skip(skip) => {
                     if skip.reason == SkipReason::AlreadyOnTarget {
@@ -593,24 +631,23 @@ impl<'a> Planner<'a> {
             Some(from) => format!("on --from {}; moves to {}", from.name, target.name),
             None => format!("selected; moves to {}", target.name),
         };
-        let patch = merge_patch(
+        let write = namespace_write(
+            &name,
             &namespace.resource_version,
-            &before,
-            &after,
-            record,
-            record_value.as_deref(),
+            merge_patch(&before, &after, record, record_value.as_deref()),
+            &reason,
         );
-        Evaluation::Change(NamespaceChange {
+        Evaluation::Change(Box::new(NamespaceChange {
             namespace: name,
             before,
             after,
             revision_before,
             revision_after,
             record,
-            patch,
+            write,
             reason,
             notes,
-        })
+        }))
     }
 
     fn evaluate_undo(&self, namespace: &NamespaceState) -> Evaluation {
@@ -654,24 +691,24 @@ impl<'a> Planner<'a> {
                 describe_labels(&after)
             ));
         }
-        let patch = merge_patch(
+        let reason = format!("restores {}", describe_labels(&after));
+        let write = namespace_write(
+            &name,
             &namespace.resource_version,
-            &before,
-            &after,
-            RecordChange::Remove,
-            None,
+            merge_patch(&before, &after, RecordChange::Remove, None),
+            &reason,
         );
-        Evaluation::Change(NamespaceChange {
+        Evaluation::Change(Box::new(NamespaceChange {
             namespace: name,
             before,
             after: after.clone(),
             revision_before,
             revision_after,
             record: RecordChange::Remove,
-            patch,
-            reason: format!("restores {}", describe_labels(&after)),
+            write,
+            reason,
             notes,
-        })
+        }))
     }
 
     /// Why a namespace is excluded unless named with `--force`.
@@ -734,6 +771,12 @@ fn resolve_target(
     } else if control_plane.revision(to).is_some() {
         (TargetKind::Revision, Some(to.to_string()), Some(to))
     } else if let Some(tag) = control_plane.tag(to) {
+        if !tag.has_webhook() {
+            return Err(Error::Refused(format!(
+                "--to {to}: tag {to} exists only as a Service, and no injector webhook serves it, so pods created in a relabelled namespace would start without a proxy; `istioctl tag set {to} --revision {}` adds the webhook",
+                tag.revision.as_deref().unwrap_or("<revision>")
+            )));
+        }
         (TargetKind::Tag, tag.revision.clone(), Some(to))
     } else {
         return Err(Error::Refused(format!(
@@ -826,18 +869,26 @@ fn record_text(labels: &InjectionLabels) -> String {
     serde_json::to_string(labels).unwrap_or_default()
 }
 
+/// The write of one namespace: a merge patch on the version it was planned
+/// on, so a concurrent edit makes the server answer 409 instead of being lost.
+fn namespace_write(name: &str, resource_version: &str, patch: Value, reason: &str) -> Write {
+    Write::patch(
+        ObjectRef::cluster(ObjectKind::Namespace, name),
+        Patch::Merge(patch),
+        reason,
+    )
+    .at_version(resource_version)
+}
+
 /// The JSON merge patch from `before` to `after`: only the labels that
-/// change, the record annotation as `record` says, and `resourceVersion` so
-/// a concurrent edit makes the server answer 409 instead of being lost.
+/// change and the record annotation as `record` says.
 fn merge_patch(
-    resource_version: &str,
     before: &InjectionLabels,
     after: &InjectionLabels,
     record: RecordChange,
     record_value: Option<&str>,
 ) -> Value {
     let mut metadata = Map::new();
-    metadata.insert("resourceVersion".into(), json!(resource_version));
     let labels: Map<String, Value> = after
         .iter()
         .filter(|(key, value)| before.get(*key) != Some(*value))
@@ -1036,7 +1087,7 @@ mod tests {
         assert_eq!(plan.changes.len(), 1);
         let change = &plan.changes[0];
         assert_eq!(
-            change.patch,
+            change.write.body_to_send(),
             json!({"metadata": {
                 "resourceVersion": "rv-shop",
                 "labels": {"istio-injection": null, "istio.io/rev": "1-22-3"},
@@ -1058,7 +1109,7 @@ mod tests {
         let plan = super::plan(&cluster(), &cp, &move_to("1-22-3", named(&["legacy"]))).unwrap();
         let change = &plan.changes[0];
         assert_eq!(
-            change.patch["metadata"]["labels"],
+            change.write.body_to_send()["metadata"]["labels"],
             json!({"istio-injection": null}),
             "istio.io/rev is already 1-22-3 and is not rewritten"
         );
@@ -1086,7 +1137,7 @@ mod tests {
         assert_eq!(target.kind, TargetKind::DefaultInjection);
         assert_eq!(target.revision.as_deref(), Some("1-21-2"));
         assert_eq!(
-            plan.changes[0].patch,
+            plan.changes[0].write.body_to_send(),
             json!({"metadata": {
                 "resourceVersion": "rv-search",
                 "labels": {"istio-injection": "enabled", "istio.io/rev": null},
@@ -1107,7 +1158,7 @@ mod tests {
         assert_eq!(target.revision.as_deref(), Some("1-22-3"));
         assert_eq!(target.version.as_deref(), Some("1.22.3"));
         assert_eq!(
-            plan.changes[0].patch["metadata"]["labels"],
+            plan.changes[0].write.body_to_send()["metadata"]["labels"],
             json!({"istio.io/rev": "prod-canary"})
         );
     }
@@ -1122,6 +1173,25 @@ mod tests {
             "--to 1-23-0: no such revision or tag (revisions: 1-21-2 (1.21.2), 1-22-3 (1.22.3); \
              tags: default -> 1-21-2, prod-canary -> 1-22-3, prod-stable -> 1-21-2; \
              or default-injection for istio-injection=enabled)"
+        );
+    }
+
+    #[test]
+    fn a_tag_without_an_injector_webhook_is_refused_as_a_target() {
+        let cp = ControlPlane::from_snapshot(
+            &ClusterFixture::new()
+                .revision("1-22-3", "1.22.3")
+                .tag_service("prod-next", "1-22-3")
+                .build(),
+        );
+        let err =
+            super::plan(&cluster(), &cp, &move_to("prod-next", named(&["shop"]))).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::ExitCode::Refused);
+        assert!(
+            err.to_string().starts_with(
+                "--to prod-next: tag prod-next exists only as a Service, and no injector webhook serves it"
+            ),
+            "{err}"
         );
     }
 
@@ -1309,7 +1379,7 @@ mod tests {
         let change = &plan.changes[0];
         assert_eq!(change.record, RecordChange::Keep);
         assert_eq!(
-            change.patch,
+            change.write.body_to_send(),
             json!({"metadata": {
                 "resourceVersion": "rv-shop",
                 "labels": {"istio.io/rev": "prod-canary"}
@@ -1328,7 +1398,7 @@ mod tests {
             super::plan(&[shop], &cp, &move_to(DEFAULT_INJECTION, named(&["shop"]))).unwrap();
         assert_eq!(plan.changes[0].record, RecordChange::Remove);
         assert_eq!(
-            plan.changes[0].patch,
+            plan.changes[0].write.body_to_send(),
             json!({"metadata": {
                 "resourceVersion": "rv-shop",
                 "labels": {"istio-injection": "enabled", "istio.io/rev": null},
@@ -1346,7 +1416,7 @@ mod tests {
         );
         let plan = super::plan(&[shop], &cp, &undo(named(&["shop"]))).unwrap();
         assert_eq!(
-            plan.changes[0].patch,
+            plan.changes[0].write.body_to_send(),
             json!({"metadata": {
                 "resourceVersion": "rv-shop",
                 "labels": {"istio-injection": "enabled", "istio.io/rev": null},
@@ -1366,7 +1436,7 @@ mod tests {
         );
         let plan = super::plan(&[plain], &cp, &undo(named(&["no-mesh"]))).unwrap();
         assert_eq!(
-            plan.changes[0].patch["metadata"]["labels"],
+            plan.changes[0].write.body_to_send()["metadata"]["labels"],
             json!({"istio.io/rev": null})
         );
         assert_eq!(plan.changes[0].revision_after, None);
@@ -1430,7 +1500,10 @@ mod tests {
         let Evaluation::Change(change) = planner.evaluate(&fresh, true) else {
             panic!("still a change");
         };
-        assert_eq!(change.patch["metadata"]["resourceVersion"], "rv-2");
+        assert_eq!(
+            change.write.body_to_send()["metadata"]["resourceVersion"],
+            "rv-2"
+        );
         // Someone else moved it already: nothing left to do.
         let moved = ns("shop", &[("istio.io/rev", "1-22-3")]);
         assert!(matches!(
@@ -1466,6 +1539,29 @@ mod tests {
     }
 
     #[test]
+    fn the_snapshot_keeps_the_record_so_the_state_can_be_read_from_it() {
+        // The snapshot keeps only annotations under its record prefix.
+        assert!(PREVIOUS_LABELS_ANNOTATION.starts_with(crate::snapshot::RECORD_ANNOTATION_PREFIX));
+        let object: Namespace = serde_json::from_value(json!({
+            "metadata": {
+                "name": "shop",
+                "resourceVersion": "17",
+                "annotations": {PREVIOUS_LABELS_ANNOTATION: "{}", "owner": "payments"}
+            }
+        }))
+        .unwrap();
+        let info = NamespaceInfo::from(&object);
+        assert_eq!(
+            info.records.keys().collect::<Vec<_>>(),
+            [PREVIOUS_LABELS_ANNOTATION]
+        );
+        let state = NamespaceState::from(&info);
+        assert_eq!(state, NamespaceState::from(&object));
+        assert_eq!(state.resource_version, "17");
+        assert_eq!(state.previous_labels.as_deref(), Some("{}"));
+    }
+
+    #[test]
     fn the_plan_document_names_its_kind_and_uses_camel_case() {
         let cp = canary();
         let plan = super::plan(&cluster(), &cp, &move_to("1-22-3", named(&["shop"]))).unwrap();
@@ -1476,5 +1572,32 @@ mod tests {
         assert_eq!(doc["changes"][0]["revisionBefore"], "1-21-2");
         assert_eq!(doc["changes"][0]["record"], "write");
         assert_eq!(doc["restartNamespaces"], json!(["shop"]));
+    }
+
+    #[test]
+    fn the_plan_applied_to_a_snapshot_gives_each_changed_namespace_its_planned_labels() {
+        let cp = canary();
+        let plan = super::plan(&cluster(), &cp, &move_to("1-22-3", named(&["shop"]))).unwrap();
+        let mut snapshot = ClusterSnapshot::new("istio-system", crate::snapshot::Scope::All);
+        snapshot.namespaces = vec![
+            namespace("shop", &[("istio-injection", "enabled"), ("team", "a")]),
+            namespace("pay", &[("istio-injection", "enabled")]),
+        ];
+        plan.apply_to(&mut snapshot);
+        let shop = &snapshot.namespaces[0].labels;
+        assert_eq!(shop.get("istio.io/rev").map(String::as_str), Some("1-22-3"));
+        assert_eq!(shop.get("istio-injection"), None);
+        assert_eq!(shop.get("team").map(String::as_str), Some("a"));
+        assert_eq!(
+            snapshot.namespaces[1]
+                .labels
+                .get("istio-injection")
+                .map(String::as_str),
+            Some("enabled")
+        );
+        assert_eq!(
+            plan.undo_command().as_deref(),
+            Some("kubectl mesh-upgrade relabel -n shop --undo")
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! `restart-sidecars`, the pure part: which workloads to restart and how,
-//! what the results were, and how both read as text.
+//! and what the results were (the text is `render::restart`'s).
 //!
 //! ```text
 //! snapshot ─► classify (workloads.rs) ─► plan(snapshot, options, now) ─► RestartPlan
@@ -17,11 +17,8 @@
 //! caller and passed in as `now`.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use comfy_table::presets::NOTHING;
-use comfy_table::{Cell, ColumnConstraint, ContentArrangement, Table, Width};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -33,10 +30,9 @@ use crate::mesh::workloads::{
     stale_workloads,
 };
 use crate::snapshot::{ClusterSnapshot, PodInfo, RESTARTED_AT_ANNOTATION};
-use crate::wrap::Wrap;
+use crate::write::{ObjectKind, ObjectRef, Patch, Write};
 
-/// The `apiVersion` of the plan and result documents.
-pub const API_VERSION: &str = "mesh-upgrade/v1";
+use crate::mesh::API_VERSION;
 
 /// An explicit target: `deployment/cart`, `sts/db`, `daemonset.apps/agent`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -104,11 +100,23 @@ pub enum PlanError {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "type")]
 pub enum RestartMethod {
-    /// A strategic merge patch of the pod template, as `kubectl rollout restart` sends.
-    TemplatePatch { patch: Value },
+    /// A strategic merge patch of the pod template, as `kubectl rollout restart`
+    /// sends (the document shows it as `patch`, the body sent).
+    TemplatePatch {
+        #[serde(rename = "patch", serialize_with = "crate::write::serialize_body")]
+        write: Write,
+    },
     /// OnDelete: these pods deleted one at a time, in this order (highest
-    /// ordinal first), each replacement waited for.
-    DeletePods { pods: Vec<String> },
+    /// ordinal first), each replacement waited for; each delete carries the
+    /// uid the pod had when planned (the document lists the pod names).
+    DeletePods {
+        #[serde(serialize_with = "pod_names")]
+        pods: Vec<Write>,
+    },
+}
+
+fn pod_names<S: serde::Serializer>(pods: &[Write], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(pods.iter().map(|w| w.target.name.as_str()))
 }
 
 /// One workload to restart.
@@ -286,6 +294,15 @@ pub fn restart_patch(now: DateTime<Utc>) -> Value {
     })
 }
 
+/// The object kind a workload is written as.
+pub fn object_kind(kind: WorkloadKind) -> ObjectKind {
+    match kind {
+        WorkloadKind::Deployment => ObjectKind::Deployment,
+        WorkloadKind::StatefulSet => ObjectKind::StatefulSet,
+        WorkloadKind::DaemonSet => ObjectKind::DaemonSet,
+    }
+}
+
 /// `1.22.3 (1-22-3)`, or whichever half is known.
 fn proxy_text(revision: Option<&str>, version: Option<&str>) -> String {
     match (version, revision) {
@@ -314,6 +331,22 @@ fn groups_text(groups: &[ProxyGroup], without_proxy: usize) -> String {
 /// The ordinal of a StatefulSet pod (`db-2` → 2).
 fn ordinal(pod: &str) -> Option<u32> {
     pod.rsplit_once('-')?.1.parse().ok()
+}
+
+/// `now`, or one second past the latest `restartedAt` a picked template
+/// already carries, whichever is later, so every patch changes its template.
+fn restart_time(picked: &[&Workload], now: DateTime<Utc>) -> DateTime<Utc> {
+    let latest = picked
+        .iter()
+        .filter_map(|w| w.template.annotations.get(RESTARTED_AT_ANNOTATION))
+        .filter_map(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .max();
+    let now = now.with_nanosecond(0).unwrap_or(now);
+    match latest {
+        Some(latest) if latest >= now => latest + chrono::Duration::seconds(1),
+        _ => now,
+    }
 }
 
 /// Computes the plan. Pure: the snapshot, the flags and the clock in.
@@ -357,6 +390,10 @@ pub fn plan(
         .filter(|w| options.targets.is_empty() || explicit.iter().any(|e| e.uid == w.uid))
         .collect();
 
+    // The timestamp has seconds, as kubectl's: a restart within the second
+    // of the previous one would write the same value, change nothing and
+    // roll out nothing. Then the plan takes the second after the latest.
+    let now = restart_time(&picked, now);
     let restarted_at = now.to_rfc3339_opts(SecondsFormat::Secs, true);
     let mut actions = Vec::new();
     let mut skipped = Vec::new();
@@ -578,18 +615,34 @@ fn action_for(
     };
     let method = if w.rolls_on_template_change() {
         RestartMethod::TemplatePatch {
-            patch: restart_patch(now),
+            write: Write::patch(
+                ObjectRef::namespaced(object_kind(w.kind), &w.namespace, &w.name),
+                Patch::Strategic(restart_patch(now)),
+                reason.clone(),
+            ),
         }
     } else {
-        let mut pods: Vec<&str> = w
+        let mut pods: Vec<(&str, &str)> = w
             .pods
             .iter()
             .filter(|p| p.stale || options.selection.all)
-            .map(|p| p.name.as_str())
+            .map(|p| (p.name.as_str(), p.uid.as_str()))
             .collect();
-        pods.sort_by(|a, b| ordinal(b).cmp(&ordinal(a)).then(b.cmp(a)));
+        pods.sort_by(|(a, _), (b, _)| ordinal(b).cmp(&ordinal(a)).then(b.cmp(a)));
         RestartMethod::DeletePods {
-            pods: pods.into_iter().map(str::to_string).collect(),
+            pods: pods
+                .into_iter()
+                .map(|(name, uid)| {
+                    Write::delete(
+                        ObjectRef::namespaced(ObjectKind::Pod, &w.namespace, name),
+                        uid,
+                        format!(
+                            "OnDelete {}: its pods are replaced only when deleted",
+                            w.kind
+                        ),
+                    )
+                })
+                .collect(),
         }
     };
     RestartAction {
@@ -788,199 +841,11 @@ impl RestartReport {
     }
 }
 
-// ---------------------------------------------------------------- text
-
-/// The default width of the tables.
-const WIDTH: u16 = 100;
-/// How sentences wrap: at the tables' width, a command to copy kept whole.
-const WRAP: Wrap = Wrap::at(WIDTH as usize).keeping_commands_whole();
-
-fn table(header: &[&str], keep_whole: &[usize]) -> Table {
-    let mut table = Table::new();
-    table.load_preset(NOTHING);
-    table.set_content_arrangement(ContentArrangement::Dynamic);
-    table.set_width(WIDTH);
-    table.force_no_tty();
-    table.set_header(header.iter().map(Cell::new).collect::<Vec<_>>());
-    let last = header.len().saturating_sub(1);
-    for (index, column) in table.column_iter_mut().enumerate() {
-        column.set_padding((0, if index == last { 0 } else { 2 }));
-        if keep_whole.contains(&index) {
-            column.set_constraint(ColumnConstraint::ContentWidth);
-        } else {
-            // Wrap, but never down to a letter per line.
-            column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(14)));
-        }
-    }
-    table
-}
-
-fn finish(table: &Table, out: &mut String) {
-    for line in table.lines() {
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-}
-
-fn risk_text(risks: &[Risk]) -> String {
-    if risks.is_empty() {
-        "-".to_string()
-    } else {
-        risks
-            .iter()
-            .map(|r| match r {
-                Risk::SingleReplica => "single replica",
-                Risk::NoPdb => "no PDB",
-                Risk::PdbAllowsZero => "PDB allows 0",
-                Risk::VersionSkew => "version skew",
-                Risk::RolloutStuck => "was stuck",
-                other => other.code(),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-/// The plan as a person reads it: the restarts, then what is skipped and
-/// what needs a hand. Pure; no colour.
-pub fn plan_text(plan: &RestartPlan) -> String {
-    let mut out = String::new();
-    if plan.actions.is_empty() && plan.skipped.is_empty() {
-        out.push_str("Nothing to restart: no workload in the selection runs a stale proxy.\n");
-    } else if plan.actions.is_empty() {
-        out.push_str("Nothing to restart.\n");
-    } else {
-        let n = plan.actions.len();
-        WRAP.push(
-            &mut out,
-            &format!(
-                "{n} workload{} to restart (annotation kubectl.kubernetes.io/restartedAt={}):",
-                plural(n),
-                plan.restarted_at
-            ),
-            "",
-        );
-        let mut t = table(
-            &[
-                "NAMESPACE",
-                "WORKLOAD",
-                "REPLICAS",
-                "PROXY NOW",
-                "AFTER",
-                "RISK",
-            ],
-            &[0, 1, 2, 3, 4],
-        );
-        for a in &plan.actions {
-            let mut workload = a.reference();
-            if let RestartMethod::DeletePods { pods } = &a.method {
-                let _ = write!(
-                    workload,
-                    " (delete {} pod{})",
-                    pods.len(),
-                    plural(pods.len())
-                );
-            }
-            t.add_row(vec![
-                a.namespace.clone(),
-                workload,
-                a.replicas.to_string(),
-                a.current_proxy(),
-                a.expected_proxy(),
-                risk_text(&a.risks),
-            ]);
-        }
-        finish(&t, &mut out);
-    }
-    if !plan.skipped.is_empty() {
-        out.push_str("\nSkipped:\n");
-        for s in &plan.skipped {
-            WRAP.push(
-                &mut out,
-                &format!(
-                    "  {}/{}/{}: {}",
-                    s.namespace,
-                    s.kind.resource(),
-                    s.name,
-                    s.note
-                ),
-                "    ",
-            );
-        }
-    }
-    if !plan.unreachable.is_empty() {
-        out.push_str("\nPods no template patch can restart (never deleted by this command):\n");
-        for u in &plan.unreachable {
-            WRAP.push(
-                &mut out,
-                &format!(
-                    "  {}/{} ({}), runs {}, should run {}",
-                    u.namespace, u.pod, u.reason, u.current, u.expected
-                ),
-                "    ",
-            );
-            WRAP.push(&mut out, &format!("    {}", u.command), "      ");
-        }
-    }
-    out
-}
-
-/// The end-of-run summary as a person reads it.
-pub fn report_text(report: &RestartReport) -> String {
-    let mut out = String::new();
-    if !report.results.is_empty() {
-        let mut t = table(&["NAMESPACE", "WORKLOAD", "RESULT", "DETAIL"], &[0, 1, 2]);
-        for r in &report.results {
-            let mut detail = r.detail.clone().unwrap_or_default();
-            if let Some(seconds) = r.seconds {
-                if detail.is_empty() {
-                    detail = format!("{seconds:.1}s");
-                } else {
-                    detail = format!("{detail} ({seconds:.1}s)");
-                }
-            }
-            t.add_row(vec![
-                r.namespace.clone(),
-                format!("{}/{}", r.kind.resource(), r.name),
-                r.outcome.as_str().to_string(),
-                detail,
-            ]);
-        }
-        finish(&t, &mut out);
-    }
-    let s = &report.summary;
-    let mut parts = Vec::new();
-    for (n, what) in [
-        (s.restarted, "restarted and verified"),
-        (s.patched, "patched without waiting"),
-        (
-            s.rehearsed,
-            "accepted by the server (dry run, nothing changed)",
-        ),
-        (s.unverified, "still running another proxy"),
-        (s.failed, "failed"),
-        (s.timed_out, "timed out"),
-        (s.errors, "not restarted (API error)"),
-        (s.interrupted, "interrupted while rolling"),
-        (s.not_started, "never started"),
-        (s.skipped, "skipped"),
-        (s.unreachable, "pods to restart by hand"),
-    ] {
-        if n > 0 {
-            parts.push(format!("{n} {what}"));
-        }
-    }
-    if parts.is_empty() {
-        parts.push("nothing done".to_string());
-    }
-    let _ = writeln!(out, "Summary: {}.", parts.join(", "));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mesh::fixtures::{ClusterFixture, ProxySpec, WorkloadFixture};
+    use crate::write::{Change, Precondition};
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
@@ -1005,6 +870,39 @@ mod tests {
             .iter()
             .map(|a| format!("{}/{}", a.namespace, a.reference()))
             .collect()
+    }
+
+    #[test]
+    fn a_restart_within_the_second_of_the_last_one_takes_the_next_second() {
+        // The previous run stamped this very second: the same value would
+        // change nothing, so nothing would roll out.
+        let plan = plan_of(
+            cluster().workload(
+                WorkloadFixture::deployment("pay", "payments")
+                    .template_annotation(RESTARTED_AT_ANNOTATION, "2026-11-23T14:05:09Z")
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            ),
+            &RestartOptions::default(),
+        );
+        assert_eq!(plan.restarted_at, "2026-11-23T14:05:10Z");
+        let RestartMethod::TemplatePatch { write } = &plan.actions[0].method else {
+            panic!("a template patch");
+        };
+        assert_eq!(
+            write.body_to_send()["spec"]["template"]["metadata"]["annotations"]
+                [RESTARTED_AT_ANNOTATION],
+            "2026-11-23T14:05:10Z"
+        );
+        // An older stamp leaves the clock's time.
+        let plan = plan_of(
+            cluster().workload(
+                WorkloadFixture::deployment("pay", "payments")
+                    .template_annotation(RESTARTED_AT_ANNOTATION, "2026-11-23T14:00:00Z")
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            ),
+            &RestartOptions::default(),
+        );
+        assert_eq!(plan.restarted_at, "2026-11-23T14:05:09Z");
     }
 
     #[test]
@@ -1037,14 +935,23 @@ mod tests {
         );
         assert_eq!(names(&plan), ["pay/deployment/payments"]);
         let action = &plan.actions[0];
+        let RestartMethod::TemplatePatch { write } = &action.method else {
+            panic!("a template patch: {:?}", action.method);
+        };
         assert_eq!(
-            action.method,
-            RestartMethod::TemplatePatch {
-                patch: json!({"spec": {"template": {"metadata": {"annotations": {
+            write.target,
+            ObjectRef::namespaced(ObjectKind::Deployment, "pay", "payments")
+        );
+        assert_eq!(
+            write.change,
+            Change::Patch(Patch::Strategic(
+                json!({"spec": {"template": {"metadata": {"annotations": {
                     "kubectl.kubernetes.io/restartedAt": "2026-11-23T14:05:09Z"
                 }}}}})
-            }
+            ))
         );
+        // Idempotent: the same timestamp twice is one rollout, so no version is pinned.
+        assert_eq!(write.precondition, Precondition::None);
         assert_eq!(action.expected_revision, "1-22-3");
         assert_eq!(action.expected_version.as_deref(), Some("1.22.3"));
         assert_eq!(action.current_proxy(), "1.21.2 (1-21-2)");
@@ -1148,12 +1055,16 @@ mod tests {
                 ..RestartOptions::default()
             },
         );
+        let RestartMethod::DeletePods { pods } = &plan.actions[0].method else {
+            panic!("pod deletions: {:?}", plan.actions[0].method);
+        };
+        let targets: Vec<String> = pods.iter().map(|w| w.target.to_string()).collect();
         assert_eq!(
-            plan.actions[0].method,
-            RestartMethod::DeletePods {
-                pods: vec!["ledger-2".into(), "ledger-1".into(), "ledger-0".into()]
-            }
+            targets,
+            ["pay/pod/ledger-2", "pay/pod/ledger-1", "pay/pod/ledger-0"]
         );
+        assert!(pods.iter().all(|w| w.change == Change::Delete
+            && matches!(&w.precondition, Precondition::Uid(uid) if !uid.is_empty())));
     }
 
     #[test]
@@ -1244,26 +1155,5 @@ mod tests {
         assert!(TargetRef::parse("cart").is_err());
         assert!(TargetRef::parse("pod/cart-0").is_err());
         assert!(TargetRef::parse("deployment/").is_err());
-    }
-
-    #[test]
-    fn the_plan_text_fits_in_a_hundred_columns() {
-        let plan = plan_of(
-            cluster().workload(
-                WorkloadFixture::deployment("pay", "payments-with-a-long-name")
-                    .pods(1, ProxySpec::istio("1-21-2", "1.21.2")),
-            ),
-            &RestartOptions::default(),
-        );
-        let text = plan_text(&plan);
-        assert!(
-            text.starts_with("1 workload to restart (annotation kubectl.kubernetes.io/restartedAt=2026-11-23T14:05:09Z):\nNAMESPACE"),
-            "{text}"
-        );
-        assert!(
-            text.contains("1.21.2 (1-21-2)") && text.contains("1.22.3 (1-22-3)"),
-            "{text}"
-        );
-        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
     }
 }

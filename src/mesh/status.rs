@@ -21,7 +21,7 @@ use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::gateways::{Gateway, GatewayService, gateway_services, gateways};
 use crate::mesh::injection::{
     DATAPLANE_MODE_LABEL, INJECTION_LABEL, InjectionOutcome, NotInjectedReason, REV_LABEL,
-    expected_revision,
+    conflicting_injection_labels, expected_revision,
 };
 use crate::mesh::proxy::{Version, is_skewed};
 use crate::mesh::workloads::{
@@ -30,8 +30,7 @@ use crate::mesh::workloads::{
 };
 use crate::snapshot::{ClusterSnapshot, Labels, NamespaceInfo, Scope};
 
-/// `apiVersion` of the document.
-pub const API_VERSION: &str = "mesh-upgrade/v1";
+use crate::mesh::API_VERSION;
 
 /// The whole `status` document.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -86,9 +85,12 @@ pub struct RevisionStatus {
     pub revision: String,
     /// istiod's Istio version (image tag), `null` when the image has none.
     pub version: Option<String>,
-    /// The proxy version this revision injects (injector ConfigMap
-    /// `global.tag`, else the istiod version).
+    /// The proxy version this revision injects (the tag of `proxyImage`,
+    /// else the istiod version).
     pub proxy_version: Option<String>,
+    /// The `istio-proxy` image it injects into a plain pod, rendered from its
+    /// injector ConfigMap (`null` when that could not be read).
+    pub proxy_image: Option<String>,
     /// Ready istiod replicas.
     pub ready_replicas: i32,
     /// Desired istiod replicas.
@@ -103,7 +105,11 @@ pub struct RevisionStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
-    /// `both-labels`, `missing-revision`, `revision-not-ready`, `injector-unavailable`.
+    /// `both-labels` (`istio-injection` and `istio.io/rev`),
+    /// `sidecar-and-ambient-labels` (either with `istio.io/dataplane-mode`;
+    /// both are IST0123), `missing-revision`, `tag-without-webhook` (a tag
+    /// known only from its Service), `revision-not-ready`,
+    /// `injector-unavailable`.
     pub code: String,
     /// One sentence saying what happens and why.
     pub message: String,
@@ -125,6 +131,9 @@ pub struct NamespaceStatus {
     pub workloads: usize,
     /// Problems with its labels; empty when fine.
     pub problems: Vec<Problem>,
+    /// Sentences about its labels that need no action (a leftover
+    /// `istio.io/rev` under `istio-injection=disabled`).
+    pub notes: Vec<String>,
 }
 
 /// A Deployment, StatefulSet or DaemonSet.
@@ -142,6 +151,8 @@ pub struct WorkloadStatus {
     pub expected_revision: Option<String>,
     /// The proxy version that revision injects.
     pub expected_version: Option<String>,
+    /// The `istio-proxy` image a new pod would get (`null` when unknown).
+    pub expected_image: Option<String>,
     /// Pods grouped by the proxy they run: `{revision, version, pods}`.
     pub proxies: Vec<ProxyGroup>,
     /// Pods running no proxy.
@@ -355,6 +366,7 @@ pub fn build_status_from(
             revision: r.revision.clone(),
             version: r.istiod_version.clone(),
             proxy_version: r.proxy_version.clone(),
+            proxy_image: r.proxy_image.clone(),
             ready_replicas: r.ready,
             replicas: r.desired,
             tags: control_plane
@@ -459,20 +471,31 @@ pub fn build_status_from(
     }
 }
 
-/// The namespace's injection mode as the user labelled it.
+/// The namespace's injection mode as its labels decide it: sidecar labels
+/// first (the webhooks do not look at ambient mode, so a namespace labelled
+/// both ways gets sidecars), then ambient.
 pub fn injection_mode(namespace: &NamespaceInfo) -> String {
     let labels = &namespace.labels;
-    if labels.get(DATAPLANE_MODE_LABEL).map(String::as_str) == Some("ambient") {
-        return "ambient".into();
-    }
+    let ambient = labels.get(DATAPLANE_MODE_LABEL).map(String::as_str) == Some("ambient");
     match labels.get(INJECTION_LABEL).map(String::as_str) {
         Some("enabled") => return "enabled".into(),
+        Some(_) if ambient => return "ambient".into(),
         Some(_) => return "disabled".into(),
         None => {}
     }
     match labels.get(REV_LABEL) {
         Some(rev) => format!("rev:{rev}"),
+        None if ambient => "ambient".into(),
         None => "none".into(),
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
 
@@ -483,18 +506,47 @@ fn namespace_status(
 ) -> NamespaceStatus {
     let outcome = expected_revision(namespace, &Labels::new(), &Labels::new(), control_plane);
     let mut problems = Vec::new();
+    let mut notes = Vec::new();
     let labels = &namespace.labels;
-    if let (Some(legacy), Some(rev)) = (labels.get(INJECTION_LABEL), labels.get(REV_LABEL)) {
-        let gets = match outcome.revision() {
-            Some(r) => format!("pods get {r}"),
-            None => "pods get no proxy".to_string(),
-        };
+    let gets = match outcome.revision() {
+        Some(r) => format!("pods get {r}"),
+        None => "pods get no proxy".to_string(),
+    };
+    let conflict = conflicting_injection_labels(namespace, &control_plane.namespace);
+    if !conflict.is_empty() {
+        let legacy_and_rev = labels.contains_key(INJECTION_LABEL) && labels.contains_key(REV_LABEL);
+        let with_mode = labels.contains_key(DATAPLANE_MODE_LABEL);
+        let mut why = Vec::new();
+        if legacy_and_rev {
+            why.push("istio-injection wins".to_string());
+        }
+        if with_mode {
+            why.push(
+                "sidecar injection wins over ambient (ztunnel leaves pods with a sidecar alone)"
+                    .to_string(),
+            );
+        }
+        let set = if conflict.len() == 2 { "both" } else { "all" };
         problems.push(Problem {
-            code: "both-labels".into(),
+            // relabel fixes the two sidecar labels; with the dataplane mode
+            // involved a person must choose between sidecars and ambient.
+            code: if with_mode {
+                "sidecar-and-ambient-labels".into()
+            } else {
+                "both-labels".into()
+            },
             message: format!(
-                "istio-injection={legacy} and istio.io/rev={rev} are both set; istio-injection wins (IST0123), so {gets}"
+                "{} are {set} set; {} (IST0123), so {gets}",
+                and_list(&conflict),
+                why.join(", and ")
             ),
         });
+    } else if let (Some(legacy), Some(rev)) = (labels.get(INJECTION_LABEL), labels.get(REV_LABEL)) {
+        // istio-injection=disabled (or any value but enabled) beside a
+        // revision label: deliberate, istioctl analyze says nothing.
+        notes.push(format!(
+            "istio.io/rev={rev} has no effect while istio-injection={legacy}: new pods get no proxy"
+        ));
     }
     let mut tag = None;
     match &outcome {
@@ -505,6 +557,22 @@ fn namespace_status(
                 "revision {revision} has no Ready istiod: new pods fail to be created (webhook {webhook} fails closed)"
             ),
         }),
+        InjectionOutcome::NotInjected {
+            reason: NotInjectedReason::MissingRevision { selected },
+        } if control_plane
+            .tag(selected)
+            .is_some_and(|t| !t.has_webhook()) =>
+        {
+            let tag = control_plane.tag(selected).expect("checked above");
+            let revision = tag.revision.as_deref().unwrap_or("<revision>");
+            problems.push(Problem {
+                code: "tag-without-webhook".into(),
+                message: format!(
+                    "tag {selected} exists only as Service {} (revision {revision}), and no injector webhook serves it: new pods start without a proxy (`istioctl tag set {selected} --revision {revision}` adds the webhook)",
+                    tag.service.as_deref().unwrap_or("?"),
+                ),
+            });
+        }
         InjectionOutcome::NotInjected {
             reason: NotInjectedReason::MissingRevision { selected },
         } => problems.push(Problem {
@@ -533,6 +601,7 @@ fn namespace_status(
             .filter(|w| w.namespace == namespace.name)
             .count(),
         problems,
+        notes,
     }
 }
 
@@ -544,6 +613,7 @@ fn workload_status(w: &Workload) -> WorkloadStatus {
         state: w.state,
         expected_revision: w.expected_revision().map(str::to_string),
         expected_version: w.expected_version.clone(),
+        expected_image: w.expected_image.clone(),
         proxies: w.proxies.clone(),
         pods_without_proxy: w.pods_without_proxy,
         stale_pods: w.stale_pods,
@@ -1079,6 +1149,107 @@ mod tests {
     }
 
     #[test]
+    fn sidecar_and_ambient_labels_together_are_a_conflict_and_sidecars_win() {
+        let report = build_status(
+            &canary_fixture()
+                .namespace(
+                    "mixed",
+                    &[
+                        ("istio-injection", "enabled"),
+                        ("istio.io/dataplane-mode", "ambient"),
+                    ],
+                )
+                .namespace(
+                    "mixed-rev",
+                    &[
+                        ("istio.io/rev", "1-22-3"),
+                        ("istio.io/dataplane-mode", "ambient"),
+                    ],
+                )
+                .build(),
+            fixed_now(),
+        );
+        let ns = |name: &str| report.namespaces.iter().find(|n| n.name == name).unwrap();
+        let mixed = ns("mixed");
+        assert_eq!(mixed.injection, "enabled");
+        assert_eq!(mixed.revision.as_deref(), Some("1-21-2"));
+        assert_eq!(mixed.problems.len(), 1, "{:?}", mixed.problems);
+        assert_eq!(mixed.problems[0].code, "sidecar-and-ambient-labels");
+        assert_eq!(
+            mixed.problems[0].message,
+            "istio-injection=enabled and istio.io/dataplane-mode=ambient are both set; sidecar injection wins over ambient (ztunnel leaves pods with a sidecar alone) (IST0123), so pods get 1-21-2"
+        );
+        assert_eq!(ns("mixed-rev").injection, "rev:1-22-3");
+        assert_eq!(ns("mixed-rev").revision.as_deref(), Some("1-22-3"));
+        assert_eq!(
+            ns("mixed-rev").problems[0].code,
+            "sidecar-and-ambient-labels"
+        );
+        assert!(report.needs_attention());
+    }
+
+    #[test]
+    fn a_namespace_on_a_tag_known_only_from_its_service_gets_no_proxy_and_says_why() {
+        let report = build_status(
+            &canary_fixture()
+                .tag_service("prod-next", "1-22-3")
+                .namespace("next", &[("istio.io/rev", "prod-next")])
+                .build(),
+            fixed_now(),
+        );
+        let next = report.namespaces.iter().find(|n| n.name == "next").unwrap();
+        assert_eq!(next.revision, None);
+        assert_eq!(next.problems[0].code, "tag-without-webhook");
+        assert_eq!(
+            next.problems[0].message,
+            "tag prod-next exists only as Service istiod-revision-tag-prod-next (revision 1-22-3), and no injector webhook serves it: new pods start without a proxy (`istioctl tag set prod-next --revision 1-22-3` adds the webhook)"
+        );
+        let canary = report
+            .revisions
+            .iter()
+            .find(|r| r.revision == "1-22-3")
+            .unwrap();
+        assert!(
+            canary.tags.contains(&"prod-next".to_string()),
+            "{:?}",
+            canary.tags
+        );
+    }
+
+    #[test]
+    fn injection_disabled_beside_a_revision_label_is_a_note_not_a_problem() {
+        let report = build_status(
+            &canary_fixture()
+                .namespace(
+                    "parked",
+                    &[("istio-injection", "disabled"), ("istio.io/rev", "1-22-3")],
+                )
+                .namespace(
+                    "parked-ambient",
+                    &[
+                        ("istio-injection", "disabled"),
+                        ("istio.io/dataplane-mode", "ambient"),
+                    ],
+                )
+                .build(),
+            fixed_now(),
+        );
+        let ns = |name: &str| report.namespaces.iter().find(|n| n.name == name).unwrap();
+        let parked = ns("parked");
+        assert_eq!(parked.injection, "disabled");
+        assert_eq!(parked.revision, None);
+        assert!(parked.problems.is_empty(), "{:?}", parked.problems);
+        assert_eq!(
+            parked.notes,
+            [
+                "istio.io/rev=1-22-3 has no effect while istio-injection=disabled: new pods get no proxy"
+            ]
+        );
+        assert_eq!(ns("parked-ambient").injection, "ambient");
+        assert!(ns("parked-ambient").problems.is_empty());
+    }
+
+    #[test]
     fn an_unready_revision_is_a_namespace_problem_and_needs_attention() {
         let report = build_status(&canary_fixture().unready("1-22-3").build(), fixed_now());
         let pay = report.namespaces.iter().find(|n| n.name == "pay").unwrap();
@@ -1392,10 +1563,14 @@ mod tests {
         }
 
         #[test]
-        fn the_scenario_renders_within_one_hundred_columns() {
-            let text = crate::render::status_table(&report(), false, false);
+        fn the_scenario_renders_within_a_terminal_of_a_hundred_and_twenty_columns() {
+            let text = crate::render::status::status_table(
+                &report(),
+                false,
+                &crate::render::Layout::at(120),
+            );
             for line in text.lines() {
-                assert!(line.chars().count() <= 100, "{line}\nin:\n{text}");
+                assert!(line.chars().count() <= 120, "{line}\nin:\n{text}");
             }
             if std::env::var_os("SHOW_STATUS").is_some() {
                 eprintln!("{text}");
@@ -1427,7 +1602,11 @@ mod large_cluster {
         let started = std::time::Instant::now();
         let report = build_status(&snapshot, fixed_now());
         let elapsed = started.elapsed();
-        let text = crate::render::status_table(&report, false, false);
+        let text = crate::render::status::status_table(
+            &report,
+            false,
+            &crate::render::Layout::unlimited(),
+        );
         let json = serde_json::to_vec(&report).expect("serialises");
         eprintln!(
             "pods={} workloads={} build_status={elapsed:?} render={:?} json={} bytes table={} bytes",

@@ -24,8 +24,10 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::mesh::control_plane::ControlPlane;
-use crate::mesh::injection::{InjectionOutcome, NotInjectedReason, expected_revision};
-use crate::mesh::proxy::{RunningProxy, is_skewed, pod_proxy, same_version};
+use crate::mesh::injection::{
+    Declined, INJECT_LABEL, InjectionOutcome, NewPod, NotInjectedReason, expected_for_pod,
+};
+use crate::mesh::proxy::{RunningProxy, is_custom_image, is_skewed, pod_proxy, same_version};
 use crate::snapshot::{
     ClusterSnapshot, Labels, NamespaceInfo, PROXY_IMAGE_ANNOTATION, PdbInfo, PodInfo,
     PodTemplateInfo, controller_of,
@@ -192,6 +194,8 @@ pub struct ProxyGroup {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkloadPod {
     pub name: String,
+    /// `metadata.uid`: a delete is planned on exactly this pod.
+    pub uid: String,
     pub ready: bool,
     pub proxy: Option<RunningProxy>,
     /// The proxy's revision with tags resolved to revisions.
@@ -217,6 +221,10 @@ pub struct Workload {
     pub expected: InjectionOutcome,
     /// The proxy version of the expected revision.
     pub expected_version: Option<String>,
+    /// The `istio-proxy` image a new pod of the template would get, as the
+    /// expected revision's injector renders it (with the template's
+    /// `sidecar.istio.io/proxyImage[Type]` annotations); `None` when unknown.
+    pub expected_image: Option<String>,
     /// Its running pods (terminating and finished ones left out).
     pub pods: Vec<WorkloadPod>,
     /// Pods grouped by the proxy they run (pods without a proxy left out).
@@ -376,7 +384,7 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
                     "kubernetes.io/metadata.name".to_string(),
                     name.to_string(),
                 )]),
-                terminating: false,
+                ..NamespaceInfo::default()
             })
     };
 
@@ -778,10 +786,13 @@ fn build_workload(
     control_plane: &ControlPlane,
 ) -> Workload {
     let template = shape.template;
-    let expected = expected_revision(
+    let expected = expected_for_pod(
         namespace,
-        &template.labels,
-        &template.annotations,
+        &NewPod {
+            labels: &template.labels,
+            annotations: &template.annotations,
+            host_network: template.host_network,
+        },
         control_plane,
     );
     let target = target(&expected, control_plane);
@@ -801,6 +812,7 @@ fn build_workload(
             };
             WorkloadPod {
                 name: pod.name.clone(),
+                uid: pod.uid.clone(),
                 ready: pod.ready,
                 proxy,
                 revision,
@@ -829,7 +841,15 @@ fn build_workload(
     let injected = workload_pods.iter().filter(|p| p.proxy.is_some()).count();
     let pods_without_proxy = workload_pods.len() - injected;
     let stale_pods = workload_pods.iter().filter(|p| p.stale).count();
-    let custom_image = template.annotations.contains_key(PROXY_IMAGE_ANNOTATION)
+    let expected_image = target
+        .as_ref()
+        .and_then(|(revision, _)| control_plane.revision(revision))
+        .and_then(|r| r.image_values.as_ref())
+        .and_then(|v| v.render(&template.annotations));
+    let custom_image = template
+        .annotations
+        .get(PROXY_IMAGE_ANNOTATION)
+        .is_some_and(|a| is_custom_image(a))
         || workload_pods
             .iter()
             .any(|p| p.proxy.as_ref().is_some_and(|x| x.custom_image));
@@ -869,6 +889,10 @@ fn build_workload(
             .push(format!(
                 "new pods get no proxy ({reason}): a restart removes it"
             )),
+        InjectionOutcome::NotInjected {
+            reason:
+                reason @ (NotInjectedReason::HostNetwork | NotInjectedReason::DeclinedByPolicy { .. }),
+        } => notes.push(format!("new pods get no proxy: {reason}")),
         _ => {}
     }
     risks.sort();
@@ -884,6 +908,7 @@ fn build_workload(
         template: template.clone(),
         is_gateway: is_gateway(shape.object_labels, template),
         expected_version: target.and_then(|t| t.1),
+        expected_image,
         expected,
         pods: workload_pods,
         proxies,
@@ -908,7 +933,11 @@ fn decide_state(
 ) -> WorkloadState {
     if let InjectionOutcome::NotInjected { reason } = expected {
         match reason {
-            NotInjectedReason::OptedOut => return WorkloadState::OptedOut,
+            NotInjectedReason::OptedOut
+            | NotInjectedReason::DeclinedByPolicy {
+                why: Declined::NeverInjectSelector,
+                ..
+            } => return WorkloadState::OptedOut,
             NotInjectedReason::Ambient if injected == 0 => return WorkloadState::Ambient,
             _ => {}
         }
@@ -1021,12 +1050,27 @@ fn classify_unreachable(
     namespace: &NamespaceInfo,
     control_plane: &ControlPlane,
 ) -> Option<UnreachablePod> {
-    let no_annotations = Labels::new();
-    let (labels, annotations) = match template {
-        Some(t) => (&t.labels, &t.annotations),
-        None => (&pod.labels, &no_annotations),
+    // A pod no template describes is judged by its own labels, its
+    // `sidecar.istio.io/inject` annotation and its hostNetwork.
+    let own_annotations: Labels = pod
+        .proxy
+        .inject_annotation
+        .iter()
+        .map(|v| (INJECT_LABEL.to_string(), v.clone()))
+        .collect();
+    let new_pod = match template {
+        Some(t) => NewPod {
+            labels: &t.labels,
+            annotations: &t.annotations,
+            host_network: t.host_network,
+        },
+        None => NewPod {
+            labels: &pod.labels,
+            annotations: &own_annotations,
+            host_network: pod.proxy.host_network,
+        },
     };
-    let expected = expected_revision(namespace, labels, annotations, control_plane);
+    let expected = expected_for_pod(namespace, &new_pod, control_plane);
     let target = target(&expected, control_plane);
     let proxy = pod_proxy(pod);
     let revision = proxy
@@ -1419,6 +1463,168 @@ mod tests {
             "DaemonSets carry no replica or PDB risks: {:?}",
             agent.risks
         );
+    }
+
+    #[test]
+    fn a_host_network_workload_in_an_injected_namespace_is_outside_the_mesh_not_missing_a_proxy() {
+        let c = classify_fixture(
+            canary().workload(
+                WorkloadFixture::deployment("shop", "node-exporter")
+                    .host_network()
+                    .pods(2, ProxySpec::none()),
+            ),
+        );
+        let w = c
+            .workloads
+            .iter()
+            .find(|w| w.name == "node-exporter")
+            .unwrap();
+        assert_eq!(w.state, WorkloadState::NoMesh);
+        assert_eq!(
+            w.expected,
+            InjectionOutcome::NotInjected {
+                reason: NotInjectedReason::HostNetwork
+            }
+        );
+        assert_eq!(w.stale_pods, 0);
+        assert!(
+            w.notes
+                .contains(&"new pods get no proxy: hostNetwork pods are never injected".into()),
+            "{:?}",
+            w.notes
+        );
+        let selection = RestartSelection {
+            all: true,
+            include_uninjected: true,
+        };
+        assert!(
+            stale_workloads(&c.workloads, selection)
+                .iter()
+                .all(|w| w.name != "node-exporter")
+        );
+    }
+
+    #[test]
+    fn the_expected_image_is_what_the_injector_renders_for_the_template() {
+        let c = classify_fixture(
+            canary()
+                .edit(|s| {
+                    for cfg in s
+                        .injector_configs
+                        .iter_mut()
+                        .filter(|c| c.revision == "1-22-3")
+                    {
+                        cfg.hub = Some("gcr.io/istio-release".into());
+                        cfg.variant = Some("distroless".into());
+                    }
+                })
+                .workload(
+                    WorkloadFixture::deployment("pay", "payments")
+                        .pods(1, ProxySpec::istio("1-22-3", "1.22.3")),
+                )
+                .workload(
+                    WorkloadFixture::deployment("pay", "debugging")
+                        .template_annotation("sidecar.istio.io/proxyImageType", "debug")
+                        .pods(1, ProxySpec::istio("1-22-3", "1.22.3")),
+                )
+                .workload(
+                    WorkloadFixture::deployment("pay", "not-custom")
+                        .template_annotation("sidecar.istio.io/proxyImage", "proxyv2:1.9.9")
+                        .pods(1, ProxySpec::istio("1-22-3", "1.22.3")),
+                ),
+        );
+        let w = |name: &str| c.workloads.iter().find(|w| w.name == name).unwrap();
+        assert_eq!(
+            w("payments").expected_image.as_deref(),
+            Some("gcr.io/istio-release/proxyv2:1.22.3-distroless")
+        );
+        assert_eq!(
+            w("debugging").expected_image.as_deref(),
+            Some("gcr.io/istio-release/proxyv2:1.22.3-debug")
+        );
+        assert_eq!(w("debugging").state, WorkloadState::UpToDate);
+        // The template ignores a proxyImage without a `/`: not a custom image.
+        assert_eq!(w("not-custom").state, WorkloadState::UpToDate);
+    }
+
+    #[test]
+    fn a_full_proxy_image_in_the_injector_values_decides_the_expected_version() {
+        let c = classify_fixture(
+            canary()
+                .edit(|s| {
+                    for cfg in s
+                        .injector_configs
+                        .iter_mut()
+                        .filter(|c| c.revision == "1-22-3")
+                    {
+                        cfg.proxy_image = Some("registry.example.com/istio/proxyv2:1.22.4".into());
+                    }
+                })
+                .workload(
+                    WorkloadFixture::deployment("pay", "fresh")
+                        .pods(1, ProxySpec::istio("1-22-3", "1.22.4")),
+                )
+                .workload(
+                    WorkloadFixture::deployment("pay", "payments")
+                        .pods(1, ProxySpec::istio("1-22-3", "1.22.3")),
+                ),
+        );
+        let w = |name: &str| c.workloads.iter().find(|w| w.name == name).unwrap();
+        assert_eq!(w("fresh").expected_version.as_deref(), Some("1.22.4"));
+        assert_eq!(w("fresh").state, WorkloadState::UpToDate);
+        assert_eq!(
+            w("fresh").expected_image.as_deref(),
+            Some("registry.example.com/istio/proxyv2:1.22.4")
+        );
+        // Same revision, but 1.22.3 is not what the injector renders now.
+        assert_eq!(w("payments").state, WorkloadState::Stale);
+    }
+
+    #[test]
+    fn a_template_opted_out_by_the_older_annotation_is_opted_out() {
+        let c = classify_fixture(
+            canary().workload(
+                WorkloadFixture::deployment("shop", "batch")
+                    .template_annotation("sidecar.istio.io/inject", "false")
+                    .pods(1, ProxySpec::none()),
+            ),
+        );
+        let w = c.workloads.iter().find(|w| w.name == "batch").unwrap();
+        assert_eq!(w.state, WorkloadState::OptedOut);
+    }
+
+    #[test]
+    fn bare_pods_opted_out_by_annotation_or_on_the_host_network_are_not_reported() {
+        let c = classify_fixture(
+            canary()
+                .pod(PodFixture::new("shop", "one-off").inject_annotation("false"))
+                .pod(PodFixture::new("shop", "node-probe").host_network())
+                .pod(PodFixture::new("shop", "forgotten")),
+        );
+        let names: Vec<&str> = c.unreachable.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["forgotten"], "only the pod istiod would inject");
+        assert_eq!(c.unreachable[0].state, WorkloadState::NotInjected);
+    }
+
+    #[test]
+    fn a_never_inject_selector_opts_matching_workloads_out() {
+        let c = classify_fixture(
+            canary()
+                .edit(|s| {
+                    for cfg in &mut s.injector_configs {
+                        cfg.policy = crate::snapshot::InjectionPolicyConfig::parse(
+                            "policy: enabled\nneverInjectSelector:\n- matchLabels: {app: builder}\n",
+                        );
+                    }
+                })
+                .workload(
+                    WorkloadFixture::deployment("shop", "builder")
+                        .template_label("app", "builder")
+                        .pods(1, ProxySpec::none()),
+                ),
+        );
+        let w = c.workloads.iter().find(|w| w.name == "builder").unwrap();
+        assert_eq!(w.state, WorkloadState::OptedOut);
     }
 
     #[test]

@@ -705,3 +705,42 @@ fn an_interrupt_while_verifying_leaves_the_switch_and_says_how_to_go_back() {
     assert_eq!(selector(&sim), blue_selector());
     assert_served_only_by(&sim, BLUE);
 }
+
+#[test]
+fn an_interrupt_while_the_switch_is_being_written_still_says_how_to_go_back() {
+    use std::io::Read as _;
+
+    let sim = canary();
+    // The PATCH is held two seconds; the Ctrl-C lands while it is in flight,
+    // before any verification has begun.
+    hold_the_switch_for_two_seconds(&sim);
+    sim.clear_requests();
+    let mut child = spawn_switch(&sim, "2m");
+    wait_until_the_service_is_read(&sim);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let status = child.wait().expect("the plugin ends");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    // Not the default death by SIGINT: the handler was there before the write.
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert_eq!(selector(&sim)["version"], "1-22-3", "the switch landed");
+    let go_back = "kubectl mesh-upgrade gateway-switch -n istio-gateways --service istio-ingressgateway --rollback";
+    assert!(stderr.contains(go_back), "{stderr}");
+    assert_eq!(
+        writes(&sim).len(),
+        1,
+        "only the switch: {:#?}",
+        writes(&sim)
+    );
+}

@@ -2,19 +2,26 @@
 //! install paths, and the RBAC in `krew/rbac/`.
 //!
 //! ```text
-//!  plugin.yaml, krew/.krew.yaml ──► krew's rules (krew_problems)
-//!  krew/release.sh ──► archive ──► unpacked onto PATH ──► kubectl mesh-upgrade version
-//!  cargo install --path . ──────────────────────────────► kubectl mesh-upgrade version
+//!  krew/.krew.yaml ──► rendered as the release bot does ──┐
+//!  krew/release.sh ──► archive + manifest ────────────────┴► read as krew reads it
+//!                  │                                          (kubectl's YAML 1.1 → JSON,
+//!                  │                                           krew's Go types, krew's rules)
+//!                  └─► archive unpacked onto PATH ──► kubectl mesh-upgrade version
+//!  cargo install --path . ─────────────────────────► kubectl mesh-upgrade version
 //!  krew/rbac/*.yaml ──► a mesh-sim token with those rules ──► every verb
 //!                   └─► each logged request checked against the YAML (groups,
 //!                       namespaces, resourceNames), and each rule used
 //! ```
 //!
-//! `krew_problems` applies the rules krew enforces when it reads a manifest
-//! (its validation package) and the ones krew-index's CI adds (supported
-//! os/arch pairs, no overlapping selectors, a licence file installed, line
-//! lengths). `kubectl krew` is not installed here, so `kubectl krew install
-//! --manifest --archive` itself is not run.
+//! A manifest is read the way krew reads it ([`manifest_problems`]): decoded
+//! by the YAML library krew uses (through `kubectl patch --local`, see
+//! [`decode_like_krew`]), every field held to the type of krew's Go structs,
+//! then `krew_problems` applies the rules krew enforces when it reads a
+//! manifest (its validation package) and the ones krew-index's CI adds
+//! (supported os/arch pairs, no overlapping selectors, a licence file
+//! installed, line lengths). `kubectl krew` is not installed here, so `kubectl
+//! krew install --manifest --archive` itself is not run. The repository keeps
+//! no manifest: one exists only for a version whose archives were built.
 //!
 //! mesh-sim's roles know verbs and resources but not API groups, namespaces or
 //! resourceNames, so the YAML is enforced twice: the sim refuses what the
@@ -35,19 +42,19 @@ use serde_json::Value;
 use super::{Env, KUBECTL, PLUGIN, Run, canary, make_executable, path_with};
 
 const HOMEPAGE: &str = "https://github.com/mesh-upgrade/kubectl-mesh-upgrade";
-const BIN: &str = "kubectl-mesh_upgrade";
+pub(super) const BIN: &str = "kubectl-mesh_upgrade";
 
-fn repo() -> &'static Path {
+pub(super) fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn read(relative: &str) -> String {
+pub(super) fn read(relative: &str) -> String {
     std::fs::read_to_string(repo().join(relative))
         .unwrap_or_else(|e| panic!("reading {relative}: {e}"))
 }
 
 /// `v` and the version in Cargo.toml: what every manifest must say.
-fn tag() -> String {
+pub(super) fn tag() -> String {
     format!("v{}", env!("CARGO_PKG_VERSION"))
 }
 
@@ -137,15 +144,15 @@ fn is_safe_plugin_name(name: &str) -> bool {
 
 /// One platform of a manifest, as krew reads it.
 #[derive(Debug, Clone, PartialEq)]
-struct Platform {
-    os: String,
-    arch: String,
-    uri: String,
-    sha256: String,
-    bin: String,
+pub(super) struct Platform {
+    pub(super) os: String,
+    pub(super) arch: String,
+    pub(super) uri: String,
+    pub(super) sha256: String,
+    pub(super) bin: String,
 }
 
-fn platforms(manifest: &Value) -> Vec<Platform> {
+pub(super) fn platforms(manifest: &Value) -> Vec<Platform> {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     manifest["spec"]["platforms"]
         .as_array()
@@ -279,7 +286,7 @@ fn krew_problems(manifest: &Value, version: &str) -> Vec<String> {
 }
 
 /// The platforms this plugin ships, with the archive each one downloads.
-fn expected_platforms(tag: &str) -> Vec<(String, String, String, String)> {
+pub(super) fn expected_platforms(tag: &str) -> Vec<(String, String, String, String)> {
     [
         ("linux", "amd64", "tar.gz"),
         ("linux", "arm64", "tar.gz"),
@@ -347,33 +354,205 @@ fn fake_sha(url: &str) -> String {
     format!("{:016x}", hasher.finish()).repeat(4)
 }
 
-const PLACEHOLDER_SHA: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+// ---------------------------------------------------------------- reading a manifest as krew does
+
+/// A field's type in krew's Go structs (`pkg/index/types.go` in
+/// kubernetes-sigs/krew), as encoding/json holds a decoded manifest to it.
+enum Go {
+    String,
+    /// `map[string]string`
+    StringMap,
+    List(&'static Go),
+    /// A struct's name (for messages) and its JSON fields.
+    Struct(&'static str, &'static [(&'static str, Go)]),
+}
+
+const FILE_OPERATION: Go = Go::Struct("FileOperation", &[("from", Go::String), ("to", Go::String)]);
+
+const SELECTOR_REQUIREMENT: Go = Go::Struct(
+    "LabelSelectorRequirement",
+    &[
+        ("key", Go::String),
+        ("operator", Go::String),
+        ("values", Go::List(&Go::String)),
+    ],
+);
+
+const PLATFORM: Go = Go::Struct(
+    "Platform",
+    &[
+        ("uri", Go::String),
+        ("sha256", Go::String),
+        (
+            "selector",
+            Go::Struct(
+                "LabelSelector",
+                &[
+                    ("matchLabels", Go::StringMap),
+                    ("matchExpressions", Go::List(&SELECTOR_REQUIREMENT)),
+                ],
+            ),
+        ),
+        ("files", Go::List(&FILE_OPERATION)),
+        ("bin", Go::String),
+    ],
+);
+
+/// `Plugin`: TypeMeta inlined, ObjectMeta (of which krew reads the name), spec.
+const PLUGIN_MANIFEST: Go = Go::Struct(
+    "Plugin",
+    &[
+        ("apiVersion", Go::String),
+        ("kind", Go::String),
+        (
+            "metadata",
+            Go::Struct("ObjectMeta", &[("name", Go::String)]),
+        ),
+        (
+            "spec",
+            Go::Struct(
+                "PluginSpec",
+                &[
+                    ("version", Go::String),
+                    ("homepage", Go::String),
+                    ("shortDescription", Go::String),
+                    ("description", Go::String),
+                    ("caveats", Go::String),
+                    ("platforms", Go::List(&PLATFORM)),
+                ],
+            ),
+        ),
+    ],
+);
+
+fn json_kind(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(_) => "a string".into(),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a mapping".into(),
+    }
+}
+
+/// Where `value` does not fit `go`: one sentence per field, named by its path.
+/// encoding/json fails on a mismatched type; a null or an unknown field it
+/// lets through, but in a manifest of ours either is a mistake.
+fn go_type_problems(value: &Value, go: &Go, path: &str, problems: &mut Vec<String>) {
+    let mut wrong = |expected: &str| {
+        problems.push(format!(
+            "{path} is {}, but krew's Go field is {expected}, so krew cannot read the manifest",
+            json_kind(value)
+        ))
+    };
+    match (go, value) {
+        (_, Value::Null) => problems.push(format!("{path} is null")),
+        (Go::String, Value::String(_)) => {}
+        (Go::String, _) => wrong("a string"),
+        (Go::StringMap, Value::Object(map)) => {
+            for (key, item) in map {
+                go_type_problems(item, &Go::String, &format!("{path}.{key}"), problems);
+            }
+        }
+        (Go::StringMap, _) => wrong("a map of strings"),
+        (Go::List(item), Value::Array(items)) => {
+            for (i, element) in items.iter().enumerate() {
+                go_type_problems(element, item, &format!("{path}[{i}]"), problems);
+            }
+        }
+        (Go::List(_), _) => wrong("a list"),
+        (Go::Struct(_, fields), Value::Object(map)) => {
+            for (key, field) in map {
+                let field_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match fields.iter().find(|(name, _)| name == key) {
+                    Some((_, go)) => go_type_problems(field, go, &field_path, problems),
+                    None => problems.push(format!("{field_path} is not a field krew reads")),
+                }
+            }
+        }
+        (Go::Struct(name, _), _) => wrong(&format!("a {name}")),
+    }
+}
+
+/// The manifest at `path` as krew decodes it. krew reads a manifest with
+/// sigs.k8s.io/yaml, which turns YAML into JSON by go-yaml's YAML 1.1 rules
+/// (an unquoted run of digits is a number, `0123` an octal one, `yes` and `on`
+/// booleans) before encoding/json fills the structs above. kubectl reads `-f`
+/// files through the same library, and `kubectl patch --local` prints that
+/// JSON without a cluster. serde_yaml is no stand-in: it keeps digits with a
+/// leading zero as a string, which is how 64 unquoted zeros once went unseen.
+fn decode_like_krew(path: &Path) -> Result<Value, String> {
+    let file = path.to_str().expect("a UTF-8 path");
+    let run = Env::new().run(
+        KUBECTL,
+        &[
+            "patch", "--local", "-f", file, "-p", "{}", "--type", "merge", "-o", "json",
+        ],
+    );
+    if run.code != 0 {
+        return Err(format!(
+            "kubectl cannot decode {file}: {}",
+            run.stderr.trim()
+        ));
+    }
+    serde_json::from_str(&run.stdout)
+        .map_err(|e| format!("kubectl printed no JSON ({e}): {run:#?}"))
+}
+
+/// The manifest at `path` as krew reads it, and what krew (and krew-index)
+/// would stumble on: a field of the wrong type, then krew's rules.
+pub(super) fn manifest_problems(path: &Path, version: &str) -> (Value, Vec<String>) {
+    match decode_like_krew(path) {
+        Err(problem) => (Value::Null, vec![problem]),
+        Ok(manifest) => {
+            let mut problems = Vec::new();
+            go_type_problems(&manifest, &PLUGIN_MANIFEST, "", &mut problems);
+            problems.extend(krew_problems(&manifest, version));
+            (manifest, problems)
+        }
+    }
+}
+
+/// `manifest_problems` of a manifest given as text.
+fn text_problems(text: &str, version: &str) -> (Value, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plugin.yaml");
+    std::fs::write(&path, text).unwrap();
+    manifest_problems(&path, version)
+}
 
 #[test]
-fn the_root_plugin_yaml_follows_krews_rules_and_the_cargo_version() {
-    let text = read("plugin.yaml");
-    let manifest = yaml(&text);
-    let problems = krew_problems(&manifest, &tag());
-    assert!(problems.is_empty(), "plugin.yaml: {problems:#?}");
-    assert_ships_every_platform(&manifest, &tag());
-
-    // Placeholders are all or nothing, and the file says so at the top.
-    let shas: Vec<String> = platforms(&manifest).into_iter().map(|p| p.sha256).collect();
-    let placeholders = shas.iter().filter(|s| *s == PLACEHOLDER_SHA).count();
+fn no_manifest_in_the_repository_claims_that_an_unreleased_version_is_installable() {
+    // A manifest exists only for a built version: krew/release.sh writes it
+    // beside the archives it checksums, and the release publishes it.
     assert!(
-        placeholders == 0 || placeholders == shas.len(),
-        "some checksums are placeholders and some are not: {shas:?}"
+        !repo().join("plugin.yaml").exists(),
+        "plugin.yaml at the root would name archives that were never built"
     );
-    if placeholders > 0 {
-        let header: String = text
-            .lines()
-            .take_while(|l| l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert!(
-            header.contains("NOT YET RELEASED") && header.contains("placeholder"),
-            "placeholder checksums must be declared at the top of plugin.yaml:\n{header}"
-        );
+    let mut candidates = Vec::new();
+    for dir in [repo().to_path_buf(), repo().join("krew")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+                candidates.push(path);
+            }
+        }
+    }
+    for path in candidates {
+        let text = std::fs::read_to_string(&path).unwrap();
+        if text.lines().any(|l| l.trim() == "kind: Plugin") {
+            assert!(
+                text.contains("{{addURIAndSha"),
+                "{} is a krew manifest; only the release bot's template may be kept",
+                path.display()
+            );
+        }
     }
 }
 
@@ -381,8 +560,7 @@ fn the_root_plugin_yaml_follows_krews_rules_and_the_cargo_version() {
 fn the_release_bot_template_renders_a_manifest_krew_accepts() {
     let template = read("krew/.krew.yaml");
     let rendered = render_like_the_release_bot(&template, &tag(), fake_sha);
-    let manifest = yaml(&rendered);
-    let problems = krew_problems(&manifest, &tag());
+    let (manifest, problems) = text_problems(&rendered, &tag());
     assert!(problems.is_empty(), "{problems:#?}\n{rendered}");
     assert_ships_every_platform(&manifest, &tag());
     for platform in platforms(&manifest) {
@@ -391,56 +569,109 @@ fn the_release_bot_template_renders_a_manifest_krew_accepts() {
 
     // The tag reaches the version and every URL; a tag that is not the
     // crate's version is caught.
-    let other = yaml(&render_like_the_release_bot(
-        &template,
-        "v7.8.9-rc.1",
-        fake_sha,
-    ));
+    let (other, problems) = text_problems(
+        &render_like_the_release_bot(&template, "v7.8.9-rc.1", fake_sha),
+        &tag(),
+    );
     assert_eq!(other["spec"]["version"], "v7.8.9-rc.1");
     assert_ships_every_platform(&other, "v7.8.9-rc.1");
-    let problems = krew_problems(&other, &tag());
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(problems[0].contains("(Cargo.toml)"), "{problems:#?}");
 }
 
+/// Issue 14: the root plugin.yaml held `sha256: 0000…` (64 zeros, unquoted).
+/// YAML 1.1 reads that as the integer 0, krew's sha256 is a string, and krew
+/// rejected the manifest before it could compare a checksum.
 #[test]
-fn the_root_plugin_yaml_is_the_template_rendered_for_this_version() {
-    let root = yaml(&read("plugin.yaml"));
-    let checksums: BTreeMap<String, String> = platforms(&root)
-        .into_iter()
-        .map(|p| (p.uri, p.sha256))
-        .collect();
-    let rendered = render_like_the_release_bot(&read("krew/.krew.yaml"), &tag(), |url| {
-        checksums.get(url).cloned().unwrap_or_default()
-    });
+fn unquoted_zeros_as_checksums_are_numbers_to_krew_and_are_reported() {
+    let zeros = "0".repeat(64);
+    let rendered = render_like_the_release_bot(&read("krew/.krew.yaml"), &tag(), |_| zeros.clone());
+    let (manifest, problems) = text_problems(&rendered, &tag());
     assert_eq!(
-        yaml(&rendered),
-        root,
-        "plugin.yaml differs from krew/.krew.yaml rendered for {}: regenerate it with krew/release.sh",
-        tag()
+        manifest["spec"]["platforms"][0]["sha256"], 0,
+        "{manifest:#}"
+    );
+    let numbers: Vec<&String> = problems
+        .iter()
+        .filter(|p| p.contains(".sha256 is the number 0, but krew's Go field is a string"))
+        .collect();
+    assert_eq!(numbers.len(), 5, "one per platform: {problems:#?}");
+    assert!(
+        problems[0].starts_with("spec.platforms[0].sha256 is the number 0"),
+        "{problems:#?}"
     );
 
-    // Between releases the file is exactly what the release script writes.
-    if checksums.values().all(|s| s == PLACEHOLDER_SHA) {
-        let dir = tempfile::tempdir().unwrap();
-        let output = dir.path().join("plugin.yaml");
-        let run = release_script(
-            &Env::new(),
-            &[
-                "--unreleased",
-                "--dist",
-                &dir.path().join("dist").display().to_string(),
-                "--output",
-                &output.display().to_string(),
-            ],
-        );
-        assert_eq!(run.code, 0, "{run:#?}");
-        assert_eq!(
-            std::fs::read_to_string(&output).unwrap(),
-            read("plugin.yaml"),
-            "regenerate: krew/release.sh --manifest-only --unreleased --output plugin.yaml"
+    // Quoted, as krew/release.sh writes checksums, the same digits are a string.
+    let quoted = rendered.replace(&format!("sha256: {zeros}"), &format!("sha256: \"{zeros}\""));
+    let (manifest, problems) = text_problems(&quoted, &tag());
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(manifest["spec"]["platforms"][0]["sha256"], zeros.as_str());
+}
+
+#[test]
+fn every_field_is_held_to_the_type_of_krews_go_struct() {
+    let good = render_like_the_release_bot(&read("krew/.krew.yaml"), &tag(), fake_sha);
+    // The first line that starts with `start`, replaced by `line`.
+    let edit = |start: &str, line: &str| {
+        let mut done = false;
+        let mut text = String::new();
+        for original in good.lines() {
+            if !done && original.starts_with(start) {
+                text.push_str(line);
+                done = true;
+            } else {
+                text.push_str(original);
+            }
+            text.push('\n');
+        }
+        assert!(done, "the template has a line starting {start:?}");
+        text
+    };
+    let cases = [
+        (
+            edit("  shortDescription: ", "  shortDescription: yes"),
+            "spec.shortDescription is the boolean true, but krew's Go field is a string",
+        ),
+        (
+            edit("  homepage: ", "  homepage: on"),
+            "spec.homepage is the boolean true",
+        ),
+        (
+            edit("    bin: ", "    bin: 0123"),
+            "spec.platforms[0].bin is the number 83",
+        ),
+        (
+            edit("  shortDescription: ", "  shortDesc: Upgrade Istio"),
+            "spec.shortDesc is not a field krew reads",
+        ),
+        (
+            edit("    bin: ", "    files: {from: '*', to: .}"),
+            "spec.platforms[0].files is a mapping, but krew's Go field is a list",
+        ),
+        (
+            edit("        os: ", "        os: [linux]"),
+            "spec.platforms[0].selector.matchLabels.os is a list, but krew's Go field is a string",
+        ),
+        (
+            edit("    uri: ", "    uri:"),
+            "spec.platforms[0].uri is null",
+        ),
+    ];
+    for (text, expected) in cases {
+        let (_, problems) = text_problems(&text, &tag());
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "expected a problem starting {expected:?}, got {problems:#?}"
         );
     }
+    // Without a string apiVersion and kind, kubectl (unlike krew) decodes
+    // nothing: one problem, not a panic.
+    let (_, problems) = text_problems("apiVersion: 1\nkind: Plugin\n", &tag());
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].contains("cannot unmarshal number"),
+        "{problems:#?}"
+    );
 }
 
 #[test]
@@ -508,7 +739,7 @@ fn the_manifest_checks_catch_what_krew_rejects() {
 
 // ---------------------------------------------------------------- the release archive
 
-fn release_script(env: &Env, args: &[&str]) -> Run {
+pub(super) fn release_script(env: &Env, args: &[&str]) -> Run {
     let script = repo().join("krew/release.sh");
     let mut all = vec![script.to_str().expect("a UTF-8 path")];
     all.extend_from_slice(args);
@@ -516,7 +747,7 @@ fn release_script(env: &Env, args: &[&str]) -> Run {
 }
 
 /// krew's name for this machine's platform.
-fn host_platform() -> (&'static str, &'static str) {
+pub(super) fn host_platform() -> (&'static str, &'static str) {
     let os = match std::env::consts::OS {
         "macos" => "darwin",
         other => other,
@@ -529,7 +760,7 @@ fn host_platform() -> (&'static str, &'static str) {
     (os, arch)
 }
 
-fn sha256_of(path: &Path) -> String {
+pub(super) fn sha256_of(path: &Path) -> String {
     let out = Command::new("sha256sum")
         .arg(path)
         .output()
@@ -543,7 +774,7 @@ fn sha256_of(path: &Path) -> String {
 
 /// The test build of the plugin without its debug info: the same program,
 /// a tenth of the size, so packing it takes a second rather than twenty.
-fn small_copy_of_the_plugin(dir: &Path) -> PathBuf {
+pub(super) fn small_copy_of_the_plugin(dir: &Path) -> PathBuf {
     let copy = dir.join(BIN);
     let stripped = Command::new("strip")
         .arg("-o")
@@ -606,8 +837,7 @@ fn the_release_archive_holds_the_binary_and_licence_and_kubectl_runs_it_from_pat
     let checksum = sha256_of(&archive);
     let sidecar = std::fs::read_to_string(dist.join(format!("{name}.sha256"))).unwrap();
     assert_eq!(sidecar, format!("{checksum}  {name}\n"));
-    let manifest = yaml(&std::fs::read_to_string(dist.join("mesh-upgrade.yaml")).unwrap());
-    let problems = krew_problems(&manifest, &tag());
+    let (manifest, problems) = manifest_problems(&dist.join("mesh-upgrade.yaml"), &tag());
     assert!(problems.is_empty(), "{problems:#?}");
     let listed = platforms(&manifest);
     assert_eq!(
@@ -750,7 +980,14 @@ fn cargo_install_puts_a_plugin_on_path_that_kubectl_runs() {
     let env = Env::new().var("PATH", &path_with(&root.path().join("bin")));
     let run = env.run(KUBECTL, &["mesh-upgrade", "version"]);
     assert_eq!(run.code, 0, "{run:#?}");
-    assert_eq!(run.stdout, format!("kubectl mesh-upgrade {}\n", tag()));
+    // Built from this checkout, it names the same commit as the test build.
+    let commit = option_env!("MESH_UPGRADE_GIT_COMMIT")
+        .map(|c| format!("Commit: {c}\n"))
+        .unwrap_or_default();
+    assert_eq!(
+        run.stdout,
+        format!("kubectl mesh-upgrade {}\n{commit}", tag())
+    );
 }
 
 // ---------------------------------------------------------------- RBAC

@@ -797,7 +797,8 @@ fn restart_with_machine_output_prints_one_list_of_both_reports() {
     let list: Value = serde_yaml::from_str(&run.stdout).expect("stdout is one YAML document");
     assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list:#}");
 
-    // A dry run plans no restart: its one document is the relabel plan.
+    // A dry run shows the one plan: the relabel and the restarts it brings,
+    // as one List (the restarts planned on the namespace as it will be).
     let run = relabel(
         &sim,
         &[
@@ -812,5 +813,60 @@ fn restart_with_machine_output_prints_one_list_of_both_reports() {
         ],
     );
     assert_eq!(run.code, 0, "{run:#?}");
-    assert_eq!(parse_json(&run)["kind"], "RelabelPlan", "{run:#?}");
+    let list = parse_json(&run);
+    let kinds: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items is a list")
+        .iter()
+        .filter_map(|item| item["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["RelabelPlan", "RestartPlan"], "{list:#}");
+    let restarts = list["items"][1]["actions"].as_array().expect("actions");
+    assert!(
+        !restarts.is_empty(),
+        "cart's workloads become stale: {list:#}"
+    );
+    assert!(
+        restarts.iter().all(|a| a["expectedRevision"] == "1-22-3"),
+        "{list:#}"
+    );
+}
+
+#[test]
+fn relabel_with_restart_at_a_terminal_asks_once_and_y_enter_goes_to_the_end() {
+    let sim = canary();
+    let question = "Relabel 1 namespace to 1-22-3 and restart";
+    let env = Env::new()
+        .kubeconfig(sim.kubeconfig_path())
+        .var("TERM", "xterm");
+    // Typed as people do: `y`, then Enter (the Enter once answered a second
+    // question with "no").
+    let super::terminal::Transcript { code, text: shown } = super::terminal::in_terminal(
+        &env,
+        &[
+            "relabel",
+            "-n",
+            "shop",
+            "--to",
+            "1-22-3",
+            "--restart",
+            "--timeout",
+            "2m",
+        ],
+        100,
+        b"y\r",
+    );
+    assert_eq!(code, 0, "{shown}");
+    // dialoguer redraws the answered question as "...? yes": one [y/N] is one question.
+    assert_eq!(shown.matches("[y/N]").count(), 1, "one question: {shown}");
+    assert!(
+        shown.contains(&format!("{question} 4 workloads? yes")),
+        "{shown}"
+    );
+    assert!(!shown.contains("not confirmed"), "{shown}");
+    assert_eq!(
+        labels(&sim, "shop").get("istio.io/rev").map(String::as_str),
+        Some("1-22-3")
+    );
+    assert!(shown.contains("restarted and verified"), "{shown}");
 }

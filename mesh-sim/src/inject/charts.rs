@@ -37,9 +37,23 @@ pub struct RevisionOptions {
     /// image is derived from the istiod image, as for hand-made installs.
     pub injector_configmap: bool,
     /// For the default install only: the `default` tag has been moved to
-    /// another revision, so this install's `namespace.`/`object.` webhooks
-    /// never match.
+    /// another revision, so every webhook of this install's configuration
+    /// never matches (as `istioctl tag set default` leaves it).
     pub default_webhooks_deactivated: bool,
+    /// `global.proxy.autoInject`, written as the injector config's `policy`
+    /// (`enabled`, `disabled`).
+    pub auto_inject: String,
+    /// `sidecarInjectorWebhook.neverInjectSelector` (label selectors).
+    pub never_inject_selector: Vec<Value>,
+    /// `sidecarInjectorWebhook.alwaysInjectSelector` (label selectors).
+    pub always_inject_selector: Vec<Value>,
+    /// `global.proxy.image` (default `proxyv2`): a name under the hub, or a
+    /// whole image reference (with a `/`), which then ignores hub and tag.
+    pub proxy_image: Option<String>,
+    /// `sidecarInjectorWebhook.enableNamespacesByDefault`: the default
+    /// install also gets the `auto.` webhook, which injects namespaces that
+    /// carry no injection label (the system namespaces excepted).
+    pub enable_namespaces_by_default: bool,
 }
 
 impl Default for RevisionOptions {
@@ -51,6 +65,11 @@ impl Default for RevisionOptions {
             istiod_replicas: 1,
             injector_configmap: true,
             default_webhooks_deactivated: false,
+            auto_inject: "enabled".to_string(),
+            never_inject_selector: Vec::new(),
+            always_inject_selector: Vec::new(),
+            enable_namespaces_by_default: false,
+            proxy_image: None,
         }
     }
 }
@@ -90,10 +109,18 @@ pub fn istio_revision_objects(
     if opts.injector_configmap {
         objects.push(injector_configmap(rev, version, opts));
     }
-    objects.push(injector_webhook_configuration(
-        rev,
-        opts.default_webhooks_deactivated,
-    ));
+    let mut webhooks = injector_webhook_configuration(rev, opts.default_webhooks_deactivated);
+    if rev.is_none() && opts.enable_namespaces_by_default {
+        let mut auto = auto_webhook(&istiod_service_name(rev));
+        if opts.default_webhooks_deactivated {
+            auto["namespaceSelector"] = never_match();
+            auto["objectSelector"] = never_match();
+        }
+        if let Some(list) = webhooks["webhooks"].as_array_mut() {
+            list.push(auto);
+        }
+    }
+    objects.push(webhooks);
     objects
 }
 
@@ -115,8 +142,8 @@ pub fn revision_tag_objects(tag: &str, rev: Option<&str>) -> Vec<Value> {
         rev_object_webhook(&service, tag),
     ];
     if tag == "default" {
-        webhooks.push(default_namespace_webhook(&service, false));
-        webhooks.push(default_object_webhook(&service, false));
+        webhooks.push(default_namespace_webhook(&service));
+        webhooks.push(default_object_webhook(&service));
     }
     vec![json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -131,6 +158,24 @@ pub fn revision_tag_objects(tag: &str, rev: Option<&str>) -> Vec<Value> {
         },
         "webhooks": webhooks,
     })]
+}
+
+/// The Service the istio-discovery chart renders for each of its
+/// `revisionTags` from Istio 1.27 (`revision-tags-svc.yaml`):
+/// `istiod-revision-tag-<tag>` in `istio-system`, labelled `istio.io/tag` and
+/// `istio.io/rev`, selecting the revision's istiod like the revision's own
+/// Service. istiod and `istioctl tag list` read tags from these as well as
+/// from the webhook configurations.
+pub fn revision_tag_service(tag: &str, rev: Option<&str>) -> Value {
+    let mut service = istiod_service(rev);
+    service["metadata"]["name"] = json!(format!("istiod-revision-tag-{tag}"));
+    service["metadata"]["labels"]["istio.io/tag"] = json!(tag);
+    if rev.is_none() {
+        // The default revision's Service selects by `istio: pilot`, so that
+        // it does not pick a canary's pods.
+        service["spec"]["selector"] = json!({"app": "istiod", "istio": "pilot"});
+    }
+    service
 }
 
 /// [`revision_tag_objects`] as YAML.
@@ -149,8 +194,18 @@ pub fn injector_webhook_configuration(rev: Option<&str>, default_deactivated: bo
         rev_object_webhook(&service, label),
     ];
     if rev.is_none() {
-        webhooks.push(default_namespace_webhook(&service, default_deactivated));
-        webhooks.push(default_object_webhook(&service, default_deactivated));
+        webhooks.push(default_namespace_webhook(&service));
+        webhooks.push(default_object_webhook(&service));
+        if default_deactivated {
+            // `istioctl tag set default` rewrites every webhook of the
+            // default revision's configuration (istioctl/pkg/tag/util.go,
+            // DeactivateIstioInjectionWebhook), the rev. ones included: the
+            // `default` tag's own webhooks serve `istio.io/rev=default` now.
+            for webhook in &mut webhooks {
+                webhook["namespaceSelector"] = never_match();
+                webhook["objectSelector"] = never_match();
+            }
+        }
     }
     json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -226,39 +281,49 @@ fn never_match() -> Value {
 }
 
 /// Namespace labelled `istio-injection=enabled`, pod not opted out.
-fn default_namespace_webhook(service: &str, deactivated: bool) -> Value {
+fn default_namespace_webhook(service: &str) -> Value {
     let mut webhook = core_webhook("namespace.", service);
-    if deactivated {
-        webhook["namespaceSelector"] = never_match();
-        webhook["objectSelector"] = never_match();
-    } else {
-        webhook["namespaceSelector"] = json!({"matchExpressions": [
-            expression("istio-injection", "In", &["enabled"]),
-        ]});
-        webhook["objectSelector"] = json!({"matchExpressions": [
-            expression("sidecar.istio.io/inject", "NotIn", &["false"]),
-        ]});
-    }
+    webhook["namespaceSelector"] = json!({"matchExpressions": [
+        expression("istio-injection", "In", &["enabled"]),
+    ]});
+    webhook["objectSelector"] = json!({"matchExpressions": [
+        expression("sidecar.istio.io/inject", "NotIn", &["false"]),
+    ]});
     webhook
 }
 
 /// Unlabelled namespace, pod opted in with `sidecar.istio.io/inject=true` and
 /// naming no revision of its own.
-fn default_object_webhook(service: &str, deactivated: bool) -> Value {
+fn default_object_webhook(service: &str) -> Value {
     let mut webhook = core_webhook("object.", service);
-    if deactivated {
-        webhook["namespaceSelector"] = never_match();
-        webhook["objectSelector"] = never_match();
-    } else {
-        webhook["namespaceSelector"] = json!({"matchExpressions": [
-            expression("istio-injection", "DoesNotExist", &[]),
-            expression("istio.io/rev", "DoesNotExist", &[]),
-        ]});
-        webhook["objectSelector"] = json!({"matchExpressions": [
-            expression("sidecar.istio.io/inject", "In", &["true"]),
-            expression("istio.io/rev", "DoesNotExist", &[]),
-        ]});
-    }
+    webhook["namespaceSelector"] = json!({"matchExpressions": [
+        expression("istio-injection", "DoesNotExist", &[]),
+        expression("istio.io/rev", "DoesNotExist", &[]),
+    ]});
+    webhook["objectSelector"] = json!({"matchExpressions": [
+        expression("sidecar.istio.io/inject", "In", &["true"]),
+        expression("istio.io/rev", "DoesNotExist", &[]),
+    ]});
+    webhook
+}
+
+/// `enableNamespacesByDefault`: a namespace without injection labels (and
+/// not a system one), pod neither opting in or out nor naming a revision.
+fn auto_webhook(service: &str) -> Value {
+    let mut webhook = core_webhook("auto.", service);
+    webhook["namespaceSelector"] = json!({"matchExpressions": [
+        expression("istio-injection", "DoesNotExist", &[]),
+        expression("istio.io/rev", "DoesNotExist", &[]),
+        expression(
+            "kubernetes.io/metadata.name",
+            "NotIn",
+            &["kube-system", "kube-public", "kube-node-lease", "local-path-storage"],
+        ),
+    ]});
+    webhook["objectSelector"] = json!({"matchExpressions": [
+        expression("sidecar.istio.io/inject", "DoesNotExist", &[]),
+        expression("istio.io/rev", "DoesNotExist", &[]),
+    ]});
     webhook
 }
 
@@ -362,7 +427,7 @@ fn injector_configmap(rev: Option<&str>, version: &str, opts: &RevisionOptions) 
     let mut global = json!({
         "hub": opts.hub,
         "tag": version,
-        "proxy": {"image": "proxyv2"},
+        "proxy": {"image": opts.proxy_image.as_deref().unwrap_or("proxyv2")},
         "proxy_init": {"image": "proxyv2"},
         "istioNamespace": ISTIO_NAMESPACE,
     });
@@ -372,8 +437,27 @@ fn injector_configmap(rev: Option<&str>, version: &str, opts: &RevisionOptions) 
     let values = json!({
         "global": global,
         "revision": rev.unwrap_or(""),
-        "sidecarInjectorWebhook": {"defaultTemplates": [], "rewriteAppHTTPProbe": true},
+        "sidecarInjectorWebhook": {
+            "defaultTemplates": [],
+            "enableNamespacesByDefault": opts.enable_namespaces_by_default,
+            "rewriteAppHTTPProbe": true,
+        },
     });
+    // The chart writes `policy: {{ .Values.global.proxy.autoInject }}` and
+    // the selectors with toYaml (istiod-injector-configmap.yaml).
+    let selectors = |list: &[Value]| {
+        if list.is_empty() {
+            " []\n".to_string()
+        } else {
+            format!("\n{}", serde_yaml::to_string(list).unwrap_or_default())
+        }
+    };
+    let config = format!(
+        "defaultTemplates: [sidecar]\npolicy: {}\nalwaysInjectSelector:{}neverInjectSelector:{}injectedAnnotations: {{}}\n",
+        opts.auto_inject,
+        selectors(&opts.always_inject_selector),
+        selectors(&opts.never_inject_selector),
+    );
     json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -384,7 +468,7 @@ fn injector_configmap(rev: Option<&str>, version: &str, opts: &RevisionOptions) 
         },
         "data": {
             "values": serde_json::to_string_pretty(&values).unwrap_or_default(),
-            "config": "defaultTemplates: [sidecar]\npolicy: enabled\nalwaysInjectSelector: []\nneverInjectSelector: []\ninjectedAnnotations: {}\n",
+            "config": config,
         },
     })
 }

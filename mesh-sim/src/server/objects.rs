@@ -113,11 +113,19 @@ pub async fn resource_request(
             path.name.as_deref(),
         ));
     }
+    // A create names its object in the body; rules by name or per object
+    // see that name (JSON bodies; a protobuf create counts as unnamed).
+    let created_name = match (&path.name, verb) {
+        (None, "create") => serde_json::from_slice::<Value>(&request.body)
+            .ok()
+            .and_then(|b| b.pointer("/metadata/name")?.as_str().map(str::to_string)),
+        _ => None,
+    };
     let decision = lock(&shared.faults).decide(&FaultRequest {
         verb,
         resource: &resource_name,
         namespace: path.namespace.as_deref(),
-        name: path.name.as_deref(),
+        name: path.name.as_deref().or(created_name.as_deref()),
     });
     if !decision.latency.is_zero() {
         tokio::time::sleep(decision.latency).await;
@@ -125,6 +133,7 @@ pub async fn resource_request(
     if let Some(error) = decision.error {
         return Err(error);
     }
+    let after_store = decision.error_after_store;
     let namespace = path.namespace.as_deref().unwrap_or("");
     let response = match verb {
         "watch" => {
@@ -152,7 +161,13 @@ pub async fn resource_request(
         "delete" => delete(shared, request, resource, namespace, path)?,
         _ => delete_collection(shared, request, resource, path)?,
     };
-    Ok(response)
+    match after_store {
+        // Reads are answered normally: only a write can fail after storing.
+        Some(error) if response.status().is_success() && !matches!(verb, "get" | "list") => {
+            Err(error)
+        }
+        _ => Ok(response),
+    }
 }
 
 fn object_response(status: StatusCode, resource: &Resource, obj: &Value) -> Response<Body> {

@@ -8,6 +8,7 @@ use super::*;
 use crate::mesh::fixtures::{ClusterFixture, PodFixture, ProxySpec, WorkloadFixture};
 use crate::mesh::gateways::gateways;
 use crate::mesh::workloads::classify;
+use crate::render::gateway_switch::plan_text;
 use crate::snapshot::{EndpointRef, ServicePortInfo};
 
 const NS: &str = "istio-gateways";
@@ -105,6 +106,12 @@ impl Case {
     }
 }
 
+/// The blue → green switch of seed 001, planned on the Service at
+/// resourceVersion 4711 (for the engine's tests).
+pub(crate) fn blue_to_green_plan() -> SwitchPlan {
+    Case::new(blue_green()).plan(to("1-22-3"), false)
+}
+
 fn check(plan: &SwitchPlan, kind: CheckKind) -> &TakeoverCheck {
     plan.prechecks
         .iter()
@@ -121,7 +128,7 @@ fn a_clean_switch_changes_only_the_revision_value_and_records_the_previous_selec
     assert_eq!(action.target, "service/istio-ingressgateway");
     assert_eq!(action.patch_type, "application/merge-patch+json");
     assert_eq!(
-        action.patch,
+        action.write.body_to_send(),
         json!({
             "metadata": {
                 "resourceVersion": "4711",
@@ -134,7 +141,7 @@ fn a_clean_switch_changes_only_the_revision_value_and_records_the_previous_selec
         })
     );
     assert_eq!(
-        action.undo_patch,
+        action.undo.body_to_send(),
         json!({
             "metadata": {"annotations": {
                 "mesh-upgrade.io/previous-selector": null,
@@ -167,7 +174,7 @@ fn extra_selector_keys_are_kept_out_of_the_patch_and_in_the_target() {
     });
     let plan = Case::new(fixture).plan(to("1-22-3"), false);
     assert_eq!(plan.verdict, Verdict::Proceed, "{:#?}", plan.prechecks);
-    let patch = &plan.action.as_ref().unwrap().patch;
+    let patch = &plan.action.as_ref().unwrap().write.body_to_send();
     assert_eq!(patch["spec"], json!({"selector": {"version": "1-22-3"}}));
     assert_eq!(
         plan.to_selector.get("app").map(String::as_str),
@@ -391,7 +398,7 @@ fn rollback_restores_the_recorded_selector_and_records_the_replaced_one() {
     assert_eq!(plan.selector_key.as_deref(), Some("version"));
     assert_eq!(plan.target_revision.as_deref(), Some("1-21-2"));
     assert_eq!(
-        plan.action.as_ref().unwrap().patch,
+        plan.action.as_ref().unwrap().write.body_to_send(),
         json!({
             "metadata": {
                 "resourceVersion": "4711",
@@ -419,7 +426,7 @@ fn rollback_removes_keys_the_recorded_selector_did_not_have() {
         .previous(r#"{"istio":"ingressgateway","version":"1-21-2"}"#)
         .plan(SwitchRequest::Rollback, false);
     assert_eq!(
-        plan.action.as_ref().unwrap().patch["spec"],
+        plan.action.as_ref().unwrap().write.body_to_send()["spec"],
         json!({"selector": {"tier": null, "version": "1-21-2"}})
     );
     assert_eq!(plan.selector_key, None);
@@ -598,7 +605,8 @@ fn a_pod_in_two_slices_counts_once_and_ready_only_if_ready_in_both() {
 #[test]
 fn the_plan_text_shows_selectors_checks_patch_and_what_follows_within_100_columns() {
     let plan = Case::new(cluster_with(green().unready_pods(1))).plan(to("1-22-3"), true);
-    let text = plan_text(&plan, std::time::Duration::from_secs(120), false);
+    let at_100 = crate::render::Layout::at(100);
+    let text = plan_text(&plan, std::time::Duration::from_secs(120), false, &at_100);
     for line in text.lines() {
         assert!(
             line.chars().count() <= 100 || line.starts_with("  {"),
@@ -625,7 +633,12 @@ fn the_plan_text_shows_selectors_checks_patch_and_what_follows_within_100_column
     );
 
     let refused = Case::new(blue_green()).plan(to("1-9-9"), false);
-    let text = plan_text(&refused, std::time::Duration::from_secs(120), false);
+    let text = plan_text(
+        &refused,
+        std::time::Duration::from_secs(120),
+        false,
+        &at_100,
+    );
     assert!(!text.contains("PATCH"), "{text}");
     assert!(text.contains("FAIL"), "{text}");
     assert!(

@@ -1,24 +1,21 @@
 //! The relabel plan and report as text for a person: a table of the
 //! namespaces that change, the ones left alone with the reason, and what
-//! relabelling does and does not do. Pure, no colour, 100 columns (a
-//! sentence wraps; a command to copy does not).
+//! relabelling does and does not do. Pure, no colour; labels and names never
+//! wrap, sentences do at a terminal (a command to copy stays whole).
 
 use std::fmt::Write as _;
 
-use super::{
+use super::Layout;
+use super::table::{Fit, Table};
+use crate::mesh::relabel::{
     InjectionLabels, NamespaceChange, PREVIOUS_LABELS_ANNOTATION, RelabelPlan, RelabelReport,
     ResultState, Target, TargetKind, describe_labels,
 };
-use crate::wrap::Wrap;
-
-/// The width sentences wrap at.
-const WIDTH: usize = 100;
-/// How sentences wrap.
-const WRAP: Wrap = Wrap::at(WIDTH);
 
 /// The plan: headline, table, the namespaces left alone, notes, and what
 /// relabelling does.
-pub fn plan_text(plan: &RelabelPlan) -> String {
+pub fn plan_text(plan: &RelabelPlan, layout: &Layout) -> String {
+    let wrap = layout.wrap();
     let mut out = String::new();
     let count = plan.changes.len();
     let headline = match (&plan.target, count) {
@@ -39,34 +36,29 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
             from_text(plan)
         ),
     };
-    WRAP.push(&mut out, &headline, "");
+    wrap.push(&mut out, &headline, "");
 
     if !plan.changes.is_empty() {
         out.push('\n');
-        out.push_str(&changes_table(&plan.changes));
+        out.push_str(&changes_table(&plan.changes, layout));
         for change in &plan.changes {
             for note in &change.notes {
-                WRAP.push(&mut out, &format!("  {}: {note}", change.namespace), "    ");
+                wrap.push(&mut out, &format!("  {}: {note}", change.namespace), "    ");
             }
         }
     }
 
     if !plan.skipped.is_empty() {
         out.push_str("\nLeft alone:\n");
-        let width = plan
-            .skipped
-            .iter()
-            .map(|s| s.namespace.len())
-            .max()
-            .unwrap_or(0);
+        let mut list = Table::headless(*layout, &[Fit::Whole, Fit::Words]).indented(2);
         for skip in &plan.skipped {
-            let line = format!("  {:width$}  {}", skip.namespace, skip.message);
-            WRAP.push(&mut out, &line, &" ".repeat(width + 4));
+            list.row([skip.namespace.as_str(), skip.message.as_str()]);
         }
+        out.push_str(&list.render());
     }
     if plan.unrecorded > 0 {
         out.push('\n');
-        WRAP.push(
+        wrap.push(
             &mut out,
             &match (plan.changes.is_empty(), plan.unrecorded) {
                 (true, 1) => {
@@ -91,7 +83,7 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
     if !plan.notes.is_empty() {
         out.push('\n');
         for note in &plan.notes {
-            WRAP.push(&mut out, &format!("Note: {note}"), "  ");
+            wrap.push(&mut out, &format!("Note: {note}"), "  ");
         }
     }
 
@@ -99,7 +91,7 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
         out.push('\n');
         let names = name_list(plan.changes.iter().map(|c| c.namespace.as_str()));
         if plan.is_undo() {
-            WRAP.push(
+            wrap.push(
                 &mut out,
                 &format!(
                     "Each namespace gets back the labels recorded in its annotation {PREVIOUS_LABELS_ANNOTATION}, and the annotation is removed."
@@ -107,7 +99,7 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
                 "",
             );
         } else {
-            WRAP.push(
+            wrap.push(
                 &mut out,
                 &format!(
                     "Before a namespace's first relabel, its injection labels are recorded in its annotation {PREVIOUS_LABELS_ANNOTATION}; this undoes it:"
@@ -116,7 +108,7 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
             );
             let _ = writeln!(out, "  kubectl mesh-upgrade relabel -n {names} --undo");
         }
-        WRAP.push(
+        wrap.push(
             &mut out,
             "Labels change only what new pods get: running pods keep their current proxy until they are restarted, and `kubectl mesh-upgrade status` shows them as stale until then.",
             "",
@@ -127,7 +119,8 @@ pub fn plan_text(plan: &RelabelPlan) -> String {
 
 /// What the writes did, and what to run next; `restart_follows` when
 /// `--restart` continues into restart-sidecars (no command to suggest then).
-pub fn report_text(report: &RelabelReport, restart_follows: bool) -> String {
+pub fn report_text(report: &RelabelReport, restart_follows: bool, layout: &Layout) -> String {
+    let wrap = layout.wrap();
     let mut out = String::new();
     if report.results.is_empty() {
         return out;
@@ -150,13 +143,8 @@ pub fn report_text(report: &RelabelReport, restart_follows: bool) -> String {
         (false, Some(target)) => format!("Relabelled {count} to {}:", target.name),
         (false, None) => format!("Restored the injection labels of {count}:"),
     };
-    WRAP.push(&mut out, &headline, "");
-    let width = report
-        .results
-        .iter()
-        .map(|r| r.namespace.len())
-        .max()
-        .unwrap_or(0);
+    wrap.push(&mut out, &headline, "");
+    let mut list = Table::headless(*layout, &[Fit::Whole, Fit::Words]).indented(2);
     for result in &report.results {
         let mut detail = match result.state {
             ResultState::Relabelled | ResultState::Rehearsed => result
@@ -180,14 +168,14 @@ pub fn report_text(report: &RelabelReport, restart_follows: bool) -> String {
                 conflicts(result.conflicts)
             );
         }
-        let line = format!("  {:width$}  {detail}", result.namespace);
-        WRAP.push(&mut out, &line, &" ".repeat(width + 4));
+        list.row([result.namespace.clone(), detail]);
     }
+    out.push_str(&list.render());
     if report.server_dry_run || report.restart_namespaces.is_empty() || restart_follows {
         return out;
     }
     let names = name_list(report.restart_namespaces.iter().map(String::as_str));
-    WRAP.push(
+    wrap.push(
         &mut out,
         &format!(
             "Running pods keep their current proxy until they are restarted; until then `kubectl mesh-upgrade status -n {names}` shows them as stale. Next:"
@@ -275,70 +263,39 @@ fn label_lines(labels: &InjectionLabels) -> Vec<String> {
     }
 }
 
-fn changes_table(changes: &[NamespaceChange]) -> String {
-    let header = [
-        "NAMESPACE",
-        "LABELS NOW",
-        "NEW PODS GET",
-        "LABELS AFTER",
-        "NEW PODS GET",
-    ];
-    let rows: Vec<[Vec<String>; 5]> = changes
-        .iter()
-        .map(|c| {
-            [
-                vec![c.namespace.clone()],
-                label_lines(&c.before),
-                vec![
-                    c.revision_before
-                        .clone()
-                        .unwrap_or_else(|| "no proxy".into()),
-                ],
-                label_lines(&c.after),
-                vec![
-                    c.revision_after
-                        .clone()
-                        .unwrap_or_else(|| "no proxy".into()),
-                ],
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = cell.iter().map(String::len).fold(*width, usize::max);
-        }
+fn changes_table(changes: &[NamespaceChange], layout: &Layout) -> String {
+    let mut table = Table::new(
+        *layout,
+        &[
+            ("NAMESPACE", Fit::Whole),
+            ("LABELS NOW", Fit::Whole),
+            ("NEW PODS GET", Fit::Whole),
+            ("LABELS AFTER", Fit::Whole),
+            ("NEW PODS GET", Fit::Whole),
+        ],
+    );
+    let no_proxy =
+        |revision: &Option<String>| revision.clone().unwrap_or_else(|| "no proxy".into());
+    for c in changes {
+        table.row([
+            c.namespace.clone(),
+            label_lines(&c.before).join("\n"),
+            no_proxy(&c.revision_before),
+            label_lines(&c.after).join("\n"),
+            no_proxy(&c.revision_after),
+        ]);
     }
-    let mut out = String::new();
-    let mut push_line = |cells: [&str; 5]| {
-        let mut line = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:w$}   ", w = widths[i]);
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    };
-    push_line(header);
-    for row in &rows {
-        let height = row.iter().map(Vec::len).max().unwrap_or(1);
-        for line in 0..height {
-            let cell = |i: usize| row[i].get(line).map(String::as_str).unwrap_or("");
-            push_line([cell(0), cell(1), cell(2), cell(3), cell(4)]);
-        }
-    }
-    out
+    table.render()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::*;
     use super::*;
     use crate::mesh::control_plane::ControlPlane;
     use crate::mesh::fixtures::{ClusterFixture, namespace};
+    use crate::mesh::relabel::*;
+
+    const WIDTH: usize = 100;
 
     fn canary() -> ControlPlane {
         ControlPlane::from_snapshot(
@@ -388,14 +345,17 @@ mod tests {
 
     #[test]
     fn the_plan_shows_labels_and_revisions_before_and_after_and_why_others_are_left_alone() {
-        let text = plan_text(&planned(&["shop", "legacy", "search", "kube-system"]));
+        let text = plan_text(
+            &planned(&["shop", "legacy", "search", "kube-system"]),
+            &Layout::at(WIDTH),
+        );
         let expected = "\
 Relabel 2 namespaces to revision 1-22-3 (proxy 1.22.3):
 
-NAMESPACE   LABELS NOW                NEW PODS GET   LABELS AFTER          NEW PODS GET
-shop        istio-injection=enabled   1-21-2         istio.io/rev=1-22-3   1-22-3
-legacy      istio-injection=enabled   1-21-2         istio.io/rev=1-22-3   1-22-3
-            istio.io/rev=1-22-3
+NAMESPACE  LABELS NOW               NEW PODS GET  LABELS AFTER         NEW PODS GET
+shop       istio-injection=enabled  1-21-2        istio.io/rev=1-22-3  1-22-3
+legacy     istio-injection=enabled  1-21-2        istio.io/rev=1-22-3  1-22-3
+           istio.io/rev=1-22-3
   legacy: both labels were set and istio-injection won (IST0123); only istio.io/rev is left
 
 Left alone:
@@ -436,13 +396,13 @@ restarted, and `kubectl mesh-upgrade status` shows them as stale until then.
         let report = RelabelReport::new(&plan, results, false);
         assert_eq!(report.restart_namespaces, ["shop"]);
         assert_eq!(
-            report_text(&report, false),
+            report_text(&report, false, &Layout::at(WIDTH)),
             "\
 Relabelled 1 of 2 namespaces to 1-22-3:
   shop    istio.io/rev=1-22-3 (re-read and patched again after 2 conflicts with another writer)
   legacy  FAILED: forbidden: cannot patch namespaces/legacy
-Running pods keep their current proxy until they are restarted; until then `kubectl mesh-upgrade
-status -n shop` shows them as stale. Next:
+Running pods keep their current proxy until they are restarted; until then
+`kubectl mesh-upgrade status -n shop` shows them as stale. Next:
   kubectl mesh-upgrade restart-sidecars -n shop
 "
         );
@@ -458,7 +418,11 @@ status -n shop` shows them as stale. Next:
             conflicts: 0,
             message: None,
         }];
-        let text = report_text(&RelabelReport::new(&plan, results, true), false);
+        let text = report_text(
+            &RelabelReport::new(&plan, results, true),
+            false,
+            &Layout::at(WIDTH),
+        );
         assert_eq!(
             text,
             "The server accepted the patches of 1 namespace (--dry-run=server: nothing was stored):\n  shop  istio.io/rev=1-22-3\n"
@@ -481,7 +445,7 @@ status -n shop` shows them as stale. Next:
         )
         .unwrap();
         assert_eq!(
-            plan_text(&plan),
+            plan_text(&plan, &Layout::at(WIDTH)),
             "Nothing to undo.\n\nNone of the 2 selected namespaces was ever relabelled by mesh-upgrade.\n"
         );
     }

@@ -1,33 +1,30 @@
 //! Drawing the `status` report as text, for a person at a terminal.
 //!
 //! Pure: the report in, a `String` out, so the output is pinned by tests
-//! with colour off. Each section is a comfy-table table held to 100 columns
-//! (cells wrap rather than run off the screen); `-o wide` lifts the limit,
-//! adds columns (notes, reasons, full risk lists) and lists the workloads
-//! and namespaces outside the sidecar mesh that the default view folds into
-//! a one-line count. Problems sort first so the screen's top says what to do.
+//! with colour off at a fixed width. Each section is a [`Table`]: names,
+//! images and versions never wrap, free text (PROBLEMS, RISKS, NOTES, the
+//! gateway takeover problems) wraps at a terminal's width, and in a pipe
+//! nothing wraps. `-o wide` adds columns (notes, reasons, full risk lists)
+//! and lists the workloads and namespaces outside the sidecar mesh that the
+//! default view folds into a one-line count. Problems sort first so the
+//! screen's top says what to do.
 
 use std::fmt::Write as _;
 
-use comfy_table::presets::NOTHING;
-use comfy_table::{
-    Attribute, Cell, Color, ColumnConstraint, ContentArrangement, Table, TableComponent, Width,
-};
-
+use super::table::{Cell, Color, Fit, Table};
+use super::{Layout, commands_whole};
 use crate::mesh::status::{
     GatewayServiceStatus, NamespaceStatus, StatusReport, UnreachablePodStatus, WorkloadStatus,
 };
 use crate::mesh::workloads::{ProxyGroup, Risk, WorkloadState};
-use crate::wrap::Wrap;
-
-/// The default width every table fits in.
-pub const TABLE_WIDTH: u16 = 100;
-/// How sentences wrap: at the tables' width.
-const WRAP: Wrap = Wrap::at(TABLE_WIDTH as usize);
+use crate::wrap::together;
 
 /// The whole `status` screen.
-pub fn status_table(report: &StatusReport, wide: bool, color: bool) -> String {
-    let style = Style { wide, color };
+pub fn status_table(report: &StatusReport, wide: bool, layout: &Layout) -> String {
+    let style = Style {
+        wide,
+        layout: *layout,
+    };
     let mut out = String::new();
     section(
         &mut out,
@@ -54,68 +51,12 @@ pub fn status_table(report: &StatusReport, wide: bool, color: bool) -> String {
 
 struct Style {
     wide: bool,
-    color: bool,
+    layout: Layout,
 }
 
 impl Style {
-    /// A borderless table like kubectl's; columns in `keep_whole` never wrap
-    /// (names people copy), the others wrap to fit the width.
-    fn table(&self, header: &[&str], keep_whole: &[usize]) -> Table {
-        let mut table = Table::new();
-        table.load_preset(NOTHING);
-        for component in [
-            TableComponent::VerticalLines,
-            TableComponent::LeftBorder,
-            TableComponent::RightBorder,
-            TableComponent::TopBorder,
-            TableComponent::BottomBorder,
-            TableComponent::LeftHeaderIntersection,
-            TableComponent::HeaderLines,
-            TableComponent::MiddleHeaderIntersections,
-            TableComponent::RightHeaderIntersection,
-            TableComponent::TopBorderIntersections,
-            TableComponent::BottomBorderIntersections,
-            TableComponent::TopLeftCorner,
-            TableComponent::TopRightCorner,
-            TableComponent::BottomLeftCorner,
-            TableComponent::BottomRightCorner,
-        ] {
-            table.remove_style(component);
-        }
-        if self.wide {
-            table.set_content_arrangement(ContentArrangement::Disabled);
-        } else {
-            table.set_content_arrangement(ContentArrangement::Dynamic);
-            table.set_width(TABLE_WIDTH);
-        }
-        if self.color {
-            table.enforce_styling();
-        } else {
-            table.force_no_tty();
-        }
-        table.set_header(header.iter().map(|h| self.bold(h)).collect::<Vec<_>>());
-        let last = header.len().saturating_sub(1);
-        for (index, column) in table.column_iter_mut().enumerate() {
-            column.set_padding((0, if index == last { 0 } else { 2 }));
-            if keep_whole.contains(&index) {
-                column.set_constraint(ColumnConstraint::ContentWidth);
-            }
-        }
-        table
-    }
-
-    fn bold(&self, text: &str) -> Cell {
-        let cell = Cell::new(text);
-        if self.color {
-            cell.add_attribute(Attribute::Bold)
-        } else {
-            cell
-        }
-    }
-
-    fn colored(&self, text: impl ToString, color: Color) -> Cell {
-        let cell = Cell::new(text);
-        if self.color { cell.fg(color) } else { cell }
+    fn table(&self, columns: &[(&str, Fit)]) -> Table {
+        Table::new(self.layout, columns)
     }
 
     fn state(&self, state: WorkloadState) -> Cell {
@@ -127,15 +68,11 @@ impl Style {
             WorkloadState::CustomImage | WorkloadState::OptedOut => Color::Yellow,
             WorkloadState::Ambient | WorkloadState::NoMesh => Color::Grey,
         };
-        self.colored(state, color)
+        Cell::colored(state.to_string(), color)
     }
 
     fn paint(&self, text: &str, ansi: &str) -> String {
-        if self.color {
-            format!("\x1b[{ansi}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
+        self.layout.paint(text, ansi)
     }
 }
 
@@ -149,16 +86,6 @@ fn section(out: &mut String, style: &Style, title: &str, body: String) {
     if !body.ends_with('\n') {
         out.push('\n');
     }
-}
-
-/// Table lines without the trailing spaces comfy-table pads with.
-fn finish(table: &Table) -> String {
-    let mut text = String::new();
-    for line in table.lines() {
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
 }
 
 /// Risks in a few words for the 100-column table (`-o wide` and JSON use the codes).
@@ -231,11 +158,18 @@ fn control_plane(report: &StatusReport, style: &Style) -> String {
             report.control_plane_namespace
         );
     }
-    let mut header = vec!["REVISION", "ISTIOD", "VERSION", "READY", "TAGS", "DEFAULT"];
+    let mut columns = vec![
+        ("REVISION", Fit::Whole),
+        ("ISTIOD", Fit::Whole),
+        ("VERSION", Fit::Whole),
+        ("READY", Fit::Whole),
+        ("TAGS", Fit::Whole),
+        ("DEFAULT", Fit::Whole),
+    ];
     if style.wide {
-        header.push("PROXY VERSION");
+        columns.push(("PROXY VERSION", Fit::Whole));
     }
-    let mut table = style.table(&header, &[0, 1, 2, 3, 5]);
+    let mut table = style.table(&columns);
     for r in &report.revisions {
         let ready = format!("{}/{}", r.ready_replicas, r.replicas);
         let mut row = vec![
@@ -243,7 +177,7 @@ fn control_plane(report: &StatusReport, style: &Style) -> String {
             Cell::new(&r.name),
             Cell::new(dash(r.version.as_deref())),
             if r.ready_replicas == 0 {
-                style.colored(ready, Color::Red)
+                Cell::colored(ready, Color::Red)
             } else {
                 Cell::new(ready)
             },
@@ -257,9 +191,9 @@ fn control_plane(report: &StatusReport, style: &Style) -> String {
         if style.wide {
             row.push(Cell::new(dash(r.proxy_version.as_deref())));
         }
-        table.add_row(row);
+        table.row(row);
     }
-    finish(&table)
+    table.render()
 }
 
 fn namespace_shown(n: &NamespaceStatus, wide: bool) -> bool {
@@ -275,16 +209,13 @@ fn namespaces(report: &StatusReport, style: &Style) -> String {
     let hidden = report.namespaces.len() - shown.len();
     let mut text = String::new();
     if !shown.is_empty() {
-        let mut table = style.table(
-            &[
-                "NAMESPACE",
-                "INJECTION",
-                "REVISION",
-                "WORKLOADS",
-                "PROBLEMS",
-            ],
-            &[0, 1, 3],
-        );
+        let mut table = style.table(&[
+            ("NAMESPACE", Fit::Whole),
+            ("INJECTION", Fit::Whole),
+            ("REVISION", Fit::Whole),
+            ("WORKLOADS", Fit::Whole),
+            ("PROBLEMS", Fit::Words),
+        ]);
         for n in shown {
             let revision = match (&n.revision, &n.tag) {
                 (Some(r), Some(t)) if t != r => format!("{r} (tag {t})"),
@@ -292,9 +223,16 @@ fn namespaces(report: &StatusReport, style: &Style) -> String {
                 (None, _) => "-".into(),
             };
             let problems = if n.problems.is_empty() {
-                Cell::new("")
+                // Notes need no action: plain text, after any problems.
+                Cell::new(
+                    n.notes
+                        .iter()
+                        .map(|note| format!("note: {note}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
             } else {
-                style.colored(
+                Cell::colored(
                     n.problems
                         .iter()
                         .map(|p| p.message.as_str())
@@ -303,15 +241,15 @@ fn namespaces(report: &StatusReport, style: &Style) -> String {
                     Color::Red,
                 )
             };
-            table.add_row(vec![
+            table.row([
                 Cell::new(&n.name),
                 Cell::new(&n.injection),
                 Cell::new(revision),
-                Cell::new(n.workloads),
+                Cell::new(n.workloads.to_string()),
                 problems,
             ]);
         }
-        text.push_str(&finish(&table));
+        text.push_str(&table.render());
     }
     if hidden > 0 {
         let _ = writeln!(
@@ -340,25 +278,19 @@ fn workloads(report: &StatusReport, style: &Style) -> String {
     let hidden = report.workloads.len() - shown.len();
     let mut text = String::new();
     if !shown.is_empty() {
-        let mut header = vec![
-            "NAMESPACE",
-            "WORKLOAD",
-            "STATE",
-            "PROXIES",
-            "EXPECTED",
-            "READY",
-            "RISKS",
+        let mut columns = vec![
+            ("NAMESPACE", Fit::Whole),
+            ("WORKLOAD", Fit::Whole),
+            ("STATE", Fit::Whole),
+            ("PROXIES", Fit::Whole),
+            ("EXPECTED", Fit::Whole),
+            ("READY", Fit::Whole),
+            ("RISKS", Fit::Words),
         ];
         if style.wide {
-            header.push("NOTES");
+            columns.push(("NOTES", Fit::Words));
         }
-        let mut table = style.table(&header, &[0, 2, 3, 4, 5]);
-        if !style.wide {
-            // Long names wrap rather than squeeze the risks column.
-            if let Some(column) = table.column_mut(1) {
-                column.set_constraint(ColumnConstraint::UpperBoundary(Width::Fixed(30)));
-            }
-        }
+        let mut table = style.table(&columns);
         for w in shown {
             let mut row = vec![
                 Cell::new(&w.namespace),
@@ -376,10 +308,10 @@ fn workloads(report: &StatusReport, style: &Style) -> String {
                 if w.risks.is_empty() {
                     Cell::new("")
                 } else {
-                    style.colored(
+                    Cell::colored(
                         w.risks
                             .iter()
-                            .map(|r| if style.wide { r.code() } else { risk_short(r) })
+                            .map(|r| together(if style.wide { r.code() } else { risk_short(r) }))
                             .collect::<Vec<_>>()
                             .join(", "),
                         Color::Yellow,
@@ -389,9 +321,9 @@ fn workloads(report: &StatusReport, style: &Style) -> String {
             if style.wide {
                 row.push(Cell::new(w.notes.join("; ")));
             }
-            table.add_row(row);
+            table.row(row);
         }
-        text.push_str(&finish(&table));
+        text.push_str(&table.render());
     }
     if hidden > 0 {
         let _ = writeln!(
@@ -411,11 +343,18 @@ fn workloads(report: &StatusReport, style: &Style) -> String {
 }
 
 fn unreachable(pods: &[UnreachablePodStatus], style: &Style) -> String {
-    let mut header = vec!["NAMESPACE", "POD", "OWNER", "STATE", "PROXY", "COMMAND"];
+    let mut columns = vec![
+        ("NAMESPACE", Fit::Whole),
+        ("POD", Fit::Whole),
+        ("OWNER", Fit::Whole),
+        ("STATE", Fit::Whole),
+        ("PROXY", Fit::Whole),
+        ("COMMAND", Fit::Words),
+    ];
     if style.wide {
-        header.push("REASON");
+        columns.push(("REASON", Fit::Words));
     }
-    let mut table = style.table(&header, &[0, 1, 3]);
+    let mut table = style.table(&columns);
     for p in pods {
         let mut row = vec![
             Cell::new(&p.namespace),
@@ -427,32 +366,29 @@ fn unreachable(pods: &[UnreachablePodStatus], style: &Style) -> String {
             } else {
                 "none".into()
             }),
-            Cell::new(&p.command),
+            Cell::new(commands_whole(&p.command)),
         ];
         if style.wide {
             row.push(Cell::new(&p.reason));
         }
-        table.add_row(row);
+        table.row(row);
     }
-    finish(&table)
+    table.render()
 }
 
 fn gateways(report: &StatusReport, style: &Style) -> String {
     let mut text = String::new();
     if !report.gateways.is_empty() {
-        let mut table = style.table(
-            &[
-                "NAMESPACE",
-                "GATEWAY",
-                "PROXY",
-                "READY",
-                "STATE",
-                "SERVICES",
-            ],
-            &[0, 1, 2, 3, 4],
-        );
+        let mut table = style.table(&[
+            ("NAMESPACE", Fit::Whole),
+            ("GATEWAY", Fit::Whole),
+            ("PROXY", Fit::Whole),
+            ("READY", Fit::Whole),
+            ("STATE", Fit::Whole),
+            ("SERVICES", Fit::Whole),
+        ]);
         for g in &report.gateways {
-            table.add_row(vec![
+            table.row([
                 Cell::new(&g.namespace),
                 Cell::new(&g.name),
                 Cell::new(revision_at_version(
@@ -468,27 +404,30 @@ fn gateways(report: &StatusReport, style: &Style) -> String {
                 }),
             ]);
         }
-        text.push_str(&finish(&table));
+        text.push_str(&table.render());
     }
     if !report.gateway_services.is_empty() {
         if !text.is_empty() {
             text.push('\n');
         }
-        let mut table = style.table(
-            &["SERVICE", "TYPE", "SELECTS", "ENDPOINTS", "CAN SWITCH TO"],
-            &[0, 1],
-        );
+        let mut table = style.table(&[
+            ("SERVICE", Fit::Whole),
+            ("TYPE", Fit::Whole),
+            ("SELECTS", Fit::Words),
+            ("ENDPOINTS", Fit::Words),
+            ("CAN SWITCH TO", Fit::Words),
+        ]);
         for s in &report.gateway_services {
-            table.add_row(service_row(s, style));
+            table.row(service_row(s));
         }
-        text.push_str(&finish(&table));
+        text.push_str(&table.render());
     }
     text
 }
 
-fn service_row(s: &GatewayServiceStatus, style: &Style) -> Vec<Cell> {
+fn service_row(s: &GatewayServiceStatus) -> Vec<Cell> {
     let selects = match (&s.selector_key, s.selects_revisions.is_empty()) {
-        (_, true) => style.colored("no gateway", Color::Red),
+        (_, true) => Cell::colored("no gateway", Color::Red),
         (Some(key), false) => Cell::new(format!(
             "{} ({key}={})",
             s.selects_revisions.join(","),
@@ -500,7 +439,13 @@ fn service_row(s: &GatewayServiceStatus, style: &Style) -> Vec<Cell> {
         let by_revision: Vec<String> = s
             .endpoints_by_revision
             .iter()
-            .map(|e| format!("{} ×{}", e.revision.as_deref().unwrap_or("?"), e.pods))
+            .map(|e| {
+                together(&format!(
+                    "{} ×{}",
+                    e.revision.as_deref().unwrap_or("?"),
+                    e.pods
+                ))
+            })
             .collect();
         let mut text = format!("{} ready", s.ready_endpoints);
         if !by_revision.is_empty() {
@@ -510,7 +455,7 @@ fn service_row(s: &GatewayServiceStatus, style: &Style) -> Vec<Cell> {
             text = format!("{text}, {} not ready", s.not_ready_endpoints);
         }
         if s.ready_endpoints == 0 {
-            style.colored(text, Color::Red)
+            Cell::colored(text, Color::Red)
         } else {
             Cell::new(text)
         }
@@ -522,16 +467,11 @@ fn service_row(s: &GatewayServiceStatus, style: &Style) -> Vec<Cell> {
             s.candidates
                 .iter()
                 .map(|c| {
-                    let name = format!(
-                        "{} ({})",
-                        c.selector_value,
-                        if c.ready {
-                            "ready".to_string()
-                        } else {
-                            c.problems.join("; ")
-                        }
-                    );
-                    name
+                    if c.ready {
+                        together(&format!("{} (ready)", c.selector_value))
+                    } else {
+                        format!("{} ({})", c.selector_value, c.problems.join("; "))
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -584,14 +524,15 @@ fn summary(report: &StatusReport, style: &Style) -> String {
             String::new()
         }
     );
-    WRAP.push(&mut text, &counts_line, "");
+    let wrap = style.layout.wrap();
+    wrap.push(&mut text, &counts_line, "");
     if !s.needs_attention {
         let _ = writeln!(text, "{}", style.paint("Nothing is stale or broken.", "32"));
     }
     if !s.next_steps.is_empty() {
         let _ = writeln!(text, "Next:");
         for step in &s.next_steps {
-            WRAP.push(&mut text, &format!("  - {}", step.message), "    ");
+            wrap.push(&mut text, &format!("  - {}", step.message), "    ");
             if let Some(command) = &step.command {
                 // Commands stay on one line so they can be copied.
                 let _ = writeln!(text, "    {}", style.paint(command, "36"));
@@ -611,12 +552,14 @@ mod tests {
         build_status(&canary_fixture().build(), fixed_now())
     }
 
+    const AT_100: Layout = Layout::at(100);
+
     #[test]
-    fn every_line_fits_in_one_hundred_columns_by_default() {
-        let text = status_table(&canary_report(), false, false);
+    fn every_line_fits_in_a_terminal_wide_enough_for_the_names() {
+        let text = status_table(&canary_report(), false, &Layout::at(120));
         for line in text.lines() {
             assert!(
-                line.chars().count() <= 100,
+                line.chars().count() <= 120,
                 "{} columns: {line}",
                 line.chars().count()
             );
@@ -626,15 +569,19 @@ mod tests {
     #[test]
     fn colour_appears_only_when_asked_for() {
         let report = canary_report();
-        assert!(!status_table(&report, false, false).contains('\x1b'));
-        assert!(status_table(&report, false, true).contains("\x1b["));
+        assert!(!status_table(&report, false, &AT_100).contains('\x1b'));
+        let colour = Layout {
+            color: true,
+            ..AT_100
+        };
+        assert!(status_table(&report, false, &colour).contains("\x1b["));
     }
 
     #[test]
     fn wide_output_adds_notes_and_unmeshed_namespaces() {
         let report = canary_report();
-        let narrow = status_table(&report, false, false);
-        let wide = status_table(&report, true, false);
+        let narrow = status_table(&report, false, &AT_100);
+        let wide = status_table(&report, true, &AT_100);
         assert!(!narrow.contains("NOTES"));
         assert!(wide.contains("NOTES"));
         assert!(wide.contains("PROXY VERSION"));
@@ -643,12 +590,50 @@ mod tests {
     }
 
     #[test]
-    fn the_canary_fixture_renders_as_pinned() {
-        let text = status_table(&canary_report(), false, false);
+    fn the_canary_fixture_renders_as_pinned_at_a_hundred_columns() {
+        let text = status_table(&canary_report(), false, &AT_100);
         assert_eq!(text, CANARY_FIXTURE_TABLE, "rendered:\n{text}");
     }
 
-    /// `status` on the canary fixture, colour off, default width.
+    #[test]
+    fn in_a_pipe_every_row_is_one_line_and_no_name_is_split() {
+        let text = status_table(&canary_report(), false, &Layout::unlimited());
+        for name in [
+            "deploy/istio-ingressgateway-1-21-2",
+            "deploy/istio-ingressgateway-1-22-3",
+            "istio-gateways/istio-ingressgateway",
+        ] {
+            assert!(text.contains(name), "{name} is split:\n{text}");
+        }
+        let workloads: Vec<&str> = text
+            .lines()
+            .skip_while(|l| *l != "WORKLOADS")
+            .skip(2)
+            .take_while(|l| !l.is_empty())
+            .collect();
+        assert_eq!(workloads.len(), 9, "one line per workload:\n{text}");
+        assert!(
+            text.contains("istio-injection=enabled and istio.io/rev=1-22-3 are both set; istio-injection wins (IST0123), so pods get 1-21-2\n"),
+            "problems are not wrapped in a pipe:\n{text}"
+        );
+    }
+
+    #[test]
+    fn at_a_narrow_terminal_names_stay_whole_and_only_free_text_wraps() {
+        let text = status_table(&canary_report(), false, &Layout::at(60));
+        assert!(
+            text.contains("istio-gateways  deploy/istio-ingressgateway-1-21-2  up-to-date"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kubectl delete pod debug-shell -n pay,"),
+            "the command is whole:\n{text}"
+        );
+    }
+
+    /// `status` on the canary fixture, colour off, at a 100-column terminal:
+    /// free text wraps, names do not, so a row whose names alone need more
+    /// than 100 columns (sts/ledger's) runs past the width instead.
     const CANARY_FIXTURE_TABLE: &str = r#"CONTROL PLANE
 REVISION  ISTIOD         VERSION  READY  TAGS                 DEFAULT
 1-21-2    istiod-1-21-2  1.21.2   1/1    default,prod-stable  yes
@@ -668,18 +653,18 @@ typo       rev:1-22-4       -                         1          1-22-4 names no
 (2 namespaces without injection labels not shown; -o wide lists them)
 
 WORKLOADS
-NAMESPACE       WORKLOAD                 STATE         PROXIES    EXPECTED  READY  RISKS
-pay             sts/ledger               stale         1.21.2 ×2  1-22-3    2/2    OnDelete
-pay             deploy/payments          stale         1.21.2 ×2  1-22-3    2/2
-typo            deploy/orders            not-injected  none ×2    none      2/2    no PDB
-cart            deploy/cart              up-to-date    1.21.2 ×2  1-21-2    2/2
-istio-gateways  deploy/istio-ingressgat  up-to-date    1.21.2 ×2  1-21-2    2/2
-                eway-1-21-2
-istio-gateways  deploy/istio-ingressgat  up-to-date    1.22.3 ×2  1-22-3    2/2
-                eway-1-22-3
-legacy          deploy/inventory         up-to-date    1.21.2 ×2  1-21-2    2/2
-shop            deploy/frontend          up-to-date    1.21.2 ×2  1-21-2    2/2
-shop            deploy/recommendations   up-to-date    1.21.2 ×1  1-21-2    1/1    1 replica, no PDB
+NAMESPACE       WORKLOAD                            STATE         PROXIES    EXPECTED  READY  RISKS
+pay             sts/ledger                          stale         1.21.2 ×2  1-22-3    2/2    OnDelete
+pay             deploy/payments                     stale         1.21.2 ×2  1-22-3    2/2
+typo            deploy/orders                       not-injected  none ×2    none      2/2    no PDB
+cart            deploy/cart                         up-to-date    1.21.2 ×2  1-21-2    2/2
+istio-gateways  deploy/istio-ingressgateway-1-21-2  up-to-date    1.21.2 ×2  1-21-2    2/2
+istio-gateways  deploy/istio-ingressgateway-1-22-3  up-to-date    1.22.3 ×2  1-22-3    2/2
+legacy          deploy/inventory                    up-to-date    1.21.2 ×2  1-21-2    2/2
+shop            deploy/frontend                     up-to-date    1.21.2 ×2  1-21-2    2/2
+shop            deploy/recommendations              up-to-date    1.21.2 ×1  1-21-2    1/1    1
+                                                                                              replica,
+                                                                                              no PDB
 
 PODS NO RESTART CAN REACH
 NAMESPACE  POD          OWNER  STATE  PROXY          COMMAND
@@ -691,9 +676,9 @@ NAMESPACE       GATEWAY                      PROXY          READY  STATE       S
 istio-gateways  istio-ingressgateway-1-21-2  1-21-2/1.21.2  2/2    up-to-date  istio-ingressgateway
 istio-gateways  istio-ingressgateway-1-22-3  1-22-3/1.22.3  2/2    up-to-date  -
 
-SERVICE                              TYPE          SELECTS           ENDPOINTS        CAN SWITCH TO
-istio-gateways/istio-ingressgateway  LoadBalancer  1-21-2            2 ready: 1-21-2  1-22-3 (ready)
-                                                   (version=1-21-2)  ×2
+SERVICE                              TYPE          SELECTS           ENDPOINTS  CAN SWITCH TO
+istio-gateways/istio-ingressgateway  LoadBalancer  1-21-2            2 ready:   1-22-3 (ready)
+                                                   (version=1-21-2)  1-21-2 ×2
 
 SUMMARY
 9 workloads: 6 up-to-date, 2 stale, 1 not-injected; 1 pod no restart can reach

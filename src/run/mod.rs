@@ -1,0 +1,105 @@
+//! The one engine: every write a verb makes, every wait that follows it,
+//! and what happens on a conflict, a failure or a Ctrl-C.
+//!
+//! ```text
+//! commands (wiring) ─► mesh::plan (pure: typed Writes) ─► render + confirm
+//!                                                            │
+//!             ┌──────────────────── run ◄────────────────────┘
+//!             │ batch      a few actions at once, stop on failure / Ctrl-C
+//!             │ apply      send a Write; 409 → re-read → the verb's re-plan
+//!             │ wait       await_condition(source, pure condition, deadline, stop)
+//!             │ watch      one shared watch per kind and namespace
+//!             │ restart    restart-sidecars' actions, then verify the proxies
+//!             │ relabel    namespaces' label patches
+//!             │ switch     gateway-switch: switch → verify → switch back → verify
+//!             └──────────► api (every request: pagination, retries, dry run, counting)
+//! ```
+//!
+//! Outcomes are enums the commands render; nothing here prints. Progress
+//! goes to a [`Reporter`], which the output layer implements (bars at a
+//! terminal, lines in a log) and tests replace.
+
+pub mod apply;
+pub mod batch;
+pub mod interrupt;
+pub mod relabel;
+pub mod restart;
+pub mod switch;
+pub mod wait;
+pub mod watch;
+
+pub use interrupt::{InterruptHandle, Interrupts};
+
+/// Where the engine says what it is doing.
+pub trait Reporter {
+    /// A line for everyone (a stop, an interrupt).
+    fn note(&self, message: &str);
+    /// A line for one action, such as `shop/deployment/cart`.
+    fn step(&self, label: &str) -> Box<dyn StepReporter + '_>;
+}
+
+/// The progress of one action.
+pub trait StepReporter {
+    fn update(&self, message: &str);
+    fn done(&self, message: &str);
+}
+
+/// Says nothing.
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn note(&self, _message: &str) {}
+    fn step(&self, _label: &str) -> Box<dyn StepReporter + '_> {
+        Box::new(Silent)
+    }
+}
+
+impl StepReporter for Silent {
+    fn update(&self, _message: &str) {}
+    fn done(&self, _message: &str) {}
+}
+
+/// Keeps every line, for tests.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub lines: std::sync::Mutex<Vec<String>>,
+}
+
+impl Recorded {
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn push(&self, line: String) {
+        self.lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
+    }
+}
+
+impl Reporter for Recorded {
+    fn note(&self, message: &str) {
+        self.push(message.to_string());
+    }
+    fn step(&self, label: &str) -> Box<dyn StepReporter + '_> {
+        Box::new(RecordedStep {
+            label: label.to_string(),
+            log: self,
+        })
+    }
+}
+
+struct RecordedStep<'a> {
+    label: String,
+    log: &'a Recorded,
+}
+
+impl StepReporter for RecordedStep<'_> {
+    fn update(&self, message: &str) {
+        self.log.push(format!("{}: {message}", self.label));
+    }
+    fn done(&self, message: &str) {
+        self.log.push(format!("{} done: {message}", self.label));
+    }
+}
