@@ -53,8 +53,8 @@ sim_in=""
 stop_sim() {
     # Closing the simulator's stdin stops it; then wait for that one process.
     if [ -n "$sim_pid" ]; then
-        exec {sim_in}>&- 2>/dev/null || true
-        wait "$sim_pid" 2>/dev/null || true
+        exec {sim_in}>&-
+        wait "$sim_pid" || true
         sim_pid=""
     fi
 }
