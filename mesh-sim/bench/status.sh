@@ -1,18 +1,36 @@
 #!/usr/bin/env bash
-# Benchmark `kubectl mesh-upgrade status -A -o json` against
-# `kubectl get pods -A -o json` on the same generated mesh-sim cluster.
+# The read benchmark of `kubectl mesh-upgrade status -A -o json`, at several
+# cluster sizes, against two references measured in the same run on the same
+# generated mesh-sim cluster:
 #
-#   mesh-sim/bench/status.sh                 # 50,000 pods, 5 runs of each
-#   PODS=5000 RUNS=3 mesh-sim/bench/status.sh
+# - the floor: every page of the pod LIST (limit=500 + continue) fetched over
+#   one HTTPS connection and not decoded (mesh-sim/examples/floor.rs): no
+#   client reads the pods faster than the server sends them;
+# - `kubectl get pods -A -o json` through the real kubectl (skipped above
+#   KUBECTL_MAX pods: it needs many GB there).
 #
-# Both commands go through the real kubectl (the plugin via kubectl's plugin
-# discovery), write to /dev/null, and are timed by GNU time. Prints the median
-# wall time of each, their ratio (target: status within 1.5x) and the
-# plugin's peak resident memory (target: under 300 MB).
+# Then the write-scale benchmark: 2,000 stale Deployments in 100 namespaces,
+# `restart-sidecars -A --concurrency 20` (mesh-sim/examples/restart_bench.rs):
+# requests by verb from the simulated API server's log, requests per
+# restarted workload, wall time, the plugin's own CPU seconds and peak memory.
+#
+#   mesh-sim/bench/status.sh                         # 10k, 50k, 150k pods; 3 runs each; writes
+#   SIZES=50000 RUNS=5 WRITES=0 mesh-sim/bench/status.sh
+#   PLUGIN=path/to/kubectl-mesh_upgrade mesh-sim/bench/status.sh   # another build of the plugin
+#
+# Every command writes to /dev/null and is timed by GNU time (wall seconds
+# and peak resident memory); each size gets a fresh cluster and the runs
+# take turns (floor, status, kubectl, floor, ...), so a change in the
+# machine's load touches every command alike. Medians are printed, with
+# the ratios status / floor (target <= 1.5) and status / kubectl; the
+# plugin's peak memory is the highest of its runs (target <= 150 MB at
+# 150,000 pods).
 set -euo pipefail
 
-PODS="${PODS:-50000}"
-RUNS="${RUNS:-5}"
+SIZES="${SIZES:-10000 50000 150000}"
+RUNS="${RUNS:-3}"
+KUBECTL_MAX="${KUBECTL_MAX:-50000}"
+WRITES="${WRITES:-1}"
 KUBECTL="${KUBECTL:-/usr/bin/kubectl}"
 TIME=/usr/bin/time
 
@@ -21,59 +39,111 @@ cd "$(dirname "$0")/../.."
 [ -x "$TIME" ] || { echo "mesh-sim/bench/status.sh: GNU time not found at $TIME" >&2; exit 1; }
 
 echo "building (release)..." >&2
-cargo build --quiet --release -p kubectl-mesh-upgrade --bin kubectl-mesh_upgrade
-cargo build --quiet --release -p mesh-sim --example generated_cluster
+if [ -z "${PLUGIN:-}" ]; then
+    cargo build --quiet --release -p kubectl-mesh-upgrade --bin kubectl-mesh_upgrade
+    PLUGIN=target/release/kubectl-mesh_upgrade
+fi
+cargo build --quiet --release -p mesh-sim --example generated_cluster --example floor --example restart_bench
 
 work="$(mktemp -d)"
 mkdir -p "$work/bin"
-cp target/release/kubectl-mesh_upgrade "$work/bin/"
-
-echo "generating a cluster of about $PODS pods..." >&2
-started=$(date +%s)
-coproc SIM { exec target/release/examples/generated_cluster "$PODS" "$work/kubeconfig"; }
-sim_pid=$SIM_PID
-sim_in=${SIM[1]}
-cleanup() {
+cp "$PLUGIN" "$work/bin/kubectl-mesh_upgrade"
+sim_pid=""
+sim_in=""
+stop_sim() {
     # Closing the simulator's stdin stops it; then wait for that one process.
-    exec {sim_in}>&- 2>/dev/null || true
-    wait "$sim_pid" 2>/dev/null || true
-    rm -rf "$work"
+    if [ -n "$sim_pid" ]; then
+        exec {sim_in}>&-
+        wait "$sim_pid" || true
+        sim_pid=""
+    fi
 }
-trap cleanup EXIT
-read -r ready <&"${SIM[0]}"
-[ "$ready" = "ready" ] || { echo "mesh-sim/bench/status.sh: the simulator did not start" >&2; exit 1; }
-echo "cluster ready in $(( $(date +%s) - started ))s" >&2
+trap 'stop_sim; rm -rf "$work"' EXIT
 
-export KUBECONFIG="$work/kubeconfig"
 export PATH="$work/bin:$PATH"
 
-# One timed run: prints "<seconds> <peak KB>".
+# One timed run of a command: appends "<wall seconds> <peak KB>" to file $1;
+# its stdout goes to $OUT (default /dev/null).
 measure() {
-    "$TIME" -f "%e %M" -o "$work/time" "$@" > /dev/null
-    cat "$work/time"
+    local into=$1
+    shift
+    "$TIME" -f "%e %M" -o "$work/time" "$@" > "${OUT:-/dev/null}"
+    cat "$work/time" >> "$into"
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+peak_mb() { cut -d' ' -f2 "$1" | sort -n | tail -1 | awk '{ printf "%.0f", $1 / 1024 }'; }
+runs_of() { cut -d' ' -f1 "$1" | paste -sd' ' | sed 's/ /, /g'; }
 
-: > "$work/status"
-: > "$work/pods"
-for run in $(seq "$RUNS"); do
-    measure "$KUBECTL" mesh-upgrade status -A -o json >> "$work/status"
-    measure "$KUBECTL" get pods -A -o json >> "$work/pods"
-    echo "run $run: status $(tail -1 "$work/status" | cut -d' ' -f1)s, get pods $(tail -1 "$work/pods" | cut -d' ' -f1)s" >&2
+summary="$work/summary"
+printf '| pods | floor | status -A -o json | status peak memory | kubectl get pods -A -o json | kubectl peak memory | status / floor | status / kubectl |\n' > "$summary"
+printf '|---:|---:|---:|---:|---:|---:|---:|---:|\n' >> "$summary"
+
+for size in $SIZES; do
+    echo "generating a cluster of about $size pods..." >&2
+    started=$(date +%s)
+    coproc SIM { exec target/release/examples/generated_cluster "$size" "$work/kubeconfig"; }
+    sim_pid=$SIM_PID
+    sim_in=${SIM[1]}
+    read -r ready pods <&"${SIM[0]}"
+    [ "$ready" = "ready" ] || { echo "mesh-sim/bench/status.sh: the simulator did not start" >&2; exit 1; }
+    echo "cluster ready in $(( $(date +%s) - started ))s" >&2
+    export KUBECONFIG="$work/kubeconfig"
+
+    with_kubectl=$(( size <= KUBECTL_MAX ))
+    : > "$work/floor"; : > "$work/status"; : > "$work/kubectl"
+    for run in $(seq "$RUNS"); do
+        OUT="$work/floor-line" measure "$work/floor" target/release/examples/floor "$KUBECONFIG"
+        measure "$work/status" "$KUBECTL" mesh-upgrade status -A -o json
+        line="run $run: floor $(tail -1 "$work/floor" | cut -d' ' -f1)s, status $(tail -1 "$work/status" | cut -d' ' -f1)s"
+        if [ "$with_kubectl" = 1 ]; then
+            measure "$work/kubectl" "$KUBECTL" get pods -A -o json
+            line="$line, kubectl get pods $(tail -1 "$work/kubectl" | cut -d' ' -f1)s"
+        fi
+        echo "$line" >&2
+    done
+    floor_line=$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+        END { printf "%d pages, %.0f MB", v["pages"], v["bytes"] / 1e6 }' "$work/floor-line")
+    sim_kb=$(awk '/VmHWM/ { print $2 }' "/proc/$sim_pid/status" 2>/dev/null || echo 0)
+    stop_sim
+
+    floor_median=$(cut -d' ' -f1 "$work/floor" | median)
+    status_median=$(cut -d' ' -f1 "$work/status" | median)
+    kubectl_median=$(cut -d' ' -f1 "$work/kubectl" | median)
+    status_peak=$(peak_mb "$work/status")
+    echo
+    echo "== $pods pods (about $size asked for; mesh-sim peak resident memory $(( sim_kb / 1024 )) MB)"
+    echo "floor, every pod page over one HTTPS connection, undecoded ($floor_line):"
+    echo "    median ${floor_median}s   (runs: $(runs_of "$work/floor"))"
+    echo "kubectl mesh-upgrade status -A -o json:"
+    echo "    median ${status_median}s, peak ${status_peak} MB   (runs: $(runs_of "$work/status"))"
+    if [ "$with_kubectl" = 1 ]; then
+        kubectl_peak=$(peak_mb "$work/kubectl")
+        echo "kubectl get pods -A -o json:"
+        echo "    median ${kubectl_median}s, peak ${kubectl_peak} MB   (runs: $(runs_of "$work/kubectl"))"
+        vs_kubectl=$(awk -v s="$status_median" -v k="$kubectl_median" 'BEGIN { printf "%.3f", s / k }')
+        kubectl_cells="${kubectl_median} s | ${kubectl_peak} MB"
+    else
+        echo "kubectl get pods -A -o json: skipped above $KUBECTL_MAX pods (it needs many GB)"
+        vs_kubectl="-"
+        kubectl_cells="skipped | -"
+    fi
+    vs_floor=$(awk -v s="$status_median" -v f="$floor_median" 'BEGIN { printf "%.2f", s / f }')
+    echo "ratio status / floor (target <= 1.5):   $vs_floor"
+    echo "ratio status / kubectl get pods:        $vs_kubectl"
+    printf '| %s | %s s | %s s | %s MB | %s | **%s** | %s |\n' \
+        "$pods" "$floor_median" "$status_median" "$status_peak" "$kubectl_cells" "$vs_floor" "$vs_kubectl" >> "$summary"
 done
 
-status_median=$(cut -d' ' -f1 "$work/status" | median)
-pods_median=$(cut -d' ' -f1 "$work/pods" | median)
-status_peak_kb=$(cut -d' ' -f2 "$work/status" | sort -n | tail -1)
-pods_peak_kb=$(cut -d' ' -f2 "$work/pods" | sort -n | tail -1)
-pod_count=$("$KUBECTL" get pods -A --no-headers | wc -l)
+echo
+echo "status -A -o json, medians of $RUNS runs per size:"
+echo
+cat "$summary"
 
-awk -v pods="$pod_count" -v runs="$RUNS" -v s="$status_median" -v k="$pods_median" \
-    -v sm="$status_peak_kb" -v km="$pods_peak_kb" 'BEGIN {
-    printf "pods in the cluster:                        %d\n", pods
-    printf "runs of each command:                       %d\n", runs
-    printf "kubectl mesh-upgrade status -A -o json:     median %.2fs, peak %.0f MB\n", s, sm / 1024
-    printf "kubectl get pods -A -o json:                median %.2fs, peak %.0f MB\n", k, km / 1024
-    printf "ratio status / get pods (target <= 1.5):    %.2f\n", (k > 0 ? s / k : 0)
-}'
+if [ "$WRITES" = 1 ]; then
+    echo
+    echo "write scale: restart-sidecars -A --concurrency 20 on 2,000 stale Deployments in 100 namespaces..." >&2
+    echo
+    target/release/examples/restart_bench --plugin "$PLUGIN" \
+        --stale 2000 --up-to-date 0 --namespaces 100 --runs 20
+fi

@@ -66,11 +66,11 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut body = Vec::with_capacity(64 << 20);
     body.extend_from_slice(br#"{"kind":"PodList","apiVersion":"v1","items":["#);
-    for (i, pod) in world.store.list(kinds::pods(), None).enumerate() {
+    for (i, (_, pod)) in world.store.list_stored(kinds::pods(), None).enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        serde_json::to_writer(&mut body, &**pod)?;
+        body.extend_from_slice(pod.json());
     }
     body.extend_from_slice(b"]}");
     println!(

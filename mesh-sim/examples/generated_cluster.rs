@@ -4,9 +4,10 @@
 //! cargo run --release -p mesh-sim --example generated_cluster -- <pods> <kubeconfig-path>
 //! ```
 //!
-//! Prints `ready` on stdout once the cluster has settled, then serves until
-//! stdin is closed (the benchmark script holds it open), so the script never
-//! has to kill a process by name.
+//! Prints `ready <pods>` on stdout once the cluster has settled (`<pods>`:
+//! every pod in it, istiod's included), then serves until stdin is closed
+//! (the benchmark script holds it open), so the script never has to kill a
+//! process by name.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -31,7 +32,8 @@ fn main() -> anyhow::Result<()> {
     let options = GenerateOptions::for_pods(pods);
     sim.with_world(|world| generate(world, &options))?;
     sim.settle();
-    println!("ready");
+    let pods = sim.with_world(|world| world.store.count(mesh_sim::resources::kinds::pods()));
+    println!("ready {pods}");
     eprintln!(
         "serving {} at {} ({} namespaces x {} workloads x {} replicas); close stdin to stop",
         kubeconfig.display(),

@@ -5,21 +5,27 @@
 //! ```text
 //! cargo run --release -p mesh-sim --example restart_bench -- \
 //!     --plugin target/release/kubectl-mesh_upgrade --loop mesh-sim/bench/seed-restart-loop.sh \
-//!     [--stale 200] [--up-to-date 50] [--replicas 3] [--out FILE]
+//!     [--stale 200] [--up-to-date 50] [--replicas 3] [--namespaces N] \
+//!     [--runs loop,1,10] [--out FILE]
 //! ```
-//! (`mesh-sim/bench/restart.sh` builds both and runs this.)
+//! (`mesh-sim/bench/restart.sh` builds both and runs this; the write-scale
+//! part of `mesh-sim/bench/status.sh` runs it with `--stale 2000
+//! --up-to-date 0 --namespaces 100 --runs 20`.)
 //!
 //! The cluster comes from the generator: `stale + up-to-date` three-replica
-//! Deployments in namespaces of 50 (`restart-001`, ...), every namespace
-//! labelled for the new revision, the stale ones' pods still on the old
-//! proxy. Three runs, each on a fresh cluster:
+//! Deployments in namespaces of 50 (`restart-001`, ...; `--namespaces`
+//! spreads them over that many instead), every namespace labelled for the
+//! new revision, the stale ones' pods still on the old proxy. Each run in
+//! `--runs` gets a fresh cluster:
 //!
 //! - **loop**: the seeds' script run as written with the real kubectl, once
 //!   per namespace; it waits for nothing, so the clock stops when every pod
 //!   runs the new proxy and the controllers have settled;
-//! - **plugin c=1** and **c=10**: `restart-sidecars -A --yes --concurrency N`;
-//!   the clock stops when it exits (it waits and verifies), then the same
-//!   check confirms every pod runs the new proxy.
+//! - **N** (a number): `restart-sidecars -A --yes --concurrency N`; the clock
+//!   stops when it exits (it waits and verifies), then the same check
+//!   confirms every pod runs the new proxy. The plugin runs under GNU time
+//!   (`/usr/bin/time`, when present) for its own CPU seconds and peak
+//!   resident memory: the client's cost, apart from the cluster's rollouts.
 //!
 //! Requests are counted from the simulated API server's own request log
 //! (every HTTP request it served, kubectl's discovery included), by the verb
@@ -27,7 +33,7 @@
 //! were already up to date when the run started.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -36,13 +42,24 @@ use mesh_sim::generate::GenerateOptions;
 use mesh_sim::resources::kinds;
 use mesh_sim::{RequestRecord, Sim, SimOptions};
 
+/// GNU time, for the plugin's CPU seconds and peak memory.
+const GNU_TIME: &str = "/usr/bin/time";
+
 struct Args {
     plugin: PathBuf,
     loop_script: PathBuf,
     stale: usize,
     up_to_date: usize,
     replicas: u32,
+    namespaces: Option<usize>,
+    runs: Vec<Run>,
     out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy)]
+enum Run {
+    Loop,
+    Plugin(u16),
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -52,6 +69,8 @@ fn parse_args() -> anyhow::Result<Args> {
         stale: 200,
         up_to_date: 50,
         replicas: 3,
+        namespaces: None,
+        runs: vec![Run::Loop, Run::Plugin(1), Run::Plugin(10)],
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -63,6 +82,18 @@ fn parse_args() -> anyhow::Result<Args> {
             "--stale" => args.stale = value()?.parse().context("--stale")?,
             "--up-to-date" => args.up_to_date = value()?.parse().context("--up-to-date")?,
             "--replicas" => args.replicas = value()?.parse().context("--replicas")?,
+            "--namespaces" => args.namespaces = Some(value()?.parse().context("--namespaces")?),
+            "--runs" => {
+                args.runs = value()?
+                    .split(',')
+                    .map(|run| match run {
+                        "loop" => Ok(Run::Loop),
+                        n => n.parse().map(Run::Plugin).with_context(|| {
+                            format!("--runs: {n} is neither loop nor a concurrency")
+                        }),
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            }
             "--out" => args.out = Some(PathBuf::from(value()?)),
             other => bail!("unknown argument {other}"),
         }
@@ -75,6 +106,10 @@ fn cluster(args: &Args) -> GenerateOptions {
     let total = args.stale + args.up_to_date;
     let mut options = GenerateOptions::stale_deployments(total, args.replicas);
     options.stale_share = args.stale as f64 / total.max(1) as f64;
+    if let Some(namespaces) = args.namespaces.filter(|n| *n > 0) {
+        options.namespaces = namespaces;
+        options.workloads_per_namespace = total.div_ceil(namespaces);
+    }
     options
 }
 
@@ -103,7 +138,7 @@ fn up_to_date_deployments(sim: &Sim, version: &str) -> BTreeSet<String> {
             };
             let key = format!("{ns}/{deployment}");
             owners.insert(key.clone());
-            if !runs(pod, version) {
+            if !runs(&pod, version) {
                 stale_owners.insert(key);
             }
         }
@@ -136,7 +171,7 @@ fn done(sim: &Sim, version: &str) -> bool {
                         .as_str()
                         .is_some_and(|ns| ns.starts_with("restart-"))
                 })
-                .all(|p| runs(p, version))
+                .all(|p| runs(&p, version))
     })
 }
 
@@ -179,13 +214,22 @@ fn verb(r: &RequestRecord) -> &'static str {
 struct Measured {
     name: String,
     seconds: f64,
+    /// The plugin's own CPU seconds (user + system) and peak resident
+    /// memory in KB, from GNU time.
+    plugin: Option<(f64, u64)>,
     by_verb: BTreeMap<&'static str, usize>,
     total: usize,
     restarted: usize,
     needless: usize,
 }
 
-fn measure(name: &str, sim: &Sim, up_to_date: &BTreeSet<String>, seconds: f64) -> Measured {
+fn measure(
+    name: &str,
+    sim: &Sim,
+    up_to_date: &BTreeSet<String>,
+    seconds: f64,
+    plugin: Option<(f64, u64)>,
+) -> Measured {
     let requests = sim.requests();
     let mut by_verb = BTreeMap::new();
     for r in &requests {
@@ -203,6 +247,7 @@ fn measure(name: &str, sim: &Sim, up_to_date: &BTreeSet<String>, seconds: f64) -
     Measured {
         name: name.to_string(),
         seconds,
+        plugin,
         total: requests.len(),
         by_verb,
         restarted: patched.len(),
@@ -247,15 +292,31 @@ fn run_loop(args: &Args, new_version: &str) -> anyhow::Result<Measured> {
     wait_until_done(&sim, new_version, Duration::from_secs(600))?;
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("loop: the script ran {loop_seconds:.1}s, settled after {seconds:.1}s");
-    Ok(measure("bash loop (seeds)", &sim, &up_to_date, seconds))
+    Ok(measure(
+        "bash loop (seeds)",
+        &sim,
+        &up_to_date,
+        seconds,
+        None,
+    ))
 }
 
 fn run_plugin(args: &Args, concurrency: u16, new_version: &str) -> anyhow::Result<Measured> {
     let sim = start(args)?;
     let up_to_date = up_to_date_deployments(&sim, new_version);
     let home = tempfile::tempdir()?;
+    let gnu_time = Path::new(GNU_TIME).exists();
+    let time_file = home.path().join("time");
+    let mut command = if gnu_time {
+        let mut c = Command::new(GNU_TIME);
+        c.arg("-f").arg("%U %S %M").arg("-o").arg(&time_file);
+        c.arg(&args.plugin);
+        c
+    } else {
+        Command::new(&args.plugin)
+    };
     let started = Instant::now();
-    let output = Command::new(&args.plugin)
+    let output = command
         .args(["restart-sidecars", "-A", "--yes", "--concurrency"])
         .arg(concurrency.to_string())
         .env_clear()
@@ -277,11 +338,25 @@ fn run_plugin(args: &Args, concurrency: u16, new_version: &str) -> anyhow::Resul
     eprintln!(
         "plugin c={concurrency}: exited after {exited:.1}s, all on {new_version} at {seconds:.1}s"
     );
+    let plugin = if gnu_time {
+        let text = std::fs::read_to_string(&time_file).context("reading GNU time's output")?;
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        match fields.as_slice() {
+            [user, system, kb] => Some((
+                user.parse::<f64>()? + system.parse::<f64>()?,
+                kb.parse::<u64>()?,
+            )),
+            _ => bail!("unexpected GNU time output {text:?}"),
+        }
+    } else {
+        None
+    };
     Ok(measure(
         &format!("restart-sidecars --concurrency {concurrency}"),
         &sim,
         &up_to_date,
         seconds,
+        plugin,
     ))
 }
 
@@ -290,31 +365,47 @@ fn table(args: &Args, rows: &[Measured]) -> String {
         .iter()
         .flat_map(|r| r.by_verb.keys().copied())
         .collect();
+    let options = cluster(args);
     let mut out = format!(
-        "{} stale + {} up-to-date Deployments x {} replicas ({} pods), fresh simulated cluster per run\n\n",
+        "{} stale + {} up-to-date Deployments x {} replicas ({} pods) in {} namespaces, fresh simulated cluster per run\n\n",
         args.stale,
         args.up_to_date,
         args.replicas,
-        (args.stale + args.up_to_date) * args.replicas as usize
+        (args.stale + args.up_to_date) * args.replicas as usize,
+        options.namespaces,
     );
-    out.push_str("| run | wall time | requests |");
+    out.push_str("| run | wall time | plugin CPU | plugin peak memory | requests |");
     for v in &verbs {
         out.push_str(&format!(" {v} |"));
     }
-    out.push_str(" workloads restarted | restarted needlessly |\n|---|---:|---:|");
+    out.push_str(
+        " workloads restarted | requests per restarted workload | restarted needlessly |\n|---|---:|---:|---:|---:|",
+    );
     for _ in &verbs {
         out.push_str("---:|");
     }
-    out.push_str("---:|---:|\n");
+    out.push_str("---:|---:|---:|\n");
     for r in rows {
+        let (cpu, memory) = match r.plugin {
+            Some((cpu, kb)) => (format!("{cpu:.2} s"), format!("{} MB", kb / 1024)),
+            None => ("-".to_string(), "-".to_string()),
+        };
         out.push_str(&format!(
-            "| {} | {:.1} s | {} |",
+            "| {} | {:.1} s | {cpu} | {memory} | {} |",
             r.name, r.seconds, r.total
         ));
         for v in &verbs {
             out.push_str(&format!(" {} |", r.by_verb.get(v).copied().unwrap_or(0)));
         }
-        out.push_str(&format!(" {} | {} |\n", r.restarted, r.needless));
+        let per_workload = if r.restarted > 0 {
+            format!("{:.2}", r.total as f64 / r.restarted as f64)
+        } else {
+            "-".to_string()
+        };
+        out.push_str(&format!(
+            " {} | {per_workload} | {} |\n",
+            r.restarted, r.needless
+        ));
     }
     out
 }
@@ -322,11 +413,13 @@ fn table(args: &Args, rows: &[Measured]) -> String {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let new_version = cluster(&args).new_version;
-    let rows = vec![
-        run_loop(&args, &new_version)?,
-        run_plugin(&args, 1, &new_version)?,
-        run_plugin(&args, 10, &new_version)?,
-    ];
+    let mut rows = Vec::new();
+    for run in &args.runs {
+        rows.push(match *run {
+            Run::Loop => run_loop(&args, &new_version)?,
+            Run::Plugin(concurrency) => run_plugin(&args, concurrency, &new_version)?,
+        });
+    }
     let text = table(&args, &rows);
     print!("{text}");
     if let Some(out) = &args.out {

@@ -781,7 +781,6 @@ mod tests {
             .store
             .list(kinds::pods(), None)
             .filter(|p| p["metadata"]["namespace"] != inject::ISTIO_NAMESPACE)
-            .cloned()
             .collect()
     }
 
@@ -895,7 +894,7 @@ mod tests {
                 continue;
             }
             for object in world.store.list(resource, None) {
-                let mut object = (**object).clone();
+                let mut object = (*object).clone();
                 crate::world::metadata_mut(&mut object).remove("resourceVersion");
                 all.insert((resource.kind, ObjKey::of(&object)), object);
             }

@@ -103,10 +103,7 @@ pub fn admit_pod(store: &Store, pod: &mut Value, dry_run: bool) -> ApiResult<()>
         .unwrap_or_default();
     // The store keeps cluster-scoped objects ordered by name, which is the
     // order the API server calls configurations in.
-    let configurations: Vec<_> = store
-        .list(kinds::mutating_webhooks(), None)
-        .cloned()
-        .collect();
+    let configurations: Vec<_> = store.list(kinds::mutating_webhooks(), None).collect();
     for configuration in configurations {
         let Some(webhooks) = configuration.get("webhooks").and_then(Value::as_array) else {
             continue;
@@ -354,7 +351,6 @@ fn resolve_injector(store: &Store, service_name: &str) -> Result<Injector, Strin
                 .cmp(&created(b))
                 .then_with(|| crate::store::ObjKey::of(a).cmp(&crate::store::ObjKey::of(b)))
         })
-        .cloned()
         .ok_or_else(no_endpoints)?;
     let deployment = istiod_deployment(store, &istiod_pod);
     let revision = deployment
@@ -445,7 +441,6 @@ fn istiod_deployment(store: &Store, pod: &Value) -> Option<crate::store::Obj> {
                 && d.pointer("/spec/selector").is_some()
                 && selector_matches(d.pointer("/spec/selector"), &pod_labels)
         })
-        .cloned()
 }
 
 fn is_ready(pod: &Value) -> bool {

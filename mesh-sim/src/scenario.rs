@@ -469,7 +469,7 @@ mod tests {
                     .as_str()
                     .is_some_and(|n| n.starts_with(prefix))
             })
-            .map(|p| (proxy_image(p), injected_revision(p)))
+            .map(|p| (proxy_image(&p), injected_revision(&p)))
             .collect()
     }
 

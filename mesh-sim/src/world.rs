@@ -296,8 +296,8 @@ impl World {
             for r in namespaced {
                 let names: Vec<String> = self
                     .store
-                    .list(r, Some(name))
-                    .map(|o| crate::store::ObjKey::of(o).name)
+                    .list_stored(r, Some(name))
+                    .map(|(k, _)| k.name.clone())
                     .collect();
                 for n in names {
                     if let Some(o) = self.store.remove(r, name, &n) {
@@ -391,7 +391,7 @@ impl World {
                                 .is_some_and(|u| live_uids.contains(u))
                         })
                     {
-                        let k = crate::store::ObjKey::of(o);
+                        let k = crate::store::ObjKey::of(&o);
                         orphans.push((*r, k));
                     }
                 }

@@ -1148,7 +1148,7 @@ pub fn snapshot_from_world(world: &mesh_sim::world::World, scope: Scope) -> Clus
         world
             .store
             .list(resource, None)
-            .map(|obj| (**obj).clone())
+            .map(|obj| (*obj).clone())
             .filter(|obj| {
                 obj["metadata"]["namespace"]
                     .as_str()

@@ -727,7 +727,7 @@ fn restart_leaves_every_injected_pod_of_the_moved_namespace_on_the_new_revision(
         world
             .store
             .list(kinds::pods(), Some("shop"))
-            .map(|p| (**p).clone())
+            .map(|p| (*p).clone())
             .collect()
     });
     let mut injected = 0;

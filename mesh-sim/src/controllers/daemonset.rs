@@ -50,7 +50,7 @@ pub(crate) fn sync(world: &mut World, st: &mut ControllerState, key: &ObjKey, no
         .cloned()
         .unwrap_or_else(|| json!({}));
     let node_selector = Selector::from_map(template.at("/spec/nodeSelector"));
-    let nodes: Vec<Obj> = world.store.list(kinds::nodes(), None).cloned().collect();
+    let nodes: Vec<Obj> = world.store.list(kinds::nodes(), None).collect();
     let eligible: Vec<String> = nodes
         .iter()
         .filter(|n| node_selector.matches_obj(n))

@@ -102,8 +102,8 @@ fn run_round(world: &mut World, st: &mut ControllerState, now: chrono::DateTime<
         daemonsets.extend(
             world
                 .store
-                .list(crate::resources::kinds::daemonsets(), None)
-                .map(|d| crate::store::ObjKey::of(d)),
+                .list_stored(crate::resources::kinds::daemonsets(), None)
+                .map(|(k, _)| k.clone()),
         );
     }
     for key in daemonsets {
@@ -120,7 +120,9 @@ fn run_round(world: &mut World, st: &mut ControllerState, now: chrono::DateTime<
     st.absorb(world);
 
     // Services and PDBs: the changed ones, and every one in a namespace
-    // whose pods changed. The namespace's pods are indexed once for both.
+    // whose pods changed. The namespace's pods are indexed once for both,
+    // one namespace at a time (decoded pods are far larger than stored
+    // ones, so a pass never holds more than one namespace's).
     let pod_namespaces = std::mem::take(&mut st.dirty.pod_namespaces);
     let mut services = std::mem::take(&mut st.dirty.services);
     let mut budgets = std::mem::take(&mut st.dirty.pdbs);
@@ -128,23 +130,34 @@ fn run_round(world: &mut World, st: &mut ControllerState, now: chrono::DateTime<
         services.extend(
             world
                 .store
-                .list(crate::resources::kinds::services(), Some(ns))
-                .map(|s| crate::store::ObjKey::of(s)),
+                .list_stored(crate::resources::kinds::services(), Some(ns))
+                .map(|(k, _)| k.clone()),
         );
         budgets.extend(
             world
                 .store
-                .list(crate::resources::kinds::pdbs(), Some(ns))
-                .map(|p| crate::store::ObjKey::of(p)),
+                .list_stored(crate::resources::kinds::pdbs(), Some(ns))
+                .map(|(k, _)| k.clone()),
         );
     }
-    let mut namespace_pods = std::collections::HashMap::new();
+    type Keys<'a> = Vec<&'a crate::store::ObjKey>;
+    let mut by_namespace: std::collections::BTreeMap<&str, (Keys, Keys)> =
+        std::collections::BTreeMap::new();
     for key in &services {
-        cluster::sync_service_allocations(world, st, key);
-        endpoints::sync(world, st, key, &mut namespace_pods);
+        by_namespace.entry(&key.namespace).or_default().0.push(key);
     }
     for key in &budgets {
-        pdb::sync(world, key, &mut namespace_pods, now);
+        by_namespace.entry(&key.namespace).or_default().1.push(key);
+    }
+    for (services, budgets) in by_namespace.into_values() {
+        let mut namespace_pods = std::collections::HashMap::new();
+        for key in services {
+            cluster::sync_service_allocations(world, st, key);
+            endpoints::sync(world, st, key, &mut namespace_pods);
+        }
+        for key in budgets {
+            pdb::sync(world, key, &mut namespace_pods, now);
+        }
     }
 }
 

@@ -106,7 +106,7 @@ pub fn nodes(world: &World) -> Vec<(String, String)> {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            (util::name_of(n).to_string(), ip)
+            (util::name_of(&n).to_string(), ip)
         })
         .collect()
 }
@@ -548,11 +548,7 @@ pub struct NamespacePods {
 
 impl NamespacePods {
     pub fn of(world: &World, namespace: &str) -> Self {
-        let pods: Vec<Obj> = world
-            .store
-            .list(kinds::pods(), Some(namespace))
-            .cloned()
-            .collect();
+        let pods: Vec<Obj> = world.store.list(kinds::pods(), Some(namespace)).collect();
         let mut by_label: std::collections::HashMap<(String, String), Vec<usize>> =
             std::collections::HashMap::new();
         for (i, pod) in pods.iter().enumerate() {

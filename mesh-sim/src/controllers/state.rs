@@ -284,7 +284,7 @@ impl ControllerState {
             }
         }
         for event in batches.into_iter().flatten() {
-            self.note(event.resource, event.event_type, &event.object);
+            self.note(event.resource, event.event_type, &event.value());
         }
         self.cursor = latest;
     }
@@ -317,7 +317,7 @@ impl ControllerState {
         self.slices_by_service.clear();
         for resource in watched() {
             for obj in world.store.list(resource, None) {
-                self.note(resource, EventType::Added, obj);
+                self.note(resource, EventType::Added, &obj);
             }
         }
         self.dirty.all_daemonsets = true;

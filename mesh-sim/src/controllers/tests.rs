@@ -78,7 +78,7 @@ fn rolling(max_surge: Value, max_unavailable: Value) -> Value {
 }
 
 fn pods_in(world: &World, ns: &str) -> Vec<Obj> {
-    world.store.list(kinds::pods(), Some(ns)).cloned().collect()
+    world.store.list(kinds::pods(), Some(ns)).collect()
 }
 
 fn replicasets_of(world: &World, ns: &str, deployment: &str) -> Vec<Obj> {
@@ -86,7 +86,6 @@ fn replicasets_of(world: &World, ns: &str, deployment: &str) -> Vec<Obj> {
         .store
         .list(kinds::replicasets(), Some(ns))
         .filter(|rs| util::controller_of(rs).is_some_and(|(_, n, _)| n == deployment))
-        .cloned()
         .collect()
 }
 
@@ -126,16 +125,16 @@ fn check_pod_counts(world: &World, ns: &str, since: u64, mut invariant: impl FnM
         .expect("history kept");
     let mut checking = false;
     for e in events {
-        if util::namespace_of(&e.object) != ns {
+        if e.key.namespace != ns {
             continue;
         }
-        let name = util::name_of(&e.object).to_string();
+        let name = e.key.name.clone();
         match e.event_type {
             EventType::Deleted => {
                 pods.remove(&name);
             }
             _ => {
-                pods.insert(name, pods::is_ready(&e.object));
+                pods.insert(name, pods::is_ready(&e.value()));
             }
         }
         if e.resource_version > since {
@@ -726,7 +725,6 @@ fn refused_pod_creation_is_reported_and_retried_without_a_hot_loop() {
         .store
         .list(kinds::events(), Some("shop"))
         .filter(|e| e["reason"] == "FailedCreate")
-        .cloned()
         .collect();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["type"], "Warning");
@@ -862,7 +860,7 @@ fn pod_events(world: &World, since: u64, kind: EventType) -> Vec<String> {
         .expect("history kept")
         .iter()
         .filter(|e| e.event_type == kind)
-        .map(|e| util::name_of(&e.object).to_string())
+        .map(|e| e.key.name.clone())
         .collect()
 }
 
@@ -1319,7 +1317,6 @@ fn slices_of(world: &World, svc: &str) -> Vec<Obj> {
         .store
         .list(kinds::endpointslices(), Some("shop"))
         .filter(|s| util::label(s, "kubernetes.io/service-name") == Some(svc))
-        .cloned()
         .collect()
 }
 
@@ -1523,7 +1520,7 @@ fn namespaces_become_active_and_nodes_exist_from_the_first_pass() {
     let nodes: Vec<String> = w
         .store
         .list(kinds::nodes(), None)
-        .map(|n| util::name_of(n).to_string())
+        .map(|n| util::name_of(&n).to_string())
         .collect();
     assert_eq!(nodes, ["sim-node-1", "sim-node-2", "sim-node-3"]);
     assert!(is_settled(&w));
@@ -1599,8 +1596,8 @@ fn benchmark_controllers_on_a_50k_pod_cluster() {
         .take(100)
         .map(|d| {
             (
-                util::namespace_of(d).to_string(),
-                util::name_of(d).to_string(),
+                util::namespace_of(&d).to_string(),
+                util::name_of(&d).to_string(),
             )
         })
         .collect();
@@ -1723,7 +1720,6 @@ fn a_change_in_istio_system_retries_refused_pod_creations_without_waiting_for_th
         .store
         .list(kinds::events(), Some("shop"))
         .filter(|e| e["reason"] == "FailedCreate")
-        .cloned()
         .collect();
     // Creating the Service and allocating its ClusterIP: two changes, two retries.
     assert!(events[0]["count"].as_i64().unwrap() >= 2, "retried at once");

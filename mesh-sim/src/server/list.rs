@@ -5,6 +5,10 @@
 //! starts strictly after that key and reports the same `resourceVersion` as
 //! the first page did (like the API server, which serves later pages from
 //! the first page's snapshot; here later pages see current objects).
+//!
+//! Items are the store's JSON text, copied into the body as they are; only
+//! a selector makes the list decode an object (its labels alone for a label
+//! selector).
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -15,7 +19,7 @@ use crate::resources::Resource;
 use crate::selectors::{
     FieldSelectorExpr, LabelSelectorExpr, labels_of, parse_field_selector, parse_label_selector,
 };
-use crate::store::{Obj, ObjKey, Store};
+use crate::store::{ObjKey, Store, Stored};
 
 use super::route::Query;
 
@@ -78,12 +82,46 @@ impl Selectors {
             .is_none_or(|l| l.matches(&labels_of(obj)))
             && self.fields.as_ref().is_none_or(|f| f.matches(obj))
     }
+
+    /// [`Selectors::matches`] on a stored object, decoding no more of it
+    /// than the selectors look at.
+    pub fn matches_stored(&self, stored: &Stored) -> bool {
+        match (&self.labels, &self.fields) {
+            (None, None) => true,
+            (Some(labels), None) => labels.matches(&stored_labels(stored)),
+            _ => self.matches(&stored.value()),
+        }
+    }
+}
+
+/// An object's labels, decoded from its JSON text without the rest.
+fn stored_labels(stored: &Stored) -> std::collections::BTreeMap<String, String> {
+    #[derive(Deserialize)]
+    struct Object {
+        #[serde(default)]
+        metadata: Metadata,
+    }
+    #[derive(Deserialize, Default)]
+    struct Metadata {
+        #[serde(default)]
+        labels: Option<std::collections::BTreeMap<String, Value>>,
+    }
+    serde_json::from_slice::<Object>(stored.json())
+        .ok()
+        .and_then(|o| o.metadata.labels)
+        .map(|labels| {
+            labels
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// One page of a list.
 #[derive(Debug, Clone)]
 pub struct ListPage {
-    pub items: Vec<Obj>,
+    pub items: Vec<Stored>,
     pub resource_version: u64,
     pub continue_token: Option<String>,
 }
@@ -108,30 +146,29 @@ pub fn list(
         .transpose()?;
     let resource_version = token.as_ref().map_or(store.resource_version(), |t| t.rv);
     let candidates = match &token {
-        Some(t) => store.list_after(resource, namespace, &ObjKey::new(&t.ns, &t.name)),
-        None => store.list(resource, namespace),
+        Some(t) => store.list_stored_after(resource, namespace, &ObjKey::new(&t.ns, &t.name)),
+        None => store.list_stored(resource, namespace),
     };
     let mut items = Vec::new();
+    let mut last: Option<&ObjKey> = None;
     let mut more = false;
-    for obj in candidates.filter(|o| selectors.matches(o)) {
+    for (key, stored) in candidates.filter(|(_, s)| selectors.matches_stored(s)) {
         if limit > 0 && items.len() == limit {
             more = true;
             break;
         }
-        items.push(obj.clone());
+        items.push(stored.clone());
+        last = Some(key);
     }
-    let continue_token = match items.last() {
-        Some(last) if more => {
-            let key = ObjKey::of(last);
-            Some(
-                ContinueToken {
-                    rv: resource_version,
-                    ns: key.namespace,
-                    name: key.name,
-                }
-                .encode(),
-            )
-        }
+    let continue_token = match last {
+        Some(key) if more => Some(
+            ContinueToken {
+                rv: resource_version,
+                ns: key.namespace.clone(),
+                name: key.name.clone(),
+            }
+            .encode(),
+        ),
         _ => None,
     };
     Ok(ListPage {
@@ -150,10 +187,11 @@ pub fn list_meta(page: &ListPage) -> Value {
     meta
 }
 
-/// The JSON body of a `<Kind>List`, written item by item so a 50,000-pod list
-/// is not first copied into one big `Value`.
+/// The JSON body of a `<Kind>List`: the list head, then the items' stored
+/// text.
 pub fn list_body(resource: &Resource, page: &ListPage) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + page.items.len() * 2048);
+    let mut out =
+        Vec::with_capacity(256 + page.items.iter().map(|i| i.json().len() + 1).sum::<usize>());
     let head = json!({"kind": format!("{}List", resource.kind), "apiVersion": resource.api_version(), "metadata": list_meta(page)});
     let head = serde_json::to_string(&head).expect("list head serializes");
     // `{"apiVersion":...,"kind":...,"metadata":{...}` then `,"items":[...]}`.
@@ -163,7 +201,7 @@ pub fn list_body(resource: &Resource, page: &ListPage) -> Vec<u8> {
         if i > 0 {
             out.push(b',');
         }
-        write_object(&mut out, resource, item);
+        out.extend_from_slice(item.json());
     }
     out.extend_from_slice(b"]}");
     out
@@ -224,7 +262,7 @@ mod tests {
             names.extend(
                 page.items
                     .iter()
-                    .map(|o| o["metadata"]["name"].as_str().unwrap().to_string()),
+                    .map(|o| o.value()["metadata"]["name"].as_str().unwrap().to_string()),
             );
             versions.push(page.resource_version);
             match page.continue_token {
@@ -252,10 +290,32 @@ mod tests {
         let names: Vec<_> = second
             .items
             .iter()
-            .map(|o| o["metadata"]["name"].as_str().unwrap())
+            .map(|o| o.value()["metadata"]["name"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(names, ["p04", "p06"]);
         assert!(second.continue_token.is_none());
+    }
+
+    #[test]
+    fn label_and_field_selectors_filter_stored_objects() {
+        let store = store_with_pods(6);
+        let names = |query: &str| -> Vec<String> {
+            list(&store, kinds::pods(), None, &Query::parse(query))
+                .unwrap()
+                .items
+                .iter()
+                .map(|o| o.value()["metadata"]["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names("labelSelector=app%3Dweb"), ["p00", "p03"]);
+        assert_eq!(
+            names("labelSelector=app%21%3Dweb"),
+            ["p02", "p04", "p01", "p05"]
+        );
+        assert_eq!(
+            names("labelSelector=app%3Dweb&fieldSelector=metadata.namespace%3Db"),
+            ["p03"]
+        );
     }
 
     #[test]

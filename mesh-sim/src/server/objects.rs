@@ -18,7 +18,7 @@ use crate::faults::FaultRequest;
 use crate::patch::{PatchType, apply_patch};
 use crate::resources::{self, Resource};
 use crate::selectors::{label_selector_matches, labels_of};
-use crate::store::Obj;
+use crate::store::{Obj, Stored};
 use crate::world::{World, WriteOptions, metadata_mut};
 
 use super::list::{self, Selectors};
@@ -197,16 +197,17 @@ fn get(
     path: &ResourcePath,
 ) -> ApiResult<Response<Body>> {
     let name = name_of(path);
-    let (obj, now) = {
+    let (stored, now) = {
         let world = lock(&shared.world);
-        let obj = world
+        let stored = world
             .store
-            .get(resource, namespace, name)
+            .get_stored(resource, namespace, name)
+            .cloned()
             .ok_or_else(|| ApiError::not_found(resource.plural, name))?;
-        (obj, world.clock.now())
+        (stored, world.clock.now())
     };
     match path.subresource.as_deref() {
-        Some("scale") => Ok(json_response(StatusCode::OK, &scale_of(&obj))),
+        Some("scale") => Ok(json_response(StatusCode::OK, &scale_of(&stored.value()))),
         Some("log") => Ok(bytes_response(
             StatusCode::OK,
             "text/plain; charset=utf-8",
@@ -214,13 +215,18 @@ fn get(
         )),
         _ => match table_request(request) {
             Some(include) => {
+                let obj = stored.value();
                 let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)});
                 Ok(json_response(
                     StatusCode::OK,
-                    &table(resource, [&*obj], include, now, meta, true),
+                    &table(resource, [&obj], include, now, meta, true),
                 ))
             }
-            None => Ok(object_response(StatusCode::OK, resource, &obj)),
+            None => Ok(bytes_response(
+                StatusCode::OK,
+                "application/json",
+                stored.json().to_vec(),
+            )),
         },
     }
 }
@@ -245,9 +251,10 @@ fn list_objects(
     };
     match table_request(request) {
         Some(include) => {
+            let objects: Vec<Value> = page.items.iter().map(Stored::value).collect();
             let t = table(
                 resource,
-                page.items.iter().map(|o| &**o),
+                objects.iter(),
                 include,
                 now,
                 list::list_meta(&page),
@@ -599,12 +606,9 @@ fn delete_collection(
         let mut world = lock(&shared.world);
         let targets: Vec<(String, String)> = world
             .store
-            .list(resource, path.namespace.as_deref())
-            .filter(|o| selectors.matches(o))
-            .map(|o| {
-                let key = crate::store::ObjKey::of(o);
-                (key.namespace, key.name)
-            })
+            .list_stored(resource, path.namespace.as_deref())
+            .filter(|(_, s)| selectors.matches_stored(s))
+            .map(|(key, _)| (key.namespace.clone(), key.name.clone()))
             .collect();
         let mut deleted = Vec::new();
         for (ns, name) in targets {
@@ -617,7 +621,7 @@ fn delete_collection(
     };
     wrote(shared, &opts);
     let page = list::ListPage {
-        items: deleted.0,
+        items: deleted.0.iter().map(|o| Stored::of(resource, o)).collect(),
         resource_version: deleted.1,
         continue_token: None,
     };

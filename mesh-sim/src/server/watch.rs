@@ -32,7 +32,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::error::{ApiError, ApiResult};
 use crate::resources::Resource;
-use crate::store::{EventType, Obj, ObjKey, WatchEvent};
+use crate::store::{EventType, ObjKey, Stored, WatchEvent};
 
 use super::list::Selectors;
 use super::route::Query;
@@ -54,6 +54,17 @@ struct WireEvent<'a> {
 pub fn encode_event(event_type: &str, object: &Value) -> Bytes {
     let mut line = serde_json::to_vec(&WireEvent { event_type, object }).expect("events serialize");
     line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// [`encode_event`] for a stored object: its text goes in as it is.
+fn encode_stored_event(event_type: &str, stored: &Stored) -> Bytes {
+    let mut line = Vec::with_capacity(stored.json().len() + 40);
+    line.extend_from_slice(b"{\"type\":");
+    serde_json::to_writer(&mut line, event_type).expect("a string serializes");
+    line.extend_from_slice(b",\"object\":");
+    line.extend_from_slice(stored.json());
+    line.extend_from_slice(b"}\n");
     Bytes::from(line)
 }
 
@@ -117,26 +128,22 @@ impl WatchRequest {
         })
     }
 
-    fn in_scope(&self, obj: &Value) -> bool {
-        let meta = |k: &str| {
-            obj.pointer(&format!("/metadata/{k}"))
-                .and_then(Value::as_str)
-        };
+    fn in_scope(&self, key: &ObjKey) -> bool {
         self.namespace
             .as_deref()
-            .is_none_or(|ns| meta("namespace") == Some(ns))
-            && self.name.as_deref().is_none_or(|n| meta("name") == Some(n))
+            .is_none_or(|ns| key.namespace == ns)
+            && self.name.as_deref().is_none_or(|n| key.name == n)
     }
 
-    fn matches(&self, obj: &Value) -> bool {
-        self.in_scope(obj) && self.selectors.matches(obj)
+    fn matches(&self, key: &ObjKey, stored: &Stored) -> bool {
+        self.in_scope(key) && self.selectors.matches_stored(stored)
     }
 }
 
 /// Where the stream starts.
 enum Start {
     /// Send these objects as ADDED, then live events after `rv`.
-    Objects(Vec<Obj>),
+    Objects(Vec<(ObjKey, Stored)>),
     /// Replay these events, then live events.
     History(Vec<Arc<WatchEvent>>),
     /// The version is too old: one ERROR event and the end.
@@ -159,9 +166,9 @@ pub fn watch(shared: &Arc<Shared>, request: WatchRequest, query: &Query) -> ApiR
             None | Some("0") => Start::Objects(
                 world
                     .store
-                    .list(request.resource, request.namespace.as_deref())
-                    .filter(|o| request.matches(o))
-                    .cloned()
+                    .list_stored(request.resource, request.namespace.as_deref())
+                    .filter(|(k, s)| request.matches(k, s))
+                    .map(|(k, s)| (k.clone(), s.clone()))
                     .collect(),
             ),
             Some(rv) => {
@@ -242,8 +249,8 @@ impl Stream {
             }
             Start::Objects(objects) => {
                 self.knows_all = true;
-                for obj in objects {
-                    if let Sent::Stop = self.send_object("ADDED", &obj).await {
+                for (key, stored) in objects {
+                    if let Sent::Stop = self.send_object("ADDED", key, &stored).await {
                         return;
                     }
                 }
@@ -308,9 +315,9 @@ impl Stream {
     /// Sends a stored change, translated for the selector: leaving the
     /// selection is a DELETED, entering it an ADDED.
     async fn send_change(&mut self, event: &WatchEvent) -> Sent {
-        let key = ObjKey::of(&event.object);
-        let matches = self.request.matches(&event.object);
-        let known = self.known.contains(&key);
+        let key = &event.key;
+        let matches = self.request.matches(key, &event.object);
+        let known = self.known.contains(key);
         let event_type = match (event.event_type, matches, known) {
             (EventType::Deleted, true, _) | (EventType::Deleted, false, true) => "DELETED",
             (EventType::Deleted, false, false) => return Sent::Continue,
@@ -320,11 +327,11 @@ impl Stream {
             (EventType::Modified, true, false) if self.knows_all => "ADDED",
             (EventType::Modified, true, _) => "MODIFIED",
         };
-        self.send_object(event_type, &event.object).await
+        self.send_object(event_type, key.clone(), &event.object)
+            .await
     }
 
-    async fn send_object(&mut self, event_type: &str, obj: &Value) -> Sent {
-        let key = ObjKey::of(obj);
+    async fn send_object(&mut self, event_type: &str, key: ObjKey, stored: &Stored) -> Sent {
         if event_type == "DELETED" {
             self.known.remove(&key);
         } else {
@@ -332,13 +339,14 @@ impl Stream {
         }
         let line = match self.request.table {
             Some(include) => {
+                let obj = stored.value();
                 let rv = obj
                     .pointer("/metadata/resourceVersion")
                     .cloned()
                     .unwrap_or(Value::Null);
                 let t = table(
                     self.request.resource,
-                    [obj],
+                    [&obj],
                     include,
                     self.now,
                     json!({"resourceVersion": rv}),
@@ -347,13 +355,7 @@ impl Stream {
                 self.columns_sent = true;
                 encode_event(event_type, &t)
             }
-            None if obj.get("kind").is_some() => encode_event(event_type, obj),
-            None => {
-                let mut typed = Vec::new();
-                super::list::write_object(&mut typed, self.request.resource, obj);
-                let typed: Value = serde_json::from_slice(&typed).expect("just written");
-                encode_event(event_type, &typed)
-            }
+            None => encode_stored_event(event_type, stored),
         };
         if self.tx.send(line).await.is_err() {
             return Sent::Stop;
