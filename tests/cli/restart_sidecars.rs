@@ -434,7 +434,14 @@ fn a_target_revision_without_a_ready_istiod_is_refused_before_any_write() {
         "{}",
         run.stderr
     );
-    assert!(writes(&sim).is_empty());
+    // The injector was asked with a dry-run pod (refused), nothing else.
+    assert!(
+        writes(&sim)
+            .iter()
+            .all(|r| r.method == "POST" && r.is_dry_run() && r.path.ends_with("/pods")),
+        "{:?}",
+        writes(&sim)
+    );
 }
 
 // ---------------------------------------------------------------- safety
