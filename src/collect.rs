@@ -1052,7 +1052,9 @@ pub async fn probe_injection(
             let namespace = pod.metadata.namespace.clone();
             match api.create_dry_run(namespace.as_deref(), &pod).await {
                 Ok(answer) => ProbeAnswer::Admitted(SidecarShape::of_pod(&answer)),
-                Err(err) if matches!(err.downcast_ref::<Error>(), Some(Error::Forbidden { .. })) => {
+                Err(err)
+                    if matches!(err.downcast_ref::<Error>(), Some(Error::Forbidden { .. })) =>
+                {
                     ProbeAnswer::Forbidden(format!("{err:#}"))
                 }
                 Err(err) => ProbeAnswer::Refused(format!("{err:#}")),

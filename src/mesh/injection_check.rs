@@ -23,10 +23,12 @@ use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
-use crate::mesh::status::StatusReport;
 use crate::mesh::restart::RestartPlan;
+use crate::mesh::status::StatusReport;
 use crate::mesh::workloads::{Workload, WorkloadKind};
-use crate::snapshot::{ClusterSnapshot, PodTemplateInfo, ProxyFacts, SIDECAR_STATUS_ANNOTATION, SidecarPlacement};
+use crate::snapshot::{
+    ClusterSnapshot, PodTemplateInfo, ProxyFacts, SIDECAR_STATUS_ANNOTATION, SidecarPlacement,
+};
 
 /// The pods `status --verify-injection` creates with `dryRun=All` at once.
 pub const PROBE_CONCURRENCY: usize = 8;
@@ -223,7 +225,10 @@ pub fn sidecar_differences(running: &SidecarShape, injected: &SidecarShape) -> V
             injected.image.as_deref().unwrap_or_default()
         ));
     }
-    if running.revision.is_some() && injected.revision.is_some() && running.revision != injected.revision {
+    if running.revision.is_some()
+        && injected.revision.is_some()
+        && running.revision != injected.revision
+    {
         reasons.push(format!(
             "revision {} → {}",
             running.revision.as_deref().unwrap_or_default(),
@@ -365,15 +370,35 @@ pub type WorkloadKey = (String, WorkloadKind, String);
 /// Every workload's pod template, so a plan's actions can be probed later.
 pub fn workload_templates(snapshot: &ClusterSnapshot) -> HashMap<WorkloadKey, PodTemplateInfo> {
     let deployments = snapshot.deployments.iter().map(|d| {
-        ((d.namespace.clone(), WorkloadKind::Deployment, d.name.clone()), d.template.clone())
+        (
+            (
+                d.namespace.clone(),
+                WorkloadKind::Deployment,
+                d.name.clone(),
+            ),
+            d.template.clone(),
+        )
     });
     let stateful_sets = snapshot.stateful_sets.iter().map(|s| {
-        ((s.namespace.clone(), WorkloadKind::StatefulSet, s.name.clone()), s.template.clone())
+        (
+            (
+                s.namespace.clone(),
+                WorkloadKind::StatefulSet,
+                s.name.clone(),
+            ),
+            s.template.clone(),
+        )
     });
     let daemon_sets = snapshot.daemon_sets.iter().map(|d| {
-        ((d.namespace.clone(), WorkloadKind::DaemonSet, d.name.clone()), d.template.clone())
+        (
+            (d.namespace.clone(), WorkloadKind::DaemonSet, d.name.clone()),
+            d.template.clone(),
+        )
     });
-    deployments.chain(stateful_sets).chain(daemon_sets).collect()
+    deployments
+        .chain(stateful_sets)
+        .chain(daemon_sets)
+        .collect()
 }
 
 /// One dry-run pod per target revision of a restart plan (from the first
@@ -448,7 +473,10 @@ mod tests {
         );
         assert_eq!(v.verdict, "contradicted");
         let problem = v.problem.unwrap();
-        assert!(problem.contains(NEW) && problem.contains(mirrored), "{problem}");
+        assert!(
+            problem.contains(NEW) && problem.contains(mirrored),
+            "{problem}"
+        );
     }
 
     #[test]
@@ -527,16 +555,31 @@ mod tests {
     #[test]
     fn the_gate_passes_an_injected_answer_and_refuses_a_failed_one_naming_the_revision() {
         assert_eq!(
-            gate("1-22-3", "pay", &ProbeAnswer::Admitted(shape(NEW, "1-22-3"))),
+            gate(
+                "1-22-3",
+                "pay",
+                &ProbeAnswer::Admitted(shape(NEW, "1-22-3"))
+            ),
             Ok(())
         );
-        let refusal = gate("1-22-3", "pay", &ProbeAnswer::Refused("no endpoints".into()))
-            .unwrap_err();
+        let refusal = gate(
+            "1-22-3",
+            "pay",
+            &ProbeAnswer::Refused("no endpoints".into()),
+        )
+        .unwrap_err();
         assert!(
             refusal.contains("revision 1-22-3") && refusal.contains("no endpoints"),
             "{refusal}"
         );
-        assert!(gate("1-22-3", "pay", &ProbeAnswer::Admitted(SidecarShape::default())).is_err());
+        assert!(
+            gate(
+                "1-22-3",
+                "pay",
+                &ProbeAnswer::Admitted(SidecarShape::default())
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -558,7 +601,10 @@ mod tests {
         };
         template.host_network = true;
         let pod = probe_pod("shop", "cart", &template);
-        assert_eq!(pod.metadata.name.as_deref(), Some("cart-mesh-upgrade-probe"));
+        assert_eq!(
+            pod.metadata.name.as_deref(),
+            Some("cart-mesh-upgrade-probe")
+        );
         assert_eq!(pod.metadata.namespace.as_deref(), Some("shop"));
         assert_eq!(pod.metadata.labels.unwrap()["app"], "cart");
         assert_eq!(

@@ -82,7 +82,11 @@ fn verification(report: &StatusReport, style: &Style) -> String {
             Cell::new(format!("{}/{}", w.kind.to_lowercase(), w.name)),
             verdict,
             Cell::new(v.dry_run_image.clone().unwrap_or_else(|| "none".into())),
-            Cell::new(if why.is_empty() { "-".to_string() } else { why.join("; ") }),
+            Cell::new(if why.is_empty() {
+                "-".to_string()
+            } else {
+                why.join("; ")
+            }),
         ]);
     }
     table.render()

@@ -39,14 +39,20 @@ fn pod_creates(sim: &Sim) -> Vec<(String, bool)> {
 fn verify_injection_confirms_the_computed_proxy_on_the_canary_scenario() {
     let sim = canary();
     sim.clear_requests();
-    let run = kubectl_plugin(&sim, &["status", "-n", "pay", "--verify-injection", "-o", "json"]);
+    let run = kubectl_plugin(
+        &sim,
+        &["status", "-n", "pay", "--verify-injection", "-o", "json"],
+    );
     assert_eq!(run.code, 0, "{run:#?}");
     let report = parse_json(&run);
     let workloads = report["workloads"].as_array().unwrap();
     assert!(!workloads.is_empty());
     for w in workloads {
         assert_eq!(w["verification"]["verdict"], "confirmed", "{w:#}");
-        assert_eq!(w["verification"]["dryRunImage"], w["expectedImage"], "{w:#}");
+        assert_eq!(
+            w["verification"]["dryRunImage"], w["expectedImage"],
+            "{w:#}"
+        );
     }
     let payments = workload(&report, "pay", "payments");
     assert_eq!(payments["state"], "stale");
@@ -57,12 +63,20 @@ fn verify_injection_confirms_the_computed_proxy_on_the_canary_scenario() {
         .map(|r| r.as_str().unwrap())
         .collect();
     assert!(
-        reasons.contains(&"proxy image docker.io/istio/proxyv2:1.21.2 → docker.io/istio/proxyv2:1.22.3"),
+        reasons.contains(
+            &"proxy image docker.io/istio/proxyv2:1.21.2 → docker.io/istio/proxyv2:1.22.3"
+        ),
         "{reasons:?}"
     );
     let creates = pod_creates(&sim);
-    assert!(!creates.is_empty() && creates.len() <= workloads.len(), "{creates:?}");
-    assert!(creates.iter().all(|(_, dry)| *dry), "only dry runs: {creates:?}");
+    assert!(
+        !creates.is_empty() && creates.len() <= workloads.len(),
+        "{creates:?}"
+    );
+    assert!(
+        creates.iter().all(|(_, dry)| *dry),
+        "only dry runs: {creates:?}"
+    );
     assert!(
         sim.requests()
             .iter()
@@ -79,7 +93,10 @@ fn verify_injection_reports_a_registry_mirror_as_a_contradiction_naming_both_ima
             .registry_mirror("docker.io/istio/", "mirror.example.com/istio/"),
     )
     .expect("the canary scenario with a registry mirror starts");
-    let run = kubectl_plugin(&sim, &["status", "-n", "pay", "--verify-injection", "-o", "json"]);
+    let run = kubectl_plugin(
+        &sim,
+        &["status", "-n", "pay", "--verify-injection", "-o", "json"],
+    );
     assert_eq!(run.code, 0, "{run:#?}");
     let report = parse_json(&run);
     let payments = workload(&report, "pay", "payments");
@@ -130,12 +147,16 @@ fn restart_is_refused_before_any_write_when_the_target_injector_does_not_answer(
         "{}",
         run.stderr
     );
-    let writes: Vec<_> = sim.requests().into_iter().filter(|r| r.is_write()).collect();
+    let writes: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_write())
+        .collect();
     assert!(!writes.is_empty(), "the injector was asked");
     assert!(
-        writes
-            .iter()
-            .all(|r| r.method == "POST" && r.is_dry_run() && r.path == "/api/v1/namespaces/pay/pods"),
+        writes.iter().all(|r| r.method == "POST"
+            && r.is_dry_run()
+            && r.path == "/api/v1/namespaces/pay/pods"),
         "only dry-run pod creates: {:?}",
         writes
             .iter()
