@@ -288,6 +288,12 @@ pub struct StatusArgs {
     /// (errors still exit 1)
     #[arg(long)]
     pub exit_code: bool,
+
+    /// Ask the API server too: create one pod per distinct namespace and pod
+    /// template with dryRun=All (nothing is stored) and compare the sidecar
+    /// the webhooks inject with the computed one
+    #[arg(long)]
+    pub verify_injection: bool,
 }
 
 const RESTART_EXAMPLES: &str = "\

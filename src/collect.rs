@@ -589,6 +589,33 @@ fn keep_selected_workloads_pods(snapshot: &mut ClusterSnapshot, selector: &Label
     });
 }
 
+/// Create each pod with `dryRun=All` ([`PROBE_CONCURRENCY`] at a time) and
+/// reduce each answer to its sidecar; a refused create keeps its sentence.
+/// The answers come back in the order of `probes`.
+pub async fn probe_injection(
+    api: &ApiClient,
+    probes: Vec<k8s_openapi::api::core::v1::Pod>,
+) -> Vec<crate::mesh::injection_check::ProbeAnswer> {
+    use crate::mesh::injection_check::{PROBE_CONCURRENCY, ProbeAnswer, SidecarShape};
+    use futures::StreamExt;
+    futures::stream::iter(probes)
+        .map(|pod| async move {
+            let namespace = pod.metadata.namespace.clone();
+            match api.create_dry_run(namespace.as_deref(), &pod).await {
+                Ok(answer) => ProbeAnswer::Admitted(SidecarShape::of_pod(&answer)),
+                Err(err)
+                    if matches!(err.downcast_ref::<Error>(), Some(Error::Forbidden { .. })) =>
+                {
+                    ProbeAnswer::Forbidden(format!("{err:#}"))
+                }
+                Err(err) => ProbeAnswer::Refused(format!("{err:#}")),
+            }
+        })
+        .buffered(PROBE_CONCURRENCY)
+        .collect()
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

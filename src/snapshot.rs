@@ -314,7 +314,17 @@ pub struct ProxyFacts {
     pub inject_annotation: Option<String>,
     /// `spec.hostNetwork: true`: istiod never injects such a pod.
     pub host_network: bool,
+    /// The `istio-proxy` container's resources, as compact JSON (`None`: none set).
+    pub sidecar_resources: Option<String>,
+    /// The injector's init steps present: `istio-init` (iptables) and/or the
+    /// CNI's `istio-validation`, in that order.
+    pub init_steps: Vec<String>,
 }
+
+/// The init container that sets up iptables without the CNI.
+pub const ISTIO_INIT: &str = "istio-init";
+/// The init container the Istio CNI injects instead, to check its rules.
+pub const ISTIO_VALIDATION: &str = "istio-validation";
 
 /// The container name Istio injects.
 pub const ISTIO_PROXY: &str = "istio-proxy";
@@ -358,8 +368,30 @@ impl ProxyFacts {
                 .cloned(),
             inject_annotation: annotations.and_then(|a| a.get(INJECT_KEY)).cloned(),
             host_network,
+            sidecar_resources: sidecar_resources(containers, init_containers),
+            init_steps: [ISTIO_INIT, ISTIO_VALIDATION]
+                .into_iter()
+                .filter(|step| init_containers.iter().any(|c| c.name == *step))
+                .map(str::to_string)
+                .collect(),
         }
     }
+}
+
+/// The resources of the first `istio-proxy` container (containers first),
+/// serialised compactly so two pods' can be compared as strings.
+fn sidecar_resources(containers: &[Container], init_containers: &[Container]) -> Option<String> {
+    let proxy = containers
+        .iter()
+        .chain(init_containers)
+        .find(|c| c.name == ISTIO_PROXY)?;
+    let resources = proxy.resources.as_ref()?;
+    let empty = resources.requests.as_ref().is_none_or(|r| r.is_empty())
+        && resources.limits.as_ref().is_none_or(|l| l.is_empty());
+    if empty {
+        return None;
+    }
+    serde_json::to_string(resources).ok()
 }
 
 /// The `istio-proxy` container as istioctl finds it (`hasIstioProxy` in

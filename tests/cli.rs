@@ -36,6 +36,8 @@ mod restart_sidecars;
 mod snapshots;
 #[path = "cli/terminal.rs"]
 mod terminal;
+#[path = "cli/verify_injection.rs"]
+mod verify_injection;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-mesh_upgrade");
 const KUBECTL: &str = "/usr/bin/kubectl";

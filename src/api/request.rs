@@ -8,6 +8,10 @@
 //! - **Writes** (`patch`, `delete`) carry the [`WriteMode`]: `dryRun=All` for
 //!   a server dry run, and in client dry-run mode any write is refused with an
 //!   error — a bug guard, since client dry-run must never reach the server.
+//! - **Creates** exist only as [`ApiClient::create_dry_run`]: always
+//!   `dryRun=All` whatever the write mode (the plugin asks the API server
+//!   what it *would* admit, e.g. an injected pod), and the guard refuses a
+//!   built request that does not say so.
 //! - **Retries** live here only ([`RetryPolicy`]): 429 waits for the server's
 //!   `Retry-After` (the Observe layer copies the header into the Status'
 //!   `retryAfterSeconds` because kube-rs drops response headers on errors),
@@ -110,6 +114,23 @@ pub enum PatchBody {
     Json(Value),
     /// Server-side apply with [`FIELD_MANAGER`], without forcing conflicts.
     Apply(Value),
+}
+
+/// A create may leave the plugin only as a dry run.
+fn guard_dry_run_create(req: &Request<Vec<u8>>) -> Result<(), kube::Error> {
+    let dry_run = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|pair| pair == "dryRun=All"));
+    if req.method() == http::Method::POST && !dry_run {
+        tracing::error!("a create without dryRun=All was refused before sending");
+        return Err(kube::Error::BuildRequest(
+            kube::core::request::Error::Validation(
+                "creates are sent only with dryRun=All".to_string(),
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// How many times, and how long, to retry.
@@ -377,6 +398,35 @@ impl ApiClient {
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
             Err(err) => Err(self.classify(err, &action)),
         }
+    }
+
+    /// POST `object` with `dryRun=All`: the API server runs admission (the
+    /// mutating webhooks included) and answers with the object it would
+    /// store, storing nothing. Sent in every write mode, since it writes
+    /// nothing; the guard refuses the request if `dryRun=All` is missing.
+    pub async fn create_dry_run<K>(&self, namespace: Option<&str>, object: &K) -> anyhow::Result<K>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned + serde::Serialize,
+        K::Scope: KnownScope,
+    {
+        let action = Action::new::<K>("create", namespace, None, None);
+        let params = kube::core::params::PostParams {
+            dry_run: true,
+            field_manager: Some(FIELD_MANAGER.to_string()),
+        };
+        let body = serde_json::to_vec(object)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", action.describe()))?;
+        let request = kube::core::Request::new(K::url_path(&(), namespace));
+        let build = || -> Result<Request<Vec<u8>>, kube::Error> {
+            let req = request
+                .create(&params, body.clone())
+                .map_err(kube::Error::BuildRequest)?;
+            guard_dry_run_create(&req)?;
+            Ok(req)
+        };
+        self.send::<K>(&action, build)
+            .await
+            .map_err(|err| self.classify(err, &action))
     }
 
     /// The API server's version (`GET /version`).

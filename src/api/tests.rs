@@ -373,3 +373,26 @@ async fn a_request_that_takes_longer_than_the_request_timeout_fails_with_a_sente
         "the API server https://127.0.0.1:2 (context slow) did not answer within 50ms (--request-timeout)"
     );
 }
+
+#[tokio::test]
+async fn a_create_is_always_a_dry_run_even_in_client_dry_run_mode_and_is_counted() {
+    let (client, seen) = fake_client(|_, _, _, _| {
+        reply(
+            201,
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": "shop"}}),
+        )
+    });
+    let client = client.with_write_mode(WriteMode::ClientDryRun);
+    let pod: Pod = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe"}}),
+    )
+    .unwrap();
+    let answer = client.create_dry_run(Some("shop"), &pod).await.unwrap();
+    assert_eq!(answer.metadata.name.as_deref(), Some("probe"));
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen[0].starts_with("POST /api/v1/namespaces/shop/pods?") && seen[0].contains("dryRun=All"),
+        "{seen:?}"
+    );
+    assert_eq!(client.stats().count(RequestVerb::Create), 1);
+}

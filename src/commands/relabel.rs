@@ -132,7 +132,7 @@ async fn relabel(
         .into());
     }
     if let Some(restart_plan) = &restart_plan {
-        restart_sidecars::refuse_not_ready(restart_plan).map_err(|err| {
+        restart_sidecars::refuse_not_ready(restart_plan, &[]).map_err(|err| {
             err.context("relabel --restart refused before any change (nothing was relabelled)")
         })?;
     }

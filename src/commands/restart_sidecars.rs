@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! flags ─► RestartConfig ─► collect ─► mesh::restart::plan (pure) ─► istiod Ready? (else refuse, 5)
-//!       ─► show the plan ─► confirm ─► Ctrl-C handler ─► run::restart (apply, wait, verify)
+//!       ─► show the plan ─► confirm
+//!       ─► one dry-run pod per target revision: does its injector answer? (else refuse, 5)
+//!       ─► Ctrl-C handler ─► run::restart (apply, wait, verify)
 //!       ─► summary, exit code
 //! ```
 //!
@@ -12,14 +14,19 @@
 //! and verifies the proxies afterwards. `relabel --restart` uses
 //! [`plan_restarts`] and [`execute`] to make its plan and its run one.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 use crate::api::{ApiClient, WriteMode};
 use crate::cli::{DryRun, GlobalArgs, RestartFlags, RestartSidecarsArgs, WriteArgs};
-use crate::collect::{CollectOptions, collect};
+use crate::collect::{CollectOptions, collect, probe_injection};
 use crate::config::RestartConfig;
 use crate::confirm::{self, Decision};
 use crate::error::{Error, ExitCode};
+use crate::mesh::injection_check::{
+    ProbeAnswer, WorkloadKey, gate, gate_probes, workload_templates,
+};
 use crate::mesh::restart::{Outcome, RestartOptions, RestartPlan, RestartReport, TargetRef, plan};
 use crate::mesh::workloads::{RestartSelection, WorkloadKind};
 use crate::output::Output;
@@ -27,7 +34,7 @@ use crate::render::restart::{plan_text, report_text, written_and_undo};
 use crate::run::Interrupts;
 use crate::run::restart::{RestartSettings, run_restarts};
 use crate::selector::LabelSelector;
-use crate::snapshot::{ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
+use crate::snapshot::{ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, PodTemplateInfo, Scope};
 
 /// Restart the stale workloads of the selection (`-n`, `-A`, `-l`, targets).
 pub async fn run(
@@ -41,10 +48,20 @@ pub async fn run(
     let scope = super::selected_scope(global, api.default_namespace());
     // The clock is read once: every patch of this run carries this time.
     let now = Utc::now();
-    let plan = plan_restarts(&api, output, scope, selector, &config.options, now, |_| {}).await?;
-    refuse_not_ready(&plan)?;
-
+    let mut templates = HashMap::new();
+    let plan = plan_restarts(&api, output, scope, selector, &config.options, now, |s| {
+        templates = workload_templates(s)
+    })
+    .await?;
     let client_dry_run = args.write.dry_run == DryRun::Client;
+    // An unready target is refused at once; unless this is a client dry run
+    // (which only reads), the injectors are asked first so the refusal
+    // carries the API server's own answer.
+    if !plan.not_ready_revisions.is_empty() && !client_dry_run {
+        refuse_not_ready(&plan, &silent_injectors(&api, &plan, &templates).await?)?;
+    }
+    refuse_not_ready(&plan, &[])?;
+
     output.show_plan(
         &plan,
         &plan_text(&plan, &output.text_layout()),
@@ -68,6 +85,8 @@ pub async fn run(
         }
         Decision::Apply | Decision::RehearseOnServer => {}
     }
+    // The health gate, right before the first write.
+    refuse_not_ready(&plan, &silent_injectors(&api, &plan, &templates).await?)?;
     // Before the first write: from here a Ctrl-C is counted, never fatal.
     let interrupts = Interrupts::from_ctrl_c();
     let (report, interrupted) = execute(
@@ -145,13 +164,57 @@ pub async fn plan_restarts(
     plan(&collected.snapshot, options, now).map_err(|e| Error::Usage(e.to_string()).into())
 }
 
-/// Refuse (exit 5) before any write when a target revision's istiod is not Ready.
-pub fn refuse_not_ready(plan: &RestartPlan) -> anyhow::Result<()> {
-    if plan.not_ready_revisions.is_empty() {
+/// Refuse (exit 5) before any write when a target revision's istiod is not
+/// Ready, or its injector did not answer the dry-run pod (`silent`:
+/// revision and sentence, from [`silent_injectors`]).
+pub fn refuse_not_ready(plan: &RestartPlan, silent: &[(String, String)]) -> anyhow::Result<()> {
+    let mut sentence = if plan.not_ready_revisions.is_empty() {
+        String::new()
+    } else {
+        not_ready_sentence(plan)
+    };
+    for (_, refusal) in silent {
+        if !sentence.is_empty() {
+            sentence.push_str("; ");
+        }
+        sentence.push_str(refusal);
+    }
+    if sentence.is_empty() {
         Ok(())
     } else {
-        Err(Error::Refused(not_ready_sentence(plan)).into())
+        Err(Error::Refused(sentence).into())
     }
+}
+
+/// The health gate: each target revision's injector must answer a dry-run
+/// pod with a proxy before anything is written. Returns the refusal
+/// sentence of each revision whose injector did not; credentials that may
+/// not create pods are an error of their own (the 403 sentence, exit 1).
+pub async fn silent_injectors(
+    api: &ApiClient,
+    plan: &RestartPlan,
+    templates: &HashMap<WorkloadKey, PodTemplateInfo>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let (targets, pods): (Vec<(String, String)>, Vec<_>) = gate_probes(plan, templates)
+        .into_iter()
+        .map(|(revision, namespace, pod)| ((revision, namespace), pod))
+        .unzip();
+    let answers = probe_injection(api, pods).await;
+    if let Some(ProbeAnswer::Forbidden(sentence)) = answers
+        .iter()
+        .find(|a| matches!(a, ProbeAnswer::Forbidden(_)))
+    {
+        anyhow::bail!("{sentence}");
+    }
+    Ok(targets
+        .into_iter()
+        .zip(&answers)
+        .filter_map(|((revision, namespace), answer)| {
+            gate(&revision, &namespace, answer)
+                .err()
+                .map(|sentence| (revision, sentence))
+        })
+        .collect())
 }
 
 /// Run `plan` (already confirmed as `decision`) and print its report.

@@ -4,13 +4,26 @@
 //! `-o json|yaml`); warnings about what could not be read go to stderr. With
 //! `--exit-code`, a report that needs attention ends with exit code 3 after
 //! it has been printed, so a CI job both shows and gates on it.
+//!
+//! `--verify-injection` adds one step between the report and the print: the
+//! dry-run pods of `mesh::injection_check::plan_probes` go out through
+//! `collect::probe_injection`, and `apply_verdicts` writes the answers in.
+
+use std::collections::HashMap;
 
 use chrono::Utc;
+
+use crate::api::ApiClient;
+use crate::collect::probe_injection;
+use crate::mesh::control_plane::ControlPlane;
+use crate::mesh::injection_check::{apply_verdicts, plan_probes};
+use crate::mesh::workloads::classify;
+use crate::snapshot::ProxyFacts;
 
 use crate::cli::{GlobalArgs, StatusArgs};
 use crate::collect::{CollectOptions, Collected, collect};
 use crate::error::ExitCode;
-use crate::mesh::status::{StatusReport, build_status};
+use crate::mesh::status::{StatusReport, build_status, build_status_from};
 use crate::mesh::workloads::Risk;
 use crate::output::Output;
 use crate::render::status::status_table;
@@ -30,12 +43,16 @@ pub async fn run(
         selector,
     };
     let collected = collect(&api, &options).await?;
-    super::log_request_summary(&api);
     for warning in &collected.warnings {
         output.warn(warning);
     }
 
-    let mut report = build_status(&collected.snapshot, Utc::now());
+    let mut report = if args.verify_injection {
+        verified_status(&api, &collected).await
+    } else {
+        build_status(&collected.snapshot, Utc::now())
+    };
+    super::log_request_summary(&api);
     mark_unknown_risks(&mut report, &collected);
 
     if output.is_machine_readable() {
@@ -53,6 +70,30 @@ pub async fn run(
         return Ok(ExitCode::NeedsAttention);
     }
     Ok(ExitCode::Success)
+}
+
+/// The report with the API server's dry-run answers judged into it.
+async fn verified_status(api: &ApiClient, collected: &Collected) -> StatusReport {
+    let snapshot = &collected.snapshot;
+    let control_plane = ControlPlane::from_snapshot(snapshot);
+    let classification = classify(snapshot, &control_plane);
+    let mut report = build_status_from(snapshot, &control_plane, &classification, Utc::now());
+    let workloads: Vec<_> = classification
+        .workloads
+        .into_iter()
+        .filter(|w| snapshot.scope.contains(&w.namespace))
+        .collect();
+    let (probes, probe_of) = plan_probes(&workloads);
+    let answers = probe_injection(api, probes).await;
+    let facts: HashMap<&str, &ProxyFacts> = snapshot
+        .pods
+        .iter()
+        .map(|p| (p.uid.as_str(), &p.proxy))
+        .collect();
+    apply_verdicts(&mut report, &workloads, &probe_of, &answers, |uid| {
+        facts.get(uid).copied()
+    });
+    report
 }
 
 /// Without the PodDisruptionBudgets, "no PDB covers it" would be a guess:

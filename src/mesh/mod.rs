@@ -8,6 +8,7 @@
 //!          ─► workloads     (pods grouped to workloads: state, risks, unreachable pods)
 //!          ─► gateways      (gateway Deployments, the Services in front of them)
 //!          ─► status        (the `status` report, serialisable)
+//!          ─► injection_check (the cluster's dry-run answer judged against the model)
 //! ```
 //!
 //! Nothing here performs I/O or reads the clock, so every rule is unit-tested
@@ -21,6 +22,7 @@ pub mod control_plane;
 pub mod gateway_switch;
 pub mod gateways;
 pub mod injection;
+pub mod injection_check;
 pub mod proxy;
 pub mod relabel;
 pub mod restart;

@@ -31,6 +31,7 @@ use crate::mesh::workloads::{
 use crate::snapshot::{ClusterSnapshot, Labels, NamespaceInfo, Scope};
 
 use crate::mesh::API_VERSION;
+use crate::mesh::injection_check::Verification;
 
 /// The whole `status` document.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -170,6 +171,15 @@ pub struct WorkloadStatus {
     pub notes: Vec<String>,
     /// It is an Istio gateway.
     pub gateway: bool,
+    /// With `--verify-injection`: the API server's dry-run answer judged
+    /// against the expectation above (absent without the flag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+    /// With `--verify-injection`: how a stale pod's sidecar differs from the
+    /// one the dry run injected (image, revision, native or classic sidecar,
+    /// resources, `istio-init` or `istio-validation`); absent without the flag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<String>>,
 }
 
 /// A meshed pod no template patch can restart.
@@ -622,6 +632,8 @@ fn workload_status(w: &Workload) -> WorkloadStatus {
         risks: w.risks.clone(),
         notes: w.notes.clone(),
         gateway: w.is_gateway,
+        verification: None,
+        reasons: None,
     }
 }
 

@@ -45,8 +45,51 @@ pub fn status_table(report: &StatusReport, wide: bool, layout: &Layout) -> Strin
     if !report.gateways.is_empty() || !report.gateway_services.is_empty() {
         section(&mut out, &style, "GATEWAYS", gateways(report, &style));
     }
+    if report.workloads.iter().any(|w| w.verification.is_some()) {
+        section(
+            &mut out,
+            &style,
+            "INJECTION CHECK (SERVER-SIDE DRY RUN)",
+            verification(report, &style),
+        );
+    }
     section(&mut out, &style, "SUMMARY", summary(report, &style));
     out
+}
+
+/// `--verify-injection`: per workload, what the dry run injected, the
+/// verdict, and why (a contradiction's problem, a stale pod's differences).
+fn verification(report: &StatusReport, style: &Style) -> String {
+    let mut table = style.table(&[
+        ("NAMESPACE", Fit::Whole),
+        ("WORKLOAD", Fit::Whole),
+        ("VERDICT", Fit::Whole),
+        ("DRY-RUN PROXY", Fit::Whole),
+        ("WHY", Fit::Words),
+    ]);
+    for w in &report.workloads {
+        let Some(v) = &w.verification else {
+            continue;
+        };
+        let verdict = match v.verdict {
+            "confirmed" => Cell::colored(v.verdict, Color::Green),
+            _ => Cell::colored(v.verdict, Color::Red),
+        };
+        let mut why: Vec<String> = v.problem.iter().cloned().collect();
+        why.extend(w.reasons.iter().flatten().cloned());
+        table.row(vec![
+            Cell::new(&w.namespace),
+            Cell::new(format!("{}/{}", w.kind.to_lowercase(), w.name)),
+            verdict,
+            Cell::new(v.dry_run_image.clone().unwrap_or_else(|| "none".into())),
+            Cell::new(if why.is_empty() {
+                "-".to_string()
+            } else {
+                why.join("; ")
+            }),
+        ]);
+    }
+    table.render()
 }
 
 struct Style {

@@ -434,7 +434,14 @@ fn a_target_revision_without_a_ready_istiod_is_refused_before_any_write() {
         "{}",
         run.stderr
     );
-    assert!(writes(&sim).is_empty());
+    // The injector was asked with a dry-run pod (refused), nothing else.
+    assert!(
+        writes(&sim)
+            .iter()
+            .all(|r| r.method == "POST" && r.is_dry_run() && r.path.ends_with("/pods")),
+        "{:?}",
+        writes(&sim)
+    );
 }
 
 // ---------------------------------------------------------------- safety
@@ -480,7 +487,12 @@ fn a_client_dry_run_only_reads_and_a_server_dry_run_changes_nothing() {
         &["restart-sidecars", "-n", "shop", "--dry-run=server"],
     );
     assert_eq!(run.code, 0, "{run:#?}");
-    let patches: Vec<RequestRecord> = writes(&sim);
+    // The injector check first (one dry-run pod for the one target
+    // revision), then the four patches, all with dryRun=All.
+    let (gate, patches): (Vec<RequestRecord>, Vec<RequestRecord>) =
+        writes(&sim).into_iter().partition(|r| r.method == "POST");
+    assert_eq!(gate.len(), 1, "{gate:#?}");
+    assert!(gate[0].is_dry_run() && gate[0].path == "/api/v1/namespaces/shop/pods");
     assert_eq!(patches.len(), 4, "{patches:#?}");
     for patch in &patches {
         assert_eq!(patch.method, "PATCH");
