@@ -462,12 +462,14 @@ fn look_up_quickly(source: &Source, typed: &Typed) -> Vec<String> {
     else {
         return Vec::new();
     };
-    let found = runtime
-        .block_on(async { tokio::time::timeout(COMPLETION_TIMEOUT, look_up(source, typed)).await });
+    let found = runtime.block_on(crate::run::within(
+        COMPLETION_TIMEOUT,
+        look_up(source, typed),
+    ));
     // Don't wait for a connection still being set up.
     runtime.shutdown_background();
     match found {
-        Ok(Ok(values)) => values,
+        Some(Ok(values)) => values,
         _ => Vec::new(),
     }
 }

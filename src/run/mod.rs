@@ -30,6 +30,15 @@ pub mod watch;
 
 pub use interrupt::{InterruptHandle, Interrupts};
 
+/// `work`, or `None` once `limit` has passed: the one bound on a read that
+/// is not a wait on a condition (completion's look-ups).
+pub async fn within<T>(
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::time::timeout(limit, work).await.ok()
+}
+
 /// Where the engine says what it is doing.
 pub trait Reporter {
     /// A line for everyone (a stop, an interrupt).
