@@ -364,20 +364,36 @@ impl Output {
     }
 
     /// A warning for the person reading: always on stderr.
+    /// Like an error, one line whatever its length, so a script or `grep`
+    /// finds it whole.
     pub fn warn(&self, message: &str) {
         let prefix = self.paint_stderr("warning:", "33");
         self.stderr_line(&format!("{prefix} {message}"));
     }
 
-    /// A note for the person reading (progress, hints): always on stderr.
+    /// A note for the person reading (progress, hints): always on stderr,
+    /// wrapped at a terminal's width like every sentence.
     pub fn note(&self, message: &str) {
-        self.stderr_line(message);
+        self.stderr_line(&self.wrapped_for_stderr(message));
     }
 
     /// The one line an error ends the run with, on stderr.
     pub fn error(&self, err: &anyhow::Error) {
         let prefix = self.paint_stderr("error:", "31");
         self.stderr_line(&format!("{prefix} {err:#}"));
+    }
+
+    /// `text` with each of its lines wrapped at spaces to stderr's width
+    /// (a terminal's; a pipe gets it unwrapped), commands kept whole.
+    fn wrapped_for_stderr(&self, text: &str) -> String {
+        let Some(width) = self.settings.width_stderr else {
+            return text.to_string();
+        };
+        let wrap = crate::wrap::Wrap::at(width).keeping_commands_whole();
+        text.split('\n')
+            .map(|line| wrap.text(line, "").trim_end_matches('\n').to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Text a library prepared for one stream as a whole (clap's help and
@@ -590,6 +606,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(text, "apiVersion: v1\nitems:\n- 1\n- 2\n");
+    }
+
+    #[test]
+    fn notes_wrap_at_a_terminals_width_keeping_commands_whole_warnings_do_not() {
+        let (output, captured) = Output::capture(Format::Table, Some(40));
+        output.note(
+            "--restart: running pods keep their proxy; `kubectl mesh-upgrade status -A` shows them",
+        );
+        output.warn("interrupted after relabelling shop and cart");
+        assert_eq!(
+            captured.stderr(),
+            "--restart: running pods keep their\n\
+             proxy; `kubectl mesh-upgrade status -A`\n\
+             shows them\n\
+             warning: interrupted after relabelling shop and cart\n"
+        );
+
+        let (output, captured) = Output::capture(Format::Table, None);
+        let long = "a sentence ".repeat(20);
+        output.note(&long);
+        assert_eq!(
+            captured.stderr(),
+            format!("{long}\n"),
+            "a pipe gets it whole"
+        );
     }
 
     #[test]

@@ -232,19 +232,22 @@ fn gateway_switch_plan_and_result_read_as_pinned() {
         "{}",
         run.stdout
     );
-    // Progress: what the switch did, then the endpoints each time they
-    // change until they converge (how many changes the watch sees varies).
+    // Progress: what the switch did (a sentence, wrapped at the terminal's
+    // 100 columns), then the endpoints each time they change until they
+    // converge (how many changes the watch sees varies).
     let progress: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(
-        progress.first().copied(),
-        Some(
-            "Patched Service istio-gateways/istio-ingressgateway: selector now istio=ingressgateway,version=1-22-3; waiting up to 2m for its EndpointSlices to list only Ready pods matching it"
-        ),
+        progress[..3],
+        [
+            "Patched Service istio-gateways/istio-ingressgateway: selector now",
+            "istio=ingressgateway,version=1-22-3; waiting up to 2m for its EndpointSlices to list only Ready pods",
+            "matching it"
+        ],
         "{}",
         run.stderr
     );
     assert!(
-        progress[1..].iter().all(|l| l.starts_with("  endpoints: ")),
+        progress[3..].iter().all(|l| l.starts_with("  endpoints: ")),
         "{}",
         run.stderr
     );
