@@ -145,7 +145,7 @@ fn apply_object(world: &mut World, mut object: Value) -> anyhow::Result<()> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let Some(resource) = lookup_kind(&api_version, &kind) else {
+    let Some(resource) = lookup_kind(&api_version, &kind).filter(|r| world.config.serves(r)) else {
         bail!("{api_version} {kind} \"{name}\" is not a kind mesh-sim serves");
     };
     let mut namespace = String::new();
