@@ -920,6 +920,8 @@ pub struct ResultSummary {
     pub interrupted: usize,
     pub not_started: usize,
     pub skipped: usize,
+    /// Held by a PodDisruptionBudget allowing no disruption.
+    pub held: usize,
     pub unreachable: usize,
 }
 
@@ -932,6 +934,8 @@ pub struct RestartReport {
     pub restarted_at: String,
     pub results: Vec<WorkloadResult>,
     pub skipped: Vec<SkippedWorkload>,
+    /// Not restarted: a PodDisruptionBudget allowed no disruption.
+    pub held: Vec<HeldWorkload>,
     pub unreachable: Vec<UnreachableEntry>,
     pub summary: ResultSummary,
 }
@@ -940,6 +944,7 @@ impl RestartReport {
     pub fn new(plan: &RestartPlan, results: Vec<WorkloadResult>) -> Self {
         let mut summary = ResultSummary {
             skipped: plan.skipped.len(),
+            held: plan.held.len(),
             unreachable: plan.unreachable.len(),
             ..ResultSummary::default()
         };
@@ -963,6 +968,7 @@ impl RestartReport {
             restarted_at: plan.restarted_at.clone(),
             results,
             skipped: plan.skipped.clone(),
+            held: plan.held.clone(),
             unreachable: plan.unreachable.clone(),
             summary,
         }

@@ -423,9 +423,7 @@ impl UnreachableReason {
     /// What becomes of the pod, or what to do about it, in a sentence.
     pub fn remedy(&self) -> String {
         match self {
-            UnreachableReason::Standalone => {
-                "nothing recreates it: delete it and create it again from its manifest".into()
-            }
+            UnreachableReason::Standalone => "nothing recreates it".into(),
             UnreachableReason::Job { .. } => {
                 "finishes on the old proxy: wait, or delete and rerun the Job".into()
             }
@@ -442,7 +440,7 @@ impl UnreachableReason {
                 "the next run gets the new proxy (schedule {schedule}; suspended: no run until it is resumed)"
             ),
             UnreachableReason::BareReplicaSet { .. } => {
-                "its ReplicaSet recreates a deleted pod from its template: delete the pods one at a time".into()
+                "its ReplicaSet recreates a deleted pod from its template".into()
             }
             UnreachableReason::ForeignOwner { owner_kind, .. } if owner_kind == "Rollout" => {
                 "restart it through Argo Rollouts".into()

@@ -392,7 +392,7 @@ fn unreachable(pods: &[UnreachablePodStatus], style: &Style) -> String {
         ("OWNER", Fit::Whole),
         ("STATE", Fit::Whole),
         ("PROXY", Fit::Whole),
-        ("COMMAND", Fit::Words),
+        ("REMEDY", Fit::Words),
     ];
     if style.wide {
         columns.push(("REASON", Fit::Words));
@@ -409,7 +409,8 @@ fn unreachable(pods: &[UnreachablePodStatus], style: &Style) -> String {
             } else {
                 "none".into()
             }),
-            Cell::new(commands_whole(&p.command)),
+            // What becomes of it, then the command on a line of its own.
+            Cell::new(format!("{}\n{}", p.remedy, commands_whole(&p.command))),
         ];
         if style.wide {
             row.push(Cell::new(&p.reason));
@@ -710,8 +711,9 @@ shop            deploy/recommendations              up-to-date    1.21.2 ×1  1-
                                                                                               no PDB
 
 PODS NO RESTART CAN REACH
-NAMESPACE  POD          OWNER  STATE  PROXY          COMMAND
-pay        debug-shell  none   stale  1-21-2/1.21.2  kubectl delete pod debug-shell -n pay, then
+NAMESPACE  POD          OWNER  STATE  PROXY          REMEDY
+pay        debug-shell  none   stale  1-21-2/1.21.2  nothing recreates it
+                                                     kubectl delete pod debug-shell -n pay, then
                                                      create it again from its original manifest
 
 GATEWAYS
