@@ -34,3 +34,6 @@ pub mod workloads;
 
 #[cfg(test)]
 pub mod fixtures;
+
+#[cfg(test)]
+mod owners_tests;

@@ -631,19 +631,19 @@ fn skip_reason(w: &Workload, options: &RestartOptions) -> Option<SkippedWorkload
         reason: reason.to_string(),
         note,
     };
-    if w.desired == 0 {
-        return Some(skip(
-            "zero-replicas",
-            "scaled to zero: no pod runs, nothing to restart (new pods will get the new proxy)"
-                .to_string(),
-        ));
-    }
     if let Some(rollout) = &w.template_of {
         return Some(skip(
             "workload-ref",
             format!(
                 "its template is Rollout {rollout}'s (spec.workloadRef): a patch would start an Argo update of the Rollout; restart rollout/{rollout} instead (its own pods, if any, go when it is scaled to 0)"
             ),
+        ));
+    }
+    if w.desired == 0 {
+        return Some(skip(
+            "zero-replicas",
+            "scaled to zero: no pod runs, nothing to restart (new pods will get the new proxy)"
+                .to_string(),
         ));
     }
     if w.paused && w.kind == WorkloadKind::Rollout {
