@@ -597,3 +597,6 @@ pub async fn verify(api: &ApiClient, plan: &RestartPlan, results: &mut [Workload
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod argo_tests;
