@@ -1849,6 +1849,48 @@ mod tests {
     }
 
     #[test]
+    fn the_owners_scenario_settles_with_healthy_rollouts_on_the_old_proxy() {
+        let mut w = World::new(SimConfig::default());
+        crate::scenario::load_builtin(&mut w, "owners").expect("the scenario loads");
+        assert!(crate::controllers::is_settled(&w));
+        for name in ["checkout", "storefront", "catalog"] {
+            let ro = w.store.get(kinds::rollouts(), "orders", name).unwrap();
+            assert_eq!(
+                ro["status"]["phase"], "Healthy",
+                "{name}: {:#}",
+                ro["status"]
+            );
+        }
+        let catalog = w
+            .store
+            .get(kinds::deployments(), "orders", "catalog")
+            .unwrap();
+        assert_eq!(catalog["spec"]["replicas"], 0, "scaled down on success");
+        let billing = w.store.get(kinds::pdbs(), "orders", "billing").unwrap();
+        assert_eq!(billing["status"]["disruptionsAllowed"], 0);
+        let proxies: Vec<String> = w
+            .store
+            .list(kinds::pods(), Some("orders"))
+            .filter_map(|p| {
+                p["spec"]["containers"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["name"] == "istio-proxy")
+                    .and_then(|c| c["image"].as_str())
+                    .map(str::to_string)
+            })
+            .collect();
+        assert_eq!(proxies.len(), 12, "{proxies:?}");
+        assert!(
+            proxies.iter().all(|i| i.ends_with(":1.21.2")),
+            "{proxies:?}"
+        );
+        let jobs: Vec<Obj> = w.store.list(kinds::pods(), Some("jobs")).collect();
+        assert_eq!(jobs.len(), 2, "the running Job's pod and the bare pod");
+        assert!(jobs.iter().all(|p| p["status"]["phase"] == "Running"));
+    }
+
+    #[test]
     fn argo_reads_a_bare_string_as_a_percentage() {
         assert_eq!(percent(&json!("25"), 4, false), 1);
         assert_eq!(percent(&json!("25%"), 2, true), 1);
