@@ -24,6 +24,8 @@ mod completion;
 mod gateway_switch;
 #[path = "cli/injection.rs"]
 mod injection;
+#[path = "cli/owners.rs"]
+mod owners;
 #[path = "cli/packaging.rs"]
 mod packaging;
 #[path = "cli/relabel.rs"]

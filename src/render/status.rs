@@ -153,6 +153,7 @@ fn short_kind(kind: &str) -> &str {
         "Deployment" => "deploy",
         "StatefulSet" => "sts",
         "DaemonSet" => "ds",
+        "Rollout" => "rollout",
         other => other,
     }
 }
@@ -380,7 +381,9 @@ fn workloads(report: &StatusReport, style: &Style) -> String {
         );
     }
     if text.is_empty() {
-        text.push_str("no Deployments, StatefulSets or DaemonSets in the selected namespaces\n");
+        text.push_str(
+            "no Deployments, StatefulSets, DaemonSets or Rollouts in the selected namespaces\n",
+        );
     }
     text
 }
@@ -409,8 +412,18 @@ fn unreachable(pods: &[UnreachablePodStatus], style: &Style) -> String {
             } else {
                 "none".into()
             }),
-            // What becomes of it, then the command on a line of its own.
-            Cell::new(format!("{}\n{}", p.remedy, commands_whole(&p.command))),
+            // What becomes of it, then the command: on a line of its own at
+            // a terminal, on the row's one line through a pipe.
+            Cell::new(format!(
+                "{}{}{}",
+                p.remedy,
+                if style.layout.width.is_some() {
+                    "\n"
+                } else {
+                    "; "
+                },
+                commands_whole(&p.command)
+            )),
         ];
         if style.wide {
             row.push(Cell::new(&p.reason));
