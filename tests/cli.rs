@@ -518,6 +518,9 @@ fn reader_without(excluded: &[&str]) -> Role {
         "poddisruptionbudgets",
         "endpointslices",
         "configmaps",
+        "rollouts",
+        "jobs",
+        "cronjobs",
     ];
     let allowed: Vec<&str> = all.into_iter().filter(|r| !excluded.contains(r)).collect();
     Role::new().allow(&["get", "list", "watch"], &allowed)
