@@ -475,10 +475,10 @@ pub(crate) fn sync(world: &mut World, st: &mut ControllerState, key: &ObjKey, no
     }
     // A canary's old ReplicaSets go once the new one is stable.
     if strategy.is_canary() && str_at(&status, "/stableRS") == Some(new_hash.as_str()) {
-        for i in 0..rss.len() {
-            if i != new_index && spec_replicas(&rss[i]) != 0 {
-                if let Some(rs) = scale(world, &ro, &rss[i], 0, now) {
-                    rss[i] = rs;
+        for (i, rs) in rss.iter_mut().enumerate() {
+            if i != new_index && spec_replicas(rs) != 0 {
+                if let Some(scaled) = scale(world, &ro, rs, 0, now) {
+                    *rs = scaled;
                 }
             }
         }
@@ -656,25 +656,25 @@ fn scale_toward(
         .map(|rs| status_count(rs, "availableReplicas"))
         .sum();
     let mut may_remove = (available - (replicas - max_unavailable)).max(0);
-    for i in 0..rss.len() {
+    for (i, rs) in rss.iter_mut().enumerate() {
         if i == new_index {
             continue;
         }
         let want = if Some(i) == stable_index { stable } else { 0 };
-        let have = spec_replicas(&rss[i]);
+        let have = spec_replicas(rs);
         if have <= want {
             continue;
         }
         // Pods that are not available serve nothing: they go first and
         // free.
-        let unavailable = (have - status_count(&rss[i], "availableReplicas")).max(0);
+        let unavailable = (have - status_count(rs, "availableReplicas")).max(0);
         let down = (have - want).min(unavailable + may_remove);
         if down <= 0 {
             continue;
         }
         may_remove -= (down - unavailable).max(0);
-        if let Some(rs) = scale(world, ro, &rss[i], have - down, now) {
-            rss[i] = rs;
+        if let Some(scaled) = scale(world, ro, rs, have - down, now) {
+            *rs = scaled;
         }
     }
 }
@@ -692,31 +692,31 @@ fn scale_down_old_blue_green(
     target: &Target,
     now: DateTime<Utc>,
 ) {
-    for i in 0..rss.len() {
-        let hash = hash_of(&rss[i]).to_string();
-        if hash == active || hash == new_hash || spec_replicas(&rss[i]) == 0 {
+    for rs in rss.iter_mut() {
+        let hash = hash_of(rs).to_string();
+        if hash == active || hash == new_hash || spec_replicas(rs) == 0 {
             continue;
         }
-        let deadline = annotation(&rss[i], SCALE_DOWN_DEADLINE).and_then(parse_time);
+        let deadline = annotation(rs, SCALE_DOWN_DEADLINE).and_then(parse_time);
         match deadline {
             None => {
                 let at = now + chrono::Duration::seconds(delay);
-                let mut next = (*rss[i]).clone();
+                let mut next = (**rs).clone();
                 util::insert_str(
                     &mut next["metadata"],
                     "annotations",
                     SCALE_DOWN_DEADLINE,
                     &fmt_time(at),
                 );
-                if let Some(rs) = util::write_object(world, kinds::replicasets(), next) {
-                    rss[i] = rs;
+                if let Some(written) = util::write_object(world, kinds::replicasets(), next) {
+                    *rs = written;
                 }
                 st.timers.set(target.clone(), at, true);
             }
             Some(at) if at > now => st.timers.set(target.clone(), at, true),
             Some(_) => {
-                if let Some(rs) = scale(world, ro, &rss[i], 0, now) {
-                    rss[i] = rs;
+                if let Some(scaled) = scale(world, ro, rs, 0, now) {
+                    *rs = scaled;
                 }
             }
         }
