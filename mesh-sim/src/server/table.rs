@@ -654,7 +654,9 @@ fn cells(resource: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 at("/status/replicas"),
                 at("/status/updatedReplicas"),
                 at("/status/availableReplicas"),
-                json!(s(obj, "/metadata/creationTimestamp").unwrap_or("")),
+                // A `date` column is rendered as an age, as the API server
+                // renders a CRD's.
+                age,
             ]
         }
         "CronJob" => {
