@@ -565,3 +565,45 @@ fn restarts_under_one_budget_are_paced_by_what_it_allows() {
         "{text}"
     );
 }
+
+#[test]
+fn a_stopped_run_says_a_rollouts_restart_has_nothing_to_undo() {
+    use crate::mesh::restart::{Outcome, RestartReport, WorkloadResult};
+    use crate::render::restart::written_and_undo;
+    let p = plan_of(
+        cluster().rollout(
+            RolloutFixture::new("pay", "checkout").pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+        ),
+        &RestartOptions::default(),
+    );
+    let result = |kind, name: &str, outcome| WorkloadResult {
+        namespace: "pay".into(),
+        kind,
+        name: name.into(),
+        outcome,
+        detail: None,
+        seconds: None,
+    };
+    let only_rollouts = RestartReport::new(
+        &p,
+        vec![result(WorkloadKind::Rollout, "checkout", Outcome::TimedOut)],
+    );
+    assert_eq!(
+        written_and_undo(&only_rollouts).as_deref(),
+        Some(
+            "already restarted (spec.restartAt set to this run's time): pay/rollout/checkout; Argo replaces their pods without changing a template, so there is nothing to undo"
+        )
+    );
+    let mixed = RestartReport::new(
+        &p,
+        vec![
+            result(WorkloadKind::Rollout, "checkout", Outcome::Restarted),
+            result(WorkloadKind::Deployment, "payments", Outcome::TimedOut),
+        ],
+    );
+    let sentence = written_and_undo(&mixed).unwrap();
+    assert!(
+        sentence.contains("kubectl rollout undo deployment/payments -n pay (a Rollout's restart changes no template: nothing to undo)"),
+        "{sentence}"
+    );
+}
