@@ -310,13 +310,26 @@ Examples:
   # OnDelete StatefulSets too: their pods are deleted one at a time, highest ordinal first
   kubectl mesh-upgrade restart-sidecars -n pay --delete-pods
 
+  # Argo Rollouts only: spec.restartAt is set, Argo evicts the old pods
+  kubectl mesh-upgrade restart-sidecars -n shop --kind rollout
+
+  # Refuse (exit 5, nothing written) if a PodDisruptionBudget allows no disruption
+  kubectl mesh-upgrade restart-sidecars -A --fail-on-blocked --yes
+
 Only workloads with a pod on another proxy than a new pod would get are
 restarted; an explicit target that is up to date is skipped unless --all.
-Paused Deployments, workloads scaled to zero and pods no template patch
-reaches (standalone, Job, bare ReplicaSet, other owners) are listed, never
-touched. A rollout that fails or passes --timeout stops the run (exit 4);
-Ctrl-C stops starting new restarts (exit 130). Running the same command
-again continues with what is still stale.";
+Argo Rollouts are restarted as `kubectl argo rollouts restart` does (a
+merge patch of spec.restartAt), and waited for until status.restartedAt has
+reached it and the Rollout is Healthy. Restarts sharing a
+PodDisruptionBudget run no more at once than it allows disruptions; a
+workload whose budget allows none is held (listed, not restarted), or the
+whole run is refused with --fail-on-blocked. Paused workloads, workloads
+scaled to zero, a Deployment a Rollout takes its template from
+(workloadRef) and pods no restart reaches (standalone, Jobs and CronJobs,
+bare ReplicaSets, other owners) are listed, never touched. A rollout that
+fails or passes --timeout stops the run (exit 4); Ctrl-C stops starting new
+restarts (exit 130). Running the same command again continues with what is
+still stale.";
 
 /// Whether and how a write is rehearsed instead of made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -357,6 +370,8 @@ pub enum WorkloadKind {
     Deployment,
     Statefulset,
     Daemonset,
+    /// Argo Rollouts' Rollout (argoproj.io)
+    Rollout,
 }
 
 /// Flags of `restart-sidecars`.
@@ -407,6 +422,12 @@ pub struct RestartFlags {
     /// StatefulSets are still replaced one at a time, each waited for)
     #[arg(long)]
     pub no_wait: bool,
+
+    /// Refuse (exit 5) before writing anything when a PodDisruptionBudget
+    /// allows no disruption to a workload to restart, instead of holding
+    /// that workload and restarting the others
+    #[arg(long)]
+    pub fail_on_blocked: bool,
 }
 
 const RELABEL_EXAMPLES: &str = "\

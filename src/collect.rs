@@ -44,6 +44,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::try_join_all;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -54,9 +55,10 @@ use crate::api::{ApiClient, KnownScope, ListScope, ListSelector};
 use crate::error::Error;
 use crate::selector::LabelSelector;
 use crate::snapshot::{
-    ClusterSnapshot, DaemonSetInfo, DeploymentInfo, EndpointSliceInfo, InjectorConfigInfo,
-    IstiodInfo, NamespaceInfo, OwnerRef, PdbInfo, PodInfo, ReplicaSetInfo, Scope, ServiceInfo,
-    StatefulSetInfo, WebhookConfigurationInfo, controller_of,
+    ClusterSnapshot, CronJobInfo, DaemonSetInfo, DeploymentInfo, EndpointSliceInfo,
+    InjectorConfigInfo, IstiodInfo, JobInfo, NamespaceInfo, OwnerRef, PdbInfo, PodInfo,
+    ReplicaSetInfo, Rollout, RolloutInfo, Scope, ServiceInfo, StatefulSetInfo,
+    WebhookConfigurationInfo, controller_of,
 };
 
 /// What to read.
@@ -145,6 +147,11 @@ pub struct RawLists {
     /// The control-plane namespace's ConfigMaps that are injector configs
     /// (see [`injector_config`]).
     pub injector_configs: Vec<InjectorConfigInfo>,
+    pub rollouts: Vec<RolloutInfo>,
+    /// `Some(false)`: the Rollout LIST answered 404 (no Argo Rollouts).
+    pub rollouts_served: Option<bool>,
+    pub jobs: Vec<JobInfo>,
+    pub cron_jobs: Vec<CronJobInfo>,
 }
 
 /// A Deployment as the Deployments LIST keeps it: its facts, and istiod's
@@ -181,6 +188,10 @@ pub fn assemble(raw: RawLists, options: &CollectOptions) -> ClusterSnapshot {
         pod_disruption_budgets,
         endpoint_slices,
         injector_configs,
+        rollouts,
+        rollouts_served,
+        jobs,
+        cron_jobs,
     } = raw;
     let (deployments, istiods_from_deployments): (Vec<_>, Vec<_>) = deployments.into_iter().unzip();
     let mut snapshot =
@@ -198,6 +209,10 @@ pub fn assemble(raw: RawLists, options: &CollectOptions) -> ClusterSnapshot {
     snapshot.pod_disruption_budgets = pod_disruption_budgets;
     snapshot.endpoint_slices = endpoint_slices;
     snapshot.injector_configs = injector_configs;
+    snapshot.rollouts = rollouts;
+    snapshot.rollouts_served = rollouts_served;
+    snapshot.jobs = jobs;
+    snapshot.cron_jobs = cron_jobs;
     if let Some(selector) = &options.selector {
         keep_selected_workloads_pods(&mut snapshot, selector);
     }
@@ -371,6 +386,15 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         },
         api.list_all::<ConfigMap, _>(&cp_scope, &all, |c| injector_config(&c)),
     );
+    // The owners beyond the apps kinds: Argo Rollouts (a CRD that may not
+    // be installed), Jobs and CronJobs.
+    let (rollouts, jobs, cron_jobs) = tokio::join!(
+        list_namespaced::<Rollout, _>(api, &plan, &workload_selector, |r| Some(RolloutInfo::from(
+            &r
+        ))),
+        list_namespaced::<Job, _>(api, &plan, &all, |j| Some(JobInfo::from(&j))),
+        list_namespaced::<CronJob, _>(api, &plan, &all, |c| Some(CronJobInfo::from(&c))),
+    );
 
     let (namespaces, mut warnings) = namespaces?;
     check_selected_namespaces_exist(&options.scope, &namespaces, &api.target().context)?;
@@ -405,6 +429,36 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         &mut unreadable,
         &mut warnings,
     )?;
+    // A cluster without Argo Rollouts answers its LIST with 404: nothing
+    // to read, not an error.
+    let (rollouts, rollouts_served) = match rollouts {
+        Err(err) if crate::error::is_not_served(&err) => (Vec::new(), Some(false)),
+        other => {
+            let read = other.is_ok();
+            let rollouts = optional(
+                other,
+                "rollouts",
+                ROLLOUTS_UNREADABLE,
+                &mut unreadable,
+                &mut warnings,
+            )?;
+            (rollouts, read.then_some(true))
+        }
+    };
+    let jobs = optional(
+        jobs,
+        "jobs",
+        JOBS_UNREADABLE,
+        &mut unreadable,
+        &mut warnings,
+    )?;
+    let cron_jobs = optional(
+        cron_jobs,
+        "cronjobs",
+        JOBS_UNREADABLE,
+        &mut unreadable,
+        &mut warnings,
+    )?;
     let raw = RawLists {
         namespaces,
         webhook_configurations,
@@ -418,9 +472,21 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         pod_disruption_budgets,
         endpoint_slices,
         injector_configs,
+        rollouts,
+        rollouts_served,
+        jobs,
+        cron_jobs,
     };
     Ok((raw, unreadable, warnings))
 }
+
+/// The warning when Rollouts are forbidden.
+const ROLLOUTS_UNREADABLE: &str =
+    "Argo Rollouts could not be read, so their pods are listed as pods no restart can reach";
+
+/// The warning when Jobs or CronJobs are forbidden.
+const JOBS_UNREADABLE: &str =
+    "Jobs and CronJobs could not be read, so a Job's pods are not told apart from a CronJob's";
 
 /// LIST a namespaced kind as the plan says, converting while paging.
 async fn list_namespaced<K, T>(
@@ -554,12 +620,15 @@ fn keep_selected_workloads_pods(snapshot: &mut ClusterSnapshot, selector: &Label
     selected_owners.extend(snapshot.deployments.iter().map(|d| d.uid.clone()));
     selected_owners.extend(snapshot.stateful_sets.iter().map(|s| s.uid.clone()));
     selected_owners.extend(snapshot.daemon_sets.iter().map(|d| d.uid.clone()));
+    selected_owners.extend(snapshot.rollouts.iter().map(|r| r.uid.clone()));
 
     // ReplicaSet uid -> whether it is kept.
     let mut kept_replica_sets: BTreeMap<String, bool> = BTreeMap::new();
     for rs in &snapshot.replica_sets {
         let keep = match controller_of(&rs.owners) {
-            Some(owner) if owner.kind == "Deployment" => selected_owners.contains(&owner.uid),
+            Some(owner) if owner.kind == "Deployment" || owner.kind == "Rollout" => {
+                selected_owners.contains(&owner.uid)
+            }
             // A bare (or foreign-owned) ReplicaSet is its own unit.
             _ => rs
                 .template

@@ -23,4 +23,7 @@ pub struct RestartConfig {
     pub concurrency: usize,
     /// Wait for each rollout (`--no-wait` turns it off).
     pub wait: bool,
+    /// `--fail-on-blocked`: a workload held by a PodDisruptionBudget refuses
+    /// the run instead of being left out of it.
+    pub fail_on_blocked: bool,
 }

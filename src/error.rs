@@ -121,6 +121,16 @@ pub enum Error {
     #[error("namespace {namespace:?} does not exist in context {context}")]
     NamespaceNotFound { namespace: String, context: String },
 
+    /// A LIST answered 404: the cluster does not serve the kind at all (a
+    /// custom resource whose CRD is not installed, such as Argo's Rollout).
+    #[error(
+        "the API server {target} does not serve {resource} (404): its CustomResourceDefinition is not installed"
+    )]
+    NotServed {
+        resource: String,
+        target: ClusterTarget,
+    },
+
     #[error("invalid label selector {selector:?}: {reason}")]
     InvalidSelector { selector: String, reason: String },
 
@@ -169,6 +179,7 @@ impl Error {
             | Error::Unauthorized { .. }
             | Error::Forbidden { .. }
             | Error::NamespaceNotFound { .. }
+            | Error::NotServed { .. }
             | Error::Conflict { .. }
             | Error::DryRunWrite { .. } => ExitCode::Failure,
         }
@@ -194,6 +205,13 @@ pub fn is_conflict(err: &anyhow::Error) -> bool {
 pub fn is_forbidden(err: &anyhow::Error) -> bool {
     err.chain()
         .any(|cause| matches!(cause.downcast_ref::<Error>(), Some(Error::Forbidden { .. })))
+}
+
+/// Whether the chain holds a 404 on a LIST ([`Error::NotServed`]): the kind
+/// is not installed on this cluster.
+pub fn is_not_served(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| matches!(cause.downcast_ref::<Error>(), Some(Error::NotServed { .. })))
 }
 
 /// Whether the error is a broken pipe (stdout closed early, as `| head` does):

@@ -33,6 +33,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::{Selector, SelectorExt};
 
+mod owners;
+pub use owners::{
+    CronJobInfo, JobInfo, ROLLOUT_HASH_LABEL, Rollout, RolloutInfo, RolloutStatus,
+    RolloutStrategyKind, WorkloadRef, parse_rfc3339,
+};
+
 /// Labels or annotations, as Kubernetes stores them.
 pub type Labels = BTreeMap<String, String>;
 
@@ -102,6 +108,16 @@ pub struct ClusterSnapshot {
     /// [`InjectorConfigInfo::is_injector_config`] holds (name
     /// `istio-sidecar-injector` or `istio-sidecar-injector-<rev>`).
     pub injector_configs: Vec<InjectorConfigInfo>,
+    /// LIST Rollouts (argoproj.io/v1alpha1) in the read namespaces.
+    pub rollouts: Vec<RolloutInfo>,
+    /// Whether the cluster serves Rollouts: `Some(false)` when their LIST
+    /// answered 404 (Argo Rollouts is not installed), `None` when it was not
+    /// read (forbidden, or a read set without workloads).
+    pub rollouts_served: Option<bool>,
+    /// LIST Jobs (batch/v1) in the read namespaces.
+    pub jobs: Vec<JobInfo>,
+    /// LIST CronJobs (batch/v1) in the read namespaces.
+    pub cron_jobs: Vec<CronJobInfo>,
 }
 
 impl ClusterSnapshot {
@@ -122,6 +138,10 @@ impl ClusterSnapshot {
             webhook_configurations: Vec::new(),
             istiods: Vec::new(),
             injector_configs: Vec::new(),
+            rollouts: Vec::new(),
+            rollouts_served: None,
+            jobs: Vec::new(),
+            cron_jobs: Vec::new(),
         }
     }
 
@@ -594,7 +614,9 @@ pub struct ReplicaSetInfo {
     /// The `deployment.kubernetes.io/revision` annotation.
     pub deployment_revision: Option<String>,
     /// The template, kept only for a ReplicaSet with no controlling owner
-    /// (a bare ReplicaSet is reported on its own; the others follow their Deployment).
+    /// (a bare ReplicaSet is reported on its own; the others follow their
+    /// Deployment) or controlled by a Rollout (whose own template may be a
+    /// Deployment's that was not read).
     pub template: Option<PodTemplateInfo>,
     /// `spec.selector`.
     pub selector: LabelMatcher,
@@ -619,7 +641,7 @@ impl From<&ReplicaSet> for ReplicaSetInfo {
                 .as_ref()
                 .and_then(|a| a.get("deployment.kubernetes.io/revision"))
                 .cloned(),
-            template: if controller_of(&owners).is_none() {
+            template: if controller_of(&owners).is_none_or(|o| o.kind == "Rollout") {
                 spec.and_then(|s| s.template.as_ref())
                     .map(PodTemplateInfo::from)
             } else {

@@ -24,6 +24,8 @@ pub enum ObjectKind {
     StatefulSet,
     DaemonSet,
     Pod,
+    /// Argo Rollouts' `Rollout` (argoproj.io/v1alpha1).
+    Rollout,
 }
 
 impl ObjectKind {
@@ -36,6 +38,7 @@ impl ObjectKind {
             ObjectKind::StatefulSet => "statefulset",
             ObjectKind::DaemonSet => "daemonset",
             ObjectKind::Pod => "pod",
+            ObjectKind::Rollout => "rollout",
         }
     }
 }

@@ -24,6 +24,8 @@ mod completion;
 mod gateway_switch;
 #[path = "cli/injection.rs"]
 mod injection;
+#[path = "cli/owners.rs"]
+mod owners;
 #[path = "cli/packaging.rs"]
 mod packaging;
 #[path = "cli/relabel.rs"]
@@ -516,6 +518,9 @@ fn reader_without(excluded: &[&str]) -> Role {
         "poddisruptionbudgets",
         "endpointslices",
         "configmaps",
+        "rollouts",
+        "jobs",
+        "cronjobs",
     ];
     let allowed: Vec<&str> = all.into_iter().filter(|r| !excluded.contains(r)).collect();
     Role::new().allow(&["get", "list", "watch"], &allowed)

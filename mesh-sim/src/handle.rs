@@ -104,6 +104,13 @@ impl SimOptions {
         self
     }
 
+    /// Whether Argo Rollouts is installed (the default): with `false` the
+    /// `argoproj.io` group is not served and its requests answer 404.
+    pub fn argo_rollouts(mut self, installed: bool) -> Self {
+        self.config.argo_rollouts = installed;
+        self
+    }
+
     /// Serves on this port instead of an ephemeral one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
@@ -304,8 +311,10 @@ impl Sim {
             Some((plural, sub)) => (plural, Some(sub)),
             None => (resource, None),
         };
+        let config = lock(&self.shared.world).config.clone();
         server::discovery::all_resources(extra)
             .iter()
+            .filter(|r| config.serves(r))
             .any(|r| r.plural == plural && sub.is_none_or(|s| r.subresources.contains(&s)))
     }
 

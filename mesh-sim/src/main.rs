@@ -82,6 +82,11 @@ struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     observer_kubeconfig: Option<PathBuf>,
 
+    /// A cluster without Argo Rollouts: the `argoproj.io` group is not
+    /// served (its requests answer 404, as without the CRD).
+    #[arg(long)]
+    no_argo_rollouts: bool,
+
     #[command(flatten)]
     generate: GenerateArgs,
 }
@@ -184,6 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(delay) = args.pod_ready_delay {
         config.pod_ready_delay = Duration::try_from_secs_f64(delay).context("--pod-ready-delay")?;
     }
+    config.argo_rollouts = !args.no_argo_rollouts;
     let mut options = SimOptions::default()
         .config(config)
         .port(args.port)

@@ -43,7 +43,9 @@ impl Resource {
                 | "StatefulSet"
                 | "DaemonSet"
                 | "Job"
+                | "CronJob"
                 | "PodDisruptionBudget"
+                | "Rollout"
         )
     }
 }
@@ -194,6 +196,16 @@ pub static BUILTIN: &[Resource] = &[
     ),
     res!("batch", "v1", "jobs", "job", "Job", true, NONE, SUBS_STATUS),
     res!(
+        "batch",
+        "v1",
+        "cronjobs",
+        "cronjob",
+        "CronJob",
+        true,
+        &["cj"],
+        SUBS_STATUS
+    ),
+    res!(
         "policy",
         "v1",
         "poddisruptionbudgets",
@@ -273,7 +285,25 @@ pub static BUILTIN: &[Resource] = &[
         NONE,
         NONE
     ),
+    // Argo Rollouts' custom resource, as its CustomResourceDefinition
+    // (`manifests/crds/rollout-crd.yaml` in argoproj/argo-rollouts) declares
+    // it: short name `ro`, the status and scale subresources. Served only
+    // while the cluster "has Argo Rollouts installed"
+    // ([`crate::world::SimConfig::argo_rollouts`]).
+    res!(
+        ARGO_GROUP,
+        "v1alpha1",
+        "rollouts",
+        "rollout",
+        "Rollout",
+        true,
+        &["ro"],
+        VERBS_SUBS_SCALE_STATUS
+    ),
 ];
+
+/// The API group of Argo Rollouts' kinds.
+pub const ARGO_GROUP: &str = "argoproj.io";
 
 /// Well-known kinds, by name, for code that needs one specific kind.
 pub mod kinds {
@@ -323,6 +353,12 @@ pub mod kinds {
     }
     pub fn jobs() -> &'static Resource {
         by_kind("Job")
+    }
+    pub fn cronjobs() -> &'static Resource {
+        by_kind("CronJob")
+    }
+    pub fn rollouts() -> &'static Resource {
+        by_kind("Rollout")
     }
     pub fn pdbs() -> &'static Resource {
         by_kind("PodDisruptionBudget")

@@ -145,7 +145,7 @@ fn apply_object(world: &mut World, mut object: Value) -> anyhow::Result<()> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let Some(resource) = lookup_kind(&api_version, &kind) else {
+    let Some(resource) = lookup_kind(&api_version, &kind).filter(|r| world.config.serves(r)) else {
         bail!("{api_version} {kind} \"{name}\" is not a kind mesh-sim serves");
     };
     let mut namespace = String::new();
@@ -218,6 +218,15 @@ static BUILTINS: &[Builtin] = &[
         "canary/30-move-pay.yaml",
     ]),
     builtin!("empty" => ["common/00-cluster.yaml"]),
+    builtin!("owners" => [
+        "common/00-cluster.yaml",
+        "owners/00-namespaces.yaml",
+        "canary/01-istiod-1-21-2.yaml",
+        "canary/02-istiod-1-22-3.yaml",
+        "canary/03-revision-tags.yaml",
+        "owners/10-workloads.yaml",
+        "owners/30-move.yaml",
+    ]),
     builtin!("revision-tags" => [
         "common/00-cluster.yaml",
         "revision-tags/00-namespaces.yaml",
@@ -237,7 +246,7 @@ static BUILTINS: &[Builtin] = &[
 
 /// The names `builtin` knows, sorted.
 pub fn builtin_names() -> &'static [&'static str] {
-    &["canary", "empty", "in-place", "revision-tags"]
+    &["canary", "empty", "in-place", "owners", "revision-tags"]
 }
 
 /// A built-in scenario's YAML files, in the order to load them (settling

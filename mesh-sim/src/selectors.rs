@@ -625,6 +625,36 @@ fn structured_selector(selector: &Value) -> Result<Selector, String> {
     Selector::try_from(parsed).map_err(|e| e.to_string())
 }
 
+/// A structured label selector as text (`app=web,tier in (a,b)`), as a
+/// Scale's (or a Rollout's) `status.selector` carries it.
+pub fn format_label_selector(selector: &Value) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(m) = selector.get("matchLabels").and_then(Value::as_object) {
+        parts.extend(
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))),
+        );
+    }
+    if let Some(exprs) = selector.get("matchExpressions").and_then(Value::as_array) {
+        for e in exprs {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+                "In" => parts.push(format!("{key} in ({})", values.join(","))),
+                "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
+                "Exists" => parts.push(key.to_string()),
+                "DoesNotExist" => parts.push(format!("!{key}")),
+                _ => {}
+            }
+        }
+    }
+    parts.join(",")
+}
+
 /// `metadata.labels` of an object (empty when it has none). Non-string
 /// values, which a valid object cannot have, are skipped.
 pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {

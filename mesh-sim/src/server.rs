@@ -383,8 +383,13 @@ async fn dispatch(shared: &Arc<Shared>, user: &User, request: &ApiRequest) -> Re
             request.method, request.path
         )));
     }
-    let extra_kinds = || -> Vec<&'static crate::resources::Resource> {
-        lock(&shared.world).store.kinds().collect()
+    // Every kind this cluster serves: the built-in ones it has installed
+    // and the kinds its objects were registered as.
+    let served = || -> Vec<&'static crate::resources::Resource> {
+        let world = lock(&shared.world);
+        let mut all = discovery::all_resources(world.store.kinds());
+        all.retain(|r| world.config.serves(r));
+        all
     };
     match route {
         Route::Version => json_response(StatusCode::OK, &discovery::version()),
@@ -393,36 +398,22 @@ async fn dispatch(shared: &Arc<Shared>, user: &User, request: &ApiRequest) -> Re
             StatusCode::OK,
             &discovery::core_versions(&shared.server_address),
         ),
-        Route::Groups => json_response(
-            StatusCode::OK,
-            &discovery::groups(&discovery::all_resources(extra_kinds())),
-        ),
-        Route::Group(name) => {
-            match discovery::group(&discovery::all_resources(extra_kinds()), &name) {
-                Some(doc) => json_response(StatusCode::OK, &doc),
-                None => error_response(&not_found_path()),
-            }
-        }
+        Route::Groups => json_response(StatusCode::OK, &discovery::groups(&served())),
+        Route::Group(name) => match discovery::group(&served(), &name) {
+            Some(doc) => json_response(StatusCode::OK, &doc),
+            None => error_response(&not_found_path()),
+        },
         Route::ResourceList { group, version } => {
-            match discovery::resource_list(
-                &discovery::all_resources(extra_kinds()),
-                &group,
-                &version,
-            ) {
+            match discovery::resource_list(&served(), &group, &version) {
                 Some(doc) => json_response(StatusCode::OK, &doc),
                 None => error_response(&not_found_path()),
             }
         }
-        Route::OpenApiV3(None) => json_response(
-            StatusCode::OK,
-            &openapi::root(&discovery::all_resources(extra_kinds())),
-        ),
-        Route::OpenApiV3(Some(path)) => {
-            match openapi::group_version(&discovery::all_resources(extra_kinds()), &path) {
-                Some(doc) => json_response(StatusCode::OK, &doc),
-                None => error_response(&not_found_path()),
-            }
-        }
+        Route::OpenApiV3(None) => json_response(StatusCode::OK, &openapi::root(&served())),
+        Route::OpenApiV3(Some(path)) => match openapi::group_version(&served(), &path) {
+            Some(doc) => json_response(StatusCode::OK, &doc),
+            None => error_response(&not_found_path()),
+        },
         Route::OpenApiV2 => error_response(&not_found_path()),
         Route::Resource(path) => match review::handle(user, request, &path) {
             Some(Ok(response)) => response,

@@ -23,6 +23,10 @@ pub struct SimConfig {
     pub node_count: usize,
     /// Simulated seconds per wall second (0 pauses the clock).
     pub clock_speed: f64,
+    /// Argo Rollouts is installed: its `Rollout` kind is served (discovery,
+    /// requests) and its controller runs. Without it, every request under
+    /// `argoproj.io` answers 404, as on a cluster without the CRD.
+    pub argo_rollouts: bool,
 }
 
 impl Default for SimConfig {
@@ -31,7 +35,16 @@ impl Default for SimConfig {
             pod_ready_delay: Duration::from_secs(2),
             node_count: 3,
             clock_speed: 50.0,
+            argo_rollouts: true,
         }
+    }
+}
+
+impl SimConfig {
+    /// Whether the API serves `resource` on this cluster: every built-in
+    /// kind, and Argo's only while it is installed.
+    pub fn serves(&self, resource: &Resource) -> bool {
+        self.argo_rollouts || resource.group != crate::resources::ARGO_GROUP
     }
 }
 

@@ -1403,3 +1403,197 @@ fn a_stuck_rollout_fails_rollout_status_with_a_timeout() {
         .fails();
     assert!(err.contains("exceeded its progress deadline"), "{err}");
 }
+
+const ARGO: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: web
+  namespace: shop
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - {name: app, image: nginx:1.27}
+  strategy:
+    canary: {}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly
+  namespace: shop
+spec:
+  schedule: "0 2 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - {name: report, image: busybox:1.36}
+"#;
+
+#[test]
+fn rollouts_are_served_as_argo_installs_them_and_restart_through_a_merge_patch() {
+    let cluster = Cluster::with_manifests(ARGO);
+    let out = cluster.kubectl(&["get", "rollouts", "-n", "shop"]).ok();
+    let header: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE"
+        ]
+    );
+    let row: Vec<&str> = out
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..5], ["web", "2", "2", "2", "2"], "{out}");
+    // The short name, and the API group a plugin asks for.
+    assert!(
+        cluster
+            .kubectl(&["get", "ro", "-n", "shop"])
+            .ok()
+            .contains("web")
+    );
+    let resources = cluster
+        .kubectl(&["api-resources", "--api-group=argoproj.io"])
+        .ok();
+    assert!(
+        resources.contains("rollouts") && resources.contains("argoproj.io/v1alpha1"),
+        "{resources}"
+    );
+
+    // What `kubectl argo rollouts restart web` sends, with the time on the
+    // cluster's clock (the simulated one runs ahead of the wall's): Argo
+    // restarts only pods created before it.
+    let at = cluster.sim.with_world(|w| {
+        (w.clock.now() + chrono::Duration::seconds(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    });
+    let before: Value = serde_json::from_str(
+        &cluster
+            .kubectl(&["get", "pods", "-n", "shop", "-l", "app=web", "-o", "json"])
+            .ok(),
+    )
+    .expect("a pod list");
+    cluster
+        .kubectl(&[
+            "patch",
+            "rollout",
+            "web",
+            "-n",
+            "shop",
+            "--type",
+            "merge",
+            "-p",
+            &format!(r#"{{"spec":{{"restartAt":"{at}"}}}}"#),
+        ])
+        .ok();
+    cluster
+        .kubectl(&[
+            "wait",
+            "rollout/web",
+            "-n",
+            "shop",
+            &format!("--for=jsonpath={{.status.restartedAt}}={at}"),
+            "--timeout=60s",
+        ])
+        .ok();
+    cluster
+        .kubectl(&[
+            "wait",
+            "rollout/web",
+            "-n",
+            "shop",
+            "--for=jsonpath={.status.phase}=Healthy",
+            "--timeout=60s",
+        ])
+        .ok();
+    let after: Value = serde_json::from_str(
+        &cluster
+            .kubectl(&["get", "pods", "-n", "shop", "-l", "app=web", "-o", "json"])
+            .ok(),
+    )
+    .expect("a pod list");
+    let names = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert!(
+        names(&after).iter().all(|n| !names(&before).contains(n)),
+        "every pod was replaced: {:?} then {:?}",
+        names(&before),
+        names(&after)
+    );
+    assert!(
+        cluster
+            .sim
+            .requests()
+            .iter()
+            .all(|r| !(r.path.ends_with("/eviction") && r.is_write())),
+        "the controller evicts inside the cluster, not through this client"
+    );
+
+    let out = cluster.kubectl(&["get", "cronjobs", "-n", "shop"]).ok();
+    let header: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"
+        ]
+    );
+    assert!(
+        out.lines().nth(1).unwrap_or("").contains("0 2 * * *"),
+        "{out}"
+    );
+}
+
+#[test]
+fn without_argo_rollouts_its_kind_is_not_served() {
+    let cluster = Cluster::start(SimOptions::default().argo_rollouts(false));
+    let err = cluster.kubectl(&["get", "rollouts", "-A"]).fails();
+    assert!(
+        err.contains("the server doesn't have a resource type \"rollouts\""),
+        "{err}"
+    );
+    let out = cluster
+        .kubectl(&["get", "--raw", "/apis/argoproj.io/v1alpha1/rollouts"])
+        .fails();
+    assert!(
+        out.contains("NotFound") || out.contains("not found"),
+        "{out}"
+    );
+}

@@ -116,6 +116,13 @@ impl ApiClient {
                     message: status.message.clone(),
                 }
                 .into(),
+                // A LIST of a kind the server does not serve: the whole
+                // resource is missing (a CRD not installed), not one object.
+                404 if action.verb == "list" => Error::NotServed {
+                    resource: action.resource.clone(),
+                    target,
+                }
+                .into(),
                 400 if action.selector.is_some() => Error::InvalidSelector {
                     selector: action.selector.clone().unwrap_or_default(),
                     reason: status.message.clone(),

@@ -42,7 +42,7 @@ use crate::collect::{CollectOptions, ReadSet};
 use crate::error::ExitCode;
 use crate::mesh::control_plane::ControlPlane;
 use crate::output::Output;
-use crate::snapshot::{DEFAULT_CONTROL_PLANE_NAMESPACE, Scope, ServiceInfo};
+use crate::snapshot::{DEFAULT_CONTROL_PLANE_NAMESPACE, Rollout, Scope, ServiceInfo};
 
 /// The binary's file name: what a shell sees when it is run directly.
 pub const BINARY_NAME: &str = "kubectl-mesh_upgrade";
@@ -525,16 +525,20 @@ pub async fn look_up(source: &Source, typed: &Typed) -> anyhow::Result<Vec<Strin
             kinds,
             typed: targets,
         } => {
-            let (deployments, stateful_sets, daemon_sets) = tokio::try_join!(
+            let (deployments, stateful_sets, daemon_sets, rollouts) = tokio::join!(
                 api.list_all::<Deployment, _>(&namespace, &all, |d| names(&d.metadata)),
                 api.list_all::<StatefulSet, _>(&namespace, &all, |s| names(&s.metadata)),
                 api.list_all::<DaemonSet, _>(&namespace, &all, |d| names(&d.metadata)),
-            )?;
-            let workloads: Vec<(&str, String)> = deployments
+                api.list_all::<Rollout, _>(&namespace, &all, |r| names(&r.metadata)),
+            );
+            // Without Argo Rollouts (404) or the right to list them: none.
+            let rollouts = rollouts.unwrap_or_default();
+            let workloads: Vec<(&str, String)> = deployments?
                 .into_iter()
                 .map(|n| ("deployment", n))
-                .chain(stateful_sets.into_iter().map(|n| ("statefulset", n)))
-                .chain(daemon_sets.into_iter().map(|n| ("daemonset", n)))
+                .chain(stateful_sets?.into_iter().map(|n| ("statefulset", n)))
+                .chain(daemon_sets?.into_iter().map(|n| ("daemonset", n)))
+                .chain(rollouts.into_iter().map(|n| ("rollout", n)))
                 .collect();
             workload_candidates(&workloads, kinds, targets)
         }
@@ -665,7 +669,7 @@ mod tests {
     fn kind_completes_each_item_of_its_list() {
         assert_eq!(
             complete("restart-sidecars --kind ").0,
-            ["deployment", "statefulset", "daemonset"]
+            ["deployment", "statefulset", "daemonset", "rollout"]
         );
         assert_eq!(
             complete("restart-sidecars --kind deployment,st").0,

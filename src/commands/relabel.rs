@@ -135,6 +135,11 @@ async fn relabel(
         restart_sidecars::refuse_not_ready(restart_plan, &[]).map_err(|err| {
             err.context("relabel --restart refused before any change (nothing was relabelled)")
         })?;
+        if restart_config.as_ref().is_some_and(|c| c.fail_on_blocked) {
+            restart_sidecars::refuse_blocked(restart_plan).map_err(|err| {
+                err.context("relabel --restart refused before any change (nothing was relabelled)")
+            })?;
+        }
     }
 
     let restarts = restart_plan.as_ref().map_or(0, |p| p.actions.len());

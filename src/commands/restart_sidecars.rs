@@ -67,6 +67,10 @@ pub async fn run(
         &plan_text(&plan, &output.text_layout()),
         client_dry_run,
     )?;
+    // Held by a budget: shown in the plan, or the whole run refused.
+    if config.fail_on_blocked {
+        refuse_blocked(&plan)?;
+    }
     let decision =
         confirm::decide_interactively(&args.write, plan.actions.len(), &plan.question(), output)?;
     match decision {
@@ -116,6 +120,7 @@ pub fn restart_config(flags: &RestartFlags, targets: &[String]) -> anyhow::Resul
             crate::cli::WorkloadKind::Deployment => WorkloadKind::Deployment,
             crate::cli::WorkloadKind::Statefulset => WorkloadKind::StatefulSet,
             crate::cli::WorkloadKind::Daemonset => WorkloadKind::DaemonSet,
+            crate::cli::WorkloadKind::Rollout => WorkloadKind::Rollout,
         })
         .collect();
     kinds.sort();
@@ -133,6 +138,7 @@ pub fn restart_config(flags: &RestartFlags, targets: &[String]) -> anyhow::Resul
         timeout: flags.timeout,
         concurrency: usize::from(flags.concurrency),
         wait: !flags.no_wait,
+        fail_on_blocked: flags.fail_on_blocked,
     })
 }
 
@@ -303,6 +309,33 @@ pub fn conclude(report: &RestartReport, interrupted: bool) -> anyhow::Result<Exi
         );
     }
     Ok(ExitCode::Success)
+}
+
+/// `--fail-on-blocked`: refuse (exit 5) before any write when a
+/// PodDisruptionBudget holds a workload of the plan (the caller has shown
+/// the plan, which lists them with their budgets).
+pub fn refuse_blocked(plan: &RestartPlan) -> anyhow::Result<()> {
+    if plan.held.is_empty() {
+        return Ok(());
+    }
+    let held: Vec<String> = plan
+        .held
+        .iter()
+        .map(|h| {
+            format!(
+                "{}/{}/{} (PodDisruptionBudget {})",
+                h.namespace,
+                h.kind.resource(),
+                h.name,
+                h.disruption_budget
+            )
+        })
+        .collect();
+    Err(Error::Refused(format!(
+        "--fail-on-blocked: a PodDisruptionBudget allows 0 disruptions to {}; nothing was written. Wait until each allows one (kubectl get pdb -n <namespace>), or run without --fail-on-blocked to restart the others and hold these",
+        held.join(", ")
+    ))
+    .into())
 }
 
 fn not_ready_sentence(plan: &RestartPlan) -> String {

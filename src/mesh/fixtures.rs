@@ -16,6 +16,9 @@ use crate::snapshot::{
 use chrono::{DateTime, TimeZone, Utc};
 use kube::core::{Expression, Selector};
 
+mod owners;
+pub use owners::{ROLLOUT_HASH, RolloutFixture};
+
 /// Labels from pairs.
 pub fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
@@ -1204,6 +1207,22 @@ pub fn snapshot_from_world(world: &mesh_sim::world::World, scope: Scope) -> Clus
                 .then(|| collect::injector_config(c))
                 .flatten()
         }),
+        rollouts: if world.config.serves(kinds::rollouts()) {
+            converted(list(kinds::rollouts()), |r: &crate::snapshot::Rollout| {
+                Some(crate::snapshot::RolloutInfo::from(r))
+            })
+        } else {
+            Vec::new()
+        },
+        rollouts_served: Some(world.config.serves(kinds::rollouts())),
+        jobs: converted(
+            list(kinds::jobs()),
+            |j: &k8s_openapi::api::batch::v1::Job| Some(crate::snapshot::JobInfo::from(j)),
+        ),
+        cron_jobs: converted(
+            list(kinds::cronjobs()),
+            |c: &k8s_openapi::api::batch::v1::CronJob| Some(crate::snapshot::CronJobInfo::from(c)),
+        ),
     };
     collect::assemble(raw, &options)
 }

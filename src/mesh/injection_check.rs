@@ -395,9 +395,16 @@ pub fn workload_templates(snapshot: &ClusterSnapshot) -> HashMap<WorkloadKey, Po
             d.template.clone(),
         )
     });
+    let rollouts = snapshot.rollouts.iter().map(|r| {
+        (
+            (r.namespace.clone(), WorkloadKind::Rollout, r.name.clone()),
+            crate::mesh::workloads::rollout_template(snapshot, r),
+        )
+    });
     deployments
         .chain(stateful_sets)
         .chain(daemon_sets)
+        .chain(rollouts)
         .collect()
 }
 

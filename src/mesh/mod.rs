@@ -9,6 +9,7 @@
 //!          ─► gateways      (gateway Deployments, the Services in front of them)
 //!          ─► status        (the `status` report, serialisable)
 //!          ─► injection_check (the cluster's dry-run answer judged against the model)
+//!          ─► pacing        (restarts held or paced by PodDisruptionBudgets)
 //! ```
 //!
 //! Nothing here performs I/O or reads the clock, so every rule is unit-tested
@@ -23,6 +24,7 @@ pub mod gateway_switch;
 pub mod gateways;
 pub mod injection;
 pub mod injection_check;
+pub mod pacing;
 pub mod proxy;
 pub mod relabel;
 pub mod restart;
@@ -32,3 +34,6 @@ pub mod workloads;
 
 #[cfg(test)]
 pub mod fixtures;
+
+#[cfg(test)]
+mod owners_tests;

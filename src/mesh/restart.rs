@@ -4,6 +4,8 @@
 //! ```text
 //! snapshot ─► classify (workloads.rs) ─► plan(snapshot, options, now) ─► RestartPlan
 //!                                          │ actions:   template patch | delete pods (OnDelete)
+//!                                          │            | spec.restartAt (Argo Rollouts), each with its PDBs
+//!                                          │ held:      a PDB allows 0 disruptions (pacing.rs)
 //!                                          │ skipped:   paused, zero replicas, OnDelete without --delete-pods,
 //!                                          │            explicit targets that need nothing
 //!                                          │ unreachable pods: reason + the command a person would run
@@ -24,6 +26,7 @@ use serde_json::{Value, json};
 
 use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::injection::InjectionOutcome;
+use crate::mesh::pacing::{Budget, Pacing, blocking_budget, covering_budgets};
 use crate::mesh::proxy::{pod_proxy, same_version};
 use crate::mesh::workloads::{
     ProxyGroup, RestartSelection, Risk, Workload, WorkloadKind, WorkloadState, classify,
@@ -50,13 +53,18 @@ impl TargetRef {
                 "{text:?} is not a target: write KIND/NAME, such as deployment/cart or statefulset/db"
             ));
         };
-        let kind = match kind.to_ascii_lowercase().trim_end_matches(".apps") {
+        let lower = kind.to_ascii_lowercase();
+        let kind = match lower
+            .trim_end_matches(".apps")
+            .trim_end_matches(".argoproj.io")
+        {
             "deployment" | "deployments" | "deploy" => WorkloadKind::Deployment,
             "statefulset" | "statefulsets" | "sts" => WorkloadKind::StatefulSet,
             "daemonset" | "daemonsets" | "ds" => WorkloadKind::DaemonSet,
+            "rollout" | "rollouts" | "ro" => WorkloadKind::Rollout,
             other => {
                 return Err(format!(
-                    "{text:?}: cannot restart a {other:?}; targets are deployment/NAME, statefulset/NAME or daemonset/NAME"
+                    "{text:?}: cannot restart a {other:?}; targets are deployment/NAME, statefulset/NAME, daemonset/NAME or rollout/NAME"
                 ));
             }
         };
@@ -113,6 +121,13 @@ pub enum RestartMethod {
         #[serde(serialize_with = "pod_names")]
         pods: Vec<Write>,
     },
+    /// An Argo Rollout: a merge patch of `spec.restartAt`, as `kubectl argo
+    /// rollouts restart` sends; Argo then evicts its pods (the document
+    /// shows the body as `patch`).
+    RestartAt {
+        #[serde(rename = "patch", serialize_with = "crate::write::serialize_body")]
+        write: Write,
+    },
 }
 
 fn pod_names<S: serde::Serializer>(pods: &[Write], serializer: S) -> Result<S::Ok, S::Error> {
@@ -145,6 +160,9 @@ pub struct RestartAction {
     /// Why it is restarted, in a sentence.
     pub reason: String,
     pub method: RestartMethod,
+    /// The PodDisruptionBudgets its pods fall under: restarts spending the
+    /// same budget run no more at once than it allows.
+    pub disruption_budgets: Vec<Budget>,
 }
 
 impl RestartAction {
@@ -200,6 +218,13 @@ impl RestartAction {
             WorkloadKind::DaemonSet => {
                 owner.kind == "DaemonSet" && (owner.uid == self.uid || owner.name == self.name)
             }
+            WorkloadKind::Rollout => {
+                owner.kind == "ReplicaSet"
+                    && pod
+                        .labels
+                        .get(crate::snapshot::ROLLOUT_HASH_LABEL)
+                        .is_some_and(|hash| owner.name == format!("{}-{hash}", self.name))
+            }
         }
     }
 }
@@ -217,6 +242,22 @@ pub struct SkippedWorkload {
     pub note: String,
 }
 
+/// A workload the selection picked that is not restarted because a
+/// PodDisruptionBudget allows no disruption now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldWorkload {
+    pub namespace: String,
+    pub kind: WorkloadKind,
+    pub name: String,
+    /// `pdb-allows-zero`.
+    pub reason: String,
+    /// The budget that allows none.
+    pub disruption_budget: String,
+    /// A sentence: what it means and what to do.
+    pub note: String,
+}
+
 /// A pod no template patch reaches: reported, never deleted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -224,6 +265,8 @@ pub struct UnreachableEntry {
     pub namespace: String,
     pub pod: String,
     pub reason: String,
+    /// What becomes of it or what to do, in a sentence.
+    pub remedy: String,
     pub current: String,
     pub expected: String,
     /// What a person would run (after checking it is safe).
@@ -251,6 +294,9 @@ pub struct RestartPlan {
     pub restarted_at: String,
     pub actions: Vec<RestartAction>,
     pub skipped: Vec<SkippedWorkload>,
+    /// Picked, but a PodDisruptionBudget allows no disruption now: not
+    /// restarted (`--fail-on-blocked` refuses the whole run instead).
+    pub held: Vec<HeldWorkload>,
     pub unreachable: Vec<UnreachableEntry>,
     /// Non-empty: restarting now would fail or re-inject the old proxy.
     pub not_ready_revisions: Vec<NotReadyRevision>,
@@ -260,6 +306,15 @@ impl RestartPlan {
     /// Namespaces the actions touch, sorted.
     pub fn namespaces(&self) -> BTreeSet<&str> {
         self.actions.iter().map(|a| a.namespace.as_str()).collect()
+    }
+
+    /// Which actions may run together under their budgets.
+    pub fn pacing(&self) -> Pacing {
+        Pacing::new(
+            self.actions
+                .iter()
+                .map(|a| (a.namespace.as_str(), a.disruption_budgets.as_slice())),
+        )
     }
 
     /// "Restart 3 workloads in 2 namespaces?"
@@ -294,12 +349,20 @@ pub fn restart_patch(now: DateTime<Utc>) -> Value {
     })
 }
 
+/// The patch `kubectl argo rollouts restart` sends: `spec.restartAt` set to
+/// `at` (RFC 3339, seconds), a merge patch (custom resources take no
+/// strategic merge patch).
+pub fn restart_at_patch(at: DateTime<Utc>) -> Value {
+    json!({"spec": {"restartAt": at.to_rfc3339_opts(SecondsFormat::Secs, true)}})
+}
+
 /// The object kind a workload is written as.
 pub fn object_kind(kind: WorkloadKind) -> ObjectKind {
     match kind {
         WorkloadKind::Deployment => ObjectKind::Deployment,
         WorkloadKind::StatefulSet => ObjectKind::StatefulSet,
         WorkloadKind::DaemonSet => ObjectKind::DaemonSet,
+        WorkloadKind::Rollout => ObjectKind::Rollout,
     }
 }
 
@@ -335,12 +398,23 @@ fn ordinal(pod: &str) -> Option<u32> {
 
 /// `now`, or one second past the latest `restartedAt` a picked template
 /// already carries, whichever is later, so every patch changes its template.
+/// For an Argo Rollout, also past its `spec.restartAt` and past the creation
+/// of each of its pods: Argo restarts only pods created before `restartAt`,
+/// so a client clock behind the cluster's would otherwise restart nothing.
 fn restart_time(picked: &[&Workload], now: DateTime<Utc>) -> DateTime<Utc> {
+    let rollouts = picked.iter().filter(|w| w.kind == WorkloadKind::Rollout);
     let latest = picked
         .iter()
         .filter_map(|w| w.template.annotations.get(RESTARTED_AT_ANNOTATION))
         .filter_map(|v| DateTime::parse_from_rfc3339(v).ok())
         .map(|t| t.with_timezone(&Utc))
+        .chain(rollouts.clone().filter_map(|w| w.restart_at))
+        .chain(
+            rollouts
+                .flat_map(|w| &w.pods)
+                .filter_map(|p| p.created)
+                .map(|created| created.with_nanosecond(0).unwrap_or(created)),
+        )
         .max();
     let now = now.with_nanosecond(0).unwrap_or(now);
     match latest {
@@ -397,12 +471,26 @@ pub fn plan(
     let restarted_at = now.to_rfc3339_opts(SecondsFormat::Secs, true);
     let mut actions = Vec::new();
     let mut skipped = Vec::new();
+    let mut held = Vec::new();
+    let mut restarted: Vec<&Workload> = Vec::new();
     for w in &picked {
         if let Some(skip) = skip_reason(w, options) {
             skipped.push(skip);
             continue;
         }
-        actions.push(action_for(w, options, &control_plane, now));
+        let budgets = covering_budgets(
+            &snapshot.pod_disruption_budgets,
+            &w.namespace,
+            &w.template.labels,
+        );
+        if let Some(blocking) = blocking_budget(&budgets) {
+            held.push(held_by(w, blocking));
+            continue;
+        }
+        let mut action = action_for(w, options, &control_plane, now);
+        action.disruption_budgets = budgets;
+        actions.push(action);
+        restarted.push(w);
     }
     for w in &explicit {
         if picked.iter().any(|p| p.uid == w.uid) || skipped.iter().any(|s| same(s, w)) {
@@ -435,10 +523,7 @@ pub fn plan(
     }
 
     let mut not_ready: Vec<NotReadyRevision> = Vec::new();
-    for (action, w) in actions
-        .iter()
-        .zip(picked.iter().filter(|w| skip_reason(w, options).is_none()))
-    {
+    for (action, w) in actions.iter().zip(&restarted) {
         let revision = &action.expected_revision;
         let ready = matches!(w.expected, InjectionOutcome::Injected { .. })
             && control_plane
@@ -479,6 +564,7 @@ pub fn plan(
                 namespace: p.namespace.clone(),
                 pod: p.name.clone(),
                 reason: p.reason.to_string(),
+                remedy: p.remedy.clone(),
                 current: proxy_text(
                     p.revision.as_deref(),
                     p.proxy.as_ref().and_then(|x| x.version.as_deref()),
@@ -497,9 +583,25 @@ pub fn plan(
         restarted_at,
         actions,
         skipped,
+        held,
         unreachable,
         not_ready_revisions: not_ready,
     })
+}
+
+/// The entry of a workload held by `budget`.
+fn held_by(w: &Workload, budget: &Budget) -> HeldWorkload {
+    HeldWorkload {
+        namespace: w.namespace.clone(),
+        kind: w.kind,
+        name: w.name.clone(),
+        reason: "pdb-allows-zero".into(),
+        disruption_budget: budget.name.clone(),
+        note: format!(
+            "PodDisruptionBudget {} allows 0 disruptions now: held, not restarted (a restart would stall or break the budget); run this again once `kubectl get pdb {} -n {}` shows ALLOWED DISRUPTIONS of 1 or more",
+            budget.name, budget.name, w.namespace
+        ),
+    }
 }
 
 fn same(s: &SkippedWorkload, w: &Workload) -> bool {
@@ -529,11 +631,28 @@ fn skip_reason(w: &Workload, options: &RestartOptions) -> Option<SkippedWorkload
         reason: reason.to_string(),
         note,
     };
+    if let Some(rollout) = &w.template_of {
+        return Some(skip(
+            "workload-ref",
+            format!(
+                "its template is Rollout {rollout}'s (spec.workloadRef): a patch would start an Argo update of the Rollout; restart rollout/{rollout} instead (its own pods, if any, go when it is scaled to 0)"
+            ),
+        ));
+    }
     if w.desired == 0 {
         return Some(skip(
             "zero-replicas",
             "scaled to zero: no pod runs, nothing to restart (new pods will get the new proxy)"
                 .to_string(),
+        ));
+    }
+    if w.paused && w.kind == WorkloadKind::Rollout {
+        return Some(skip(
+            "paused",
+            format!(
+                "paused: Argo restarts nothing while a Rollout is paused; run `kubectl argo rollouts promote {} -n {}` (or resume it) first, then run this again",
+                w.name, w.namespace
+            ),
         ));
     }
     if w.paused {
@@ -613,7 +732,15 @@ fn action_for(
         WorkloadState::NotInjected => format!("no proxy yet; new pods get {expected}"),
         _ => format!("up to date on {expected}; restarted because of --all"),
     };
-    let method = if w.rolls_on_template_change() {
+    let method = if w.kind == WorkloadKind::Rollout {
+        RestartMethod::RestartAt {
+            write: Write::patch(
+                ObjectRef::namespaced(ObjectKind::Rollout, &w.namespace, &w.name),
+                Patch::Merge(restart_at_patch(now)),
+                reason.clone(),
+            ),
+        }
+    } else if w.rolls_on_template_change() {
         RestartMethod::TemplatePatch {
             write: Write::patch(
                 ObjectRef::namespaced(object_kind(w.kind), &w.namespace, &w.name),
@@ -664,6 +791,7 @@ fn action_for(
         is_gateway: w.is_gateway,
         reason,
         method,
+        disruption_budgets: Vec::new(),
     }
     .with_current_text(w.pods_without_proxy)
 }
@@ -792,6 +920,8 @@ pub struct ResultSummary {
     pub interrupted: usize,
     pub not_started: usize,
     pub skipped: usize,
+    /// Held by a PodDisruptionBudget allowing no disruption.
+    pub held: usize,
     pub unreachable: usize,
 }
 
@@ -804,6 +934,8 @@ pub struct RestartReport {
     pub restarted_at: String,
     pub results: Vec<WorkloadResult>,
     pub skipped: Vec<SkippedWorkload>,
+    /// Not restarted: a PodDisruptionBudget allowed no disruption.
+    pub held: Vec<HeldWorkload>,
     pub unreachable: Vec<UnreachableEntry>,
     pub summary: ResultSummary,
 }
@@ -812,6 +944,7 @@ impl RestartReport {
     pub fn new(plan: &RestartPlan, results: Vec<WorkloadResult>) -> Self {
         let mut summary = ResultSummary {
             skipped: plan.skipped.len(),
+            held: plan.held.len(),
             unreachable: plan.unreachable.len(),
             ..ResultSummary::default()
         };
@@ -835,6 +968,7 @@ impl RestartReport {
             restarted_at: plan.restarted_at.clone(),
             results,
             skipped: plan.skipped.clone(),
+            held: plan.held.clone(),
             unreachable: plan.unreachable.clone(),
             summary,
         }

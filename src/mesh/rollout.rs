@@ -13,13 +13,18 @@
 //! StatefulSet  (RollingUpdate) updated == desired (minus the partition), ready == available == desired,
 //!              currentRevision == updateRevision
 //! DaemonSet    updatedNumberScheduled == numberAvailable == desiredNumberScheduled
+//! Rollout      (Argo) observedGeneration (a string) == generation, status.restartedAt >= the
+//!              restartAt written, phase Healthy; Degraded → failed
 //! ```
 //!
 //! The waiting itself (watches, timeouts) lives in the command; these
 //! functions only judge one object, so they are tested on inline YAML.
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use serde::Serialize;
+
+use crate::snapshot::Rollout;
 
 /// Where a rollout stands, judged from one object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -145,6 +150,154 @@ pub fn daemon_set_progress(d: &DaemonSet) -> RolloutProgress {
         return RolloutProgress::InProgress(format!("{available} of {desired} pods available"));
     }
     RolloutProgress::Complete
+}
+
+/// Whether an Argo Rollout restarted with `spec.restartAt = restart_at`
+/// is done: the controller saw the patch (`status.observedGeneration`, a
+/// string, equals `metadata.generation`, Argo's `isGenerationObserved`),
+/// recorded the restart (`status.restartedAt` at or past `restart_at`, set
+/// once no pod older than it is left: `rollout/restart.go`), and calls the
+/// Rollout `Healthy` (`status.phase`, which `kubectl argo rollouts status`
+/// reads). `Degraded` (aborted, timed out, invalid) will not heal by itself.
+pub fn argo_rollout_progress(r: &Rollout, restart_at: DateTime<Utc>) -> RolloutProgress {
+    let Some(status) = &r.status else {
+        return RolloutProgress::InProgress("waiting for Argo Rollouts' controller".into());
+    };
+    if !crate::snapshot::RolloutInfo::from(r).generation_observed() {
+        return RolloutProgress::InProgress("waiting for the controller to see the change".into());
+    }
+    let phase = status.phase.as_deref().unwrap_or("");
+    let message = status.message.as_deref().filter(|m| !m.is_empty());
+    if phase == "Degraded" {
+        return RolloutProgress::Failed(format!(
+            "Degraded: {}",
+            message.unwrap_or("Argo Rollouts reports it cannot finish")
+        ));
+    }
+    let restarted = crate::snapshot::parse_rfc3339(status.restarted_at.as_deref());
+    if restarted.is_none_or(|at| at < restart_at) {
+        return RolloutProgress::InProgress(format!(
+            "Argo is replacing the pods older than restartAt ({} of {} available)",
+            status.available_replicas,
+            r.spec.replicas.unwrap_or(1)
+        ));
+    }
+    match phase {
+        "Healthy" => RolloutProgress::Complete,
+        "" => {
+            // An Argo older than v1.0 writes no phase: the counts say it.
+            let desired = r.spec.replicas.unwrap_or(1);
+            if status.updated_replicas >= desired && status.available_replicas >= desired {
+                RolloutProgress::Complete
+            } else {
+                RolloutProgress::InProgress(format!(
+                    "{} of {desired} replicas available",
+                    status.available_replicas
+                ))
+            }
+        }
+        other => RolloutProgress::InProgress(match message {
+            Some(message) => format!("{other}: {message}"),
+            None => other.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod argo_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn rollout(generation: i64, status: serde_json::Value) -> Rollout {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop", "generation": generation},
+            "spec": {"replicas": 2, "restartAt": "2026-11-23T14:05:09Z"},
+            "status": status,
+        }))
+        .expect("a Rollout")
+    }
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 14, 5, 9).unwrap()
+    }
+
+    #[test]
+    fn a_rollout_is_restarted_once_restarted_at_has_reached_the_time_and_it_is_healthy() {
+        let done = rollout(
+            4,
+            serde_json::json!({"observedGeneration": "4", "phase": "Healthy",
+                               "restartedAt": "2026-11-23T14:05:09Z", "availableReplicas": 2}),
+        );
+        assert_eq!(
+            argo_rollout_progress(&done, at()),
+            RolloutProgress::Complete
+        );
+        // A later restart also covers this one.
+        let later = rollout(
+            4,
+            serde_json::json!({"observedGeneration": "4", "phase": "Healthy",
+                               "restartedAt": "2026-11-23T14:06:00Z"}),
+        );
+        assert_eq!(
+            argo_rollout_progress(&later, at()),
+            RolloutProgress::Complete
+        );
+    }
+
+    #[test]
+    fn a_rollout_whose_patch_argo_has_not_seen_is_not_done_even_when_healthy() {
+        // Right after the patch: generation 5, the status still generation 4's.
+        let r = rollout(
+            5,
+            serde_json::json!({"observedGeneration": "4", "phase": "Healthy",
+                               "restartedAt": "2026-11-23T14:05:09Z"}),
+        );
+        assert_eq!(
+            argo_rollout_progress(&r, at()),
+            RolloutProgress::InProgress("waiting for the controller to see the change".into())
+        );
+    }
+
+    #[test]
+    fn a_rollout_still_restarting_or_not_healthy_is_in_progress() {
+        let restarting = rollout(
+            4,
+            serde_json::json!({"observedGeneration": "4", "phase": "Progressing",
+                               "message": "rollout is restarting", "availableReplicas": 1,
+                               "restartedAt": "2026-11-23T14:00:00Z"}),
+        );
+        assert_eq!(
+            argo_rollout_progress(&restarting, at()),
+            RolloutProgress::InProgress(
+                "Argo is replacing the pods older than restartAt (1 of 2 available)".into()
+            )
+        );
+        let settling = rollout(
+            4,
+            serde_json::json!({"observedGeneration": "4", "phase": "Progressing",
+                               "message": "updated replicas are still becoming available",
+                               "restartedAt": "2026-11-23T14:05:09Z"}),
+        );
+        assert_eq!(
+            argo_rollout_progress(&settling, at()),
+            RolloutProgress::InProgress(
+                "Progressing: updated replicas are still becoming available".into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_degraded_rollout_has_failed() {
+        let r = rollout(
+            4,
+            serde_json::json!({"observedGeneration": "4", "phase": "Degraded",
+                               "message": "ProgressDeadlineExceeded: ReplicaSet \"web-1\" has timed out progressing."}),
+        );
+        assert!(matches!(
+            argo_rollout_progress(&r, at()),
+            RolloutProgress::Failed(why) if why.starts_with("Degraded: ProgressDeadlineExceeded")
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub struct StatusReport {
     pub revisions: Vec<RevisionStatus>,
     /// The selected namespaces, sorted by name.
     pub namespaces: Vec<NamespaceStatus>,
-    /// Deployments, StatefulSets and DaemonSets of the selected namespaces,
+    /// Deployments, StatefulSets, DaemonSets and Argo Rollouts of the selected namespaces,
     /// sorted by namespace, kind, name; including `ambient` and `no-mesh` ones.
     pub workloads: Vec<WorkloadStatus>,
     /// Meshed pods no template patch can restart, sorted by namespace, name.
@@ -137,12 +137,12 @@ pub struct NamespaceStatus {
     pub notes: Vec<String>,
 }
 
-/// A Deployment, StatefulSet or DaemonSet.
+/// A Deployment, StatefulSet, DaemonSet or Argo Rollout.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadStatus {
     pub namespace: String,
-    /// `Deployment`, `StatefulSet` or `DaemonSet`.
+    /// `Deployment`, `StatefulSet`, `DaemonSet` or `Rollout`.
     pub kind: String,
     pub name: String,
     /// `up-to-date`, `stale`, `rolling`, `not-injected`, `no-injector`,
@@ -188,12 +188,18 @@ pub struct WorkloadStatus {
 pub struct UnreachablePodStatus {
     pub namespace: String,
     pub name: String,
-    /// `standalone`, `job`, `bare-replica-set` or `foreign-owner`.
+    /// `standalone`, `job` (a Job no CronJob made), `cronjob` (a run of a
+    /// CronJob), `bare-replica-set` or `foreign-owner`.
     pub reason_code: String,
-    /// The owner as `Kind/name`, `null` for a standalone pod.
+    /// The owner as `Kind/name` (a CronJob's run: the CronJob), `null` for
+    /// a standalone pod.
     pub owner: Option<String>,
-    /// One sentence.
+    /// Who owns it, in one sentence.
     pub reason: String,
+    /// What becomes of it or what to do, in one sentence: `the next run gets
+    /// the new proxy (schedule ...)` for a CronJob's run, `finishes on the
+    /// old proxy: wait, or delete and rerun the Job` for a Job's.
+    pub remedy: String,
     /// The revision and version of the proxy it runs (`null` without one).
     pub revision: Option<String>,
     pub version: Option<String>,
@@ -641,6 +647,7 @@ fn unreachable_status(p: &UnreachablePod) -> UnreachablePodStatus {
     let (code, owner) = match &p.reason {
         UnreachableReason::Standalone => ("standalone", None),
         UnreachableReason::Job { name } => ("job", Some(format!("Job/{name}"))),
+        UnreachableReason::CronJob { name, .. } => ("cronjob", Some(format!("CronJob/{name}"))),
         UnreachableReason::BareReplicaSet { name } => {
             ("bare-replica-set", Some(format!("ReplicaSet/{name}")))
         }
@@ -654,6 +661,7 @@ fn unreachable_status(p: &UnreachablePod) -> UnreachablePodStatus {
         reason_code: code.into(),
         owner,
         reason: p.reason.to_string(),
+        remedy: p.remedy.clone(),
         revision: p.revision.clone(),
         version: p.proxy.as_ref().and_then(|x| x.version.clone()),
         expected_revision: p.expected.revision().map(str::to_string),
@@ -1007,9 +1015,10 @@ fn summarise(
         }
     }
 
+    // A CronJob's run needs nobody: its next run gets the new proxy.
     let unreachable_stale: Vec<&UnreachablePodStatus> = unreachable
         .iter()
-        .filter(|p| p.state == WorkloadState::Stale)
+        .filter(|p| p.state == WorkloadState::Stale && p.reason_code != "cronjob")
         .collect();
     if !unreachable_stale.is_empty() {
         let message = format!(

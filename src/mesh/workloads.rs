@@ -8,8 +8,14 @@
 //! ```text
 //! Pod ─► ReplicaSet ─► Deployment      restartable by a template patch
 //! Pod ─► StatefulSet | DaemonSet       restartable by a template patch
-//! Pod ─► Job | ReplicaSet (bare) | Rollout | nothing ...   "unreachable": reported with a command
+//! Pod ─► ReplicaSet ─► Rollout         restartable by Argo's spec.restartAt (when Rollouts were read)
+//! Pod ─► Job [─► CronJob] | ReplicaSet (bare) | nothing ...   "unreachable": reported with a remedy
 //! ```
+//!
+//! A Rollout's template is its own `spec.template`, or that of the
+//! Deployment its `spec.workloadRef` names; such a Deployment is listed with
+//! a note and never restarted itself (a patch of its template would start
+//! an Argo update of the Rollout, steps and all).
 //!
 //! A workload's expected revision comes from its *template* (what a new pod
 //! would get, see [`crate::mesh::injection`]); a pod is stale when the proxy
@@ -33,12 +39,14 @@ use crate::snapshot::{
     PodTemplateInfo, controller_of,
 };
 
-/// The kinds a template patch can restart.
+/// The kinds a restart can reach: a template patch for the three apps
+/// kinds, `spec.restartAt` for Argo Rollouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum WorkloadKind {
     Deployment,
     StatefulSet,
     DaemonSet,
+    Rollout,
 }
 
 impl WorkloadKind {
@@ -48,6 +56,7 @@ impl WorkloadKind {
             WorkloadKind::Deployment => "deployment",
             WorkloadKind::StatefulSet => "statefulset",
             WorkloadKind::DaemonSet => "daemonset",
+            WorkloadKind::Rollout => "rollout",
         }
     }
 }
@@ -58,6 +67,7 @@ impl fmt::Display for WorkloadKind {
             WorkloadKind::Deployment => "Deployment",
             WorkloadKind::StatefulSet => "StatefulSet",
             WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::Rollout => "Rollout",
         })
     }
 }
@@ -202,6 +212,9 @@ pub struct WorkloadPod {
     pub revision: Option<String>,
     /// Runs another proxy than a new pod would get (or none while one is expected).
     pub stale: bool,
+    /// `metadata.creationTimestamp`: Argo restarts only pods created before
+    /// `spec.restartAt`.
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A Deployment, StatefulSet or DaemonSet, classified.
@@ -237,9 +250,15 @@ pub struct Workload {
     pub risks: Vec<Risk>,
     /// Sentences explaining the state or risks (which PDB, which skew, ...).
     pub notes: Vec<String>,
-    /// `RollingUpdate`, `Recreate` or `OnDelete`.
+    /// `RollingUpdate`, `Recreate` or `OnDelete`; a Rollout's `Canary` or
+    /// `BlueGreen`.
     pub update_strategy: String,
     pub paused: bool,
+    /// A Deployment whose template a Rollout runs (`spec.workloadRef`):
+    /// that Rollout's name. Restarted through the Rollout, never itself.
+    pub template_of: Option<String>,
+    /// A Rollout's `spec.restartAt`: a restart must set a later time.
+    pub restart_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Workload {
@@ -264,6 +283,69 @@ impl Workload {
     }
 }
 
+/// The pod template a Rollout runs: its own, else that of the Deployment
+/// its `workloadRef` names, else that of its newest ReplicaSet (when the
+/// Deployment was not read, e.g. left out by `-l`).
+pub fn rollout_template(
+    snapshot: &ClusterSnapshot,
+    rollout: &crate::snapshot::RolloutInfo,
+) -> PodTemplateInfo {
+    if let Some(template) = &rollout.template {
+        return template.clone();
+    }
+    let referenced = rollout
+        .workload_ref
+        .as_ref()
+        .filter(|r| r.kind == "Deployment")
+        .and_then(|r| {
+            snapshot
+                .deployments
+                .iter()
+                .find(|d| d.namespace == rollout.namespace && d.name == r.name)
+        });
+    if let Some(deployment) = referenced {
+        return deployment.template.clone();
+    }
+    let newest = snapshot
+        .replica_sets
+        .iter()
+        .filter(|rs| {
+            rs.namespace == rollout.namespace
+                && controller_of(&rs.owners).is_some_and(|o| o.uid == rollout.uid)
+        })
+        // The one running the Rollout's pods now.
+        .max_by_key(|rs| (rs.desired, rs.replicas))
+        .and_then(|rs| rs.template.clone());
+    let mut template = newest.unwrap_or_default();
+    template.labels.remove(crate::snapshot::ROLLOUT_HASH_LABEL);
+    template
+}
+
+/// Whether a Rollout's latest update is done, as `kubectl argo rollouts
+/// status` judges it from `GetRolloutPhase` (`utils/rollout/rolloututil.go`):
+/// the reason when it is not.
+fn argo_rollout_in_progress(r: &crate::snapshot::RolloutInfo) -> Option<String> {
+    if !r.generation_observed() {
+        return Some("the controller has not seen the latest spec yet".into());
+    }
+    match r.phase.as_deref() {
+        Some("Healthy") => None,
+        Some(phase) => Some(match r.message.as_deref().filter(|m| !m.is_empty()) {
+            Some(message) => format!("{phase}: {message}"),
+            None => phase.to_string(),
+        }),
+        // An Argo older than v1.0 writes no phase: the counts say it.
+        None if r.updated < r.desired => {
+            Some(format!("{} of {} replicas updated", r.updated, r.desired))
+        }
+        None if r.available < r.updated => Some(format!(
+            "{} of {} updated replicas available",
+            r.available, r.updated
+        )),
+        None => None,
+    }
+}
+
 /// Which workloads `restart-sidecars` picks (flags over one classification).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RestartSelection {
@@ -280,6 +362,7 @@ pub struct RestartSelection {
 pub fn stale_workloads(workloads: &[Workload], selection: RestartSelection) -> Vec<&Workload> {
     workloads
         .iter()
+        .filter(|w| w.template_of.is_none())
         .filter(|w| match w.state {
             WorkloadState::Stale => true,
             WorkloadState::UpToDate => selection.all && w.is_injected(),
@@ -291,14 +374,21 @@ pub fn stale_workloads(workloads: &[Workload], selection: RestartSelection) -> V
         .collect()
 }
 
-/// Why no template patch can restart a pod.
+/// Why no restart can reach a pod.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum UnreachableReason {
     /// No owner: nothing recreates it.
     Standalone,
-    /// Owned by a Job.
+    /// Owned by a Job no CronJob made (or whose CronJob was not read).
     Job { name: String },
+    /// Owned by a Job a CronJob made: the next run gets the new proxy.
+    CronJob {
+        job: String,
+        name: String,
+        schedule: String,
+        suspended: bool,
+    },
     /// Owned by a ReplicaSet that no Deployment controls.
     BareReplicaSet { name: String },
     /// Owned by something else (an Argo `Rollout`, an operator's CRD).
@@ -309,8 +399,9 @@ impl fmt::Display for UnreachableReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UnreachableReason::Standalone => f.write_str("standalone pod: nothing recreates it"),
-            UnreachableReason::Job { name } => {
-                write!(f, "owned by Job {name}: its next pod gets the new proxy")
+            UnreachableReason::Job { name } => write!(f, "owned by Job {name}"),
+            UnreachableReason::CronJob { job, name, .. } => {
+                write!(f, "owned by Job {job} of CronJob {name}")
             }
             UnreachableReason::BareReplicaSet { name } => {
                 write!(
@@ -328,6 +419,39 @@ impl fmt::Display for UnreachableReason {
     }
 }
 
+impl UnreachableReason {
+    /// What becomes of the pod, or what to do about it, in a sentence.
+    pub fn remedy(&self) -> String {
+        match self {
+            UnreachableReason::Standalone => "nothing recreates it".into(),
+            UnreachableReason::Job { .. } => {
+                "finishes on the old proxy: wait, or delete and rerun the Job".into()
+            }
+            UnreachableReason::CronJob {
+                schedule,
+                suspended: false,
+                ..
+            } => format!("the next run gets the new proxy (schedule {schedule})"),
+            UnreachableReason::CronJob {
+                schedule,
+                suspended: true,
+                ..
+            } => format!(
+                "the next run gets the new proxy (schedule {schedule}; suspended: no run until it is resumed)"
+            ),
+            UnreachableReason::BareReplicaSet { .. } => {
+                "its ReplicaSet recreates a deleted pod from its template".into()
+            }
+            UnreachableReason::ForeignOwner { owner_kind, .. } if owner_kind == "Rollout" => {
+                "restart it through Argo Rollouts".into()
+            }
+            UnreachableReason::ForeignOwner { owner_kind, .. } => {
+                format!("restart it through its {owner_kind}")
+            }
+        }
+    }
+}
+
 /// A pod no template patch can restart.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnreachablePod {
@@ -339,6 +463,8 @@ pub struct UnreachablePod {
     pub revision: Option<String>,
     pub expected: InjectionOutcome,
     pub state: WorkloadState,
+    /// What becomes of it, or what to do (see [`UnreachableReason::remedy`]).
+    pub remedy: String,
     /// What a person would run to move it (after checking it is safe).
     pub command: String,
 }
@@ -417,6 +543,16 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
             .get(&(WorkloadKind::Deployment, d.uid.as_str()))
             .unwrap_or(&no_pods);
         let rolling = deployment_rollout(d, &owners);
+        let template_of = snapshot
+            .rollouts
+            .iter()
+            .find(|r| {
+                r.namespace == d.namespace
+                    && r.workload_ref
+                        .as_ref()
+                        .is_some_and(|w| w.kind == "Deployment" && w.name == d.name)
+            })
+            .map(|r| r.name.clone());
         let shape = Shape {
             namespace: &d.namespace,
             kind: WorkloadKind::Deployment,
@@ -430,6 +566,8 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
             paused: d.paused,
             rollout_in_progress: rolling,
             stuck: d.progress_deadline_exceeded,
+            template_of,
+            restart_at: None,
         };
         workloads.push(build_workload(
             shape,
@@ -456,6 +594,8 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
             paused: false,
             rollout_in_progress: stateful_set_rollout(s),
             stuck: false,
+            template_of: None,
+            restart_at: None,
         };
         workloads.push(build_workload(
             shape,
@@ -482,11 +622,46 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
             paused: false,
             rollout_in_progress: daemon_set_rollout(d),
             stuck: false,
+            template_of: None,
+            restart_at: None,
         };
         workloads.push(build_workload(
             shape,
             pods,
             &namespace_of(&d.namespace),
+            &owners,
+            control_plane,
+        ));
+    }
+    let rollout_templates: Vec<PodTemplateInfo> = snapshot
+        .rollouts
+        .iter()
+        .map(|r| rollout_template(snapshot, r))
+        .collect();
+    for (r, template) in snapshot.rollouts.iter().zip(&rollout_templates) {
+        let pods = pods_of
+            .get(&(WorkloadKind::Rollout, r.uid.as_str()))
+            .unwrap_or(&no_pods);
+        let shape = Shape {
+            namespace: &r.namespace,
+            kind: WorkloadKind::Rollout,
+            name: &r.name,
+            uid: &r.uid,
+            desired: r.desired,
+            ready: r.ready,
+            object_labels: &r.labels,
+            template,
+            update_strategy: r.strategy.as_str(),
+            paused: r.paused,
+            rollout_in_progress: argo_rollout_in_progress(r),
+            stuck: r.phase.as_deref() == Some("Degraded"),
+            template_of: None,
+            restart_at: r.restart_at,
+        };
+        workloads.push(build_workload(
+            shape,
+            pods,
+            &namespace_of(&r.namespace),
             &owners,
             control_plane,
         ));
@@ -519,6 +694,14 @@ struct OwnerIndex<'a> {
     deployments: HashMap<&'a str, ()>,
     stateful_sets: HashMap<&'a str, ()>,
     daemon_sets: HashMap<&'a str, ()>,
+    rollouts: HashMap<&'a str, ()>,
+    /// The Rollouts were listed: a pod of one that was not (left out by
+    /// `-l`) is not ours to report.
+    rollouts_read: bool,
+    /// Jobs by uid, and by (namespace, name) for owner references without one.
+    jobs: HashMap<&'a str, &'a crate::snapshot::JobInfo>,
+    jobs_by_name: HashMap<(&'a str, &'a str), &'a crate::snapshot::JobInfo>,
+    cron_jobs: HashMap<(&'a str, &'a str), &'a crate::snapshot::CronJobInfo>,
     /// Deployment uid → how many of its ReplicaSets still own pods.
     live_replica_sets: HashMap<&'a str, usize>,
     /// PodDisruptionBudgets by namespace.
@@ -560,6 +743,23 @@ impl<'a> OwnerIndex<'a> {
                 .iter()
                 .map(|d| (d.uid.as_str(), ()))
                 .collect(),
+            rollouts: snapshot
+                .rollouts
+                .iter()
+                .map(|r| (r.uid.as_str(), ()))
+                .collect(),
+            rollouts_read: snapshot.rollouts_served == Some(true),
+            jobs: snapshot.jobs.iter().map(|j| (j.uid.as_str(), j)).collect(),
+            jobs_by_name: snapshot
+                .jobs
+                .iter()
+                .map(|j| ((j.namespace.as_str(), j.name.as_str()), j))
+                .collect(),
+            cron_jobs: snapshot
+                .cron_jobs
+                .iter()
+                .map(|c| ((c.namespace.as_str(), c.name.as_str()), c))
+                .collect(),
             live_replica_sets: snapshot
                 .replica_sets
                 .iter()
@@ -593,12 +793,7 @@ impl<'a> OwnerIndex<'a> {
         match owner.kind.as_str() {
             "StatefulSet" => known(&self.stateful_sets, WorkloadKind::StatefulSet),
             "DaemonSet" => known(&self.daemon_sets, WorkloadKind::DaemonSet),
-            "Job" => Owner::Unreachable(
-                UnreachableReason::Job {
-                    name: owner.name.clone(),
-                },
-                None,
-            ),
+            "Job" => Owner::Unreachable(self.job_reason(pod, owner), None),
             "ReplicaSet" => {
                 let rs = self.replica_sets.get(owner.uid.as_str()).or_else(|| {
                     self.replica_sets_by_name
@@ -620,6 +815,12 @@ impl<'a> OwnerIndex<'a> {
                             None => Owner::Unknown,
                         }
                     }
+                    Some(o) if o.kind == "Rollout" && self.rollouts_read => {
+                        match self.rollouts.get_key_value(o.uid.as_str()) {
+                            Some((uid, _)) => Owner::Workload(WorkloadKind::Rollout, uid),
+                            None => Owner::Unknown,
+                        }
+                    }
                     Some(o) => Owner::Unreachable(
                         UnreachableReason::ForeignOwner {
                             owner_kind: o.kind.clone(),
@@ -636,6 +837,33 @@ impl<'a> OwnerIndex<'a> {
                 },
                 None,
             ),
+        }
+    }
+
+    /// A Job's pod: the run of a CronJob, or a Job of its own (also when
+    /// Jobs could not be read).
+    fn job_reason(&self, pod: &PodInfo, owner: &crate::snapshot::OwnerRef) -> UnreachableReason {
+        let job = self.jobs.get(owner.uid.as_str()).or_else(|| {
+            self.jobs_by_name
+                .get(&(pod.namespace.as_str(), owner.name.as_str()))
+        });
+        let cron = job.and_then(|j| j.cron_job()).map(|c| {
+            (
+                c,
+                self.cron_jobs
+                    .get(&(pod.namespace.as_str(), c.name.as_str())),
+            )
+        });
+        match cron {
+            Some((cron_ref, cron)) => UnreachableReason::CronJob {
+                job: owner.name.clone(),
+                name: cron_ref.name.clone(),
+                schedule: cron.map_or_else(|| "unknown".to_string(), |c| c.schedule.clone()),
+                suspended: cron.is_some_and(|c| c.suspended),
+            },
+            None => UnreachableReason::Job {
+                name: owner.name.clone(),
+            },
         }
     }
 
@@ -736,6 +964,8 @@ struct Shape<'a> {
     paused: bool,
     rollout_in_progress: Option<String>,
     stuck: bool,
+    template_of: Option<String>,
+    restart_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The revision and version new pods should run, when they should run any.
@@ -817,6 +1047,7 @@ fn build_workload(
                 proxy,
                 revision,
                 stale,
+                created: pod.created,
             }
         })
         .collect();
@@ -867,6 +1098,11 @@ fn build_workload(
     let mut notes = Vec::new();
     if let Some(why) = &shape.rollout_in_progress {
         notes.push(format!("rollout in progress: {why}"));
+    }
+    if let Some(rollout) = &shape.template_of {
+        notes.push(format!(
+            "the template of Rollout {rollout} (spec.workloadRef): restarted through the Rollout, never itself (a change of its template would start an Argo update of the Rollout)"
+        ));
     }
     if state.is_meshed() && state != WorkloadState::OptedOut {
         collect_risks(
@@ -920,6 +1156,8 @@ fn build_workload(
         notes,
         update_strategy: shape.update_strategy.to_string(),
         paused: shape.paused,
+        template_of: shape.template_of,
+        restart_at: shape.restart_at,
     }
 }
 
@@ -984,7 +1222,14 @@ fn collect_risks(
         risks.push(Risk::ZeroReplicas);
         notes.push("scaled to zero: nothing to restart".into());
     } else if replicated {
-        if shape.ready <= 1 {
+        if shape.kind == WorkloadKind::Rollout && shape.desired == 1 {
+            // rollout/restart.go restarts at least one pod, by eviction,
+            // before any replacement exists.
+            risks.push(Risk::SingleReplica);
+            notes.push(
+                "1 replica: Argo evicts its pod before a replacement starts, so it serves nothing until the new pod is Ready".into(),
+            );
+        } else if shape.ready <= 1 {
             risks.push(Risk::SingleReplica);
             notes.push(format!(
                 "{} ready replica{}: a restart drops its traffic for a moment",
@@ -1008,11 +1253,20 @@ fn collect_risks(
         risks.push(Risk::OnDelete);
         notes.push("updateStrategy OnDelete: pods must be deleted one at a time (restart-sidecars --delete-pods)".into());
     }
-    if shape.paused {
+    if shape.paused && shape.kind == WorkloadKind::Rollout {
+        risks.push(Risk::Paused);
+        notes.push(
+            "paused: Argo restarts nothing until `kubectl argo rollouts promote` (or resume)"
+                .into(),
+        );
+    } else if shape.paused {
         risks.push(Risk::Paused);
         notes.push("paused: a restart waits until `kubectl rollout resume`".into());
     }
-    if shape.stuck {
+    if shape.stuck && shape.kind == WorkloadKind::Rollout {
+        risks.push(Risk::RolloutStuck);
+        notes.push("rollout Degraded: Argo will not finish it by itself".into());
+    } else if shape.stuck {
         risks.push(Risk::RolloutStuck);
         notes.push("rollout stuck: ProgressDeadlineExceeded".into());
     }
@@ -1099,7 +1353,15 @@ fn classify_unreachable(
             "kubectl delete pod {} -n {}, then create it again from its original manifest",
             pod.name, pod.namespace
         ),
-        UnreachableReason::Job { .. } | UnreachableReason::BareReplicaSet { .. } => {
+        UnreachableReason::Job { name } => format!(
+            "kubectl delete job {name} -n {}, then create it again from its manifest",
+            pod.namespace
+        ),
+        UnreachableReason::CronJob { name, .. } => format!(
+            "none needed; to run it now: kubectl create job {name}-now --from=cronjob/{name} -n {}",
+            pod.namespace
+        ),
+        UnreachableReason::BareReplicaSet { .. } => {
             format!("kubectl delete pod {} -n {}", pod.name, pod.namespace)
         }
         UnreachableReason::ForeignOwner { owner_kind, name } if owner_kind == "Rollout" => {
@@ -1113,6 +1375,7 @@ fn classify_unreachable(
     Some(UnreachablePod {
         namespace: pod.namespace.clone(),
         name: pod.name.clone(),
+        remedy: reason.remedy(),
         reason,
         proxy,
         revision,
@@ -1700,7 +1963,11 @@ mod tests {
         assert_eq!(by_name["report-x"].state, WorkloadState::UpToDate);
         assert_eq!(
             by_name["report-x"].command,
-            "kubectl delete pod report-x -n pay"
+            "kubectl delete job report -n pay, then create it again from its manifest"
+        );
+        assert_eq!(
+            by_name["report-x"].remedy,
+            "finishes on the old proxy: wait, or delete and rerun the Job"
         );
         assert_eq!(
             by_name["canary-abc"].command,

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::table::{Fit, Table};
 use super::{Layout, commands_whole, plural};
 use crate::mesh::restart::{Outcome, RestartMethod, RestartPlan, RestartReport, WorkloadResult};
-use crate::mesh::workloads::Risk;
+use crate::mesh::workloads::{Risk, WorkloadKind};
 use crate::wrap::together;
 
 fn risk_text(risks: &[Risk]) -> String {
@@ -36,19 +36,31 @@ fn risk_text(risks: &[Risk]) -> String {
 pub fn plan_text(plan: &RestartPlan, layout: &Layout) -> String {
     let wrap = layout.wrap();
     let mut out = String::new();
-    if plan.actions.is_empty() && plan.skipped.is_empty() {
+    if plan.actions.is_empty() && plan.skipped.is_empty() && plan.held.is_empty() {
         out.push_str("Nothing to restart: no workload in the selection runs a stale proxy.\n");
     } else if plan.actions.is_empty() {
         out.push_str("Nothing to restart.\n");
     } else {
         let n = plan.actions.len();
-        wrap.push(
-            &mut out,
-            &format!(
-                "{n} workload{} to restart (annotation kubectl.kubernetes.io/restartedAt={}):",
-                plural(n),
+        let rollouts = plan
+            .actions
+            .iter()
+            .filter(|a| matches!(a.method, RestartMethod::RestartAt { .. }))
+            .count();
+        let stamp = match (rollouts, n - rollouts) {
+            (0, _) => format!(
+                "annotation kubectl.kubernetes.io/restartedAt={}",
                 plan.restarted_at
             ),
+            (_, 0) => format!("Argo Rollouts' spec.restartAt={}", plan.restarted_at),
+            _ => format!(
+                "annotation kubectl.kubernetes.io/restartedAt, Argo Rollouts' spec.restartAt={}",
+                plan.restarted_at
+            ),
+        };
+        wrap.push(
+            &mut out,
+            &format!("{n} workload{} to restart ({stamp}):", plural(n)),
             "",
         );
         let mut table = Table::new(
@@ -82,6 +94,25 @@ pub fn plan_text(plan: &RestartPlan, layout: &Layout) -> String {
             ]);
         }
         out.push_str(&table.render());
+        for line in pacing_lines(plan) {
+            wrap.push(&mut out, &line, "  ");
+        }
+    }
+    if !plan.held.is_empty() {
+        out.push_str("\nHeld (a PodDisruptionBudget allows no disruption now):\n");
+        for h in &plan.held {
+            wrap.push(
+                &mut out,
+                &format!(
+                    "  {}/{}/{}: {}",
+                    h.namespace,
+                    h.kind.resource(),
+                    h.name,
+                    h.note
+                ),
+                "    ",
+            );
+        }
     }
     if !plan.skipped.is_empty() {
         out.push_str("\nSkipped:\n");
@@ -105,8 +136,8 @@ pub fn plan_text(plan: &RestartPlan, layout: &Layout) -> String {
             wrap.push(
                 &mut out,
                 &format!(
-                    "  {}/{} ({}), runs {}, should run {}",
-                    u.namespace, u.pod, u.reason, u.current, u.expected
+                    "  {}/{} ({}), runs {}, should run {}: {}",
+                    u.namespace, u.pod, u.reason, u.current, u.expected, u.remedy
                 ),
                 "    ",
             );
@@ -120,10 +151,39 @@ pub fn plan_text(plan: &RestartPlan, layout: &Layout) -> String {
     out
 }
 
+/// The budgets that make restarts wait for each other: one sentence for
+/// each PodDisruptionBudget spent by more restarts than it allows at once.
+fn pacing_lines(plan: &RestartPlan) -> Vec<String> {
+    let mut spenders: std::collections::BTreeMap<(&str, &str), (i32, usize)> = Default::default();
+    for action in &plan.actions {
+        for budget in &action.disruption_budgets {
+            let entry = spenders
+                .entry((action.namespace.as_str(), budget.name.as_str()))
+                .or_insert((budget.disruptions_allowed, 0));
+            entry.1 += 1;
+        }
+    }
+    spenders
+        .into_iter()
+        .filter(|(_, (allowed, count))| (*allowed as usize) < *count)
+        .map(|((namespace, name), (allowed, count))| {
+            format!(
+                "Paced: PodDisruptionBudget {namespace}/{name} allows {allowed} disruption{}, so its {count} workloads restart {} at a time.",
+                plural(allowed as usize),
+                if allowed == 1 {
+                    "one".to_string()
+                } else {
+                    allowed.to_string()
+                }
+            )
+        })
+        .collect()
+}
+
 /// The end-of-run summary as a person reads it.
 pub fn report_text(report: &RestartReport, layout: &Layout) -> String {
     let mut out = String::new();
-    if !report.results.is_empty() {
+    if !report.results.is_empty() || !report.held.is_empty() {
         let mut table = Table::new(
             *layout,
             &[
@@ -149,6 +209,17 @@ pub fn report_text(report: &RestartReport, layout: &Layout) -> String {
                 detail,
             ]);
         }
+        for h in &report.held {
+            table.row([
+                h.namespace.clone(),
+                format!("{}/{}", h.kind.resource(), h.name),
+                "held".to_string(),
+                format!(
+                    "PodDisruptionBudget {} allows 0 disruptions now; not restarted",
+                    h.disruption_budget
+                ),
+            ]);
+        }
         out.push_str(&table.render());
     }
     let s = &report.summary;
@@ -166,6 +237,7 @@ pub fn report_text(report: &RestartReport, layout: &Layout) -> String {
         (s.errors, "not restarted (API error)"),
         (s.interrupted, "interrupted while rolling"),
         (s.not_started, "never started"),
+        (s.held, "held by a PodDisruptionBudget"),
         (s.skipped, "skipped"),
         (s.unreachable, "pods to restart by hand"),
     ] {
@@ -212,9 +284,20 @@ pub fn written_and_undo(report: &RestartReport) -> Option<String> {
         .iter()
         .map(|r| format!("{}/{}/{}", r.namespace, r.kind.resource(), r.name))
         .collect();
-    let first = written[0];
+    // A Rollout's restart changes no template: there is nothing to undo.
+    let Some(first) = written.iter().find(|r| r.kind != WorkloadKind::Rollout) else {
+        return Some(format!(
+            "already restarted (spec.restartAt set to this run's time): {}; Argo replaces their pods without changing a template, so there is nothing to undo",
+            names.join(", ")
+        ));
+    };
+    let rollouts = if written.iter().any(|r| r.kind == WorkloadKind::Rollout) {
+        " (a Rollout's restart changes no template: nothing to undo)"
+    } else {
+        ""
+    };
     Some(format!(
-        "already restarted (patched with this run's restartedAt): {}; a restart is undone per workload with kubectl rollout undo, e.g. kubectl rollout undo {}/{} -n {}",
+        "already restarted (patched with this run's restartedAt): {}; a restart is undone per workload with kubectl rollout undo, e.g. kubectl rollout undo {}/{} -n {}{rollouts}",
         names.join(", "),
         first.kind.resource(),
         first.name,

@@ -153,6 +153,7 @@ fn short_kind(kind: &str) -> &str {
         "Deployment" => "deploy",
         "StatefulSet" => "sts",
         "DaemonSet" => "ds",
+        "Rollout" => "rollout",
         other => other,
     }
 }
@@ -380,7 +381,9 @@ fn workloads(report: &StatusReport, style: &Style) -> String {
         );
     }
     if text.is_empty() {
-        text.push_str("no Deployments, StatefulSets or DaemonSets in the selected namespaces\n");
+        text.push_str(
+            "no Deployments, StatefulSets, DaemonSets or Rollouts in the selected namespaces\n",
+        );
     }
     text
 }
@@ -392,7 +395,7 @@ fn unreachable(pods: &[UnreachablePodStatus], style: &Style) -> String {
         ("OWNER", Fit::Whole),
         ("STATE", Fit::Whole),
         ("PROXY", Fit::Whole),
-        ("COMMAND", Fit::Words),
+        ("REMEDY", Fit::Words),
     ];
     if style.wide {
         columns.push(("REASON", Fit::Words));
@@ -409,7 +412,18 @@ fn unreachable(pods: &[UnreachablePodStatus], style: &Style) -> String {
             } else {
                 "none".into()
             }),
-            Cell::new(commands_whole(&p.command)),
+            // What becomes of it, then the command: on a line of its own at
+            // a terminal, on the row's one line through a pipe.
+            Cell::new(format!(
+                "{}{}{}",
+                p.remedy,
+                if style.layout.width.is_some() {
+                    "\n"
+                } else {
+                    "; "
+                },
+                commands_whole(&p.command)
+            )),
         ];
         if style.wide {
             row.push(Cell::new(&p.reason));
@@ -710,8 +724,9 @@ shop            deploy/recommendations              up-to-date    1.21.2 ×1  1-
                                                                                               no PDB
 
 PODS NO RESTART CAN REACH
-NAMESPACE  POD          OWNER  STATE  PROXY          COMMAND
-pay        debug-shell  none   stale  1-21-2/1.21.2  kubectl delete pod debug-shell -n pay, then
+NAMESPACE  POD          OWNER  STATE  PROXY          REMEDY
+pay        debug-shell  none   stale  1-21-2/1.21.2  nothing recreates it
+                                                     kubectl delete pod debug-shell -n pay, then
                                                      create it again from its original manifest
 
 GATEWAYS

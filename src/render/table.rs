@@ -254,6 +254,20 @@ impl Table {
             let (fitting, rest): (Vec<usize>, Vec<usize>) =
                 left.iter().partition(|i| natural[**i] <= share);
             if fitting.is_empty() {
+                // A column whose longest unbreakable word (a command) is
+                // wider than the share takes that width; the others share
+                // what remains.
+                let (unbreakable, breakable): (Vec<usize>, Vec<usize>) =
+                    left.iter().partition(|i| longest_word(**i) > share);
+                if !unbreakable.is_empty() && !breakable.is_empty() {
+                    for i in unbreakable {
+                        let width = longest_word(i);
+                        unwrapped[i] = Some(width);
+                        budget = budget.saturating_sub(width);
+                    }
+                    left = breakable;
+                    continue;
+                }
                 let extra = budget % left.len().max(1);
                 for (k, i) in left.iter().enumerate() {
                     let width = share + usize::from(k < extra);

@@ -2,16 +2,18 @@
 //! then verify the proxies.
 //!
 //! ```text
-//! plan.actions ─► batch (≤ concurrency, stop on failure or Ctrl-C)
+//! plan.actions ─► batch (≤ concurrency, paced by the PDBs: mesh::pacing; stop on failure or Ctrl-C)
 //!   template patch: register on the shared watch ─► apply(write) ─► await_condition(rollout complete)
+//!   Argo Rollout:   register ─► apply(spec.restartAt merge patch) ─► await_condition(restartedAt reached, Healthy)
 //!   OnDelete:       for each pod: GET ─► delete(uid) ─► await_condition(replacement Ready on the expected proxy)
 //! results ─► verify: one LIST of pods, every restarted workload on the expected proxy
 //! ```
 //!
-//! A 409 on a template patch is read again: when the fresh template already
-//! carries this run's `restartedAt` the patch landed (a 5xx after the store,
-//! or a retry), so it is not sent twice; otherwise the same patch is sent
-//! again, which is safe because it names this run's timestamp.
+//! A 409 on a restart patch is read again: when the fresh object already
+//! carries this run's timestamp (the template's `restartedAt`, a Rollout's
+//! `spec.restartAt`) the patch landed (a 5xx after the store, or a retry),
+//! so it is not sent twice; otherwise the same patch is sent again, which
+//! is safe because it names this run's timestamp.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,7 +27,7 @@ use serde_json::Value;
 
 use super::Reporter;
 use super::apply::{Applied, Replan, Sent, apply, send};
-use super::batch::{StopCause, run_bounded};
+use super::batch::{StopCause, run_paced};
 use super::interrupt::Interrupts;
 use super::wait::{Followed, ObjectState, Verdict, Waited, await_condition};
 use super::watch::SharedWatch;
@@ -35,10 +37,11 @@ use crate::mesh::restart::{
     Outcome, RestartAction, RestartMethod, RestartPlan, WorkloadResult, pods_not_running_expected,
 };
 use crate::mesh::rollout::{
-    RolloutProgress, daemon_set_progress, deployment_progress, stateful_set_progress,
+    RolloutProgress, argo_rollout_progress, daemon_set_progress, deployment_progress,
+    stateful_set_progress,
 };
 use crate::mesh::workloads::WorkloadKind;
-use crate::snapshot::{PodInfo, RESTARTED_AT_ANNOTATION};
+use crate::snapshot::{PodInfo, RESTARTED_AT_ANNOTATION, Rollout};
 use crate::write::{Change, Patch, Write};
 
 /// How the restarts run.
@@ -74,10 +77,12 @@ pub async fn run_restarts(
     reporter: &dyn Reporter,
 ) -> RestartRun {
     let watches = Watches::default();
-    let batch = run_bounded(
+    let pacing = plan.pacing();
+    let batch = run_paced(
         plan.actions.len(),
         settings.concurrency,
         interrupts,
+        |index, in_flight| pacing.may_start(index, in_flight),
         |index| {
             let action = &plan.actions[index];
             let watches = &watches;
@@ -182,6 +187,7 @@ struct Watches {
     deployments: Mutex<HashMap<String, Arc<SharedWatch<Deployment>>>>,
     stateful_sets: Mutex<HashMap<String, Arc<SharedWatch<StatefulSet>>>>,
     daemon_sets: Mutex<HashMap<String, Arc<SharedWatch<DaemonSet>>>>,
+    rollouts: Mutex<HashMap<String, Arc<SharedWatch<Rollout>>>>,
     pods: Mutex<HashMap<String, Arc<SharedWatch<Pod>>>>,
 }
 
@@ -252,7 +258,26 @@ async fn restart_one(
                 let watch = settings.wait.then(|| shared(&watches.daemon_sets, api, ns));
                 patch_and_wait(&job, watch.as_deref(), write, daemon_set_progress).await
             }
+            WorkloadKind::Rollout => (
+                Outcome::Error,
+                Some("a Rollout is restarted through spec.restartAt, not its template".into()),
+            ),
         },
+        RestartMethod::RestartAt { write } => {
+            let watch = settings.wait.then(|| shared(&watches.rollouts, api, ns));
+            match restart_at_of(write) {
+                Some(at) => {
+                    patch_and_wait(&job, watch.as_deref(), write, |r: &Rollout| {
+                        argo_rollout_progress(r, at)
+                    })
+                    .await
+                }
+                None => (
+                    Outcome::Error,
+                    Some("the planned patch sets no spec.restartAt".into()),
+                ),
+            }
+        }
         RestartMethod::DeletePods { pods } => {
             let watch = (!settings.rehearsal).then(|| shared(&watches.pods, api, ns));
             delete_pods_one_by_one(&job, watch.as_deref(), pods).await
@@ -266,31 +291,44 @@ async fn restart_one(
     )
 }
 
-/// The `restartedAt` a template patch sets.
-fn restarted_at_of_patch(write: &Write) -> Option<&str> {
-    let Change::Patch(Patch::Strategic(body)) = &write.change else {
+/// Where a restart patch puts its timestamp: the template annotation
+/// (strategic merge patch) or a Rollout's `spec.restartAt` (merge patch).
+fn stamp_pointer(write: &Write) -> Option<String> {
+    match &write.change {
+        Change::Patch(Patch::Strategic(_)) => Some(format!(
+            "/spec/template/metadata/annotations/{}",
+            RESTARTED_AT_ANNOTATION
+                .replace('~', "~0")
+                .replace('/', "~1")
+        )),
+        Change::Patch(Patch::Merge(_)) => Some("/spec/restartAt".to_string()),
+        _ => None,
+    }
+}
+
+/// The timestamp a restart patch sets.
+fn stamp_of(write: &Write) -> Option<&str> {
+    let Change::Patch(patch) = &write.change else {
         return None;
     };
-    body.pointer(&annotation_pointer())?.as_str()
+    patch.body().pointer(&stamp_pointer(write)?)?.as_str()
 }
 
-fn annotation_pointer() -> String {
-    format!(
-        "/spec/template/metadata/annotations/{}",
-        RESTARTED_AT_ANNOTATION
-            .replace('~', "~0")
-            .replace('/', "~1")
-    )
+/// The `spec.restartAt` a Rollout's restart patch sets.
+fn restart_at_of(write: &Write) -> Option<chrono::DateTime<chrono::Utc>> {
+    crate::snapshot::parse_rfc3339(stamp_of(write))
 }
 
-/// The re-plan of a restart patch after a 409: landed when the template
+/// The re-plan of a restart patch after a 409: landed when the object
 /// already carries this run's timestamp, else the same patch again.
 fn replan_restart(write: &Write, fresh: Option<&Value>) -> Replan<()> {
     let Some(fresh) = fresh else {
         return Replan::Fail("deleted before it could be restarted".to_string());
     };
-    let ours = restarted_at_of_patch(write);
-    let theirs = fresh.pointer(&annotation_pointer()).and_then(Value::as_str);
+    let ours = stamp_of(write);
+    let theirs = stamp_pointer(write)
+        .and_then(|pointer| fresh.pointer(&pointer))
+        .and_then(Value::as_str);
     if ours.is_some() && ours == theirs {
         Replan::Landed(())
     } else {
@@ -304,7 +342,7 @@ async fn patch_and_wait<K>(
     job: &Job<'_>,
     watch: Option<&SharedWatch<K>>,
     write: &Write,
-    check: fn(&K) -> RolloutProgress,
+    check: impl Fn(&K) -> RolloutProgress,
 ) -> (Outcome, Option<String>)
 where
     K: Resource<DynamicType = ()>
@@ -559,3 +597,6 @@ pub async fn verify(api: &ApiClient, plan: &RestartPlan, results: &mut [Workload
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod argo_tests;

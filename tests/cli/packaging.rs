@@ -1282,6 +1282,31 @@ spec:
         image: ghcr.io/example/audit:1.0
 "#;
 
+/// An Argo Rollout in `shop` (injected by shop's revision): restart-sidecars
+/// patches, watches and (after a conflict) reads Rollouts too.
+const ROLLOUT: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: reviews
+  namespace: shop
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: reviews
+  template:
+    metadata:
+      labels:
+        app: reviews
+    spec:
+      containers:
+      - name: reviews
+        image: ghcr.io/example/reviews:2.0
+  strategy:
+    canary: {}
+"#;
+
 #[test]
 fn the_error_for_a_403_names_a_directory_that_holds_the_cluster_role() {
     let sentence = kubectl_mesh_upgrade::error::Error::Forbidden {
@@ -1316,6 +1341,7 @@ fn every_verb_runs_with_only_the_mesh_upgrade_cluster_role_and_uses_every_rule()
     let sim = canary();
     sim.apply_yaml(ROLLING_STATEFUL_SET)
         .expect("the StatefulSet applies");
+    sim.apply_yaml(ROLLOUT).expect("the Rollout applies");
     sim.settle();
     let kubeconfig = sim.add_user("mesh-operator", grants.sim_role());
     sim.clear_requests();
@@ -1336,9 +1362,9 @@ fn every_verb_runs_with_only_the_mesh_upgrade_cluster_role_and_uses_every_rule()
         &["relabel", "-n", "shop", "--to", "1-22-3", "--yes"],
         Some(Faults::new().rule(conflict_once("namespaces"))),
     );
-    // shop's workloads (the Deployments, log-agent, audit) are now stale, and
-    // pay's were already: one conflict per kind, and --delete-pods for the
-    // OnDelete ledger.
+    // shop's workloads (the Deployments, log-agent, audit, the reviews
+    // Rollout) are now stale, and pay's were already: one conflict per
+    // kind, and --delete-pods for the OnDelete ledger.
     step(
         &[
             "restart-sidecars",
@@ -1351,7 +1377,8 @@ fn every_verb_runs_with_only_the_mesh_upgrade_cluster_role_and_uses_every_rule()
             Faults::new()
                 .rule(conflict_once("deployments"))
                 .rule(conflict_once("statefulsets"))
-                .rule(conflict_once("daemonsets")),
+                .rule(conflict_once("daemonsets"))
+                .rule(conflict_once("rollouts")),
         ),
     );
     step(&["relabel", "-n", "shop", "--undo", "--yes"], None);
@@ -1468,6 +1495,20 @@ fn without_a_rule_it_needs_each_verb_fails_with_the_403_sentence() {
             "forbidden: cannot delete pods",
         ),
         (
+            "argoproj.io",
+            "rollouts",
+            "patch",
+            &[
+                "restart-sidecars",
+                "-n",
+                "pay",
+                "--kind",
+                "rollout",
+                "--yes",
+            ],
+            "forbidden: cannot patch rollouts",
+        ),
+        (
             "",
             "services",
             "patch",
@@ -1484,6 +1525,22 @@ fn without_a_rule_it_needs_each_verb_fails_with_the_403_sentence() {
     ];
     for (group, resource, verb, args, expected) in cases {
         let sim = canary();
+        if *resource == "rollouts" {
+            // A stale Rollout in pay: made while pay was on the default
+            // revision, which it then left.
+            let pay = |labels: &str| {
+                format!(
+                    "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: pay\n  labels: {{{labels}}}\n"
+                )
+            };
+            sim.apply_yaml(&pay("istio-injection: enabled"))
+                .expect("pay on the default revision");
+            sim.apply_yaml(&ROLLOUT.replace("namespace: shop", "namespace: pay"))
+                .expect("the Rollout applies");
+            sim.apply_yaml(&pay("istio.io/rev: 1-22-3"))
+                .expect("pay on the canary");
+            sim.settle();
+        }
         let grants = full.without(group, resource, verb);
         let kubeconfig = sim.add_user("operator", grants.sim_role());
         let run = run_as(&kubeconfig, args);

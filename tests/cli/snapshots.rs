@@ -316,8 +316,9 @@ shop            deploy/metrics-exporter             opted-out     none ×1    no
 (2 workloads outside the sidecar mesh (ambient, no-mesh) not shown; -o wide lists them)
 
 PODS NO RESTART CAN REACH
-NAMESPACE  POD          OWNER  STATE       PROXY          COMMAND
-batch      debug-shell  none   up-to-date  1-22-3/1.22.3  kubectl delete pod debug-shell -n batch,
+NAMESPACE  POD          OWNER  STATE       PROXY          REMEDY
+batch      debug-shell  none   up-to-date  1-22-3/1.22.3  nothing recreates it
+                                                          kubectl delete pod debug-shell -n batch,
                                                           then create it again from its original
                                                           manifest
 

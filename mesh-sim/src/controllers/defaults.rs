@@ -25,6 +25,17 @@ pub fn apply_defaults(resource: &Resource, obj: &mut Value) {
                 pod_spec_defaults(pod_spec);
             }
         }
+        "CronJob" => {
+            if let Some(pod_spec) = spec
+                .get_mut("jobTemplate")
+                .and_then(|j| j.get_mut("spec"))
+                .and_then(|j| j.get_mut("template"))
+                .and_then(|t| t.get_mut("spec"))
+                .and_then(Value::as_object_mut)
+            {
+                pod_spec_defaults(pod_spec);
+            }
+        }
         _ => {}
     }
     match resource.kind {
@@ -94,6 +105,13 @@ pub fn apply_defaults(resource: &Resource, obj: &mut Value) {
             default(spec, "backoffLimit", json!(6));
             default(spec, "completionMode", json!("NonIndexed"));
             default(spec, "suspend", json!(false));
+        }
+        // `SetDefaults_CronJob` (pkg/apis/batch/v1/defaults.go).
+        "CronJob" => {
+            default(spec, "concurrencyPolicy", json!("Allow"));
+            default(spec, "suspend", json!(false));
+            default(spec, "successfulJobsHistoryLimit", json!(3));
+            default(spec, "failedJobsHistoryLimit", json!(1));
         }
         "Service" => {
             default(spec, "type", json!("ClusterIP"));

@@ -10,6 +10,8 @@
 //! | [`statefulset`] | ordinal pods; RollingUpdate (highest first, partition) and OnDelete   |
 //! | [`daemonset`]   | one pod per node; rolling update with maxUnavailable/maxSurge         |
 //! | [`job`]         | pods until `completions` succeed                                      |
+//! | [`cronjob`]     | CronJob status from the Jobs it owns (no schedule is run)             |
+//! | [`rollout`]     | Argo Rollouts: ReplicaSets per template, canary/blueGreen, restarts   |
 //! | [`pods`]        | binding, start, Ready after a delay (`mesh-sim.io/never-ready` etc.)  |
 //! | [`endpoints`]   | Endpoints and EndpointSlices of Services from the pods they select     |
 //! | [`pdb`]         | PodDisruptionBudget status (`disruptionsAllowed`)                     |
@@ -30,6 +32,7 @@
 //! [`settle`] jumps the clock from timer to timer until [`is_settled`].
 
 pub mod cluster;
+pub mod cronjob;
 pub mod daemonset;
 pub mod defaults;
 pub mod deployment;
@@ -40,6 +43,7 @@ pub mod pdb;
 pub mod pods;
 pub mod replicaset;
 pub mod revisions;
+pub mod rollout;
 pub mod state;
 pub mod statefulset;
 pub mod util;
@@ -90,6 +94,10 @@ fn run_round(world: &mut World, st: &mut ControllerState, now: chrono::DateTime<
         deployment::sync(world, st, &key, now);
     }
     st.absorb(world);
+    for key in std::mem::take(&mut st.dirty.rollouts) {
+        rollout::sync(world, st, &key, now);
+    }
+    st.absorb(world);
     for key in std::mem::take(&mut st.dirty.replicasets) {
         replicaset::sync(world, st, &key, now);
     }
@@ -111,6 +119,10 @@ fn run_round(world: &mut World, st: &mut ControllerState, now: chrono::DateTime<
     }
     for key in std::mem::take(&mut st.dirty.jobs) {
         job::sync(world, st, &key, now);
+    }
+    st.absorb(world);
+    for key in std::mem::take(&mut st.dirty.cronjobs) {
+        cronjob::sync(world, st, &key, now);
     }
     st.absorb(world);
     let nodes = pods::nodes(world);

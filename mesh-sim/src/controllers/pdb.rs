@@ -9,6 +9,14 @@
 //! `desiredHealthy` comes from `minAvailable` or `expectedPods -
 //! maxUnavailable` (percentages round up), and `disruptionsAllowed` is
 //! `currentHealthy - desiredHealthy`, never below zero.
+//!
+//! [`evict`] is the eviction subresource's rule, shared by the API
+//! (`pods/<name>/eviction`) and the controllers that evict (Argo Rollouts'
+//! restarts): refused (429) while a budget covering the pod allows no
+//! disruption; otherwise the budget's `disruptionsAllowed` is decremented
+//! and the pod recorded in `disruptedPods` before the pod is deleted, as the
+//! API server does (`pkg/registry/core/pod/storage/eviction.go`), so two
+//! evictions before the next pass cannot both spend the same disruption.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,8 +31,8 @@ use crate::resources::kinds;
 use crate::store::ObjKey;
 use crate::world::World;
 
-/// The replicas the controller of `pod` wants: a ReplicaSet's Deployment,
-/// a ReplicaSet or a StatefulSet; `None` for other owners.
+/// The replicas the controller of `pod` wants: a ReplicaSet's Deployment
+/// or Rollout, a ReplicaSet or a StatefulSet; `None` for other owners.
 fn controller_scale(world: &World, pod: &Value) -> Option<(String, i64)> {
     let (kind, name, uid) = controller_of(pod)?;
     let namespace = util::namespace_of(pod);
@@ -34,6 +42,12 @@ fn controller_scale(world: &World, pod: &Value) -> Option<(String, i64)> {
             if let Some(("Deployment", d_name, d_uid)) = controller_of(&rs) {
                 let d = world.store.get(kinds::deployments(), namespace, d_name)?;
                 return Some((d_uid.to_string(), i64_at(&d, "/spec/replicas").unwrap_or(1)));
+            }
+            // A custom owner is read through its scale subresource, which
+            // a Rollout's CRD declares at `.spec.replicas`.
+            if let Some(("Rollout", r_name, r_uid)) = controller_of(&rs) {
+                let r = world.store.get(kinds::rollouts(), namespace, r_name)?;
+                return Some((r_uid.to_string(), i64_at(&r, "/spec/replicas").unwrap_or(1)));
             }
             Some((uid.to_string(), i64_at(&rs, "/spec/replicas").unwrap_or(1)))
         }
@@ -130,8 +144,88 @@ pub(crate) fn sync(
         "expectedPods": expected,
         "conditions": conditions,
     });
-    if let Some(disrupted) = pdb.at("/status/disruptedPods") {
-        status["disruptedPods"] = disrupted.clone();
+    // Evicted pods stay listed until they are gone (the sim deletes at
+    // once, so by the next pass).
+    if let Some(disrupted) = pdb.at("/status/disruptedPods").and_then(Value::as_object) {
+        let still_there: serde_json::Map<String, Value> = disrupted
+            .iter()
+            .filter(|(pod, _)| {
+                world
+                    .store
+                    .get(kinds::pods(), &key.namespace, pod)
+                    .is_some()
+            })
+            .map(|(pod, at)| (pod.clone(), at.clone()))
+            .collect();
+        if !still_there.is_empty() {
+            status["disruptedPods"] = Value::Object(still_there);
+        }
     }
     util::write_status(world, kinds::pdbs(), &pdb, status);
+}
+
+/// Why an eviction was refused: the budget that allows no disruption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvictionRefused {
+    pub budget: String,
+}
+
+impl EvictionRefused {
+    /// The API server's 429 for it.
+    pub fn to_api_error(&self) -> crate::error::ApiError {
+        let mut e = crate::error::ApiError::too_many_requests(10);
+        e.message = format!(
+            "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {} needs more healthy pods.",
+            self.budget
+        );
+        e
+    }
+}
+
+/// Evicts pod `name` of `namespace`: refused while a PodDisruptionBudget
+/// selecting it allows no disruption; otherwise that budget's
+/// `disruptionsAllowed` goes down by one (`disruptedPods` records the pod)
+/// and the pod is deleted. A dry run checks and changes nothing.
+pub fn evict(
+    world: &mut World,
+    namespace: &str,
+    name: &str,
+    opts: &crate::world::WriteOptions,
+) -> crate::error::ApiResult<Result<(), EvictionRefused>> {
+    let pods = kinds::pods();
+    let pod = world
+        .store
+        .get(pods, namespace, name)
+        .ok_or_else(|| crate::error::ApiError::not_found(pods.plural, name))?;
+    let labels = crate::selectors::labels_of(&pod);
+    let budget = world
+        .store
+        .list(kinds::pdbs(), Some(namespace))
+        .find(|pdb| {
+            pdb.at("/spec/selector").is_some_and(|selector| {
+                crate::selectors::label_selector_matches(selector, &labels).unwrap_or(false)
+            })
+        });
+    if let Some(pdb) = &budget {
+        if i64_at(pdb, "/status/disruptionsAllowed").unwrap_or(0) < 1 {
+            return Ok(Err(EvictionRefused {
+                budget: util::name_of(pdb).to_string(),
+            }));
+        }
+    }
+    if opts.dry_run {
+        return Ok(Ok(()));
+    }
+    if let Some(pdb) = budget {
+        let mut status = pdb.get("status").cloned().unwrap_or_else(|| json!({}));
+        let allowed = i64_at(&pdb, "/status/disruptionsAllowed").unwrap_or(0);
+        status["disruptionsAllowed"] = json!(allowed - 1);
+        if !status.get("disruptedPods").is_some_and(Value::is_object) {
+            status["disruptedPods"] = json!({});
+        }
+        status["disruptedPods"][name] = json!(fmt_time(world.clock.now()));
+        util::write_status(world, kinds::pdbs(), &pdb, status);
+    }
+    world.delete(pods, namespace, name, opts)?;
+    Ok(Ok(()))
 }

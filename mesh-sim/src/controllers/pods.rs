@@ -11,7 +11,9 @@
 //! - `mesh-sim.io/ready-delay: "30s"`: this pod's own delay.
 //!
 //! A Job's pods never become Ready: they run for the same delay (or
-//! `mesh-sim.io/run-duration`) and then succeed. Deleting a pod removes it
+//! `mesh-sim.io/run-duration`) and then succeed; `run-duration: forever`
+//! keeps them running until deleted (a Job still at work, which does not
+//! keep the cluster from settling). Deleting a pod removes it
 //! at once; there is no graceful termination.
 //!
 //! This module also holds what the workload controllers share about pods:
@@ -265,7 +267,10 @@ pub(crate) fn sync(
     };
     st.pod_started.insert(key.clone(), started);
 
-    let (stage, wake_at) = if is_job_pod(&pod) {
+    let (stage, wake_at) = if is_job_pod(&pod) && annotation(&pod, RUN_DURATION) == Some("forever")
+    {
+        (Stage::Running { ready: false }, None)
+    } else if is_job_pod(&pod) {
         let run = annotation(&pod, RUN_DURATION)
             .and_then(parse_duration)
             .unwrap_or(world.config.pod_ready_delay);

@@ -33,6 +33,8 @@ pub enum Target {
     StatefulSet(ObjKey),
     DaemonSet(ObjKey),
     Job(ObjKey),
+    Rollout(ObjKey),
+    CronJob(ObjKey),
 }
 
 /// One timer per target; setting it again replaces it, so a workload that
@@ -148,6 +150,8 @@ pub struct Dirty {
     pub daemonsets: BTreeSet<ObjKey>,
     pub all_daemonsets: bool,
     pub jobs: BTreeSet<ObjKey>,
+    pub cronjobs: BTreeSet<ObjKey>,
+    pub rollouts: BTreeSet<ObjKey>,
     pub pods: BTreeSet<ObjKey>,
     pub services: BTreeSet<ObjKey>,
     /// Namespaces whose pods changed: every Service and PDB there is looked at.
@@ -164,6 +168,8 @@ impl Dirty {
             && self.daemonsets.is_empty()
             && !self.all_daemonsets
             && self.jobs.is_empty()
+            && self.cronjobs.is_empty()
+            && self.rollouts.is_empty()
             && self.pods.is_empty()
             && self.services.is_empty()
             && self.pod_namespaces.is_empty()
@@ -191,6 +197,12 @@ impl Dirty {
             Target::Job(k) => {
                 self.jobs.insert(k);
             }
+            Target::Rollout(k) => {
+                self.rollouts.insert(k);
+            }
+            Target::CronJob(k) => {
+                self.cronjobs.insert(k);
+            }
         }
     }
 
@@ -206,13 +218,15 @@ impl Dirty {
             "StatefulSet" => self.mark(Target::StatefulSet(key)),
             "DaemonSet" => self.mark(Target::DaemonSet(key)),
             "Job" => self.mark(Target::Job(key)),
+            "Rollout" => self.mark(Target::Rollout(key)),
+            "CronJob" => self.mark(Target::CronJob(key)),
             _ => {}
         }
     }
 }
 
 /// The kinds whose changes wake a controller.
-fn watched() -> [&'static Resource; 14] {
+fn watched() -> [&'static Resource; 16] {
     [
         kinds::namespaces(),
         kinds::nodes(),
@@ -222,6 +236,8 @@ fn watched() -> [&'static Resource; 14] {
         kinds::daemonsets(),
         kinds::controllerrevisions(),
         kinds::jobs(),
+        kinds::cronjobs(),
+        kinds::rollouts(),
         kinds::pods(),
         kinds::services(),
         kinds::endpoints(),
@@ -244,6 +260,9 @@ pub struct ControllerState {
     pub(crate) revisions_by_owner: OwnerIndex,
     /// EndpointSlice names by the Service they are labelled with.
     pub(crate) slices_by_service: HashMap<ObjKey, BTreeSet<String>>,
+    /// Rollouts by the Deployment their `spec.workloadRef` names: a change
+    /// of the Deployment's template is a change of theirs.
+    pub(crate) rollouts_by_workload: HashMap<ObjKey, BTreeSet<String>>,
     /// When each running pod started, at full precision (`status.startTime`
     /// has whole seconds only), for readiness and Job completion times.
     pub(crate) pod_started: HashMap<ObjKey, DateTime<Utc>>,
@@ -315,6 +334,7 @@ impl ControllerState {
         self.replicasets_by_owner.clear();
         self.revisions_by_owner.clear();
         self.slices_by_service.clear();
+        self.rollouts_by_workload.clear();
         for resource in watched() {
             for obj in world.store.list(resource, None) {
                 self.note(resource, EventType::Added, &obj);
@@ -354,7 +374,30 @@ impl ControllerState {
                 self.dirty.mark_controller_of(obj);
             }
             "Deployment" => {
+                for rollout in self.rollouts_by_workload.get(&key).into_iter().flatten() {
+                    self.dirty
+                        .rollouts
+                        .insert(ObjKey::new(&key.namespace, rollout));
+                }
                 self.dirty.deployments.insert(key);
+            }
+            "Rollout" => {
+                self.rollouts_by_workload
+                    .retain(|_, rollouts| !(rollouts.remove(&key.name) && rollouts.is_empty()));
+                let workload = obj
+                    .pointer("/spec/workloadRef/name")
+                    .and_then(Value::as_str)
+                    .filter(|_| !deleted);
+                if let Some(workload) = workload {
+                    self.rollouts_by_workload
+                        .entry(ObjKey::new(&key.namespace, workload))
+                        .or_default()
+                        .insert(key.name.clone());
+                }
+                self.dirty.rollouts.insert(key);
+            }
+            "CronJob" => {
+                self.dirty.cronjobs.insert(key);
             }
             "StatefulSet" => {
                 self.dirty.statefulsets.insert(key);
@@ -363,6 +406,7 @@ impl ControllerState {
                 self.dirty.daemonsets.insert(key);
             }
             "Job" => {
+                self.dirty.mark_controller_of(obj);
                 self.dirty.jobs.insert(key);
             }
             "Service" | "Endpoints" => {

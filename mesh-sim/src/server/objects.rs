@@ -17,7 +17,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::faults::FaultRequest;
 use crate::patch::{PatchType, apply_patch};
 use crate::resources::{self, Resource};
-use crate::selectors::{label_selector_matches, labels_of};
 use crate::store::{Obj, Stored};
 use crate::world::{World, WriteOptions, metadata_mut};
 
@@ -49,13 +48,16 @@ fn verb(method: &Method, path: &ResourcePath, watching: bool) -> ApiResult<&'sta
 }
 
 /// Finds the kind a path names: builtin first, then kinds registered at run time.
+/// A kind the cluster does not serve (Argo's, when it is not installed) is
+/// not found, as a path under a group without its CRD is.
 fn resolve(world: &World, path: &ResourcePath) -> Option<&'static Resource> {
-    resources::lookup(&path.group, &path.version, &path.plural).or_else(|| {
-        world
-            .store
-            .kinds()
-            .find(|r| r.group == path.group && r.version == path.version && r.plural == path.plural)
-    })
+    resources::lookup(&path.group, &path.version, &path.plural)
+        .or_else(|| {
+            world.store.kinds().find(|r| {
+                r.group == path.group && r.version == path.version && r.plural == path.plural
+            })
+        })
+        .filter(|r| world.config.serves(r))
 }
 
 /// Whether kubectl asked for a Table, and what its rows should carry.
@@ -632,40 +634,29 @@ fn delete_collection(
     ))
 }
 
-/// A label selector as the text `status.selector` of a Scale carries.
-fn selector_text(selector: Option<&Value>) -> String {
-    let Some(selector) = selector else {
-        return String::new();
-    };
-    let mut parts: Vec<String> = Vec::new();
-    if let Some(m) = selector.get("matchLabels").and_then(Value::as_object) {
-        parts.extend(
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))),
-        );
-    }
-    if let Some(exprs) = selector.get("matchExpressions").and_then(Value::as_array) {
-        for e in exprs {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-            let values: Vec<&str> = e
-                .get("values")
-                .and_then(Value::as_array)
-                .map(|v| v.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-                "In" => parts.push(format!("{key} in ({})", values.join(","))),
-                "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
-                "Exists" => parts.push(key.to_string()),
-                "DoesNotExist" => parts.push(format!("!{key}")),
-                _ => {}
-            }
-        }
-    }
-    parts.join(",")
-}
-
 /// The `autoscaling/v1` Scale of a Deployment, ReplicaSet or StatefulSet.
 pub fn scale_of(obj: &Value) -> Value {
+    // A Rollout's CRD declares its own paths: `.status.HPAReplicas` and the
+    // selector text in `.status.selector`.
+    let rollout = obj.get("kind").and_then(Value::as_str) == Some("Rollout");
+    let status_replicas = if rollout {
+        "/status/HPAReplicas"
+    } else {
+        "/status/replicas"
+    };
+    let selector = if rollout {
+        json!(
+            obj.pointer("/status/selector")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        )
+    } else {
+        json!(
+            obj.pointer("/spec/selector")
+                .map(crate::selectors::format_label_selector)
+                .unwrap_or_default()
+        )
+    };
     let meta = |k: &str| {
         obj.pointer(&format!("/metadata/{k}"))
             .cloned()
@@ -683,8 +674,8 @@ pub fn scale_of(obj: &Value) -> Value {
         },
         "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
         "status": {
-            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": selector_text(obj.pointer("/spec/selector")),
+            "replicas": obj.pointer(status_replicas).and_then(Value::as_i64).unwrap_or(0),
+            "selector": selector,
         },
     })
 }
@@ -745,38 +736,11 @@ fn evict(
             opts.dry_run = true;
         }
     }
-    let pods = resources::kinds::pods();
     {
         let mut world = lock(&shared.world);
-        let pod = world
-            .store
-            .get(pods, namespace, name)
-            .ok_or_else(|| ApiError::not_found(pods.plural, name))?;
-        let labels = labels_of(&pod);
-        let blocking = world
-            .store
-            .list(resources::kinds::pdbs(), Some(namespace))
-            .find(|pdb| {
-                pdb.pointer("/spec/selector")
-                    .is_some_and(|sel| label_selector_matches(sel, &labels).unwrap_or(false))
-                    && pdb
-                        .pointer("/status/disruptionsAllowed")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(0)
-                        < 1
-            });
-        if let Some(pdb) = blocking {
-            let pdb_name = pdb
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let mut e = ApiError::too_many_requests(10);
-            e.message = format!(
-                "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {pdb_name} needs more healthy pods."
-            );
-            return Err(e);
+        if let Err(refused) = crate::controllers::pdb::evict(&mut world, namespace, name, &opts)? {
+            return Err(refused.to_api_error());
         }
-        world.delete(pods, namespace, name, &opts)?;
     }
     wrote(shared, &opts);
     Ok(json_response(

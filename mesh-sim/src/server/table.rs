@@ -334,6 +334,59 @@ fn columns(resource: &Resource) -> Vec<Column> {
                 "Name must be unique within a namespace.",
             ),
         ],
+        // The printer columns of Argo's CRD (`manifests/crds/rollout-crd.yaml`).
+        "Rollout" => vec![
+            NAME,
+            col("Desired", "integer", 0, "Number of desired pods"),
+            col(
+                "Current",
+                "integer",
+                0,
+                "Total number of non-terminated pods targeted by this rollout",
+            ),
+            col(
+                "Up-to-date",
+                "integer",
+                0,
+                "Total number of non-terminated pods targeted by this rollout that have the desired template spec",
+            ),
+            col(
+                "Available",
+                "integer",
+                0,
+                "Total number of available pods (ready for at least minReadySeconds) targeted by this rollout",
+            ),
+            col("Age", "date", 0, "Time since resource was created"),
+        ],
+        "CronJob" => vec![
+            NAME,
+            col("Schedule", "string", 0, "The schedule in Cron format."),
+            col(
+                "Timezone",
+                "string",
+                0,
+                "The time zone name for the schedule.",
+            ),
+            col(
+                "Suspend",
+                "boolean",
+                0,
+                "Whether subsequent executions are suspended.",
+            ),
+            col(
+                "Active",
+                "integer",
+                0,
+                "The number of pointers to currently running jobs.",
+            ),
+            col(
+                "Last Schedule",
+                "string",
+                0,
+                "Information when was the last time the job was successfully scheduled.",
+            ),
+            AGE,
+        ],
         "Job" => vec![
             NAME,
             col("Status", "string", 0, "Status of the job."),
@@ -590,6 +643,43 @@ fn cells(resource: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
                         .to_string()
                 ),
                 name,
+            ]
+        }
+        "Rollout" => {
+            // A CRD's cells: the value at each column's path, null when absent.
+            let at = |pointer: &str| obj.pointer(pointer).cloned().unwrap_or(Value::Null);
+            vec![
+                name,
+                at("/spec/replicas"),
+                at("/status/replicas"),
+                at("/status/updatedReplicas"),
+                at("/status/availableReplicas"),
+                // A `date` column is rendered as an age, as the API server
+                // renders a CRD's.
+                age,
+            ]
+        }
+        "CronJob" => {
+            let last = s(obj, "/status/lastScheduleTime")
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| human_duration(now.signed_duration_since(t.with_timezone(&Utc))))
+                .unwrap_or_else(|| "<none>".to_string());
+            vec![
+                name,
+                json!(s(obj, "/spec/schedule").unwrap_or("")),
+                json!(or_none(s(obj, "/spec/timeZone"))),
+                json!(
+                    obj.pointer("/spec/suspend")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                ),
+                json!(
+                    obj.pointer("/status/active")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len)
+                ),
+                json!(last),
+                age,
             ]
         }
         "Job" => {

@@ -1,0 +1,202 @@
+//! Restarts paced by PodDisruptionBudgets: which budgets each restart
+//! spends, which restarts must wait, and which cannot start at all.
+//!
+//! ```text
+//! plan: each action ─► the PDBs selecting its pods (template labels) with status.disruptionsAllowed
+//!   a budget allowing 0  ─► held: not restarted, with that reason (or refused: --fail-on-blocked)
+//!   otherwise            ─► Pacing: a restart may start while, for every budget it spends,
+//!                           the restarts in flight spending it are fewer than it allows
+//! engine (run::batch) ─► asks Pacing::may_start before each start; never sleeps on a budget
+//! ```
+//!
+//! A restart replaces pods, which is a voluntary disruption: a budget that
+//! allows none now would either be ignored (a Deployment's rollout deletes
+//! pods without asking) or stall the restart until `--timeout` (Argo
+//! Rollouts and `--delete-pods`-style evictions are refused with 429). So a
+//! workload whose budget allows 0 disruptions is held before anything is
+//! written, and two restarts that take pods from the same budget never run
+//! together beyond what it allows. The decision is made once, from the
+//! budgets as planned; it is pure, and the engine only applies it.
+
+use serde::Serialize;
+
+use crate::snapshot::{Labels, PdbInfo};
+
+/// A PodDisruptionBudget a restart spends from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Budget {
+    pub name: String,
+    /// `status.disruptionsAllowed` when planned.
+    pub disruptions_allowed: i32,
+}
+
+/// The budgets of `namespace` whose selector matches a pod with `labels`.
+pub fn covering_budgets(pdbs: &[PdbInfo], namespace: &str, labels: &Labels) -> Vec<Budget> {
+    let mut budgets: Vec<Budget> = pdbs
+        .iter()
+        .filter(|p| p.namespace == namespace && p.selector.matches(labels))
+        .map(|p| Budget {
+            name: p.name.clone(),
+            disruptions_allowed: p.disruptions_allowed,
+        })
+        .collect();
+    budgets.sort();
+    budgets
+}
+
+/// The first budget that allows no disruption now, if any: the reason a
+/// restart is held.
+pub fn blocking_budget(budgets: &[Budget]) -> Option<&Budget> {
+    budgets.iter().find(|b| b.disruptions_allowed <= 0)
+}
+
+/// Which restarts may run together: one entry per action, in plan order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pacing {
+    /// For each action, the (namespace, budget) keys it spends from.
+    spends: Vec<Vec<usize>>,
+    /// For each key: how many restarts spending it may run at once.
+    allowed: Vec<i32>,
+}
+
+impl Pacing {
+    /// From each action's namespace and budgets.
+    pub fn new<'a>(actions: impl IntoIterator<Item = (&'a str, &'a [Budget])>) -> Pacing {
+        let mut keys: Vec<(&str, &str)> = Vec::new();
+        let mut allowed = Vec::new();
+        let mut spends = Vec::new();
+        for (namespace, budgets) in actions {
+            let mut mine = Vec::new();
+            for budget in budgets {
+                let key = (namespace, budget.name.as_str());
+                let index = match keys.iter().position(|k| *k == key) {
+                    Some(i) => i,
+                    None => {
+                        keys.push(key);
+                        allowed.push(budget.disruptions_allowed);
+                        keys.len() - 1
+                    }
+                };
+                mine.push(index);
+            }
+            spends.push(mine);
+        }
+        Pacing { spends, allowed }
+    }
+
+    /// Whether action `index` may start while `in_flight` (indices of the
+    /// actions running) run: every budget it spends has room left.
+    pub fn may_start(&self, index: usize, in_flight: &[usize]) -> bool {
+        let Some(mine) = self.spends.get(index) else {
+            return true;
+        };
+        mine.iter().all(|key| {
+            let spending = in_flight
+                .iter()
+                .filter(|other| {
+                    self.spends
+                        .get(**other)
+                        .is_some_and(|theirs| theirs.contains(key))
+                })
+                .count();
+            (spending as i64) < i64::from(self.allowed[*key])
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::LabelMatcher;
+
+    fn pdb(namespace: &str, name: &str, app: &str, allowed: i32) -> PdbInfo {
+        PdbInfo {
+            namespace: namespace.into(),
+            name: name.into(),
+            selector: LabelMatcher::from_map(&Labels::from([("app".into(), app.into())])),
+            min_available: None,
+            max_unavailable: None,
+            disruptions_allowed: allowed,
+            current_healthy: 0,
+            desired_healthy: 0,
+            expected_pods: 0,
+        }
+    }
+
+    fn labels(app: &str) -> Labels {
+        Labels::from([("app".to_string(), app.to_string())])
+    }
+
+    fn budget(name: &str, allowed: i32) -> Budget {
+        Budget {
+            name: name.into(),
+            disruptions_allowed: allowed,
+        }
+    }
+
+    #[test]
+    fn the_budgets_of_a_workload_are_those_selecting_its_pods_in_its_namespace() {
+        let pdbs = [
+            pdb("shop", "web", "web", 1),
+            pdb("shop", "api", "api", 1),
+            pdb("pay", "web", "web", 0),
+        ];
+        assert_eq!(
+            covering_budgets(&pdbs, "shop", &labels("web")),
+            [budget("web", 1)]
+        );
+        assert!(covering_budgets(&pdbs, "shop", &labels("cart")).is_empty());
+    }
+
+    #[test]
+    fn a_budget_allowing_no_disruption_holds_the_restart() {
+        let budgets = [budget("a", 2), budget("web", 0)];
+        assert_eq!(blocking_budget(&budgets), Some(&budget("web", 0)));
+        assert_eq!(blocking_budget(&[budget("a", 1)]), None);
+    }
+
+    #[test]
+    fn restarts_sharing_a_budget_run_no_more_at_once_than_it_allows() {
+        // Three workloads of shop under one PDB allowing 2, a fourth under
+        // its own, and one in pay under a PDB of the same name.
+        let shared = [budget("shop-all", 2)];
+        let own = [budget("cart", 1)];
+        let pay = [budget("shop-all", 1)];
+        let none: [Budget; 0] = [];
+        let pacing = Pacing::new([
+            ("shop", &shared[..]),
+            ("shop", &shared[..]),
+            ("shop", &shared[..]),
+            ("shop", &own[..]),
+            ("pay", &pay[..]),
+            ("shop", &none[..]),
+        ]);
+        assert!(pacing.may_start(0, &[]));
+        assert!(pacing.may_start(1, &[0]));
+        assert!(!pacing.may_start(2, &[0, 1]), "the budget allows two");
+        assert!(pacing.may_start(2, &[1]), "one finished: room again");
+        assert!(pacing.may_start(3, &[0, 1]), "another budget");
+        assert!(!pacing.may_start(3, &[0, 1, 3]));
+        assert!(
+            pacing.may_start(4, &[0, 1]),
+            "pay's budget is another, though named alike"
+        );
+        assert!(
+            pacing.may_start(5, &[0, 1, 2, 3, 4]),
+            "no budget: no pacing"
+        );
+    }
+
+    #[test]
+    fn a_restart_spending_two_budgets_needs_room_in_both() {
+        let both = [budget("a", 1), budget("b", 2)];
+        let a = [budget("a", 1)];
+        let b = [budget("b", 2)];
+        let pacing = Pacing::new([("shop", &both[..]), ("shop", &a[..]), ("shop", &b[..])]);
+        assert!(!pacing.may_start(0, &[1]));
+        assert!(pacing.may_start(0, &[2]));
+        assert!(!pacing.may_start(1, &[0]));
+        assert!(pacing.may_start(2, &[0]));
+    }
+}
