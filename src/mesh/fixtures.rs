@@ -65,6 +65,8 @@ fn webhook(
     WebhookInfo {
         name: name.into(),
         rules: vec![pods_create_rule()],
+        raw_namespace_selector: namespace_selector.to_json(),
+        raw_object_selector: object_selector.to_json(),
         namespace_selector,
         object_selector,
         failure_policy: "Fail".into(),
@@ -76,6 +78,7 @@ fn webhook(
         }),
         url: None,
         has_match_conditions: false,
+        ..WebhookInfo::default()
     }
 }
 
@@ -630,6 +633,7 @@ impl ClusterFixture {
             ready: 1,
             available: 1,
             updated: 1,
+            helm_release: None,
         });
         let mut selector = labels(&[("app", "istiod")]);
         match revision {
@@ -651,6 +655,7 @@ impl ClusterFixture {
                 node_port: None,
             }],
             owners: Vec::new(),
+            ..ServiceInfo::default()
         });
         let rev = revision.unwrap_or("default");
         let cm = if revision.is_some() {
@@ -683,6 +688,7 @@ impl ClusterFixture {
                 name: format!("istio-sidecar-injector-{revision}"),
                 labels: labels(&[("app", "sidecar-injector"), ("istio.io/rev", revision)]),
                 webhooks: istio_webhooks(revision, &service, false),
+                ..WebhookConfigurationInfo::default()
             });
         self
     }
@@ -711,6 +717,7 @@ impl ClusterFixture {
                 name: config,
                 labels: labels(&[("app", "sidecar-injector"), ("istio.io/rev", revision)]),
                 webhooks: istio_webhooks(revision, &deployment, true),
+                ..WebhookConfigurationInfo::default()
             });
         self
     }
@@ -741,9 +748,13 @@ impl ClusterFixture {
                 if !default_revision {
                     continue;
                 }
+                let raw =
+                    serde_json::json!({"matchLabels": {"istio.io/deactivated": "never-match"}});
                 for hook in &mut config.webhooks {
                     hook.namespace_selector = never();
                     hook.object_selector = never();
+                    hook.raw_namespace_selector = Some(raw.clone());
+                    hook.raw_object_selector = Some(raw.clone());
                 }
             }
         }
@@ -757,6 +768,7 @@ impl ClusterFixture {
                     ("istio.io/tag", tag),
                 ]),
                 webhooks: istio_webhooks(tag, &service, tag == "default"),
+                ..WebhookConfigurationInfo::default()
             });
         self
     }
@@ -791,6 +803,7 @@ impl ClusterFixture {
                 node_port: None,
             }],
             owners: Vec::new(),
+            ..ServiceInfo::default()
         });
         self
     }
@@ -803,6 +816,7 @@ impl ClusterFixture {
                 name: format!("istio-revision-tag-{tag}"),
                 labels: labels(&[("istio.io/rev", revision), ("istio.io/tag", tag)]),
                 webhooks: istio_webhooks(tag, &format!("istiod-{revision}"), false),
+                ..WebhookConfigurationInfo::default()
             });
         self
     }
@@ -864,6 +878,7 @@ impl ClusterFixture {
                     ns,
                     obj,
                 )],
+                ..WebhookConfigurationInfo::default()
             });
         self
     }
@@ -937,6 +952,7 @@ impl ClusterFixture {
                 name: name.into(),
                 labels: Labels::new(),
                 webhooks: vec![hook],
+                ..WebhookConfigurationInfo::default()
             });
         self
     }
@@ -1004,6 +1020,7 @@ impl ClusterFixture {
                 })
                 .collect(),
             owners: Vec::new(),
+            ..ServiceInfo::default()
         });
         self
     }
