@@ -545,7 +545,7 @@ fn point_tag(
         out.notes.insert(
             0,
             format!(
-                "written as `istioctl tag set {tag} --revision {revision}` of {} writes them",
+                "the objects are those `istioctl tag set {tag} --revision {revision}` of {} writes",
                 layout.describe()
             ),
         );
@@ -1387,6 +1387,124 @@ pub fn tag_list(snapshot: &ClusterSnapshot) -> TagList {
         kind: "TagList",
         control_plane_namespace: namespace.clone(),
         tags,
+    }
+}
+
+/// How one write of a tag plan ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteOutcome {
+    /// Sent and stored.
+    Written,
+    /// Sent with `dryRun=All`: accepted, not stored.
+    Rehearsed,
+    /// Conflicted, and the object as it is now already shows the write (a
+    /// retry after the server stored it): not sent again.
+    Landed,
+    /// A delete found nothing to delete.
+    AlreadyGone,
+    Failed,
+    /// Not sent: an earlier write failed, or Ctrl-C.
+    NotSent,
+}
+
+impl WriteOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteOutcome::Written => "written",
+            WriteOutcome::Rehearsed => "rehearsed",
+            WriteOutcome::Landed => "already-written",
+            WriteOutcome::AlreadyGone => "already-gone",
+            WriteOutcome::Failed => "failed",
+            WriteOutcome::NotSent => "not-sent",
+        }
+    }
+
+    /// Whether the cluster now shows the write.
+    pub fn took_effect(self) -> bool {
+        matches!(
+            self,
+            WriteOutcome::Written | WriteOutcome::Landed | WriteOutcome::AlreadyGone
+        )
+    }
+}
+
+/// One write's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagWriteResult {
+    pub target: ObjectRef,
+    /// `create`, `patch` or `delete`.
+    pub change: &'static str,
+    pub outcome: WriteOutcome,
+    /// Why it failed, or what was found.
+    pub detail: Option<String>,
+}
+
+/// `create`, `patch` or `delete`.
+pub fn change_name(write: &Write) -> &'static str {
+    match write.change {
+        crate::write::Change::Create(_) => "create",
+        crate::write::Change::Patch(_) => "patch",
+        crate::write::Change::Delete => "delete",
+    }
+}
+
+/// What `tag set`/`--undo`/`remove` did (`-o json|yaml`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagReport {
+    pub api_version: &'static str,
+    /// `TagReport`.
+    pub kind: &'static str,
+    pub operation: &'static str,
+    pub tag: String,
+    pub from_revision: Option<String>,
+    pub to_revision: Option<String>,
+    /// `--dry-run=server`: nothing was stored.
+    pub server_dry_run: bool,
+    /// One per planned write, in order.
+    pub results: Vec<TagWriteResult>,
+    /// Namespaces whose new pods now get another revision.
+    pub namespaces: Vec<NamespaceMove>,
+    /// Workloads that now run another proxy than a new pod gets.
+    pub stale: Vec<AffectedWorkload>,
+    /// The command that undoes it (when something was written).
+    pub undo: Option<String>,
+}
+
+impl TagReport {
+    pub fn new(plan: &TagPlan, results: Vec<TagWriteResult>, server_dry_run: bool) -> Self {
+        let wrote = results.iter().any(|r| r.outcome.took_effect());
+        TagReport {
+            api_version: API_VERSION,
+            kind: "TagReport",
+            operation: plan.operation,
+            tag: plan.tag.clone(),
+            from_revision: plan.from_revision.clone(),
+            to_revision: plan.to_revision.clone(),
+            server_dry_run,
+            results,
+            namespaces: plan.namespaces.clone(),
+            stale: plan.becoming_stale().into_iter().cloned().collect(),
+            undo: if wrote { plan.undo.clone() } else { None },
+        }
+    }
+
+    /// The writes that failed.
+    pub fn failures(&self) -> Vec<&TagWriteResult> {
+        self.results
+            .iter()
+            .filter(|r| r.outcome == WriteOutcome::Failed)
+            .collect()
+    }
+
+    /// The writes the cluster now shows.
+    pub fn written(&self) -> Vec<&TagWriteResult> {
+        self.results
+            .iter()
+            .filter(|r| r.outcome.took_effect())
+            .collect()
     }
 }
 

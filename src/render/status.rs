@@ -32,6 +32,14 @@ pub fn status_table(report: &StatusReport, wide: bool, layout: &Layout) -> Strin
         "CONTROL PLANE",
         control_plane(report, &style),
     );
+    if !report.revisions.is_empty() {
+        section(
+            &mut out,
+            &style,
+            "REVISION USAGE",
+            super::revision_usage::usage_table(report, style.wide, &style.layout),
+        );
+    }
     section(&mut out, &style, "NAMESPACES", namespaces(report, &style));
     section(&mut out, &style, "WORKLOADS", workloads(report, &style));
     if !report.unreachable_pods.is_empty() {

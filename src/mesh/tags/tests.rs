@@ -103,7 +103,9 @@ fn a_new_tag_on_a_1_22_revision_is_the_webhook_configuration_istioctl_1_22_write
         }))
     );
     assert!(
-        plan.notes[0].contains("`istioctl tag set prod-canary --revision 1-22-3` of Istio 1.22.3"),
+        plan.notes[0].contains(
+            "those `istioctl tag set prod-canary --revision 1-22-3` of Istio 1.22.3 writes"
+        ),
         "{:?}",
         plan.notes
     );

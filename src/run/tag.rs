@@ -1,0 +1,93 @@
+//! Applying a [`TagPlan`]: its writes one after the other, in the plan's
+//! order, stopping at the first that fails.
+//!
+//! ```text
+//! plan.writes ─► apply(write) ─► written | rehearsed (dryRun=All)
+//!                  409 ─► GET ─► tags::landed(write, fresh)? ─► already written (not sent again)
+//!                                                      else ─► failed: changed by someone else
+//! a failure ─► the later writes are not sent
+//! ```
+//!
+//! The order carries meaning: a `default` tag's webhooks are created before
+//! the default revision's own are made never to match (and put back before
+//! the tag's are deleted on undo), so no moment passes without an injector
+//! for `istio-injection=enabled` namespaces. A write never overwrites
+//! another writer's change: every patch carries the resourceVersion it was
+//! planned on, every delete the uid, and after a conflict the only thing
+//! accepted is the object already showing this very write.
+
+use super::apply::{Applied, Replan, Sent, apply};
+use crate::api::{ApiClient, WriteMode};
+use crate::mesh::tags::{TagPlan, TagWriteResult, WriteOutcome, change_name, landed};
+use crate::write::{Change, Write};
+
+/// 409s one write may answer before the run gives up on it (each is a
+/// fresh read).
+const MAX_CONFLICTS: u32 = 3;
+
+/// Send every write of `plan`, in order; one result per write.
+pub async fn apply_tag(writer: &ApiClient, plan: &TagPlan) -> Vec<TagWriteResult> {
+    let rehearsal = writer.write_mode() == WriteMode::ServerDryRun;
+    let mut results = Vec::new();
+    let mut failed = false;
+    for write in &plan.writes {
+        let result = |outcome, detail: Option<String>| TagWriteResult {
+            target: write.target.clone(),
+            change: change_name(write),
+            outcome,
+            detail,
+        };
+        if failed {
+            results.push(result(WriteOutcome::NotSent, None));
+            continue;
+        }
+        let (outcome, detail) = apply_one(writer, write, rehearsal).await;
+        failed = outcome == WriteOutcome::Failed;
+        tracing::info!(target = %write.target, outcome = outcome.as_str(), "tag write");
+        results.push(result(outcome, detail));
+    }
+    results
+}
+
+async fn apply_one(
+    writer: &ApiClient,
+    write: &Write,
+    rehearsal: bool,
+) -> (WriteOutcome, Option<String>) {
+    let is_delete = matches!(write.change, Change::Delete);
+    let mut landed_on_reread = false;
+    let applied = apply(writer, write.clone(), (), MAX_CONFLICTS, |fresh| match fresh {
+        None if is_delete => Replan::Unneeded("already gone".to_string()),
+        None => Replan::Fail(format!("{} was deleted meanwhile", write.target)),
+        Some(fresh) if landed(write, fresh) => {
+            landed_on_reread = true;
+            Replan::Landed(())
+        }
+        Some(_) if is_delete => Replan::Fail(format!(
+            "{} was replaced by another object of the same name since it was read; run the command again",
+            write.target
+        )),
+        Some(_) => Replan::Fail(format!(
+            "{} was changed by someone else since it was read; run the command again to plan on it as it is now",
+            write.target
+        )),
+    })
+    .await;
+    match applied {
+        Applied::Written { .. } if landed_on_reread => (
+            WriteOutcome::Landed,
+            Some("the object already shows this write".to_string()),
+        ),
+        Applied::Written {
+            sent: Sent::AlreadyGone,
+            ..
+        } => (WriteOutcome::AlreadyGone, None),
+        Applied::Written { .. } if rehearsal => (
+            WriteOutcome::Rehearsed,
+            Some("accepted by the server (dryRun=All)".to_string()),
+        ),
+        Applied::Written { .. } => (WriteOutcome::Written, None),
+        Applied::Unneeded { why, .. } => (WriteOutcome::AlreadyGone, Some(why)),
+        Applied::Failed { error, .. } => (WriteOutcome::Failed, Some(format!("{error:#}"))),
+    }
+}
