@@ -666,7 +666,13 @@ fn reactivate(config: &WebhookConfigurationInfo) -> Option<(Write, WebhookConfig
         after_hook.namespace_selector = matcher_of(after_hook.raw_namespace_selector.as_ref());
         after_hook.object_selector = matcher_of(after_hook.raw_object_selector.as_ref());
     }
-    ops.push(json!({"op": "remove", "path": format!("/metadata/annotations/{}", pointer_key(DEACTIVATED_WEBHOOKS_ANNOTATION))}));
+    // The record was the only annotation: the map goes with it, as it was
+    // before (an empty map is no annotation to the API server).
+    if config.annotations.len() == 1 {
+        ops.push(json!({"op": "remove", "path": "/metadata/annotations"}));
+    } else {
+        ops.push(json!({"op": "remove", "path": format!("/metadata/annotations/{}", pointer_key(DEACTIVATED_WEBHOOKS_ANNOTATION))}));
+    }
     after.annotations.remove(DEACTIVATED_WEBHOOKS_ANNOTATION);
     let mut write = Write::patch(
         ObjectRef::cluster(ObjectKind::MutatingWebhookConfiguration, &config.name),

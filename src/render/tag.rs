@@ -297,7 +297,10 @@ pub fn list_table(list: &TagList, wide: bool, layout: &Layout) -> String {
         columns.push(("SERVICE", Fit::Whole));
         columns.push(("UNDO TO", Fit::Whole));
     }
-    columns.push(("PROBLEMS", Fit::Words));
+    let problems = list.tags.iter().any(|t| !t.problems.is_empty());
+    if problems {
+        columns.push(("PROBLEMS", Fit::Words));
+    }
     let mut table = Table::new(*layout, &columns);
     for t in &list.tags {
         let mut row = vec![
@@ -319,11 +322,13 @@ pub fn list_table(list: &TagList, wide: bool, layout: &Layout) -> String {
                 Some(u) => u.revision.clone().unwrap_or_else(|| "(removed)".into()),
             }));
         }
-        row.push(if t.problems.is_empty() {
-            Cell::new("")
-        } else {
-            Cell::colored(t.problems.join("; "), Color::Red)
-        });
+        if problems {
+            row.push(if t.problems.is_empty() {
+                Cell::new("")
+            } else {
+                Cell::colored(t.problems.join("; "), Color::Red)
+            });
+        }
         table.row(row);
     }
     table.render()
