@@ -310,6 +310,11 @@ fn user_push(list: &mut Vec<RevisionUser>, u: RevisionUser) {
 /// A sentence summarising `used_by`: `2 namespaces (legacy, shop), 1 tag
 /// (default), 5 workloads, 1 gateway, 1 pod`.
 pub fn summary(used_by: &[RevisionUser]) -> String {
+    summary_parts(used_by).join(", ")
+}
+
+/// The parts of [`summary`], one per kind.
+pub fn summary_parts(used_by: &[RevisionUser]) -> Vec<String> {
     let names = |kind: &str| -> Vec<&str> {
         used_by
             .iter()
@@ -353,7 +358,7 @@ pub fn summary(used_by: &[RevisionUser]) -> String {
             webhooks.join(", ")
         ));
     }
-    parts.join(", ")
+    parts
 }
 
 #[cfg(test)]

@@ -947,6 +947,27 @@ fn summarise(
 
     // The canary's next move: namespaces on an older revision than the newest.
     if let Some(newest) = newest_revision(control_plane) {
+        // Tags first: moving one moves every namespace on it at once.
+        for tag in control_plane
+            .tags
+            .iter()
+            .filter(|_| stale_by_target.is_empty())
+        {
+            if let Some(r) = &tag.revision {
+                if r != newest
+                    && older(control_plane, r, newest)
+                    && Some(tag.name.as_str()) != default_revision
+                {
+                    steps.push(NextStep {
+                        message: format!("revision tag {} still points at {r}", tag.name),
+                        command: Some(format!(
+                            "kubectl mesh-upgrade tag set {} --revision {newest} --restart",
+                            tag.name
+                        )),
+                    });
+                }
+            }
+        }
         let behind: BTreeSet<String> = namespaces
             .iter()
             .filter(|n| n.problems.is_empty() && n.tag.as_deref().is_none_or(|t| t == "default"))
@@ -965,26 +986,6 @@ fn summarise(
                 ),
                 command: Some(format!("kubectl mesh-upgrade relabel -n {} --to {newest}", join(&behind))),
             });
-        }
-        for tag in control_plane
-            .tags
-            .iter()
-            .filter(|_| stale_by_target.is_empty())
-        {
-            if let Some(r) = &tag.revision {
-                if r != newest
-                    && older(control_plane, r, newest)
-                    && Some(tag.name.as_str()) != default_revision
-                {
-                    steps.push(NextStep {
-                        message: format!("revision tag {} still points at {r}", tag.name),
-                        command: Some(format!(
-                            "kubectl mesh-upgrade tag set {} --revision {newest}",
-                            tag.name
-                        )),
-                    });
-                }
-            }
         }
     }
 

@@ -7,8 +7,9 @@
 
 use super::Layout;
 use super::table::{Cell, Color, Fit, Table};
-use crate::mesh::revision_usage::summary;
+use crate::mesh::revision_usage::summary_parts;
 use crate::mesh::status::StatusReport;
+use crate::wrap::together;
 
 /// The section's body (empty when there is no revision).
 pub fn usage_table(report: &StatusReport, wide: bool, layout: &Layout) -> String {
@@ -25,7 +26,12 @@ pub fn usage_table(report: &StatusReport, wide: bool, layout: &Layout) -> String
     );
     for r in &report.revisions {
         let (in_use, text) = if r.in_use {
-            (Cell::new("yes"), summary(&r.used_by))
+            // Each kind's part kept on one line where it fits.
+            let parts: Vec<String> = summary_parts(&r.used_by)
+                .iter()
+                .map(|p| together(p))
+                .collect();
+            (Cell::new("yes"), parts.join(", "))
         } else if r.removable {
             (
                 Cell::colored("no", Color::Green),

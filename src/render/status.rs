@@ -690,6 +690,12 @@ REVISION  ISTIOD         VERSION  READY  TAGS                 DEFAULT
 1-21-2    istiod-1-21-2  1.21.2   1/1    default,prod-stable  yes
 1-22-3    istiod-1-22-3  1.22.3   1/1    prod-canary
 
+REVISION USAGE
+REVISION  IN USE  USED BY
+1-21-2    yes     3 namespaces (cart, legacy, shop), 2 tags (default, prod-stable), 6 workloads,
+                  1 gateway, 1 pod
+1-22-3    yes     2 namespaces (legacy, pay), 1 tag (prod-canary), 1 gateway
+
 NAMESPACES
 NAMESPACE  INJECTION        REVISION                  WORKLOADS  PROBLEMS
 cart       rev:prod-stable  1-21-2 (tag prod-stable)  1
