@@ -773,7 +773,7 @@ impl ClusterFixture {
         self
     }
 
-    /// The Service the istio-discovery chart (1.27+) renders for a revision
+    /// The Service the istio-discovery chart (1.28+) renders for a revision
     /// tag: `istiod-revision-tag-<tag>` labelled `istio.io/tag` and
     /// `istio.io/rev`, selecting the revision's istiod.
     pub fn tag_service(mut self, tag: &str, revision: &str) -> Self {

@@ -91,3 +91,101 @@ async fn apply_one(
         Applied::Failed { error, .. } => (WriteOutcome::Failed, Some(format!("{error:#}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::fake::{reply, replying, status_body};
+    use crate::mesh::fixtures::{ClusterFixture, canary_fixture};
+    use crate::mesh::tags::{TagOperation, TagRequest, plan};
+    use serde_json::json;
+
+    fn set(tag: &str, revision: &str) -> TagRequest {
+        TagRequest {
+            tag: tag.into(),
+            operation: TagOperation::Set {
+                revision: revision.into(),
+            },
+            force: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_move_stored_before_its_answer_failed_is_found_on_the_re_read_and_not_sent_again() {
+        let moved = plan(&canary_fixture().build(), &set("prod-stable", "1-22-3")).unwrap();
+        let stored = json!({
+            "metadata": {
+                "name": "istio-revision-tag-prod-stable",
+                "labels": {"istio.io/rev": "1-22-3", "istio.io/tag": "prod-stable"},
+                "annotations": {"mesh-upgrade.io/previous-revision": "{\"revision\":\"1-21-2\"}"},
+            },
+            "webhooks": moved.writes[0].body_to_send()["webhooks"].clone(),
+        });
+        let (api, seen) = replying(move |method, _, _, _| match method {
+            // The retry after a 500 that was stored: its resourceVersion is old.
+            "PATCH" => reply(
+                409,
+                status_body(409, "Conflict", "the object has been modified"),
+            ),
+            _ => reply(200, stored.clone()),
+        });
+        let results = apply_tag(&api, &moved).await;
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].outcome, WriteOutcome::Landed, "{results:?}");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "one PATCH, one GET: {seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_write_that_fails_stops_the_ones_after_it() {
+        let snapshot = ClusterFixture::new()
+            .default_revision_install("default", "1.21.2")
+            .revision("1-22-3", "1.22.3")
+            .build();
+        let moved = plan(&snapshot, &set("default", "1-22-3")).unwrap();
+        assert_eq!(moved.writes.len(), 2, "create the tag, then deactivate");
+        let (api, seen) = replying(|_, _, _, _| {
+            reply(
+                403,
+                status_body(
+                    403,
+                    "Forbidden",
+                    "cannot create mutatingwebhookconfigurations",
+                ),
+            )
+        });
+        let results = apply_tag(&api, &moved).await;
+        let outcomes: Vec<WriteOutcome> = results.iter().map(|r| r.outcome).collect();
+        assert_eq!(outcomes, [WriteOutcome::Failed, WriteOutcome::NotSent]);
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            1,
+            "the default revision's webhooks were never touched"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_move_someone_else_changed_meanwhile_fails_without_overwriting_it() {
+        let moved = plan(&canary_fixture().build(), &set("prod-stable", "1-22-3")).unwrap();
+        let (api, seen) = replying(|method, _, _, _| match method {
+            "PATCH" => reply(
+                409,
+                status_body(409, "Conflict", "the object has been modified"),
+            ),
+            _ => reply(
+                200,
+                json!({"metadata": {"name": "istio-revision-tag-prod-stable", "labels": {"istio.io/rev": "1-20-0"}}}),
+            ),
+        });
+        let results = apply_tag(&api, &moved).await;
+        assert_eq!(results[0].outcome, WriteOutcome::Failed);
+        assert!(
+            results[0]
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains("changed by someone else")),
+            "{results:?}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+}
