@@ -145,12 +145,14 @@ pub fn revision_usage(
                         },
                     };
                     Some(format!("new pods get {rev} ({via})"))
-                } else if let Some(l) = label.filter(|l| l.as_str() == rev || tags.contains(&l.as_str())) {
-                    Some(format!(
-                        "labelled {REV_LABEL}={l}, which names {rev} (another label decides today)"
-                    ))
                 } else {
-                    None
+                    label
+                        .filter(|l| l.as_str() == rev || tags.contains(&l.as_str()))
+                        .map(|l| {
+                            format!(
+                                "labelled {REV_LABEL}={l}, which names {rev} (another label decides today)"
+                            )
+                        })
                 };
                 if let Some(reason) = reason {
                     used_by.push(user("Namespace", None, &ns.name, reason));
@@ -264,7 +266,7 @@ pub fn revision_usage(
                         && s.selects(&istiod.template_labels)
                         // `istiod` selects every revision's pods by
                         // app/istio labels: it is the default revision's.
-                        && (s.selector.get(REV_LABEL).is_some() || rev == "default")
+                        && (s.selector.contains_key(REV_LABEL) || rev == "default")
                 }) {
                     own_objects.push(OwnObject {
                         kind: "Service".into(),

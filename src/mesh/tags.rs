@@ -466,9 +466,8 @@ fn point_tag(
             out.writes.push(Write::create(
                 service_ref,
                 object,
-                format!(
-                    "create the tag's Service (Istio 1.28 on): istiod and `istioctl tag list` read the tag from it"
-                ),
+                "create the tag's Service (Istio 1.28 on): istiod and `istioctl tag list` read the tag from it"
+                    .to_string(),
             ));
         }
         None => {
@@ -828,6 +827,10 @@ pub fn plan(snapshot: &ClusterSnapshot, request: &TagRequest) -> Result<TagPlan,
     Ok(plan)
 }
 
+/// What undoing a tag writes: the revision it points at after (`None`:
+/// removed), the writes and their effects.
+type Undo = (Option<String>, Vec<Write>, Vec<Effect>);
+
 /// `tag set --undo`: each tag object back to its recorded revision (or
 /// deleted when the move created it), and for `default` the default
 /// revision's webhooks put back.
@@ -837,7 +840,7 @@ fn plan_undo(
     tag: &str,
     force: bool,
     notes: &mut Vec<String>,
-) -> Result<(Option<String>, Vec<Write>, Vec<Effect>), Error> {
+) -> Result<Undo, Error> {
     let namespace = &snapshot.control_plane_namespace;
     let webhook_name = tag_webhook_name(tag, namespace);
     let config = snapshot
