@@ -634,7 +634,9 @@ pub struct TagSetArgs {
     pub undo: bool,
 
     /// Continue into restart-sidecars for the workloads that became stale:
-    /// one plan, one question; --kind, --timeout, --concurrency, ... apply to it
+    /// one plan, one question; --kind, --timeout, --concurrency, ... apply to
+    /// it, and --all or --include-uninjected choose among the workloads whose
+    /// new pods change revision
     #[arg(long)]
     pub restart: bool,
 

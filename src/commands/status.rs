@@ -95,10 +95,15 @@ pub async fn run(
                 summary(&revision.used_by)
             ));
             code = ExitCode::NeedsAttention;
-        } else {
+        } else if revision.removable {
             output.note(&format!(
                 "status --require-unused {}: nothing uses it; remove it with: {}",
                 revision.revision, revision.remove_command
+            ));
+        } else {
+            output.note(&format!(
+                "status --require-unused {}: nothing uses it (though no revision of a newer version runs beside it)",
+                revision.revision
             ));
         }
     }

@@ -155,7 +155,7 @@ async fn change(
     let server_dry_run = write.dry_run == DryRun::Server;
     let client_dry_run = write.dry_run == DryRun::Client;
     let restart_plan = match &restart_config {
-        Some(config) if !plan.becoming_stale().is_empty() && !server_dry_run => {
+        Some(config) if !plan.workloads.is_empty() && !server_dry_run => {
             Some(restarts_after(&snapshot, &plan, config)?)
         }
         _ => None,
@@ -291,8 +291,10 @@ async fn change(
 }
 
 /// The restarts `--restart` makes: restart-sidecars' plan on the cluster as
-/// the tag's writes leave it, kept to the workloads that become stale (a
-/// workload already stale for another reason is left to restart-sidecars).
+/// the tag's writes leave it, kept to the workloads whose new pods change
+/// revision (by default those that become stale; `--all` and
+/// `--include-uninjected` widen it among them). A workload stale for
+/// another reason is left to restart-sidecars.
 fn restarts_after(
     snapshot: &ClusterSnapshot,
     plan: &TagPlan,
@@ -303,7 +305,7 @@ fn restarts_after(
     let mut restarts = plan_restart(&after, &config.options, Utc::now())
         .map_err(|e| Error::Usage(e.to_string()))?;
     let stale: BTreeSet<(String, String, String)> = plan
-        .becoming_stale()
+        .workloads
         .iter()
         .map(|w| {
             (

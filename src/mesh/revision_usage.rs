@@ -16,8 +16,10 @@
 //! ```
 //!
 //! Namespaces, tags and webhooks are always read whole; pods only in the
-//! namespaces read, so a revision is called unused only when every
-//! namespace was read (`complete`).
+//! namespaces read, so a revision is called removable only when every
+//! namespace was read (`complete`), and only when a newer revision runs
+//! beside it: a canary just installed, with nothing on it yet, is unused but
+//! not to be removed, and neither is the only control plane.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +27,7 @@ use serde::Serialize;
 
 use crate::mesh::control_plane::{ControlPlane, REV_LABEL, TAG_LABEL, WebhookTarget};
 use crate::mesh::injection::{INJECTION_LABEL, InjectionOutcome, expected_revision};
+use crate::mesh::proxy::Version;
 use crate::mesh::workloads::Classification;
 use crate::snapshot::{ClusterSnapshot, Labels, Scope};
 
@@ -63,6 +66,9 @@ pub struct RevisionUsage {
     pub remove_command: String,
     /// Every namespace was read, so `used_by` is whole.
     pub complete: bool,
+    /// A revision of a newer Istio version runs beside it (what is left
+    /// once this one goes).
+    pub superseded: bool,
 }
 
 impl RevisionUsage {
@@ -70,9 +76,10 @@ impl RevisionUsage {
         !self.used_by.is_empty()
     }
 
-    /// Nothing uses it and the whole cluster was read.
+    /// Nothing uses it, the whole cluster was read, and a newer revision
+    /// runs beside it.
     pub fn removable(&self) -> bool {
-        !self.in_use() && self.complete
+        !self.in_use() && self.complete && self.superseded
     }
 }
 
@@ -294,6 +301,15 @@ pub fn revision_usage(
                 own_objects,
                 remove_command,
                 complete,
+                superseded: control_plane.revisions.iter().any(|other| {
+                    match (
+                        revision.istiod_version.as_deref().and_then(Version::parse),
+                        other.istiod_version.as_deref().and_then(Version::parse),
+                    ) {
+                        (Some(this), Some(that)) => that > this,
+                        _ => false,
+                    }
+                }),
             }
         })
         .collect()
@@ -511,6 +527,48 @@ mod tests {
         let all = usage(&moved);
         assert!(of(&all, "default").used_by.is_empty());
         assert_eq!(keys(of(&all, "1-22-3")), ["RevisionTag/default"]);
+    }
+
+    #[test]
+    fn status_proposes_moving_a_tag_with_the_plugin_and_then_removing_the_unused_revision() {
+        use crate::mesh::fixtures::fixed_now;
+        use crate::mesh::status::build_status;
+        let on_tag = |tag_revision: &str, proxy: (&str, &str)| {
+            ClusterFixture::new()
+                .revision("1-21-2", "1.21.2")
+                .revision("1-22-3", "1.22.3")
+                .tag("prod-stable", tag_revision)
+                .namespace("shop", &[("istio.io/rev", "prod-stable")])
+                .workload(
+                    WorkloadFixture::deployment("shop", "web")
+                        .pods(2, ProxySpec::istio(proxy.0, proxy.1)),
+                )
+                .build()
+        };
+        let before = build_status(&on_tag("1-21-2", ("1-21-2", "1.21.2")), fixed_now());
+        let commands: Vec<&str> = before
+            .summary
+            .next_steps
+            .iter()
+            .filter_map(|s| s.command.as_deref())
+            .collect();
+        assert_eq!(
+            commands,
+            ["kubectl mesh-upgrade tag set prod-stable --revision 1-22-3 --restart"]
+        );
+        let after = build_status(&on_tag("1-22-3", ("1-22-3", "1.22.3")), fixed_now());
+        let old = after
+            .revisions
+            .iter()
+            .find(|r| r.revision == "1-21-2")
+            .unwrap();
+        assert!(!old.in_use && old.removable, "{old:?}");
+        let last = after.summary.next_steps.last().unwrap();
+        assert_eq!(
+            last.command.as_deref(),
+            Some("istioctl uninstall --revision 1-21-2")
+        );
+        assert!(!after.needs_attention(), "an unused revision is no problem");
     }
 
     #[test]

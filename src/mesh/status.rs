@@ -112,7 +112,8 @@ pub struct RevisionStatus {
     /// its istiod, or its own serve `istio-injection=enabled`). Pods are
     /// counted in the namespaces read only.
     pub used_by: Vec<RevisionUser>,
-    /// Nothing uses it and every namespace was read (`-A`): it can be removed.
+    /// Nothing uses it, every namespace was read (`-A`), and a revision of a
+    /// newer Istio version runs beside it: it can be removed.
     pub removable: bool,
     /// The command that removes it (`helm uninstall <release> -n <ns>`
     /// when Helm installed istiod, else `istioctl uninstall --revision <rev>`).

@@ -37,6 +37,11 @@ pub fn usage_table(report: &StatusReport, wide: bool, layout: &Layout) -> String
                 Cell::colored("no", Color::Green),
                 format!("nothing: it can be removed with {}", r.remove_command),
             )
+        } else if report.scope.all_namespaces {
+            (
+                Cell::new("no"),
+                "nothing yet (no newer revision runs beside it)".to_string(),
+            )
         } else {
             (
                 Cell::new("no"),
