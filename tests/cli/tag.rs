@@ -353,8 +353,19 @@ fn the_tag_based_canary_moves_the_tag_restarts_what_became_stale_and_ends_with_t
 fn tag_list_shows_each_tag_its_representation_and_its_users() {
     let sim = tags_scenario();
     let k = Kubectl::on(&sim);
+    sim.clear_requests();
     let run = k.mesh(&["tag", "list"]);
     assert_eq!(run.code, 0, "{run:#?}");
+    // The fixed read every verb starts from: one LIST per kind, cluster-wide,
+    // whatever the number of tags, namespaces or pods; nothing read by name.
+    let requests = sim.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.method == "GET" && r.name.is_empty()),
+        "{requests:#?}"
+    );
+    assert_eq!(requests.len(), 11, "{requests:#?}");
     assert_eq!(
         run.stdout,
         "TAG          REVISION  AS       NAMESPACES  PODS\n\
