@@ -137,6 +137,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_create_stored_before_its_answer_failed_is_found_on_the_re_read() {
+        let snapshot = ClusterFixture::new()
+            .revision("1-21-2", "1.21.2")
+            .revision("1-22-3", "1.22.3")
+            .build();
+        let created = plan(&snapshot, &set("prod-next", "1-22-3")).unwrap();
+        let stored = created.writes[0].body_to_send();
+        let (api, seen) = replying(move |method, _, _, _| match method {
+            "POST" => reply(409, status_body(409, "AlreadyExists", "already exists")),
+            _ => reply(200, stored.clone()),
+        });
+        let results = apply_tag(&api, &created).await;
+        assert_eq!(results[0].outcome, WriteOutcome::Landed, "{results:?}");
+        assert!(seen.lock().unwrap()[0].starts_with(
+            "POST /apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations?"
+        ));
+    }
+
+    #[tokio::test]
     async fn a_write_that_fails_stops_the_ones_after_it() {
         let snapshot = ClusterFixture::new()
             .default_revision_install("default", "1.21.2")
