@@ -21,7 +21,7 @@
 //! beside it: a canary just installed, with nothing on it yet, is unused but
 //! not to be removed, and neither is the only control plane.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -109,6 +109,16 @@ pub fn revision_usage(
     let complete = snapshot.scope == Scope::All;
     let cp_namespace = &snapshot.control_plane_namespace;
     let default_tag = control_plane.tag("default");
+    // What a plain new pod of each namespace gets, computed once (a big
+    // cluster has many workloads per namespace).
+    let namespace_gets: HashMap<&str, Option<String>> = snapshot
+        .namespaces
+        .iter()
+        .map(|n| {
+            let outcome = expected_revision(n, &Labels::new(), &Labels::new(), control_plane);
+            (n.name.as_str(), outcome.revision().map(str::to_string))
+        })
+        .collect();
     control_plane
         .revisions
         .iter()
@@ -178,8 +188,8 @@ pub fn revision_usage(
                 let what = if w.is_gateway { "gateway: " } else { "" };
                 if count > 0 {
                     let version = running.first().map(|v| format!(" ({v})")).unwrap_or_default();
-                    user_push(
-                        &mut used_by,
+                    // Each workload appears once in the classification.
+                    used_by.push(
                         user(
                             &w.kind.to_string(),
                             Some(&w.namespace),
@@ -191,11 +201,10 @@ pub fn revision_usage(
                 }
                 // A template that selects the revision itself, in a
                 // namespace that does not.
-                let namespace_gets = snapshot
-                    .namespace(&w.namespace)
-                    .map(|n| expected_revision(n, &Labels::new(), &Labels::new(), control_plane))
-                    .and_then(|o| o.revision().map(str::to_string));
-                if w.expected.revision() == Some(rev) && namespace_gets.as_deref() != Some(rev) {
+                let namespace_revision = namespace_gets
+                    .get(w.namespace.as_str())
+                    .and_then(|r| r.as_deref());
+                if w.expected.revision() == Some(rev) && namespace_revision != Some(rev) {
                     used_by.push(user(
                         &w.kind.to_string(),
                         Some(&w.namespace),
@@ -313,16 +322,6 @@ pub fn revision_usage(
             }
         })
         .collect()
-}
-
-/// Adds `u` unless an entry for the same object is there.
-fn user_push(list: &mut Vec<RevisionUser>, u: RevisionUser) {
-    if !list
-        .iter()
-        .any(|x| x.kind == u.kind && x.namespace == u.namespace && x.name == u.name)
-    {
-        list.push(u);
-    }
 }
 
 /// A sentence summarising `used_by`: `2 namespaces (legacy, shop), 1 tag
