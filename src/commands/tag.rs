@@ -198,7 +198,8 @@ async fn change(
             return Ok(ExitCode::Success);
         }
         Decision::NothingToDo => {
-            if output.is_machine_readable() {
+            // A client dry run printed the plan as its one document already.
+            if output.is_machine_readable() && !client_dry_run {
                 output.print_document(&TagReport::new(&plan, Vec::new(), false))?;
             }
             super::log_request_summary(&api);

@@ -471,7 +471,7 @@ fn point_tag(
             ));
         }
         None => {
-            if recording == Recording::Record {
+            if recording == Recording::Record && !out.writes.is_empty() {
                 out.notes.push(format!(
                     "no Service {service_name}: {} writes the tag as a webhook configuration only (the Service comes with 1.28)",
                     layout.describe()
