@@ -27,7 +27,7 @@ macro_rules! exit_codes_help {
   0    success
   1    error talking to the cluster, or an unexpected failure
   2    invalid usage or input
-  3    status --exit-code: something is stale or broken
+  3    status --exit-code: something is stale or broken; --require-unused: the revision is in use
   4    a rollout or verification failed
   5    refused (a precheck failed, no terminal and no --yes, or the answer was no)
   130  interrupted"
@@ -45,6 +45,9 @@ const TOP_EXAMPLES: &str = concat!(
   # Move a namespace to the canary revision, then restart its workloads
   kubectl mesh-upgrade relabel -n shop --to 1-22-3 --restart
 
+  # Move every namespace on the prod-stable tag to the new revision, and restart
+  kubectl mesh-upgrade tag set prod-stable --revision 1-22-3 --restart
+
 ",
     exit_codes_help!()
 );
@@ -52,8 +55,8 @@ const TOP_EXAMPLES: &str = concat!(
 /// Upgrade an Istio data plane without downtime.
 ///
 /// `status` shows which revision every namespace and workload runs and
-/// should run; `relabel`, `restart-sidecars` and `gateway-switch` move them,
-/// checked and reversible.
+/// should run; `relabel`, `tag`, `restart-sidecars` and `gateway-switch`
+/// move them, checked and reversible.
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl mesh-upgrade",
@@ -254,6 +257,19 @@ pub enum Command {
     #[command(after_help = GATEWAY_SWITCH_EXAMPLES)]
     GatewaySwitch(GatewaySwitchArgs),
 
+    /// List, create, move and remove revision tags, with a plan first
+    ///
+    /// A revision tag is an alias namespaces select with
+    /// `istio.io/rev=<tag>`: moving it moves every such namespace's new pods
+    /// to another revision at once. `tag set` writes the objects `istioctl
+    /// tag set` of the target revision's Istio version writes (the webhook
+    /// configuration `istio-revision-tag-<tag>`, and from Istio 1.28 the
+    /// Service `istiod-revision-tag-<tag>`), records where the tag pointed
+    /// for `--undo`, and shows first which namespaces' new pods change
+    /// revision and which workloads become stale.
+    #[command(after_help = TAG_EXAMPLES, subcommand_required = true)]
+    Tag(TagArgs),
+
     /// Print the plugin's version, and the cluster's when it answers
     #[command(after_help = VERSION_EXAMPLES)]
     Version,
@@ -277,6 +293,9 @@ const STATUS_EXAMPLES: &str = concat!(
   # Gate a CI pipeline: exit 3 when something is stale or broken
   kubectl mesh-upgrade status -A --exit-code
 
+  # Gate the old revision's removal: exit 0 only when nothing uses 1-21-2 any more
+  kubectl mesh-upgrade status --exit-code --require-unused 1-21-2 && istioctl uninstall --revision 1-21-2
+
 ",
     exit_codes_help!()
 );
@@ -294,6 +313,12 @@ pub struct StatusArgs {
     /// the webhooks inject with the computed one
     #[arg(long)]
     pub verify_injection: bool,
+
+    /// Exit with code 3 while anything still uses this revision (namespaces,
+    /// tags, workloads, gateways, pods); 0 once it can be removed. Reads
+    /// every namespace, as -A
+    #[arg(long, value_name = "REVISION")]
+    pub require_unused: Option<String>,
 }
 
 const RESTART_EXAMPLES: &str = "\
@@ -532,6 +557,131 @@ pub struct GatewaySwitchArgs {
     /// Bound for the endpoints to converge before rolling back: 30s, 2m
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     pub timeout: Duration,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+const TAG_EXAMPLES: &str = "\
+Examples:
+  # Every tag, its revision, whether it is a webhook configuration, a Service or both, and its users
+  kubectl mesh-upgrade tag list
+  kubectl mesh-upgrade tag list -o wide
+
+  # Move prod-stable to the new revision, then restart what became stale (one plan, one question)
+  kubectl mesh-upgrade tag set prod-stable --revision 1-22-3 --restart
+
+  # Show the plan only; or let the API server check the writes
+  kubectl mesh-upgrade tag set prod-canary --revision 1-23-0 --dry-run
+  kubectl mesh-upgrade tag set prod-canary --revision 1-23-0 --dry-run=server
+
+  # istio-injection=enabled namespaces to 1-22-3 (the default revision's own webhooks stop matching)
+  kubectl mesh-upgrade tag set default --revision 1-22-3
+
+  # Back to where the last `tag set` found it
+  kubectl mesh-upgrade tag set --undo prod-stable --restart
+
+  # Remove a tag no namespace uses any more
+  kubectl mesh-upgrade tag remove prod-old";
+
+const TAG_SET_EXAMPLES: &str = "\
+Examples:
+  kubectl mesh-upgrade tag set prod-stable --revision 1-22-3
+  kubectl mesh-upgrade tag set prod-stable --revision 1-22-3 --restart --yes
+  kubectl mesh-upgrade tag set default --revision 1-22-3 --dry-run
+  kubectl mesh-upgrade tag set --undo prod-stable
+
+The tag's webhook configuration (and Service, Istio 1.28 on) is written as
+`istioctl tag set` of the target revision's Istio version writes it, from
+that revision's own webhook configuration (caBundle, service, labels). A
+move patches each object on the resourceVersion it was read at and records
+the revision it named before in its annotation
+mesh-upgrade.io/previous-revision; --undo goes back one move and removes
+the record (an object the move created is deleted). A tag cannot be named
+like a revision. Running pods keep their proxy until restarted: --restart
+restarts the workloads that became stale, with restart-sidecars' flags
+(--timeout, --concurrency, --kind, --delete-pods, ...).";
+
+const TAG_REMOVE_EXAMPLES: &str = "\
+Examples:
+  kubectl mesh-upgrade tag remove prod-old
+  kubectl mesh-upgrade tag remove prod-old --dry-run
+
+Deletes every webhook configuration labelled istio.io/tag=<tag> and the
+control plane namespace's Services labelled with it. Refused while a
+namespace uses the tag (labelled istio.io/rev=<tag>, or, for `default`,
+istio-injection=enabled) unless --force: new pods there would start
+without a proxy.";
+
+/// Flags of `tag`.
+#[derive(Debug, Clone, Args)]
+pub struct TagArgs {
+    #[command(subcommand)]
+    pub command: TagCommand,
+}
+
+/// What `tag` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TagCommand {
+    /// Every revision tag: the revision it points at, how it is represented
+    /// (webhook configuration, Service, both), the namespaces and pods using it
+    #[command(
+        after_help = "Examples:\n  kubectl mesh-upgrade tag list\n  kubectl mesh-upgrade tag list -o json"
+    )]
+    List,
+
+    /// Create a tag, or move it to another revision (or back, with --undo)
+    #[command(after_help = TAG_SET_EXAMPLES)]
+    Set(TagSetArgs),
+
+    /// Remove a tag (refused while namespaces use it, unless --force)
+    #[command(after_help = TAG_REMOVE_EXAMPLES)]
+    Remove(TagRemoveArgs),
+}
+
+/// Flags of `tag set`.
+#[derive(Debug, Clone, Args)]
+pub struct TagSetArgs {
+    /// The tag (`default` serves istio-injection=enabled namespaces)
+    #[arg(value_name = "TAG")]
+    pub tag: String,
+
+    /// The revision the tag points at after
+    #[arg(long, value_name = "REVISION", required_unless_present = "undo")]
+    pub revision: Option<String>,
+
+    /// Move the tag back to the revision recorded by the last `tag set`
+    #[arg(long, conflicts_with = "revision")]
+    pub undo: bool,
+
+    /// Continue into restart-sidecars for the workloads that became stale:
+    /// one plan, one question; --kind, --timeout, --concurrency, ... apply to
+    /// it, and --all or --include-uninjected choose among the workloads whose
+    /// new pods change revision
+    #[arg(long)]
+    pub restart: bool,
+
+    /// Proceed although the target's istiod is not Ready
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub restart_flags: RestartFlags,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// Flags of `tag remove`.
+#[derive(Debug, Clone, Args)]
+pub struct TagRemoveArgs {
+    /// The tag
+    #[arg(value_name = "TAG")]
+    pub tag: String,
+
+    /// Remove it although namespaces still use it
+    #[arg(long)]
+    pub force: bool,
 
     #[command(flatten)]
     pub write: WriteArgs,

@@ -384,14 +384,24 @@ impl Output {
     }
 
     /// `text` with each of its lines wrapped at spaces to stderr's width
-    /// (a terminal's; a pipe gets it unwrapped), commands kept whole.
+    /// (a terminal's; a pipe gets it unwrapped), commands kept whole. An
+    /// indented line (one item of a list) continues two columns further in,
+    /// so its continuation is not read as the next item.
     fn wrapped_for_stderr(&self, text: &str) -> String {
         let Some(width) = self.settings.width_stderr else {
             return text.to_string();
         };
         let wrap = crate::wrap::Wrap::at(width).keeping_commands_whole();
         text.split('\n')
-            .map(|line| wrap.text(line, "").trim_end_matches('\n').to_string())
+            .map(|line| {
+                let margin = line.len() - line.trim_start_matches(' ').len();
+                let indent = if margin == 0 {
+                    String::new()
+                } else {
+                    " ".repeat(margin + 2)
+                };
+                wrap.text(line, &indent).trim_end_matches('\n').to_string()
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -621,6 +631,14 @@ mod tests {
              proxy; `kubectl mesh-upgrade status -A`\n\
              shows them\n\
              warning: interrupted after relabelling shop and cart\n"
+        );
+
+        let (output, captured) = Output::capture(Format::Table, Some(30));
+        output.note("  endpoints: 0 Ready; 2 from other pods (a, b)");
+        assert_eq!(
+            captured.stderr(),
+            "  endpoints: 0 Ready; 2 from\n    other pods (a, b)\n",
+            "an item's continuation is indented under it"
         );
 
         let (output, captured) = Output::capture(Format::Table, None);

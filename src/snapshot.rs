@@ -202,6 +202,13 @@ impl LabelMatcher {
         self.0.as_ref().is_some_and(|s| s.matches(labels))
     }
 
+    /// The selector as a `LabelSelector`'s JSON (`None` for one that
+    /// selects nothing).
+    pub fn to_json(&self) -> Option<serde_json::Value> {
+        let selector: LabelSelector = self.0.clone()?.into();
+        serde_json::to_value(selector).ok()
+    }
+
     /// Whether this selects every label set.
     pub fn selects_everything(&self) -> bool {
         self.0.as_ref().is_some_and(Selector::selects_all)
@@ -930,7 +937,7 @@ impl From<&ServicePort> for ServicePortInfo {
 }
 
 /// A Service.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServiceInfo {
     pub namespace: String,
     pub name: String,
@@ -943,6 +950,13 @@ pub struct ServiceInfo {
     pub selector: Labels,
     pub ports: Vec<ServicePortInfo>,
     pub owners: Vec<OwnerRef>,
+    /// `metadata.resourceVersion`: the precondition a write of it carries
+    /// (`tag set` moves a tag's Service).
+    pub resource_version: String,
+    /// The plugin's own annotations on it (keys under
+    /// [`RECORD_ANNOTATION_PREFIX`]), such as `tag set`'s record of the
+    /// revision before a move. Other annotations are not kept.
+    pub records: Labels,
 }
 
 impl ServiceInfo {
@@ -975,6 +989,8 @@ impl From<&Service> for ServiceInfo {
                 .map(|ps| ps.iter().map(ServicePortInfo::from).collect())
                 .unwrap_or_default(),
             owners: owners_of(meta),
+            resource_version: meta.resource_version.clone().unwrap_or_default(),
+            records: records_of(meta),
         }
     }
 }
@@ -1073,7 +1089,7 @@ pub struct WebhookService {
 }
 
 /// One webhook of a MutatingWebhookConfiguration.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct WebhookInfo {
     pub name: String,
     pub rules: Vec<WebhookRule>,
@@ -1088,6 +1104,16 @@ pub struct WebhookInfo {
     pub url: Option<String>,
     /// The webhook has `matchConditions` (CEL) we do not evaluate.
     pub has_match_conditions: bool,
+    /// `clientConfig.caBundle` (base64, as the API serves it): `tag set`
+    /// copies the revision's into the tag's webhooks, as istioctl does.
+    pub ca_bundle: Option<String>,
+    /// `reinvocationPolicy` (`Never`, `IfNeeded`), when set.
+    pub reinvocation_policy: Option<String>,
+    /// `namespaceSelector` and `objectSelector` as written: what `tag set
+    /// default` records before it makes them never match, so `--undo` can
+    /// put them back.
+    pub raw_namespace_selector: Option<serde_json::Value>,
+    pub raw_object_selector: Option<serde_json::Value>,
 }
 
 impl WebhookInfo {
@@ -1131,17 +1157,38 @@ impl From<&MutatingWebhook> for WebhookInfo {
             }),
             url: w.client_config.url.clone(),
             has_match_conditions: w.match_conditions.as_ref().is_some_and(|m| !m.is_empty()),
+            ca_bundle: w.client_config.ca_bundle.as_ref().and_then(|b| {
+                serde_json::to_value(b)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .filter(|s| !s.is_empty())
+            }),
+            reinvocation_policy: w.reinvocation_policy.clone(),
+            raw_namespace_selector: w
+                .namespace_selector
+                .as_ref()
+                .and_then(|s| serde_json::to_value(s).ok()),
+            raw_object_selector: w
+                .object_selector
+                .as_ref()
+                .and_then(|s| serde_json::to_value(s).ok()),
         }
     }
 }
 
 /// A MutatingWebhookConfiguration.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct WebhookConfigurationInfo {
     pub name: String,
     /// Labels (`istio.io/rev`, `istio.io/tag`).
     pub labels: Labels,
     pub webhooks: Vec<WebhookInfo>,
+    pub uid: String,
+    /// `metadata.resourceVersion`: the precondition a write of it carries.
+    pub resource_version: String,
+    /// Every annotation (a configuration has few): `tag set` copies the
+    /// revision's onto the tag's, as istioctl does, and keeps its record here.
+    pub annotations: Labels,
 }
 
 impl WebhookConfigurationInfo {
@@ -1156,6 +1203,9 @@ impl From<&MutatingWebhookConfiguration> for WebhookConfigurationInfo {
         WebhookConfigurationInfo {
             name: name_of(&m.metadata),
             labels: labels_of(&m.metadata),
+            uid: m.metadata.uid.clone().unwrap_or_default(),
+            resource_version: m.metadata.resource_version.clone().unwrap_or_default(),
+            annotations: m.metadata.annotations.clone().unwrap_or_default(),
             webhooks: m
                 .webhooks
                 .as_ref()
@@ -1166,7 +1216,7 @@ impl From<&MutatingWebhookConfiguration> for WebhookConfigurationInfo {
 }
 
 /// An istiod Deployment: one control-plane revision.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct IstiodInfo {
     pub namespace: String,
     pub name: String,
@@ -1186,6 +1236,17 @@ pub struct IstiodInfo {
     pub ready: i32,
     pub available: i32,
     pub updated: i32,
+    /// The Helm release that installed it (`meta.helm.sh/release-name` and
+    /// `-namespace` annotations, which only `helm install` writes; istioctl
+    /// renders the same chart labels but not these).
+    pub helm_release: Option<HelmRelease>,
+}
+
+/// A Helm release, as its annotations name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HelmRelease {
+    pub name: String,
+    pub namespace: String,
 }
 
 impl IstiodInfo {
@@ -1241,8 +1302,23 @@ impl From<&Deployment> for IstiodInfo {
             ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
             available: status.and_then(|s| s.available_replicas).unwrap_or(0),
             updated: status.and_then(|s| s.updated_replicas).unwrap_or(0),
+            helm_release: helm_release_of(meta),
         }
     }
+}
+
+/// The release named by Helm's ownership annotations, if both are there.
+fn helm_release_of(meta: &ObjectMeta) -> Option<HelmRelease> {
+    let annotations = meta.annotations.as_ref()?;
+    let name = annotations.get("meta.helm.sh/release-name")?;
+    let namespace = annotations
+        .get("meta.helm.sh/release-namespace")
+        .cloned()
+        .unwrap_or_else(|| namespace_of(meta));
+    Some(HelmRelease {
+        name: name.clone(),
+        namespace,
+    })
 }
 
 /// An injector ConfigMap (`istio-sidecar-injector[-<rev>]`): what the
@@ -1408,6 +1484,16 @@ fn namespace_of(meta: &ObjectMeta) -> String {
 
 fn labels_of(meta: &ObjectMeta) -> Labels {
     meta.labels.clone().unwrap_or_default()
+}
+
+/// The annotations under [`RECORD_ANNOTATION_PREFIX`]: the plugin's own records.
+fn records_of(meta: &ObjectMeta) -> Labels {
+    meta.annotations
+        .iter()
+        .flatten()
+        .filter(|(key, _)| key.starts_with(RECORD_ANNOTATION_PREFIX))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
 }
 
 fn owners_of(meta: &ObjectMeta) -> Vec<OwnerRef> {

@@ -3,7 +3,7 @@
 //! ```text
 //! mesh (pure) ─► plan { actions: [.. Write { target, change, precondition, reason } ..] }
 //!                                     │
-//! run (the engine) ──────────────────►┴─► api: PATCH / DELETE, exactly as written here
+//! run (the engine) ──────────────────►┴─► api: POST / PATCH / DELETE, exactly as written here
 //! ```
 //!
 //! A plan decides *what* is sent: which object, which patch type and body,
@@ -26,6 +26,9 @@ pub enum ObjectKind {
     Pod,
     /// Argo Rollouts' `Rollout` (argoproj.io/v1alpha1).
     Rollout,
+    /// `admissionregistration.k8s.io/v1` (cluster-scoped): `tag` writes
+    /// revision tags' webhook configurations.
+    MutatingWebhookConfiguration,
 }
 
 impl ObjectKind {
@@ -39,6 +42,7 @@ impl ObjectKind {
             ObjectKind::DaemonSet => "daemonset",
             ObjectKind::Pod => "pod",
             ObjectKind::Rollout => "rollout",
+            ObjectKind::MutatingWebhookConfiguration => "mutatingwebhookconfiguration",
         }
     }
 }
@@ -114,6 +118,9 @@ impl Patch {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Change {
+    /// POST the object, exactly this body (a create has no precondition:
+    /// the server answers 409 AlreadyExists when the name is taken).
+    Create(Value),
     Patch(Patch),
     /// DELETE (with the precondition's uid, so a replacement of the same
     /// name is never deleted by mistake).
@@ -153,6 +160,16 @@ impl Write {
         Write {
             target,
             change: Change::Patch(patch),
+            precondition: Precondition::None,
+            reason: reason.into(),
+        }
+    }
+
+    /// A create of `target` with `object` as the body.
+    pub fn create(target: ObjectRef, object: Value, reason: impl Into<String>) -> Self {
+        Write {
+            target,
+            change: Change::Create(object),
             precondition: Precondition::None,
             reason: reason.into(),
         }
@@ -212,8 +229,12 @@ impl Write {
         })
     }
 
-    /// The body of [`Write::patch_to_send`] (`null` for a delete).
+    /// The body sent: the created object, the patch of
+    /// [`Write::patch_to_send`], or `null` for a delete.
     pub fn body_to_send(&self) -> Value {
+        if let Change::Create(object) = &self.change {
+            return object.clone();
+        }
         self.patch_to_send()
             .map(|p| p.body().clone())
             .unwrap_or(Value::Null)

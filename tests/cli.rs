@@ -36,6 +36,8 @@ mod release;
 mod restart_sidecars;
 #[path = "cli/snapshots.rs"]
 mod snapshots;
+#[path = "cli/tag.rs"]
+mod tag;
 #[path = "cli/terminal.rs"]
 mod terminal;
 #[path = "cli/verify_injection.rs"]

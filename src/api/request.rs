@@ -8,10 +8,12 @@
 //! - **Writes** (`patch`, `delete`) carry the [`WriteMode`]: `dryRun=All` for
 //!   a server dry run, and in client dry-run mode any write is refused with an
 //!   error — a bug guard, since client dry-run must never reach the server.
-//! - **Creates** exist only as [`ApiClient::create_dry_run`]: always
+//! - **Creates** come in two kinds. [`ApiClient::create_dry_run`] is always
 //!   `dryRun=All` whatever the write mode (the plugin asks the API server
-//!   what it *would* admit, e.g. an injected pod), and the guard refuses a
-//!   built request that does not say so.
+//!   what it *would* admit, e.g. an injected pod), and its guard refuses a
+//!   built request that does not say so. [`ApiClient::create`] is a write
+//!   like a patch (`tag set` creating a tag's webhook configuration): it
+//!   carries the write mode, and client dry-run refuses it.
 //! - **Retries** live here only ([`RetryPolicy`]): 429 waits for the server's
 //!   `Retry-After` (the Observe layer copies the header into the Status'
 //!   `retryAfterSeconds` because kube-rs drops response headers on errors),
@@ -398,6 +400,32 @@ impl ApiClient {
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
             Err(err) => Err(self.classify(err, &action)),
         }
+    }
+
+    /// POST `object` (JSON of kind `K`) with [`FIELD_MANAGER`], honouring
+    /// the write mode. An existing object of the name comes back as
+    /// [`Error::Conflict`] (409 AlreadyExists): read it and decide.
+    pub async fn create<K>(&self, namespace: Option<&str>, object: &Value) -> anyhow::Result<K>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned,
+        K::Scope: KnownScope,
+    {
+        let action = Action::new::<K>("create", namespace, None, None);
+        self.guard_write(&action)?;
+        let params = kube::core::params::PostParams {
+            dry_run: self.write_mode == WriteMode::ServerDryRun,
+            field_manager: Some(FIELD_MANAGER.to_string()),
+        };
+        let body = serde_json::to_vec(object)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", action.describe()))?;
+        let request = kube::core::Request::new(K::url_path(&(), namespace));
+        self.send::<K>(&action, || {
+            request
+                .create(&params, body.clone())
+                .map_err(kube::Error::BuildRequest)
+        })
+        .await
+        .map_err(|err| self.classify(err, &action))
     }
 
     /// POST `object` with `dryRun=All`: the API server runs admission (the

@@ -138,6 +138,8 @@ pub enum Source {
     },
     /// `gateway-switch --service`: the namespace's Services.
     Services,
+    /// `tag set <TAG>`, `tag remove <TAG>`: the revision tags.
+    Tags,
 }
 
 /// The flags typed so far that say where a lookup goes.
@@ -290,6 +292,8 @@ pub fn request(words: &[String]) -> Request {
             kinds,
             typed: positionals,
         }
+    } else if matches!(current.get_name(), "set" | "remove") && positionals.is_empty() {
+        Source::Tags
     } else {
         Source::Fixed(
             current
@@ -362,6 +366,11 @@ fn value_request(
             default_injection: false,
         },
         ("gateway-switch", "service") => Source::Services,
+        // `tag set --revision`, `status --require-unused`: revisions, not tags.
+        ("set", "revision") | ("status", "require_unused") => Source::Revisions {
+            tags: false,
+            default_injection: false,
+        },
         _ => Source::Fixed(possible_values(arg)),
     };
     if arg.get_value_hint() == clap::ValueHint::FilePath || arg.get_long() == Some("kubeconfig") {
@@ -416,6 +425,14 @@ pub fn revision_candidates(
     if default_injection {
         out.push(DEFAULT_INJECTION.to_string());
     }
+    out
+}
+
+/// The revision tags, sorted.
+pub fn tag_candidates(control_plane: &ControlPlane) -> Vec<String> {
+    let mut out: Vec<String> = control_plane.tags.iter().map(|t| t.name.clone()).collect();
+    out.sort();
+    out.dedup();
     out
 }
 
@@ -505,6 +522,15 @@ pub async fn look_up(source: &Source, typed: &Typed) -> anyhow::Result<Vec<Strin
             api.list_all::<Namespace, _>(&ListScope::All, &all, |n| names(&n.metadata))
                 .await?,
         ),
+        Source::Tags => {
+            let options = CollectOptions {
+                scope: Scope::Namespaces(Vec::new()),
+                control_plane_namespace: DEFAULT_CONTROL_PLANE_NAMESPACE.to_string(),
+                selector: None,
+            };
+            let collected = crate::collect::read(&api, &options, ReadSet::ControlPlane).await?;
+            tag_candidates(&ControlPlane::from_snapshot(&collected.snapshot))
+        }
         Source::Revisions {
             tags,
             default_injection,
@@ -617,6 +643,7 @@ mod tests {
                 "restart-sidecars",
                 "relabel",
                 "gateway-switch",
+                "tag",
                 "version",
                 "completion"
             ]
@@ -694,6 +721,14 @@ mod tests {
             (
                 "gateway-switch -n istio-gateways --service ",
                 Source::Services,
+            ),
+            ("tag set prod-stable --revision ", revisions(false, false)),
+            ("tag set --undo ", Source::Tags),
+            ("tag set prod-", Source::Tags),
+            ("tag remove ", Source::Tags),
+            (
+                "status --exit-code --require-unused ",
+                revisions(false, false),
             ),
         ];
         for (text, expected) in cases {
@@ -788,6 +823,21 @@ mod tests {
         assert_eq!(
             revision_candidates(&control_plane, false, false),
             ["1-21-2", "1-22-3"]
+        );
+    }
+
+    #[test]
+    fn tag_completes_its_subcommands_and_offers_tags_once() {
+        assert_eq!(complete("tag ").0, ["list", "set", "remove"]);
+        let (candidates, _) = complete("tag set prod-stable --re");
+        assert_eq!(candidates, ["--revision", "--restart", "--request-timeout"]);
+        // After the tag, nothing more is a tag.
+        assert_eq!(source("tag set prod-stable ").0, Source::Fixed(Vec::new()));
+        use crate::mesh::fixtures::canary_fixture;
+        let control_plane = ControlPlane::from_snapshot(&canary_fixture().build());
+        assert_eq!(
+            tag_candidates(&control_plane),
+            ["default", "prod-canary", "prod-stable"]
         );
     }
 

@@ -7,6 +7,7 @@ pub mod gateway_switch;
 pub mod relabel;
 pub mod restart_sidecars;
 pub mod status;
+pub mod tag;
 pub mod version;
 
 use crate::api::{ApiClient, ConnectOptions, WriteMode};

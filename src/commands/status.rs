@@ -5,6 +5,10 @@
 //! `--exit-code`, a report that needs attention ends with exit code 3 after
 //! it has been printed, so a CI job both shows and gates on it.
 //!
+//! `--require-unused <rev>` reads every namespace and ends with exit code 3
+//! while anything still uses that revision (`revisions[].usedBy`), so a
+//! pipeline can gate the revision's removal on it.
+//!
 //! `--verify-injection` adds one step between the report and the print: the
 //! dry-run pods of `mesh::injection_check::plan_probes` go out through
 //! `collect::probe_injection`, and `apply_verdicts` writes the answers in.
@@ -22,12 +26,14 @@ use crate::snapshot::ProxyFacts;
 
 use crate::cli::{GlobalArgs, StatusArgs};
 use crate::collect::{CollectOptions, Collected, collect};
+use crate::error::Error;
 use crate::error::ExitCode;
-use crate::mesh::status::{StatusReport, build_status, build_status_from};
+use crate::mesh::revision_usage::summary;
+use crate::mesh::status::{RevisionStatus, StatusReport, build_status, build_status_from};
 use crate::mesh::workloads::Risk;
 use crate::output::Output;
 use crate::render::status::status_table;
-use crate::snapshot::DEFAULT_CONTROL_PLANE_NAMESPACE;
+use crate::snapshot::{DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
 
 /// Show where the upgrade stands.
 pub async fn run(
@@ -36,9 +42,20 @@ pub async fn run(
     output: &Output,
 ) -> anyhow::Result<ExitCode> {
     let selector = super::label_selector(global)?;
+    if args.require_unused.is_some() && !global.namespaces.is_empty() {
+        return Err(Error::Usage(
+            "--require-unused looks at every namespace (a revision in use anywhere is in use): leave out -n".to_string(),
+        )
+        .into());
+    }
     let api = super::connect(global).await?;
+    let scope = if args.require_unused.is_some() {
+        Scope::All
+    } else {
+        super::selected_scope(global, api.default_namespace())
+    };
     let options = CollectOptions {
-        scope: super::selected_scope(global, api.default_namespace()),
+        scope,
         control_plane_namespace: DEFAULT_CONTROL_PLANE_NAMESPACE.to_string(),
         selector,
     };
@@ -54,6 +71,10 @@ pub async fn run(
     };
     super::log_request_summary(&api);
     mark_unknown_risks(&mut report, &collected);
+    let required_unused = match &args.require_unused {
+        Some(revision) => Some(required_revision(&report, revision)?),
+        None => None,
+    };
 
     if output.is_machine_readable() {
         output.print_document(&report)?;
@@ -65,11 +86,65 @@ pub async fn run(
         ))?;
     }
 
+    let mut code = ExitCode::Success;
+    if let Some(revision) = required_unused {
+        if revision.in_use {
+            output.note(&format!(
+                "status --require-unused {}: still used by {} (exit code 3)",
+                revision.revision,
+                summary(&revision.used_by)
+            ));
+            code = ExitCode::NeedsAttention;
+        } else if revision.removable {
+            output.note(&format!(
+                "status --require-unused {}: nothing uses it; remove it with: {}",
+                revision.revision, revision.remove_command
+            ));
+        } else {
+            output.note(&format!(
+                "status --require-unused {}: nothing uses it (though no revision of a newer version runs beside it)",
+                revision.revision
+            ));
+        }
+    }
     if args.exit_code && report.needs_attention() {
         output.note("status --exit-code: something is stale or broken (exit code 3)");
-        return Ok(ExitCode::NeedsAttention);
+        code = ExitCode::NeedsAttention;
     }
-    Ok(ExitCode::Success)
+    Ok(code)
+}
+
+/// The revision `--require-unused` names; an unknown one is a usage error
+/// listing those that exist.
+fn required_revision(report: &StatusReport, revision: &str) -> anyhow::Result<RevisionStatus> {
+    if let Some(found) = report.revisions.iter().find(|r| r.revision == revision) {
+        return Ok(found.clone());
+    }
+    let known: Vec<&str> = report
+        .revisions
+        .iter()
+        .map(|r| r.revision.as_str())
+        .collect();
+    let tag = report
+        .revisions
+        .iter()
+        .find(|r| r.tags.iter().any(|t| t == revision))
+        .map(|r| {
+            format!(
+                " ({revision} is a tag of {}; name the revision)",
+                r.revision
+            )
+        })
+        .unwrap_or_default();
+    Err(Error::Usage(format!(
+        "--require-unused {revision}: no such revision{tag}; revisions: {}",
+        if known.is_empty() {
+            "none (no istiod runs)".to_string()
+        } else {
+            known.join(", ")
+        }
+    ))
+    .into())
 }
 
 /// The report with the API server's dry-run answers judged into it.

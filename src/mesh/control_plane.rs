@@ -132,7 +132,7 @@ impl InjectorWebhook {
 
 /// A revision tag, found as `istioctl tag list` finds it: a
 /// MutatingWebhookConfiguration labelled `istio.io/tag` (`istioctl tag set`,
-/// or the chart's `revisionTags`), and/or, from Istio 1.27, a Service
+/// or the chart's `revisionTags`), and/or, from Istio 1.28, a Service
 /// `istiod-revision-tag-<tag>` in the control-plane namespace labelled
 /// `istio.io/tag` and `istio.io/rev` (`revision-tags-svc.yaml`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -377,9 +377,9 @@ mod tests {
             &ClusterFixture::new()
                 .revision("1-26-2", "1.26.2")
                 .revision("1-27-1", "1.27.1")
-                // istioctl before 1.27: the webhook configuration only.
+                // istioctl before 1.28: the webhook configuration only.
                 .tag("prod-legacy", "1-26-2")
-                // The 1.27 chart: both.
+                // The 1.28 chart: both.
                 .tag("prod-stable", "1-26-2")
                 .tag_service("prod-stable", "1-26-2")
                 // A namespace-scoped release: the Service only.

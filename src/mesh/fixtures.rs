@@ -68,6 +68,8 @@ fn webhook(
     WebhookInfo {
         name: name.into(),
         rules: vec![pods_create_rule()],
+        raw_namespace_selector: namespace_selector.to_json(),
+        raw_object_selector: object_selector.to_json(),
         namespace_selector,
         object_selector,
         failure_policy: "Fail".into(),
@@ -79,6 +81,7 @@ fn webhook(
         }),
         url: None,
         has_match_conditions: false,
+        ..WebhookInfo::default()
     }
 }
 
@@ -633,6 +636,7 @@ impl ClusterFixture {
             ready: 1,
             available: 1,
             updated: 1,
+            helm_release: None,
         });
         let mut selector = labels(&[("app", "istiod")]);
         match revision {
@@ -654,6 +658,7 @@ impl ClusterFixture {
                 node_port: None,
             }],
             owners: Vec::new(),
+            ..ServiceInfo::default()
         });
         let rev = revision.unwrap_or("default");
         let cm = if revision.is_some() {
@@ -686,6 +691,7 @@ impl ClusterFixture {
                 name: format!("istio-sidecar-injector-{revision}"),
                 labels: labels(&[("app", "sidecar-injector"), ("istio.io/rev", revision)]),
                 webhooks: istio_webhooks(revision, &service, false),
+                ..WebhookConfigurationInfo::default()
             });
         self
     }
@@ -714,6 +720,7 @@ impl ClusterFixture {
                 name: config,
                 labels: labels(&[("app", "sidecar-injector"), ("istio.io/rev", revision)]),
                 webhooks: istio_webhooks(revision, &deployment, true),
+                ..WebhookConfigurationInfo::default()
             });
         self
     }
@@ -744,9 +751,13 @@ impl ClusterFixture {
                 if !default_revision {
                     continue;
                 }
+                let raw =
+                    serde_json::json!({"matchLabels": {"istio.io/deactivated": "never-match"}});
                 for hook in &mut config.webhooks {
                     hook.namespace_selector = never();
                     hook.object_selector = never();
+                    hook.raw_namespace_selector = Some(raw.clone());
+                    hook.raw_object_selector = Some(raw.clone());
                 }
             }
         }
@@ -760,11 +771,12 @@ impl ClusterFixture {
                     ("istio.io/tag", tag),
                 ]),
                 webhooks: istio_webhooks(tag, &service, tag == "default"),
+                ..WebhookConfigurationInfo::default()
             });
         self
     }
 
-    /// The Service the istio-discovery chart (1.27+) renders for a revision
+    /// The Service the istio-discovery chart (1.28+) renders for a revision
     /// tag: `istiod-revision-tag-<tag>` labelled `istio.io/tag` and
     /// `istio.io/rev`, selecting the revision's istiod.
     pub fn tag_service(mut self, tag: &str, revision: &str) -> Self {
@@ -794,6 +806,7 @@ impl ClusterFixture {
                 node_port: None,
             }],
             owners: Vec::new(),
+            ..ServiceInfo::default()
         });
         self
     }
@@ -806,6 +819,7 @@ impl ClusterFixture {
                 name: format!("istio-revision-tag-{tag}"),
                 labels: labels(&[("istio.io/rev", revision), ("istio.io/tag", tag)]),
                 webhooks: istio_webhooks(tag, &format!("istiod-{revision}"), false),
+                ..WebhookConfigurationInfo::default()
             });
         self
     }
@@ -867,6 +881,7 @@ impl ClusterFixture {
                     ns,
                     obj,
                 )],
+                ..WebhookConfigurationInfo::default()
             });
         self
     }
@@ -940,6 +955,7 @@ impl ClusterFixture {
                 name: name.into(),
                 labels: Labels::new(),
                 webhooks: vec![hook],
+                ..WebhookConfigurationInfo::default()
             });
         self
     }
@@ -1007,6 +1023,7 @@ impl ClusterFixture {
                 })
                 .collect(),
             owners: Vec::new(),
+            ..ServiceInfo::default()
         });
         self
     }

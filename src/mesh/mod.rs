@@ -7,7 +7,9 @@
 //!          ─► proxy         (what a pod runs now)
 //!          ─► workloads     (pods grouped to workloads: state, risks, unreachable pods)
 //!          ─► gateways      (gateway Deployments, the Services in front of them)
+//!          ─► revision_usage (what still uses each revision; when it can go)
 //!          ─► status        (the `status` report, serialisable)
+//!          ─► tags          (`tag list`, and the plans of `tag set`/`--undo`/`remove`)
 //!          ─► injection_check (the cluster's dry-run answer judged against the model)
 //!          ─► pacing        (restarts held or paced by PodDisruptionBudgets)
 //! ```
@@ -28,8 +30,10 @@ pub mod pacing;
 pub mod proxy;
 pub mod relabel;
 pub mod restart;
+pub mod revision_usage;
 pub mod rollout;
 pub mod status;
+pub mod tags;
 pub mod workloads;
 
 #[cfg(test)]

@@ -773,7 +773,7 @@ fn resolve_target(
     } else if let Some(tag) = control_plane.tag(to) {
         if !tag.has_webhook() {
             return Err(Error::Refused(format!(
-                "--to {to}: tag {to} exists only as a Service, and no injector webhook serves it, so pods created in a relabelled namespace would start without a proxy; `istioctl tag set {to} --revision {}` adds the webhook",
+                "--to {to}: tag {to} exists only as a Service, and no injector webhook serves it, so pods created in a relabelled namespace would start without a proxy; `kubectl mesh-upgrade tag set {to} --revision {}` adds the webhook",
                 tag.revision.as_deref().unwrap_or("<revision>")
             )));
         }

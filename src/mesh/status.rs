@@ -24,6 +24,7 @@ use crate::mesh::injection::{
     conflicting_injection_labels, expected_revision,
 };
 use crate::mesh::proxy::{Version, is_skewed};
+use crate::mesh::revision_usage::{OwnObject, RevisionUsage, RevisionUser, revision_usage};
 use crate::mesh::workloads::{
     Classification, ProxyGroup, Risk, UnreachablePod, UnreachableReason, Workload, WorkloadState,
     classify,
@@ -100,6 +101,25 @@ pub struct RevisionStatus {
     pub tags: Vec<String>,
     /// It serves `istio-injection=enabled` namespaces (directly or through the `default` tag).
     pub default: bool,
+    /// Something still uses it (see `usedBy`).
+    pub in_use: bool,
+    /// What still uses it: `{kind, namespace, name, reason}`; kinds are
+    /// `Namespace` (its new pods get this revision, or its `istio.io/rev`
+    /// names it or a tag of it), `RevisionTag`, `Deployment`, `StatefulSet`,
+    /// `DaemonSet` (pods run its proxy, or the template selects it; a
+    /// gateway's reason starts with `gateway:`), `Pod` (no restart reaches
+    /// it) and `MutatingWebhookConfiguration` (another configuration calls
+    /// its istiod, or its own serve `istio-injection=enabled`). Pods are
+    /// counted in the namespaces read only.
+    pub used_by: Vec<RevisionUser>,
+    /// Nothing uses it, every namespace was read (`-A`), and a revision of a
+    /// newer Istio version runs beside it: it can be removed.
+    pub removable: bool,
+    /// The command that removes it (`helm uninstall <release> -n <ns>`
+    /// when Helm installed istiod, else `istioctl uninstall --revision <rev>`).
+    pub remove_command: String,
+    /// Its own objects, which removing it removes: `{kind, namespace, name}`.
+    pub control_plane_objects: Vec<OwnObject>,
 }
 
 /// A problem with a namespace's injection labels.
@@ -374,10 +394,12 @@ pub fn build_status_from(
     let in_scope = |ns: &str| snapshot.scope.contains(ns);
     let default_revision = control_plane.default_revision();
 
+    let usage = revision_usage(snapshot, control_plane, classification);
     let revisions: Vec<RevisionStatus> = control_plane
         .revisions
         .iter()
-        .map(|r| RevisionStatus {
+        .zip(&usage)
+        .map(|(r, u)| RevisionStatus {
             name: r.deployment.clone(),
             revision: r.revision.clone(),
             version: r.istiod_version.clone(),
@@ -391,6 +413,11 @@ pub fn build_status_from(
                 .map(|t| t.to_string())
                 .collect(),
             default: default_revision.as_deref() == Some(r.revision.as_str()),
+            in_use: u.in_use(),
+            used_by: u.used_by.clone(),
+            removable: u.removable(),
+            remove_command: u.remove_command.clone(),
+            control_plane_objects: u.own_objects.clone(),
         })
         .collect();
 
@@ -447,7 +474,7 @@ pub fn build_status_from(
     let gateway_services: Vec<GatewayServiceStatus> = services.iter().map(service_status).collect();
 
     let version_skew = skew(&workloads_in_scope, control_plane);
-    let summary = summarise(
+    let mut summary = summarise(
         control_plane,
         &namespaces,
         &workloads_in_scope,
@@ -456,6 +483,7 @@ pub fn build_status_from(
         &version_skew,
         default_revision.as_deref(),
     );
+    summary.next_steps.extend(removal_steps(&usage));
 
     StatusReport {
         api_version: API_VERSION.to_string(),
@@ -584,7 +612,7 @@ fn namespace_status(
             problems.push(Problem {
                 code: "tag-without-webhook".into(),
                 message: format!(
-                    "tag {selected} exists only as Service {} (revision {revision}), and no injector webhook serves it: new pods start without a proxy (`istioctl tag set {selected} --revision {revision}` adds the webhook)",
+                    "tag {selected} exists only as Service {} (revision {revision}), and no injector webhook serves it: new pods start without a proxy (`kubectl mesh-upgrade tag set {selected} --revision {revision}` adds the webhook)",
                     tag.service.as_deref().unwrap_or("?"),
                 ),
             });
@@ -928,6 +956,27 @@ fn summarise(
 
     // The canary's next move: namespaces on an older revision than the newest.
     if let Some(newest) = newest_revision(control_plane) {
+        // Tags first: moving one moves every namespace on it at once.
+        for tag in control_plane
+            .tags
+            .iter()
+            .filter(|_| stale_by_target.is_empty())
+        {
+            if let Some(r) = &tag.revision {
+                if r != newest
+                    && older(control_plane, r, newest)
+                    && Some(tag.name.as_str()) != default_revision
+                {
+                    steps.push(NextStep {
+                        message: format!("revision tag {} still points at {r}", tag.name),
+                        command: Some(format!(
+                            "kubectl mesh-upgrade tag set {} --revision {newest} --restart",
+                            tag.name
+                        )),
+                    });
+                }
+            }
+        }
         let behind: BTreeSet<String> = namespaces
             .iter()
             .filter(|n| n.problems.is_empty() && n.tag.as_deref().is_none_or(|t| t == "default"))
@@ -946,26 +995,6 @@ fn summarise(
                 ),
                 command: Some(format!("kubectl mesh-upgrade relabel -n {} --to {newest}", join(&behind))),
             });
-        }
-        for tag in control_plane
-            .tags
-            .iter()
-            .filter(|_| stale_by_target.is_empty())
-        {
-            if let Some(r) = &tag.revision {
-                if r != newest
-                    && older(control_plane, r, newest)
-                    && Some(tag.name.as_str()) != default_revision
-                {
-                    steps.push(NextStep {
-                        message: format!("revision tag {} still points at {r}", tag.name),
-                        command: Some(format!(
-                            "istioctl tag set {} --revision {newest} --overwrite",
-                            tag.name
-                        )),
-                    });
-                }
-            }
         }
     }
 
@@ -1062,6 +1091,21 @@ fn summarise(
         attention,
         next_steps: steps,
     }
+}
+
+/// A revision nothing uses (the whole cluster read): the command that removes it.
+fn removal_steps(usage: &[RevisionUsage]) -> Vec<NextStep> {
+    usage
+        .iter()
+        .filter(|u| u.removable())
+        .map(|u| NextStep {
+            message: format!(
+                "revision {} is no longer used by anything (no namespace, tag, workload, gateway or pod): it can be removed",
+                u.revision
+            ),
+            command: Some(u.remove_command.clone()),
+        })
+        .collect()
 }
 
 /// The revision with the highest istiod version.
@@ -1223,7 +1267,7 @@ mod tests {
         assert_eq!(next.problems[0].code, "tag-without-webhook");
         assert_eq!(
             next.problems[0].message,
-            "tag prod-next exists only as Service istiod-revision-tag-prod-next (revision 1-22-3), and no injector webhook serves it: new pods start without a proxy (`istioctl tag set prod-next --revision 1-22-3` adds the webhook)"
+            "tag prod-next exists only as Service istiod-revision-tag-prod-next (revision 1-22-3), and no injector webhook serves it: new pods start without a proxy (`kubectl mesh-upgrade tag set prod-next --revision 1-22-3` adds the webhook)"
         );
         let canary = report
             .revisions

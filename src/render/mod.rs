@@ -10,8 +10,10 @@
 pub mod gateway_switch;
 pub mod relabel;
 pub mod restart;
+pub mod revision_usage;
 pub mod status;
 pub mod table;
+pub mod tag;
 
 use crate::wrap::{Wrap, unbreakable};
 

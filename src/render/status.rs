@@ -32,6 +32,14 @@ pub fn status_table(report: &StatusReport, wide: bool, layout: &Layout) -> Strin
         "CONTROL PLANE",
         control_plane(report, &style),
     );
+    if !report.revisions.is_empty() {
+        section(
+            &mut out,
+            &style,
+            "REVISION USAGE",
+            super::revision_usage::usage_table(report, style.wide, &style.layout),
+        );
+    }
     section(&mut out, &style, "NAMESPACES", namespaces(report, &style));
     section(&mut out, &style, "WORKLOADS", workloads(report, &style));
     if !report.unreachable_pods.is_empty() {
@@ -695,6 +703,12 @@ mod tests {
 REVISION  ISTIOD         VERSION  READY  TAGS                 DEFAULT
 1-21-2    istiod-1-21-2  1.21.2   1/1    default,prod-stable  yes
 1-22-3    istiod-1-22-3  1.22.3   1/1    prod-canary
+
+REVISION USAGE
+REVISION  IN USE  USED BY
+1-21-2    yes     3 namespaces (cart, legacy, shop), 2 tags (default, prod-stable), 6 workloads,
+                  1 gateway, 1 pod
+1-22-3    yes     2 namespaces (legacy, pay), 1 tag (prod-canary), 1 gateway
 
 NAMESPACES
 NAMESPACE  INJECTION        REVISION                  WORKLOADS  PROBLEMS

@@ -1,7 +1,7 @@
 //! Sending one [`Write`], and what happens on a conflict.
 //!
 //! ```text
-//! Write ─► api PATCH/DELETE (429/5xx retried by the API layer's policy)
+//! Write ─► api POST/PATCH/DELETE (429/5xx retried by the API layer's policy)
 //!   409 ─► GET the object ─► replan(fresh) ─► Send(new write) ─► PATCH again   (bounded)
 //!                                          ├► Landed         ─► the object already shows it
 //!                                          ├► Unneeded(why)  ─► someone else's change made it moot
@@ -14,6 +14,7 @@
 //! recognised on the re-read instead of being made twice.
 
 use anyhow::Context as _;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use serde_json::Value;
@@ -29,6 +30,8 @@ pub enum Sent {
     /// The object after the patch (or as the server would store it, in a
     /// server dry run).
     Patched(Value),
+    /// The object as created (or as the server would store it).
+    Created(Value),
     Deleted,
     /// A delete found nothing to delete.
     AlreadyGone,
@@ -40,6 +43,20 @@ pub async fn send(api: &ApiClient, write: &Write) -> anyhow::Result<Sent> {
     let namespace = target.namespace.as_deref();
     let name = target.name.as_str();
     match &write.change {
+        Change::Create(object) => {
+            let created = match target.kind {
+                ObjectKind::Service => to_value(api.create::<Service>(namespace, object).await?),
+                ObjectKind::MutatingWebhookConfiguration => to_value(
+                    api.create::<MutatingWebhookConfiguration>(None, object)
+                        .await?,
+                ),
+                other => anyhow::bail!(
+                    "creating a {} is not something this plugin does",
+                    other.resource()
+                ),
+            }?;
+            Ok(Sent::Created(created))
+        }
         Change::Patch(_) => {
             let body = match write.patch_to_send() {
                 Some(Patch::Strategic(v)) => PatchBody::Strategic(v),
@@ -65,6 +82,10 @@ pub async fn send(api: &ApiClient, write: &Write) -> anyhow::Result<Sent> {
                 ObjectKind::Rollout => {
                     to_value(api.patch::<Rollout>(namespace, name, &body).await?)
                 }
+                ObjectKind::MutatingWebhookConfiguration => to_value(
+                    api.patch::<MutatingWebhookConfiguration>(None, name, &body)
+                        .await?,
+                ),
             }?;
             Ok(Sent::Patched(object))
         }
@@ -75,6 +96,11 @@ pub async fn send(api: &ApiClient, write: &Write) -> anyhow::Result<Sent> {
             };
             let deleted = match target.kind {
                 ObjectKind::Pod => api.delete::<Pod>(namespace, name, uid).await?,
+                ObjectKind::Service => api.delete::<Service>(namespace, name, uid).await?,
+                ObjectKind::MutatingWebhookConfiguration => {
+                    api.delete::<MutatingWebhookConfiguration>(None, name, uid)
+                        .await?
+                }
                 other => anyhow::bail!(
                     "deleting a {} is not something this plugin does",
                     other.resource()
@@ -101,6 +127,10 @@ pub async fn read(api: &ApiClient, target: &ObjectRef) -> anyhow::Result<Option<
         ObjectKind::DaemonSet => api.get::<DaemonSet>(namespace, name).await?.map(to_value),
         ObjectKind::Pod => api.get::<Pod>(namespace, name).await?.map(to_value),
         ObjectKind::Rollout => api.get::<Rollout>(namespace, name).await?.map(to_value),
+        ObjectKind::MutatingWebhookConfiguration => api
+            .get::<MutatingWebhookConfiguration>(None, name)
+            .await?
+            .map(to_value),
     };
     object.transpose()
 }

@@ -12,6 +12,7 @@
 //!             │ restart    restart-sidecars' actions, then verify the proxies
 //!             │ relabel    namespaces' label patches
 //!             │ switch     gateway-switch: switch → verify → switch back → verify
+//!             │ tag        a revision tag's objects, in order, stopping at a failure
 //!             └──────────► api (every request: pagination, retries, dry run, counting)
 //! ```
 //!
@@ -25,6 +26,7 @@ pub mod interrupt;
 pub mod relabel;
 pub mod restart;
 pub mod switch;
+pub mod tag;
 pub mod wait;
 pub mod watch;
 

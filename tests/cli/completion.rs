@@ -123,6 +123,22 @@ fn kubectl_completes_namespaces_revisions_workloads_services_and_contexts_from_t
     );
     let gateway_targets = completer.complete(&["gateway-switch", "--to", ""]);
     assert_eq!(gateway_targets, ["1-21-2", "1-22-3"]);
+    assert_eq!(
+        completer.complete(&["tag", "set", "prod-"]),
+        ["prod-canary", "prod-stable"]
+    );
+    assert_eq!(
+        completer.complete(&["tag", "set", "prod-stable", "--revision", ""]),
+        ["1-21-2", "1-22-3"]
+    );
+    assert_eq!(
+        completer.complete(&["tag", "remove", ""]),
+        ["default", "prod-canary", "prod-stable"]
+    );
+    assert_eq!(
+        completer.complete(&["status", "--require-unused", "1-21"]),
+        ["1-21-2"]
+    );
 
     let workloads = completer.complete(&["restart-sidecars", "-n", "shop", ""]);
     for expected in [

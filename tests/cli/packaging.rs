@@ -1342,6 +1342,13 @@ fn every_verb_runs_with_only_the_mesh_upgrade_cluster_role_and_uses_every_rule()
     sim.apply_yaml(ROLLING_STATEFUL_SET)
         .expect("the StatefulSet applies");
     sim.apply_yaml(ROLLOUT).expect("the Rollout applies");
+    // A 1.28 revision: `tag set` writes a tag's Service only from 1.28 on.
+    sim.apply_yaml(&mesh_sim::inject::istio_revision_manifests(
+        Some("1-28-1"),
+        "1.28.1",
+        &mesh_sim::inject::RevisionOptions::default(),
+    ))
+    .expect("the 1.28 revision applies");
     sim.settle();
     let kubeconfig = sim.add_user("mesh-operator", grants.sim_role());
     sim.clear_requests();
@@ -1395,6 +1402,31 @@ fn every_verb_runs_with_only_the_mesh_upgrade_cluster_role_and_uses_every_rule()
         ],
         None,
     );
+    // After gateway-switch, whose wait looks for the first Service patch.
+    // tag: list; a move whose patch is stored but answered 500 (the retry's
+    // 409 is read again with get and found written); a tag created with its
+    // Service, moved (both patched), and removed (both deleted); an undo.
+    step(&["tag", "list"], None);
+    step(
+        &["tag", "set", "prod-stable", "--revision", "1-22-3", "--yes"],
+        Some(
+            Faults::new().rule(
+                FaultRule::on("patch", "mutatingwebhookconfigurations")
+                    .error_after_store(500, 0)
+                    .next(1),
+            ),
+        ),
+    );
+    step(
+        &["tag", "set", "prod-next", "--revision", "1-28-1", "--yes"],
+        None,
+    );
+    step(
+        &["tag", "set", "prod-next", "--revision", "1-22-3", "--yes"],
+        None,
+    );
+    step(&["tag", "remove", "prod-next", "--yes"], None);
+    step(&["tag", "set", "--undo", "prod-stable", "--yes"], None);
     sim.clear_faults();
 
     let calls = calls_by(&sim, "mesh-operator");
@@ -1521,6 +1553,27 @@ fn without_a_rule_it_needs_each_verb_fails_with_the_403_sentence() {
                 "--yes",
             ],
             "forbidden: cannot patch services",
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            "patch",
+            &["tag", "set", "prod-stable", "--revision", "1-22-3", "--yes"],
+            "forbidden: cannot patch mutatingwebhookconfigurations",
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            "create",
+            &["tag", "set", "prod-next", "--revision", "1-22-3", "--yes"],
+            "forbidden: cannot create mutatingwebhookconfigurations",
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            "delete",
+            &["tag", "remove", "prod-canary", "--force", "--yes"],
+            "forbidden: cannot delete mutatingwebhookconfigurations",
         ),
     ];
     for (group, resource, verb, args, expected) in cases {

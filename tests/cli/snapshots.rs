@@ -247,7 +247,9 @@ fn gateway_switch_plan_and_result_read_as_pinned() {
         run.stderr
     );
     assert!(
-        progress[3..].iter().all(|l| l.starts_with("  endpoints: ")),
+        progress[3..]
+            .iter()
+            .all(|l| l.starts_with("  endpoints: ") || l.starts_with("    ")),
         "{}",
         run.stderr
     );
@@ -276,6 +278,13 @@ const STATUS: &str = r#"CONTROL PLANE
 REVISION  ISTIOD         VERSION  READY  TAGS                 DEFAULT
 1-21-2    istiod-1-21-2  1.21.2   1/1    default,prod-stable  yes
 1-22-3    istiod-1-22-3  1.22.3   1/1    prod-canary
+
+REVISION USAGE
+REVISION  IN USE  USED BY
+1-21-2    yes     3 namespaces (cart, legacy, shop), 2 tags (default, prod-stable), 9 workloads,
+                  1 gateway
+1-22-3    yes     4 namespaces (batch, legacy, pay, search), 1 tag (prod-canary), 2 workloads,
+                  1 gateway, 1 pod
 
 NAMESPACES
 NAMESPACE     INJECTION        REVISION                  WORKLOADS  PROBLEMS

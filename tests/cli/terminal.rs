@@ -125,6 +125,20 @@ fn no_verb_writes_an_escape_byte_into_a_pipe_even_when_term_says_colour() {
         (&["relabel", "-n", "shop", "--to", "1-22-3", "--dry-run"], 0),
         (&["relabel", "-n", "shop", "--to", "1-22-3"], 5),
         (&["relabel", "-n", "shop", "--to", "1-22-3", "--yes"], 0),
+        (&["tag", "list", "-o", "wide"], 0),
+        (
+            &[
+                "tag",
+                "set",
+                "prod-stable",
+                "--revision",
+                "1-22-3",
+                "--restart",
+                "--yes",
+            ],
+            0,
+        ),
+        (&["tag", "remove", "prod-canary"], 5),
         (&["restart-sidecars", "-n", "pay", "--yes", "-v"], 0),
         (
             &["restart-sidecars", "-n", "shop", "--yes", "-o", "yaml"],

@@ -161,7 +161,7 @@ pub fn revision_tag_objects(tag: &str, rev: Option<&str>) -> Vec<Value> {
 }
 
 /// The Service the istio-discovery chart renders for each of its
-/// `revisionTags` from Istio 1.27 (`revision-tags-svc.yaml`):
+/// `revisionTags` from Istio 1.28 (`revision-tags-svc.yaml`):
 /// `istiod-revision-tag-<tag>` in `istio-system`, labelled `istio.io/tag` and
 /// `istio.io/rev`, selecting the revision's istiod like the revision's own
 /// Service. istiod and `istioctl tag list` read tags from these as well as
