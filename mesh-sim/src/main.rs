@@ -67,6 +67,11 @@ struct ServeArgs {
     #[arg(long, value_name = "SECONDS")]
     pod_ready_delay: Option<f64>,
 
+    /// Serve without the Gateway API's CRDs (GatewayClass, Gateway,
+    /// HTTPRoute answer 404), as a cluster where nobody installed them.
+    #[arg(long)]
+    without_gateway_api: bool,
+
     /// Faults to inject, from a YAML file (see the README); read at start
     /// and again on SIGHUP.
     #[arg(long, value_name = "FILE")]
@@ -180,6 +185,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Some(nodes) = args.nodes {
         config.node_count = nodes;
+    }
+    if args.without_gateway_api {
+        config.gateway_api = false;
     }
     if let Some(delay) = args.pod_ready_delay {
         config.pod_ready_delay = Duration::try_from_secs_f64(delay).context("--pod-ready-delay")?;

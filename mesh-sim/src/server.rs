@@ -384,7 +384,8 @@ async fn dispatch(shared: &Arc<Shared>, user: &User, request: &ApiRequest) -> Re
         )));
     }
     let extra_kinds = || -> Vec<&'static crate::resources::Resource> {
-        lock(&shared.world).store.kinds().collect()
+        let world = lock(&shared.world);
+        world.custom_kinds().chain(world.store.kinds()).collect()
     };
     match route {
         Route::Version => json_response(StatusCode::OK, &discovery::version()),

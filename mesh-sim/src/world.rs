@@ -23,6 +23,10 @@ pub struct SimConfig {
     pub node_count: usize,
     /// Simulated seconds per wall second (0 pauses the clock).
     pub clock_speed: f64,
+    /// The Gateway API's CRDs are installed ([`crate::resources::GATEWAY_API`]
+    /// is served); without them its URLs answer 404 and discovery omits them,
+    /// as on a cluster where nobody installed them.
+    pub gateway_api: bool,
 }
 
 impl Default for SimConfig {
@@ -31,6 +35,7 @@ impl Default for SimConfig {
             pod_ready_delay: Duration::from_secs(2),
             node_count: 3,
             clock_speed: 50.0,
+            gateway_api: true,
         }
     }
 }
@@ -79,6 +84,20 @@ impl World {
         format!("00000000-0000-4000-8000-{:012x}", self.uid_counter)
     }
 
+    /// Whether the server serves `resource`: every builtin kind, and the
+    /// Gateway API's kinds while their CRDs are installed.
+    pub fn serves(&self, resource: &Resource) -> bool {
+        !resource.is_custom() || self.config.gateway_api
+    }
+
+    /// The custom kinds served now (for discovery and routing).
+    pub fn custom_kinds(&self) -> impl Iterator<Item = &'static Resource> {
+        let installed = self.config.gateway_api;
+        crate::resources::GATEWAY_API
+            .iter()
+            .filter(move |_| installed)
+    }
+
     /// Creates an object: fills metadata, runs admission, stores it.
     pub fn create(
         &mut self,
@@ -86,6 +105,9 @@ impl World {
         mut obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Obj> {
+        if !self.serves(resource) {
+            return Err(crate::server::not_found_path());
+        }
         normalize_type_meta(resource, &mut obj);
         crate::controllers::defaults::apply_defaults(resource, &mut obj);
         let meta = metadata_mut(&mut obj);

@@ -17,6 +17,7 @@ fn world() -> World {
         pod_ready_delay: Duration::from_secs(2),
         node_count: 3,
         clock_speed: 0.0,
+        ..SimConfig::default()
     })
 }
 

@@ -48,14 +48,19 @@ fn verb(method: &Method, path: &ResourcePath, watching: bool) -> ApiResult<&'sta
     })
 }
 
-/// Finds the kind a path names: builtin first, then kinds registered at run time.
+/// Finds the kind a path names: builtin first, then the custom kinds whose
+/// CRDs are installed, then kinds registered at run time.
 fn resolve(world: &World, path: &ResourcePath) -> Option<&'static Resource> {
-    resources::lookup(&path.group, &path.version, &path.plural).or_else(|| {
-        world
-            .store
-            .kinds()
-            .find(|r| r.group == path.group && r.version == path.version && r.plural == path.plural)
-    })
+    resources::lookup(&path.group, &path.version, &path.plural)
+        .or_else(|| {
+            resources::lookup_custom(&path.group, &path.version, &path.plural)
+                .filter(|r| world.serves(r))
+        })
+        .or_else(|| {
+            world.store.kinds().find(|r| {
+                r.group == path.group && r.version == path.version && r.plural == path.plural
+            })
+        })
 }
 
 /// Whether kubectl asked for a Table, and what its rows should carry.
