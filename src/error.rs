@@ -124,6 +124,16 @@ pub enum Error {
     #[error("invalid label selector {selector:?}: {reason}")]
     InvalidSelector { selector: String, reason: String },
 
+    /// A LIST answered 404: the server does not serve the kind (a CRD that is
+    /// not installed). Callers reading optional kinds treat it as "none".
+    #[error("{action} on {target}: the server does not serve {resource} (404 {message})")]
+    NotServed {
+        action: String,
+        target: String,
+        resource: String,
+        message: String,
+    },
+
     /// A write lost an optimistic-concurrency race: the caller re-reads and retries.
     #[error("conflict {action}: {message}")]
     Conflict { action: String, message: String },
@@ -170,6 +180,7 @@ impl Error {
             | Error::Forbidden { .. }
             | Error::NamespaceNotFound { .. }
             | Error::Conflict { .. }
+            | Error::NotServed { .. }
             | Error::DryRunWrite { .. } => ExitCode::Failure,
         }
     }
@@ -188,6 +199,12 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
 pub fn is_conflict(err: &anyhow::Error) -> bool {
     err.chain()
         .any(|cause| matches!(cause.downcast_ref::<Error>(), Some(Error::Conflict { .. })))
+}
+
+/// Whether the chain holds a LIST answered 404 ([`Error::NotServed`]).
+pub fn is_not_served(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| matches!(cause.downcast_ref::<Error>(), Some(Error::NotServed { .. })))
 }
 
 /// Whether the chain holds a 403 ([`Error::Forbidden`]).

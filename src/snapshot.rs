@@ -33,6 +33,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::{Selector, SelectorExt};
 
+pub mod gateway_api;
+
 /// Labels or annotations, as Kubernetes stores them.
 pub type Labels = BTreeMap<String, String>;
 
@@ -102,6 +104,10 @@ pub struct ClusterSnapshot {
     /// [`InjectorConfigInfo::is_injector_config`] holds (name
     /// `istio-sidecar-injector` or `istio-sidecar-injector-<rev>`).
     pub injector_configs: Vec<InjectorConfigInfo>,
+    /// LIST Gateways (in the read namespaces) and GatewayClasses
+    /// (`gateway.networking.k8s.io/v1`); `installed: false` when the cluster
+    /// has no Gateway API CRDs.
+    pub gateway_api: gateway_api::GatewayApiSnapshot,
 }
 
 impl ClusterSnapshot {
@@ -122,6 +128,7 @@ impl ClusterSnapshot {
             webhook_configurations: Vec::new(),
             istiods: Vec::new(),
             injector_configs: Vec::new(),
+            gateway_api: Default::default(),
         }
     }
 
@@ -485,13 +492,19 @@ impl From<&Pod> for PodInfo {
 }
 
 /// Template annotation keys kept: injection (`sidecar.istio.io/*`,
-/// `inject.istio.io/*`, `proxy.istio.io/*`) and the restart marker.
+/// `inject.istio.io/*`, `proxy.istio.io/*`), the restart marker, and the
+/// revision that rendered a Gateway API gateway.
 pub fn is_kept_template_annotation(key: &str) -> bool {
     key.starts_with("sidecar.istio.io/")
         || key.starts_with("inject.istio.io/")
         || key.starts_with("proxy.istio.io/")
         || key == RESTARTED_AT_ANNOTATION
+        || key == TEMPLATE_REVISION_ANNOTATION
 }
+
+/// The template annotation naming the istiod revision that rendered a
+/// Gateway API gateway's Deployment (`kube-gateway.yaml`, `waypoint.yaml`).
+pub const TEMPLATE_REVISION_ANNOTATION: &str = "istio.io/rev";
 
 /// The annotation `kubectl rollout restart` sets on a pod template.
 pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";

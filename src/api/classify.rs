@@ -116,6 +116,13 @@ impl ApiClient {
                     message: status.message.clone(),
                 }
                 .into(),
+                404 if action.verb == "list" => Error::NotServed {
+                    action: action.describe(),
+                    target: target.to_string(),
+                    resource: action.resource.clone(),
+                    message: status.message.clone(),
+                }
+                .into(),
                 400 if action.selector.is_some() => Error::InvalidSelector {
                     selector: action.selector.clone().unwrap_or_default(),
                     reason: status.message.clone(),

@@ -7,6 +7,7 @@
 //!          ─► proxy         (what a pod runs now)
 //!          ─► workloads     (pods grouped to workloads: state, risks, unreachable pods)
 //!          ─► gateways      (gateway Deployments, the Services in front of them)
+//!          ─► gateway_api   (Gateway API gateways and waypoints: revision, rendering, state)
 //!          ─► status        (the `status` report, serialisable)
 //!          ─► injection_check (the cluster's dry-run answer judged against the model)
 //! ```
@@ -19,6 +20,7 @@
 pub const API_VERSION: &str = "mesh-upgrade/v1";
 
 pub mod control_plane;
+pub mod gateway_api;
 pub mod gateway_switch;
 pub mod gateways;
 pub mod injection;
