@@ -14,8 +14,13 @@ use crate::mesh::gateway_api::{
     WaypointStatus,
 };
 
-/// The non-waypoint Gateways (ingress and east-west), or `None` when there are none.
-pub fn gateways_section(gateways: &[GatewayApiStatus], layout: &Layout) -> Option<String> {
+/// The non-waypoint Gateways (ingress and east-west), or `None` when there
+/// are none. `-o wide` adds the rendered Deployment and the image.
+pub fn gateways_section(
+    gateways: &[GatewayApiStatus],
+    wide: bool,
+    layout: &Layout,
+) -> Option<String> {
     let shown: Vec<&GatewayApiStatus> = gateways
         .iter()
         .filter(|g| g.kind != GatewayKind::Waypoint)
@@ -23,80 +28,107 @@ pub fn gateways_section(gateways: &[GatewayApiStatus], layout: &Layout) -> Optio
     if shown.is_empty() {
         return None;
     }
-    let mut table = Table::new(
-        *layout,
-        &[
-            ("NAMESPACE", Fit::Whole),
-            ("GATEWAY", Fit::Whole),
-            ("CLASS", Fit::Whole),
-            ("REVISION", Fit::Whole),
-            ("DEPLOYMENT", Fit::Whole),
-            ("READY", Fit::Whole),
-            ("PROXY NOW", Fit::Whole),
-            ("RENDERS", Fit::Whole),
-            ("PROGRAMMED", Fit::Whole),
-            ("STATE", Fit::Whole),
-            ("PROBLEMS", Fit::Words),
-        ],
-    );
+    let mut columns = vec![
+        ("NAMESPACE", Fit::Whole),
+        ("GATEWAY", Fit::Whole),
+        ("CLASS", Fit::Whole),
+        ("REVISION", Fit::Whole),
+    ];
+    if wide {
+        columns.push(("DEPLOYMENT", Fit::Whole));
+    }
+    columns.extend([
+        ("READY", Fit::Whole),
+        ("PROXIES", Fit::Whole),
+        ("RENDERS", Fit::Whole),
+        ("PROGRAMMED", Fit::Whole),
+        ("STATE", Fit::Whole),
+        ("PROBLEMS", Fit::Words),
+    ]);
+    let mut table = Table::new(*layout, &columns);
     for g in shown {
-        table.row(vec![
+        let mut row = vec![
             Cell::new(&g.namespace),
             Cell::new(&g.name),
             Cell::new(&g.class),
             Cell::new(revision(g)),
-            Cell::new(
+        ];
+        if wide {
+            row.push(Cell::new(
                 g.deployment
                     .as_ref()
                     .map_or("-".to_string(), |d| d.name.clone()),
-            ),
+            ));
+        }
+        row.extend([
             Cell::new(ready(g)),
             Cell::new(proxies(&g.proxies)),
-            Cell::new(g.expected_version.as_deref().unwrap_or("-")),
+            Cell::new(renders(g, wide)),
             programmed(g),
             state(g.state),
             Cell::new(problems(g)),
         ]);
+        table.row(row);
     }
     Some(table.render())
 }
 
-/// The waypoints, or `None` when there are none.
-pub fn waypoints_section(waypoints: &[WaypointStatus], layout: &Layout) -> Option<String> {
+/// The waypoints, or `None` when there are none. Their problems are in the
+/// summary (and under `-o wide`).
+pub fn waypoints_section(
+    waypoints: &[WaypointStatus],
+    wide: bool,
+    layout: &Layout,
+) -> Option<String> {
     if waypoints.is_empty() {
         return None;
     }
-    let mut table = Table::new(
-        *layout,
-        &[
-            ("NAMESPACE", Fit::Whole),
-            ("WAYPOINT", Fit::Whole),
-            ("REVISION", Fit::Whole),
-            ("READY", Fit::Whole),
-            ("PROXY NOW", Fit::Whole),
-            ("RENDERS", Fit::Whole),
-            ("PROGRAMMED", Fit::Whole),
-            ("STATE", Fit::Whole),
-            ("USED BY", Fit::Words),
-            ("PROBLEMS", Fit::Words),
-        ],
-    );
+    let mut columns = vec![
+        ("NAMESPACE", Fit::Whole),
+        ("WAYPOINT", Fit::Whole),
+        ("REVISION", Fit::Whole),
+        ("READY", Fit::Whole),
+        ("PROXIES", Fit::Whole),
+        ("RENDERS", Fit::Whole),
+        ("PROGRAMMED", Fit::Whole),
+        ("STATE", Fit::Whole),
+        ("USED BY", Fit::Words),
+    ];
+    if wide {
+        columns.push(("PROBLEMS", Fit::Words));
+    }
+    let mut table = Table::new(*layout, &columns);
     for w in waypoints {
         let g = &w.gateway;
-        table.row(vec![
+        let mut row = vec![
             Cell::new(&g.namespace),
             Cell::new(&g.name),
             Cell::new(revision(g)),
             Cell::new(ready(g)),
             Cell::new(proxies(&g.proxies)),
-            Cell::new(g.expected_version.as_deref().unwrap_or("-")),
+            Cell::new(renders(g, wide)),
             programmed(g),
             state(g.state),
             Cell::new(used_by(w)),
-            Cell::new(problems(g)),
-        ]);
+        ];
+        if wide {
+            row.push(Cell::new(problems(g)));
+        }
+        table.row(row);
     }
     Some(table.render())
+}
+
+/// The version the revision renders (`-o wide`: the image).
+fn renders(g: &GatewayApiStatus, wide: bool) -> String {
+    let shown = if wide {
+        g.expected_image
+            .as_deref()
+            .or(g.expected_version.as_deref())
+    } else {
+        g.expected_version.as_deref()
+    };
+    shown.unwrap_or("-").to_string()
 }
 
 /// `1-21-2 (ns prod-stable)`, `1-22-3`, `1-21-2 (default)`, `none (1-22-4)`.
