@@ -24,6 +24,8 @@ pub enum ObjectKind {
     StatefulSet,
     DaemonSet,
     Pod,
+    /// A Gateway API `Gateway` (`gateway.networking.k8s.io/v1`).
+    Gateway,
 }
 
 impl ObjectKind {
@@ -36,6 +38,7 @@ impl ObjectKind {
             ObjectKind::StatefulSet => "statefulset",
             ObjectKind::DaemonSet => "daemonset",
             ObjectKind::Pod => "pod",
+            ObjectKind::Gateway => "gateway",
         }
     }
 }

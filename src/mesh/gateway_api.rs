@@ -392,7 +392,7 @@ pub fn gateway_api_gateways(
 }
 
 /// One Gateway's revision, rendering, pods and state.
-fn assess(
+pub fn assess(
     snapshot: &ClusterSnapshot,
     control_plane: &ControlPlane,
     info: &GatewayInfo,

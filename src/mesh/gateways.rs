@@ -308,6 +308,18 @@ pub enum CheckKind {
     IstiodReady,
     /// They expose every `targetPort` of the Service.
     TargetPorts,
+    /// The Service is not one istiod renders for a Gateway API `Gateway`
+    /// (istiod would put its selector back).
+    IstiodManaged,
+    /// `--gateway`: the target names a revision or a tag of one.
+    TargetRevision,
+    /// `--gateway`: the Gateway's current `istio.io/rev` can be recorded
+    /// (or, for `--rollback`, was).
+    PreviousRevision,
+    /// `--gateway`: istiod renders the Gateway (no address of its own).
+    GatewayManaged,
+    /// `--gateway`: the Gateway is `Programmed` now.
+    Programmed,
 }
 
 impl CheckKind {
@@ -323,6 +335,11 @@ impl CheckKind {
             CheckKind::ProxyRevision => "proxy-revision",
             CheckKind::IstiodReady => "istiod-ready",
             CheckKind::TargetPorts => "target-ports",
+            CheckKind::IstiodManaged => "istiod-managed",
+            CheckKind::TargetRevision => "target-revision",
+            CheckKind::PreviousRevision => "previous-revision",
+            CheckKind::GatewayManaged => "gateway-managed",
+            CheckKind::Programmed => "programmed",
         }
     }
 }

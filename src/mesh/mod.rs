@@ -21,6 +21,7 @@ pub const API_VERSION: &str = "mesh-upgrade/v1";
 
 pub mod control_plane;
 pub mod gateway_api;
+pub mod gateway_move;
 pub mod gateway_switch;
 pub mod gateways;
 pub mod injection;

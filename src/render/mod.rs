@@ -8,6 +8,7 @@
 //! free-text columns and sentences wrap, at spaces.
 
 pub mod gateway_api;
+pub mod gateway_move;
 pub mod gateway_switch;
 pub mod relabel;
 pub mod restart;

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::api::{ApiClient, PatchBody};
 use crate::error::is_conflict;
+use crate::snapshot::gateway_api::Gateway as GatewayApiGateway;
 use crate::write::{Change, ObjectKind, ObjectRef, Patch, Precondition, Write};
 
 /// What the server answered to a write.
@@ -61,6 +62,10 @@ pub async fn send(api: &ApiClient, write: &Write) -> anyhow::Result<Sent> {
                     to_value(api.patch::<DaemonSet>(namespace, name, &body).await?)
                 }
                 ObjectKind::Pod => to_value(api.patch::<Pod>(namespace, name, &body).await?),
+                ObjectKind::Gateway => to_value(
+                    api.patch::<GatewayApiGateway>(namespace, name, &body)
+                        .await?,
+                ),
             }?;
             Ok(Sent::Patched(object))
         }
@@ -96,6 +101,10 @@ pub async fn read(api: &ApiClient, target: &ObjectRef) -> anyhow::Result<Option<
         ObjectKind::StatefulSet => api.get::<StatefulSet>(namespace, name).await?.map(to_value),
         ObjectKind::DaemonSet => api.get::<DaemonSet>(namespace, name).await?.map(to_value),
         ObjectKind::Pod => api.get::<Pod>(namespace, name).await?.map(to_value),
+        ObjectKind::Gateway => api
+            .get::<GatewayApiGateway>(namespace, name)
+            .await?
+            .map(to_value),
     };
     object.transpose()
 }

@@ -12,6 +12,8 @@
 //!             │ restart    restart-sidecars' actions, then verify the proxies
 //!             │ relabel    namespaces' label patches
 //!             │ switch     gateway-switch: switch → verify → switch back → verify
+//!             │ gateway_move  gateway-switch --gateway: label → re-render, rollout,
+//!             │            Programmed, endpoints → put back → verify
 //!             └──────────► api (every request: pagination, retries, dry run, counting)
 //! ```
 //!
@@ -21,6 +23,7 @@
 
 pub mod apply;
 pub mod batch;
+pub mod gateway_move;
 pub mod interrupt;
 pub mod relabel;
 pub mod restart;
