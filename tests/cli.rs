@@ -20,6 +20,8 @@ mod analyzer_parity;
 mod cluster_suite;
 #[path = "cli/completion.rs"]
 mod completion;
+#[path = "cli/gateway_api.rs"]
+mod gateway_api;
 #[path = "cli/gateway_switch.rs"]
 mod gateway_switch;
 #[path = "cli/injection.rs"]

@@ -95,9 +95,16 @@ impl Gateway {
         }
     }
 
-    /// Whether it declares a container port for `target_port` (a number or a name).
+    /// Whether it declares a container port for `target_port` (a number or a
+    /// name). A gateway istiod renders for a Gateway API `Gateway` listens on
+    /// its listeners' ports without declaring them (`kube-gateway.yaml`
+    /// declares 15020, 15021 and 15090 only), so any number counts for it.
     pub fn exposes(&self, target_port: &str) -> bool {
+        let gateway_api = self
+            .template_labels
+            .contains_key(crate::mesh::gateway_api::MANAGED_LABEL);
         match target_port.parse::<i32>() {
+            Ok(_) if gateway_api => true,
             Ok(number) => self.ports.iter().any(|p| p.container_port == number),
             Err(_) => self
                 .ports

@@ -29,7 +29,11 @@ fn canary() -> World {
 }
 
 fn edit_gateway(world: &mut World, change: impl FnOnce(&mut Value)) {
-    let mut gw = (*world.store.get(kinds::gateways(), "edge", "public").unwrap()).clone();
+    let mut gw = (*world
+        .store
+        .get(kinds::gateways(), "edge", "public")
+        .unwrap())
+    .clone();
     change(&mut gw);
     world
         .update(kinds::gateways(), gw, &WriteOptions::default())
@@ -39,7 +43,10 @@ fn edit_gateway(world: &mut World, change: impl FnOnce(&mut Value)) {
 fn plan_on(world: &World, request: MoveRequest, force: bool) -> MovePlan {
     let snapshot = snapshot_from_world(world, Scope::Namespaces(vec!["edge".into()]));
     let cp = ControlPlane::from_snapshot(&snapshot);
-    let object = world.store.get(kinds::gateways(), "edge", "public").unwrap();
+    let object = world
+        .store
+        .get(kinds::gateways(), "edge", "public")
+        .unwrap();
     let gateway: Gateway = serde_json::from_value((*object).clone()).unwrap();
     let info = GatewayInfo::from(&gateway);
     let kind = gateway_kind(&snapshot, &info.class).expect("an Istio class");
@@ -91,8 +98,10 @@ fn a_move_is_one_merge_patch_of_the_label_and_the_record_on_the_gateways_resourc
         Some("docker.io/istio/proxyv2:1.22.3")
     );
     let action = plan.action.as_ref().expect("a write");
-    let rv = world.store.get(kinds::gateways(), "edge", "public").unwrap()["metadata"]
-        ["resourceVersion"]
+    let rv = world
+        .store
+        .get(kinds::gateways(), "edge", "public")
+        .unwrap()["metadata"]["resourceVersion"]
         .clone();
     assert_eq!(action.write.target.to_string(), "edge/gateway/public");
     assert_eq!(
@@ -171,7 +180,11 @@ fn a_target_whose_istiod_is_not_ready_is_refused_even_with_force() {
 #[test]
 fn a_gateway_that_is_not_programmed_is_refused_unless_forced() {
     let mut world = canary();
-    let mut gw = (*world.store.get(kinds::gateways(), "edge", "public").unwrap()).clone();
+    let mut gw = (*world
+        .store
+        .get(kinds::gateways(), "edge", "public")
+        .unwrap())
+    .clone();
     for c in gw["status"]["conditions"].as_array_mut().unwrap() {
         if c["type"] == "Programmed" {
             c["status"] = json!("False");
@@ -184,7 +197,11 @@ fn a_gateway_that_is_not_programmed_is_refused_unless_forced() {
     let plan = plan_on(&world, to("1-22-3"), false);
     assert_eq!(failed(&plan), vec![(CheckKind::Programmed, false)]);
     assert_eq!(plan.verdict, Verdict::Refused);
-    assert!(plan.refusal().unwrap().contains("(--force overrides programmed)"));
+    assert!(
+        plan.refusal()
+            .unwrap()
+            .contains("(--force overrides programmed)")
+    );
 
     let forced = plan_on(&world, to("1-22-3"), true);
     assert_eq!(forced.verdict, Verdict::Forced);
@@ -209,8 +226,7 @@ fn rollback_sets_the_recorded_label_and_records_the_one_it_replaces() {
     edit_gateway(&mut world, |g| {
         g["metadata"]["labels"] = json!({"istio.io/rev": "1-22-3"});
         g["metadata"]["annotations"]["mesh-upgrade.io/previous-revision"] = json!("{}");
-        g["metadata"]["annotations"]["mesh-upgrade.io/switched-at"] =
-            json!("2026-12-04T20:00:00Z");
+        g["metadata"]["annotations"]["mesh-upgrade.io/switched-at"] = json!("2026-12-04T20:00:00Z");
     });
     let plan = plan_on(&world, MoveRequest::Rollback, false);
     assert_eq!(plan.mode, SwitchMode::Rollback);
@@ -224,8 +240,10 @@ fn rollback_sets_the_recorded_label_and_records_the_one_it_replaces() {
         r#"{"istio.io/rev":"1-22-3"}"#
     );
     assert!(
-        plan.prechecks.iter().any(|c| c.check == CheckKind::PreviousRevision
-            && c.reason.contains("(moved away at 2026-12-04T20:00:00Z)")),
+        plan.prechecks
+            .iter()
+            .any(|c| c.check == CheckKind::PreviousRevision
+                && c.reason.contains("(moved away at 2026-12-04T20:00:00Z)")),
         "{:#?}",
         plan.prechecks
     );
@@ -247,9 +265,13 @@ fn rollback_without_a_record_is_refused() {
 /// What the wait would see in `world` now.
 fn state_of(world: &World) -> MoveState {
     let typed = |value: &Value| value.clone();
-    let gateway: Gateway =
-        serde_json::from_value(typed(&world.store.get(kinds::gateways(), "edge", "public").unwrap()))
-            .unwrap();
+    let gateway: Gateway = serde_json::from_value(typed(
+        &world
+            .store
+            .get(kinds::gateways(), "edge", "public")
+            .unwrap(),
+    ))
+    .unwrap();
     let deployment: Deployment = serde_json::from_value(typed(
         &world
             .store
@@ -266,7 +288,9 @@ fn state_of(world: &World) -> MoveState {
         .store
         .list(kinds::endpointslices(), Some("edge"))
         .filter(|s| s["metadata"]["labels"]["kubernetes.io/service-name"] == "public-istio")
-        .map(|s| EndpointSliceInfo::from(&serde_json::from_value::<EndpointSlice>(typed(&s)).unwrap()))
+        .map(|s| {
+            EndpointSliceInfo::from(&serde_json::from_value::<EndpointSlice>(typed(&s)).unwrap())
+        })
         .collect();
     MoveState {
         gateway: Some(GatewayInfo::from(&gateway)),
@@ -295,8 +319,7 @@ fn the_move_converges_only_once_re_rendered_rolled_out_programmed_and_serving_fr
     assert_eq!((view.pods, view.pods_on_target), (2, 1));
     assert!(!view.converged, "the new pod is not Ready: {view:#?}");
     assert!(
-        view.describe(&plan.to)
-            .contains("1 of 2 pods on 1.22.3"),
+        view.describe(&plan.to).contains("1 of 2 pods on 1.22.3"),
         "{}",
         view.describe(&plan.to)
     );
@@ -329,18 +352,24 @@ fn after_a_conflict_the_gateway_shows_the_move_or_the_state_it_was_planned_on() 
     let world = canary();
     let plan = plan_on(&world, to("1-22-3"), false);
     let action = plan.action.unwrap();
-    let mut fresh = (*world.store.get(kinds::gateways(), "edge", "public").unwrap()).clone();
+    let mut fresh = (*world
+        .store
+        .get(kinds::gateways(), "edge", "public")
+        .unwrap())
+    .clone();
     // Only its status moved on: still as planned.
     assert!(gateway_shows(&fresh, &action.undo));
     assert!(!gateway_shows(&fresh, &action.write));
     fresh["metadata"]["labels"] = json!({"istio.io/rev": "1-22-3"});
     fresh["metadata"]["annotations"]["mesh-upgrade.io/previous-revision"] = json!("{}");
-    fresh["metadata"]["annotations"]["mesh-upgrade.io/switched-at"] =
-        json!("2026-12-04T21:10:07Z");
+    fresh["metadata"]["annotations"]["mesh-upgrade.io/switched-at"] = json!("2026-12-04T21:10:07Z");
     assert!(gateway_shows(&fresh, &action.write), "a stored retry");
     fresh["metadata"]["labels"] = json!({"istio.io/rev": "prod-stable"});
     assert!(!gateway_shows(&fresh, &action.write));
-    assert!(!gateway_shows(&fresh, &action.undo), "someone else's change");
+    assert!(
+        !gateway_shows(&fresh, &action.undo),
+        "someone else's change"
+    );
 }
 
 #[test]
