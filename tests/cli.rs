@@ -264,7 +264,8 @@ fn status_of_one_namespace_reads_only_that_namespace_and_the_control_plane() {
     for request in sim.requests() {
         let namespaced = request.path.contains("/namespaces/");
         let cluster_wide_kind = request.path.ends_with("/namespaces")
-            || request.path.ends_with("/mutatingwebhookconfigurations");
+            || request.path.ends_with("/mutatingwebhookconfigurations")
+            || request.path.ends_with("/gatewayclasses");
         assert!(
             namespaced || cluster_wide_kind,
             "-n pay should not list {} across the cluster",

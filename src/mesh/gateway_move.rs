@@ -766,6 +766,15 @@ pub fn move_view(state: &MoveState, target: &MoveEnd) -> MoveView {
     }
 }
 
+/// `1 pod`, `2 pods`.
+pub fn pods(n: usize) -> String {
+    if n == 1 {
+        "1 pod".to_string()
+    } else {
+        format!("{n} pods")
+    }
+}
+
 /// How a move ended, for the summary and the document.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -10,7 +10,7 @@ use super::Layout;
 use super::table::{Fit, Table};
 use crate::duration::human_duration;
 use crate::mesh::gateway_api::RevisionSource;
-use crate::mesh::gateway_move::{MoveEnd, MoveOutcome, MovePlan, MoveView};
+use crate::mesh::gateway_move::{MoveEnd, MoveOutcome, MovePlan, MoveView, pods};
 use crate::mesh::gateway_switch::{SwitchMode, SwitchResult, Verdict};
 use crate::mesh::gateways::TakeoverCheck;
 use crate::run::gateway_move::{MoveRun, Progress};
@@ -193,11 +193,11 @@ pub fn run_outcome(plan: &MovePlan, run: &MoveRun, timeout: Duration) -> MoveOut
                 Some(view.clone()),
                 None,
                 format!(
-                    "{did} Gateway {} to {} ({to}){forced}: istiod re-rendered {}, all {} pods run {} and are Ready, the Gateway is Programmed, and the EndpointSlices of {} list only them.\n{back}: {}",
+                    "{did} Gateway {} to {} ({to}){forced}: istiod re-rendered {}; {} on {}, all Ready; the Gateway is Programmed, and the EndpointSlices of {} list only them.\n{back}: {}",
                     plan.gateway_ref(),
                     plan.to.revision.as_deref().unwrap_or("?"),
                     plan.deployment,
-                    view.pods_on_target,
+                    pods(view.pods_on_target),
                     plan.to.version.as_deref().unwrap_or("the target proxy"),
                     plan.service,
                     rollback_command(plan)
@@ -236,9 +236,9 @@ pub fn run_outcome(plan: &MovePlan, run: &MoveRun, timeout: Duration) -> MoveOut
                 Progress::Converged(view) => (
                     SwitchResult::RolledBack,
                     format!(
-                        "{failure}; put it back to {from}: istiod {} re-rendered it and it is verified ({} pods on {}, Programmed, endpoints: {})",
+                        "{failure}; put it back to {from}: istiod {} re-rendered it and it is verified ({} on {}, Programmed, endpoints: {})",
                         plan.from.revision.as_deref().unwrap_or("?"),
-                        view.pods_on_target,
+                        pods(view.pods_on_target),
                         plan.from.version.as_deref().unwrap_or("?"),
                         view.endpoints.describe()
                     ),

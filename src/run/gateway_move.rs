@@ -219,9 +219,9 @@ pub async fn follow(
             Some(why) => Progress::Failed(view, why),
             None => {
                 reporter.note(&format!(
-                    "  re-rendered by {}, rolled out, {} pods on {}, Programmed; endpoints: {}",
+                    "  re-rendered by {}, rolled out, {} on {}, Programmed; endpoints: {}",
                     view.rendered_by.as_deref().unwrap_or("?"),
-                    view.pods_on_target,
+                    crate::mesh::gateway_move::pods(view.pods_on_target),
                     target.version.as_deref().unwrap_or("the target proxy"),
                     view.endpoints.describe()
                 ));

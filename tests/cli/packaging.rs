@@ -1368,6 +1368,33 @@ fn every_verb_runs_with_only_the_mesh_upgrade_cluster_role_and_uses_every_rule()
         ],
         None,
     );
+    // A Gateway API Gateway moved, with a conflict on its first patch (it
+    // reads the Gateway again), and moved back.
+    step(
+        &[
+            "gateway-switch",
+            "-n",
+            "edge",
+            "--gateway",
+            "public",
+            "--to",
+            "1-22-3",
+            "--yes",
+        ],
+        Some(Faults::new().rule(conflict_once("gateways"))),
+    );
+    step(
+        &[
+            "gateway-switch",
+            "-n",
+            "edge",
+            "--gateway",
+            "public",
+            "--rollback",
+            "--yes",
+        ],
+        None,
+    );
     sim.clear_faults();
 
     let calls = calls_by(&sim, "mesh-operator");
@@ -1480,6 +1507,22 @@ fn without_a_rule_it_needs_each_verb_fails_with_the_403_sentence() {
                 "--yes",
             ],
             "forbidden: cannot patch services",
+        ),
+        (
+            "gateway.networking.k8s.io",
+            "gateways",
+            "patch",
+            &[
+                "gateway-switch",
+                "-n",
+                "edge",
+                "--gateway",
+                "public",
+                "--to",
+                "1-22-3",
+                "--yes",
+            ],
+            "forbidden: cannot patch gateways",
         ),
     ];
     for (group, resource, verb, args, expected) in cases {

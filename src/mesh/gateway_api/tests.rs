@@ -105,7 +105,8 @@ fn the_canary_scenarios_gateway_and_waypoint_are_up_to_date_on_1_21_2() {
     let public = find(&gateways, "edge", "public");
     assert_eq!(public.kind, GatewayKind::Ingress);
     assert_eq!(public.state, GatewayApiState::UpToDate, "{public:#?}");
-    assert_eq!(public.choice.source, RevisionSource::Namespace);
+    assert_eq!(public.choice.source, RevisionSource::Gateway);
+    assert_eq!(public.choice.label.as_deref(), Some("prod-stable"));
     assert_eq!(public.rendered_name, "public-istio");
     assert_eq!(public.expected_version.as_deref(), Some("1.21.2"));
     let deployment = public.deployment.as_ref().expect("rendered");

@@ -1,7 +1,7 @@
 //! The move plan and its condition on the `canary` scenario as mesh-sim
-//! builds it (Gateway `edge/public` on 1-21-2 through its namespace's
-//! `istio.io/rev=prod-stable`), changed as a person or istiod would change
-//! it, read back through the one assembly.
+//! builds it (Gateway `edge/public` on 1-21-2 through its label
+//! `istio.io/rev=prod-stable`, a tag), changed as a person or istiod would
+//! change it, read back through the one assembly.
 
 use chrono::TimeZone;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -85,8 +85,8 @@ fn a_move_is_one_merge_patch_of_the_label_and_the_record_on_the_gateways_resourc
     assert_eq!(
         plan.from,
         MoveEnd {
-            label: None,
-            revision_from: RevisionSource::Namespace,
+            label: Some("prod-stable".into()),
+            revision_from: RevisionSource::Gateway,
             revision: Some("1-21-2".into()),
             image: Some("docker.io/istio/proxyv2:1.21.2".into()),
             version: Some("1.21.2".into()),
@@ -109,17 +109,17 @@ fn a_move_is_one_merge_patch_of_the_label_and_the_record_on_the_gateways_resourc
         Some(Patch::Merge(json!({"metadata": {
             "labels": {"istio.io/rev": "1-22-3"},
             "annotations": {
-                "mesh-upgrade.io/previous-revision": "{}",
+                "mesh-upgrade.io/previous-revision": r#"{"istio.io/rev":"prod-stable"}"#,
                 "mesh-upgrade.io/switched-at": "2026-12-04T21:10:07Z",
             },
             "resourceVersion": rv,
         }})))
     );
-    // The undo removes what the Gateway did not have.
+    // The undo puts the label back and removes what the Gateway did not have.
     assert_eq!(
         action.undo.body_to_send(),
         json!({"metadata": {
-            "labels": {"istio.io/rev": null},
+            "labels": {"istio.io/rev": "prod-stable"},
             "annotations": {
                 "mesh-upgrade.io/previous-revision": null,
                 "mesh-upgrade.io/switched-at": null,
@@ -231,8 +231,12 @@ fn rollback_sets_the_recorded_label_and_records_the_one_it_replaces() {
     let plan = plan_on(&world, MoveRequest::Rollback, false);
     assert_eq!(plan.mode, SwitchMode::Rollback);
     assert_eq!(plan.to.label, None, "no label was recorded");
-    assert_eq!(plan.to.revision.as_deref(), Some("1-21-2"));
-    assert_eq!(plan.to.revision_from, RevisionSource::Namespace);
+    assert_eq!(
+        plan.to.revision.as_deref(),
+        Some("1-21-2"),
+        "the default tag"
+    );
+    assert_eq!(plan.to.revision_from, RevisionSource::Default);
     let body = plan.action.as_ref().unwrap().write.body_to_send();
     assert_eq!(body["metadata"]["labels"]["istio.io/rev"], Value::Null);
     assert_eq!(
@@ -338,12 +342,12 @@ fn someone_else_relabelling_the_gateway_fails_the_wait() {
     let mut world = canary();
     let plan = plan_on(&world, to("1-22-3"), false);
     edit_gateway(&mut world, |g| {
-        g["metadata"]["labels"] = json!({"istio.io/rev": "prod-stable"});
+        g["metadata"]["labels"] = json!({"istio.io/rev": "1-21-2"});
     });
     let view = move_view(&state_of(&world), &plan.to);
     assert_eq!(
         view.failed.as_deref(),
-        Some("the Gateway's label was changed to istio.io/rev=prod-stable by someone else")
+        Some("the Gateway's label was changed to istio.io/rev=1-21-2 by someone else")
     );
 }
 
@@ -361,7 +365,8 @@ fn after_a_conflict_the_gateway_shows_the_move_or_the_state_it_was_planned_on() 
     assert!(gateway_shows(&fresh, &action.undo));
     assert!(!gateway_shows(&fresh, &action.write));
     fresh["metadata"]["labels"] = json!({"istio.io/rev": "1-22-3"});
-    fresh["metadata"]["annotations"]["mesh-upgrade.io/previous-revision"] = json!("{}");
+    fresh["metadata"]["annotations"]["mesh-upgrade.io/previous-revision"] =
+        json!(r#"{"istio.io/rev":"prod-stable"}"#);
     fresh["metadata"]["annotations"]["mesh-upgrade.io/switched-at"] = json!("2026-12-04T21:10:07Z");
     assert!(gateway_shows(&fresh, &action.write), "a stored retry");
     fresh["metadata"]["labels"] = json!({"istio.io/rev": "prod-stable"});
