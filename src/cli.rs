@@ -473,7 +473,7 @@ Examples:
 
   # Move a Gateway API gateway (or a waypoint) to the canary revision or a tag
   kubectl mesh-upgrade gateway-switch -n edge --gateway public --to 1-22-3
-  kubectl mesh-upgrade gateway-switch -n ambient-apps --gateway waypoint --to prod-canary --dry-run=server
+  kubectl mesh-upgrade gateway-switch -n ambient-apps --gateway waypoint --to prod-canary
 
   # Put it back on the label recorded by the last move
   kubectl mesh-upgrade gateway-switch -n edge --gateway public --rollback
