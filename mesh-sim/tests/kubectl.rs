@@ -1433,6 +1433,7 @@ fn gateway_api_kinds_are_served_and_a_relabelled_gateway_is_re_rendered() {
             "edge",
             "public",
             "istio.io/rev=1-22-3",
+            "--overwrite",
         ])
         .ok();
     cluster

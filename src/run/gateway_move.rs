@@ -330,3 +330,6 @@ impl StateSource for MoveSource {
         Ok(Some(self.state.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests;
