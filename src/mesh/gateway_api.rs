@@ -448,90 +448,93 @@ pub fn assess(
             .address_types
             .iter()
             .all(|t| t.as_deref().is_none_or(|t| t == "IPAddress"));
-    let state = if !managed {
-        GatewayApiState::Unmanaged
-    } else if choice.revision.is_none() || revision.is_none() {
-        problems.push(match (&choice.label, &choice.revision) {
-            (Some(label), None) => format!(
-                "{REV_LABEL}={label} ({}) names no revision or tag: no istiod renders it",
-                source_text(choice.source)
-            ),
-            (_, Some(r)) => format!("revision {r} has no istiod: nothing renders it"),
-            (None, None) => "no default revision or default tag: no istiod renders it".to_string(),
-        });
-        GatewayApiState::NoRevision
-    } else if deployment.is_none() {
-        let r = revision.expect("checked above");
-        problems.push(if r.is_ready() {
-            format!(
-                "no Deployment {rendered_name} yet: istiod {} has not rendered it",
-                r.deployment
-            )
-        } else {
-            format!(
-                "no Deployment {rendered_name}: istiod {} is not Ready to render it",
-                r.deployment
-            )
-        });
-        GatewayApiState::NotRendered
-    } else {
-        let r = revision.expect("checked above");
-        let d = deployment.as_ref().expect("checked above");
-        let template_current = d.rendered_by.as_deref() == Some(r.revision.as_str())
-            && match (&expected_image, &d.image) {
-                (Some(expected), Some(image)) => expected == image,
-                _ => true,
-            };
-        if !template_current {
-            problems.push(format!(
-                "its Deployment was rendered by {} ({}); {} renders {}{}",
-                d.rendered_by.as_deref().unwrap_or("an unknown revision"),
-                d.image.as_deref().unwrap_or("no proxy image"),
-                r.revision,
-                expected_image.as_deref().unwrap_or("an unknown image"),
-                if r.is_ready() {
-                    String::new()
-                } else {
-                    format!(": istiod {} is not Ready to re-render it", r.deployment)
+    let state = match (managed, revision, &deployment) {
+        (false, _, _) => GatewayApiState::Unmanaged,
+        (true, None, _) => {
+            problems.push(match (&choice.label, &choice.revision) {
+                (Some(label), None) => format!(
+                    "{REV_LABEL}={label} ({}) names no revision or tag: no istiod renders it",
+                    source_text(choice.source)
+                ),
+                (_, Some(r)) => format!("revision {r} has no istiod: nothing renders it"),
+                (None, None) => {
+                    "no default revision or default tag: no istiod renders it".to_string()
                 }
-            ));
+            });
+            GatewayApiState::NoRevision
         }
-        if stale_pods > 0 {
-            let running: BTreeSet<String> = pods
-                .iter()
-                .filter_map(|p| pod_version(p))
-                .filter(|v| {
-                    !expected_version
+        (true, Some(r), None) => {
+            problems.push(if r.is_ready() {
+                format!(
+                    "no Deployment {rendered_name} yet: istiod {} has not rendered it",
+                    r.deployment
+                )
+            } else {
+                format!(
+                    "no Deployment {rendered_name}: istiod {} is not Ready to render it",
+                    r.deployment
+                )
+            });
+            GatewayApiState::NotRendered
+        }
+        (true, Some(r), Some(d)) => {
+            let template_current = d.rendered_by.as_deref() == Some(r.revision.as_str())
+                && match (&expected_image, &d.image) {
+                    (Some(expected), Some(image)) => expected == image,
+                    _ => true,
+                };
+            if !template_current {
+                problems.push(format!(
+                    "its Deployment was rendered by {} ({}); {} renders {}{}",
+                    d.rendered_by.as_deref().unwrap_or("an unknown revision"),
+                    d.image.as_deref().unwrap_or("no proxy image"),
+                    r.revision,
+                    expected_image.as_deref().unwrap_or("an unknown image"),
+                    if r.is_ready() {
+                        String::new()
+                    } else {
+                        format!(": istiod {} is not Ready to re-render it", r.deployment)
+                    }
+                ));
+            }
+            if stale_pods > 0 {
+                let running: BTreeSet<String> = pods
+                    .iter()
+                    .filter_map(|p| pod_version(p))
+                    .filter(|v| {
+                        !expected_version
+                            .as_deref()
+                            .is_some_and(|e| same_version(v, e))
+                    })
+                    .collect();
+                problems.push(format!(
+                    "{} of {} pods run {}, {} renders {}{}",
+                    stale_pods,
+                    pods.len(),
+                    if running.is_empty() {
+                        "another proxy".to_string()
+                    } else {
+                        running.into_iter().collect::<Vec<_>>().join("/")
+                    },
+                    r.revision,
+                    expected_version.as_deref().unwrap_or("?"),
+                    d.rollout
                         .as_deref()
-                        .is_some_and(|e| same_version(v, e))
-                })
-                .collect();
-            problems.push(format!(
-                "{} of {} pods run {}, {} renders {}{}",
-                stale_pods,
-                pods.len(),
-                if running.is_empty() {
-                    "another proxy".to_string()
-                } else {
-                    running.into_iter().collect::<Vec<_>>().join("/")
-                },
-                r.revision,
-                expected_version.as_deref().unwrap_or("?"),
-                d.rollout
-                    .as_deref()
-                    .map(|why| format!(" (rollout: {why})"))
-                    .unwrap_or_default()
-            ));
-        }
-        if !template_current || stale_pods > 0 {
-            GatewayApiState::Stale
-        } else if !programmed_now(info) {
-            problems.push(programmed_problem(info));
-            GatewayApiState::NotProgrammed
-        } else {
-            GatewayApiState::UpToDate
+                        .map(|why| format!(" (rollout: {why})"))
+                        .unwrap_or_default()
+                ));
+            }
+            if !template_current || stale_pods > 0 {
+                GatewayApiState::Stale
+            } else if !programmed_now(info) {
+                problems.push(programmed_problem(info));
+                GatewayApiState::NotProgrammed
+            } else {
+                GatewayApiState::UpToDate
+            }
         }
     };
+
     GatewayApiGateway {
         info: info.clone(),
         kind,

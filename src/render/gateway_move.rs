@@ -232,7 +232,7 @@ pub fn run_outcome(plan: &MovePlan, run: &MoveRun, timeout: Duration) -> MoveOut
         ),
         MoveRun::RolledBack { first, back } => {
             let failure = failure(first);
-            let (result, message) = match back {
+            let (result, message) = match &**back {
                 Progress::Converged(view) => (
                     SwitchResult::RolledBack,
                     format!(

@@ -81,12 +81,15 @@ pub enum MoveRun {
     Interrupted(MoveView),
     /// The move did not converge (`first`), and putting it back failed.
     UndoFailed {
-        first: Progress,
+        first: Box<Progress>,
         error: anyhow::Error,
     },
     /// The move did not converge (`first`); it was put back and that was
     /// followed as `back` says.
-    RolledBack { first: Progress, back: Progress },
+    RolledBack {
+        first: Box<Progress>,
+        back: Box<Progress>,
+    },
 }
 
 /// Move with `action`, wait for `plan.to`, put it back and wait for
@@ -166,14 +169,22 @@ pub async fn run_move(
         Applied::Written { .. } => {}
         Applied::Unneeded { why, .. } => {
             return MoveRun::UndoFailed {
-                first,
+                first: Box::new(first),
                 error: anyhow::anyhow!(why),
             };
         }
-        Applied::Failed { error, .. } => return MoveRun::UndoFailed { first, error },
+        Applied::Failed { error, .. } => {
+            return MoveRun::UndoFailed {
+                first: Box::new(first),
+                error,
+            };
+        }
     }
     let back = follow(api, plan, &plan.from, timeout, interrupts, reporter).await;
-    MoveRun::RolledBack { first, back }
+    MoveRun::RolledBack {
+        first: Box::new(first),
+        back: Box::new(back),
+    }
 }
 
 fn version_of(object: &Value) -> &str {
