@@ -724,7 +724,11 @@ pub fn move_view(state: &MoveState, target: &MoveEnd) -> MoveView {
     };
     let known: std::collections::BTreeMap<String, bool> =
         state.pods.iter().map(|p| (p.name.clone(), false)).collect();
-    let endpoints = crate::mesh::gateway_switch::endpoint_view(&state.slices, &target_pods, &known);
+    let mut endpoints =
+        crate::mesh::gateway_switch::endpoint_view(&state.slices, &target_pods, &known);
+    // A pod the pods' watch has not delivered yet is not (yet) a target pod.
+    let unseen = std::mem::take(&mut endpoints.unknown);
+    endpoints.foreign.extend(unseen);
     let failed = match (&progress, &label) {
         (RolloutProgress::Failed(why), _) if rendered_by == target.revision => {
             Some(format!("the rollout failed: {why}"))
