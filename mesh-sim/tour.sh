@@ -62,6 +62,9 @@ step kubectl mesh-upgrade relabel -n shop --to 1-22-3 --yes
 step kubectl mesh-upgrade restart-sidecars -n shop,pay --delete-pods --yes
 # Canary step 3: blue/green ingress cut-over, checked, with a way back.
 step kubectl mesh-upgrade gateway-switch -n istio-gateways --to 1-22-3 --yes
+# Canary step 4: the Gateway API ingress Gateway moves by its istio.io/rev; istiod
+# re-renders and rolls it, and the move is verified (or put back).
+step kubectl mesh-upgrade gateway-switch -n edge --gateway public --to 1-22-3 --yes
 step kubectl mesh-upgrade status -A
 echo
-echo "# the way back: kubectl mesh-upgrade gateway-switch -n istio-gateways --rollback --yes; kubectl mesh-upgrade relabel -n shop --undo --yes"
+echo "# the way back: kubectl mesh-upgrade gateway-switch -n edge --gateway public --rollback --yes; kubectl mesh-upgrade gateway-switch -n istio-gateways --rollback --yes; kubectl mesh-upgrade relabel -n shop --undo --yes"

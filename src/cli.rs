@@ -517,16 +517,33 @@ Examples:
   # Go back to the previous selector
   kubectl mesh-upgrade gateway-switch -n istio-gateways --service istio-ingressgateway --rollback
 
+  # Move a Gateway API gateway (or a waypoint) to the canary revision or a tag
+  kubectl mesh-upgrade gateway-switch -n edge --gateway public --to 1-22-3
+  kubectl mesh-upgrade gateway-switch -n ambient-apps --gateway waypoint --to prod-canary
+
+  # Put it back on the label recorded by the last move
+  kubectl mesh-upgrade gateway-switch -n edge --gateway public --rollback
+
 The switch patches only the selector key's value (other selector keys stay)
 and records the replaced selector and the time in the Service's annotations
 mesh-upgrade.io/previous-selector and mesh-upgrade.io/switched-at. It then
 waits until the Service's EndpointSlices list only Ready pods of the new
 selector; if they do not within --timeout, it switches back, verifies that,
+and exits 4. It refuses a Service istiod renders for a Gateway API Gateway
+(istiod would put the selector back): move the Gateway with --gateway.
+
+With --gateway it sets the Gateway's istio.io/rev (a JSON merge patch on its
+resourceVersion, recording the label it replaced in the annotation
+mesh-upgrade.io/previous-revision) and waits until istiod has re-rendered the
+Deployment with the target revision's proxy, the rollout is complete with every
+pod on it, the Gateway is Programmed and its Service's EndpointSlices list only
+those pods; if not within --timeout, it puts the label back, verifies that,
 and exits 4.
 
 Exit codes of gateway-switch: 0 switched and verified, nothing to do, or a
 dry run; 2 no --service and not exactly one LoadBalancer/NodePort Service in
-front of gateway pods (the candidates are listed), or no such Service;
+front of gateway pods (the candidates are listed), or no such Service (or
+Gateway, or no Gateway API on the cluster);
 5 a precheck failed or the switch was not confirmed; 4 the endpoints did not
 converge (switched back); 1 the Service changed while planning (run again).";
 
@@ -538,7 +555,14 @@ pub struct GatewaySwitchArgs {
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
 
-    /// Target revision: the new value of the selector key
+    /// Move this Gateway API Gateway instead: set its istio.io/rev to --to and
+    /// let istiod re-render it (Istio classes: istio, istio-waypoint,
+    /// istio-east-west)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["service", "selector_key"])]
+    pub gateway: Option<String>,
+
+    /// Target revision: the new value of the selector key (with --gateway: a
+    /// revision or a tag, the Gateway's new istio.io/rev)
     #[arg(long, value_name = "REVISION", required_unless_present = "rollback")]
     pub to: Option<String>,
 
@@ -546,7 +570,8 @@ pub struct GatewaySwitchArgs {
     #[arg(long, default_value = "version", value_name = "KEY")]
     pub selector_key: String,
 
-    /// Restore the selector recorded by the last switch
+    /// Restore the selector (with --gateway: the istio.io/rev) recorded by the
+    /// last switch
     #[arg(long, conflicts_with = "to")]
     pub rollback: bool,
 
@@ -554,9 +579,10 @@ pub struct GatewaySwitchArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Bound for the endpoints to converge before rolling back: 30s, 2m
-    #[arg(long, default_value = "2m", value_parser = parse_duration)]
-    pub timeout: Duration,
+    /// Bound for the switch to converge before rolling back: 30s, 2m
+    /// (default 2m; with --gateway, 5m for the re-render and the rollout)
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
 
     #[command(flatten)]
     pub write: WriteArgs,

@@ -10,7 +10,9 @@
 //! LISTs `relabel` plans from (namespaces, webhook configurations, and the
 //! control-plane namespace's istiod Deployments, Services and injector
 //! ConfigMaps); [`ReadSet::Everything`] adds the workloads, pods and what
-//! surrounds them. [`assemble`] does no I/O, so the test fixtures build their
+//! surrounds them, and the Gateway API's Gateways and GatewayClasses
+//! (`collect/gateway_api.rs`: a 404 there means the CRDs are not
+//! installed). [`assemble`] does no I/O, so the test fixtures build their
 //! snapshots through it too: there is one assembly.
 //!
 //! The number of requests depends on the selection, never on the number of
@@ -50,6 +52,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::Resource;
 use serde::de::DeserializeOwned;
+
+mod gateway_api;
 
 use crate::api::{ApiClient, KnownScope, ListScope, ListSelector};
 use crate::error::Error;
@@ -152,6 +156,8 @@ pub struct RawLists {
     pub rollouts_served: Option<bool>,
     pub jobs: Vec<JobInfo>,
     pub cron_jobs: Vec<CronJobInfo>,
+    /// Gateways and GatewayClasses (see `collect/gateway_api.rs`).
+    pub gateway_api: crate::snapshot::gateway_api::GatewayApiSnapshot,
 }
 
 /// A Deployment as the Deployments LIST keeps it: its facts, and istiod's
@@ -192,6 +198,7 @@ pub fn assemble(raw: RawLists, options: &CollectOptions) -> ClusterSnapshot {
         rollouts_served,
         jobs,
         cron_jobs,
+        gateway_api,
     } = raw;
     let (deployments, istiods_from_deployments): (Vec<_>, Vec<_>) = deployments.into_iter().unzip();
     let mut snapshot =
@@ -213,6 +220,7 @@ pub fn assemble(raw: RawLists, options: &CollectOptions) -> ClusterSnapshot {
     snapshot.rollouts_served = rollouts_served;
     snapshot.jobs = jobs;
     snapshot.cron_jobs = cron_jobs;
+    snapshot.gateway_api = gateway_api;
     if let Some(selector) = &options.selector {
         keep_selected_workloads_pods(&mut snapshot, selector);
     }
@@ -263,7 +271,18 @@ pub async fn read(
 ) -> anyhow::Result<Collected> {
     let (raw, unreadable, warnings) = match read_set {
         ReadSet::ControlPlane => list_control_plane(api, options).await?,
-        ReadSet::Everything => list_everything(api, options).await?,
+        ReadSet::Everything => {
+            let (everything, gateway_api) = tokio::join!(
+                list_everything(api, options),
+                gateway_api::list(api, options)
+            );
+            let (mut raw, mut unreadable, mut warnings) = everything?;
+            let (gateway_api, more_unreadable, more_warnings) = gateway_api?;
+            raw.gateway_api = gateway_api;
+            unreadable.extend(more_unreadable);
+            warnings.extend(more_warnings);
+            (raw, unreadable, warnings)
+        }
     };
     let snapshot = assemble(raw, options);
     tracing::info!(
@@ -476,6 +495,8 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         rollouts_served,
         jobs,
         cron_jobs,
+        // Filled by `read`, which lists the Gateway API beside these.
+        gateway_api: Default::default(),
     };
     Ok((raw, unreadable, warnings))
 }

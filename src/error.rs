@@ -201,17 +201,16 @@ pub fn is_conflict(err: &anyhow::Error) -> bool {
         .any(|cause| matches!(cause.downcast_ref::<Error>(), Some(Error::Conflict { .. })))
 }
 
+/// Whether the chain holds a LIST answered 404 ([`Error::NotServed`]).
+pub fn is_not_served(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| matches!(cause.downcast_ref::<Error>(), Some(Error::NotServed { .. })))
+}
+
 /// Whether the chain holds a 403 ([`Error::Forbidden`]).
 pub fn is_forbidden(err: &anyhow::Error) -> bool {
     err.chain()
         .any(|cause| matches!(cause.downcast_ref::<Error>(), Some(Error::Forbidden { .. })))
-}
-
-/// Whether the chain holds a 404 on a LIST ([`Error::NotServed`]): the kind
-/// is not installed on this cluster.
-pub fn is_not_served(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|cause| matches!(cause.downcast_ref::<Error>(), Some(Error::NotServed { .. })))
 }
 
 /// Whether the error is a broken pipe (stdout closed early, as `| head` does):

@@ -38,6 +38,7 @@ pub use owners::{
     CronJobInfo, JobInfo, ROLLOUT_HASH_LABEL, Rollout, RolloutInfo, RolloutStatus,
     RolloutStrategyKind, WorkloadRef, parse_rfc3339,
 };
+pub mod gateway_api;
 
 /// Labels or annotations, as Kubernetes stores them.
 pub type Labels = BTreeMap<String, String>;
@@ -118,6 +119,10 @@ pub struct ClusterSnapshot {
     pub jobs: Vec<JobInfo>,
     /// LIST CronJobs (batch/v1) in the read namespaces.
     pub cron_jobs: Vec<CronJobInfo>,
+    /// LIST Gateways (in the read namespaces) and GatewayClasses
+    /// (`gateway.networking.k8s.io/v1`); `installed: false` when the cluster
+    /// has no Gateway API CRDs.
+    pub gateway_api: gateway_api::GatewayApiSnapshot,
 }
 
 impl ClusterSnapshot {
@@ -142,6 +147,7 @@ impl ClusterSnapshot {
             rollouts_served: None,
             jobs: Vec::new(),
             cron_jobs: Vec::new(),
+            gateway_api: Default::default(),
         }
     }
 
@@ -512,13 +518,19 @@ impl From<&Pod> for PodInfo {
 }
 
 /// Template annotation keys kept: injection (`sidecar.istio.io/*`,
-/// `inject.istio.io/*`, `proxy.istio.io/*`) and the restart marker.
+/// `inject.istio.io/*`, `proxy.istio.io/*`), the restart marker, and the
+/// revision that rendered a Gateway API gateway.
 pub fn is_kept_template_annotation(key: &str) -> bool {
     key.starts_with("sidecar.istio.io/")
         || key.starts_with("inject.istio.io/")
         || key.starts_with("proxy.istio.io/")
         || key == RESTARTED_AT_ANNOTATION
+        || key == TEMPLATE_REVISION_ANNOTATION
 }
+
+/// The template annotation naming the istiod revision that rendered a
+/// Gateway API gateway's Deployment (`kube-gateway.yaml`, `waypoint.yaml`).
+pub const TEMPLATE_REVISION_ANNOTATION: &str = "istio.io/rev";
 
 /// The annotation `kubectl rollout restart` sets on a pod template.
 pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";

@@ -29,6 +29,8 @@ pub enum ObjectKind {
     /// `admissionregistration.k8s.io/v1` (cluster-scoped): `tag` writes
     /// revision tags' webhook configurations.
     MutatingWebhookConfiguration,
+    /// A Gateway API `Gateway` (`gateway.networking.k8s.io/v1`).
+    Gateway,
 }
 
 impl ObjectKind {
@@ -43,6 +45,7 @@ impl ObjectKind {
             ObjectKind::Pod => "pod",
             ObjectKind::Rollout => "rollout",
             ObjectKind::MutatingWebhookConfiguration => "mutatingwebhookconfiguration",
+            ObjectKind::Gateway => "gateway",
         }
     }
 }

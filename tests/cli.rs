@@ -20,6 +20,8 @@ mod analyzer_parity;
 mod cluster_suite;
 #[path = "cli/completion.rs"]
 mod completion;
+#[path = "cli/gateway_api.rs"]
+mod gateway_api;
 #[path = "cli/gateway_switch.rs"]
 mod gateway_switch;
 #[path = "cli/injection.rs"]
@@ -266,7 +268,8 @@ fn status_of_one_namespace_reads_only_that_namespace_and_the_control_plane() {
     for request in sim.requests() {
         let namespaced = request.path.contains("/namespaces/");
         let cluster_wide_kind = request.path.ends_with("/namespaces")
-            || request.path.ends_with("/mutatingwebhookconfigurations");
+            || request.path.ends_with("/mutatingwebhookconfigurations")
+            || request.path.ends_with("/gatewayclasses");
         assert!(
             namespaced || cluster_wide_kind,
             "-n pay should not list {} across the cluster",

@@ -98,6 +98,13 @@ impl SimOptions {
         self
     }
 
+    /// Without the Gateway API's CRDs: its kinds answer 404 and are not
+    /// in discovery (see [`SimConfig::gateway_api`]).
+    pub fn without_gateway_api(mut self) -> Self {
+        self.config.gateway_api = false;
+        self
+    }
+
     /// Simulated seconds per wall second (0 starts with the clock paused).
     pub fn clock_speed(mut self, speed: f64) -> Self {
         self.config.clock_speed = speed;
@@ -306,7 +313,10 @@ impl Sim {
     /// Whether `resource` (`plural` or `plural/subresource`) is served,
     /// including kinds registered by the loaded manifests.
     pub fn serves(&self, resource: &str) -> bool {
-        let extra: Vec<&'static Resource> = lock(&self.shared.world).store.kinds().collect();
+        let extra: Vec<&'static Resource> = {
+            let world = lock(&self.shared.world);
+            world.custom_kinds().chain(world.store.kinds()).collect()
+        };
         let (plural, sub) = match resource.split_once('/') {
             Some((plural, sub)) => (plural, Some(sub)),
             None => (resource, None),

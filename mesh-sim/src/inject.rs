@@ -560,6 +560,34 @@ impl ProxyImages {
     }
 }
 
+/// The `istio-proxy` image a revision's istiod renders into the gateway
+/// Deployments it provisions (`kube-gateway.yaml`, `waypoint.yaml`): what its
+/// injector would give a pod with the Gateway's `annotations`
+/// (`inject.ProxyImage` over the same `values`), from the injector ConfigMap
+/// `istio-sidecar-injector[-<rev>]`, else derived from istiod's image.
+pub fn revision_proxy_image(
+    store: &Store,
+    revision: &str,
+    istiod_image: &str,
+    annotations: &BTreeMap<String, String>,
+) -> String {
+    let configmap_name = if revision == "default" {
+        "istio-sidecar-injector".to_string()
+    } else {
+        format!("istio-sidecar-injector-{revision}")
+    };
+    store
+        .get(kinds::configmaps(), ISTIO_NAMESPACE, &configmap_name)
+        .as_ref()
+        .and_then(|cm| cm.pointer("/data/values"))
+        .and_then(Value::as_str)
+        .and_then(ImageValues::parse)
+        .map(ProxyImages::Values)
+        .unwrap_or_else(|| ProxyImages::Fixed(proxy_image_from_istiod(istiod_image)))
+        .for_pod(annotations)
+        .0
+}
+
 /// `reg:5000/istio/pilot:1.22.3-distroless` → `reg:5000/istio/proxyv2:1.22.3-distroless`:
 /// the istiod image's registry and tag with the proxy's image name. The tag is
 /// what follows `:` in the last path segment, so a registry port is kept in

@@ -67,6 +67,11 @@ struct ServeArgs {
     #[arg(long, value_name = "SECONDS")]
     pod_ready_delay: Option<f64>,
 
+    /// Serve without the Gateway API's CRDs (GatewayClass, Gateway,
+    /// HTTPRoute answer 404), as a cluster where nobody installed them.
+    #[arg(long)]
+    without_gateway_api: bool,
+
     /// Faults to inject, from a YAML file (see the README); read at start
     /// and again on SIGHUP.
     #[arg(long, value_name = "FILE")]
@@ -186,6 +191,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(nodes) = args.nodes {
         config.node_count = nodes;
     }
+    if args.without_gateway_api {
+        config.gateway_api = false;
+    }
     if let Some(delay) = args.pod_ready_delay {
         config.pod_ready_delay = Duration::try_from_secs_f64(delay).context("--pod-ready-delay")?;
     }
@@ -226,6 +234,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(&written);
         }
     }
+    // Listen for the signals before saying where the server is: a script
+    // that reads the lines below may send SIGHUP at once, and a SIGHUP that
+    // arrives before the handler exists would end the process.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the signal runtime")?;
+    let signals = {
+        let _context = runtime.enter();
+        Signals::listen()?
+    };
     let kubeconfig = sim.kubeconfig_path().display();
     println!("mesh-sim serving {}", sim.url());
     println!("kubeconfig: {kubeconfig}");
@@ -234,11 +253,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     println!("export KUBECONFIG={kubeconfig}");
     eprintln!("Press Ctrl-C to stop.");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("building the signal runtime")?;
-    runtime.block_on(wait_for_signals(&sim, args.faults.as_deref()))?;
+    runtime.block_on(wait_for_signals(&sim, args.faults.as_deref(), signals))?;
     drop(sim);
     Ok(())
 }
@@ -253,18 +268,38 @@ fn faults_line(file: &FaultFile, path: &Path) -> String {
     )
 }
 
+/// The signals `serve` answers, listened for from the start.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Registers the handlers (inside a runtime's context).
+    fn listen() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            hangup: signal(SignalKind::hangup()).context("listening for SIGHUP")?,
+        })
+    }
+}
+
 /// Until Ctrl-C (or SIGTERM): on SIGHUP reads the fault file again and
 /// replaces the rules (their counters start again); a file that does not
 /// parse leaves the rules in force and says why on stderr.
-async fn wait_for_signals(sim: &Sim, faults: Option<&Path>) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
-    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+async fn wait_for_signals(
+    sim: &Sim,
+    faults: Option<&Path>,
+    mut signals: Signals,
+) -> anyhow::Result<()> {
     loop {
         tokio::select! {
-            stopped = tokio::signal::ctrl_c() => return stopped.context("waiting for Ctrl-C"),
-            _ = terminate.recv() => return Ok(()),
-            _ = hangup.recv() => {
+            _ = signals.interrupt.recv() => return Ok(()),
+            _ = signals.terminate.recv() => return Ok(()),
+            _ = signals.hangup.recv() => {
                 let Some(path) = faults else {
                     eprintln!("mesh-sim: SIGHUP ignored: no --faults file to reload");
                     continue;

@@ -105,9 +105,13 @@ impl PatchType {
 
 /// Kinds served by the simulator that the API server would serve natively
 /// (and so accept strategic merge patches for). `Scale` is the `/scale`
-/// subresource's kind.
+/// subresource's kind. Argo's Rollout sits in the built-in table but comes
+/// from a CRD on a real cluster.
 fn is_builtin_kind(kind: &str) -> bool {
-    kind == "Scale" || crate::resources::BUILTIN.iter().any(|r| r.kind == kind)
+    kind == "Scale"
+        || crate::resources::BUILTIN
+            .iter()
+            .any(|r| r.kind == kind && !r.is_custom())
 }
 
 /// Applies a PATCH body to the current object and returns the object to

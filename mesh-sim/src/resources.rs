@@ -46,7 +46,18 @@ impl Resource {
                 | "CronJob"
                 | "PodDisruptionBudget"
                 | "Rollout"
+                | "GatewayClass"
+                | "Gateway"
+                | "HTTPRoute"
         )
+    }
+
+    /// A kind served from a CustomResourceDefinition ([`GATEWAY_API`],
+    /// Argo's Rollout), not compiled into the API server: strategic merge
+    /// patches are refused for it, and it is served only while its CRDs are
+    /// installed.
+    pub fn is_custom(&self) -> bool {
+        self.group == ARGO_GROUP || GATEWAY_API.iter().any(|r| r == self)
     }
 }
 
@@ -304,6 +315,43 @@ pub static BUILTIN: &[Resource] = &[
 
 /// The API group of Argo Rollouts' kinds.
 pub const ARGO_GROUP: &str = "argoproj.io";
+/// The Gateway API's kinds (`gateway.networking.k8s.io/v1`, standard
+/// channel), as its CRDs define them (kubernetes-sigs/gateway-api
+/// `config/crd/standard/`): names, short names (`gc`, `gtw`), scope and the
+/// `status` subresource. A cluster serves them only once the CRDs are
+/// installed; [`crate::world::SimConfig::gateway_api`] says whether they are.
+pub static GATEWAY_API: &[Resource] = &[
+    res!(
+        "gateway.networking.k8s.io",
+        "v1",
+        "gatewayclasses",
+        "gatewayclass",
+        "GatewayClass",
+        false,
+        &["gc"],
+        SUBS_STATUS
+    ),
+    res!(
+        "gateway.networking.k8s.io",
+        "v1",
+        "gateways",
+        "gateway",
+        "Gateway",
+        true,
+        &["gtw"],
+        SUBS_STATUS
+    ),
+    res!(
+        "gateway.networking.k8s.io",
+        "v1",
+        "httproutes",
+        "httproute",
+        "HTTPRoute",
+        true,
+        NONE,
+        SUBS_STATUS
+    ),
+];
 
 /// Well-known kinds, by name, for code that needs one specific kind.
 pub mod kinds {
@@ -332,6 +380,9 @@ pub mod kinds {
     }
     pub fn configmaps() -> &'static Resource {
         by_kind("ConfigMap")
+    }
+    pub fn serviceaccounts() -> &'static Resource {
+        by_kind("ServiceAccount")
     }
     pub fn events() -> &'static Resource {
         by_kind("Event")
@@ -369,6 +420,25 @@ pub mod kinds {
     pub fn mutating_webhooks() -> &'static Resource {
         by_kind("MutatingWebhookConfiguration")
     }
+    pub fn validating_webhooks() -> &'static Resource {
+        by_kind("ValidatingWebhookConfiguration")
+    }
+
+    fn gateway_api(kind: &str) -> &'static Resource {
+        super::GATEWAY_API
+            .iter()
+            .find(|r| r.kind == kind)
+            .expect("a Gateway API kind")
+    }
+    pub fn gateway_classes() -> &'static Resource {
+        gateway_api("GatewayClass")
+    }
+    pub fn gateways() -> &'static Resource {
+        gateway_api("Gateway")
+    }
+    pub fn http_routes() -> &'static Resource {
+        gateway_api("HTTPRoute")
+    }
 }
 
 /// Finds a builtin resource by group, version and plural (as in a URL).
@@ -378,9 +448,20 @@ pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static Resou
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
-/// Finds a builtin resource by `apiVersion` and `kind` (as in a manifest).
+/// Finds a Gateway API kind by group, version and plural (as in a URL),
+/// whether or not its CRDs are installed.
+pub fn lookup_custom(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
+    GATEWAY_API
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// Finds a builtin or Gateway API resource by `apiVersion` and `kind` (as in
+/// a manifest or an owner reference). Whether a custom kind is served is the
+/// caller's question ([`crate::world::World::serves`]).
 pub fn lookup_kind(api_version: &str, kind: &str) -> Option<&'static Resource> {
     BUILTIN
         .iter()
+        .chain(GATEWAY_API)
         .find(|r| r.api_version() == api_version && r.kind == kind)
 }

@@ -28,7 +28,9 @@
 //! - A pod written with `sidecar.istio.io/status` already set keeps the proxy
 //!   it carries (the injector leaves injected pods alone).
 //! - Only kinds mesh-sim serves can be loaded; anything else (an Istio
-//!   `Gateway`, a CRD's object) is an error naming it.
+//!   `networking.istio.io` `Gateway`, another CRD's object) is an error
+//!   naming it. The Gateway API's kinds load while its CRDs are installed
+//!   (the default).
 
 use std::path::{Path, PathBuf};
 
@@ -145,7 +147,7 @@ fn apply_object(world: &mut World, mut object: Value) -> anyhow::Result<()> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let Some(resource) = lookup_kind(&api_version, &kind).filter(|r| world.config.serves(r)) else {
+    let Some(resource) = lookup_kind(&api_version, &kind).filter(|r| world.serves(r)) else {
         bail!("{api_version} {kind} \"{name}\" is not a kind mesh-sim serves");
     };
     let mut namespace = String::new();
@@ -216,6 +218,7 @@ static BUILTINS: &[Builtin] = &[
         "canary/10-workloads.yaml",
         "canary/20-gateways.yaml",
         "canary/30-move-pay.yaml",
+        "canary/40-gateway-api.yaml",
     ]),
     builtin!("empty" => ["common/00-cluster.yaml"]),
     builtin!("owners" => [

@@ -383,12 +383,12 @@ async fn dispatch(shared: &Arc<Shared>, user: &User, request: &ApiRequest) -> Re
             request.method, request.path
         )));
     }
-    // Every kind this cluster serves: the built-in ones it has installed
-    // and the kinds its objects were registered as.
+    // Every kind this cluster serves: the built-in ones, the custom kinds
+    // whose CRDs are installed, and the kinds its objects were registered as.
     let served = || -> Vec<&'static crate::resources::Resource> {
         let world = lock(&shared.world);
-        let mut all = discovery::all_resources(world.store.kinds());
-        all.retain(|r| world.config.serves(r));
+        let mut all = discovery::all_resources(world.custom_kinds().chain(world.store.kinds()));
+        all.retain(|r| world.serves(r));
         all
     };
     match route {

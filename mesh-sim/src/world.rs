@@ -27,6 +27,10 @@ pub struct SimConfig {
     /// requests) and its controller runs. Without it, every request under
     /// `argoproj.io` answers 404, as on a cluster without the CRD.
     pub argo_rollouts: bool,
+    /// The Gateway API's CRDs are installed ([`crate::resources::GATEWAY_API`]
+    /// is served); without them its URLs answer 404 and discovery omits them,
+    /// as on a cluster where nobody installed them.
+    pub gateway_api: bool,
 }
 
 impl Default for SimConfig {
@@ -36,15 +40,23 @@ impl Default for SimConfig {
             node_count: 3,
             clock_speed: 50.0,
             argo_rollouts: true,
+            gateway_api: true,
         }
     }
 }
 
 impl SimConfig {
     /// Whether the API serves `resource` on this cluster: every built-in
-    /// kind, and Argo's only while it is installed.
+    /// kind, Argo's only while Argo Rollouts is installed, and the Gateway
+    /// API's only while its CRDs are.
     pub fn serves(&self, resource: &Resource) -> bool {
-        self.argo_rollouts || resource.group != crate::resources::ARGO_GROUP
+        if resource.group == crate::resources::ARGO_GROUP {
+            self.argo_rollouts
+        } else if crate::resources::GATEWAY_API.contains(resource) {
+            self.gateway_api
+        } else {
+            true
+        }
     }
 }
 
@@ -92,6 +104,19 @@ impl World {
         format!("00000000-0000-4000-8000-{:012x}", self.uid_counter)
     }
 
+    /// Whether the server serves `resource` ([`SimConfig::serves`]).
+    pub fn serves(&self, resource: &Resource) -> bool {
+        self.config.serves(resource)
+    }
+
+    /// The custom kinds served now (for discovery and routing).
+    pub fn custom_kinds(&self) -> impl Iterator<Item = &'static Resource> {
+        let installed = self.config.gateway_api;
+        crate::resources::GATEWAY_API
+            .iter()
+            .filter(move |_| installed)
+    }
+
     /// Creates an object: fills metadata, runs admission, stores it.
     pub fn create(
         &mut self,
@@ -99,6 +124,9 @@ impl World {
         mut obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Obj> {
+        if !self.serves(resource) {
+            return Err(crate::server::not_found_path());
+        }
         normalize_type_meta(resource, &mut obj);
         crate::controllers::defaults::apply_defaults(resource, &mut obj);
         let meta = metadata_mut(&mut obj);

@@ -1597,3 +1597,92 @@ fn without_argo_rollouts_its_kind_is_not_served() {
         "{out}"
     );
 }
+
+#[test]
+fn gateway_api_kinds_are_served_and_a_relabelled_gateway_is_re_rendered() {
+    let cluster = Cluster::start(SimOptions::default().scenario("canary"));
+    let classes = cluster.kubectl(&["get", "gatewayclasses"]).ok();
+    for class in ["istio", "istio-waypoint", "istio.io/gateway-controller"] {
+        assert!(classes.contains(class), "{classes}");
+    }
+    let gateways = cluster.kubectl(&["get", "gtw", "-A"]).ok();
+    let header = gateways.lines().next().unwrap_or("");
+    for column in ["CLASS", "ADDRESS", "PROGRAMMED"] {
+        assert!(header.contains(column), "{gateways}");
+    }
+    assert!(
+        gateways
+            .lines()
+            .any(|l| l.contains("public") && l.contains("istio") && l.contains("True")),
+        "{gateways}"
+    );
+    let routes = cluster.kubectl(&["get", "httproutes", "-n", "shop"]).ok();
+    assert!(routes.contains("shop.example.com"), "{routes}");
+
+    cluster
+        .kubectl(&[
+            "label",
+            "gateway",
+            "-n",
+            "edge",
+            "public",
+            "istio.io/rev=1-22-3",
+            "--overwrite",
+        ])
+        .ok();
+    cluster
+        .kubectl(&[
+            "rollout",
+            "status",
+            "deployment/public-istio",
+            "-n",
+            "edge",
+            "--timeout=60s",
+        ])
+        .ok();
+    let image = cluster
+        .kubectl(&[
+            "get",
+            "deployment",
+            "public-istio",
+            "-n",
+            "edge",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+        .ok();
+    assert_eq!(image, "docker.io/istio/proxyv2:1.22.3");
+    // A strategic merge patch of a custom resource is refused, as the API
+    // server refuses it; kubectl's own label command used a merge patch.
+    let refused = cluster
+        .kubectl(&[
+            "patch",
+            "gateway",
+            "-n",
+            "edge",
+            "public",
+            "--type=strategic",
+            "-p",
+            r#"{"metadata":{"labels":{"a":"b"}}}"#,
+        ])
+        .fails();
+    assert!(
+        refused.contains("415") || refused.contains("unknown format"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn without_the_gateway_api_crds_kubectl_knows_no_gateways() {
+    let cluster = Cluster::start(SimOptions::default().without_gateway_api());
+    let stderr = cluster.kubectl(&["get", "gateways", "-A"]).fails();
+    assert!(
+        stderr.contains("the server doesn't have a resource type \"gateways\""),
+        "{stderr}"
+    );
+    let resources = cluster.kubectl(&["api-resources"]).ok();
+    assert!(
+        !resources.contains("gateway.networking.k8s.io"),
+        "{resources}"
+    );
+}

@@ -42,6 +42,7 @@ use crate::collect::{CollectOptions, ReadSet};
 use crate::error::ExitCode;
 use crate::mesh::control_plane::ControlPlane;
 use crate::output::Output;
+use crate::snapshot::gateway_api::{Gateway, GatewayClass, GatewayClassInfo, GatewayInfo};
 use crate::snapshot::{DEFAULT_CONTROL_PLANE_NAMESPACE, Rollout, Scope, ServiceInfo};
 
 /// The binary's file name: what a shell sees when it is run directly.
@@ -140,6 +141,9 @@ pub enum Source {
     Services,
     /// `tag set <TAG>`, `tag remove <TAG>`: the revision tags.
     Tags,
+    /// `gateway-switch --gateway`: the namespace's Gateway API Gateways of
+    /// Istio's classes.
+    Gateways,
 }
 
 /// The flags typed so far that say where a lookup goes.
@@ -154,6 +158,8 @@ pub struct Typed {
     pub insecure_skip_tls_verify: bool,
     /// The last namespace of `-n` (the context's when none).
     pub namespace: Option<String>,
+    /// `gateway-switch --gateway` was typed: `--to` takes tags too.
+    pub gateway: bool,
 }
 
 impl Typed {
@@ -316,6 +322,7 @@ fn record(arg: &clap::Arg, value: &str, typed: &mut Typed, kinds: &mut Vec<Strin
         "as_user" => typed.as_user = Some(value),
         "as_groups" => typed.as_groups.push(value),
         "insecure_skip_tls_verify" => typed.insecure_skip_tls_verify = true,
+        "gateway" => typed.gateway = true,
         "namespaces" => {
             if let Some(last) = value.split(',').rfind(|n| !n.is_empty()) {
                 typed.namespace = Some(last.to_string());
@@ -360,9 +367,10 @@ fn value_request(
             tags: true,
             default_injection: false,
         },
-        // The selector value is the gateways' `version` label: a revision.
+        // The selector value is the gateways' `version` label: a revision;
+        // a Gateway's istio.io/rev may name a tag too.
         ("gateway-switch", "to") => Source::Revisions {
-            tags: false,
+            tags: request.typed.gateway,
             default_injection: false,
         },
         ("gateway-switch", "service") => Source::Services,
@@ -371,6 +379,7 @@ fn value_request(
             tags: false,
             default_injection: false,
         },
+        ("gateway-switch", "gateway") => Source::Gateways,
         _ => Source::Fixed(possible_values(arg)),
     };
     if arg.get_value_hint() == clap::ValueHint::FilePath || arg.get_long() == Some("kubeconfig") {
@@ -465,6 +474,24 @@ pub fn service_candidates(services: &[ServiceInfo]) -> Vec<String> {
         external
     };
     let mut out: Vec<String> = chosen.iter().map(|s| s.name.clone()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The Gateways `gateway-switch --gateway` may name: those of Istio's
+/// classes (the GatewayClass's controller, else the builtin class names); sorted.
+pub fn gateway_candidates(gateways: &[GatewayInfo], classes: &[GatewayClassInfo]) -> Vec<String> {
+    let mut snapshot = crate::snapshot::ClusterSnapshot::new(
+        DEFAULT_CONTROL_PLANE_NAMESPACE,
+        Scope::Namespaces(Vec::new()),
+    );
+    snapshot.gateway_api.classes = classes.to_vec();
+    let mut out: Vec<String> = gateways
+        .iter()
+        .filter(|g| crate::mesh::gateway_api::gateway_kind(&snapshot, &g.class).is_some())
+        .map(|g| g.name.clone())
+        .collect();
     out.sort();
     out.dedup();
     out
@@ -572,6 +599,15 @@ pub async fn look_up(source: &Source, typed: &Typed) -> anyhow::Result<Vec<Strin
             &api.list_all::<Service, _>(&namespace, &all, |s| Some(ServiceInfo::from(&s)))
                 .await?,
         ),
+        Source::Gateways => {
+            let (gateways, classes) = tokio::join!(
+                api.list_all::<Gateway, _>(&namespace, &all, |g| Some(GatewayInfo::from(&g))),
+                api.list_all::<GatewayClass, _>(&ListScope::All, &all, |c| {
+                    Some(GatewayClassInfo::from(&c))
+                }),
+            );
+            gateway_candidates(&gateways?, &classes.unwrap_or_default())
+        }
     })
 }
 
@@ -729,6 +765,11 @@ mod tests {
             (
                 "status --exit-code --require-unused ",
                 revisions(false, false),
+            ),
+            ("gateway-switch -n edge --gateway ", Source::Gateways),
+            (
+                "gateway-switch --gateway public --to ",
+                revisions(true, false),
             ),
         ];
         for (text, expected) in cases {

@@ -43,12 +43,18 @@ use crate::run::switch::{SwitchRun, run_switch};
 use crate::run::{Interrupts, Reporter, Silent, StepReporter};
 use crate::snapshot::{DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
 
-/// Switch (or roll back) one Service.
+/// How long a Service switch waits for its endpoints by default.
+pub const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Switch (or roll back) one Service; with `--gateway`, move a Gateway.
 pub async fn run(
     global: &GlobalArgs,
     args: &GatewaySwitchArgs,
     output: &Output,
 ) -> anyhow::Result<ExitCode> {
+    if args.gateway.is_some() {
+        return super::gateway_move::run(global, args, output).await;
+    }
     let request = request_from_flags(args)?;
     if global.all_namespaces || global.namespaces.len() > 1 {
         return Err(Error::Usage(
@@ -110,7 +116,8 @@ pub async fn run(
 
     let machine = global.output.is_machine_readable();
     let rehearsal = args.write.dry_run != DryRun::None;
-    let text = plan_text(&plan, args.timeout, rehearsal, &output.text_layout());
+    let timeout = args.timeout.unwrap_or(SERVICE_TIMEOUT);
+    let text = plan_text(&plan, timeout, rehearsal, &output.text_layout());
     if machine {
         output.note(text.trim_end());
     } else {
@@ -181,15 +188,7 @@ pub async fn run(
     // Installed before the write, so a Ctrl-C from here on is an outcome
     // with the way back, never the process's default death.
     let interrupts = Interrupts::from_ctrl_c();
-    let run = run_switch(
-        &api,
-        &plan,
-        action,
-        args.timeout,
-        &interrupts,
-        &Notes(output),
-    )
-    .await;
+    let run = run_switch(&api, &plan, action, timeout, &interrupts, &Notes(output)).await;
     let outcome = match run {
         SwitchRun::NotApplied(err) => return Err(conflict_context(err, &plan)),
         SwitchRun::InterruptedBeforeWrite => {
@@ -201,7 +200,7 @@ pub async fn run(
             output.warn(&message);
             return Err(Error::Interrupted.into());
         }
-        run => run_outcome(&plan, &run, args.timeout),
+        run => run_outcome(&plan, &run, timeout),
     };
     match outcome.result {
         SwitchResult::Switched => {

@@ -3,6 +3,7 @@
 //! `render` and `api`; these files stay short.
 
 pub mod completion;
+pub mod gateway_move;
 pub mod gateway_switch;
 pub mod relabel;
 pub mod restart_sidecars;

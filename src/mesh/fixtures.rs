@@ -1156,6 +1156,9 @@ pub fn snapshot_from_world(world: &mesh_sim::world::World, scope: Scope) -> Clus
     use serde::de::DeserializeOwned;
 
     use crate::collect::{self, CollectOptions, RawLists};
+    use crate::snapshot::gateway_api::{
+        Gateway, GatewayApiSnapshot, GatewayClass, GatewayClassInfo, GatewayInfo,
+    };
 
     let options = CollectOptions {
         scope,
@@ -1240,6 +1243,15 @@ pub fn snapshot_from_world(world: &mesh_sim::world::World, scope: Scope) -> Clus
             list(kinds::cronjobs()),
             |c: &k8s_openapi::api::batch::v1::CronJob| Some(crate::snapshot::CronJobInfo::from(c)),
         ),
+        gateway_api: GatewayApiSnapshot {
+            installed: world.config.gateway_api,
+            gateways: converted(list(kinds::gateways()), |g: &Gateway| {
+                Some(GatewayInfo::from(g))
+            }),
+            classes: converted(list(kinds::gateway_classes()), |c: &GatewayClass| {
+                Some(GatewayClassInfo::from(c))
+            }),
+        },
     };
     collect::assemble(raw, &options)
 }

@@ -74,6 +74,45 @@ pub struct ServiceState {
     pub previous_selector: Option<String>,
     /// The raw value of [`SWITCHED_AT_ANNOTATION`], if present.
     pub switched_at: Option<String>,
+    /// The managers in `metadata.managedFields` (who wrote which fields).
+    pub field_managers: Vec<String>,
+}
+
+impl ServiceState {
+    /// The Gateway API `Gateway` istiod renders this Service for, with the
+    /// evidence: the `gateway.istio.io/managed` label, an owner reference to
+    /// a Gateway, or fields managed by `istio.io/gateway-controller`
+    /// (istiod applies its Services by server-side apply with that field
+    /// manager and `force`, so it puts back any selector it finds changed).
+    pub fn istiod_gateway(&self) -> Option<(String, String)> {
+        use crate::mesh::gateway_api::{GATEWAY_FIELD_MANAGER, GATEWAY_NAME_LABEL, MANAGED_LABEL};
+        let labels = &self.info.labels;
+        let owner = self.info.owners.iter().find(|o| {
+            o.kind == "Gateway" && o.api_version.starts_with("gateway.networking.k8s.io/")
+        });
+        let mut evidence = Vec::new();
+        if let Some(value) = labels.get(MANAGED_LABEL) {
+            evidence.push(format!("label {MANAGED_LABEL}={value}"));
+        }
+        if let Some(owner) = owner {
+            evidence.push(format!("owner Gateway {}", owner.name));
+        }
+        if self
+            .field_managers
+            .iter()
+            .any(|m| m == GATEWAY_FIELD_MANAGER)
+        {
+            evidence.push(format!("field manager {GATEWAY_FIELD_MANAGER}"));
+        }
+        if evidence.is_empty() {
+            return None;
+        }
+        let gateway = owner
+            .map(|o| o.name.clone())
+            .or_else(|| labels.get(GATEWAY_NAME_LABEL).cloned())
+            .unwrap_or_else(|| "?".to_string());
+        Some((gateway, evidence.join(", ")))
+    }
 }
 
 impl From<&Service> for ServiceState {
@@ -95,6 +134,13 @@ impl From<&Service> for ServiceState {
                 .unwrap_or_default(),
             previous_selector: annotation(PREVIOUS_SELECTOR_ANNOTATION),
             switched_at: annotation(SWITCHED_AT_ANNOTATION),
+            field_managers: service
+                .metadata
+                .managed_fields
+                .iter()
+                .flatten()
+                .filter_map(|f| f.manager.clone())
+                .collect(),
         }
     }
 }
@@ -328,6 +374,9 @@ impl SwitchPlan {
             format!("{}; also failed: {}", reasons(&hard), names(&soft))
         };
         let what = match self.mode {
+            SwitchMode::Switch if self.to_selector.is_empty() => {
+                format!("refusing to switch Service {}", self.service_ref())
+            }
             SwitchMode::Switch => format!(
                 "refusing to switch Service {} to {}",
                 self.service_ref(),
@@ -374,6 +423,27 @@ pub fn plan(
     let info = &service.info;
     let from = info.selector.clone();
     let mut checks = Vec::new();
+    if let Some((gateway, evidence)) = service.istiod_gateway() {
+        // istiod owns this selector: any flip is undone at its next apply.
+        checks.push(TakeoverCheck::hard_fail(
+            CheckKind::IstiodManaged,
+            format!(
+                "istiod renders Service {}/{} for Gateway {gateway} ({evidence}) and would put its selector back; move the Gateway instead: kubectl mesh-upgrade gateway-switch -n {} --gateway {gateway} {}",
+                info.namespace,
+                info.name,
+                info.namespace,
+                match &options.request {
+                    SwitchRequest::To { value, .. } => format!("--to {value}"),
+                    SwitchRequest::Rollback => "--rollback".to_string(),
+                }
+            ),
+        ));
+        let mode = match &options.request {
+            SwitchRequest::To { .. } => SwitchMode::Switch,
+            SwitchRequest::Rollback => SwitchMode::Rollback,
+        };
+        return refused_without_target(service, gateways, snapshot, checks, options, mode);
+    }
     let (mode, to, value) = match &options.request {
         SwitchRequest::To {
             selector_key,
@@ -433,7 +503,14 @@ pub fn plan(
                         CheckKind::PreviousSelector,
                         reason,
                     ));
-                    return refused_without_target(service, gateways, snapshot, checks, options);
+                    return refused_without_target(
+                        service,
+                        gateways,
+                        snapshot,
+                        checks,
+                        options,
+                        SwitchMode::Rollback,
+                    );
                 }
             }
         }
@@ -558,13 +635,15 @@ fn selector_key_check(from: &Labels, key: &str) -> TakeoverCheck {
     }
 }
 
-/// A rollback with no usable record: the plan is only the failed check.
+/// A rollback with no usable record, or a Service istiod manages: the plan
+/// is only the failed check.
 fn refused_without_target(
     service: &ServiceState,
     gateways: &[Gateway],
     snapshot: &ClusterSnapshot,
     checks: Vec<TakeoverCheck>,
     options: &SwitchOptions,
+    mode: SwitchMode,
 ) -> SwitchPlan {
     let info = &service.info;
     let current = Takeover::of(snapshot, gateways, &info.namespace, &info.selector);
@@ -579,7 +658,7 @@ fn refused_without_target(
         namespace: info.namespace.clone(),
         service: info.name.clone(),
         service_type: info.type_.clone(),
-        mode: SwitchMode::Rollback,
+        mode,
         selector_key: None,
         from_selector: info.selector.clone(),
         to_selector: Labels::new(),

@@ -95,9 +95,16 @@ impl Gateway {
         }
     }
 
-    /// Whether it declares a container port for `target_port` (a number or a name).
+    /// Whether it declares a container port for `target_port` (a number or a
+    /// name). A gateway istiod renders for a Gateway API `Gateway` listens on
+    /// its listeners' ports without declaring them (`kube-gateway.yaml`
+    /// declares 15020, 15021 and 15090 only), so any number counts for it.
     pub fn exposes(&self, target_port: &str) -> bool {
+        let gateway_api = self
+            .template_labels
+            .contains_key(crate::mesh::gateway_api::MANAGED_LABEL);
         match target_port.parse::<i32>() {
+            Ok(_) if gateway_api => true,
             Ok(number) => self.ports.iter().any(|p| p.container_port == number),
             Err(_) => self
                 .ports
@@ -308,6 +315,18 @@ pub enum CheckKind {
     IstiodReady,
     /// They expose every `targetPort` of the Service.
     TargetPorts,
+    /// The Service is not one istiod renders for a Gateway API `Gateway`
+    /// (istiod would put its selector back).
+    IstiodManaged,
+    /// `--gateway`: the target names a revision or a tag of one.
+    TargetRevision,
+    /// `--gateway`: the Gateway's current `istio.io/rev` can be recorded
+    /// (or, for `--rollback`, was).
+    PreviousRevision,
+    /// `--gateway`: istiod renders the Gateway (no address of its own).
+    GatewayManaged,
+    /// `--gateway`: the Gateway is `Programmed` now.
+    Programmed,
 }
 
 impl CheckKind {
@@ -323,6 +342,11 @@ impl CheckKind {
             CheckKind::ProxyRevision => "proxy-revision",
             CheckKind::IstiodReady => "istiod-ready",
             CheckKind::TargetPorts => "target-ports",
+            CheckKind::IstiodManaged => "istiod-managed",
+            CheckKind::TargetRevision => "target-revision",
+            CheckKind::PreviousRevision => "previous-revision",
+            CheckKind::GatewayManaged => "gateway-managed",
+            CheckKind::Programmed => "programmed",
         }
     }
 }

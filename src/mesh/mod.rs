@@ -8,6 +8,7 @@
 //!          ─► workloads     (pods grouped to workloads: state, risks, unreachable pods)
 //!          ─► gateways      (gateway Deployments, the Services in front of them)
 //!          ─► revision_usage (what still uses each revision; when it can go)
+//!          ─► gateway_api   (Gateway API gateways and waypoints: revision, rendering, state)
 //!          ─► status        (the `status` report, serialisable)
 //!          ─► tags          (`tag list`, and the plans of `tag set`/`--undo`/`remove`)
 //!          ─► injection_check (the cluster's dry-run answer judged against the model)
@@ -22,6 +23,8 @@
 pub const API_VERSION: &str = "mesh-upgrade/v1";
 
 pub mod control_plane;
+pub mod gateway_api;
+pub mod gateway_move;
 pub mod gateway_switch;
 pub mod gateways;
 pub mod injection;

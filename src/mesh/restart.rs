@@ -675,6 +675,17 @@ fn skip_reason(w: &Workload, options: &RestartOptions) -> Option<SkippedWorkload
 }
 
 fn not_picked_note(w: &Workload) -> String {
+    if w.is_gateway_api() {
+        let gateway = w
+            .template
+            .labels
+            .get(crate::mesh::gateway_api::GATEWAY_NAME_LABEL)
+            .map_or("?", String::as_str);
+        return format!(
+            "istiod renders it for Gateway {gateway}, with its revision's proxy in the template: a restart changes nothing; move the Gateway with `kubectl mesh-upgrade gateway-switch -n {} --gateway {gateway} --to <revision>`",
+            w.namespace
+        );
+    }
     match w.state {
         WorkloadState::UpToDate => {
             "up to date: its pods run what a new pod would get; pass --all to restart it anyway"

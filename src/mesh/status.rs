@@ -18,6 +18,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::mesh::control_plane::ControlPlane;
+use crate::mesh::gateway_api::{
+    GatewayApiStatus, WaypointStatus, gateway_api_gateways, status_lists,
+};
 use crate::mesh::gateways::{Gateway, GatewayService, gateway_services, gateways};
 use crate::mesh::injection::{
     DATAPLANE_MODE_LABEL, INJECTION_LABEL, InjectionOutcome, NotInjectedReason, REV_LABEL,
@@ -61,6 +64,15 @@ pub struct StatusReport {
     pub gateways: Vec<GatewayStatus>,
     /// LoadBalancer/NodePort Services in front of gateway pods.
     pub gateway_services: Vec<GatewayServiceStatus>,
+    /// Whether the cluster serves the Gateway API (`gateway.networking.k8s.io`
+    /// CRDs installed; a 404 on the Gateway LIST means not).
+    pub gateway_api_installed: bool,
+    /// Istio-class Gateway API `Gateway`s (ingress, waypoint, east-west) of
+    /// the selected namespaces and the control-plane namespace: the revision
+    /// that serves each and what istiod rendered for it.
+    pub gateway_api: Vec<GatewayApiStatus>,
+    /// The waypoints among them, with who uses each.
+    pub waypoints: Vec<WaypointStatus>,
     /// Proxies more than one minor version behind the istiod they talk to.
     pub version_skew: Vec<SkewStatus>,
     /// Counts and the next commands to run.
@@ -421,10 +433,12 @@ pub fn build_status_from(
         })
         .collect();
 
+    // What istiod renders for Gateway API gateways is shown with each
+    // Gateway (below), not as a workload.
     let workloads_in_scope: Vec<&Workload> = classification
         .workloads
         .iter()
-        .filter(|w| in_scope(&w.namespace))
+        .filter(|w| in_scope(&w.namespace) && !w.is_gateway_api())
         .collect();
 
     let mut namespaces: Vec<NamespaceStatus> = snapshot
@@ -450,12 +464,18 @@ pub fn build_status_from(
         .into_iter()
         .filter(|g| in_scope(&g.namespace) || g.namespace == snapshot.control_plane_namespace)
         .collect();
+    // A Service istiod renders for a Gateway is the Gateway's, shown with it.
     let services: Vec<GatewayService> = gateway_services(snapshot, &all_gateways, control_plane)
         .into_iter()
         .filter(|s| in_scope(&s.namespace) || s.namespace == snapshot.control_plane_namespace)
+        .filter(|s| !is_rendered_for_a_gateway(snapshot, &s.namespace, &s.name))
         .collect();
     let gateway_statuses: Vec<GatewayStatus> = all_gateways
         .iter()
+        .filter(|g| {
+            !g.template_labels
+                .contains_key(crate::mesh::gateway_api::MANAGED_LABEL)
+        })
         .map(|g| GatewayStatus {
             namespace: g.namespace.clone(),
             name: g.name.clone(),
@@ -473,6 +493,11 @@ pub fn build_status_from(
         .collect();
     let gateway_services: Vec<GatewayServiceStatus> = services.iter().map(service_status).collect();
 
+    let api_gateways = gateway_api_gateways(snapshot, control_plane);
+    let (gateway_api, waypoints) = status_lists(snapshot, &api_gateways, |ns| {
+        in_scope(ns) || ns == snapshot.control_plane_namespace
+    });
+
     let version_skew = skew(&workloads_in_scope, control_plane);
     let mut summary = summarise(
         control_plane,
@@ -484,6 +509,7 @@ pub fn build_status_from(
         default_revision.as_deref(),
     );
     summary.next_steps.extend(removal_steps(&usage));
+    crate::mesh::gateway_api::summarise(&mut summary, &gateway_api, &waypoints, control_plane);
 
     StatusReport {
         api_version: API_VERSION.to_string(),
@@ -510,9 +536,24 @@ pub fn build_status_from(
         unreachable_pods,
         gateways: gateway_statuses,
         gateway_services,
+        gateway_api_installed: snapshot.gateway_api.installed,
+        gateway_api,
+        waypoints,
         version_skew,
         summary,
     }
+}
+
+/// A Service istiod rendered for a Gateway (labelled `gateway.istio.io/managed`
+/// and with the Gateway's name).
+fn is_rendered_for_a_gateway(snapshot: &ClusterSnapshot, namespace: &str, name: &str) -> bool {
+    use crate::mesh::gateway_api::{GATEWAY_NAME_LABEL, MANAGED_LABEL};
+    snapshot.services.iter().any(|s| {
+        s.namespace == namespace
+            && s.name == name
+            && s.labels.contains_key(MANAGED_LABEL)
+            && s.labels.contains_key(GATEWAY_NAME_LABEL)
+    })
 }
 
 /// The namespace's injection mode as its labels decide it: sidecar labels
@@ -1109,7 +1150,7 @@ fn removal_steps(usage: &[RevisionUsage]) -> Vec<NextStep> {
 }
 
 /// The revision with the highest istiod version.
-fn newest_revision(control_plane: &ControlPlane) -> Option<&str> {
+pub(crate) fn newest_revision(control_plane: &ControlPlane) -> Option<&str> {
     if control_plane.revisions.len() < 2 {
         return None;
     }
@@ -1127,7 +1168,7 @@ fn newest_revision(control_plane: &ControlPlane) -> Option<&str> {
 }
 
 /// Whether revision `a` runs an older istiod than revision `b`.
-fn older(control_plane: &ControlPlane, a: &str, b: &str) -> bool {
+pub(crate) fn older(control_plane: &ControlPlane, a: &str, b: &str) -> bool {
     let version = |r: &str| {
         control_plane
             .revision(r)

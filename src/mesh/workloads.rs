@@ -262,6 +262,15 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// A Deployment istiod renders for a Gateway API `Gateway`: its template
+    /// carries `gateway.istio.io/managed`. `status` shows it with its
+    /// Gateway, not as a workload, and no restart changes its proxy.
+    pub fn is_gateway_api(&self) -> bool {
+        self.template
+            .labels
+            .contains_key(crate::mesh::gateway_api::MANAGED_LABEL)
+    }
+
     /// `kind/name` as kubectl takes it.
     pub fn reference(&self) -> String {
         format!("{}/{}", self.kind.resource(), self.name)
@@ -479,13 +488,16 @@ pub struct Classification {
     pub unreachable: Vec<UnreachablePod>,
 }
 
-/// Labels and annotations marking an Istio gateway.
+/// Labels and annotations marking an Istio gateway: the `istio` label, the
+/// `gateway` injection template, or istiod's label on what it renders for a
+/// Gateway API `Gateway` (`gateway.istio.io/managed`).
 pub fn is_gateway(object_labels: &Labels, template: &PodTemplateInfo) -> bool {
     let gateway_label = |l: &Labels| {
         l.get("istio")
             .is_some_and(|v| v == "ingressgateway" || v == "egressgateway")
     };
-    gateway_label(object_labels)
+    object_labels.contains_key(crate::mesh::gateway_api::MANAGED_LABEL)
+        || gateway_label(object_labels)
         || gateway_label(&template.labels)
         || template
             .annotations

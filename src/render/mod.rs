@@ -7,6 +7,8 @@
 //! pipe (`Layout::width` is `None`) nothing wraps at all; at a terminal only
 //! free-text columns and sentences wrap, at spaces.
 
+pub mod gateway_api;
+pub mod gateway_move;
 pub mod gateway_switch;
 pub mod relabel;
 pub mod restart;

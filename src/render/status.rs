@@ -53,6 +53,16 @@ pub fn status_table(report: &StatusReport, wide: bool, layout: &Layout) -> Strin
     if !report.gateways.is_empty() || !report.gateway_services.is_empty() {
         section(&mut out, &style, "GATEWAYS", gateways(report, &style));
     }
+    if let Some(body) =
+        super::gateway_api::gateways_section(&report.gateway_api, style.wide, &style.layout)
+    {
+        section(&mut out, &style, "GATEWAY API GATEWAYS", body);
+    }
+    if let Some(body) =
+        super::gateway_api::waypoints_section(&report.waypoints, style.wide, &style.layout)
+    {
+        section(&mut out, &style, "WAYPOINTS", body);
+    }
     if report.workloads.iter().any(|w| w.verification.is_some()) {
         section(
             &mut out,

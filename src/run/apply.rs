@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::api::{ApiClient, PatchBody};
 use crate::error::is_conflict;
 use crate::snapshot::Rollout;
+use crate::snapshot::gateway_api::Gateway as GatewayApiGateway;
 use crate::write::{Change, ObjectKind, ObjectRef, Patch, Precondition, Write};
 
 /// What the server answered to a write.
@@ -86,6 +87,10 @@ pub async fn send(api: &ApiClient, write: &Write) -> anyhow::Result<Sent> {
                     api.patch::<MutatingWebhookConfiguration>(None, name, &body)
                         .await?,
                 ),
+                ObjectKind::Gateway => to_value(
+                    api.patch::<GatewayApiGateway>(namespace, name, &body)
+                        .await?,
+                ),
             }?;
             Ok(Sent::Patched(object))
         }
@@ -129,6 +134,10 @@ pub async fn read(api: &ApiClient, target: &ObjectRef) -> anyhow::Result<Option<
         ObjectKind::Rollout => api.get::<Rollout>(namespace, name).await?.map(to_value),
         ObjectKind::MutatingWebhookConfiguration => api
             .get::<MutatingWebhookConfiguration>(None, name)
+            .await?
+            .map(to_value),
+        ObjectKind::Gateway => api
+            .get::<GatewayApiGateway>(namespace, name)
             .await?
             .map(to_value),
     };

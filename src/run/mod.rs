@@ -13,6 +13,8 @@
 //!             │ relabel    namespaces' label patches
 //!             │ switch     gateway-switch: switch → verify → switch back → verify
 //!             │ tag        a revision tag's objects, in order, stopping at a failure
+//!             │ gateway_move  gateway-switch --gateway: label → re-render, rollout,
+//!             │            Programmed, endpoints → put back → verify
 //!             └──────────► api (every request: pagination, retries, dry run, counting)
 //! ```
 //!
@@ -22,6 +24,7 @@
 
 pub mod apply;
 pub mod batch;
+pub mod gateway_move;
 pub mod interrupt;
 pub mod relabel;
 pub mod restart;

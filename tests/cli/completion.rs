@@ -161,6 +161,13 @@ fn kubectl_completes_namespaces_revisions_workloads_services_and_contexts_from_t
 
     let services = completer.complete(&["gateway-switch", "-n", "istio-gateways", "--service", ""]);
     assert_eq!(services, ["istio-ingressgateway"]);
+    let gateways = completer.complete(&["gateway-switch", "-n", "edge", "--gateway", ""]);
+    assert_eq!(gateways, ["public"]);
+    let waypoints = completer.complete(&["gateway-switch", "-n", "ambient-apps", "--gateway", "w"]);
+    assert_eq!(waypoints, ["waypoint"]);
+    // A Gateway's istio.io/rev may name a tag.
+    let targets = completer.complete(&["gateway-switch", "--gateway", "public", "--to", "prod-"]);
+    assert_eq!(targets, ["prod-canary", "prod-stable"]);
 
     assert_eq!(
         completer.complete(&["status", "--context", ""]),

@@ -1427,6 +1427,33 @@ fn every_verb_runs_with_only_the_mesh_upgrade_cluster_role_and_uses_every_rule()
     );
     step(&["tag", "remove", "prod-next", "--yes"], None);
     step(&["tag", "set", "--undo", "prod-stable", "--yes"], None);
+    // A Gateway API Gateway moved, with a conflict on its first patch (it
+    // reads the Gateway again), and moved back.
+    step(
+        &[
+            "gateway-switch",
+            "-n",
+            "edge",
+            "--gateway",
+            "public",
+            "--to",
+            "1-22-3",
+            "--yes",
+        ],
+        Some(Faults::new().rule(conflict_once("gateways"))),
+    );
+    step(
+        &[
+            "gateway-switch",
+            "-n",
+            "edge",
+            "--gateway",
+            "public",
+            "--rollback",
+            "--yes",
+        ],
+        None,
+    );
     sim.clear_faults();
 
     let calls = calls_by(&sim, "mesh-operator");
@@ -1574,6 +1601,22 @@ fn without_a_rule_it_needs_each_verb_fails_with_the_403_sentence() {
             "delete",
             &["tag", "remove", "prod-canary", "--force", "--yes"],
             "forbidden: cannot delete mutatingwebhookconfigurations",
+        ),
+        (
+            "gateway.networking.k8s.io",
+            "gateways",
+            "patch",
+            &[
+                "gateway-switch",
+                "-n",
+                "edge",
+                "--gateway",
+                "public",
+                "--to",
+                "1-22-3",
+                "--yes",
+            ],
+            "forbidden: cannot patch gateways",
         ),
     ];
     for (group, resource, verb, args, expected) in cases {

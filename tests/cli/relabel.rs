@@ -456,7 +456,8 @@ fn an_excluded_namespace_named_without_force_is_refused_and_with_force_relabelle
         own_labels(&sim, "ambient-apps"),
         map(&[
             ("istio.io/dataplane-mode", "ambient"),
-            ("istio.io/rev", "1-22-3")
+            ("istio.io/rev", "1-22-3"),
+            ("istio.io/use-waypoint", "waypoint")
         ])
     );
 }

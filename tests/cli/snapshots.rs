@@ -282,7 +282,7 @@ REVISION  ISTIOD         VERSION  READY  TAGS                 DEFAULT
 REVISION USAGE
 REVISION  IN USE  USED BY
 1-21-2    yes     3 namespaces (cart, legacy, shop), 2 tags (default, prod-stable), 9 workloads,
-                  1 gateway
+                  2 gateways
 1-22-3    yes     4 namespaces (batch, legacy, pay, search), 1 tag (prod-canary), 2 workloads,
                   1 gateway, 1 pod
 
@@ -300,7 +300,7 @@ search        rev:1-22-3       1-22-3                    2
 shop          enabled          1-21-2 (tag default)      5
 typo          rev:1-22-4       -                         1          1-22-4 names no revision or tag:
                                                                     new pods start without a proxy
-(7 namespaces without injection labels not shown; -o wide lists them)
+(8 namespaces without injection labels not shown; -o wide lists them)
 
 WORKLOADS
 NAMESPACE       WORKLOAD                            STATE         PROXIES    EXPECTED  READY  RISKS
@@ -340,6 +340,17 @@ SERVICE                              TYPE          SELECTS           ENDPOINTS  
 istio-gateways/istio-ingressgateway  LoadBalancer  1-21-2            2 ready:   1-22-3 (ready)
                                                    (version=1-21-2)  1-21-2 ×2
 
+GATEWAY API GATEWAYS
+NAMESPACE  GATEWAY  CLASS  REVISION              READY  PROXIES    RENDERS  PROGRAMMED  STATE       PROBLEMS
+edge       public   istio  1-21-2 (prod-stable)  1/1    1.21.2 ×1  1.21.2   True        up-to-date  -
+
+WAYPOINTS
+NAMESPACE     WAYPOINT  REVISION          READY  PROXIES    RENDERS  PROGRAMMED  STATE       USED BY
+ambient-apps  waypoint  1-21-2 (default)  1/1    1.21.2 ×1  1.21.2   True        up-to-date  namespace
+                                                                                             ambient-apps; 1
+                                                                                             service:
+                                                                                             ambient-apps/reviews
+
 SUMMARY
 17 workloads: 10 up-to-date, 2 stale, 1 not-injected, 1 custom-image, 1 opted-out, 1 ambient, 1
 no-mesh; 1 pod no restart can reach
@@ -357,6 +368,12 @@ Next:
   - gateway Service istio-gateways/istio-ingressgateway selects 1-21-2; the 1-22-3 gateway
     (istio-ingressgateway-1-22-3) is ready to take over
     kubectl mesh-upgrade gateway-switch -n istio-gateways --service istio-ingressgateway --to 1-22-3
+  - waypoint ambient-apps/waypoint runs revision 1-21-2; 1-22-3 is newer and Ready: move it when the
+    canary looks good
+    kubectl mesh-upgrade gateway-switch -n ambient-apps --gateway waypoint --to 1-22-3
+  - Gateway edge/public runs revision 1-21-2; 1-22-3 is newer and Ready: move it when the canary
+    looks good
+    kubectl mesh-upgrade gateway-switch -n edge --gateway public --to 1-22-3
 "#;
 const RESTART_PLAN: &str = r#"1 workload to restart (annotation kubectl.kubernetes.io/restartedAt=<time>):
 NAMESPACE  WORKLOAD             REPLICAS  PROXY NOW        AFTER            RISK

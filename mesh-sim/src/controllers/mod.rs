@@ -16,6 +16,7 @@
 //! | [`endpoints`]   | Endpoints and EndpointSlices of Services from the pods they select     |
 //! | [`pdb`]         | PodDisruptionBudget status (`disruptionsAllowed`)                     |
 //! | [`cluster`]     | Nodes, Namespace phase, Service IPs and load balancers                |
+//! | [`gateway`]     | istiod's Gateway API controllers: classes, rendered gateways, status  |
 //! | [`defaults`]    | the API server's defaults for workload and Service specs              |
 //!
 //! Every write goes through [`World`] (so admission, generations, resource
@@ -38,6 +39,7 @@ pub mod defaults;
 pub mod deployment;
 pub mod endpoints;
 pub mod events;
+pub mod gateway;
 pub mod job;
 pub mod pdb;
 pub mod pods;
@@ -169,6 +171,26 @@ fn run_round(world: &mut World, st: &mut ControllerState, now: chrono::DateTime<
         }
         for key in budgets {
             pdb::sync(world, key, &mut namespace_pods, now);
+        }
+    }
+
+    // istiod's gateway controller, last: it renders Deployments (rolled out
+    // in the next round) and reads the endpoints this round wrote.
+    let mut gateways = std::mem::take(&mut st.dirty.gateways);
+    let all_gateways = std::mem::take(&mut st.dirty.all_gateways);
+    if all_gateways || !gateways.is_empty() {
+        let istiods = gateway::istiods(world);
+        if all_gateways {
+            gateway::sync_classes(world, &istiods);
+            gateways.extend(
+                world
+                    .store
+                    .list_stored(crate::resources::kinds::gateways(), None)
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        for key in gateways {
+            gateway::sync(world, &key, &istiods);
         }
     }
 }

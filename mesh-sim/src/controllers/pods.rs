@@ -10,6 +10,13 @@
 //!   rollout of it gets stuck and reports `ProgressDeadlineExceeded`;
 //! - `mesh-sim.io/ready-delay: "30s"`: this pod's own delay.
 //!
+//! An image whose registry host is under the reserved `.invalid` top-level
+//! domain (`registry.invalid/istio/proxyv2:1.22.3`, RFC 2606: no such host
+//! ever resolves) never pulls: its container stays waiting in
+//! `ImagePullBackOff` and the pod never becomes Ready, as with a typo in a
+//! hub or a mirror missing the image. (The pod reports phase `Running`
+//! rather than the kubelet's `Pending`; readiness is what controllers see.)
+//!
 //! A Job's pods never become Ready: they run for the same delay (or
 //! `mesh-sim.io/run-duration`) and then succeed; `run-duration: forever`
 //! keeps them running until deleted (a Job still at work, which does not
@@ -214,11 +221,30 @@ fn ready_delay(world: &World, pod: &Value) -> Option<std::time::Duration> {
     if annotation(pod, NEVER_READY) == Some("true") {
         return None;
     }
+    let images = ["/spec/containers", "/spec/initContainers"]
+        .iter()
+        .filter_map(|p| pod.at(p).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|c| c.get("image").and_then(Value::as_str));
+    if images.into_iter().any(never_pulls) {
+        return None;
+    }
     Some(
         annotation(pod, READY_DELAY)
             .and_then(parse_duration)
             .unwrap_or(world.config.pod_ready_delay),
     )
+}
+
+/// Whether `image` comes from a registry under the reserved `.invalid`
+/// domain: the first path segment, when it names a host (has a `.` or a
+/// port), without its port.
+pub fn never_pulls(image: &str) -> bool {
+    let Some((first, _)) = image.split_once('/') else {
+        return false;
+    };
+    let host = first.split(':').next().unwrap_or(first);
+    host.ends_with(".invalid")
 }
 
 fn is_job_pod(pod: &Value) -> bool {
@@ -396,7 +422,19 @@ fn kubelet_status(
             "restartCount": 0,
             "lastState": {},
         });
-        if done || (init && !sidecar) {
+        if !done && never_pulls(image) {
+            s["imageID"] = json!("");
+            s["containerID"] = Value::Null;
+            s["ready"] = json!(false);
+            s["started"] = json!(false);
+            s["state"] = json!({"waiting": {
+                "reason": "ImagePullBackOff",
+                "message": format!("Back-off pulling image \"{image}\": ErrImagePull: failed to resolve reference \"{image}\": no such host"),
+            }});
+            if let Some(map) = s.as_object_mut() {
+                map.remove("containerID");
+            }
+        } else if done || (init && !sidecar) {
             // A finished init container reports ready, as the kubelet does.
             s["ready"] = json!(init && !sidecar);
             s["started"] = json!(false);

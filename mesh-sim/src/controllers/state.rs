@@ -158,6 +158,11 @@ pub struct Dirty {
     pub pod_namespaces: BTreeSet<String>,
     pub pdbs: BTreeSet<ObjKey>,
     pub namespaces: BTreeSet<String>,
+    /// Gateways whose rendered objects or status may be out of date.
+    pub gateways: BTreeSet<ObjKey>,
+    /// Something every Gateway depends on changed (an istiod, a tag, a
+    /// class, a namespace's labels): reconcile them all.
+    pub all_gateways: bool,
 }
 
 impl Dirty {
@@ -175,6 +180,8 @@ impl Dirty {
             && self.pod_namespaces.is_empty()
             && self.pdbs.is_empty()
             && self.namespaces.is_empty()
+            && self.gateways.is_empty()
+            && !self.all_gateways
     }
 
     pub fn mark(&mut self, target: Target) {
@@ -226,7 +233,7 @@ impl Dirty {
 }
 
 /// The kinds whose changes wake a controller.
-fn watched() -> [&'static Resource; 16] {
+fn watched() -> [&'static Resource; 21] {
     [
         kinds::namespaces(),
         kinds::nodes(),
@@ -244,6 +251,11 @@ fn watched() -> [&'static Resource; 16] {
         kinds::endpointslices(),
         kinds::pdbs(),
         kinds::mutating_webhooks(),
+        kinds::validating_webhooks(),
+        kinds::configmaps(),
+        kinds::gateway_classes(),
+        kinds::gateways(),
+        kinds::http_routes(),
     ]
 }
 
@@ -434,8 +446,37 @@ impl ControllerState {
                 self.dirty.namespaces.insert(key.name);
             }
             "Node" => self.dirty.all_daemonsets = true,
-            "MutatingWebhookConfiguration" => self.retry_failed_creations(),
+            "MutatingWebhookConfiguration" => {
+                self.retry_failed_creations();
+                self.dirty.all_gateways = true;
+            }
+            "Gateway" => {
+                self.dirty.gateways.insert(key.clone());
+            }
+            "GatewayClass" | "HTTPRoute" | "ValidatingWebhookConfiguration" => {
+                self.dirty.all_gateways = true;
+            }
             _ => {}
+        }
+        // istiod's gateway controller: what it rendered for a Gateway (or
+        // the EndpointSlices of its Service) changed, or something every
+        // Gateway's revision or rendering depends on did.
+        if matches!(
+            resource.kind,
+            "Deployment" | "Service" | "ServiceAccount" | "EndpointSlice"
+        ) {
+            if let Some(gateway) = super::gateway::gateway_of(obj) {
+                self.dirty.gateways.insert(gateway);
+            }
+        }
+        if resource.kind == "Namespace"
+            || (in_istio_namespace
+                && matches!(
+                    resource.kind,
+                    "Deployment" | "Pod" | "Service" | "ConfigMap"
+                ))
+        {
+            self.dirty.all_gateways = true;
         }
         // The injector webhooks are served from istio-system: a change there
         // (istiod becoming Ready, its Service appearing) may let a refused

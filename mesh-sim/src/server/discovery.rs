@@ -114,6 +114,8 @@ fn categories(r: &Resource) -> Vec<&'static str> {
         "Pod" | "Service" | "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" => {
             vec!["all"]
         }
+        // The Gateway API CRDs' category (`kubectl get gateway-api`).
+        "GatewayClass" | "Gateway" | "HTTPRoute" => vec!["gateway-api"],
         _ => vec![],
     }
 }

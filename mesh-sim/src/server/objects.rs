@@ -47,17 +47,19 @@ fn verb(method: &Method, path: &ResourcePath, watching: bool) -> ApiResult<&'sta
     })
 }
 
-/// Finds the kind a path names: builtin first, then kinds registered at run time.
-/// A kind the cluster does not serve (Argo's, when it is not installed) is
-/// not found, as a path under a group without its CRD is.
+/// Finds the kind a path names: builtin first, then the Gateway API's kinds,
+/// then kinds registered at run time. A kind the cluster does not serve (a
+/// custom kind whose CRD is not installed) is not found, as a path under a
+/// group without its CRD is.
 fn resolve(world: &World, path: &ResourcePath) -> Option<&'static Resource> {
     resources::lookup(&path.group, &path.version, &path.plural)
+        .or_else(|| resources::lookup_custom(&path.group, &path.version, &path.plural))
         .or_else(|| {
             world.store.kinds().find(|r| {
                 r.group == path.group && r.version == path.version && r.plural == path.plural
             })
         })
-        .filter(|r| world.config.serves(r))
+        .filter(|r| world.serves(r))
 }
 
 /// Whether kubectl asked for a Table, and what its rows should carry.

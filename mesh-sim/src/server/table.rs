@@ -398,8 +398,55 @@ fn columns(resource: &Resource) -> Vec<Column> {
             ),
             AGE,
         ],
+        // The Gateway API CRDs' additionalPrinterColumns.
+        "GatewayClass" => vec![
+            NAME,
+            col("Controller", "string", 0, ""),
+            col("Accepted", "string", 0, ""),
+            AGE,
+            col("Description", "string", 1, ""),
+        ],
+        "Gateway" => vec![
+            NAME,
+            col("Class", "string", 0, ""),
+            col("Address", "string", 0, ""),
+            col("Programmed", "string", 0, ""),
+            AGE,
+        ],
+        "HTTPRoute" => vec![NAME, col("Hostnames", "string", 0, ""), AGE],
         _ => vec![NAME, AGE],
     }
+}
+
+/// A condition's status (`True`, `False`, `Unknown`), or empty.
+fn condition_status(obj: &Value, kind: &str) -> String {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+        })
+        .and_then(|c| c.get("status").and_then(Value::as_str))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A JSONPath column over a list (`.status.addresses[*].value`): the values
+/// joined by commas, as kubectl prints them.
+fn joined(obj: &Value, list: &str, field: Option<&str>) -> String {
+    obj.pointer(list)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| match field {
+                    Some(f) => i.get(f).and_then(Value::as_str),
+                    None => i.as_str(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
 }
 
 fn column_definitions(resource: &Resource) -> Value {
@@ -695,6 +742,33 @@ fn cells(resource: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 json!(format!("{succeeded}/{completions}")),
                 age,
             ]
+        }
+        "GatewayClass" => vec![
+            name,
+            json!(s(obj, "/spec/controllerName").unwrap_or("")),
+            json!(condition_status(obj, "Accepted")),
+            age,
+            json!(s(obj, "/spec/description").unwrap_or("")),
+        ],
+        "Gateway" => vec![
+            name,
+            json!(s(obj, "/spec/gatewayClassName").unwrap_or("")),
+            json!(joined(obj, "/status/addresses", Some("value"))),
+            json!(condition_status(obj, "Programmed")),
+            age,
+        ],
+        "HTTPRoute" => {
+            let hostnames: Vec<Value> = obj
+                .pointer("/spec/hostnames")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let shown = if hostnames.is_empty() {
+                String::new()
+            } else {
+                Value::Array(hostnames).to_string()
+            };
+            vec![name, json!(shown), age]
         }
         _ => vec![name, age],
     }

@@ -96,6 +96,7 @@ impl Case {
             resource_version: "4711".into(),
             previous_selector: self.previous,
             switched_at: None,
+            field_managers: Vec::new(),
         };
         let options = SwitchOptions {
             request,
@@ -470,6 +471,7 @@ fn the_status_candidate_and_the_switch_prechecks_agree() {
             resource_version: "1".into(),
             previous_selector: None,
             switched_at: None,
+            field_managers: Vec::new(),
         };
         let options = SwitchOptions {
             request: to(&candidate.selector_value),

@@ -1,0 +1,67 @@
+//! The Gateway API part of the read: one LIST of Gateways (over the same
+//! namespaces as the other namespaced kinds) and one of GatewayClasses,
+//! alongside the other LISTs.
+//!
+//! The kinds are CRDs a cluster may not have. A Gateway LIST answered 404
+//! means "not installed": the snapshot says so and nothing else changes. A
+//! forbidden LIST (the role predates this plugin version) is a warning and
+//! an unreadable kind, like PodDisruptionBudgets; any other failure fails
+//! the read. A cluster that has Gateways but no GatewayClass CRD (or hides
+//! the classes) still works: the builtin class names are known.
+
+use crate::api::{ApiClient, ListScope, ListSelector};
+use crate::error::{is_forbidden, is_not_served};
+use crate::snapshot::gateway_api::{
+    Gateway, GatewayApiSnapshot, GatewayClass, GatewayClassInfo, GatewayInfo,
+};
+
+use super::{CollectOptions, ListPlan, Unreadable, list_namespaced};
+
+/// The warning when Gateways may not be listed.
+const GATEWAYS_UNREADABLE: &str = "Gateways (gateway.networking.k8s.io) could not be read, so Gateway API gateways and waypoints are not shown";
+
+/// LIST Gateways and GatewayClasses, concurrently.
+pub(super) async fn list(
+    api: &ApiClient,
+    options: &CollectOptions,
+) -> anyhow::Result<(GatewayApiSnapshot, Vec<Unreadable>, Vec<String>)> {
+    let plan = ListPlan::for_selection(&options.scope, &options.control_plane_namespace);
+    let all = ListSelector::everything();
+    let (gateways, classes) = tokio::join!(
+        list_namespaced::<Gateway, _>(api, &plan, &all, |g| Some(GatewayInfo::from(&g))),
+        api.list_all::<GatewayClass, _>(&ListScope::All, &all, |c| {
+            Some(GatewayClassInfo::from(&c))
+        }),
+    );
+    let mut unreadable = Vec::new();
+    let mut warnings = Vec::new();
+    let gateways = match gateways {
+        Ok(gateways) => gateways,
+        Err(err) if is_not_served(&err) => {
+            return Ok((GatewayApiSnapshot::default(), unreadable, warnings));
+        }
+        Err(err) if is_forbidden(&err) => {
+            warnings.push(format!("{GATEWAYS_UNREADABLE} ({err:#})"));
+            unreadable.push(Unreadable {
+                resource: "gateways",
+                reason: format!("{err:#}"),
+            });
+            Vec::new()
+        }
+        Err(err) => return Err(err),
+    };
+    let classes = match classes {
+        Ok(classes) => classes,
+        Err(err) if is_not_served(&err) || is_forbidden(&err) => Vec::new(),
+        Err(err) => return Err(err),
+    };
+    Ok((
+        GatewayApiSnapshot {
+            installed: true,
+            gateways,
+            classes,
+        },
+        unreadable,
+        warnings,
+    ))
+}
