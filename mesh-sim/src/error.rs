@@ -13,6 +13,9 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// `details.kind` / `details.name` of the object concerned, when there is one.
     pub details: Option<(String, String)>,
+    /// `details.causes`: (reason, message), such as the `DisruptionBudget`
+    /// cause of an eviction a PodDisruptionBudget refused.
+    pub causes: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -23,6 +26,7 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             details: None,
+            causes: Vec::new(),
         }
     }
 
@@ -84,6 +88,16 @@ impl ApiError {
             ),
         )
     }
+    /// `poddisruptionbudget "x" is forbidden: <why>`.
+    pub fn forbidden_because(resource: &str, name: &str, why: &str) -> Self {
+        let mut e = Self::new(
+            403,
+            "Forbidden",
+            format!("{resource} \"{name}\" is forbidden: {why}"),
+        );
+        e.details = Some((resource.to_string(), name.to_string()));
+        e
+    }
     pub fn gone(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)
     }
@@ -139,6 +153,13 @@ impl ApiError {
         }
         if let Some(secs) = self.retry_after {
             status["details"]["retryAfterSeconds"] = json!(secs);
+        }
+        if !self.causes.is_empty() {
+            status["details"]["causes"] = self
+                .causes
+                .iter()
+                .map(|(reason, message)| json!({"reason": reason, "message": message}))
+                .collect();
         }
         status
     }

@@ -19,6 +19,7 @@
 //! [`crate::controllers::reconcile`] after every write and on a short tick.
 
 pub mod discovery;
+pub mod eviction;
 pub mod list;
 mod objects;
 pub mod openapi;
@@ -444,6 +445,7 @@ pub fn not_found_path() -> ApiError {
         message: "the server could not find the requested resource".to_string(),
         retry_after: None,
         details: None,
+        causes: Vec::new(),
     }
 }
 

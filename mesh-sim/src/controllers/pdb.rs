@@ -8,7 +8,9 @@
 //! percentages and `maxUnavailable` are measured against what should run.
 //! `desiredHealthy` comes from `minAvailable` or `expectedPods -
 //! maxUnavailable` (percentages round up), and `disruptionsAllowed` is
-//! `currentHealthy - desiredHealthy`, never below zero.
+//! `currentHealthy - desiredHealthy`, never below zero. Pods in
+//! `disruptedPods` (recorded by the eviction subresource) are not healthy
+//! until they are gone, and leave the map then (or after two minutes).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -64,7 +66,25 @@ pub(crate) fn sync(
         .filter(|p| pods::is_active(p))
         .cloned()
         .collect();
-    let healthy = matched.iter().filter(|p| pods::is_ready(p)).count() as i64;
+    // Pods an eviction was granted for count as gone until they are, for
+    // at most two minutes (the disruption controller's DeletionTimeout).
+    let mut disrupted = serde_json::Map::new();
+    if let Some(entries) = pdb.at("/status/disruptedPods").and_then(Value::as_object) {
+        for (name, at) in entries {
+            let recent = at
+                .as_str()
+                .and_then(util::parse_time)
+                .is_some_and(|t| now - t < chrono::Duration::minutes(2));
+            let present = matched.iter().any(|p| util::name_of(p) == name);
+            if recent && present {
+                disrupted.insert(name.clone(), at.clone());
+            }
+        }
+    }
+    let healthy = matched
+        .iter()
+        .filter(|p| pods::is_ready(p) && !disrupted.contains_key(util::name_of(p)))
+        .count() as i64;
     let min_available = pdb.at("/spec/minAvailable").filter(|v| !v.is_null());
     let max_unavailable = pdb.at("/spec/maxUnavailable").filter(|v| !v.is_null());
     let scale = || {
@@ -130,8 +150,8 @@ pub(crate) fn sync(
         "expectedPods": expected,
         "conditions": conditions,
     });
-    if let Some(disrupted) = pdb.at("/status/disruptedPods") {
-        status["disruptedPods"] = disrupted.clone();
+    if !disrupted.is_empty() {
+        status["disruptedPods"] = Value::Object(disrupted);
     }
     util::write_status(world, kinds::pdbs(), &pdb, status);
 }

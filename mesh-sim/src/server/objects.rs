@@ -17,7 +17,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::faults::FaultRequest;
 use crate::patch::{PatchType, apply_patch};
 use crate::resources::{self, Resource};
-use crate::selectors::{label_selector_matches, labels_of};
 use crate::store::{Obj, Stored};
 use crate::world::{World, WriteOptions, metadata_mut};
 
@@ -726,8 +725,7 @@ fn set_scale(
     world.update(resource, next, opts)
 }
 
-/// `pods/<name>/eviction`: deletes the pod unless a PodDisruptionBudget
-/// selecting it allows no disruption, which answers 429 as the API server does.
+/// `pods/<name>/eviction`: see [`super::eviction`].
 fn evict(
     shared: &Arc<Shared>,
     request: &ApiRequest,
@@ -735,50 +733,17 @@ fn evict(
     name: &str,
     opts: &WriteOptions,
 ) -> ApiResult<Response<Body>> {
-    let mut opts = opts.clone();
-    if let Ok(body) = body_object(request) {
-        if body
-            .pointer("/deleteOptions/dryRun")
-            .and_then(Value::as_array)
-            .is_some_and(|d| d.iter().any(|v| v == "All"))
-        {
-            opts.dry_run = true;
-        }
-    }
-    let pods = resources::kinds::pods();
-    {
+    let body = body_object(request).unwrap_or(Value::Null);
+    let dry_run = {
         let mut world = lock(&shared.world);
-        let pod = world
-            .store
-            .get(pods, namespace, name)
-            .ok_or_else(|| ApiError::not_found(pods.plural, name))?;
-        let labels = labels_of(&pod);
-        let blocking = world
-            .store
-            .list(resources::kinds::pdbs(), Some(namespace))
-            .find(|pdb| {
-                pdb.pointer("/spec/selector")
-                    .is_some_and(|sel| label_selector_matches(sel, &labels).unwrap_or(false))
-                    && pdb
-                        .pointer("/status/disruptionsAllowed")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(0)
-                        < 1
-            });
-        if let Some(pdb) = blocking {
-            let pdb_name = pdb
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let mut e = ApiError::too_many_requests(10);
-            e.message = format!(
-                "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {pdb_name} needs more healthy pods."
-            );
-            return Err(e);
-        }
-        world.delete(pods, namespace, name, &opts)?;
-    }
-    wrote(shared, &opts);
+        super::eviction::evict(&mut world, namespace, name, &body, opts)?;
+        opts.dry_run
+            || body
+                .pointer("/deleteOptions/dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|d| d.iter().any(|v| v == "All"))
+    };
+    wrote(shared, &WriteOptions::dry_run(dry_run));
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
