@@ -36,15 +36,16 @@
 //! A LIST that fails ends the collection with its error sentence, except where
 //! showing the rest stays honest: PodDisruptionBudgets (risks become
 //! "unknown"), EndpointSlices (gateway endpoints unknown) and the injector
-//! ConfigMaps (versions come from istiod's image) may be forbidden; the
-//! caller gets a warning and the kinds that could not be read.
+//! ConfigMaps (versions come from istiod's image) and Nodes (cordons
+//! unknown) may be forbidden; the caller gets a warning and the kinds that
+//! could not be read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::try_join_all;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::Resource;
@@ -55,8 +56,8 @@ use crate::error::Error;
 use crate::selector::LabelSelector;
 use crate::snapshot::{
     ClusterSnapshot, DaemonSetInfo, DeploymentInfo, EndpointSliceInfo, InjectorConfigInfo,
-    IstiodInfo, NamespaceInfo, OwnerRef, PdbInfo, PodInfo, ReplicaSetInfo, Scope, ServiceInfo,
-    StatefulSetInfo, WebhookConfigurationInfo, controller_of,
+    IstiodInfo, NamespaceInfo, NodeInfo, OwnerRef, PdbInfo, PodInfo, ReplicaSetInfo, Scope,
+    ServiceInfo, StatefulSetInfo, WebhookConfigurationInfo, controller_of,
 };
 
 /// What to read.
@@ -145,6 +146,8 @@ pub struct RawLists {
     /// The control-plane namespace's ConfigMaps that are injector configs
     /// (see [`injector_config`]).
     pub injector_configs: Vec<InjectorConfigInfo>,
+    /// Every Node (cluster-scoped).
+    pub nodes: Vec<NodeInfo>,
 }
 
 /// A Deployment as the Deployments LIST keeps it: its facts, and istiod's
@@ -181,6 +184,7 @@ pub fn assemble(raw: RawLists, options: &CollectOptions) -> ClusterSnapshot {
         pod_disruption_budgets,
         endpoint_slices,
         injector_configs,
+        nodes,
     } = raw;
     let (deployments, istiods_from_deployments): (Vec<_>, Vec<_>) = deployments.into_iter().unzip();
     let mut snapshot =
@@ -198,6 +202,7 @@ pub fn assemble(raw: RawLists, options: &CollectOptions) -> ClusterSnapshot {
     snapshot.pod_disruption_budgets = pod_disruption_budgets;
     snapshot.endpoint_slices = endpoint_slices;
     snapshot.injector_configs = injector_configs;
+    snapshot.nodes = nodes;
     if let Some(selector) = &options.selector {
         keep_selected_workloads_pods(&mut snapshot, selector);
     }
@@ -312,7 +317,7 @@ const INJECTOR_CONFIGS_UNREADABLE: &str =
     "the injector ConfigMaps could not be read, so proxy versions come from istiod's image";
 
 /// [`ReadSet::Everything`]: one LIST per kind (and per read namespace when
-/// they are few), concurrently.
+/// they are few), concurrently; Nodes always in one cluster-wide LIST.
 async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::Result<Listed> {
     let plan = ListPlan::for_selection(&options.scope, &options.control_plane_namespace);
     let cp = options.control_plane_namespace.as_str();
@@ -335,6 +340,7 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         slices,
         istiods,
         injector_configs,
+        nodes,
     ) = tokio::join!(
         read_namespaces(api, options, ReadSet::Everything),
         api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &all, |w| {
@@ -370,6 +376,7 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
             }
         },
         api.list_all::<ConfigMap, _>(&cp_scope, &all, |c| injector_config(&c)),
+        api.list_all::<Node, _>(&ListScope::All, &all, |n| Some(NodeInfo::from(&n))),
     );
 
     let (namespaces, mut warnings) = namespaces?;
@@ -405,6 +412,13 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         &mut unreadable,
         &mut warnings,
     )?;
+    let nodes = optional(
+        nodes,
+        "nodes",
+        NODES_UNREADABLE,
+        &mut unreadable,
+        &mut warnings,
+    )?;
     let raw = RawLists {
         namespaces,
         webhook_configurations,
@@ -418,9 +432,14 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         pod_disruption_budgets,
         endpoint_slices,
         injector_configs,
+        nodes,
     };
     Ok((raw, unreadable, warnings))
 }
+
+/// The warning when Nodes are forbidden.
+pub const NODES_UNREADABLE: &str =
+    "Nodes could not be read, so which nodes are cordoned is unknown";
 
 /// LIST a namespaced kind as the plan says, converting while paging.
 async fn list_namespaced<K, T>(
@@ -646,6 +665,7 @@ mod tests {
             terminating: false,
             created: None,
             proxy: ProxyFacts::default(),
+            ambient: Default::default(),
         }
     }
 

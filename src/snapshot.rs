@@ -33,6 +33,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::{Selector, SelectorExt};
 
+pub mod ambient;
+
+pub use ambient::{AmbientPodFacts, DataPlaneComponent, DataPlaneFacts, NodeInfo};
+
 /// Labels or annotations, as Kubernetes stores them.
 pub type Labels = BTreeMap<String, String>;
 
@@ -102,6 +106,9 @@ pub struct ClusterSnapshot {
     /// [`InjectorConfigInfo::is_injector_config`] holds (name
     /// `istio-sidecar-injector` or `istio-sidecar-injector-<rev>`).
     pub injector_configs: Vec<InjectorConfigInfo>,
+    /// LIST Nodes (cluster-scoped, one paginated LIST): cordons, and where
+    /// the ambient data plane runs. Empty when Nodes could not be read.
+    pub nodes: Vec<NodeInfo>,
 }
 
 impl ClusterSnapshot {
@@ -122,6 +129,7 @@ impl ClusterSnapshot {
             webhook_configurations: Vec::new(),
             istiods: Vec::new(),
             injector_configs: Vec::new(),
+            nodes: Vec::new(),
         }
     }
 
@@ -439,6 +447,9 @@ pub struct PodInfo {
     pub terminating: bool,
     pub created: Option<DateTime<Utc>>,
     pub proxy: ProxyFacts,
+    /// Its node, its ambient redirection, and for ztunnel and istio-cni
+    /// pods what they run.
+    pub ambient: AmbientPodFacts,
 }
 
 impl From<&Pod> for PodInfo {
@@ -480,6 +491,7 @@ impl From<&Pod> for PodInfo {
                 init_containers,
                 host_network,
             ),
+            ambient: AmbientPodFacts::from(pod),
         }
     }
 }
@@ -803,6 +815,8 @@ pub struct DaemonSetInfo {
     pub update_strategy: String,
     pub selector: LabelMatcher,
     pub template: PodTemplateInfo,
+    /// For the ztunnel and istio-cni DaemonSets: what their template runs.
+    pub data_plane: Option<Box<DataPlaneFacts>>,
 }
 
 impl From<&DaemonSet> for DaemonSetInfo {
@@ -834,6 +848,7 @@ impl From<&DaemonSet> for DaemonSetInfo {
             template: spec
                 .map(|s| PodTemplateInfo::from(&s.template))
                 .unwrap_or_default(),
+            data_plane: DataPlaneFacts::of_daemon_set(d),
         }
     }
 }

@@ -516,6 +516,7 @@ fn reader_without(excluded: &[&str]) -> Role {
         "poddisruptionbudgets",
         "endpointslices",
         "configmaps",
+        "nodes",
     ];
     let allowed: Vec<&str> = all.into_iter().filter(|r| !excluded.contains(r)).collect();
     Role::new().allow(&["get", "list", "watch"], &allowed)

@@ -7,6 +7,8 @@
 //!          ─► proxy         (what a pod runs now)
 //!          ─► workloads     (pods grouped to workloads: state, risks, unreachable pods)
 //!          ─► gateways      (gateway Deployments, the Services in front of them)
+//!          ─► ambient       (ztunnel and istio-cni per node, skew, captured pods)
+//!          ─► ztunnel_roll  (the node-by-node ztunnel upgrade: plan and conditions)
 //!          ─► status        (the `status` report, serialisable)
 //!          ─► injection_check (the cluster's dry-run answer judged against the model)
 //! ```
@@ -18,6 +20,7 @@
 /// (`-o json|yaml` of each verb): one version for all of them.
 pub const API_VERSION: &str = "mesh-upgrade/v1";
 
+pub mod ambient;
 pub mod control_plane;
 pub mod gateway_switch;
 pub mod gateways;

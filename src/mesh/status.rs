@@ -9,7 +9,8 @@
 //! ```text
 //! snapshot ─► ControlPlane ─► classify ─► gateways ─► StatusReport { revisions, namespaces, workloads,
 //!                                                                  unreachablePods, gateways, gatewayServices,
-//!                                                                  versionSkew, summary }
+//!                                                                  versionSkew, ztunnel, istioCni,
+//!                                                                  ambient, summary }
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::mesh::ambient::{self, AmbientStatus, ComponentStatus};
 use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::gateways::{Gateway, GatewayService, gateway_services, gateways};
 use crate::mesh::injection::{
@@ -62,6 +64,14 @@ pub struct StatusReport {
     pub gateway_services: Vec<GatewayServiceStatus>,
     /// Proxies more than one minor version behind the istiod they talk to.
     pub version_skew: Vec<SkewStatus>,
+    /// ztunnel DaemonSets (ambient mode's node proxy) of the control
+    /// plane's namespace, node by node: see [`ComponentStatus`].
+    pub ztunnel: Vec<ComponentStatus>,
+    /// istio-cni DaemonSets (ambient mode's CNI node agent), node by node.
+    pub istio_cni: Vec<ComponentStatus>,
+    /// Pods of the selected namespaces that ambient mode captures (or
+    /// should), and their `ambient.istio.io/redirection`.
+    pub ambient: AmbientStatus,
     /// Counts and the next commands to run.
     pub summary: Summary,
 }
@@ -441,7 +451,9 @@ pub fn build_status_from(
     let gateway_services: Vec<GatewayServiceStatus> = services.iter().map(service_status).collect();
 
     let version_skew = skew(&workloads_in_scope, control_plane);
-    let summary = summarise(
+    let data_plane = ambient::data_plane(snapshot, control_plane);
+    let ambient_status = ambient::ambient(snapshot);
+    let mut summary = summarise(
         control_plane,
         &namespaces,
         &workloads_in_scope,
@@ -450,6 +462,11 @@ pub fn build_status_from(
         &version_skew,
         default_revision.as_deref(),
     );
+    for (message, command) in ambient::attention(&data_plane, &ambient_status) {
+        summary.attention.push(message.clone());
+        summary.next_steps.push(NextStep { message, command });
+    }
+    summary.needs_attention = !summary.attention.is_empty();
 
     StatusReport {
         api_version: API_VERSION.to_string(),
@@ -477,6 +494,9 @@ pub fn build_status_from(
         gateways: gateway_statuses,
         gateway_services,
         version_skew,
+        ztunnel: data_plane.ztunnel,
+        istio_cni: data_plane.istio_cni,
+        ambient: ambient_status,
         summary,
     }
 }

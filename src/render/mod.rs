@@ -7,6 +7,7 @@
 //! pipe (`Layout::width` is `None`) nothing wraps at all; at a terminal only
 //! free-text columns and sentences wrap, at spaces.
 
+pub mod ambient;
 pub mod gateway_switch;
 pub mod relabel;
 pub mod restart;
