@@ -66,7 +66,11 @@ pub struct ControlPlaneRef {
 
 /// Where a data-plane version stands against its control plane's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Skew {
     /// Same minor, or one behind: what Istio supports.
     Supported { minors_behind: u64 },
@@ -458,7 +462,14 @@ fn component_status(
         let pod_facts = pod.ambient.data_plane.as_deref();
         let image = pod_facts.map(|f| f.image.clone()).unwrap_or_default();
         let pod_version = image_version(&image);
-        let pod_cp = pod_facts.and_then(|f| control_plane_of(f, snapshot, control_plane));
+        // istio-cni pods carry no revision of their own: the DaemonSet's
+        // label names their control plane.
+        let pod_cp = match facts.component {
+            DataPlaneComponent::IstioCni => template_cp.clone(),
+            DataPlaneComponent::Ztunnel => {
+                pod_facts.and_then(|f| control_plane_of(f, snapshot, control_plane))
+            }
+        };
         let entry = by_node
             .entry(node_name.clone())
             .or_insert_with(|| ComponentNode {
@@ -648,7 +659,7 @@ pub fn ambient(snapshot: &ClusterSnapshot) -> AmbientStatus {
             name: pod.name.clone(),
             node: pod.ambient.node.clone(),
             redirection: capture,
-            owner: controller_of(&pod.owners).map(|o| format!("{}/{}", o.kind, o.name)),
+            owner: workload_of(snapshot, pod),
             uid: pod.uid.clone(),
             labels: pod.labels.clone(),
         });
@@ -658,6 +669,23 @@ pub fn ambient(snapshot: &ClusterSnapshot) -> AmbientStatus {
         namespaces: namespaces.into_values().collect(),
         pods,
     }
+}
+
+/// The workload a pod belongs to, as `Kind/name`: a ReplicaSet's
+/// Deployment when it has one.
+fn workload_of(snapshot: &ClusterSnapshot, pod: &PodInfo) -> Option<String> {
+    let owner = controller_of(&pod.owners)?;
+    if owner.kind == "ReplicaSet"
+        && let Some(deployment) = snapshot
+            .replica_sets
+            .iter()
+            .find(|rs| rs.uid == owner.uid)
+            .and_then(|rs| controller_of(&rs.owners))
+            .filter(|o| o.kind == "Deployment")
+    {
+        return Some(format!("Deployment/{}", deployment.name));
+    }
+    Some(format!("{}/{}", owner.kind, owner.name))
 }
 
 /// What `status` says needs attention, with the command that fixes it.

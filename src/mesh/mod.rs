@@ -32,6 +32,7 @@ pub mod restart;
 pub mod rollout;
 pub mod status;
 pub mod workloads;
+pub mod ztunnel_roll;
 
 #[cfg(test)]
 pub mod fixtures;

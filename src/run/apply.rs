@@ -15,10 +15,10 @@
 
 use anyhow::Context as _;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use serde_json::Value;
 
-use crate::api::{ApiClient, PatchBody};
+use crate::api::{ApiClient, Eviction, PatchBody};
 use crate::error::is_conflict;
 use crate::write::{Change, ObjectKind, ObjectRef, Patch, Precondition, Write};
 
@@ -29,8 +29,12 @@ pub enum Sent {
     /// server dry run).
     Patched(Value),
     Deleted,
-    /// A delete found nothing to delete.
+    /// A delete (or an eviction) found nothing to delete.
     AlreadyGone,
+    /// An eviction was accepted (in a server dry run: would be).
+    Evicted,
+    /// An eviction a PodDisruptionBudget refused: the server's sentence.
+    EvictionRefused(String),
 }
 
 /// Send `write` once.
@@ -61,6 +65,7 @@ pub async fn send(api: &ApiClient, write: &Write) -> anyhow::Result<Sent> {
                     to_value(api.patch::<DaemonSet>(namespace, name, &body).await?)
                 }
                 ObjectKind::Pod => to_value(api.patch::<Pod>(namespace, name, &body).await?),
+                ObjectKind::Node => to_value(api.patch::<Node>(None, name, &body).await?),
             }?;
             Ok(Sent::Patched(object))
         }
@@ -82,6 +87,20 @@ pub async fn send(api: &ApiClient, write: &Write) -> anyhow::Result<Sent> {
                 Sent::AlreadyGone
             })
         }
+        Change::Evict => {
+            let uid = match &write.precondition {
+                Precondition::Uid(uid) => Some(uid.as_str()),
+                _ => None,
+            };
+            let (ObjectKind::Pod, Some(namespace)) = (target.kind, namespace) else {
+                anyhow::bail!("only pods are evicted, not {target}");
+            };
+            Ok(match api.evict(namespace, name, uid).await? {
+                Eviction::Evicted => Sent::Evicted,
+                Eviction::Gone => Sent::AlreadyGone,
+                Eviction::Refused(why) => Sent::EvictionRefused(why),
+            })
+        }
     }
 }
 
@@ -96,6 +115,7 @@ pub async fn read(api: &ApiClient, target: &ObjectRef) -> anyhow::Result<Option<
         ObjectKind::StatefulSet => api.get::<StatefulSet>(namespace, name).await?.map(to_value),
         ObjectKind::DaemonSet => api.get::<DaemonSet>(namespace, name).await?.map(to_value),
         ObjectKind::Pod => api.get::<Pod>(namespace, name).await?.map(to_value),
+        ObjectKind::Node => api.get::<Node>(None, name).await?.map(to_value),
     };
     object.transpose()
 }
