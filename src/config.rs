@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use crate::mesh::restart::RestartOptions;
+use crate::mesh::ztunnel_roll::RollOptions;
 
 /// How `restart-sidecars` (and `relabel --restart`) restart.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,4 +24,13 @@ pub struct RestartConfig {
     pub concurrency: usize,
     /// Wait for each rollout (`--no-wait` turns it off).
     pub wait: bool,
+}
+
+/// How `ztunnel-roll` rolls.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZtunnelRollConfig {
+    /// Which nodes, drained or not (see [`RollOptions`]).
+    pub options: RollOptions,
+    /// Bound of each node, cordon to uncordon.
+    pub timeout: Duration,
 }

@@ -8,6 +8,7 @@ pub mod relabel;
 pub mod restart_sidecars;
 pub mod status;
 pub mod version;
+pub mod ztunnel_roll;
 
 use crate::api::{ApiClient, ConnectOptions, WriteMode};
 use crate::cli::{DryRun, GlobalArgs, WriteArgs};

@@ -420,7 +420,7 @@ fn node_step(
             });
         }
         return Err(format!(
-            "up to date ({})",
+            "up to date on {}",
             z.version.as_deref().unwrap_or(&z.image)
         ));
     }
@@ -683,6 +683,176 @@ fn notes(plan: &mut RollPlan, z: &ComponentStatus) {
             ));
         }
     }
+}
+
+/// How one node ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeOutcome {
+    /// Its ztunnel replaced and Ready on the template.
+    Rolled,
+    /// An earlier run's cordon removed.
+    Uncordoned,
+    /// Server dry run: the server accepted the writes.
+    Rehearsed,
+    Failed,
+    TimedOut,
+    /// The second Ctrl-C ended its waits.
+    Interrupted,
+    /// Never started (an earlier node failed, or Ctrl-C).
+    NotStarted,
+}
+
+impl NodeOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeOutcome::Rolled => "rolled",
+            NodeOutcome::Uncordoned => "uncordoned",
+            NodeOutcome::Rehearsed => "rehearsed",
+            NodeOutcome::Failed => "failed",
+            NodeOutcome::TimedOut => "timed-out",
+            NodeOutcome::Interrupted => "interrupted",
+            NodeOutcome::NotStarted => "not-started",
+        }
+    }
+}
+
+/// What became of the node's cordon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CordonEnd {
+    /// Not cordoned by this verb (and not before).
+    None,
+    /// Cordoned by this verb, and uncordoned again.
+    Uncordoned,
+    /// Cordoned by this verb and still cordoned: `kubectl uncordon <node>`
+    /// (or a rerun) undoes it.
+    LeftCordoned,
+    /// Someone else's cordon, left as it was.
+    SomeoneElses,
+}
+
+/// One node's result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeResult {
+    pub node: String,
+    pub outcome: NodeOutcome,
+    /// Why, for anything but a clean roll.
+    pub detail: Option<String>,
+    /// Pods evicted (`namespace/name`).
+    pub evicted: Vec<String>,
+    /// The ztunnel pod deleted.
+    pub replaced: Option<String>,
+    /// The ztunnel pod that took over, Ready on the template.
+    pub new_ztunnel: Option<String>,
+    pub cordon: CordonEnd,
+    pub seconds: Option<f64>,
+}
+
+/// What `ztunnel-roll` prints after running (`-o json`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollReport {
+    pub api_version: &'static str,
+    /// `ZtunnelRollReport`.
+    pub kind: &'static str,
+    pub daemon_set: Option<String>,
+    pub target_version: Option<String>,
+    /// One per planned node, in order.
+    pub nodes: Vec<NodeResult>,
+    /// Nodes this verb left cordoned: `kubectl uncordon <node>` (or a rerun)
+    /// undoes each.
+    pub left_cordoned: Vec<String>,
+    pub summary: RollSummary,
+}
+
+/// Nodes by outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollSummary {
+    pub rolled: usize,
+    pub uncordoned: usize,
+    pub rehearsed: usize,
+    pub failed: usize,
+    pub timed_out: usize,
+    pub interrupted: usize,
+    pub not_started: usize,
+    pub evicted_pods: usize,
+}
+
+impl RollReport {
+    pub fn new(plan: &RollPlan, nodes: Vec<NodeResult>) -> Self {
+        let mut summary = RollSummary::default();
+        for n in &nodes {
+            let slot = match n.outcome {
+                NodeOutcome::Rolled => &mut summary.rolled,
+                NodeOutcome::Uncordoned => &mut summary.uncordoned,
+                NodeOutcome::Rehearsed => &mut summary.rehearsed,
+                NodeOutcome::Failed => &mut summary.failed,
+                NodeOutcome::TimedOut => &mut summary.timed_out,
+                NodeOutcome::Interrupted => &mut summary.interrupted,
+                NodeOutcome::NotStarted => &mut summary.not_started,
+            };
+            *slot += 1;
+            summary.evicted_pods += n.evicted.len();
+        }
+        RollReport {
+            api_version: API_VERSION,
+            kind: "ZtunnelRollReport",
+            daemon_set: plan.daemon_set.clone(),
+            target_version: plan.target_version.clone(),
+            left_cordoned: nodes
+                .iter()
+                .filter(|n| n.cordon == CordonEnd::LeftCordoned)
+                .map(|n| n.node.clone())
+                .collect(),
+            nodes,
+            summary,
+        }
+    }
+}
+
+/// Pods ztunnel carries that came to the step's node after the plan was
+/// made (evicted from a node rolled before it, say): evicted too, as
+/// `kubectl drain` evicts what is on the node when it runs. Carried means
+/// marked by the CNI (`ambient.istio.io/redirection`); pods with no
+/// controller, or a DaemonSet's, stay as the plan says.
+pub fn newcomers(pods_on_node: &[PodInfo], step: &NodeStep) -> Vec<PlannedEviction> {
+    let known: BTreeSet<&str> = step
+        .evictions
+        .iter()
+        .map(|e| e.pod.as_str())
+        .chain(step.staying.iter().map(|p| p.pod.as_str()))
+        .collect();
+    let mut out: Vec<PlannedEviction> = pods_on_node
+        .iter()
+        .filter(|p| p.ambient.node.as_deref() == Some(step.node.as_str()))
+        .filter(|p| p.ambient.redirection.is_some() && p.ambient.data_plane.is_none())
+        .filter(|p| !p.terminating && !matches!(p.phase.as_str(), "Succeeded" | "Failed"))
+        .filter(|p| !known.contains(p.name.as_str()))
+        .filter_map(|p| {
+            let owner = crate::snapshot::controller_of(&p.owners)?;
+            (owner.kind != "DaemonSet").then(|| PlannedEviction {
+                namespace: p.namespace.clone(),
+                pod: p.name.clone(),
+                workload: Some(format!("{}/{}", owner.kind, owner.name)),
+                budget: None,
+                risk: None,
+                labels: p.labels.clone(),
+                write: Write::evict(
+                    ObjectRef::namespaced(ObjectKind::Pod, &p.namespace, &p.name),
+                    &p.uid,
+                    format!(
+                        "move {}/{} off the node before its ztunnel is replaced (it came after the plan)",
+                        p.namespace, p.name
+                    ),
+                ),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));
+    out
 }
 
 /// How a wait stands: not yet (what is happening), or done.

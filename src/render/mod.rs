@@ -13,6 +13,7 @@ pub mod relabel;
 pub mod restart;
 pub mod status;
 pub mod table;
+pub mod ztunnel_roll;
 
 use crate::wrap::{Wrap, unbreakable};
 

@@ -12,6 +12,7 @@
 //!             │ restart    restart-sidecars' actions, then verify the proxies
 //!             │ relabel    namespaces' label patches
 //!             │ switch     gateway-switch: switch → verify → switch back → verify
+//!             │ ztunnel_roll  node by node: cordon, evict, replace ztunnel, uncordon
 //!             └──────────► api (every request: pagination, retries, dry run, counting)
 //! ```
 //!
@@ -27,6 +28,7 @@ pub mod restart;
 pub mod switch;
 pub mod wait;
 pub mod watch;
+pub mod ztunnel_roll;
 
 pub use interrupt::{InterruptHandle, Interrupts};
 

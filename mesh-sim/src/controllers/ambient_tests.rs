@@ -461,3 +461,56 @@ fn the_ambient_scenario_runs_old_ztunnels_under_a_new_template_with_every_pod_ca
     let budget = w.store.get(kinds::pdbs(), "payments", "ledger").unwrap();
     assert_eq!(budget["status"]["disruptionsAllowed"], 1);
 }
+
+#[test]
+fn a_statefulset_pod_recreated_under_its_name_after_an_eviction_counts_as_healthy_again() {
+    let mut w = world();
+    settle(&mut w);
+    namespace(&mut w, "db", json!({}));
+    apply(
+        &mut w,
+        kinds::statefulsets(),
+        json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "ledger", "namespace": "db"},
+            "spec": {
+                "replicas": 2, "serviceName": "ledger",
+                "selector": {"matchLabels": {"app": "ledger"}},
+                "template": {"metadata": {"labels": {"app": "ledger"}},
+                             "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}},
+            },
+        }),
+    );
+    apply(
+        &mut w,
+        kinds::pdbs(),
+        json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "ledger", "namespace": "db"},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "ledger"}}},
+        }),
+    );
+    settle(&mut w);
+    evict(
+        &mut w,
+        "db",
+        "ledger-0",
+        &json!({}),
+        &WriteOptions::default(),
+    )
+    .expect("allowed");
+    settle(&mut w);
+    let ledger_0 = w.store.get(kinds::pods(), "db", "ledger-0").unwrap();
+    assert!(pods::is_ready(&ledger_0), "recreated under its name");
+    let budget = w.store.get(kinds::pdbs(), "db", "ledger").unwrap();
+    assert_eq!(budget["status"]["disruptionsAllowed"], 1, "{budget}");
+    assert!(budget["status"].get("disruptedPods").is_none(), "{budget}");
+    evict(
+        &mut w,
+        "db",
+        "ledger-1",
+        &json!({}),
+        &WriteOptions::default(),
+    )
+    .expect("allowed");
+}

@@ -169,7 +169,7 @@ fn run_round(world: &mut World, st: &mut ControllerState, now: chrono::DateTime<
             endpoints::sync(world, st, key, &mut namespace_pods);
         }
         for key in budgets {
-            pdb::sync(world, key, &mut namespace_pods, now);
+            pdb::sync(world, st, key, &mut namespace_pods, now);
         }
     }
 }

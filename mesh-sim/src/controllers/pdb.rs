@@ -49,6 +49,7 @@ fn controller_scale(world: &World, pod: &Value) -> Option<(String, i64)> {
 
 pub(crate) fn sync(
     world: &mut World,
+    st: &mut super::state::ControllerState,
     key: &ObjKey,
     cache: &mut HashMap<String, NamespacePods>,
     now: chrono::DateTime<chrono::Utc>,
@@ -68,18 +69,34 @@ pub(crate) fn sync(
         .collect();
     // Pods an eviction was granted for count as gone until they are, for
     // at most two minutes (the disruption controller's DeletionTimeout).
+    // A pod of the same name created after the record (a StatefulSet's
+    // replacement) is not the pod the eviction was granted for: the sim
+    // deletes at once, so the controller never sees the old one terminating.
     let mut disrupted = serde_json::Map::new();
+    let mut recheck: Option<chrono::DateTime<chrono::Utc>> = None;
     if let Some(entries) = pdb.at("/status/disruptedPods").and_then(Value::as_object) {
         for (name, at) in entries {
-            let recent = at
-                .as_str()
-                .and_then(util::parse_time)
-                .is_some_and(|t| now - t < chrono::Duration::minutes(2));
-            let present = matched.iter().any(|p| util::name_of(p) == name);
-            if recent && present {
+            let Some(when) = at.as_str().and_then(util::parse_time) else {
+                continue;
+            };
+            let expires = when + chrono::Duration::minutes(2);
+            let same_pod = matched.iter().any(|p| {
+                util::name_of(p) == name
+                    && util::str_at(p, "/metadata/creationTimestamp")
+                        .and_then(util::parse_time)
+                        .is_none_or(|created| created < when)
+            });
+            if now < expires && same_pod {
                 disrupted.insert(name.clone(), at.clone());
+                recheck = Some(recheck.map_or(expires, |r| r.min(expires)));
             }
         }
+    }
+    if let Some(at) = recheck {
+        // As the disruption controller requeues the budget at the first
+        // record's expiry.
+        st.timers
+            .set(super::state::Target::Pdb(key.clone()), at, false);
     }
     let healthy = matched
         .iter()

@@ -33,6 +33,8 @@ pub enum Target {
     StatefulSet(ObjKey),
     DaemonSet(ObjKey),
     Job(ObjKey),
+    /// A PodDisruptionBudget whose `disruptedPods` record expires.
+    Pdb(ObjKey),
 }
 
 /// One timer per target; setting it again replaces it, so a workload that
@@ -202,6 +204,9 @@ impl Dirty {
             }
             Target::Job(k) => {
                 self.jobs.insert(k);
+            }
+            Target::Pdb(k) => {
+                self.pdbs.insert(k);
             }
         }
     }

@@ -225,7 +225,7 @@ fn no_drain_only_replaces_ztunnel_and_up_to_date_nodes_are_skipped() {
         roll.skipped,
         [SkippedNode {
             node: "sim-node-1".into(),
-            reason: "up to date (1.23.1)".into()
+            reason: "up to date on 1.23.1".into()
         }]
     );
     for step in &roll.nodes {
@@ -432,4 +432,51 @@ fn node_answers_are_read_as_ours_theirs_or_open() {
         }
     );
     assert_eq!(NodeNow::of(None), NodeNow::Gone);
+}
+
+#[test]
+fn pods_that_came_to_a_node_after_the_plan_are_evicted_too_but_not_daemonset_pods() {
+    let snapshot = ambient_world(|_| {});
+    let roll = plan(&snapshot, &options(), now()).unwrap();
+    let step = &roll.nodes[0];
+    let on_node: Vec<PodInfo> = snapshot
+        .pods
+        .iter()
+        .filter(|p| p.ambient.node.as_deref() == Some(step.node.as_str()))
+        .cloned()
+        .collect();
+    assert!(
+        newcomers(&on_node, step).is_empty(),
+        "the plan knows them all"
+    );
+    let mut moved = snapshot
+        .pods
+        .iter()
+        .find(|p| p.name == "ledger-1" || p.name == "ledger-0")
+        .filter(|p| p.ambient.node.as_deref() != Some(step.node.as_str()))
+        .cloned()
+        .unwrap_or_else(|| {
+            snapshot
+                .pods
+                .iter()
+                .find(|p| p.name.starts_with("reviews-"))
+                .unwrap()
+                .clone()
+        });
+    moved.name = "newcomer".into();
+    moved.uid = "u-newcomer".into();
+    moved.ambient.node = Some(step.node.clone());
+    let mut daemon = moved.clone();
+    daemon.name = "agent".into();
+    daemon.owners[0].kind = "DaemonSet".into();
+    let mut with = on_node.clone();
+    with.push(moved);
+    with.push(daemon);
+    let found = newcomers(&with, step);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].pod, "newcomer");
+    assert_eq!(
+        found[0].write.precondition,
+        crate::write::Precondition::Uid("u-newcomer".into())
+    );
 }
