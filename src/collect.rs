@@ -251,11 +251,16 @@ pub async fn read(
     options: &CollectOptions,
     read_set: ReadSet,
 ) -> anyhow::Result<Collected> {
-    let (raw, unreadable, warnings) = match read_set {
+    let (raw, unreadable, mut warnings) = match read_set {
         ReadSet::ControlPlane => list_control_plane(api, options).await?,
         ReadSet::Everything => list_everything(api, options).await?,
     };
     let snapshot = assemble(raw, options);
+    // Nodes matter only to ambient mode's data plane: without a ztunnel or
+    // istio-cni DaemonSet, Nodes that could not be read go unmentioned.
+    if !snapshot.daemon_sets.iter().any(|d| d.data_plane.is_some()) {
+        warnings.retain(|w| !w.starts_with(NODES_UNREADABLE));
+    }
     tracing::info!(
         namespaces = snapshot.namespaces.len(),
         pods = snapshot.pods.len(),

@@ -14,6 +14,8 @@ use mesh_sim::generate::{GenerateOptions, generate};
 use mesh_sim::{Role, Sim, SimOptions};
 use serde_json::Value;
 
+#[path = "cli/ambient.rs"]
+mod ambient;
 #[path = "cli/analyzer_parity.rs"]
 mod analyzer_parity;
 #[path = "cli/cluster_suite.rs"]
@@ -262,7 +264,8 @@ fn status_of_one_namespace_reads_only_that_namespace_and_the_control_plane() {
     for request in sim.requests() {
         let namespaced = request.path.contains("/namespaces/");
         let cluster_wide_kind = request.path.ends_with("/namespaces")
-            || request.path.ends_with("/mutatingwebhookconfigurations");
+            || request.path.ends_with("/mutatingwebhookconfigurations")
+            || request.path == "/api/v1/nodes";
         assert!(
             namespaced || cluster_wide_kind,
             "-n pay should not list {} across the cluster",
