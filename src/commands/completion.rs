@@ -682,8 +682,15 @@ mod tests {
     #[test]
     fn ztunnel_roll_completes_its_flags_and_nodes_not_yet_typed() {
         let (flags, _) = complete("ztunnel-roll --n");
-        assert_eq!(flags, ["--no-drain", "--nodes-at-once", "--namespace", "--no-color"]);
-        assert!(complete("ztunnel-roll --").0.contains(&"--timeout".to_string()));
+        assert_eq!(
+            flags,
+            ["--no-drain", "--nodes-at-once", "--namespace", "--no-color"]
+        );
+        assert!(
+            complete("ztunnel-roll --")
+                .0
+                .contains(&"--timeout".to_string())
+        );
         assert!(complete("ztunnel-roll --dry-run=s").0 == ["--dry-run=server"]);
         assert_eq!(
             node_candidates(
