@@ -107,7 +107,7 @@ pub async fn run(
         nodes_at_once: config.options.nodes_at_once.max(1),
         rehearsal: decision == Decision::RehearseOnServer,
     };
-    let progress = output.progress(plan.nodes.len());
+    let progress = output.progress_of(plan.nodes.len(), "nodes");
     let run = run_roll(&writer, &plan, settings, &interrupts, &progress).await;
     progress.finish();
     let report = RollReport::new(&plan, run.results);
