@@ -14,8 +14,9 @@ pub struct ApiError {
     /// `details.kind` / `details.name` of the object concerned, when there is one.
     pub details: Option<(String, String)>,
     /// `details.causes`: (reason, message), such as the `DisruptionBudget`
-    /// cause of an eviction a PodDisruptionBudget refused.
-    pub causes: Vec<(&'static str, String)>,
+    /// cause of an eviction a PodDisruptionBudget refused. Boxed: most
+    /// errors have none, and every `Result` carries this type.
+    pub causes: Option<Box<Vec<(&'static str, String)>>>,
 }
 
 impl ApiError {
@@ -26,8 +27,16 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             details: None,
-            causes: Vec::new(),
+            causes: None,
         }
+    }
+
+    /// The same error with one `details.causes` entry.
+    pub fn with_cause(mut self, reason: &'static str, message: impl Into<String>) -> Self {
+        self.causes
+            .get_or_insert_with(Default::default)
+            .push((reason, message.into()));
+        self
     }
 
     /// `pods "x" not found`, as the API server words it.
@@ -154,9 +163,8 @@ impl ApiError {
         if let Some(secs) = self.retry_after {
             status["details"]["retryAfterSeconds"] = json!(secs);
         }
-        if !self.causes.is_empty() {
-            status["details"]["causes"] = self
-                .causes
+        if let Some(causes) = &self.causes {
+            status["details"]["causes"] = causes
                 .iter()
                 .map(|(reason, message)| json!({"reason": reason, "message": message}))
                 .collect();

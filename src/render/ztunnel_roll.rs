@@ -379,7 +379,7 @@ mod tests {
         ];
         let report = RollReport::new(&plan, results);
         let second = plan.nodes[1].node.clone();
-        assert_eq!(report.left_cordoned, [second.clone()]);
+        assert_eq!(report.left_cordoned, std::slice::from_ref(&second));
         let text = written_and_undo(&report).unwrap();
         assert!(
             text.contains(&format!(

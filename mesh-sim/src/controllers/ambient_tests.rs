@@ -172,9 +172,10 @@ fn an_eviction_spends_the_budget_at_once_so_a_second_one_is_refused_with_its_cau
         refused.message,
         "Cannot evict pod as it would violate the pod's disruption budget."
     );
-    assert_eq!(refused.causes[0].0, DISRUPTION_BUDGET_CAUSE);
+    let causes = refused.causes.clone().unwrap();
+    assert_eq!(causes[0].0, DISRUPTION_BUDGET_CAUSE);
     assert_eq!(
-        refused.causes[0].1,
+        causes[0].1,
         "The disruption budget web needs 2 healthy pods and has 3 currently"
     );
     assert!(w.store.get(kinds::pods(), "shop", &names[1]).is_some());

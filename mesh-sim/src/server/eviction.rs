@@ -137,12 +137,11 @@ fn check_budget(world: &mut World, namespace: &str, pod: &Value, dry_run: bool) 
         return Ok(());
     }
     if i64_at(&budget, "/status/observedGeneration").unwrap_or(0) < util::generation_of(&budget) {
-        let mut e = refused(&budget_name, None);
-        e.retry_after = Some(10);
-        e.causes = vec![(
+        let mut e = refused(None).with_cause(
             DISRUPTION_BUDGET_CAUSE,
             format!("The disruption budget {budget_name} is still being processed by the server."),
-        )];
+        );
+        e.retry_after = Some(10);
         return Err(e);
     }
     let allowed = i64_at(&budget, "/status/disruptionsAllowed").unwrap_or(0);
@@ -154,12 +153,9 @@ fn check_budget(world: &mut World, namespace: &str, pod: &Value, dry_run: bool) 
         ));
     }
     if allowed == 0 {
-        return Err(refused(
-            &budget_name,
-            Some(format!(
-                "The disruption budget {budget_name} needs {desired_healthy} healthy pods and has {current_healthy} currently"
-            )),
-        ));
+        return Err(refused(Some(format!(
+            "The disruption budget {budget_name} needs {desired_healthy} healthy pods and has {current_healthy} currently"
+        ))));
     }
     if dry_run {
         return Ok(());
@@ -190,12 +186,12 @@ fn check_budget(world: &mut World, namespace: &str, pod: &Value, dry_run: bool) 
 
 /// The 429 a budget answers, with the cause when there is one; no
 /// `Retry-After` (the API server sends none for "no disruption allowed").
-fn refused(_budget: &str, cause: Option<String>) -> ApiError {
+fn refused(cause: Option<String>) -> ApiError {
     let mut e = ApiError::too_many_requests(0);
     e.retry_after = None;
     e.message = REFUSED.to_string();
-    if let Some(cause) = cause {
-        e.causes = vec![(DISRUPTION_BUDGET_CAUSE, cause)];
+    match cause {
+        Some(cause) => e.with_cause(DISRUPTION_BUDGET_CAUSE, cause),
+        None => e,
     }
-    e
 }
