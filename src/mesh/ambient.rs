@@ -334,6 +334,9 @@ pub struct AmbientNamespace {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AmbientStatus {
+    /// An istio-cni DaemonSet runs in the control plane's namespace: only
+    /// then is anything captured. Without it the lists below are empty.
+    pub installed: bool,
     pub namespaces: Vec<AmbientNamespace>,
     /// Every captured (or should-be) pod, sorted by namespace and name.
     pub pods: Vec<AmbientPod>,
@@ -602,8 +605,19 @@ pub fn should_be_captured(pod: &PodInfo, namespace: Option<&NamespaceInfo>) -> b
     namespace_mode == Some("ambient") && pod_mode != Some("none")
 }
 
-/// The pods of the selected namespaces that ambient mode captures or should.
+/// The pods of the selected namespaces that ambient mode captures or should;
+/// nothing when ambient mode is not installed (no istio-cni DaemonSet in the
+/// control plane's namespace), where no pod is captured whatever its labels.
 pub fn ambient(snapshot: &ClusterSnapshot) -> AmbientStatus {
+    let installed = snapshot.daemon_sets.iter().any(|d| {
+        d.namespace == snapshot.control_plane_namespace
+            && d.data_plane
+                .as_ref()
+                .is_some_and(|f| f.component == DataPlaneComponent::IstioCni)
+    });
+    if !installed {
+        return AmbientStatus::default();
+    }
     let mut namespaces: BTreeMap<String, AmbientNamespace> = BTreeMap::new();
     for ns in &snapshot.namespaces {
         if snapshot.scope.contains(&ns.name)
@@ -666,6 +680,7 @@ pub fn ambient(snapshot: &ClusterSnapshot) -> AmbientStatus {
     }
     pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     AmbientStatus {
+        installed,
         namespaces: namespaces.into_values().collect(),
         pods,
     }

@@ -230,3 +230,21 @@ fn host_network_sidecar_and_system_pods_are_never_captured() {
         .build();
     assert!(!should_be_captured(&system, None));
 }
+
+#[test]
+fn without_istio_cni_nothing_is_captured_and_nothing_is_reported_missing() {
+    let snapshot = crate::mesh::fixtures::sim_canary_snapshot(Scope::All);
+    assert!(
+        snapshot.namespaces.iter().any(|n| n
+            .labels
+            .get("istio.io/dataplane-mode")
+            .map(String::as_str)
+            == Some("ambient")),
+        "canary has an ambient namespace"
+    );
+    let status = ambient(&snapshot);
+    assert_eq!(status, AmbientStatus::default());
+    assert!(!status.installed);
+    let cp = ControlPlane::from_snapshot(&snapshot);
+    assert!(attention(&data_plane(&snapshot, &cp), &status).is_empty());
+}
