@@ -397,9 +397,12 @@ fn node_step(
         return Err(format!(
             "no ztunnel pod here (the DaemonSet controller creates one from the template){}",
             if ours {
-                "; still cordoned by an earlier ztunnel-roll: uncordon it once its ztunnel is Ready"
+                format!(
+                    "; still cordoned by an earlier {ROLL_VERB}: run it again once the ztunnel is Ready (it uncordons the node), or kubectl uncordon {}",
+                    node.node
+                )
             } else {
-                ""
+                String::new()
             }
         ));
     }
@@ -426,9 +429,17 @@ fn node_step(
     }
     // The pod to replace: the one not on the template (the oldest).
     let Some(old) = node.pods.iter().find(|p| !p.up_to_date) else {
-        return Err(
-            "its ztunnel runs the template but is not Ready yet: nothing to replace".to_string(),
-        );
+        return Err(format!(
+            "its ztunnel runs the template but is not Ready yet: nothing to replace{}",
+            if ours {
+                format!(
+                    "; still cordoned by an earlier {ROLL_VERB}: run it again once the ztunnel is Ready (it uncordons the node), or kubectl uncordon {}",
+                    node.node
+                )
+            } else {
+                String::new()
+            }
+        ));
     };
     let replace = Write::delete(
         ObjectRef::namespaced(ObjectKind::Pod, &z.namespace, &old.name),

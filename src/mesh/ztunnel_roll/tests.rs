@@ -480,3 +480,27 @@ fn pods_that_came_to_a_node_after_the_plan_are_evicted_too_but_not_daemonset_pod
         crate::write::Precondition::Uid("u-newcomer".into())
     );
 }
+
+#[test]
+fn a_node_we_cordoned_whose_new_ztunnel_is_not_ready_yet_is_skipped_with_how_to_uncordon_it() {
+    let mut snapshot = ambient_world(|world| {
+        // An interrupted run: replaced and still cordoned by ztunnel-roll.
+        replaced(world, "sim-node-1", Some(ROLL_VERB));
+    });
+    let new = snapshot
+        .pods
+        .iter_mut()
+        .find(|p| p.name.starts_with("ztunnel-") && p.ambient.node.as_deref() == Some("sim-node-1"))
+        .unwrap();
+    new.ready = false;
+    let roll = plan(&snapshot, &options(), now()).unwrap();
+    let skipped = roll
+        .skipped
+        .iter()
+        .find(|s| s.node == "sim-node-1")
+        .unwrap();
+    assert_eq!(
+        skipped.reason,
+        "its ztunnel runs the template but is not Ready yet: nothing to replace; still cordoned by an earlier ztunnel-roll: run it again once the ztunnel is Ready (it uncordons the node), or kubectl uncordon sim-node-1"
+    );
+}
