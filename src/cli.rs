@@ -53,7 +53,8 @@ const TOP_EXAMPLES: &str = concat!(
 ///
 /// `status` shows which revision every namespace and workload runs and
 /// should run; `relabel`, `restart-sidecars` and `gateway-switch` move them,
-/// checked and reversible.
+/// checked and reversible; `ztunnel-roll` upgrades ambient mode's ztunnel
+/// node by node.
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl mesh-upgrade",
@@ -222,7 +223,8 @@ impl fmt::Display for RequestTimeout {
 /// The verbs.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show where the upgrade stands: revisions, namespaces, workloads, gateways
+    /// Show where the upgrade stands: revisions, namespaces, workloads, gateways,
+    /// ztunnel and istio-cni
     #[command(after_help = STATUS_EXAMPLES)]
     Status(StatusArgs),
 

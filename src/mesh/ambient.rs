@@ -258,14 +258,6 @@ pub struct ComponentStatus {
 }
 
 impl ComponentStatus {
-    pub fn component_kind(&self) -> DataPlaneComponent {
-        if self.component == "ztunnel" {
-            DataPlaneComponent::Ztunnel
-        } else {
-            DataPlaneComponent::IstioCni
-        }
-    }
-
     /// The node called `name`.
     pub fn node(&self, name: &str) -> Option<&ComponentNode> {
         self.nodes.iter().find(|n| n.node == name)
