@@ -350,6 +350,17 @@ pub fn plan(
     plan.nodes = steps;
     refuse(&mut plan, z, cni, snapshot);
     notes(&mut plan, z);
+    let open_nodes = snapshot
+        .nodes
+        .iter()
+        .filter(|n| n.ready && !n.unschedulable)
+        .count();
+    if plan.drain && plan.nodes.len() > 1 && plan.nodes_at_once >= open_nodes.max(1) {
+        plan.notes.push(format!(
+            "{} nodes at once can cordon every schedulable node together: evicted pods then wait unscheduled (and budgets hold further evictions) until a node is uncordoned",
+            plan.nodes_at_once
+        ));
+    }
     Ok(plan)
 }
 

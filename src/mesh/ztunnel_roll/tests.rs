@@ -504,3 +504,26 @@ fn a_node_we_cordoned_whose_new_ztunnel_is_not_ready_yet_is_skipped_with_how_to_
         "its ztunnel runs the template but is not Ready yet: nothing to replace; still cordoned by an earlier ztunnel-roll: run it again once the ztunnel is Ready (it uncordons the node), or kubectl uncordon sim-node-1"
     );
 }
+
+#[test]
+fn rolling_as_many_nodes_at_once_as_can_take_pods_is_noted() {
+    let snapshot = ambient_world(|_| {});
+    let roll = plan(
+        &snapshot,
+        &RollOptions {
+            nodes_at_once: 3,
+            ..options()
+        },
+        now(),
+    )
+    .unwrap();
+    assert!(
+        roll.notes
+            .iter()
+            .any(|n| n.starts_with("3 nodes at once can cordon every schedulable node together")),
+        "{:?}",
+        roll.notes
+    );
+    let one = plan(&snapshot, &options(), now()).unwrap();
+    assert!(one.notes.is_empty(), "{:?}", one.notes);
+}
