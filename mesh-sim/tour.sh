@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The tour: a canary Istio upgrade, start to finish, on the simulated cluster.
+# The tour: a canary Istio upgrade, start to finish, then an ambient mesh's
+# ztunnel upgraded node by node, on the simulated cluster.
 #
 #   ./mesh-sim/tour.sh            # from the repository root
 #
@@ -7,8 +8,10 @@
 # (two istiod revisions, namespaces on either, blue/green ingress gateways),
 # puts the plugin on PATH as kubectl-mesh_upgrade and drives the upgrade
 # through the real kubectl's plugin discovery: status, relabel, restart,
-# gateway switch, status again. Everything runs on 127.0.0.1 and stops when
-# the script ends.
+# gateway switch, status again. Then it starts the `ambient` scenario (three
+# nodes whose ztunnels run 1.22.3 under a 1.23.1 OnDelete template) and rolls
+# ztunnel one node at a time: status, the plan, the roll, status again.
+# Everything runs on 127.0.0.1 and stops when the script ends.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -31,16 +34,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-target/debug/mesh-sim serve --scenario canary --kubeconfig "$work/kubeconfig" >"$work/sim.log" 2>&1 &
-sim_pid=$!
-for _ in $(seq 100); do
-    grep -q '^kubeconfig:' "$work/sim.log" 2>/dev/null && break
-    kill -0 "$sim_pid" 2>/dev/null || { cat "$work/sim.log" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q '^kubeconfig:' "$work/sim.log" || { echo "tour: mesh-sim did not start" >&2; cat "$work/sim.log" >&2; exit 1; }
+# Starts mesh-sim with scenario $1 (stopping the one before) and points
+# KUBECONFIG at it.
+start_sim() {
+    if [ -n "$sim_pid" ]; then
+        kill "$sim_pid" 2>/dev/null || true
+        wait "$sim_pid" 2>/dev/null || true
+    fi
+    rm -f "$work/sim.log"
+    target/debug/mesh-sim serve --scenario "$1" --kubeconfig "$work/kubeconfig-$1" >"$work/sim.log" 2>&1 &
+    sim_pid=$!
+    for _ in $(seq 100); do
+        grep -q '^kubeconfig:' "$work/sim.log" 2>/dev/null && break
+        kill -0 "$sim_pid" 2>/dev/null || { cat "$work/sim.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    grep -q '^kubeconfig:' "$work/sim.log" || { echo "tour: mesh-sim did not start" >&2; cat "$work/sim.log" >&2; exit 1; }
+    export KUBECONFIG="$work/kubeconfig-$1"
+}
 
-export KUBECONFIG="$work/kubeconfig"
+start_sim canary
 export PATH="$work/bin:$PATH"
 
 # Commands in bold only on a terminal that shows it (no escape bytes in a pipe).
@@ -68,3 +81,20 @@ step kubectl mesh-upgrade gateway-switch -n edge --gateway public --to 1-22-3 --
 step kubectl mesh-upgrade status -A
 echo
 echo "# the way back: kubectl mesh-upgrade gateway-switch -n edge --gateway public --rollback --yes; kubectl mesh-upgrade gateway-switch -n istio-gateways --rollback --yes; kubectl mesh-upgrade relabel -n shop --undo --yes"
+
+# Ambient mode: istiod 1-23-1 runs beside 1-22-3, the ztunnel DaemonSet's
+# template moved to 1.23.1 with updateStrategy OnDelete, and every node still
+# runs its 1.22.3 ztunnel.
+echo
+echo "# ambient mode: a new cluster (scenario ambient)"
+start_sim ambient
+step kubectl get nodes
+step kubectl mesh-upgrade status -A
+# The plan: nodes in order, the pods each drain evicts and the budgets that pace them.
+step kubectl mesh-upgrade ztunnel-roll --dry-run
+# One node at a time: cordon, evict, replace ztunnel, wait until Ready, uncordon.
+step kubectl mesh-upgrade ztunnel-roll --yes
+step kubectl get nodes
+step kubectl mesh-upgrade status -A
+echo
+echo "# Ctrl-C during a roll leaves no node cordoned unsaid: the report names it, with kubectl uncordon <node>; running ztunnel-roll again finishes it"

@@ -14,6 +14,7 @@
 //! |---|---|
 //! | `connect.rs` | the kubeconfig read as kubectl reads it, the flags applied, the client built |
 //! | `request.rs` | LIST (paginated), GET, PATCH, DELETE, `/version`; the write mode and the retries |
+//! | `evict.rs` | POST `pods/<name>/eviction`: evicted, gone, or refused by a PodDisruptionBudget |
 //! | `watch.rs` | WATCH, [`ResumableWatch`] (resume, start over on 410) and [`WatchedSet`] |
 //! | `classify.rs` | what a request does (`Action`) and a final error turned into a sentence ([`crate::error::Error`]) |
 //! | `observe.rs` | the tower layer under every request: counting ([`RequestStats`]), logging, `Retry-After` |
@@ -34,11 +35,13 @@ use crate::error::ClusterTarget;
 
 mod classify;
 mod connect;
+mod evict;
 mod observe;
 mod request;
 mod watch;
 
 pub use connect::{ConnectOptions, kubeconfig_contexts};
+pub use evict::Eviction;
 pub use observe::{RequestStats, RequestVerb};
 pub use request::{
     DEFAULT_PAGE_SIZE, FIELD_MANAGER, KnownScope, ListScope, ListSelector, PatchBody, RetryPolicy,

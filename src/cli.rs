@@ -56,7 +56,8 @@ const TOP_EXAMPLES: &str = concat!(
 ///
 /// `status` shows which revision every namespace and workload runs and
 /// should run; `relabel`, `tag`, `restart-sidecars` and `gateway-switch`
-/// move them, checked and reversible.
+/// move them, checked and reversible; `ztunnel-roll` upgrades ambient mode's
+/// ztunnel node by node.
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl mesh-upgrade",
@@ -225,7 +226,8 @@ impl fmt::Display for RequestTimeout {
 /// The verbs.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show where the upgrade stands: revisions, namespaces, workloads, gateways
+    /// Show where the upgrade stands: revisions, namespaces, workloads, gateways,
+    /// ztunnel and istio-cni
     #[command(after_help = STATUS_EXAMPLES)]
     Status(StatusArgs),
 
@@ -269,6 +271,15 @@ pub enum Command {
     /// revision and which workloads become stale.
     #[command(after_help = TAG_EXAMPLES, subcommand_required = true)]
     Tag(TagArgs),
+    /// Upgrade ambient mode's ztunnel one node at a time: cordon, evict the
+    /// pods it carries, replace it, wait until the new one is Ready, uncordon
+    ///
+    /// The ztunnel DaemonSet must use `updateStrategy: OnDelete` and already
+    /// carry the new version in its template (`helm upgrade ztunnel ...`):
+    /// this verb replaces each node's ztunnel with what the template says.
+    /// `-l` selects nodes by their labels here.
+    #[command(after_help = ZTUNNEL_ROLL_EXAMPLES)]
+    ZtunnelRoll(ZtunnelRollArgs),
 
     /// Print the plugin's version, and the cluster's when it answers
     #[command(after_help = VERSION_EXAMPLES)]
@@ -713,6 +724,36 @@ pub struct TagRemoveArgs {
     pub write: WriteArgs,
 }
 
+const ZTUNNEL_ROLL_EXAMPLES: &str = "\
+Examples:
+  # The plan: which nodes, in which order, which pods each drain evicts
+  kubectl mesh-upgrade ztunnel-roll --dry-run
+
+  # Every node whose ztunnel does not run the DaemonSet's template, one at a time
+  kubectl mesh-upgrade ztunnel-roll
+
+  # Two named nodes, no prompt; or the nodes of one zone, two at a time
+  kubectl mesh-upgrade ztunnel-roll node-a node-b --yes
+  kubectl mesh-upgrade ztunnel-roll -l topology.kubernetes.io/zone=eu-west-1a --nodes-at-once 2
+
+  # Only replace ztunnel, without cordoning or evicting (connections reset)
+  kubectl mesh-upgrade ztunnel-roll --no-drain
+
+Each node: cordon (annotated mesh-upgrade.io/cordoned-by=ztunnel-roll), evict
+the pods ztunnel carries there (PodDisruptionBudgets decide when; the roll
+waits), delete its ztunnel pod, wait until the new one is Ready on the
+template's version, uncordon. A node someone else cordoned is rolled and
+left cordoned. Refused (exit 5, nothing written) when the DaemonSet is not
+OnDelete, when the istiod its template talks to is not Ready, or when
+istio-cni is not Ready on a node to roll.
+
+Ctrl-C stops starting nodes and lets the ones in flight finish; a second
+Ctrl-C stops waiting: a node whose ztunnel was not yet deleted is uncordoned,
+one whose new ztunnel is not Ready yet is left cordoned and named, with the
+command that uncordons it. Running the same command again continues with the
+nodes still on the old version and uncordons what an earlier run cordoned.
+Exit 4 when a node failed or passed --timeout.";
+
 const VERSION_EXAMPLES: &str = "\
 Examples:
   kubectl mesh-upgrade version
@@ -730,6 +771,31 @@ Examples:
 
   # zsh
   kubectl mesh-upgrade completion zsh > \"${fpath[1]}/_kubectl-mesh_upgrade\"";
+
+/// Flags of `ztunnel-roll`.
+#[derive(Debug, Clone, Args)]
+pub struct ZtunnelRollArgs {
+    /// Nodes to roll (default: every node whose ztunnel does not run the
+    /// DaemonSet's template)
+    #[arg(value_name = "NODE")]
+    pub nodes: Vec<String>,
+
+    /// Only replace each node's ztunnel: no cordon, no evictions (connections
+    /// through the old ztunnel reset)
+    #[arg(long)]
+    pub no_drain: bool,
+
+    /// How many nodes to roll at once
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub nodes_at_once: u16,
+
+    /// Bound for each node, from cordon to uncordon: 30s, 10m
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
 
 /// Flags of `completion`.
 #[derive(Debug, Clone, Args)]

@@ -38,8 +38,9 @@
 //! A LIST that fails ends the collection with its error sentence, except where
 //! showing the rest stays honest: PodDisruptionBudgets (risks become
 //! "unknown"), EndpointSlices (gateway endpoints unknown) and the injector
-//! ConfigMaps (versions come from istiod's image) may be forbidden; the
-//! caller gets a warning and the kinds that could not be read.
+//! ConfigMaps (versions come from istiod's image) and Nodes (cordons
+//! unknown) may be forbidden; the caller gets a warning and the kinds that
+//! could not be read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,7 +48,7 @@ use futures::future::try_join_all;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::Resource;
@@ -60,7 +61,7 @@ use crate::error::Error;
 use crate::selector::LabelSelector;
 use crate::snapshot::{
     ClusterSnapshot, CronJobInfo, DaemonSetInfo, DeploymentInfo, EndpointSliceInfo,
-    InjectorConfigInfo, IstiodInfo, JobInfo, NamespaceInfo, OwnerRef, PdbInfo, PodInfo,
+    InjectorConfigInfo, IstiodInfo, JobInfo, NamespaceInfo, NodeInfo, OwnerRef, PdbInfo, PodInfo,
     ReplicaSetInfo, Rollout, RolloutInfo, Scope, ServiceInfo, StatefulSetInfo,
     WebhookConfigurationInfo, controller_of,
 };
@@ -158,6 +159,8 @@ pub struct RawLists {
     pub cron_jobs: Vec<CronJobInfo>,
     /// Gateways and GatewayClasses (see `collect/gateway_api.rs`).
     pub gateway_api: crate::snapshot::gateway_api::GatewayApiSnapshot,
+    /// Every Node (cluster-scoped).
+    pub nodes: Vec<NodeInfo>,
 }
 
 /// A Deployment as the Deployments LIST keeps it: its facts, and istiod's
@@ -199,6 +202,7 @@ pub fn assemble(raw: RawLists, options: &CollectOptions) -> ClusterSnapshot {
         jobs,
         cron_jobs,
         gateway_api,
+        nodes,
     } = raw;
     let (deployments, istiods_from_deployments): (Vec<_>, Vec<_>) = deployments.into_iter().unzip();
     let mut snapshot =
@@ -221,6 +225,7 @@ pub fn assemble(raw: RawLists, options: &CollectOptions) -> ClusterSnapshot {
     snapshot.jobs = jobs;
     snapshot.cron_jobs = cron_jobs;
     snapshot.gateway_api = gateway_api;
+    snapshot.nodes = nodes;
     if let Some(selector) = &options.selector {
         keep_selected_workloads_pods(&mut snapshot, selector);
     }
@@ -269,7 +274,7 @@ pub async fn read(
     options: &CollectOptions,
     read_set: ReadSet,
 ) -> anyhow::Result<Collected> {
-    let (raw, unreadable, warnings) = match read_set {
+    let (raw, unreadable, mut warnings) = match read_set {
         ReadSet::ControlPlane => list_control_plane(api, options).await?,
         ReadSet::Everything => {
             let (everything, gateway_api) = tokio::join!(
@@ -285,6 +290,11 @@ pub async fn read(
         }
     };
     let snapshot = assemble(raw, options);
+    // Nodes matter only to ambient mode's data plane: without a ztunnel or
+    // istio-cni DaemonSet, Nodes that could not be read go unmentioned.
+    if !snapshot.daemon_sets.iter().any(|d| d.data_plane.is_some()) {
+        warnings.retain(|w| !w.starts_with(NODES_UNREADABLE));
+    }
     tracing::info!(
         namespaces = snapshot.namespaces.len(),
         pods = snapshot.pods.len(),
@@ -346,7 +356,7 @@ const INJECTOR_CONFIGS_UNREADABLE: &str =
     "the injector ConfigMaps could not be read, so proxy versions come from istiod's image";
 
 /// [`ReadSet::Everything`]: one LIST per kind (and per read namespace when
-/// they are few), concurrently.
+/// they are few), concurrently; Nodes always in one cluster-wide LIST.
 async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::Result<Listed> {
     let plan = ListPlan::for_selection(&options.scope, &options.control_plane_namespace);
     let cp = options.control_plane_namespace.as_str();
@@ -369,6 +379,7 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         slices,
         istiods,
         injector_configs,
+        nodes,
     ) = tokio::join!(
         read_namespaces(api, options, ReadSet::Everything),
         api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &all, |w| {
@@ -404,6 +415,7 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
             }
         },
         api.list_all::<ConfigMap, _>(&cp_scope, &all, |c| injector_config(&c)),
+        api.list_all::<Node, _>(&ListScope::All, &all, |n| Some(NodeInfo::from(&n))),
     );
     // The owners beyond the apps kinds: Argo Rollouts (a CRD that may not
     // be installed), Jobs and CronJobs.
@@ -478,6 +490,13 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         &mut unreadable,
         &mut warnings,
     )?;
+    let nodes = optional(
+        nodes,
+        "nodes",
+        NODES_UNREADABLE,
+        &mut unreadable,
+        &mut warnings,
+    )?;
     let raw = RawLists {
         namespaces,
         webhook_configurations,
@@ -497,6 +516,7 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         cron_jobs,
         // Filled by `read`, which lists the Gateway API beside these.
         gateway_api: Default::default(),
+        nodes,
     };
     Ok((raw, unreadable, warnings))
 }
@@ -508,6 +528,9 @@ const ROLLOUTS_UNREADABLE: &str =
 /// The warning when Jobs or CronJobs are forbidden.
 const JOBS_UNREADABLE: &str =
     "Jobs and CronJobs could not be read, so a Job's pods are not told apart from a CronJob's";
+/// The warning when Nodes are forbidden.
+pub const NODES_UNREADABLE: &str =
+    "Nodes could not be read, so which nodes are cordoned is unknown";
 
 /// LIST a namespaced kind as the plan says, converting while paging.
 async fn list_namespaced<K, T>(
@@ -736,6 +759,7 @@ mod tests {
             terminating: false,
             created: None,
             proxy: ProxyFacts::default(),
+            ambient: Default::default(),
         }
     }
 

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use crate::mesh::restart::RestartOptions;
+use crate::mesh::ztunnel_roll::RollOptions;
 
 /// How `restart-sidecars` (and `relabel --restart`) restart.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,4 +27,13 @@ pub struct RestartConfig {
     /// `--fail-on-blocked`: a workload held by a PodDisruptionBudget refuses
     /// the run instead of being left out of it.
     pub fail_on_blocked: bool,
+}
+
+/// How `ztunnel-roll` rolls.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZtunnelRollConfig {
+    /// Which nodes, drained or not (see [`RollOptions`]).
+    pub options: RollOptions,
+    /// Bound of each node, cordon to uncordon.
+    pub timeout: Duration,
 }

@@ -47,6 +47,7 @@ pub async fn run_with(cli: &Cli, output: &Output) -> anyhow::Result<ExitCode> {
         Command::Relabel(args) => commands::relabel::run(global, args, output).await,
         Command::GatewaySwitch(args) => commands::gateway_switch::run(global, args, output).await,
         Command::Tag(args) => commands::tag::run(global, args, output).await,
+        Command::ZtunnelRoll(args) => commands::ztunnel_roll::run(global, args, output).await,
         Command::Version => commands::version::run(global, output).await,
         Command::Completion(args) => commands::completion::run(args, output),
     }

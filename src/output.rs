@@ -461,9 +461,15 @@ impl Output {
     /// terminal, one line per event otherwise. Lines written through this
     /// Output while the bars are drawn appear above them.
     pub fn progress(&self, total: usize) -> Progress {
+        self.progress_of(total, "workloads")
+    }
+
+    /// [`Output::progress`] counting other units than workloads (`nodes`).
+    pub fn progress_of(&self, total: usize, unit: &str) -> Progress {
         Progress::new(
             self.settings.progress_bars,
             total,
+            unit,
             self.stderr.clone(),
             self.bars.clone(),
         )

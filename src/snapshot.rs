@@ -38,7 +38,10 @@ pub use owners::{
     CronJobInfo, JobInfo, ROLLOUT_HASH_LABEL, Rollout, RolloutInfo, RolloutStatus,
     RolloutStrategyKind, WorkloadRef, parse_rfc3339,
 };
+pub mod ambient;
 pub mod gateway_api;
+
+pub use ambient::{AmbientPodFacts, DataPlaneComponent, DataPlaneFacts, NodeInfo};
 
 /// Labels or annotations, as Kubernetes stores them.
 pub type Labels = BTreeMap<String, String>;
@@ -123,6 +126,9 @@ pub struct ClusterSnapshot {
     /// (`gateway.networking.k8s.io/v1`); `installed: false` when the cluster
     /// has no Gateway API CRDs.
     pub gateway_api: gateway_api::GatewayApiSnapshot,
+    /// LIST Nodes (cluster-scoped, one paginated LIST): cordons, and where
+    /// the ambient data plane runs. Empty when Nodes could not be read.
+    pub nodes: Vec<NodeInfo>,
 }
 
 impl ClusterSnapshot {
@@ -148,6 +154,7 @@ impl ClusterSnapshot {
             jobs: Vec::new(),
             cron_jobs: Vec::new(),
             gateway_api: Default::default(),
+            nodes: Vec::new(),
         }
     }
 
@@ -472,6 +479,9 @@ pub struct PodInfo {
     pub terminating: bool,
     pub created: Option<DateTime<Utc>>,
     pub proxy: ProxyFacts,
+    /// Its node, its ambient redirection, and for ztunnel and istio-cni
+    /// pods what they run.
+    pub ambient: AmbientPodFacts,
 }
 
 impl From<&Pod> for PodInfo {
@@ -513,6 +523,7 @@ impl From<&Pod> for PodInfo {
                 init_containers,
                 host_network,
             ),
+            ambient: AmbientPodFacts::from(pod),
         }
     }
 }
@@ -844,6 +855,8 @@ pub struct DaemonSetInfo {
     pub update_strategy: String,
     pub selector: LabelMatcher,
     pub template: PodTemplateInfo,
+    /// For the ztunnel and istio-cni DaemonSets: what their template runs.
+    pub data_plane: Option<Box<DataPlaneFacts>>,
 }
 
 impl From<&DaemonSet> for DaemonSetInfo {
@@ -875,6 +888,7 @@ impl From<&DaemonSet> for DaemonSetInfo {
             template: spec
                 .map(|s| PodTemplateInfo::from(&s.template))
                 .unwrap_or_default(),
+            data_plane: DataPlaneFacts::of_daemon_set(d),
         }
     }
 }

@@ -31,6 +31,8 @@ pub enum ObjectKind {
     MutatingWebhookConfiguration,
     /// A Gateway API `Gateway` (`gateway.networking.k8s.io/v1`).
     Gateway,
+    /// Cluster-scoped: cordon and uncordon (`ztunnel-roll`).
+    Node,
 }
 
 impl ObjectKind {
@@ -46,6 +48,7 @@ impl ObjectKind {
             ObjectKind::Rollout => "rollout",
             ObjectKind::MutatingWebhookConfiguration => "mutatingwebhookconfiguration",
             ObjectKind::Gateway => "gateway",
+            ObjectKind::Node => "node",
         }
     }
 }
@@ -128,6 +131,9 @@ pub enum Change {
     /// DELETE (with the precondition's uid, so a replacement of the same
     /// name is never deleted by mistake).
     Delete,
+    /// POST `pods/<name>/eviction` (pods only, with the precondition's uid):
+    /// a delete that PodDisruptionBudgets may refuse, as `kubectl drain` makes.
+    Evict,
 }
 
 /// What must still hold for the write to apply; otherwise the server
@@ -192,6 +198,14 @@ impl Write {
         }
     }
 
+    /// An eviction of pod `target`, only while it has `uid`.
+    pub fn evict(target: ObjectRef, uid: &str, reason: impl Into<String>) -> Self {
+        Write {
+            change: Change::Evict,
+            ..Write::delete(target, uid, reason)
+        }
+    }
+
     /// The same write, applying only to `resource_version`.
     pub fn at_version(mut self, resource_version: &str) -> Self {
         self.precondition = if resource_version.is_empty() {
@@ -204,7 +218,8 @@ impl Write {
 
     /// The patch exactly as sent: for merge and strategic patches a
     /// resourceVersion precondition is `metadata.resourceVersion` in the
-    /// body (that is how the API server takes it); `None` for a delete.
+    /// body (that is how the API server takes it); `None` for a delete or
+    /// an eviction.
     pub fn patch_to_send(&self) -> Option<Patch> {
         let Change::Patch(patch) = &self.change else {
             return None;

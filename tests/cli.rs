@@ -14,6 +14,8 @@ use mesh_sim::generate::{GenerateOptions, generate};
 use mesh_sim::{Role, Sim, SimOptions};
 use serde_json::Value;
 
+#[path = "cli/ambient.rs"]
+mod ambient;
 #[path = "cli/analyzer_parity.rs"]
 mod analyzer_parity;
 #[path = "cli/cluster_suite.rs"]
@@ -269,7 +271,8 @@ fn status_of_one_namespace_reads_only_that_namespace_and_the_control_plane() {
         let namespaced = request.path.contains("/namespaces/");
         let cluster_wide_kind = request.path.ends_with("/namespaces")
             || request.path.ends_with("/mutatingwebhookconfigurations")
-            || request.path.ends_with("/gatewayclasses");
+            || request.path.ends_with("/gatewayclasses")
+            || request.path == "/api/v1/nodes";
         assert!(
             namespaced || cluster_wide_kind,
             "-n pay should not list {} across the cluster",
@@ -526,6 +529,7 @@ fn reader_without(excluded: &[&str]) -> Role {
         "rollouts",
         "jobs",
         "cronjobs",
+        "nodes",
     ];
     let allowed: Vec<&str> = all.into_iter().filter(|r| !excluded.contains(r)).collect();
     Role::new().allow(&["get", "list", "watch"], &allowed)

@@ -13,6 +13,10 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// `details.kind` / `details.name` of the object concerned, when there is one.
     pub details: Option<(String, String)>,
+    /// `details.causes`: (reason, message), such as the `DisruptionBudget`
+    /// cause of an eviction a PodDisruptionBudget refused. Boxed: most
+    /// errors have none, and every `Result` carries this type.
+    pub causes: Option<Box<Vec<(&'static str, String)>>>,
 }
 
 impl ApiError {
@@ -23,7 +27,16 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             details: None,
+            causes: None,
         }
+    }
+
+    /// The same error with one `details.causes` entry.
+    pub fn with_cause(mut self, reason: &'static str, message: impl Into<String>) -> Self {
+        self.causes
+            .get_or_insert_with(Default::default)
+            .push((reason, message.into()));
+        self
     }
 
     /// `pods "x" not found`, as the API server words it.
@@ -84,6 +97,16 @@ impl ApiError {
             ),
         )
     }
+    /// `poddisruptionbudget "x" is forbidden: <why>`.
+    pub fn forbidden_because(resource: &str, name: &str, why: &str) -> Self {
+        let mut e = Self::new(
+            403,
+            "Forbidden",
+            format!("{resource} \"{name}\" is forbidden: {why}"),
+        );
+        e.details = Some((resource.to_string(), name.to_string()));
+        e
+    }
     pub fn gone(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)
     }
@@ -139,6 +162,12 @@ impl ApiError {
         }
         if let Some(secs) = self.retry_after {
             status["details"]["retryAfterSeconds"] = json!(secs);
+        }
+        if let Some(causes) = &self.causes {
+            status["details"]["causes"] = causes
+                .iter()
+                .map(|(reason, message)| json!({"reason": reason, "message": message}))
+                .collect();
         }
         status
     }

@@ -41,8 +41,12 @@ use crate::resources::kinds;
 use crate::selectors::{WhenAbsent, labels_of, optional_label_selector_matches};
 use crate::store::Store;
 
+pub mod ambient;
 pub mod charts;
 
+pub use ambient::{
+    AmbientChartOptions, ISTIO_CNI_APP, ZTUNNEL_APP, istio_cni_daemonset, ztunnel_daemonset,
+};
 pub use charts::{
     RevisionOptions, injector_webhook_configuration, istio_revision_manifests,
     istio_revision_objects, revision_name, revision_tag_manifest, revision_tag_objects,

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod clock;
 pub mod controllers;
 pub mod error;
+pub mod eviction;
 pub mod faults;
 pub mod generate;
 pub mod handle;

@@ -187,6 +187,7 @@ fn unprocessable(message: impl Into<String>) -> ApiError {
         message: message.into(),
         retry_after: None,
         details: None,
+        causes: None,
     }
 }
 
@@ -199,6 +200,7 @@ fn strategic_merge_unsupported() -> ApiError {
         message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".to_string(),
         retry_after: None,
         details: None,
+        causes: None,
     }
 }
 
@@ -1052,6 +1054,7 @@ fn apply_conflict(conflicts: &[Conflict]) -> ApiError {
         message: format!("Apply failed with {count} {noun}: {}", described.join("\n")),
         retry_after: None,
         details: None,
+        causes: None,
     }
 }
 

@@ -435,6 +435,7 @@ pub fn not_found_path() -> ApiError {
         message: "the server could not find the requested resource".to_string(),
         retry_after: None,
         details: None,
+        causes: None,
     }
 }
 

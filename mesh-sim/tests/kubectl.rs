@@ -1686,3 +1686,91 @@ fn without_the_gateway_api_crds_kubectl_knows_no_gateways() {
         "{resources}"
     );
 }
+
+/// `kubectl cordon`, `drain` and `uncordon` on the `ambient` scenario: the
+/// drain evicts through the eviction subresource (PodDisruptionBudgets
+/// honoured), leaves the DaemonSets' pods, and the evicted pods come back
+/// on the other nodes, captured by ambient again.
+#[test]
+fn kubectl_cordon_drain_and_uncordon_move_pods_off_a_node_through_evictions() {
+    let cluster = Cluster::start(SimOptions::default().scenario("ambient"));
+    let pods_on = |node: &str| -> Vec<Value> {
+        let out = cluster
+            .kubectl(&[
+                "get",
+                "pods",
+                "-A",
+                "--field-selector",
+                &format!("spec.nodeName={node}"),
+                "-o",
+                "json",
+            ])
+            .ok();
+        let list: Value = serde_json::from_str(&out).expect("a pod list");
+        list["items"].as_array().cloned().unwrap_or_default()
+    };
+    let before = pods_on("sim-node-1");
+    assert!(
+        before
+            .iter()
+            .any(|p| p["metadata"]["namespace"] == "bookinfo"),
+        "the scenario puts ambient pods on sim-node-1"
+    );
+
+    let out = cluster.kubectl(&["cordon", "sim-node-1"]).ok();
+    assert!(out.contains("node/sim-node-1 cordoned"), "{out}");
+    let nodes = cluster.kubectl(&["get", "nodes"]).ok();
+    assert!(
+        nodes
+            .lines()
+            .any(|l| l.starts_with("sim-node-1") && l.contains("Ready,SchedulingDisabled")),
+        "{nodes}"
+    );
+
+    let drained = cluster.kubectl(&[
+        "drain",
+        "sim-node-1",
+        "--ignore-daemonsets",
+        "--timeout=60s",
+    ]);
+    let out = drained.ok();
+    assert!(out.contains("evicted"), "{out}");
+    let evictions = cluster
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/eviction"))
+        .count();
+    assert!(evictions > 0, "drain uses the eviction subresource");
+    let left = pods_on("sim-node-1");
+    assert!(
+        left.iter()
+            .all(|p| p["metadata"]["ownerReferences"][0]["kind"] == "DaemonSet"),
+        "only DaemonSet pods stay: {:?}",
+        left.iter()
+            .map(|p| p["metadata"]["name"].clone())
+            .collect::<Vec<_>>()
+    );
+    // Their replacements run elsewhere, captured again.
+    cluster.sim.settle();
+    let bookinfo: Value = serde_json::from_str(
+        &cluster
+            .kubectl(&["get", "pods", "-n", "bookinfo", "-o", "json"])
+            .ok(),
+    )
+    .unwrap();
+    for pod in bookinfo["items"].as_array().unwrap() {
+        assert_ne!(pod["spec"]["nodeName"], "sim-node-1");
+        if pod["metadata"]["labels"]["istio.io/dataplane-mode"] != "none" {
+            assert_eq!(
+                pod["metadata"]["annotations"]["ambient.istio.io/redirection"],
+                "enabled"
+            );
+        }
+    }
+
+    let out = cluster.kubectl(&["uncordon", "sim-node-1"]).ok();
+    assert!(out.contains("node/sim-node-1 uncordoned"), "{out}");
+    let node = cluster.object(mesh_sim::resources::kinds::nodes(), "", "sim-node-1");
+    assert!(node["spec"].get("unschedulable").is_none_or(|u| u == false));
+}

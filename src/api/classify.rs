@@ -59,6 +59,22 @@ impl Action {
         }
     }
 
+    /// A request on a subresource: `pods/<name>/eviction`.
+    pub(super) fn subresource<K>(
+        verb: &'static str,
+        namespace: Option<&str>,
+        name: &str,
+        subresource: &str,
+    ) -> Self
+    where
+        K: Resource<DynamicType = ()>,
+        K::Scope: KnownScope,
+    {
+        let mut action = Action::new::<K>(verb, namespace, Some(name), None);
+        action.resource = format!("{}/{subresource}", action.resource);
+        action
+    }
+
     pub(super) fn non_resource(verb: &'static str, path: &str) -> Self {
         Action {
             verb,

@@ -179,6 +179,9 @@ impl RetryPolicy {
                     .filter(|secs| *secs > 0)
                     .map(|secs| Duration::from_secs(secs.into()).min(self.max_retry_after));
                 match status.code {
+                    // A PodDisruptionBudget refusing an eviction is an
+                    // answer, not throttling: the caller waits for the budget.
+                    429 if is_disruption_budget_refusal(status) && server_wait.is_none() => None,
                     429 => Some(server_wait.unwrap_or(backoff)),
                     500 | 502 | 503 | 504 => Some(server_wait.unwrap_or(backoff)),
                     _ => None,
@@ -188,6 +191,15 @@ impl RetryPolicy {
             _ => None,
         }
     }
+}
+
+/// Whether a 429 is an eviction refused by a PodDisruptionBudget (its
+/// `details.causes` carry the `DisruptionBudget` reason).
+pub(super) fn is_disruption_budget_refusal(status: &kube::core::Status) -> bool {
+    status
+        .details
+        .as_ref()
+        .is_some_and(|d| d.causes.iter().any(|c| c.reason == "DisruptionBudget"))
 }
 
 /// The scope types of k8s-openapi kinds, told apart at compile time so error
@@ -471,7 +483,7 @@ impl ApiClient {
         .map_err(|err| self.classify(err, &action))
     }
 
-    fn guard_write(&self, action: &Action) -> anyhow::Result<()> {
+    pub(super) fn guard_write(&self, action: &Action) -> anyhow::Result<()> {
         if self.write_mode == WriteMode::ClientDryRun {
             tracing::error!("{} attempted in client dry-run mode", action.describe());
             return Err(Error::DryRunWrite {
@@ -483,7 +495,7 @@ impl ApiClient {
     }
 
     /// Send a request built by `build`, with retries and the request timeout.
-    async fn send<T>(
+    pub(super) async fn send<T>(
         &self,
         action: &Action,
         build: impl Fn() -> Result<Request<Vec<u8>>, kube::Error>,

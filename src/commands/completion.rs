@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use clap::CommandFactory;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::api::{
@@ -144,6 +144,8 @@ pub enum Source {
     /// `gateway-switch --gateway`: the namespace's Gateway API Gateways of
     /// Istio's classes.
     Gateways,
+    /// `ztunnel-roll` nodes: the cluster's Nodes, minus those typed.
+    Nodes { typed: Vec<String> },
 }
 
 /// The flags typed so far that say where a lookup goes.
@@ -300,6 +302,8 @@ pub fn request(words: &[String]) -> Request {
         }
     } else if matches!(current.get_name(), "set" | "remove") && positionals.is_empty() {
         Source::Tags
+    } else if current.get_name() == "ztunnel-roll" {
+        Source::Nodes { typed: positionals }
     } else {
         Source::Fixed(
             current
@@ -497,6 +501,14 @@ pub fn gateway_candidates(gateways: &[GatewayInfo], classes: &[GatewayClassInfo]
     out
 }
 
+/// Node names, sorted, minus the nodes already typed.
+pub fn node_candidates(mut names: Vec<String>, typed: &[String]) -> Vec<String> {
+    names.retain(|n| !typed.contains(n));
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// [`look_up`] on a runtime of its own, bounded by [`COMPLETION_TIMEOUT`];
 /// nothing when it fails or runs out of time.
 fn look_up_quickly(source: &Source, typed: &Typed) -> Vec<String> {
@@ -608,6 +620,11 @@ pub async fn look_up(source: &Source, typed: &Typed) -> anyhow::Result<Vec<Strin
             );
             gateway_candidates(&gateways?, &classes.unwrap_or_default())
         }
+        Source::Nodes { typed: nodes } => node_candidates(
+            api.list_all::<Node, _>(&ListScope::All, &all, |n| names(&n.metadata))
+                .await?,
+            nodes,
+        ),
     })
 }
 
@@ -680,6 +697,7 @@ mod tests {
                 "relabel",
                 "gateway-switch",
                 "tag",
+                "ztunnel-roll",
                 "version",
                 "completion"
             ]
@@ -729,6 +747,28 @@ mod tests {
     }
 
     #[test]
+    fn ztunnel_roll_completes_its_flags_and_nodes_not_yet_typed() {
+        let (flags, _) = complete("ztunnel-roll --n");
+        assert_eq!(
+            flags,
+            ["--no-drain", "--nodes-at-once", "--namespace", "--no-color"]
+        );
+        assert!(
+            complete("ztunnel-roll --")
+                .0
+                .contains(&"--timeout".to_string())
+        );
+        assert!(complete("ztunnel-roll --dry-run=s").0 == ["--dry-run=server"]);
+        assert_eq!(
+            node_candidates(
+                vec!["n2".into(), "n1".into(), "n3".into()],
+                &["n2".to_string()]
+            ),
+            ["n1", "n3"]
+        );
+    }
+
+    #[test]
     fn kind_completes_each_item_of_its_list() {
         assert_eq!(
             complete("restart-sidecars --kind ").0,
@@ -770,6 +810,12 @@ mod tests {
             (
                 "gateway-switch --gateway public --to ",
                 revisions(true, false),
+            ),
+            (
+                "ztunnel-roll --nodes-at-once 2 sim-node-1 ",
+                Source::Nodes {
+                    typed: vec!["sim-node-1".into()],
+                },
             ),
         ];
         for (text, expected) in cases {

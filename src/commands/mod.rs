@@ -10,6 +10,7 @@ pub mod restart_sidecars;
 pub mod status;
 pub mod tag;
 pub mod version;
+pub mod ztunnel_roll;
 
 use crate::api::{ApiClient, ConnectOptions, WriteMode};
 use crate::cli::{DryRun, GlobalArgs, WriteArgs};

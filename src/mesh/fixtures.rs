@@ -226,6 +226,7 @@ impl PodFixture {
             terminating: false,
             created: None,
             proxy: ProxyFacts::default(),
+            ambient: Default::default(),
         })
     }
     pub fn label(mut self, key: &str, value: &str) -> Self {
@@ -564,6 +565,7 @@ impl WorkloadFixture {
                     .into(),
                     selector,
                     template,
+                    data_plane: None,
                 });
                 ("DaemonSet", self.name.clone(), uid.clone())
             }
@@ -1149,7 +1151,7 @@ pub fn canary_fixture() -> ClusterFixture {
 pub fn snapshot_from_world(world: &mesh_sim::world::World, scope: Scope) -> ClusterSnapshot {
     use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
     use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service};
     use k8s_openapi::api::discovery::v1::EndpointSlice;
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     use mesh_sim::resources::kinds;
@@ -1252,6 +1254,9 @@ pub fn snapshot_from_world(world: &mesh_sim::world::World, scope: Scope) -> Clus
                 Some(GatewayClassInfo::from(c))
             }),
         },
+        nodes: converted(list(kinds::nodes()), |n: &Node| {
+            Some(crate::snapshot::NodeInfo::from(n))
+        }),
     };
     collect::assemble(raw, &options)
 }

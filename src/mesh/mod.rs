@@ -9,6 +9,8 @@
 //!          ─► gateways      (gateway Deployments, the Services in front of them)
 //!          ─► revision_usage (what still uses each revision; when it can go)
 //!          ─► gateway_api   (Gateway API gateways and waypoints: revision, rendering, state)
+//!          ─► ambient       (ztunnel and istio-cni per node, skew, captured pods)
+//!          ─► ztunnel_roll  (the node-by-node ztunnel upgrade: plan and conditions)
 //!          ─► status        (the `status` report, serialisable)
 //!          ─► tags          (`tag list`, and the plans of `tag set`/`--undo`/`remove`)
 //!          ─► injection_check (the cluster's dry-run answer judged against the model)
@@ -22,6 +24,7 @@
 /// (`-o json|yaml` of each verb): one version for all of them.
 pub const API_VERSION: &str = "mesh-upgrade/v1";
 
+pub mod ambient;
 pub mod control_plane;
 pub mod gateway_api;
 pub mod gateway_move;
@@ -38,6 +41,7 @@ pub mod rollout;
 pub mod status;
 pub mod tags;
 pub mod workloads;
+pub mod ztunnel_roll;
 
 #[cfg(test)]
 pub mod fixtures;

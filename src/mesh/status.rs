@@ -9,7 +9,8 @@
 //! ```text
 //! snapshot ─► ControlPlane ─► classify ─► gateways ─► StatusReport { revisions, namespaces, workloads,
 //!                                                                  unreachablePods, gateways, gatewayServices,
-//!                                                                  versionSkew, summary }
+//!                                                                  versionSkew, ztunnel, istioCni,
+//!                                                                  ambient, summary }
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::mesh::ambient::{self, AmbientStatus, ComponentStatus};
 use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::gateway_api::{
     GatewayApiStatus, WaypointStatus, gateway_api_gateways, status_lists,
@@ -75,6 +77,14 @@ pub struct StatusReport {
     pub waypoints: Vec<WaypointStatus>,
     /// Proxies more than one minor version behind the istiod they talk to.
     pub version_skew: Vec<SkewStatus>,
+    /// ztunnel DaemonSets (ambient mode's node proxy) of the control
+    /// plane's namespace, node by node: see [`ComponentStatus`].
+    pub ztunnel: Vec<ComponentStatus>,
+    /// istio-cni DaemonSets (ambient mode's CNI node agent), node by node.
+    pub istio_cni: Vec<ComponentStatus>,
+    /// Pods of the selected namespaces that ambient mode captures (or
+    /// should), and their `ambient.istio.io/redirection`.
+    pub ambient: AmbientStatus,
     /// Counts and the next commands to run.
     pub summary: Summary,
 }
@@ -499,6 +509,8 @@ pub fn build_status_from(
     });
 
     let version_skew = skew(&workloads_in_scope, control_plane);
+    let data_plane = ambient::data_plane(snapshot, control_plane);
+    let ambient_status = ambient::ambient(snapshot);
     let mut summary = summarise(
         control_plane,
         &namespaces,
@@ -510,6 +522,11 @@ pub fn build_status_from(
     );
     summary.next_steps.extend(removal_steps(&usage));
     crate::mesh::gateway_api::summarise(&mut summary, &gateway_api, &waypoints, control_plane);
+    for (message, command) in ambient::attention(&data_plane, &ambient_status) {
+        summary.attention.push(message.clone());
+        summary.next_steps.push(NextStep { message, command });
+    }
+    summary.needs_attention = !summary.attention.is_empty();
 
     StatusReport {
         api_version: API_VERSION.to_string(),
@@ -540,6 +557,9 @@ pub fn build_status_from(
         gateway_api,
         waypoints,
         version_skew,
+        ztunnel: data_plane.ztunnel,
+        istio_cni: data_plane.istio_cni,
+        ambient: ambient_status,
         summary,
     }
 }

@@ -1253,7 +1253,7 @@ pub fn landed(write: &Write, fresh: &Value) -> bool {
                 }
             })
         }
-        Change::Patch(Patch::Strategic(_)) | Change::Delete => false,
+        Change::Patch(Patch::Strategic(_)) | Change::Delete | Change::Evict => false,
     }
 }
 
@@ -1456,6 +1456,7 @@ pub fn change_name(write: &Write) -> &'static str {
         crate::write::Change::Create(_) => "create",
         crate::write::Change::Patch(_) => "patch",
         crate::write::Change::Delete => "delete",
+        crate::write::Change::Evict => "evict",
     }
 }
 

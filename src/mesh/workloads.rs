@@ -618,6 +618,11 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
         ));
     }
     for d in &snapshot.daemon_sets {
+        // ztunnel and istio-cni are ambient's data plane, shown node by
+        // node (`mesh::ambient`); their `istio-proxy` is no sidecar.
+        if d.namespace == snapshot.control_plane_namespace && d.data_plane.is_some() {
+            continue;
+        }
         let pods = pods_of
             .get(&(WorkloadKind::DaemonSet, d.uid.as_str()))
             .unwrap_or(&no_pods);

@@ -76,13 +76,21 @@ impl Drop for Inner {
 
 impl Progress {
     /// Bars when `bars`, lines otherwise; `total` units of work.
-    pub(crate) fn new(bars: bool, total: usize, stderr: SharedWriter, active: ActiveBars) -> Self {
+    pub(crate) fn new(
+        bars: bool,
+        total: usize,
+        unit: &str,
+        stderr: SharedWriter,
+        active: ActiveBars,
+    ) -> Self {
         let bars = bars.then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let overall = multi.add(ProgressBar::new(total as u64));
             overall.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} workloads done {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(&format!(
+                    "{{bar:30}} {{pos}}/{{len}} {unit} done {{msg}}"
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             *lock(&active.0) = Some(multi.clone());
             Bars { multi, overall }

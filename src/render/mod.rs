@@ -7,6 +7,7 @@
 //! pipe (`Layout::width` is `None`) nothing wraps at all; at a terminal only
 //! free-text columns and sentences wrap, at spaces.
 
+pub mod ambient;
 pub mod gateway_api;
 pub mod gateway_move;
 pub mod gateway_switch;
@@ -16,6 +17,7 @@ pub mod revision_usage;
 pub mod status;
 pub mod table;
 pub mod tag;
+pub mod ztunnel_roll;
 
 use crate::wrap::{Wrap, unbreakable};
 

@@ -63,6 +63,15 @@ pub fn status_table(report: &StatusReport, wide: bool, layout: &Layout) -> Strin
     {
         section(&mut out, &style, "WAYPOINTS", body);
     }
+    for (title, body) in super::ambient::sections(
+        &report.ztunnel,
+        &report.istio_cni,
+        &report.ambient,
+        style.wide,
+        &style.layout,
+    ) {
+        section(&mut out, &style, &title, body);
+    }
     if report.workloads.iter().any(|w| w.verification.is_some()) {
         section(
             &mut out,

@@ -16,10 +16,10 @@
 use anyhow::Context as _;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use serde_json::Value;
 
-use crate::api::{ApiClient, PatchBody};
+use crate::api::{ApiClient, Eviction, PatchBody};
 use crate::error::is_conflict;
 use crate::snapshot::Rollout;
 use crate::snapshot::gateway_api::Gateway as GatewayApiGateway;
@@ -34,8 +34,12 @@ pub enum Sent {
     /// The object as created (or as the server would store it).
     Created(Value),
     Deleted,
-    /// A delete found nothing to delete.
+    /// A delete (or an eviction) found nothing to delete.
     AlreadyGone,
+    /// An eviction was accepted (in a server dry run: would be).
+    Evicted,
+    /// An eviction a PodDisruptionBudget refused: the server's sentence.
+    EvictionRefused(String),
 }
 
 /// Send `write` once.
@@ -91,6 +95,7 @@ pub async fn send(api: &ApiClient, write: &Write) -> anyhow::Result<Sent> {
                     api.patch::<GatewayApiGateway>(namespace, name, &body)
                         .await?,
                 ),
+                ObjectKind::Node => to_value(api.patch::<Node>(None, name, &body).await?),
             }?;
             Ok(Sent::Patched(object))
         }
@@ -117,6 +122,20 @@ pub async fn send(api: &ApiClient, write: &Write) -> anyhow::Result<Sent> {
                 Sent::AlreadyGone
             })
         }
+        Change::Evict => {
+            let uid = match &write.precondition {
+                Precondition::Uid(uid) => Some(uid.as_str()),
+                _ => None,
+            };
+            let (ObjectKind::Pod, Some(namespace)) = (target.kind, namespace) else {
+                anyhow::bail!("only pods are evicted, not {target}");
+            };
+            Ok(match api.evict(namespace, name, uid).await? {
+                Eviction::Evicted => Sent::Evicted,
+                Eviction::Gone => Sent::AlreadyGone,
+                Eviction::Refused(why) => Sent::EvictionRefused(why),
+            })
+        }
     }
 }
 
@@ -140,6 +159,7 @@ pub async fn read(api: &ApiClient, target: &ObjectRef) -> anyhow::Result<Option<
             .get::<GatewayApiGateway>(namespace, name)
             .await?
             .map(to_value),
+        ObjectKind::Node => api.get::<Node>(None, name).await?.map(to_value),
     };
     object.transpose()
 }

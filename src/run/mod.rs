@@ -15,6 +15,7 @@
 //!             │ tag        a revision tag's objects, in order, stopping at a failure
 //!             │ gateway_move  gateway-switch --gateway: label → re-render, rollout,
 //!             │            Programmed, endpoints → put back → verify
+//!             │ ztunnel_roll  node by node: cordon, evict, replace ztunnel, uncordon
 //!             └──────────► api (every request: pagination, retries, dry run, counting)
 //! ```
 //!
@@ -32,6 +33,7 @@ pub mod switch;
 pub mod tag;
 pub mod wait;
 pub mod watch;
+pub mod ztunnel_roll;
 
 pub use interrupt::{InterruptHandle, Interrupts};
 

@@ -169,6 +169,16 @@ fn kubectl_completes_namespaces_revisions_workloads_services_and_contexts_from_t
     let targets = completer.complete(&["gateway-switch", "--gateway", "public", "--to", "prod-"]);
     assert_eq!(targets, ["prod-canary", "prod-stable"]);
 
+    // ztunnel-roll's nodes, minus those already named.
+    assert_eq!(
+        completer.complete(&["ztunnel-roll", "sim-node-2", ""]),
+        ["sim-node-1", "sim-node-3"]
+    );
+    assert_eq!(
+        completer.complete(&["ztunnel-roll", "--nodes"]),
+        ["--nodes-at-once"]
+    );
+
     assert_eq!(
         completer.complete(&["status", "--context", ""]),
         ["mesh-sim", "staging"]

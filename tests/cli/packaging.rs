@@ -1456,7 +1456,37 @@ fn every_verb_runs_with_only_the_mesh_upgrade_cluster_role_and_uses_every_rule()
     );
     sim.clear_faults();
 
-    let calls = calls_by(&sim, "mesh-operator");
+    // ztunnel-roll, on an ambient cluster: first the node holding ledger-0
+    // while its budget allows no disruption (the roll watches the budget,
+    // times out, and uncordons the node again), then every node.
+    let ambient = Sim::start(mesh_sim::SimOptions::default().scenario("ambient"))
+        .expect("the ambient scenario starts");
+    let ambient_kubeconfig = ambient.add_user("mesh-operator", grants.sim_role());
+    ambient
+        .apply_yaml(&ledger_budget(0))
+        .expect("the budget applies");
+    ambient.settle();
+    let ledger_node = ambient
+        .get(kinds::pods(), "payments", "ledger-0")
+        .expect("ledger-0")["spec"]["nodeName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = run_as(
+        &ambient_kubeconfig,
+        &["ztunnel-roll", &ledger_node, "--yes", "--timeout", "2s"],
+    );
+    assert_eq!(run.code, 4, "{run:#?}");
+    assert!(run.stdout.contains("uncordoned again"), "{run:#?}");
+    ambient
+        .apply_yaml(&ledger_budget(1))
+        .expect("the budget applies");
+    ambient.settle();
+    let run = run_as(&ambient_kubeconfig, &["ztunnel-roll", "--yes"]);
+    assert_eq!(run.code, 0, "ztunnel-roll as mesh-operator: {run:#?}");
+
+    let mut calls = calls_by(&sim, "mesh-operator");
+    calls.extend(calls_by(&ambient, "mesh-operator"));
     assert!(!calls.is_empty());
     let forbidden: Vec<&ApiCall> = calls
         .iter()
@@ -1517,6 +1547,14 @@ fn the_status_cluster_role_serves_status_and_refuses_writes_with_the_403_sentenc
         ),
         "{run:#?}"
     );
+}
+
+/// The `ledger` PodDisruptionBudget of the ambient scenario, allowing
+/// `max_unavailable` pods down.
+fn ledger_budget(max_unavailable: u32) -> String {
+    format!(
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {{name: ledger, namespace: payments}}\nspec:\n  maxUnavailable: {max_unavailable}\n  selector:\n    matchLabels: {{app: ledger}}\n"
+    )
 }
 
 /// The verbs, each failing with the API server's refusal named in one
@@ -1647,6 +1685,29 @@ fn without_a_rule_it_needs_each_verb_fails_with_the_403_sentence() {
             "{args:?} without {verb} {resource} should say {expected:?}: {run:#?}"
         );
     }
+
+    // ztunnel-roll without patching nodes: its first write, the cordon, is
+    // refused with the sentence, and nothing else is written.
+    let sim = Sim::start(mesh_sim::SimOptions::default().scenario("ambient"))
+        .expect("the ambient scenario starts");
+    let grants = full.without("", "nodes", "patch");
+    let kubeconfig = sim.add_user("operator", grants.sim_role());
+    sim.clear_requests();
+    let run = run_as(&kubeconfig, &["ztunnel-roll", "--yes"]);
+    assert_eq!(run.code, 4, "{run:#?}");
+    assert!(
+        run.combined()
+            .contains("forbidden: cannot patch nodes/sim-node-")
+            && run.combined().contains("bind the mesh-upgrade ClusterRole"),
+        "{run:#?}"
+    );
+    let written: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET" && r.status < 300)
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(written.is_empty(), "{written:?}");
 
     // Without watching EndpointSlices, gateway-switch can only list them
     // again, gives up after a few refused watches if they have not converged

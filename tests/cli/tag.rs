@@ -365,7 +365,7 @@ fn tag_list_shows_each_tag_its_representation_and_its_users() {
             .all(|r| r.method == "GET" && r.name.is_empty()),
         "{requests:#?}"
     );
-    assert_eq!(requests.len(), 16, "{requests:#?}");
+    assert_eq!(requests.len(), 17, "{requests:#?}");
     assert_eq!(
         run.stdout,
         "TAG          REVISION  AS       NAMESPACES  PODS\n\

@@ -67,6 +67,55 @@ pub(crate) fn create_nodes(world: &mut World, now: DateTime<Utc>) {
     }
 }
 
+/// The taint the node lifecycle controller keeps on a cordoned node
+/// (`TaintNodesByCondition`): present exactly while `spec.unschedulable`.
+pub const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
+
+/// Adds or removes [`UNSCHEDULABLE_TAINT`] to follow `spec.unschedulable`.
+pub(crate) fn sync_node(world: &mut World, name: &str, now: DateTime<Utc>) {
+    let Some(node) = world.store.get(kinds::nodes(), "", name) else {
+        return;
+    };
+    let cordoned = util::bool_at(&node, "/spec/unschedulable");
+    let taints: Vec<Value> = node
+        .at("/spec/taints")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let has = taints
+        .iter()
+        .any(|t| t.get("key").and_then(Value::as_str) == Some(UNSCHEDULABLE_TAINT));
+    if has == cordoned {
+        return;
+    }
+    let mut next = (*node).clone();
+    let kept: Vec<Value> = taints
+        .into_iter()
+        .filter(|t| t.get("key").and_then(Value::as_str) != Some(UNSCHEDULABLE_TAINT))
+        .collect();
+    let mut taints = kept;
+    if cordoned {
+        taints.push(json!({
+            "key": UNSCHEDULABLE_TAINT,
+            "effect": "NoSchedule",
+            "timeAdded": fmt_time(now),
+        }));
+    }
+    let spec = next
+        .as_object_mut()
+        .expect("a node is an object")
+        .entry("spec")
+        .or_insert_with(|| json!({}));
+    if taints.is_empty() {
+        if let Some(spec) = spec.as_object_mut() {
+            spec.remove("taints");
+        }
+    } else {
+        spec["taints"] = json!(taints);
+    }
+    util::write_object(world, kinds::nodes(), next);
+}
+
 /// A namespace is `Active` as soon as it exists.
 pub(crate) fn sync_namespace(world: &mut World, name: &str) {
     let Some(ns) = world.store.get(kinds::namespaces(), "", name) else {

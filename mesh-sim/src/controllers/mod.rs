@@ -15,8 +15,9 @@
 //! | [`pods`]        | binding, start, Ready after a delay (`mesh-sim.io/never-ready` etc.)  |
 //! | [`endpoints`]   | Endpoints and EndpointSlices of Services from the pods they select     |
 //! | [`pdb`]         | PodDisruptionBudget status (`disruptionsAllowed`)                     |
-//! | [`cluster`]     | Nodes, Namespace phase, Service IPs and load balancers                |
+//! | [`cluster`]     | Nodes (the cordon taint), Namespace phase, Service IPs and load balancers |
 //! | [`gateway`]     | istiod's Gateway API controllers: classes, rendered gateways, status  |
+//! | [`ambient`]     | Istio's CNI agent: `ambient.istio.io/redirection` on captured pods     |
 //! | [`defaults`]    | the API server's defaults for workload and Service specs              |
 //!
 //! Every write goes through [`World`] (so admission, generations, resource
@@ -32,6 +33,7 @@
 //! deadline and `minReadySeconds` are timers on the simulated clock.
 //! [`settle`] jumps the clock from timer to timer until [`is_settled`].
 
+pub mod ambient;
 pub mod cluster;
 pub mod cronjob;
 pub mod daemonset;
@@ -91,6 +93,9 @@ fn run_round(world: &mut World, st: &mut ControllerState, now: chrono::DateTime<
     for ns in std::mem::take(&mut st.dirty.namespaces) {
         cluster::sync_namespace(world, &ns);
     }
+    for node in std::mem::take(&mut st.dirty.nodes) {
+        cluster::sync_node(world, &node, now);
+    }
     st.absorb(world);
     for key in std::mem::take(&mut st.dirty.deployments) {
         deployment::sync(world, st, &key, now);
@@ -128,9 +133,17 @@ fn run_round(world: &mut World, st: &mut ControllerState, now: chrono::DateTime<
     }
     st.absorb(world);
     let nodes = pods::nodes(world);
-    for key in std::mem::take(&mut st.dirty.pods) {
-        pods::sync(world, st, &key, now, &nodes);
+    let pods_dirty = std::mem::take(&mut st.dirty.pods);
+    let agents = if pods_dirty.is_empty() {
+        None
+    } else {
+        ambient::node_agents(world)
+    };
+    for key in pods_dirty {
+        pods::sync(world, st, &key, now, &nodes, agents.as_ref());
     }
+    st.absorb(world);
+    ambient::sync(world, st);
     st.absorb(world);
 
     // Services and PDBs: the changed ones, and every one in a namespace
@@ -170,7 +183,7 @@ fn run_round(world: &mut World, st: &mut ControllerState, now: chrono::DateTime<
             endpoints::sync(world, st, key, &mut namespace_pods);
         }
         for key in budgets {
-            pdb::sync(world, key, &mut namespace_pods, now);
+            pdb::sync(world, st, key, &mut namespace_pods, now);
         }
     }
 
@@ -236,3 +249,6 @@ pub fn settle(world: &mut World) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod ambient_tests;

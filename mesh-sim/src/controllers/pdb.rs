@@ -8,15 +8,10 @@
 //! percentages and `maxUnavailable` are measured against what should run.
 //! `desiredHealthy` comes from `minAvailable` or `expectedPods -
 //! maxUnavailable` (percentages round up), and `disruptionsAllowed` is
-//! `currentHealthy - desiredHealthy`, never below zero.
-//!
-//! [`evict`] is the eviction subresource's rule, shared by the API
-//! (`pods/<name>/eviction`) and the controllers that evict (Argo Rollouts'
-//! restarts): refused (429) while a budget covering the pod allows no
-//! disruption; otherwise the budget's `disruptionsAllowed` is decremented
-//! and the pod recorded in `disruptedPods` before the pod is deleted, as the
-//! API server does (`pkg/registry/core/pod/storage/eviction.go`), so two
-//! evictions before the next pass cannot both spend the same disruption.
+//! `currentHealthy - desiredHealthy`, never below zero. Pods in
+//! `disruptedPods` (recorded by the eviction subresource,
+//! [`crate::eviction`]) are not healthy until they are gone, and leave the
+//! map then (or after two minutes).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -61,6 +56,7 @@ fn controller_scale(world: &World, pod: &Value) -> Option<(String, i64)> {
 
 pub(crate) fn sync(
     world: &mut World,
+    st: &mut super::state::ControllerState,
     key: &ObjKey,
     cache: &mut HashMap<String, NamespacePods>,
     now: chrono::DateTime<chrono::Utc>,
@@ -78,7 +74,41 @@ pub(crate) fn sync(
         .filter(|p| pods::is_active(p))
         .cloned()
         .collect();
-    let healthy = matched.iter().filter(|p| pods::is_ready(p)).count() as i64;
+    // Pods an eviction was granted for count as gone until they are, for
+    // at most two minutes (the disruption controller's DeletionTimeout).
+    // A pod of the same name created after the record (a StatefulSet's
+    // replacement) is not the pod the eviction was granted for: the sim
+    // deletes at once, so the controller never sees the old one terminating.
+    let mut disrupted = serde_json::Map::new();
+    let mut recheck: Option<chrono::DateTime<chrono::Utc>> = None;
+    if let Some(entries) = pdb.at("/status/disruptedPods").and_then(Value::as_object) {
+        for (name, at) in entries {
+            let Some(when) = at.as_str().and_then(util::parse_time) else {
+                continue;
+            };
+            let expires = when + chrono::Duration::minutes(2);
+            let same_pod = matched.iter().any(|p| {
+                util::name_of(p) == name
+                    && util::str_at(p, "/metadata/creationTimestamp")
+                        .and_then(util::parse_time)
+                        .is_none_or(|created| created < when)
+            });
+            if now < expires && same_pod {
+                disrupted.insert(name.clone(), at.clone());
+                recheck = Some(recheck.map_or(expires, |r| r.min(expires)));
+            }
+        }
+    }
+    if let Some(at) = recheck {
+        // As the disruption controller requeues the budget at the first
+        // record's expiry.
+        st.timers
+            .set(super::state::Target::Pdb(key.clone()), at, false);
+    }
+    let healthy = matched
+        .iter()
+        .filter(|p| pods::is_ready(p) && !disrupted.contains_key(util::name_of(p)))
+        .count() as i64;
     let min_available = pdb.at("/spec/minAvailable").filter(|v| !v.is_null());
     let max_unavailable = pdb.at("/spec/maxUnavailable").filter(|v| !v.is_null());
     let scale = || {
@@ -144,88 +174,8 @@ pub(crate) fn sync(
         "expectedPods": expected,
         "conditions": conditions,
     });
-    // Evicted pods stay listed until they are gone (the sim deletes at
-    // once, so by the next pass).
-    if let Some(disrupted) = pdb.at("/status/disruptedPods").and_then(Value::as_object) {
-        let still_there: serde_json::Map<String, Value> = disrupted
-            .iter()
-            .filter(|(pod, _)| {
-                world
-                    .store
-                    .get(kinds::pods(), &key.namespace, pod)
-                    .is_some()
-            })
-            .map(|(pod, at)| (pod.clone(), at.clone()))
-            .collect();
-        if !still_there.is_empty() {
-            status["disruptedPods"] = Value::Object(still_there);
-        }
+    if !disrupted.is_empty() {
+        status["disruptedPods"] = Value::Object(disrupted);
     }
     util::write_status(world, kinds::pdbs(), &pdb, status);
-}
-
-/// Why an eviction was refused: the budget that allows no disruption.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EvictionRefused {
-    pub budget: String,
-}
-
-impl EvictionRefused {
-    /// The API server's 429 for it.
-    pub fn to_api_error(&self) -> crate::error::ApiError {
-        let mut e = crate::error::ApiError::too_many_requests(10);
-        e.message = format!(
-            "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {} needs more healthy pods.",
-            self.budget
-        );
-        e
-    }
-}
-
-/// Evicts pod `name` of `namespace`: refused while a PodDisruptionBudget
-/// selecting it allows no disruption; otherwise that budget's
-/// `disruptionsAllowed` goes down by one (`disruptedPods` records the pod)
-/// and the pod is deleted. A dry run checks and changes nothing.
-pub fn evict(
-    world: &mut World,
-    namespace: &str,
-    name: &str,
-    opts: &crate::world::WriteOptions,
-) -> crate::error::ApiResult<Result<(), EvictionRefused>> {
-    let pods = kinds::pods();
-    let pod = world
-        .store
-        .get(pods, namespace, name)
-        .ok_or_else(|| crate::error::ApiError::not_found(pods.plural, name))?;
-    let labels = crate::selectors::labels_of(&pod);
-    let budget = world
-        .store
-        .list(kinds::pdbs(), Some(namespace))
-        .find(|pdb| {
-            pdb.at("/spec/selector").is_some_and(|selector| {
-                crate::selectors::label_selector_matches(selector, &labels).unwrap_or(false)
-            })
-        });
-    if let Some(pdb) = &budget {
-        if i64_at(pdb, "/status/disruptionsAllowed").unwrap_or(0) < 1 {
-            return Ok(Err(EvictionRefused {
-                budget: util::name_of(pdb).to_string(),
-            }));
-        }
-    }
-    if opts.dry_run {
-        return Ok(Ok(()));
-    }
-    if let Some(pdb) = budget {
-        let mut status = pdb.get("status").cloned().unwrap_or_else(|| json!({}));
-        let allowed = i64_at(&pdb, "/status/disruptionsAllowed").unwrap_or(0);
-        status["disruptionsAllowed"] = json!(allowed - 1);
-        if !status.get("disruptedPods").is_some_and(Value::is_object) {
-            status["disruptedPods"] = json!({});
-        }
-        status["disruptedPods"][name] = json!(fmt_time(world.clock.now()));
-        util::write_status(world, kinds::pdbs(), &pdb, status);
-    }
-    world.delete(pods, namespace, name, opts)?;
-    Ok(Ok(()))
 }

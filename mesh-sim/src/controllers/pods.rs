@@ -1,6 +1,9 @@
 //! Pods: the scheduler and the kubelet, simulated.
 //!
-//! A pod without `spec.nodeName` is bound to the next node (round-robin);
+//! A pod without `spec.nodeName` is bound to the next schedulable node
+//! (round-robin over the Ready nodes whose `spec.unschedulable` is not set,
+//! as `kubectl cordon` sets it; with none, the pod stays Pending and unbound
+//! until a node can take it);
 //! a bound pod starts at once (`Running`, an IP from 10.244.0.0/16, every
 //! container and native sidecar running but not ready) and becomes Ready
 //! after `SimConfig::pod_ready_delay` of simulated time. Two annotations,
@@ -16,6 +19,9 @@
 //! `ImagePullBackOff` and the pod never becomes Ready, as with a typo in a
 //! hub or a mirror missing the image. (The pod reports phase `Running`
 //! rather than the kubelet's `Pending`; readiness is what controllers see.)
+//!
+//! A pod ambient mode should capture does not start while its node's
+//! istio-cni agent is not Ready (see [`super::ambient`]).
 //!
 //! A Job's pods never become Ready: they run for the same delay (or
 //! `mesh-sim.io/run-duration`) and then succeed; `run-duration: forever`
@@ -98,8 +104,19 @@ pub fn is_available(pod: &Value, min_ready_seconds: i64, now: DateTime<Utc>) -> 
     available_at(pod, min_ready_seconds).is_some_and(|at| at <= now)
 }
 
-/// The nodes pods can land on: name and InternalIP, in name order.
-pub fn nodes(world: &World) -> Vec<(String, String)> {
+/// A node as the scheduler and the kubelet see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSlot {
+    pub name: String,
+    /// Its InternalIP (a pod's `hostIP`).
+    pub ip: String,
+    /// New pods may be bound to it: Ready, and not cordoned
+    /// (`spec.unschedulable`).
+    pub schedulable: bool,
+}
+
+/// Every node, in name order.
+pub fn nodes(world: &World) -> Vec<NodeSlot> {
     world
         .store
         .list(kinds::nodes(), None)
@@ -115,9 +132,30 @@ pub fn nodes(world: &World) -> Vec<(String, String)> {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            (util::name_of(&n).to_string(), ip)
+            let ready = n
+                .at("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|c| util::condition(c, "Ready"))
+                .is_none_or(|c| c.get("status").and_then(Value::as_str) == Some("True"));
+            NodeSlot {
+                name: util::name_of(&n).to_string(),
+                ip,
+                schedulable: ready && !bool_at(&n, "/spec/unschedulable"),
+            }
         })
         .collect()
+}
+
+/// The next node a new pod is bound to, round-robin over the schedulable
+/// ones; `None` when no node takes new pods.
+fn next_schedulable<'a>(st: &mut ControllerState, nodes: &'a [NodeSlot]) -> Option<&'a str> {
+    let open: Vec<&NodeSlot> = nodes.iter().filter(|n| n.schedulable).collect();
+    if open.is_empty() {
+        return None;
+    }
+    let node = open[st.next_node % open.len()];
+    st.next_node = st.next_node.wrapping_add(1);
+    Some(&node.name)
 }
 
 /// How a new pod is named.
@@ -182,9 +220,7 @@ pub fn create(
 ) -> Result<Obj, ApiError> {
     if str_at(&pod, "/spec/nodeName").is_none_or(str::is_empty) {
         let nodes = nodes(world);
-        if !nodes.is_empty() {
-            let (node, _) = &nodes[st.next_node % nodes.len()];
-            st.next_node = st.next_node.wrapping_add(1);
+        if let Some(node) = next_schedulable(st, &nodes) {
             pod["spec"]["nodeName"] = json!(node);
         }
     }
@@ -257,7 +293,8 @@ pub(crate) fn sync(
     st: &mut ControllerState,
     key: &ObjKey,
     now: DateTime<Utc>,
-    nodes: &[(String, String)],
+    nodes: &[NodeSlot],
+    ambient: Option<&std::collections::HashMap<String, super::ambient::NodeAgents>>,
 ) {
     let target = Target::Pod(key.clone());
     st.timers.clear(&target);
@@ -269,11 +306,12 @@ pub(crate) fn sync(
         return;
     }
     if str_at(&pod, "/spec/nodeName").is_none_or(str::is_empty) {
-        if nodes.is_empty() {
+        let Some(node) = next_schedulable(st, nodes) else {
+            // Bound once a node takes new pods again (a Node change wakes it).
+            st.unscheduled.insert(key.clone());
             return;
-        }
-        let (node, _) = &nodes[st.next_node % nodes.len()];
-        st.next_node = st.next_node.wrapping_add(1);
+        };
+        st.unscheduled.remove(key);
         let mut next = (*pod).clone();
         next["spec"]["nodeName"] = json!(node);
         match util::write_object(world, kinds::pods(), next) {
@@ -284,6 +322,10 @@ pub(crate) fn sync(
     let running = phase(&pod) == "Running"
         && str_at(&pod, "/status/podIP").is_some()
         && str_at(&pod, "/status/startTime").is_some();
+    if !running && super::ambient::blocks_start(world, &pod, ambient) {
+        // Its node's istio-cni agent wakes it (see `ambient`).
+        return;
+    }
     let started = match (st.pod_started.get(key), running) {
         (Some(t), true) => *t,
         (None, true) => str_at(&pod, "/status/startTime")
@@ -339,8 +381,8 @@ pub(crate) fn sync(
     let node_name = str_at(&pod, "/spec/nodeName").unwrap_or("").to_string();
     let host_ip = nodes
         .iter()
-        .find(|(n, _)| *n == node_name)
-        .map(|(_, ip)| ip.clone())
+        .find(|n| n.name == node_name)
+        .map(|n| n.ip.clone())
         .unwrap_or_default();
     let pod_ip = match str_at(&pod, "/status/podIP") {
         Some(ip) if running => ip.to_string(),

@@ -905,19 +905,19 @@ fn restart_pods(
         if can_restart <= 0 || is_being_deleted(pod) {
             continue;
         }
-        match super::pdb::evict(
+        match crate::eviction::evict(
             world,
             util::namespace_of(pod),
             name_of(pod),
+            &Value::Null,
             &WriteOptions::default(),
         ) {
-            // A PodDisruptionBudget said no: the next check tries again.
-            Ok(Err(_refused)) => continue,
+            Ok(()) => {}
+            // A PodDisruptionBudget said no (429): the next check tries again.
             Err(e) => {
                 tracing::debug!(pod = name_of(pod), error = %e, "evicting failed");
                 continue;
             }
-            Ok(Ok(())) => {}
         }
         can_restart -= 1;
         restarted += 1;
@@ -1781,18 +1781,13 @@ mod tests {
             .map(|p| name_of(p).to_string())
             .collect();
         let opts = WriteOptions::default();
-        assert_eq!(
-            super::super::pdb::evict(&mut w, "shop", &names[0], &opts),
-            Ok(Ok(()))
-        );
+        let evict = |w: &mut World, name: &str| {
+            crate::eviction::evict(w, "shop", name, &Value::Null, &opts)
+        };
+        assert_eq!(evict(&mut w, &names[0]), Ok(()));
         // Before any controller pass, the budget already says no.
-        let second = super::super::pdb::evict(&mut w, "shop", &names[1], &opts).unwrap();
-        assert_eq!(
-            second,
-            Err(super::super::pdb::EvictionRefused {
-                budget: "web".into()
-            })
-        );
+        let second = evict(&mut w, &names[1]).expect_err("the budget is spent");
+        assert_eq!(second.code, 429, "{second:?}");
         let budget = get(&w, kinds::pdbs(), "web");
         assert_eq!(budget["status"]["disruptionsAllowed"], 0);
         assert!(budget["status"]["disruptedPods"][&names[0]].is_string());

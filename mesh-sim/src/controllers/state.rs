@@ -35,6 +35,8 @@ pub enum Target {
     Job(ObjKey),
     Rollout(ObjKey),
     CronJob(ObjKey),
+    /// A PodDisruptionBudget whose `disruptedPods` record expires.
+    Pdb(ObjKey),
 }
 
 /// One timer per target; setting it again replaces it, so a workload that
@@ -163,6 +165,14 @@ pub struct Dirty {
     /// Something every Gateway depends on changed (an istiod, a tag, a
     /// class, a namespace's labels): reconcile them all.
     pub all_gateways: bool,
+    /// Nodes that changed (their taints follow `spec.unschedulable`).
+    pub nodes: BTreeSet<String>,
+    /// Pods the ambient CNI agent looks at: every pod that changed.
+    pub ambient_pods: BTreeSet<ObjKey>,
+    /// Namespaces whose labels may have enrolled or released their pods.
+    pub ambient_namespaces: BTreeSet<String>,
+    /// Nodes whose istio-cni or ztunnel pod changed: all their pods.
+    pub ambient_nodes: BTreeSet<String>,
 }
 
 impl Dirty {
@@ -182,6 +192,10 @@ impl Dirty {
             && self.namespaces.is_empty()
             && self.gateways.is_empty()
             && !self.all_gateways
+            && self.nodes.is_empty()
+            && self.ambient_pods.is_empty()
+            && self.ambient_namespaces.is_empty()
+            && self.ambient_nodes.is_empty()
     }
 
     pub fn mark(&mut self, target: Target) {
@@ -209,6 +223,9 @@ impl Dirty {
             }
             Target::CronJob(k) => {
                 self.cronjobs.insert(k);
+            }
+            Target::Pdb(k) => {
+                self.pdbs.insert(k);
             }
         }
     }
@@ -282,6 +299,9 @@ pub struct ControllerState {
     /// attempts failed in a row (the delay doubles).
     pub(crate) create_backoff: HashMap<Target, (DateTime<Utc>, u32)>,
     pub(crate) next_node: usize,
+    /// Pods no node could take when they were looked at (every node
+    /// cordoned or not Ready): looked at again when a Node changes.
+    pub(crate) unscheduled: BTreeSet<ObjKey>,
     pub(crate) next_pod_ip: u32,
     pub(crate) next_cluster_ip: u32,
     pub(crate) next_load_balancer_ip: u32,
@@ -372,8 +392,18 @@ impl ControllerState {
                 if deleted {
                     self.timers.clear(&Target::Pod(key.clone()));
                     self.pod_started.remove(&key);
+                    self.unscheduled.remove(&key);
                 } else {
+                    self.dirty.ambient_pods.insert(key.clone());
                     self.dirty.pods.insert(key);
+                }
+                if in_istio_namespace
+                    && (super::util::label(obj, "app") == Some(crate::inject::ZTUNNEL_APP)
+                        || super::util::label(obj, "k8s-app") == Some(crate::inject::ISTIO_CNI_APP))
+                {
+                    if let Some(node) = super::util::str_at(obj, "/spec/nodeName") {
+                        self.dirty.ambient_nodes.insert(node.to_string());
+                    }
                 }
             }
             "ReplicaSet" => {
@@ -443,9 +473,15 @@ impl ControllerState {
                 self.dirty.pdbs.insert(key);
             }
             "Namespace" if !deleted => {
+                self.dirty.ambient_namespaces.insert(key.name.clone());
                 self.dirty.namespaces.insert(key.name);
             }
-            "Node" => self.dirty.all_daemonsets = true,
+            "Node" => {
+                self.dirty.all_daemonsets = true;
+                self.dirty.nodes.insert(key.name.clone());
+                let waiting = std::mem::take(&mut self.unscheduled);
+                self.dirty.pods.extend(waiting);
+            }
             "MutatingWebhookConfiguration" => {
                 self.retry_failed_creations();
                 self.dirty.all_gateways = true;

@@ -719,8 +719,7 @@ fn set_scale(
     world.update(resource, next, opts)
 }
 
-/// `pods/<name>/eviction`: deletes the pod unless a PodDisruptionBudget
-/// selecting it allows no disruption, which answers 429 as the API server does.
+/// `pods/<name>/eviction`: see [`crate::eviction`].
 fn evict(
     shared: &Arc<Shared>,
     request: &ApiRequest,
@@ -728,23 +727,17 @@ fn evict(
     name: &str,
     opts: &WriteOptions,
 ) -> ApiResult<Response<Body>> {
-    let mut opts = opts.clone();
-    if let Ok(body) = body_object(request) {
-        if body
-            .pointer("/deleteOptions/dryRun")
-            .and_then(Value::as_array)
-            .is_some_and(|d| d.iter().any(|v| v == "All"))
-        {
-            opts.dry_run = true;
-        }
-    }
-    {
+    let body = body_object(request).unwrap_or(Value::Null);
+    let dry_run = {
         let mut world = lock(&shared.world);
-        if let Err(refused) = crate::controllers::pdb::evict(&mut world, namespace, name, &opts)? {
-            return Err(refused.to_api_error());
-        }
-    }
-    wrote(shared, &opts);
+        crate::eviction::evict(&mut world, namespace, name, &body, opts)?;
+        opts.dry_run
+            || body
+                .pointer("/deleteOptions/dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|d| d.iter().any(|v| v == "All"))
+    };
+    wrote(shared, &WriteOptions::dry_run(dry_run));
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
