@@ -887,8 +887,13 @@ fn summarise(
             })
             .collect();
         let versions: Vec<String> = versions.into_iter().collect();
+        let (run, select) = if group.len() == 1 {
+            ("runs", "selects")
+        } else {
+            ("run", "select")
+        };
         let message = format!(
-            "{} in {} run {} proxies but select {target}",
+            "{} in {} {run} {} proxies but {select} {target}",
             plural(group.len(), "workload"),
             plural(namespaces.len(), "namespace"),
             versions.join("/"),
@@ -1050,10 +1055,17 @@ fn summarise(
             .collect();
         if !behind.is_empty() && stale_by_target.is_empty() {
             steps.push(NextStep {
-                message: format!(
-                    "{} still select an older revision than {newest}; when the canary looks good, move them",
-                    plural(behind.len(), "namespace")
-                ),
+                message: if behind.len() == 1 {
+                    format!(
+                        "namespace {} still selects an older revision than {newest}; when the canary looks good, move it",
+                        join(&behind)
+                    )
+                } else {
+                    format!(
+                        "{} still select an older revision than {newest}; when the canary looks good, move them",
+                        plural(behind.len(), "namespace")
+                    )
+                },
                 command: Some(format!("kubectl mesh-upgrade relabel -n {} --to {newest}", join(&behind))),
             });
         }
@@ -1436,6 +1448,48 @@ mod tests {
             report.summary.next_steps.is_empty(),
             "{:?}",
             report.summary.next_steps
+        );
+    }
+
+    #[test]
+    fn one_stale_workload_and_one_namespace_behind_read_in_the_singular() {
+        let snapshot = ClusterFixture::new()
+            .revision("1-21-2", "1.21.2")
+            .revision("1-22-3", "1.22.3")
+            .tag("default", "1-21-2")
+            .namespace("shop", &[("istio.io/rev", "1-22-3")])
+            .namespace("cart", &[("istio.io/rev", "1-21-2")])
+            .workload(
+                WorkloadFixture::deployment("shop", "frontend")
+                    .pods(2, ProxySpec::istio("1-21-2", "1.21.2")),
+            )
+            .pdb("shop", "frontend", 1)
+            .build();
+        let report = build_status(&snapshot, fixed_now());
+        assert_eq!(
+            report.summary.next_steps[0].message,
+            "1 workload in 1 namespace runs 1.21.2 proxies but selects 1-22-3"
+        );
+
+        let snapshot = ClusterFixture::new()
+            .revision("1-21-2", "1.21.2")
+            .revision("1-22-3", "1.22.3")
+            .tag("default", "1-21-2")
+            .namespace("shop", &[("istio.io/rev", "1-22-3")])
+            .namespace("cart", &[("istio.io/rev", "1-21-2")])
+            .build();
+        let report = build_status(&snapshot, fixed_now());
+        let messages: Vec<&str> = report
+            .summary
+            .next_steps
+            .iter()
+            .map(|n| n.message.as_str())
+            .collect();
+        assert!(
+            messages.contains(
+                &"namespace cart still selects an older revision than 1-22-3; when the canary looks good, move it"
+            ),
+            "{messages:?}"
         );
     }
 
