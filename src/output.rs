@@ -388,22 +388,7 @@ impl Output {
     /// indented line (one item of a list) continues two columns further in,
     /// so its continuation is not read as the next item.
     fn wrapped_for_stderr(&self, text: &str) -> String {
-        let Some(width) = self.settings.width_stderr else {
-            return text.to_string();
-        };
-        let wrap = crate::wrap::Wrap::at(width).keeping_commands_whole();
-        text.split('\n')
-            .map(|line| {
-                let margin = line.len() - line.trim_start_matches(' ').len();
-                let indent = if margin == 0 {
-                    String::new()
-                } else {
-                    " ".repeat(margin + 2)
-                };
-                wrap.text(line, &indent).trim_end_matches('\n').to_string()
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        wrap_lines(text, self.settings.width_stderr)
     }
 
     /// Text a library prepared for one stream as a whole (clap's help and
@@ -472,6 +457,7 @@ impl Output {
             unit,
             self.stderr.clone(),
             self.bars.clone(),
+            self.settings.width_stderr,
         )
     }
 
@@ -496,6 +482,29 @@ impl Output {
     fn stderr_line(&self, line: &str) {
         progress::write_line(&self.stderr, &self.bars, line);
     }
+}
+
+/// `text` with each of its lines wrapped at spaces to `width` (`None`, a
+/// pipe: unwrapped), commands kept whole. An indented line (one item of a
+/// list) continues two columns further in, so its continuation is not read
+/// as the next item. Notes and the engine's progress notes share it.
+pub(crate) fn wrap_lines(text: &str, width: Option<usize>) -> String {
+    let Some(width) = width else {
+        return text.to_string();
+    };
+    let wrap = crate::wrap::Wrap::at(width).keeping_commands_whole();
+    text.split('\n')
+        .map(|line| {
+            let margin = line.len() - line.trim_start_matches(' ').len();
+            let indent = if margin == 0 {
+                String::new()
+            } else {
+                " ".repeat(margin + 2)
+            };
+            wrap.text(line, &indent).trim_end_matches('\n').to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Log lines to the output's stderr; clone one per event.

@@ -57,6 +57,8 @@ struct Inner {
     stderr: SharedWriter,
     active: ActiveBars,
     bars: Option<Bars>,
+    /// Notes wrap at this width (a terminal's), as the output's do.
+    width: Option<usize>,
 }
 
 struct Bars {
@@ -82,6 +84,7 @@ impl Progress {
         unit: &str,
         stderr: SharedWriter,
         active: ActiveBars,
+        width: Option<usize>,
     ) -> Self {
         let bars = bars.then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
@@ -100,6 +103,7 @@ impl Progress {
                 stderr,
                 active,
                 bars,
+                width,
             }),
         }
     }
@@ -129,6 +133,8 @@ impl Progress {
 
     /// A message outside any unit of work (Ctrl-C, the run stopping).
     pub fn note(&self, message: &str) {
+        let wrapped = super::wrap_lines(message, self.inner.width);
+        let message = wrapped.as_str();
         match &self.inner.bars {
             Some(bars) => {
                 let _ = bars.multi.println(message);
@@ -240,6 +246,17 @@ mod tests {
             "shop/deployment/cart: 1 of 2 updated\nshop/deployment/cart: 2 of 2 updated\nInterrupted\nshop/deployment/cart: restarted\n"
         );
         assert_eq!(captured.stdout(), "");
+    }
+
+    #[test]
+    fn the_engines_notes_wrap_at_the_terminals_width_like_the_outputs() {
+        let (output, captured) = Output::capture(Format::Table, Some(40));
+        let progress = output.progress(1);
+        progress.note("Interrupted: starting no more nodes; finishing the 1 node in flight");
+        assert_eq!(
+            captured.stderr(),
+            "Interrupted: starting no more nodes;\nfinishing the 1 node in flight\n"
+        );
     }
 
     #[test]
