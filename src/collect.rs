@@ -48,11 +48,11 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::Resource;
-use serde::de::DeserializeOwned;
 
 use crate::api::{ApiClient, KnownScope, ListScope, ListSelector};
 use crate::error::Error;
 use crate::selector::LabelSelector;
+use crate::snapshot::decode;
 use crate::snapshot::{
     ClusterSnapshot, DaemonSetInfo, DeploymentInfo, EndpointSliceInfo, InjectorConfigInfo,
     IstiodInfo, NamespaceInfo, OwnerRef, PdbInfo, PodInfo, ReplicaSetInfo, Scope, ServiceInfo,
@@ -281,9 +281,13 @@ async fn list_control_plane(api: &ApiClient, options: &CollectOptions) -> anyhow
         api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &all, |w| {
             Some(WebhookConfigurationInfo::from(&w))
         }),
-        api.list_all::<Deployment, _>(&cp_scope, &istiod_selector, |d| {
-            IstiodInfo::is_istiod(&d, cp).then(|| IstiodInfo::from(&d))
-        }),
+        async {
+            api.list_pages::<Deployment, _>(&cp_scope, &istiod_selector, |page, out| {
+                decode::istiods(page, cp, out)
+            })
+            .await
+            .map(|(istiods, _)| istiods)
+        },
         api.list_all::<Service, _>(&cp_scope, &all, |s| Some(ServiceInfo::from(&s))),
         api.list_all::<ConfigMap, _>(&cp_scope, &all, |c| injector_config(&c)),
     );
@@ -340,31 +344,55 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &all, |w| {
             Some(WebhookConfigurationInfo::from(&w))
         }),
-        list_namespaced::<Deployment, _>(api, &plan, &workload_selector, |d| {
-            Some(deployment_facts(&d, cp))
+        list_namespaced::<Deployment, _>(
+            api,
+            &plan,
+            &workload_selector,
+            |page, out| decode::deployments(page, cp, out),
+            |(d, _)| &d.namespace
+        ),
+        list_namespaced::<StatefulSet, _>(
+            api,
+            &plan,
+            &workload_selector,
+            decode::stateful_sets,
+            |s| &s.namespace
+        ),
+        list_namespaced::<DaemonSet, _>(api, &plan, &workload_selector, decode::daemon_sets, |d| {
+            &d.namespace
         }),
-        list_namespaced::<StatefulSet, _>(api, &plan, &workload_selector, |s| Some(
-            StatefulSetInfo::from(&s)
-        )),
-        list_namespaced::<DaemonSet, _>(api, &plan, &workload_selector, |d| Some(
-            DaemonSetInfo::from(&d)
-        )),
-        list_namespaced::<ReplicaSet, _>(api, &plan, &all, |r| Some(ReplicaSetInfo::from(&r))),
-        list_namespaced::<Pod, _>(api, &plan, &all, |p| Some(PodInfo::from(&p))),
-        list_namespaced::<Service, _>(api, &plan, &all, |s| Some(ServiceInfo::from(&s))),
-        list_namespaced::<PodDisruptionBudget, _>(api, &plan, &all, |p| Some(PdbInfo::from(&p))),
-        list_namespaced::<EndpointSlice, _>(api, &plan, &all, |e| Some(EndpointSliceInfo::from(
-            &e
-        ))),
+        list_namespaced::<ReplicaSet, _>(api, &plan, &all, decode::replica_sets, |r| &r.namespace),
+        list_namespaced::<Pod, _>(api, &plan, &all, decode::pods, |p| &p.namespace),
+        list_namespaced::<Service, _>(
+            api,
+            &plan,
+            &all,
+            decode::typed(|s: Service| Some(ServiceInfo::from(&s))),
+            |s| &s.namespace
+        ),
+        list_namespaced::<PodDisruptionBudget, _>(
+            api,
+            &plan,
+            &all,
+            decode::pod_disruption_budgets,
+            |p| &p.namespace
+        ),
+        list_namespaced::<EndpointSlice, _>(
+            api,
+            &plan,
+            &all,
+            decode::typed(|e: EndpointSlice| Some(EndpointSliceInfo::from(&e))),
+            |e| &e.namespace
+        ),
         async {
             // Without -l the Deployments LIST already holds istiod; with -l it
             // may not, so istiod gets its own small LIST.
             if options.selector.is_some() {
-                api.list_all::<Deployment, _>(&cp_scope, &istiod_selector, |d| {
-                    IstiodInfo::is_istiod(&d, cp).then(|| IstiodInfo::from(&d))
+                api.list_pages::<Deployment, _>(&cp_scope, &istiod_selector, |page, out| {
+                    decode::istiods(page, cp, out)
                 })
                 .await
-                .map(Some)
+                .map(|(istiods, _)| Some(istiods))
             } else {
                 Ok(None)
             }
@@ -422,36 +450,47 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
     Ok((raw, unreadable, warnings))
 }
 
-/// LIST a namespaced kind as the plan says, converting while paging.
+/// LIST a namespaced kind as the plan says, each page decoded by `decode`
+/// as it arrives; `namespace` says where a decoded object lives, for the
+/// cluster-wide LIST that keeps only some namespaces.
 async fn list_namespaced<K, T>(
     api: &ApiClient,
     plan: &ListPlan,
     selector: &ListSelector,
-    map: impl Fn(K) -> Option<T> + Clone,
+    decode: impl FnMut(&[u8], &mut Vec<T>) -> decode::Decoded + Clone,
+    namespace: impl Fn(&T) -> &String,
 ) -> anyhow::Result<Vec<T>>
 where
-    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug,
+    K: Resource<DynamicType = ()>,
     K::Scope: KnownScope,
 {
     match plan {
-        ListPlan::ClusterWide { keep: None } => api.list_all(&ListScope::All, selector, map).await,
+        ListPlan::ClusterWide { keep: None } => api
+            .list_pages::<K, T>(&ListScope::All, selector, decode)
+            .await
+            .map(|(items, _)| items),
         ListPlan::ClusterWide { keep: Some(keep) } => {
-            api.list_all(&ListScope::All, selector, |object: K| {
-                let namespace = object.meta().namespace.as_deref().unwrap_or_default();
-                if keep.contains(namespace) {
-                    map(object)
-                } else {
-                    None
-                }
+            let mut decode = decode;
+            let mut page_items = Vec::new();
+            api.list_pages::<K, T>(&ListScope::All, selector, |page, out| {
+                decode(page, &mut page_items)?;
+                out.extend(
+                    page_items
+                        .drain(..)
+                        .filter(|item| keep.contains(namespace(item))),
+                );
+                Ok(())
             })
             .await
+            .map(|(items, _)| items)
         }
         ListPlan::PerNamespace(namespaces) => {
-            let lists = try_join_all(namespaces.iter().map(|namespace| {
-                let map = map.clone();
+            let lists = try_join_all(namespaces.iter().map(|name| {
+                let decode = decode.clone();
                 async move {
-                    api.list_all(&ListScope::Namespace(namespace.clone()), selector, map)
+                    api.list_pages::<K, T>(&ListScope::Namespace(name.clone()), selector, decode)
                         .await
+                        .map(|(items, _)| items)
                 }
             }))
             .await?;

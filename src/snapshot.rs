@@ -25,13 +25,16 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, Namespace, Pod, PodTemplateSpec, Service, ServicePort,
+    ConfigMap, Container, Namespace, Pod, PodTemplateSpec, ResourceRequirements, Service,
+    ServicePort,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::{Selector, SelectorExt};
+
+pub mod decode;
 
 /// Labels or annotations, as Kubernetes stores them.
 pub type Labels = BTreeMap<String, String>;
@@ -339,11 +342,11 @@ pub const INJECT_KEY: &str = "sidecar.istio.io/inject";
 
 impl ProxyFacts {
     /// Extracts the proxy facts from a pod's annotations, containers and
-    /// `spec.hostNetwork`.
-    pub fn extract(
+    /// `spec.hostNetwork`. Only the annotations named above are looked at.
+    pub fn extract<C: ContainerFields>(
         annotations: Option<&Labels>,
-        containers: &[Container],
-        init_containers: &[Container],
+        containers: &[C],
+        init_containers: &[C],
         host_network: bool,
     ) -> Self {
         let sidecar = find_sidecar(containers, init_containers);
@@ -369,41 +372,78 @@ impl ProxyFacts {
             inject_annotation: annotations.and_then(|a| a.get(INJECT_KEY)).cloned(),
             host_network,
             sidecar_resources: sidecar_resources(containers, init_containers),
-            init_steps: [ISTIO_INIT, ISTIO_VALIDATION]
-                .into_iter()
-                .filter(|step| init_containers.iter().any(|c| c.name == *step))
-                .map(str::to_string)
-                .collect(),
+            init_steps: init_steps(init_containers),
         }
+    }
+}
+
+/// The injector's init steps among `init_containers`, in a list no larger
+/// than it needs to be (it lives as long as the snapshot, once per pod).
+fn init_steps<C: ContainerFields>(init_containers: &[C]) -> Vec<String> {
+    let mut steps: Vec<String> = [ISTIO_INIT, ISTIO_VALIDATION]
+        .into_iter()
+        .filter(|step| init_containers.iter().any(|c| c.name() == *step))
+        .map(str::to_string)
+        .collect();
+    steps.shrink_to_fit();
+    steps
+}
+
+/// What proxy detection reads of a container: a k8s-openapi [`Container`],
+/// or the borrowed one a lean page decoder (`decode.rs`) reads, so both
+/// paths apply the same rules.
+pub trait ContainerFields {
+    fn name(&self) -> &str;
+    fn image(&self) -> Option<&str>;
+    fn restart_policy(&self) -> Option<&str>;
+    /// `resources`, as the API types hold them (asked of the proxy only).
+    fn resources(&self) -> Option<std::borrow::Cow<'_, ResourceRequirements>>;
+}
+
+impl ContainerFields for Container {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn image(&self) -> Option<&str> {
+        self.image.as_deref()
+    }
+    fn restart_policy(&self) -> Option<&str> {
+        self.restart_policy.as_deref()
+    }
+    fn resources(&self) -> Option<std::borrow::Cow<'_, ResourceRequirements>> {
+        self.resources.as_ref().map(std::borrow::Cow::Borrowed)
     }
 }
 
 /// The resources of the first `istio-proxy` container (containers first),
 /// serialised compactly so two pods' can be compared as strings.
-fn sidecar_resources(containers: &[Container], init_containers: &[Container]) -> Option<String> {
+fn sidecar_resources<C: ContainerFields>(
+    containers: &[C],
+    init_containers: &[C],
+) -> Option<String> {
     let proxy = containers
         .iter()
         .chain(init_containers)
-        .find(|c| c.name == ISTIO_PROXY)?;
-    let resources = proxy.resources.as_ref()?;
+        .find(|c| c.name() == ISTIO_PROXY)?;
+    let resources = proxy.resources()?;
     let empty = resources.requests.as_ref().is_none_or(|r| r.is_empty())
         && resources.limits.as_ref().is_none_or(|l| l.is_empty());
     if empty {
         return None;
     }
-    serde_json::to_string(resources).ok()
+    serde_json::to_string(&*resources).ok()
 }
 
 /// The `istio-proxy` container as istioctl finds it (`hasIstioProxy` in
 /// Istio's `pkg/config/analysis/analyzers/util/in_mesh.go`): the first
 /// container of that name with an image, in `containers`, else in
 /// `initContainers` whatever its `restartPolicy`.
-fn find_sidecar(
-    containers: &[Container],
-    init_containers: &[Container],
+fn find_sidecar<C: ContainerFields>(
+    containers: &[C],
+    init_containers: &[C],
 ) -> Option<SidecarContainer> {
-    let is_proxy = |c: &&Container| c.name == ISTIO_PROXY;
-    let image = |c: &Container| c.image.clone().filter(|i| !i.is_empty());
+    let is_proxy = |c: &&C| c.name() == ISTIO_PROXY;
+    let image = |c: &C| c.image().filter(|i| !i.is_empty()).map(str::to_string);
     if let Some(c) = containers.iter().find(is_proxy) {
         return image(c).map(|image| SidecarContainer {
             image,
@@ -413,7 +453,7 @@ fn find_sidecar(
     let c = init_containers.iter().find(is_proxy)?;
     image(c).map(|image| SidecarContainer {
         image,
-        placement: if c.restart_policy.as_deref() == Some("Always") {
+        placement: if c.restart_policy() == Some("Always") {
             SidecarPlacement::NativeSidecar
         } else {
             SidecarPlacement::InitContainer
@@ -1175,6 +1215,18 @@ impl IstiodInfo {
                 .as_ref()
                 .and_then(|l| l.get("app"))
                 .is_some_and(|app| app == "istiod")
+    }
+}
+
+impl IstiodInfo {
+    /// [`IstiodInfo::is_istiod`] on what a lean decoder read of a
+    /// Deployment: its namespace and labels.
+    pub(crate) fn is_istiod_by(
+        namespace: &str,
+        labels: &Labels,
+        control_plane_namespace: &str,
+    ) -> bool {
+        namespace == control_plane_namespace && labels.get("app").is_some_and(|app| app == "istiod")
     }
 }
 

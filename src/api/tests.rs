@@ -116,6 +116,70 @@ async fn an_expired_continue_token_starts_the_list_over_once() {
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_page_is_requested_while_the_current_one_is_decoded() {
+    // The server reports when the second page is asked for; decoding the
+    // first page waits for that report, which comes only if the request
+    // went out before the first page was decoded. (The wait is bounded so
+    // that a regression fails instead of hanging.)
+    let (asked, told) = std::sync::mpsc::channel::<()>();
+    let asked = std::sync::Mutex::new(asked);
+    let (client, seen) = fake_client(move |_, _, query, _| match query_param(query, "continue") {
+        None => reply(200, pod_list(&["a", "b"], Some("page2"))),
+        Some(_) => {
+            let _ = asked.lock().unwrap().send(());
+            reply(200, pod_list(&["c"], None))
+        }
+    });
+    let mut pages = 0;
+    let (names, version) = client
+        .list_pages::<Pod, String>(&ListScope::All, &ListSelector::everything(), |page, out| {
+            pages += 1;
+            if pages == 1 {
+                told.recv_timeout(Duration::from_secs(30))
+                    .expect("the second page was requested before the first was decoded");
+            }
+            let list: Value = serde_json::from_slice(page)?;
+            out.extend(
+                list["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string()),
+            );
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert_eq!(version, "10");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(client.stats().count(RequestVerb::List), 2);
+}
+
+#[tokio::test]
+async fn a_page_that_cannot_be_read_names_the_list_and_stops_it() {
+    let (client, seen) = fake_client(|_, _, query, _| match query_param(query, "continue") {
+        None => Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: r#"{"metadata":{"continue":"page2"},"items":[{"metadata":{"name":"a"}},"#
+                .to_string(),
+        },
+        Some(_) => reply(200, pod_list(&["c"], None)),
+    });
+    let err = client
+        .list_all::<Pod, Pod>(&ListScope::All, &ListSelector::everything(), Some)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("listing pods in all namespaces"),
+        "{err:#}"
+    );
+    // The second page may have been asked for meanwhile, never a third.
+    assert!(seen.lock().unwrap().len() <= 2);
+}
+
 #[tokio::test]
 async fn server_errors_are_retried_a_bounded_number_of_times() {
     let (client, seen) = fake_client(|_, _, _, call| {
