@@ -282,8 +282,9 @@ async fn list_control_plane(api: &ApiClient, options: &CollectOptions) -> anyhow
             Some(WebhookConfigurationInfo::from(&w))
         }),
         async {
-            api.list_pages::<Deployment, _>(&cp_scope, &istiod_selector, |page, out| {
-                decode::istiods(page, cp, out)
+            api.list_pages::<Deployment, _>(&cp_scope, &istiod_selector, {
+                let cp = cp.to_string();
+                move |page, out| decode::istiods(page, &cp, out)
             })
             .await
             .map(|(istiods, _)| istiods)
@@ -348,7 +349,10 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
             api,
             &plan,
             &workload_selector,
-            |page, out| decode::deployments(page, cp, out),
+            {
+                let cp = cp.to_string();
+                move |page, out| decode::deployments(page, &cp, out)
+            },
             |(d, _)| &d.namespace
         ),
         list_namespaced::<StatefulSet, _>(
@@ -388,8 +392,9 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
             // Without -l the Deployments LIST already holds istiod; with -l it
             // may not, so istiod gets its own small LIST.
             if options.selector.is_some() {
-                api.list_pages::<Deployment, _>(&cp_scope, &istiod_selector, |page, out| {
-                    decode::istiods(page, cp, out)
+                api.list_pages::<Deployment, _>(&cp_scope, &istiod_selector, {
+                    let cp = cp.to_string();
+                    move |page, out| decode::istiods(page, &cp, out)
                 })
                 .await
                 .map(|(istiods, _)| Some(istiods))
@@ -457,12 +462,13 @@ async fn list_namespaced<K, T>(
     api: &ApiClient,
     plan: &ListPlan,
     selector: &ListSelector,
-    decode: impl FnMut(&[u8], &mut Vec<T>) -> decode::Decoded + Clone,
-    namespace: impl Fn(&T) -> &String,
+    decode: impl Fn(&[u8], &mut Vec<T>) -> decode::Decoded + Clone + Send + Sync + 'static,
+    namespace: fn(&T) -> &String,
 ) -> anyhow::Result<Vec<T>>
 where
     K: Resource<DynamicType = ()>,
     K::Scope: KnownScope,
+    T: Send + 'static,
 {
     match plan {
         ListPlan::ClusterWide { keep: None } => api
@@ -470,15 +476,10 @@ where
             .await
             .map(|(items, _)| items),
         ListPlan::ClusterWide { keep: Some(keep) } => {
-            let mut decode = decode;
-            let mut page_items = Vec::new();
-            api.list_pages::<K, T>(&ListScope::All, selector, |page, out| {
-                decode(page, &mut page_items)?;
-                out.extend(
-                    page_items
-                        .drain(..)
-                        .filter(|item| keep.contains(namespace(item))),
-                );
+            let keep = std::sync::Arc::new(keep.clone());
+            api.list_pages::<K, T>(&ListScope::All, selector, move |page, out| {
+                decode(page, out)?;
+                out.retain(|item| keep.contains(namespace(item)));
                 Ok(())
             })
             .await

@@ -19,8 +19,10 @@
 //!   times, and 409 surfaces as [`crate::error::Error::Conflict`] for the
 //!   caller to re-read.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Request;
@@ -40,6 +42,9 @@ pub const FIELD_MANAGER: &str = "kubectl-mesh-upgrade";
 /// Objects per LIST page: large enough that a big cluster needs few round
 /// trips, small enough that one page of pods stays a few MB.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
+
+/// Pages of one LIST decoded at the same time by [`ApiClient::list_pages`].
+pub const PAGES_DECODED_AT_ONCE: usize = 2;
 
 /// Whether writes happen for real.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -237,10 +242,12 @@ impl ApiClient {
         K: Resource<DynamicType = ()> + DeserializeOwned + Clone + fmt::Debug,
         K::Scope: KnownScope,
     {
-        self.list_pages::<K, T>(scope, selector, |page, out| {
-            let items: ListItems<K> = serde_json::from_slice(page)?;
-            out.extend(items.items.into_iter().flatten().filter_map(&mut map));
-            Ok(())
+        self.page_loop::<K, T>(scope, selector, |body| {
+            let mut items = Vec::new();
+            let decoded = serde_json::from_slice::<ListItems<K>>(&body).map(|list| {
+                items.extend(list.items.into_iter().flatten().filter_map(&mut map));
+            });
+            PageDecode::Done(decoded.map(|()| items), body)
         })
         .await
     }
@@ -252,20 +259,50 @@ impl ApiClient {
     /// Returns the items of every page in order, and the list's
     /// `resourceVersion`.
     ///
-    /// The pages overlap: as soon as a page has arrived, its `continue`
-    /// token is read from the list head (which precedes the items) and the
-    /// next page is requested, on a task of its own, while this page is
-    /// decoded. At most two pages are held as bytes, in two buffers that
-    /// take turns, so a large LIST does not ask the allocator for a fresh
-    /// few megabytes per page. Following the `continue` tokens is what keeps
-    /// the pages one consistent snapshot: the API server serves every later
-    /// page at the `resourceVersion` of the first (a token too old for that
-    /// is 410 Gone, and the LIST starts over once, as kubectl's pager does).
+    /// Fetching and decoding overlap: as soon as a page has arrived, its
+    /// `continue` token is read from the list head (which precedes the
+    /// items) and the next page is requested, on a task of its own, while
+    /// this page is decoded on a blocking thread; up to
+    /// [`PAGES_DECODED_AT_ONCE`] pages decode at once, so a LIST whose
+    /// pages arrive faster than one thread decodes them uses a second. The
+    /// decoded pages are put back in order. Following the `continue` tokens
+    /// is what keeps the pages one consistent snapshot: the API server
+    /// serves every later page at the `resourceVersion` of the first (a
+    /// token too old for that is 410 Gone, and the LIST starts over once, as
+    /// kubectl's pager does).
     pub async fn list_pages<K, T>(
         &self,
         scope: &ListScope,
         selector: &ListSelector,
-        mut decode: impl FnMut(&[u8], &mut Vec<T>) -> Result<(), serde_json::Error>,
+        decode: impl Fn(&[u8], &mut Vec<T>) -> Result<(), serde_json::Error> + Send + Sync + 'static,
+    ) -> anyhow::Result<(Vec<T>, String)>
+    where
+        K: Resource<DynamicType = ()>,
+        K::Scope: KnownScope,
+        T: Send + 'static,
+    {
+        let decode = Arc::new(decode);
+        self.page_loop::<K, T>(scope, selector, move |body| {
+            let decode = decode.clone();
+            PageDecode::Running(tokio::task::spawn_blocking(move || {
+                let mut items = Vec::new();
+                let decoded = decode(&body, &mut items);
+                (decoded.map(|()| items), body)
+            }))
+        })
+        .await
+    }
+
+    /// The paginated LIST both of the above run: each page's body, once
+    /// its continue token has been read and the next page asked for, goes
+    /// to `start_decoding`; the decoded pages are collected in order and
+    /// their buffers reused for later pages, so at most
+    /// [`PAGES_DECODED_AT_ONCE`] + 2 pages are ever held as bytes.
+    async fn page_loop<K, T>(
+        &self,
+        scope: &ListScope,
+        selector: &ListSelector,
+        mut start_decoding: impl FnMut(Vec<u8>) -> PageDecode<T>,
     ) -> anyhow::Result<(Vec<T>, String)>
     where
         K: Resource<DynamicType = ()>,
@@ -284,9 +321,11 @@ impl ApiClient {
             labels: selector.labels.as_ref().map(|s| s.as_str().to_string()),
             fields: selector.fields.clone(),
         };
+        let unreadable = |err| self.classify(kube::Error::SerdeError(err), &action);
         let mut out = Vec::new();
+        let mut decoding: VecDeque<PageDecode<T>> = VecDeque::new();
+        let mut buffers: Vec<Vec<u8>> = Vec::new();
         let mut started_over = false;
-        let mut spare = Vec::new();
         // The page being fetched, and the continue token it was asked with.
         let mut next = Some(pager.fetch(None, Vec::new()));
         while let Some(fetching) = next.take() {
@@ -298,23 +337,30 @@ impl ApiClient {
                         action.describe()
                     );
                     out.clear();
+                    decoding.clear();
                     started_over = true;
-                    next = Some(pager.fetch(None, std::mem::take(&mut spare)));
+                    next = Some(pager.fetch(None, buffers.pop().unwrap_or_default()));
                     continue;
                 }
                 other => other.map_err(|err| self.classify(err, &action))?,
             };
-            let head = list_head(&body)
-                .map_err(|err| self.classify(kube::Error::SerdeError(err), &action))?;
+            let head = list_head(&body).map_err(unreadable)?;
             if let Some(token) = head.continue_token {
-                next = Some(pager.fetch(Some(token), std::mem::take(&mut spare)));
+                next = Some(pager.fetch(Some(token), buffers.pop().unwrap_or_default()));
             }
-            decode(&body, &mut out)
-                .map_err(|err| self.classify(kube::Error::SerdeError(err), &action))?;
+            while decoding.len() >= PAGES_DECODED_AT_ONCE || next.is_none() && !decoding.is_empty()
+            {
+                let oldest = decoding.pop_front().expect("a page is decoding");
+                let (items, buffer) = oldest.finish().await;
+                out.extend(items.map_err(unreadable)?);
+                buffers.push(buffer);
+            }
+            decoding.push_back(start_decoding(body));
             if next.is_none() {
+                let last = decoding.pop_front().expect("the last page is decoding");
+                out.extend(last.finish().await.0.map_err(unreadable)?);
                 return Ok((out, head.resource_version));
             }
-            spare = body;
         }
         unreachable!("the loop returns at the last page")
     }
@@ -679,6 +725,31 @@ impl Pager {
         PageFetch {
             continue_token,
             task: Some(task),
+        }
+    }
+}
+
+/// A page's items being decoded: already (on the caller's task), or on a
+/// blocking thread; either way with the page's buffer, to be reused.
+enum PageDecode<T> {
+    Done(Result<Vec<T>, serde_json::Error>, Vec<u8>),
+    Running(tokio::task::JoinHandle<(Result<Vec<T>, serde_json::Error>, Vec<u8>)>),
+}
+
+impl<T> PageDecode<T> {
+    async fn finish(self) -> (Result<Vec<T>, serde_json::Error>, Vec<u8>) {
+        match self {
+            PageDecode::Done(items, buffer) => (items, buffer),
+            PageDecode::Running(task) => match task.await {
+                Ok(done) => done,
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                Err(join) => (
+                    Err(serde::de::Error::custom(format!(
+                        "decoding a page stopped: {join}"
+                    ))),
+                    Vec::new(),
+                ),
+            },
         }
     }
 }

@@ -96,8 +96,8 @@ pub fn pod_disruption_budgets(page: &[u8], out: &mut Vec<PdbInfo>) -> Decoded {
 /// A decoder for a kind without a lean one: each item decoded as the
 /// k8s-openapi type `K`, then `map`ped (dropped on `None`).
 pub fn typed<K: DeserializeOwned, T>(
-    mut map: impl FnMut(K) -> Option<T> + Clone,
-) -> impl FnMut(&[u8], &mut Vec<T>) -> Decoded + Clone {
+    map: impl Fn(K) -> Option<T> + Clone,
+) -> impl Fn(&[u8], &mut Vec<T>) -> Decoded + Clone {
     move |page, out| each_item(page, |object: K| out.extend(map(object)))
 }
 
