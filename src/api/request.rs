@@ -733,11 +733,14 @@ impl Pager {
 /// blocking thread; either way with the page's buffer, to be reused.
 enum PageDecode<T> {
     Done(Result<Vec<T>, serde_json::Error>, Vec<u8>),
-    Running(tokio::task::JoinHandle<(Result<Vec<T>, serde_json::Error>, Vec<u8>)>),
+    Running(tokio::task::JoinHandle<DecodedPage<T>>),
 }
 
+/// A decoded page's items, and its buffer.
+type DecodedPage<T> = (Result<Vec<T>, serde_json::Error>, Vec<u8>);
+
 impl<T> PageDecode<T> {
-    async fn finish(self) -> (Result<Vec<T>, serde_json::Error>, Vec<u8>) {
+    async fn finish(self) -> DecodedPage<T> {
         match self {
             PageDecode::Done(items, buffer) => (items, buffer),
             PageDecode::Running(task) => match task.await {

@@ -4,7 +4,7 @@
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 
 use super::*;
@@ -490,4 +490,92 @@ fn a_page_without_items_decodes_to_nothing_and_a_broken_one_is_an_error() {
     assert!(decode(br#"{"kind":"PodList","items":[{"metadata":"#).is_err());
     assert!(decode(br#"{"items":[{"metadata":{"name":7}}]}"#).is_err());
     assert!(decode(br#"{"items":[]} trailing"#).is_err());
+}
+
+/// Where the read phase spends its time on a generated 50,000-pod cluster,
+/// in process (no server, no TLS): scanning the pod pages without keeping
+/// anything, the lean decoders, the k8s-openapi decoding they replace, and
+/// the model. Not a timed assertion (machines differ): run it by hand with
+/// `cargo test --release --lib decoding_fifty_thousand_pods -- --ignored --nocapture`.
+#[test]
+#[ignore = "slow: generates 50,000 pods"]
+fn decoding_fifty_thousand_pods() {
+    use std::time::Instant;
+
+    use mesh_sim::resources::{Resource, kinds};
+    let mut world = mesh_sim::world::World::new(mesh_sim::world::SimConfig::default());
+    mesh_sim::generate::generate(
+        &mut world,
+        &mesh_sim::generate::GenerateOptions::for_pods(50_000),
+    )
+    .expect("generates");
+    let pages = |resource: &Resource| -> Vec<Vec<u8>> {
+        let items: Vec<Value> = world
+            .store
+            .list(resource, None)
+            .map(|obj| (*obj).clone())
+            .collect();
+        items.chunks(500).map(page).collect()
+    };
+    let (pod_pages, rs_pages, deployment_pages, pdb_pages) = (
+        pages(kinds::pods()),
+        pages(kinds::replicasets()),
+        pages(kinds::deployments()),
+        pages(kinds::pdbs()),
+    );
+    drop(world);
+    let bytes: usize = pod_pages.iter().map(Vec::len).sum();
+
+    let started = Instant::now();
+    for p in &pod_pages {
+        serde_json::from_slice::<IgnoredAny>(p).expect("valid JSON");
+    }
+    let scan = started.elapsed();
+
+    let mut raw = crate::collect::RawLists::default();
+    let started = Instant::now();
+    for p in &pod_pages {
+        pods(p, &mut raw.pods).expect("decodes");
+    }
+    let lean = started.elapsed();
+
+    let started = Instant::now();
+    let mut full = Vec::new();
+    for p in &pod_pages {
+        typed(|p: Pod| Some(PodInfo::from(&p)))(p, &mut full).expect("decodes");
+    }
+    let openapi = started.elapsed();
+    drop(full);
+
+    let started = Instant::now();
+    for p in &rs_pages {
+        replica_sets(p, &mut raw.replica_sets).expect("decodes");
+    }
+    for p in &deployment_pages {
+        deployments(p, "istio-system", &mut raw.deployments).expect("decodes");
+    }
+    for p in &pdb_pages {
+        pod_disruption_budgets(p, &mut raw.pod_disruption_budgets).expect("decodes");
+    }
+    let others = started.elapsed();
+
+    let options = crate::collect::CollectOptions {
+        scope: crate::snapshot::Scope::All,
+        control_plane_namespace: "istio-system".into(),
+        selector: None,
+    };
+    let snapshot = crate::collect::assemble(raw, &options);
+    let started = Instant::now();
+    let report = crate::mesh::status::build_status(&snapshot, crate::mesh::fixtures::fixed_now());
+    let model = started.elapsed();
+    let started = Instant::now();
+    drop(report);
+    drop(snapshot);
+    let freed = started.elapsed();
+    eprintln!(
+        "{} pod pages, {bytes} bytes: scan only {scan:?}, lean decoders {lean:?}, \
+         k8s-openapi + From {openapi:?}; ReplicaSets, Deployments and PDBs (lean) {others:?}; \
+         build_status {model:?}; freeing the snapshot and report {freed:?}",
+        pod_pages.len()
+    );
 }
