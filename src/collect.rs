@@ -2,7 +2,7 @@
 //! concurrently, then turned into a [`ClusterSnapshot`] by [`assemble`].
 //!
 //! ```text
-//!  ReadSet ─► LISTs (concurrent, each page converted with From<&K>) ─► RawLists
+//!  ReadSet ─► LISTs (concurrent, each page decoded leanly as it arrives) ─► RawLists
 //!          ─► assemble (pure: istiods, -l filtering) ─► ClusterSnapshot
 //! ```
 //!

@@ -1,7 +1,10 @@
 //! What the plugin reads from the cluster, as compact plain structs.
 //!
 //! `collect.rs` runs a fixed set of LIST calls and turns every object into one of
-//! the structs below with `From<&K>` (K being the k8s-openapi type). The mesh
+//! the structs below: the kinds with many objects (pods, workloads,
+//! ReplicaSets, PDBs) straight from the page bytes by the lean decoders of
+//! [`decode`], the others with `From<&K>` (K being the k8s-openapi type),
+//! which also stays the reference the decoders are tested against. The mesh
 //! model (`crate::mesh`) only ever sees these structs, so it stays pure and is
 //! tested on values built by hand.
 //!

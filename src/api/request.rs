@@ -1,10 +1,13 @@
 //! Requests: LIST (always paginated), GET, PATCH, DELETE and `GET /version`,
 //! each with the request timeout, the retries and the write mode.
 //!
-//! - **LIST** is paginated (`limit`/`continue`) and each page is converted by
-//!   the caller's function before the next is fetched, so a 50,000-pod
-//!   cluster never sits in memory as full objects; an expired `continue`
-//!   token (410) starts the LIST over once, as kubectl's pager does.
+//! - **LIST** is paginated (`limit`/`continue`). A page's `continue` token is
+//!   read from its list head and the next page requested at once, while the
+//!   page is decoded (by the caller's page decoder on a blocking thread,
+//!   [`ApiClient::list_pages`], or object by object as k8s-openapi types,
+//!   [`ApiClient::list_all`]), so a 50,000-pod cluster never sits in memory
+//!   as full objects or as more than a few pages of bytes; an expired
+//!   `continue` token (410) starts the LIST over once, as kubectl's pager does.
 //! - **Writes** (`patch`, `delete`) carry the [`WriteMode`]: `dryRun=All` for
 //!   a server dry run, and in client dry-run mode any write is refused with an
 //!   error — a bug guard, since client dry-run must never reach the server.
