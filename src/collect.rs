@@ -2,7 +2,7 @@
 //! concurrently, then turned into a [`ClusterSnapshot`] by [`assemble`].
 //!
 //! ```text
-//!  ReadSet ─► LISTs (concurrent, each page converted with From<&K>) ─► RawLists
+//!  ReadSet ─► LISTs (concurrent, each page decoded leanly as it arrives) ─► RawLists
 //!          ─► assemble (pure: istiods, -l filtering) ─► ClusterSnapshot
 //! ```
 //!
@@ -52,13 +52,13 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::Resource;
-use serde::de::DeserializeOwned;
 
 mod gateway_api;
 
 use crate::api::{ApiClient, KnownScope, ListScope, ListSelector};
 use crate::error::Error;
 use crate::selector::LabelSelector;
+use crate::snapshot::decode;
 use crate::snapshot::{
     ClusterSnapshot, CronJobInfo, DaemonSetInfo, DeploymentInfo, EndpointSliceInfo,
     InjectorConfigInfo, IstiodInfo, JobInfo, NamespaceInfo, NodeInfo, OwnerRef, PdbInfo, PodInfo,
@@ -325,9 +325,14 @@ async fn list_control_plane(api: &ApiClient, options: &CollectOptions) -> anyhow
         api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &all, |w| {
             Some(WebhookConfigurationInfo::from(&w))
         }),
-        api.list_all::<Deployment, _>(&cp_scope, &istiod_selector, |d| {
-            IstiodInfo::is_istiod(&d, cp).then(|| IstiodInfo::from(&d))
-        }),
+        async {
+            api.list_pages::<Deployment, _>(&cp_scope, &istiod_selector, {
+                let cp = cp.to_string();
+                move |page, out| decode::istiods(page, &cp, out)
+            })
+            .await
+            .map(|(istiods, _)| istiods)
+        },
         api.list_all::<Service, _>(&cp_scope, &all, |s| Some(ServiceInfo::from(&s))),
         api.list_all::<ConfigMap, _>(&cp_scope, &all, |c| injector_config(&c)),
     );
@@ -385,31 +390,59 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &all, |w| {
             Some(WebhookConfigurationInfo::from(&w))
         }),
-        list_namespaced::<Deployment, _>(api, &plan, &workload_selector, |d| {
-            Some(deployment_facts(&d, cp))
+        list_namespaced::<Deployment, _>(
+            api,
+            &plan,
+            &workload_selector,
+            {
+                let cp = cp.to_string();
+                move |page, out| decode::deployments(page, &cp, out)
+            },
+            |(d, _)| &d.namespace
+        ),
+        list_namespaced::<StatefulSet, _>(
+            api,
+            &plan,
+            &workload_selector,
+            decode::stateful_sets,
+            |s| &s.namespace
+        ),
+        list_namespaced::<DaemonSet, _>(api, &plan, &workload_selector, decode::daemon_sets, |d| {
+            &d.namespace
         }),
-        list_namespaced::<StatefulSet, _>(api, &plan, &workload_selector, |s| Some(
-            StatefulSetInfo::from(&s)
-        )),
-        list_namespaced::<DaemonSet, _>(api, &plan, &workload_selector, |d| Some(
-            DaemonSetInfo::from(&d)
-        )),
-        list_namespaced::<ReplicaSet, _>(api, &plan, &all, |r| Some(ReplicaSetInfo::from(&r))),
-        list_namespaced::<Pod, _>(api, &plan, &all, |p| Some(PodInfo::from(&p))),
-        list_namespaced::<Service, _>(api, &plan, &all, |s| Some(ServiceInfo::from(&s))),
-        list_namespaced::<PodDisruptionBudget, _>(api, &plan, &all, |p| Some(PdbInfo::from(&p))),
-        list_namespaced::<EndpointSlice, _>(api, &plan, &all, |e| Some(EndpointSliceInfo::from(
-            &e
-        ))),
+        list_namespaced::<ReplicaSet, _>(api, &plan, &all, decode::replica_sets, |r| &r.namespace),
+        list_namespaced::<Pod, _>(api, &plan, &all, decode::pods, |p| &p.namespace),
+        list_namespaced::<Service, _>(
+            api,
+            &plan,
+            &all,
+            decode::typed(|s: Service| Some(ServiceInfo::from(&s))),
+            |s| &s.namespace
+        ),
+        list_namespaced::<PodDisruptionBudget, _>(
+            api,
+            &plan,
+            &all,
+            decode::pod_disruption_budgets,
+            |p| &p.namespace
+        ),
+        list_namespaced::<EndpointSlice, _>(
+            api,
+            &plan,
+            &all,
+            decode::typed(|e: EndpointSlice| Some(EndpointSliceInfo::from(&e))),
+            |e| &e.namespace
+        ),
         async {
             // Without -l the Deployments LIST already holds istiod; with -l it
             // may not, so istiod gets its own small LIST.
             if options.selector.is_some() {
-                api.list_all::<Deployment, _>(&cp_scope, &istiod_selector, |d| {
-                    IstiodInfo::is_istiod(&d, cp).then(|| IstiodInfo::from(&d))
+                api.list_pages::<Deployment, _>(&cp_scope, &istiod_selector, {
+                    let cp = cp.to_string();
+                    move |page, out| decode::istiods(page, &cp, out)
                 })
                 .await
-                .map(Some)
+                .map(|(istiods, _)| Some(istiods))
             } else {
                 Ok(None)
             }
@@ -420,11 +453,27 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
     // The owners beyond the apps kinds: Argo Rollouts (a CRD that may not
     // be installed), Jobs and CronJobs.
     let (rollouts, jobs, cron_jobs) = tokio::join!(
-        list_namespaced::<Rollout, _>(api, &plan, &workload_selector, |r| Some(RolloutInfo::from(
-            &r
-        ))),
-        list_namespaced::<Job, _>(api, &plan, &all, |j| Some(JobInfo::from(&j))),
-        list_namespaced::<CronJob, _>(api, &plan, &all, |c| Some(CronJobInfo::from(&c))),
+        list_namespaced::<Rollout, _>(
+            api,
+            &plan,
+            &workload_selector,
+            decode::typed(|r: Rollout| Some(RolloutInfo::from(&r))),
+            |r| &r.namespace
+        ),
+        list_namespaced::<Job, _>(
+            api,
+            &plan,
+            &all,
+            decode::typed(|j: Job| Some(JobInfo::from(&j))),
+            |j| &j.namespace
+        ),
+        list_namespaced::<CronJob, _>(
+            api,
+            &plan,
+            &all,
+            decode::typed(|c: CronJob| Some(CronJobInfo::from(&c))),
+            |c| &c.namespace
+        ),
     );
 
     let (namespaces, mut warnings) = namespaces?;
@@ -528,40 +577,48 @@ const ROLLOUTS_UNREADABLE: &str =
 /// The warning when Jobs or CronJobs are forbidden.
 const JOBS_UNREADABLE: &str =
     "Jobs and CronJobs could not be read, so a Job's pods are not told apart from a CronJob's";
+
 /// The warning when Nodes are forbidden.
 pub const NODES_UNREADABLE: &str =
     "Nodes could not be read, so which nodes are cordoned is unknown";
 
-/// LIST a namespaced kind as the plan says, converting while paging.
+/// LIST a namespaced kind as the plan says, each page decoded by `decode`
+/// as it arrives; `namespace` says where a decoded object lives, for the
+/// cluster-wide LIST that keeps only some namespaces.
 async fn list_namespaced<K, T>(
     api: &ApiClient,
     plan: &ListPlan,
     selector: &ListSelector,
-    map: impl Fn(K) -> Option<T> + Clone,
+    decode: impl Fn(&[u8], &mut Vec<T>) -> decode::Decoded + Clone + Send + Sync + 'static,
+    namespace: fn(&T) -> &String,
 ) -> anyhow::Result<Vec<T>>
 where
-    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug,
+    K: Resource<DynamicType = ()>,
     K::Scope: KnownScope,
+    T: Send + 'static,
 {
     match plan {
-        ListPlan::ClusterWide { keep: None } => api.list_all(&ListScope::All, selector, map).await,
+        ListPlan::ClusterWide { keep: None } => api
+            .list_pages::<K, T>(&ListScope::All, selector, decode)
+            .await
+            .map(|(items, _)| items),
         ListPlan::ClusterWide { keep: Some(keep) } => {
-            api.list_all(&ListScope::All, selector, |object: K| {
-                let namespace = object.meta().namespace.as_deref().unwrap_or_default();
-                if keep.contains(namespace) {
-                    map(object)
-                } else {
-                    None
-                }
+            let keep = std::sync::Arc::new(keep.clone());
+            api.list_pages::<K, T>(&ListScope::All, selector, move |page, out| {
+                decode(page, out)?;
+                out.retain(|item| keep.contains(namespace(item)));
+                Ok(())
             })
             .await
+            .map(|(items, _)| items)
         }
         ListPlan::PerNamespace(namespaces) => {
-            let lists = try_join_all(namespaces.iter().map(|namespace| {
-                let map = map.clone();
+            let lists = try_join_all(namespaces.iter().map(|name| {
+                let decode = decode.clone();
                 async move {
-                    api.list_all(&ListScope::Namespace(namespace.clone()), selector, map)
+                    api.list_pages::<K, T>(&ListScope::Namespace(name.clone()), selector, decode)
                         .await
+                        .map(|(items, _)| items)
                 }
             }))
             .await?;

@@ -1,7 +1,10 @@
 //! What the plugin reads from the cluster, as compact plain structs.
 //!
 //! `collect.rs` runs a fixed set of LIST calls and turns every object into one of
-//! the structs below with `From<&K>` (K being the k8s-openapi type). The mesh
+//! the structs below: the kinds with many objects (pods, workloads,
+//! ReplicaSets, PDBs) straight from the page bytes by the lean decoders of
+//! [`decode`], the others with `From<&K>` (K being the k8s-openapi type),
+//! which also stays the reference the decoders are tested against. The mesh
 //! model (`crate::mesh`) only ever sees these structs, so it stays pure and is
 //! tested on values built by hand.
 //!
@@ -25,7 +28,8 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, Namespace, Pod, PodTemplateSpec, Service, ServicePort,
+    ConfigMap, Container, Namespace, Pod, PodTemplateSpec, ResourceRequirements, Service,
+    ServicePort,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -41,7 +45,10 @@ pub use owners::{
 pub mod ambient;
 pub mod gateway_api;
 
-pub use ambient::{AmbientPodFacts, DataPlaneComponent, DataPlaneFacts, NodeInfo};
+pub use ambient::{
+    AmbientPodFacts, DataPlaneComponent, DataPlaneContainer, DataPlaneFacts, NodeInfo,
+};
+pub mod decode;
 
 /// Labels or annotations, as Kubernetes stores them.
 pub type Labels = BTreeMap<String, String>;
@@ -379,11 +386,11 @@ pub const INJECT_KEY: &str = "sidecar.istio.io/inject";
 
 impl ProxyFacts {
     /// Extracts the proxy facts from a pod's annotations, containers and
-    /// `spec.hostNetwork`.
-    pub fn extract(
+    /// `spec.hostNetwork`. Only the annotations named above are looked at.
+    pub fn extract<C: ContainerFields>(
         annotations: Option<&Labels>,
-        containers: &[Container],
-        init_containers: &[Container],
+        containers: &[C],
+        init_containers: &[C],
         host_network: bool,
     ) -> Self {
         let sidecar = find_sidecar(containers, init_containers);
@@ -409,41 +416,78 @@ impl ProxyFacts {
             inject_annotation: annotations.and_then(|a| a.get(INJECT_KEY)).cloned(),
             host_network,
             sidecar_resources: sidecar_resources(containers, init_containers),
-            init_steps: [ISTIO_INIT, ISTIO_VALIDATION]
-                .into_iter()
-                .filter(|step| init_containers.iter().any(|c| c.name == *step))
-                .map(str::to_string)
-                .collect(),
+            init_steps: init_steps(init_containers),
         }
+    }
+}
+
+/// The injector's init steps among `init_containers`, in a list no larger
+/// than it needs to be (it lives as long as the snapshot, once per pod).
+fn init_steps<C: ContainerFields>(init_containers: &[C]) -> Vec<String> {
+    let mut steps: Vec<String> = [ISTIO_INIT, ISTIO_VALIDATION]
+        .into_iter()
+        .filter(|step| init_containers.iter().any(|c| c.name() == *step))
+        .map(str::to_string)
+        .collect();
+    steps.shrink_to_fit();
+    steps
+}
+
+/// What proxy detection reads of a container: a k8s-openapi [`Container`],
+/// or the borrowed one a lean page decoder (`decode.rs`) reads, so both
+/// paths apply the same rules.
+pub trait ContainerFields {
+    fn name(&self) -> &str;
+    fn image(&self) -> Option<&str>;
+    fn restart_policy(&self) -> Option<&str>;
+    /// `resources`, as the API types hold them (asked of the proxy only).
+    fn resources(&self) -> Option<std::borrow::Cow<'_, ResourceRequirements>>;
+}
+
+impl ContainerFields for Container {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn image(&self) -> Option<&str> {
+        self.image.as_deref()
+    }
+    fn restart_policy(&self) -> Option<&str> {
+        self.restart_policy.as_deref()
+    }
+    fn resources(&self) -> Option<std::borrow::Cow<'_, ResourceRequirements>> {
+        self.resources.as_ref().map(std::borrow::Cow::Borrowed)
     }
 }
 
 /// The resources of the first `istio-proxy` container (containers first),
 /// serialised compactly so two pods' can be compared as strings.
-fn sidecar_resources(containers: &[Container], init_containers: &[Container]) -> Option<String> {
+fn sidecar_resources<C: ContainerFields>(
+    containers: &[C],
+    init_containers: &[C],
+) -> Option<String> {
     let proxy = containers
         .iter()
         .chain(init_containers)
-        .find(|c| c.name == ISTIO_PROXY)?;
-    let resources = proxy.resources.as_ref()?;
+        .find(|c| c.name() == ISTIO_PROXY)?;
+    let resources = proxy.resources()?;
     let empty = resources.requests.as_ref().is_none_or(|r| r.is_empty())
         && resources.limits.as_ref().is_none_or(|l| l.is_empty());
     if empty {
         return None;
     }
-    serde_json::to_string(resources).ok()
+    serde_json::to_string(&*resources).ok()
 }
 
 /// The `istio-proxy` container as istioctl finds it (`hasIstioProxy` in
 /// Istio's `pkg/config/analysis/analyzers/util/in_mesh.go`): the first
 /// container of that name with an image, in `containers`, else in
 /// `initContainers` whatever its `restartPolicy`.
-fn find_sidecar(
-    containers: &[Container],
-    init_containers: &[Container],
+fn find_sidecar<C: ContainerFields>(
+    containers: &[C],
+    init_containers: &[C],
 ) -> Option<SidecarContainer> {
-    let is_proxy = |c: &&Container| c.name == ISTIO_PROXY;
-    let image = |c: &Container| c.image.clone().filter(|i| !i.is_empty());
+    let is_proxy = |c: &&C| c.name() == ISTIO_PROXY;
+    let image = |c: &C| c.image().filter(|i| !i.is_empty()).map(str::to_string);
     if let Some(c) = containers.iter().find(is_proxy) {
         return image(c).map(|image| SidecarContainer {
             image,
@@ -453,7 +497,7 @@ fn find_sidecar(
     let c = init_containers.iter().find(is_proxy)?;
     image(c).map(|image| SidecarContainer {
         image,
-        placement: if c.restart_policy.as_deref() == Some("Always") {
+        placement: if c.restart_policy() == Some("Always") {
             SidecarPlacement::NativeSidecar
         } else {
             SidecarPlacement::InitContainer
@@ -1287,6 +1331,18 @@ impl IstiodInfo {
     }
 }
 
+impl IstiodInfo {
+    /// [`IstiodInfo::is_istiod`] on what a lean decoder read of a
+    /// Deployment: its namespace and labels.
+    pub(crate) fn is_istiod_by(
+        namespace: &str,
+        labels: &Labels,
+        control_plane_namespace: &str,
+    ) -> bool {
+        namespace == control_plane_namespace && labels.get("app").is_some_and(|app| app == "istiod")
+    }
+}
+
 impl From<&Deployment> for IstiodInfo {
     fn from(d: &Deployment) -> Self {
         let meta = &d.metadata;
@@ -1335,12 +1391,24 @@ impl From<&Deployment> for IstiodInfo {
 
 /// The release named by Helm's ownership annotations, if both are there.
 fn helm_release_of(meta: &ObjectMeta) -> Option<HelmRelease> {
-    let annotations = meta.annotations.as_ref()?;
-    let name = annotations.get("meta.helm.sh/release-name")?;
+    helm_release_from(meta.annotations.as_ref(), &namespace_of(meta))
+}
+
+/// Helm's ownership annotations, which [`helm_release_from`] reads.
+pub const HELM_RELEASE_ANNOTATIONS: [&str; 2] = [
+    "meta.helm.sh/release-name",
+    "meta.helm.sh/release-namespace",
+];
+
+/// The release Helm's ownership annotations name (the object's own
+/// namespace when the release's is not given).
+pub fn helm_release_from(annotations: Option<&Labels>, namespace: &str) -> Option<HelmRelease> {
+    let annotations = annotations?;
+    let name = annotations.get(HELM_RELEASE_ANNOTATIONS[0])?;
     let namespace = annotations
-        .get("meta.helm.sh/release-namespace")
+        .get(HELM_RELEASE_ANNOTATIONS[1])
         .cloned()
-        .unwrap_or_else(|| namespace_of(meta));
+        .unwrap_or_else(|| namespace.to_string());
     Some(HelmRelease {
         name: name.clone(),
         namespace,

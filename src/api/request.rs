@@ -1,10 +1,13 @@
 //! Requests: LIST (always paginated), GET, PATCH, DELETE and `GET /version`,
 //! each with the request timeout, the retries and the write mode.
 //!
-//! - **LIST** is paginated (`limit`/`continue`) and each page is converted by
-//!   the caller's function before the next is fetched, so a 50,000-pod
-//!   cluster never sits in memory as full objects; an expired `continue`
-//!   token (410) starts the LIST over once, as kubectl's pager does.
+//! - **LIST** is paginated (`limit`/`continue`). A page's `continue` token is
+//!   read from its list head and the next page requested at once, while the
+//!   page is decoded (by the caller's page decoder on a blocking thread,
+//!   [`ApiClient::list_pages`], or object by object as k8s-openapi types,
+//!   [`ApiClient::list_all`]), so a 50,000-pod cluster never sits in memory
+//!   as full objects or as more than a few pages of bytes; an expired
+//!   `continue` token (410) starts the LIST over once, as kubectl's pager does.
 //! - **Writes** (`patch`, `delete`) carry the [`WriteMode`]: `dryRun=All` for
 //!   a server dry run, and in client dry-run mode any write is refused with an
 //!   error — a bug guard, since client dry-run must never reach the server.
@@ -21,13 +24,15 @@
 //!   times, and 409 surfaces as [`crate::error::Error::Conflict`] for the
 //!   caller to re-read.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Request;
 use kube::core::params::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
-use kube::core::{ClusterResourceScope, NamespaceResourceScope, ObjectList, Resource};
+use kube::core::{ClusterResourceScope, NamespaceResourceScope, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -42,6 +47,9 @@ pub const FIELD_MANAGER: &str = "kubectl-mesh-upgrade";
 /// Objects per LIST page: large enough that a big cluster needs few round
 /// trips, small enough that one page of pods stays a few MB.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
+
+/// Pages of one LIST decoded at the same time by [`ApiClient::list_pages`].
+pub const PAGES_DECODED_AT_ONCE: usize = 2;
 
 /// Whether writes happen for real.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -218,8 +226,9 @@ impl KnownScope for ClusterResourceScope {
 
 impl ApiClient {
     /// LIST every object of kind `K` in `scope`, page by page, converting each
-    /// object with `map` (dropping those it returns `None` for) before the
-    /// next page is fetched.
+    /// object with `map` (dropping those it returns `None` for) as its page
+    /// arrives, so no more than two pages are ever held as bytes and one as
+    /// full objects.
     ///
     /// If the server expires the `continue` token mid-way (410 Gone), the
     /// LIST starts over once, as kubectl's pager does.
@@ -250,50 +259,127 @@ impl ApiClient {
         K: Resource<DynamicType = ()> + DeserializeOwned + Clone + fmt::Debug,
         K::Scope: KnownScope,
     {
+        self.page_loop::<K, T>(scope, selector, |body| {
+            let mut items = Vec::new();
+            let decoded = serde_json::from_slice::<ListItems<K>>(&body).map(|list| {
+                items.extend(list.items.into_iter().flatten().filter_map(&mut map));
+            });
+            PageDecode::Done(decoded.map(|()| items), body)
+        })
+        .await
+    }
+
+    /// LIST every object of kind `K` in `scope`, handing each page's body to
+    /// `decode`, which reads the items it needs straight from the bytes (a
+    /// lean decoder that skips what the caller does not keep, see
+    /// `crate::snapshot::decode`) and pushes them onto the list it is given.
+    /// Returns the items of every page in order, and the list's
+    /// `resourceVersion`.
+    ///
+    /// Fetching and decoding overlap: as soon as a page has arrived, its
+    /// `continue` token is read from the list head (which precedes the
+    /// items) and the next page is requested, on a task of its own, while
+    /// this page is decoded on a blocking thread; up to
+    /// [`PAGES_DECODED_AT_ONCE`] pages decode at once, so a LIST whose
+    /// pages arrive faster than one thread decodes them uses a second. The
+    /// decoded pages are put back in order. Following the `continue` tokens
+    /// is what keeps the pages one consistent snapshot: the API server
+    /// serves every later page at the `resourceVersion` of the first (a
+    /// token too old for that is 410 Gone, and the LIST starts over once, as
+    /// kubectl's pager does).
+    pub async fn list_pages<K, T>(
+        &self,
+        scope: &ListScope,
+        selector: &ListSelector,
+        decode: impl Fn(&[u8], &mut Vec<T>) -> Result<(), serde_json::Error> + Send + Sync + 'static,
+    ) -> anyhow::Result<(Vec<T>, String)>
+    where
+        K: Resource<DynamicType = ()>,
+        K::Scope: KnownScope,
+        T: Send + 'static,
+    {
+        let decode = Arc::new(decode);
+        self.page_loop::<K, T>(scope, selector, move |body| {
+            let decode = decode.clone();
+            PageDecode::Running(tokio::task::spawn_blocking(move || {
+                let mut items = Vec::new();
+                let decoded = decode(&body, &mut items);
+                (decoded.map(|()| items), body)
+            }))
+        })
+        .await
+    }
+
+    /// The paginated LIST both of the above run: each page's body, once
+    /// its continue token has been read and the next page asked for, goes
+    /// to `start_decoding`; the decoded pages are collected in order and
+    /// their buffers reused for later pages, so at most
+    /// [`PAGES_DECODED_AT_ONCE`] + 2 pages are ever held as bytes.
+    async fn page_loop<K, T>(
+        &self,
+        scope: &ListScope,
+        selector: &ListSelector,
+        mut start_decoding: impl FnMut(Vec<u8>) -> PageDecode<T>,
+    ) -> anyhow::Result<(Vec<T>, String)>
+    where
+        K: Resource<DynamicType = ()>,
+        K::Scope: KnownScope,
+    {
         let action = Action::new::<K>(
             "list",
             scope.namespace(),
             None,
             selector.labels.as_ref().map(LabelSelector::as_str),
         );
-        let request = kube::core::Request::new(K::url_path(&(), scope.namespace()));
+        let pager = Pager {
+            api: self.clone(),
+            action: action.clone(),
+            request: kube::core::Request::new(K::url_path(&(), scope.namespace())),
+            labels: selector.labels.as_ref().map(|s| s.as_str().to_string()),
+            fields: selector.fields.clone(),
+        };
+        let unreadable = |err| self.classify(kube::Error::SerdeError(err), &action);
         let mut out = Vec::new();
-        let mut continue_token: Option<String> = None;
+        let mut decoding: VecDeque<PageDecode<T>> = VecDeque::new();
+        let mut buffers: Vec<Vec<u8>> = Vec::new();
         let mut started_over = false;
-        loop {
-            let params = ListParams {
-                label_selector: selector.labels.as_ref().map(|s| s.as_str().to_string()),
-                field_selector: selector.fields.clone(),
-                limit: Some(self.page_size),
-                continue_token: continue_token.clone(),
-                ..ListParams::default()
-            };
-            let page = self
-                .send::<ObjectList<K>>(&action, || {
-                    request.list(&params).map_err(kube::Error::BuildRequest)
-                })
-                .await;
-            let page = match page {
-                Err(err) if is_gone(&err) && continue_token.is_some() && !started_over => {
+        // The page being fetched, and the continue token it was asked with.
+        let mut next = Some(pager.fetch(None, Vec::new()));
+        while let Some(fetching) = next.take() {
+            let (asked_with, page) = fetching.result().await;
+            let body = match page {
+                Err(err) if is_gone(&err) && asked_with.is_some() && !started_over => {
                     tracing::debug!(
                         "{}: continue token expired, listing again",
                         action.describe()
                     );
                     out.clear();
-                    continue_token = None;
+                    decoding.clear();
                     started_over = true;
+                    next = Some(pager.fetch(None, buffers.pop().unwrap_or_default()));
                     continue;
                 }
                 other => other.map_err(|err| self.classify(err, &action))?,
             };
-            let next = page.metadata.continue_.filter(|token| !token.is_empty());
-            let version = page.metadata.resource_version.unwrap_or_default();
-            out.extend(page.items.into_iter().filter_map(&mut map));
-            match next {
-                Some(token) => continue_token = Some(token),
-                None => return Ok((out, version)),
+            let head = list_head(&body).map_err(unreadable)?;
+            if let Some(token) = head.continue_token {
+                next = Some(pager.fetch(Some(token), buffers.pop().unwrap_or_default()));
+            }
+            while decoding.len() >= PAGES_DECODED_AT_ONCE || next.is_none() && !decoding.is_empty()
+            {
+                let oldest = decoding.pop_front().expect("a page is decoding");
+                let (items, buffer) = oldest.finish().await;
+                out.extend(items.map_err(unreadable)?);
+                buffers.push(buffer);
+            }
+            decoding.push_back(start_decoding(body));
+            if next.is_none() {
+                let last = decoding.pop_front().expect("the last page is decoding");
+                out.extend(last.finish().await.0.map_err(unreadable)?);
+                return Ok((out, head.resource_version));
             }
         }
+        unreachable!("the loop returns at the last page")
     }
 
     /// GET one object; `None` when it does not exist.
@@ -552,11 +638,265 @@ impl ApiClient {
     }
 }
 
+/// The items of a list page, decoded as `K` (absent or `null`: none).
+#[derive(serde::Deserialize)]
+#[serde(bound(deserialize = "K: DeserializeOwned"))]
+struct ListItems<K> {
+    #[serde(default)]
+    items: Option<Vec<K>>,
+}
+
+/// What the next request of a paginated LIST needs from a page.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ListHead {
+    /// `metadata.continue`: where the next page starts (`None`: last page).
+    continue_token: Option<String>,
+    /// `metadata.resourceVersion`: the snapshot the pages are served at.
+    resource_version: String,
+}
+
+/// Reads a list page's `metadata` without decoding its items when, as API
+/// servers write it, the metadata comes first: decoding stops at `items`
+/// once the metadata has been read. (Written the other way round, the items
+/// are skipped unread and the metadata read after them.)
+fn list_head(body: &[u8]) -> Result<ListHead, serde_json::Error> {
+    use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
+
+    #[derive(serde::Deserialize, Default)]
+    struct Meta {
+        #[serde(default, rename = "continue")]
+        continue_token: Option<String>,
+        #[serde(default, rename = "resourceVersion")]
+        resource_version: Option<String>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(field_identifier, rename_all = "lowercase")]
+    enum Key {
+        Metadata,
+        Items,
+        #[serde(other)]
+        Other,
+    }
+
+    /// Fills the slot with the metadata; stops at `items` once it is filled.
+    struct Head<'s>(&'s mut Option<Meta>);
+
+    const HEAD_READ: &str = "the list head has been read";
+
+    impl<'de> DeserializeSeed<'de> for Head<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Head<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<Key>()? {
+                match key {
+                    Key::Metadata => {
+                        *self.0 = Some(map.next_value::<Option<Meta>>()?.unwrap_or_default())
+                    }
+                    Key::Items if self.0.is_some() => return Err(A::Error::custom(HEAD_READ)),
+                    Key::Items | Key::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let mut meta = None;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    match Head(&mut meta).deserialize(&mut deserializer) {
+        Ok(()) => {}
+        Err(err) if meta.is_none() || !err.to_string().starts_with(HEAD_READ) => return Err(err),
+        Err(_) => {}
+    }
+    let meta = meta.unwrap_or_default();
+    Ok(ListHead {
+        continue_token: meta.continue_token.filter(|token| !token.is_empty()),
+        resource_version: meta.resource_version.unwrap_or_default(),
+    })
+}
+
+/// Fetches the pages of one LIST, each on a task of its own so the caller
+/// can decode the previous page meanwhile.
+struct Pager {
+    api: ApiClient,
+    action: Action,
+    request: kube::core::Request,
+    labels: Option<String>,
+    fields: Option<String>,
+}
+
+impl Pager {
+    /// Start fetching the page that `continue_token` points at (the first
+    /// page when `None`) into `buffer`, with the API layer's retries and
+    /// request timeout.
+    fn fetch(&self, continue_token: Option<String>, buffer: Vec<u8>) -> PageFetch {
+        let params = ListParams {
+            label_selector: self.labels.clone(),
+            field_selector: self.fields.clone(),
+            limit: Some(self.api.page_size),
+            continue_token: continue_token.clone(),
+            ..ListParams::default()
+        };
+        let built = self.request.list(&params);
+        let api = self.api.clone();
+        let action = self.action.clone();
+        let task = tokio::spawn(async move {
+            let built = built.map_err(kube::Error::BuildRequest)?;
+            let mut buffer = buffer;
+            api.attempt_with_retries(&action, || {
+                let client = api.client.clone();
+                let request = clone_request(&built);
+                let mut buffer = std::mem::take(&mut buffer);
+                async move {
+                    receive_body(&client, request, &mut buffer).await?;
+                    Ok(buffer)
+                }
+            })
+            .await
+        });
+        PageFetch {
+            continue_token,
+            task: Some(task),
+        }
+    }
+}
+
+/// A page's items being decoded: already (on the caller's task), or on a
+/// blocking thread; either way with the page's buffer, to be reused.
+enum PageDecode<T> {
+    Done(Result<Vec<T>, serde_json::Error>, Vec<u8>),
+    Running(tokio::task::JoinHandle<DecodedPage<T>>),
+}
+
+/// A decoded page's items, and its buffer.
+type DecodedPage<T> = (Result<Vec<T>, serde_json::Error>, Vec<u8>);
+
+impl<T> PageDecode<T> {
+    async fn finish(self) -> DecodedPage<T> {
+        match self {
+            PageDecode::Done(items, buffer) => (items, buffer),
+            PageDecode::Running(task) => match task.await {
+                Ok(done) => done,
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                Err(join) => (
+                    Err(serde::de::Error::custom(format!(
+                        "decoding a page stopped: {join}"
+                    ))),
+                    Vec::new(),
+                ),
+            },
+        }
+    }
+}
+
+/// A page being fetched. Dropping it (the LIST failed or was abandoned)
+/// stops the fetch.
+struct PageFetch {
+    continue_token: Option<String>,
+    task: Option<tokio::task::JoinHandle<Result<Vec<u8>, kube::Error>>>,
+}
+
+impl PageFetch {
+    /// The continue token the page was asked with, and the page's body.
+    async fn result(mut self) -> (Option<String>, Result<Vec<u8>, kube::Error>) {
+        let task = self.task.take().expect("a page fetch is awaited once");
+        let body = match task.await {
+            Ok(body) => body,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => Err(kube::Error::Service(Box::new(join))),
+        };
+        (self.continue_token.take(), body)
+    }
+}
+
+impl Drop for PageFetch {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+fn clone_request(request: &Request<Vec<u8>>) -> Request<Vec<u8>> {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
+/// Send `request` and read the whole body into `buffer` (emptied first;
+/// no UTF-8 copy, no decoding); an error status becomes `kube::Error::Api`
+/// with the server's Status, as kube's own requests do.
+async fn receive_body(
+    client: &kube::Client,
+    request: Request<Vec<u8>>,
+    buffer: &mut Vec<u8>,
+) -> Result<(), kube::Error> {
+    use http_body_util::BodyExt;
+    let response = client.send(request.map(kube::client::Body::from)).await?;
+    let status = response.status();
+    let mut body = response.into_body();
+    buffer.clear();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            buffer.extend_from_slice(&data);
+        }
+    }
+    if status.is_client_error() || status.is_server_error() {
+        let failure = serde_json::from_slice::<kube::core::Status>(buffer).unwrap_or_else(|_| {
+            let text = String::from_utf8_lossy(buffer);
+            kube::core::Status::failure(text.trim(), "Failed to parse error data")
+                .with_code(status.as_u16())
+        });
+        return Err(kube::Error::Api(failure.boxed()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_list_head_is_read_without_decoding_the_items() {
+        // The items after the head are not even valid JSON: decoding stops before them.
+        let head = list_head(
+            br#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"12","continue":"abc","remainingItemCount":3},"items":[{"broken"#,
+        )
+        .unwrap();
+        assert_eq!(
+            head,
+            ListHead {
+                continue_token: Some("abc".into()),
+                resource_version: "12".into(),
+            }
+        );
+        // Written the other way round, the items are skipped to reach it.
+        let head =
+            list_head(br#"{"items":[{"metadata":{"name":"a"}}],"metadata":{"continue":""}}"#)
+                .unwrap();
+        assert_eq!(head, ListHead::default());
+        assert_eq!(
+            list_head(br#"{"items":null}"#).unwrap(),
+            ListHead::default()
+        );
+        assert!(list_head(br#"{"metadata":"#).is_err());
+        assert!(list_head(b"<html>").is_err());
+    }
 
     #[test]
     fn retry_decisions_follow_the_status_code() {

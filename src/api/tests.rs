@@ -116,6 +116,95 @@ async fn an_expired_continue_token_starts_the_list_over_once() {
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
 
+/// A server of two pages that reports, on the channel it returns, when the
+/// second page is asked for.
+fn two_pages_reporting_the_second() -> (ApiClient, Requests, std::sync::mpsc::Receiver<()>) {
+    let (asked, told) = std::sync::mpsc::channel::<()>();
+    let asked = std::sync::Mutex::new(asked);
+    let (client, seen) = fake_client(move |_, _, query, _| match query_param(query, "continue") {
+        None => reply(200, pod_list(&["a", "b"], Some("page2"))),
+        Some(_) => {
+            let _ = asked.lock().unwrap().send(());
+            reply(200, pod_list(&["c"], None))
+        }
+    });
+    (client, seen, told)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_page_is_requested_while_the_current_one_is_decoded() {
+    // Decoding the first page waits until the server has been asked for
+    // the second, which happens only if that request went out before the
+    // first page was decoded. (The wait is bounded so that a regression
+    // fails instead of hanging.)
+    let first_page_waits = |told: &std::sync::Mutex<std::sync::mpsc::Receiver<()>>| {
+        told.lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the second page was requested before the first was decoded");
+    };
+
+    let (client, seen, told) = two_pages_reporting_the_second();
+    let told = std::sync::Mutex::new(told);
+    let names = client
+        .list_all::<Pod, String>(&ListScope::All, &ListSelector::everything(), |p| {
+            if p.metadata.name.as_deref() == Some("a") {
+                first_page_waits(&told);
+            }
+            p.metadata.name
+        })
+        .await
+        .unwrap();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert_eq!(seen.lock().unwrap().len(), 2);
+
+    let (client, seen, told) = two_pages_reporting_the_second();
+    let told = std::sync::Mutex::new(told);
+    let (names, version) = client
+        .list_pages::<Pod, String>(
+            &ListScope::All,
+            &ListSelector::everything(),
+            move |page, out| {
+                let list: Value = serde_json::from_slice(page)?;
+                let names = list["items"].as_array().into_iter().flatten();
+                out.extend(names.map(|p| p["metadata"]["name"].as_str().unwrap().to_string()));
+                if out.first().is_some_and(|name| name == "a") {
+                    first_page_waits(&told);
+                }
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert_eq!(version, "10");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(client.stats().count(RequestVerb::List), 2);
+}
+
+#[tokio::test]
+async fn a_page_that_cannot_be_read_names_the_list_and_stops_it() {
+    let (client, seen) = fake_client(|_, _, query, _| match query_param(query, "continue") {
+        None => Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: r#"{"metadata":{"continue":"page2"},"items":[{"metadata":{"name":"a"}},"#
+                .to_string(),
+        },
+        Some(_) => reply(200, pod_list(&["c"], None)),
+    });
+    let err = client
+        .list_all::<Pod, Pod>(&ListScope::All, &ListSelector::everything(), Some)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("listing pods in all namespaces"),
+        "{err:#}"
+    );
+    // The second page may have been asked for meanwhile, never a third.
+    assert!(seen.lock().unwrap().len() <= 2);
+}
+
 #[tokio::test]
 async fn server_errors_are_retried_a_bounded_number_of_times() {
     let (client, seen) = fake_client(|_, _, _, call| {

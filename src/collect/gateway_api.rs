@@ -11,6 +11,7 @@
 
 use crate::api::{ApiClient, ListScope, ListSelector};
 use crate::error::{is_forbidden, is_not_served};
+use crate::snapshot::decode;
 use crate::snapshot::gateway_api::{
     Gateway, GatewayApiSnapshot, GatewayClass, GatewayClassInfo, GatewayInfo,
 };
@@ -28,7 +29,13 @@ pub(super) async fn list(
     let plan = ListPlan::for_selection(&options.scope, &options.control_plane_namespace);
     let all = ListSelector::everything();
     let (gateways, classes) = tokio::join!(
-        list_namespaced::<Gateway, _>(api, &plan, &all, |g| Some(GatewayInfo::from(&g))),
+        list_namespaced::<Gateway, _>(
+            api,
+            &plan,
+            &all,
+            decode::typed(|g: Gateway| Some(GatewayInfo::from(&g))),
+            |g| &g.namespace
+        ),
         api.list_all::<GatewayClass, _>(&ListScope::All, &all, |c| {
             Some(GatewayClassInfo::from(&c))
         }),

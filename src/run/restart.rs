@@ -567,12 +567,14 @@ pub async fn verify(api: &ApiClient, plan: &RestartPlan, results: &mut [Workload
         _ => ListScope::All,
     };
     let pods = match api
-        .list_all::<Pod, _>(&scope, &ListSelector::everything(), |p| {
-            Some(PodInfo::from(&p))
-        })
+        .list_pages::<Pod, _>(
+            &scope,
+            &ListSelector::everything(),
+            crate::snapshot::decode::pods,
+        )
         .await
     {
-        Ok(pods) => pods,
+        Ok((pods, _)) => pods,
         Err(err) => {
             for &i in &restarted {
                 results[i].outcome = Outcome::Unverified;

@@ -79,28 +79,59 @@ pub struct DataPlaneFacts {
     pub xds_address: Option<String>,
 }
 
+/// One container as [`DataPlaneFacts`] reads it, whichever decoder read it
+/// (the k8s-openapi types here, the lean decoders in `decode.rs`).
+#[derive(Clone, Copy, Debug)]
+pub struct DataPlaneContainer<'a> {
+    pub name: &'a str,
+    pub image: Option<&'a str>,
+    /// The literal value of its first `XDS_ADDRESS` entry that has one.
+    pub xds_address: Option<&'a str>,
+}
+
+impl<'a> From<&'a Container> for DataPlaneContainer<'a> {
+    fn from(c: &'a Container) -> Self {
+        DataPlaneContainer {
+            name: &c.name,
+            image: c.image.as_deref(),
+            xds_address: c.env.iter().flatten().find_map(|e| {
+                (e.name == "XDS_ADDRESS")
+                    .then_some(e.value.as_deref())
+                    .flatten()
+            }),
+        }
+    }
+}
+
 impl DataPlaneFacts {
-    fn extract(
+    /// The facts of a ztunnel or istio-cni pod or template, from its labels,
+    /// its `istio.io/rev` and its containers; `None` for any other.
+    pub fn from_parts(
         labels: &Labels,
         revision: Option<String>,
-        containers: &[Container],
+        containers: &[DataPlaneContainer<'_>],
     ) -> Option<Box<Self>> {
         let component = DataPlaneComponent::of_labels(labels)?;
         let container = containers
             .iter()
             .find(|c| c.name == component.container())
             .or_else(|| containers.first())?;
-        let xds_address = container
-            .env
-            .iter()
-            .flatten()
-            .find_map(|e| (e.name == "XDS_ADDRESS").then(|| e.value.clone()).flatten());
         Some(Box::new(DataPlaneFacts {
             component,
-            image: container.image.clone().unwrap_or_default(),
+            image: container.image.unwrap_or_default().to_string(),
             revision: revision.filter(|r| !r.is_empty()),
-            xds_address,
+            xds_address: container.xds_address.map(str::to_string),
         }))
+    }
+
+    fn extract(
+        labels: &Labels,
+        revision: Option<String>,
+        containers: &[Container],
+    ) -> Option<Box<Self>> {
+        let containers: Vec<DataPlaneContainer> =
+            containers.iter().map(DataPlaneContainer::from).collect();
+        Self::from_parts(labels, revision, &containers)
     }
 
     /// The facts of a ztunnel or istio-cni pod; `None` for any other pod.

@@ -1,0 +1,1256 @@
+//! Lean decoders: a LIST page's bytes straight into the snapshot structs.
+//!
+//! The `From<&K>` conversions in `snapshot.rs` need every object decoded
+//! into its full k8s-openapi type first: every field of every container,
+//! every annotation, `managedFields`, all as owned strings and maps, only to
+//! keep a few of them. At 150,000 pods that decoding is most of what
+//! `status` spends. The decoders here read the same fields with serde
+//! structs that name only what the snapshot keeps (serde skips the rest
+//! without building anything), borrow strings from the page where they are
+//! only looked at (container names, images, condition types, timestamps),
+//! and keep only the annotations a kind needs ([`Kept`]).
+//!
+//! They must give exactly what the `From<&K>` conversions give on the same
+//! objects: the proxy rules are shared through
+//! [`super::ContainerFields`], and the tests below decode the same fixtures
+//! both ways and compare.
+//!
+//! Kinds with many objects get a decoder: pods, ReplicaSets, Deployments
+//! (with istiod's facts), StatefulSets, DaemonSets and PodDisruptionBudgets
+//! (one per workload in a large cluster). The few Namespaces, Services,
+//! EndpointSlices, webhook configurations and ConfigMaps are decoded as
+//! k8s-openapi objects ([`typed`]).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use k8s_openapi::api::core::v1::{ResourceClaim, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use super::ambient::REDIRECTION_ANNOTATION;
+use super::{
+    AmbientPodFacts, ContainerFields, ContainerImage, ContainerPortInfo, DaemonSetInfo,
+    DataPlaneContainer, DataPlaneFacts, DeploymentInfo, HELM_RELEASE_ANNOTATIONS, INJECT_KEY,
+    IstiodInfo, LabelMatcher, Labels, OwnerRef, PROXY_IMAGE_ANNOTATION,
+    PROXY_IMAGE_TYPE_ANNOTATION, PdbInfo, PodInfo, PodTemplateInfo, ProxyFacts, ReplicaSetInfo,
+    SIDECAR_STATUS_ANNOTATION, StatefulSetInfo, controller_of, find_sidecar, helm_release_from,
+    int_or_string, is_kept_template_annotation, to_chrono,
+};
+
+/// The annotation (pods, the ztunnel DaemonSet) or label (the istio-cni
+/// DaemonSet) naming the revision a data-plane component belongs to.
+const REV_KEY: &str = "istio.io/rev";
+
+/// What a page decoder returns; the objects it keeps are pushed, in order,
+/// onto the list the caller passes.
+pub type Decoded = Result<(), serde_json::Error>;
+
+/// The pods of a page.
+pub fn pods(page: &[u8], out: &mut Vec<PodInfo>) -> Decoded {
+    each_item(page, |pod: LeanPod| out.push(PodInfo::from(pod)))
+}
+
+/// The ReplicaSets of a page.
+pub fn replica_sets(page: &[u8], out: &mut Vec<ReplicaSetInfo>) -> Decoded {
+    each_item(page, |rs: LeanReplicaSet| {
+        out.push(ReplicaSetInfo::from(rs))
+    })
+}
+
+/// The Deployments of a page, each with istiod's facts when it is an istiod
+/// of `control_plane_namespace` (as `collect::deployment_facts` gives them).
+pub fn deployments(
+    page: &[u8],
+    control_plane_namespace: &str,
+    out: &mut Vec<(DeploymentInfo, Option<IstiodInfo>)>,
+) -> Decoded {
+    each_item(page, |d: LeanDeployment| {
+        out.push(d.facts(control_plane_namespace))
+    })
+}
+
+/// The istiod Deployments of `control_plane_namespace` in a page.
+pub fn istiods(page: &[u8], control_plane_namespace: &str, out: &mut Vec<IstiodInfo>) -> Decoded {
+    each_item(page, |d: LeanDeployment| {
+        out.extend(d.facts(control_plane_namespace).1)
+    })
+}
+
+/// The StatefulSets of a page.
+pub fn stateful_sets(page: &[u8], out: &mut Vec<StatefulSetInfo>) -> Decoded {
+    each_item(page, |s: LeanStatefulSet| {
+        out.push(StatefulSetInfo::from(s))
+    })
+}
+
+/// The DaemonSets of a page.
+pub fn daemon_sets(page: &[u8], out: &mut Vec<DaemonSetInfo>) -> Decoded {
+    each_item(page, |d: LeanDaemonSet| out.push(DaemonSetInfo::from(d)))
+}
+
+/// The PodDisruptionBudgets of a page.
+pub fn pod_disruption_budgets(page: &[u8], out: &mut Vec<PdbInfo>) -> Decoded {
+    each_item(page, |p: LeanPdb| out.push(PdbInfo::from(p)))
+}
+
+/// A decoder for a kind without a lean one: each item decoded as the
+/// k8s-openapi type `K`, then `map`ped (dropped on `None`).
+pub fn typed<K: DeserializeOwned, T>(
+    map: impl Fn(K) -> Option<T> + Clone,
+) -> impl Fn(&[u8], &mut Vec<T>) -> Decoded + Clone {
+    move |page, out| each_item(page, |object: K| out.extend(map(object)))
+}
+
+/// Calls `f` with each of a list page's `items` as it is decoded, so no
+/// page is ever held as a list of decoded objects (absent or `null` items:
+/// none). The rest of the page (its metadata) is skipped.
+fn each_item<'a, T: Deserialize<'a>>(page: &'a [u8], f: impl FnMut(T)) -> Decoded {
+    use serde::de::{DeserializeSeed, SeqAccess};
+
+    struct Page<F, T>(F, PhantomData<T>);
+    struct Items<'f, F, T>(&'f mut F, PhantomData<T>);
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "lowercase")]
+    enum Key {
+        Items,
+        #[serde(other)]
+        Other,
+    }
+
+    impl<'de, F: FnMut(T), T: Deserialize<'de>> Visitor<'de> for Page<F, T> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<Key>()? {
+                match key {
+                    Key::Items => map.next_value_seed(Items(&mut self.0, PhantomData))?,
+                    Key::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl<'de, F: FnMut(T), T: Deserialize<'de>> DeserializeSeed<'de> for Items<'_, F, T> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+
+    impl<'de, F: FnMut(T), T: Deserialize<'de>> Visitor<'de> for Items<'_, F, T> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of items")
+        }
+        fn visit_none<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(item) = seq.next_element::<T>()? {
+                (self.0)(item);
+            }
+            Ok(())
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_slice(page);
+    deserializer.deserialize_map(Page(f, PhantomData))?;
+    deserializer.end()
+}
+
+/// A string borrowed from the page when it has no escapes, owned otherwise
+/// (serde borrows a plain `Cow` field, but not one inside `Option` or a map).
+#[derive(Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+impl Str<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Which annotation (or other map) keys a kind keeps.
+trait KeepKeys {
+    fn keep(key: &str) -> bool;
+}
+
+/// A string map of which only the keys `F` keeps are read; the other
+/// values are skipped unread.
+struct Kept<F>(Labels, PhantomData<F>);
+
+impl<F> Default for Kept<F> {
+    fn default() -> Self {
+        Kept(Labels::new(), PhantomData)
+    }
+}
+
+impl<'de, F: KeepKeys> Deserialize<'de> for Kept<F> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeptVisitor<F>(PhantomData<F>);
+        impl<'de, F: KeepKeys> Visitor<'de> for KeptVisitor<F> {
+            type Value = Kept<F>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kept<F>, A::Error> {
+                let mut kept = Labels::new();
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    if F::keep(key.as_str()) {
+                        let value: String = map.next_value()?;
+                        kept.insert(key.0.into_owned(), value);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(Kept(kept, PhantomData))
+            }
+        }
+        deserializer.deserialize_map(KeptVisitor(PhantomData))
+    }
+}
+
+/// Kinds that look at no annotation.
+struct NoAnnotations;
+impl KeepKeys for NoAnnotations {
+    fn keep(_: &str) -> bool {
+        false
+    }
+}
+
+/// The pod annotations [`ProxyFacts::extract`] and [`AmbientPodFacts`] read.
+struct PodAnnotations;
+impl KeepKeys for PodAnnotations {
+    fn keep(key: &str) -> bool {
+        [
+            SIDECAR_STATUS_ANNOTATION,
+            PROXY_IMAGE_ANNOTATION,
+            PROXY_IMAGE_TYPE_ANNOTATION,
+            INJECT_KEY,
+            REDIRECTION_ANNOTATION,
+            REV_KEY,
+        ]
+        .contains(&key)
+    }
+}
+
+/// The Deployment annotations kept: Helm's release (istiod's removal command).
+struct DeploymentAnnotations;
+impl KeepKeys for DeploymentAnnotations {
+    fn keep(key: &str) -> bool {
+        HELM_RELEASE_ANNOTATIONS.contains(&key)
+    }
+}
+
+/// The DaemonSet annotation kept: the ztunnel chart's `istio.io/rev`.
+struct DaemonSetAnnotations;
+impl KeepKeys for DaemonSetAnnotations {
+    fn keep(key: &str) -> bool {
+        key == REV_KEY
+    }
+}
+
+/// The template annotations [`PodTemplateInfo`] keeps.
+struct TemplateAnnotations;
+impl KeepKeys for TemplateAnnotations {
+    fn keep(key: &str) -> bool {
+        is_kept_template_annotation(key)
+    }
+}
+
+/// The one ReplicaSet annotation kept.
+const DEPLOYMENT_REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+struct ReplicaSetAnnotations;
+impl KeepKeys for ReplicaSetAnnotations {
+    fn keep(key: &str) -> bool {
+        key == DEPLOYMENT_REVISION_ANNOTATION
+    }
+}
+
+/// `metadata`, the fields the snapshot structs use; annotations as `F` keeps them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", bound(deserialize = "F: KeepKeys"))]
+struct Meta<'a, F> {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    labels: Option<Labels>,
+    #[serde(default = "Option::default")]
+    annotations: Option<Kept<F>>,
+    #[serde(default)]
+    owner_references: Option<Vec<Owner>>,
+    #[serde(default)]
+    deletion_timestamp: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    creation_timestamp: Option<Str<'a>>,
+    #[serde(default)]
+    generation: Option<i64>,
+}
+
+impl<F> Default for Meta<'_, F> {
+    fn default() -> Self {
+        Meta {
+            name: None,
+            namespace: None,
+            uid: None,
+            labels: None,
+            annotations: None,
+            owner_references: None,
+            deletion_timestamp: None,
+            creation_timestamp: None,
+            generation: None,
+        }
+    }
+}
+
+impl<F> Meta<'_, F> {
+    fn name(&mut self) -> String {
+        self.name.take().unwrap_or_default()
+    }
+    fn namespace(&mut self) -> String {
+        self.namespace.take().unwrap_or_default()
+    }
+    fn uid(&mut self) -> String {
+        self.uid.take().unwrap_or_default()
+    }
+    fn labels(&mut self) -> Labels {
+        self.labels.take().unwrap_or_default()
+    }
+    fn owners(&mut self) -> Vec<OwnerRef> {
+        // Collected in place, the list would keep the decoded one's spare
+        // capacity (room for four owners) for as long as the snapshot lives.
+        let mut owners: Vec<OwnerRef> = self
+            .owner_references
+            .take()
+            .map(|os| os.into_iter().map(OwnerRef::from).collect())
+            .unwrap_or_default();
+        owners.shrink_to_fit();
+        owners
+    }
+    fn annotations(&mut self) -> Option<Labels> {
+        self.annotations.take().map(|kept| kept.0)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Owner {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    controller: Option<bool>,
+}
+
+impl From<Owner> for OwnerRef {
+    fn from(o: Owner) -> Self {
+        OwnerRef {
+            kind: o.kind,
+            api_version: o.api_version,
+            name: o.name,
+            uid: o.uid,
+            controller: o.controller.unwrap_or(false),
+        }
+    }
+}
+
+/// A pod's container: what proxy detection reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodContainer<'a> {
+    #[serde(default, borrow)]
+    name: Str<'a>,
+    #[serde(default, borrow)]
+    image: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    restart_policy: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    resources: Option<Resources<'a>>,
+    #[serde(default, borrow)]
+    env: Option<XdsAddress<'a>>,
+}
+
+/// A container's `env`, of which only the first literal `XDS_ADDRESS` is
+/// kept (what a ztunnel pod's facts need); the other entries are read
+/// without keeping anything.
+#[derive(Default)]
+struct XdsAddress<'a>(Option<Str<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for XdsAddress<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::SeqAccess;
+        struct EnvVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de> Visitor<'de> for EnvVisitor<'de> {
+            type Value = XdsAddress<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of environment variables")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut found = None;
+                while let Some(entry) = seq.next_element::<Env<'de>>()? {
+                    if found.is_none() && entry.name.as_str() == "XDS_ADDRESS" {
+                        found = entry.value;
+                    }
+                }
+                Ok(XdsAddress(found))
+            }
+        }
+        deserializer.deserialize_seq(EnvVisitor(PhantomData))
+    }
+}
+
+impl PodContainer<'_> {
+    fn data_plane(&self) -> DataPlaneContainer<'_> {
+        DataPlaneContainer {
+            name: self.name.as_str(),
+            image: self.image.as_ref().map(Str::as_str),
+            xds_address: self
+                .env
+                .as_ref()
+                .and_then(|e| e.0.as_ref())
+                .map(Str::as_str),
+        }
+    }
+}
+
+/// A container's `resources`, borrowed until the proxy's are needed.
+#[derive(Deserialize)]
+struct Resources<'a> {
+    #[serde(default, borrow)]
+    limits: Option<BTreeMap<Str<'a>, Str<'a>>>,
+    #[serde(default, borrow)]
+    requests: Option<BTreeMap<Str<'a>, Str<'a>>>,
+    #[serde(default)]
+    claims: Option<Vec<ResourceClaim>>,
+}
+
+impl Resources<'_> {
+    fn to_api(&self) -> ResourceRequirements {
+        let quantities = |map: &Option<BTreeMap<Str, Str>>| {
+            map.as_ref().map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.as_str().to_string(), Quantity(v.as_str().to_string())))
+                    .collect()
+            })
+        };
+        ResourceRequirements {
+            claims: self.claims.clone(),
+            limits: quantities(&self.limits),
+            requests: quantities(&self.requests),
+        }
+    }
+}
+
+impl ContainerFields for PodContainer<'_> {
+    fn name(&self) -> &str {
+        self.name.as_str()
+    }
+    fn image(&self) -> Option<&str> {
+        self.image.as_ref().map(Str::as_str)
+    }
+    fn restart_policy(&self) -> Option<&str> {
+        self.restart_policy.as_ref().map(Str::as_str)
+    }
+    fn resources(&self) -> Option<Cow<'_, ResourceRequirements>> {
+        self.resources.as_ref().map(|r| Cow::Owned(r.to_api()))
+    }
+}
+
+#[derive(Deserialize)]
+struct LeanPod<'a> {
+    #[serde(default, borrow)]
+    metadata: Option<Meta<'a, PodAnnotations>>,
+    #[serde(default, borrow)]
+    spec: Option<PodSpec<'a>>,
+    #[serde(default, borrow)]
+    status: Option<PodStatus<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodSpec<'a> {
+    #[serde(default, borrow)]
+    containers: Option<Vec<PodContainer<'a>>>,
+    #[serde(default, borrow)]
+    init_containers: Option<Vec<PodContainer<'a>>>,
+    #[serde(default)]
+    host_network: Option<bool>,
+    #[serde(default)]
+    node_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PodStatus<'a> {
+    #[serde(default)]
+    phase: Option<String>,
+    #[serde(default, borrow)]
+    conditions: Option<Vec<Condition<'a>>>,
+}
+
+/// A status condition: its type, status and reason.
+#[derive(Deserialize)]
+struct Condition<'a> {
+    #[serde(default, borrow, rename = "type")]
+    type_: Str<'a>,
+    #[serde(default, borrow)]
+    status: Str<'a>,
+    #[serde(default, borrow)]
+    reason: Option<Str<'a>>,
+}
+
+impl From<LeanPod<'_>> for PodInfo {
+    fn from(pod: LeanPod<'_>) -> Self {
+        let mut meta = pod.metadata.unwrap_or_default();
+        let spec = pod.spec;
+        let (containers, init_containers) = match &spec {
+            Some(spec) => (
+                spec.containers.as_deref().unwrap_or_default(),
+                spec.init_containers.as_deref().unwrap_or_default(),
+            ),
+            None => (&[][..], &[][..]),
+        };
+        let host_network = spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+        let status = pod.status;
+        let annotations = meta.annotations();
+        let labels = meta.labels();
+        let ambient = AmbientPodFacts {
+            node: spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .filter(|n| !n.is_empty()),
+            redirection: annotations
+                .as_ref()
+                .and_then(|a| a.get(REDIRECTION_ANNOTATION))
+                .cloned(),
+            // Only ztunnel and istio-cni pods (by their labels) have these;
+            // a pod without a spec has no container to read.
+            data_plane: spec.as_ref().and_then(|_| {
+                let revision = annotations
+                    .as_ref()
+                    .and_then(|a| a.get(REV_KEY))
+                    .or_else(|| labels.get(REV_KEY))
+                    .cloned();
+                let containers: Vec<DataPlaneContainer> =
+                    containers.iter().map(PodContainer::data_plane).collect();
+                DataPlaneFacts::from_parts(&labels, revision, &containers)
+            }),
+        };
+        PodInfo {
+            namespace: meta.namespace(),
+            name: meta.name(),
+            uid: meta.uid(),
+            labels,
+            owners: meta.owners(),
+            phase: status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_else(|| "Unknown".to_string()),
+            ready: status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_.as_str() == "Ready" && c.status.as_str() == "True")
+                }),
+            terminating: meta.deletion_timestamp.is_some(),
+            created: meta
+                .creation_timestamp
+                .as_ref()
+                .and_then(|t| t.as_str().parse::<k8s_openapi::jiff::Timestamp>().ok())
+                .and_then(|t| to_chrono(&t)),
+            proxy: ProxyFacts::extract(
+                annotations.as_ref(),
+                containers,
+                init_containers,
+                host_network,
+            ),
+            ambient,
+        }
+    }
+}
+
+/// A template's container: name, image, ports, and (for istiod) literal env values.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TemplateContainer<'a> {
+    #[serde(default, borrow)]
+    name: Str<'a>,
+    #[serde(default, borrow)]
+    image: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    restart_policy: Option<Str<'a>>,
+    #[serde(default)]
+    ports: Option<Vec<Port>>,
+    #[serde(default, borrow)]
+    env: Option<Vec<Env<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Port {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    container_port: i32,
+}
+
+#[derive(Deserialize)]
+struct Env<'a> {
+    #[serde(default, borrow)]
+    name: Str<'a>,
+    #[serde(default, borrow)]
+    value: Option<Str<'a>>,
+}
+
+impl TemplateContainer<'_> {
+    fn data_plane(&self) -> DataPlaneContainer<'_> {
+        DataPlaneContainer {
+            name: self.name.as_str(),
+            image: self.image.as_ref().map(Str::as_str),
+            xds_address: self.env.iter().flatten().find_map(|e| {
+                (e.name.as_str() == "XDS_ADDRESS")
+                    .then(|| e.value.as_ref().map(Str::as_str))
+                    .flatten()
+            }),
+        }
+    }
+}
+
+impl ContainerFields for TemplateContainer<'_> {
+    fn name(&self) -> &str {
+        self.name.as_str()
+    }
+    fn image(&self) -> Option<&str> {
+        self.image.as_ref().map(Str::as_str)
+    }
+    fn restart_policy(&self) -> Option<&str> {
+        self.restart_policy.as_ref().map(Str::as_str)
+    }
+    fn resources(&self) -> Option<Cow<'_, ResourceRequirements>> {
+        None
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct Template<'a> {
+    #[serde(default)]
+    metadata: Option<TemplateMeta>,
+    #[serde(default, borrow)]
+    spec: Option<TemplateSpec<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct TemplateMeta {
+    #[serde(default)]
+    labels: Option<Labels>,
+    #[serde(default = "Option::default")]
+    annotations: Option<Kept<TemplateAnnotations>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TemplateSpec<'a> {
+    #[serde(default, borrow)]
+    containers: Option<Vec<TemplateContainer<'a>>>,
+    #[serde(default, borrow)]
+    init_containers: Option<Vec<TemplateContainer<'a>>>,
+    #[serde(default)]
+    host_network: Option<bool>,
+}
+
+impl Template<'_> {
+    fn containers(&self) -> &[TemplateContainer<'_>] {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.containers.as_deref())
+            .unwrap_or_default()
+    }
+
+    fn labels(&self) -> Labels {
+        self.metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default()
+    }
+
+    fn info(&self) -> PodTemplateInfo {
+        let containers = self.containers();
+        let init_containers = self
+            .spec
+            .as_ref()
+            .and_then(|s| s.init_containers.as_deref())
+            .unwrap_or_default();
+        PodTemplateInfo {
+            labels: self.labels(),
+            annotations: self
+                .metadata
+                .as_ref()
+                .and_then(|m| m.annotations.as_ref())
+                .map(|kept| kept.0.clone())
+                .unwrap_or_default(),
+            containers: containers
+                .iter()
+                .map(|c| ContainerImage {
+                    name: c.name.as_str().to_string(),
+                    image: c
+                        .image
+                        .as_ref()
+                        .map(|i| i.as_str().to_string())
+                        .unwrap_or_default(),
+                    ports: c
+                        .ports
+                        .iter()
+                        .flatten()
+                        .map(|p| ContainerPortInfo {
+                            name: p.name.clone(),
+                            container_port: p.container_port,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            sidecar: find_sidecar(containers, init_containers),
+            host_network: self
+                .spec
+                .as_ref()
+                .and_then(|s| s.host_network)
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// `spec.selector` as the API types hold it.
+fn matcher(selector: Option<&LabelSelector>) -> LabelMatcher {
+    LabelMatcher::from_label_selector(selector, LabelMatcher::nothing())
+}
+
+#[derive(Deserialize)]
+struct LeanReplicaSet<'a> {
+    #[serde(default, borrow)]
+    metadata: Option<Meta<'a, ReplicaSetAnnotations>>,
+    #[serde(default, borrow)]
+    spec: Option<ReplicaSetSpec<'a>>,
+    #[serde(default)]
+    status: Option<ReplicaSetStatus>,
+}
+
+#[derive(Deserialize)]
+struct ReplicaSetSpec<'a> {
+    #[serde(default)]
+    replicas: Option<i32>,
+    #[serde(default)]
+    selector: Option<LabelSelector>,
+    #[serde(default, borrow)]
+    template: Option<Template<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReplicaSetStatus {
+    #[serde(default)]
+    replicas: i32,
+    #[serde(default)]
+    ready_replicas: Option<i32>,
+    #[serde(default)]
+    available_replicas: Option<i32>,
+}
+
+impl From<LeanReplicaSet<'_>> for ReplicaSetInfo {
+    fn from(rs: LeanReplicaSet<'_>) -> Self {
+        let mut meta = rs.metadata.unwrap_or_default();
+        let owners = meta.owners();
+        let spec = rs.spec.as_ref();
+        let status = rs.status.as_ref();
+        ReplicaSetInfo {
+            namespace: meta.namespace(),
+            name: meta.name(),
+            uid: meta.uid(),
+            desired: spec.and_then(|s| s.replicas).unwrap_or(1),
+            replicas: status.map(|s| s.replicas).unwrap_or(0),
+            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+            deployment_revision: meta
+                .annotations()
+                .and_then(|mut a| a.remove(DEPLOYMENT_REVISION_ANNOTATION)),
+            template: if controller_of(&owners).is_none_or(|o| o.kind == "Rollout") {
+                spec.and_then(|s| s.template.as_ref()).map(Template::info)
+            } else {
+                None
+            },
+            selector: matcher(spec.and_then(|s| s.selector.as_ref())),
+            owners,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LeanDeployment<'a> {
+    #[serde(default, borrow)]
+    metadata: Option<Meta<'a, DeploymentAnnotations>>,
+    #[serde(default, borrow)]
+    spec: Option<DeploymentSpec<'a>>,
+    #[serde(default, borrow)]
+    status: Option<DeploymentStatus<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeploymentSpec<'a> {
+    #[serde(default)]
+    replicas: Option<i32>,
+    #[serde(default)]
+    paused: Option<bool>,
+    #[serde(default)]
+    strategy: Option<DeploymentStrategy>,
+    #[serde(default)]
+    selector: Option<LabelSelector>,
+    #[serde(default, borrow)]
+    template: Option<Template<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeploymentStrategy {
+    #[serde(default, rename = "type")]
+    type_: Option<String>,
+    #[serde(default)]
+    rolling_update: Option<RollingUpdate>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RollingUpdate {
+    #[serde(default)]
+    max_unavailable: Option<IntOrString>,
+    #[serde(default)]
+    max_surge: Option<IntOrString>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeploymentStatus<'a> {
+    #[serde(default)]
+    observed_generation: Option<i64>,
+    #[serde(default)]
+    replicas: Option<i32>,
+    #[serde(default)]
+    updated_replicas: Option<i32>,
+    #[serde(default)]
+    ready_replicas: Option<i32>,
+    #[serde(default)]
+    available_replicas: Option<i32>,
+    #[serde(default)]
+    unavailable_replicas: Option<i32>,
+    #[serde(default, borrow)]
+    conditions: Option<Vec<Condition<'a>>>,
+}
+
+impl LeanDeployment<'_> {
+    fn facts(self, control_plane_namespace: &str) -> (DeploymentInfo, Option<IstiodInfo>) {
+        let mut meta = self.metadata.unwrap_or_default();
+        let spec = self.spec.as_ref();
+        let status = self.status.as_ref();
+        let template = spec.and_then(|s| s.template.as_ref());
+        let namespace = meta.namespace();
+        let labels = meta.labels();
+        let generation = meta.generation.unwrap_or(0);
+        let observed_generation = status.and_then(|s| s.observed_generation).unwrap_or(0);
+        let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
+        let name = meta.name();
+        let annotations = meta.annotations();
+        let istiod =
+            IstiodInfo::is_istiod_by(&namespace, &labels, control_plane_namespace).then(|| {
+                let containers = template.map(Template::containers).unwrap_or_default();
+                let container = containers
+                    .iter()
+                    .find(|c| c.name.as_str() == "discovery")
+                    .or_else(|| containers.first());
+                IstiodInfo {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    revision: labels
+                        .get("istio.io/rev")
+                        .filter(|r| !r.is_empty())
+                        .cloned()
+                        .unwrap_or_else(|| "default".to_string()),
+                    labels: labels.clone(),
+                    template_labels: template.map(Template::labels).unwrap_or_default(),
+                    image: container
+                        .and_then(|c| c.image.as_ref())
+                        .map(|i| i.as_str().to_string())
+                        .unwrap_or_default(),
+                    env: container
+                        .and_then(|c| c.env.as_ref())
+                        .map(|env| {
+                            env.iter()
+                                .filter_map(|e| {
+                                    Some((
+                                        e.name.as_str().to_string(),
+                                        e.value.as_ref()?.as_str().to_string(),
+                                    ))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    generation,
+                    observed_generation,
+                    desired,
+                    ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+                    available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+                    updated: status.and_then(|s| s.updated_replicas).unwrap_or(0),
+                    helm_release: helm_release_from(annotations.as_ref(), &namespace),
+                }
+            });
+        let rolling = spec
+            .and_then(|s| s.strategy.as_ref())
+            .and_then(|s| s.rolling_update.as_ref());
+        let deployment = DeploymentInfo {
+            namespace,
+            name,
+            uid: meta.uid(),
+            labels,
+            generation,
+            observed_generation,
+            desired,
+            replicas: status.and_then(|s| s.replicas).unwrap_or(0),
+            updated: status.and_then(|s| s.updated_replicas).unwrap_or(0),
+            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+            unavailable: status.and_then(|s| s.unavailable_replicas).unwrap_or(0),
+            paused: spec.and_then(|s| s.paused).unwrap_or(false),
+            strategy: spec
+                .and_then(|s| s.strategy.as_ref())
+                .and_then(|s| s.type_.clone())
+                .unwrap_or_else(|| "RollingUpdate".to_string()),
+            max_unavailable: rolling
+                .and_then(|r| r.max_unavailable.as_ref())
+                .map(int_or_string),
+            max_surge: rolling
+                .and_then(|r| r.max_surge.as_ref())
+                .map(int_or_string),
+            progress_deadline_exceeded: status.and_then(|s| s.conditions.as_ref()).is_some_and(
+                |cs| {
+                    cs.iter().any(|c| {
+                        c.type_.as_str() == "Progressing"
+                            && c.reason.as_ref().map(Str::as_str)
+                                == Some("ProgressDeadlineExceeded")
+                    })
+                },
+            ),
+            selector: matcher(spec.and_then(|s| s.selector.as_ref())),
+            template: template.map(Template::info).unwrap_or_default(),
+        };
+        (deployment, istiod)
+    }
+}
+
+#[derive(Deserialize)]
+struct LeanStatefulSet<'a> {
+    #[serde(default, borrow)]
+    metadata: Option<Meta<'a, NoAnnotations>>,
+    #[serde(default, borrow)]
+    spec: Option<StatefulSetSpec<'a>>,
+    #[serde(default)]
+    status: Option<StatefulSetStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatefulSetSpec<'a> {
+    #[serde(default)]
+    replicas: Option<i32>,
+    #[serde(default)]
+    update_strategy: Option<StatefulSetStrategy>,
+    #[serde(default)]
+    selector: Option<LabelSelector>,
+    #[serde(default, borrow)]
+    template: Option<Template<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatefulSetStrategy {
+    #[serde(default, rename = "type")]
+    type_: Option<String>,
+    #[serde(default)]
+    rolling_update: Option<Partition>,
+}
+
+#[derive(Deserialize)]
+struct Partition {
+    #[serde(default)]
+    partition: Option<i32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatefulSetStatus {
+    #[serde(default)]
+    observed_generation: Option<i64>,
+    #[serde(default)]
+    replicas: i32,
+    #[serde(default)]
+    ready_replicas: Option<i32>,
+    #[serde(default)]
+    available_replicas: Option<i32>,
+    #[serde(default)]
+    current_replicas: Option<i32>,
+    #[serde(default)]
+    updated_replicas: Option<i32>,
+    #[serde(default)]
+    current_revision: Option<String>,
+    #[serde(default)]
+    update_revision: Option<String>,
+}
+
+impl From<LeanStatefulSet<'_>> for StatefulSetInfo {
+    fn from(s: LeanStatefulSet<'_>) -> Self {
+        let mut meta = s.metadata.unwrap_or_default();
+        let spec = s.spec.as_ref();
+        let status = s.status;
+        let strategy = spec.and_then(|s| s.update_strategy.as_ref());
+        StatefulSetInfo {
+            namespace: meta.namespace(),
+            name: meta.name(),
+            uid: meta.uid(),
+            labels: meta.labels(),
+            generation: meta.generation.unwrap_or(0),
+            observed_generation: status
+                .as_ref()
+                .and_then(|s| s.observed_generation)
+                .unwrap_or(0),
+            desired: spec.and_then(|s| s.replicas).unwrap_or(1),
+            replicas: status.as_ref().map(|s| s.replicas).unwrap_or(0),
+            ready: status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
+            available: status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0),
+            current: status
+                .as_ref()
+                .and_then(|s| s.current_replicas)
+                .unwrap_or(0),
+            updated: status
+                .as_ref()
+                .and_then(|s| s.updated_replicas)
+                .unwrap_or(0),
+            current_revision: status.as_ref().and_then(|s| s.current_revision.clone()),
+            update_revision: status.and_then(|s| s.update_revision),
+            update_strategy: strategy
+                .and_then(|s| s.type_.clone())
+                .unwrap_or_else(|| "RollingUpdate".to_string()),
+            partition: strategy
+                .and_then(|s| s.rolling_update.as_ref())
+                .and_then(|r| r.partition)
+                .unwrap_or(0),
+            selector: matcher(spec.and_then(|s| s.selector.as_ref())),
+            template: spec
+                .and_then(|s| s.template.as_ref())
+                .map(Template::info)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LeanDaemonSet<'a> {
+    #[serde(default, borrow)]
+    metadata: Option<Meta<'a, DaemonSetAnnotations>>,
+    #[serde(default, borrow)]
+    spec: Option<DaemonSetSpec<'a>>,
+    #[serde(default)]
+    status: Option<DaemonSetStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DaemonSetSpec<'a> {
+    #[serde(default)]
+    update_strategy: Option<DaemonSetStrategy>,
+    #[serde(default)]
+    selector: Option<LabelSelector>,
+    #[serde(default, borrow)]
+    template: Option<Template<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DaemonSetStrategy {
+    #[serde(default, rename = "type")]
+    type_: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DaemonSetStatus {
+    #[serde(default)]
+    observed_generation: Option<i64>,
+    #[serde(default)]
+    desired_number_scheduled: i32,
+    #[serde(default)]
+    current_number_scheduled: i32,
+    #[serde(default)]
+    updated_number_scheduled: Option<i32>,
+    #[serde(default)]
+    number_ready: i32,
+    #[serde(default)]
+    number_available: Option<i32>,
+    #[serde(default)]
+    number_unavailable: Option<i32>,
+}
+
+impl From<LeanDaemonSet<'_>> for DaemonSetInfo {
+    fn from(d: LeanDaemonSet<'_>) -> Self {
+        let mut meta = d.metadata.unwrap_or_default();
+        let spec = d.spec.as_ref();
+        let status = d.status.as_ref();
+        let labels = meta.labels();
+        let annotations = meta.annotations();
+        let data_plane = spec.and_then(|s| s.template.as_ref()).and_then(|t| {
+            // The template's labels say which component; its revision is the
+            // DaemonSet's annotation (ztunnel) or label (istio-cni).
+            t.metadata.as_ref()?.labels.as_ref()?;
+            let revision = annotations
+                .as_ref()
+                .and_then(|a| a.get(REV_KEY))
+                .or_else(|| labels.get(REV_KEY))
+                .cloned();
+            t.spec.as_ref()?;
+            let containers: Vec<DataPlaneContainer> = t
+                .containers()
+                .iter()
+                .map(TemplateContainer::data_plane)
+                .collect();
+            DataPlaneFacts::from_parts(&t.labels(), revision, &containers)
+        });
+        DaemonSetInfo {
+            namespace: meta.namespace(),
+            name: meta.name(),
+            uid: meta.uid(),
+            labels,
+            generation: meta.generation.unwrap_or(0),
+            observed_generation: status.and_then(|s| s.observed_generation).unwrap_or(0),
+            desired: status.map(|s| s.desired_number_scheduled).unwrap_or(0),
+            current: status.map(|s| s.current_number_scheduled).unwrap_or(0),
+            updated: status.and_then(|s| s.updated_number_scheduled).unwrap_or(0),
+            ready: status.map(|s| s.number_ready).unwrap_or(0),
+            available: status.and_then(|s| s.number_available).unwrap_or(0),
+            unavailable: status.and_then(|s| s.number_unavailable).unwrap_or(0),
+            update_strategy: spec
+                .and_then(|s| s.update_strategy.as_ref())
+                .and_then(|s| s.type_.clone())
+                .unwrap_or_else(|| "RollingUpdate".to_string()),
+            selector: matcher(spec.and_then(|s| s.selector.as_ref())),
+            template: spec
+                .and_then(|s| s.template.as_ref())
+                .map(Template::info)
+                .unwrap_or_default(),
+            data_plane,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LeanPdb<'a> {
+    #[serde(default, borrow)]
+    metadata: Option<Meta<'a, NoAnnotations>>,
+    #[serde(default)]
+    spec: Option<PdbSpec>,
+    #[serde(default)]
+    status: Option<PdbStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PdbSpec {
+    #[serde(default)]
+    selector: Option<LabelSelector>,
+    #[serde(default)]
+    min_available: Option<IntOrString>,
+    #[serde(default)]
+    max_unavailable: Option<IntOrString>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PdbStatus {
+    #[serde(default)]
+    disruptions_allowed: i32,
+    #[serde(default)]
+    current_healthy: i32,
+    #[serde(default)]
+    desired_healthy: i32,
+    #[serde(default)]
+    expected_pods: i32,
+}
+
+impl From<LeanPdb<'_>> for PdbInfo {
+    fn from(p: LeanPdb<'_>) -> Self {
+        let mut meta = p.metadata.unwrap_or_default();
+        let spec = p.spec.as_ref();
+        let status = p.status.as_ref();
+        PdbInfo {
+            namespace: meta.namespace(),
+            name: meta.name(),
+            selector: matcher(spec.and_then(|s| s.selector.as_ref())),
+            min_available: spec
+                .and_then(|s| s.min_available.as_ref())
+                .map(int_or_string),
+            max_unavailable: spec
+                .and_then(|s| s.max_unavailable.as_ref())
+                .map(int_or_string),
+            disruptions_allowed: status.map(|s| s.disruptions_allowed).unwrap_or(0),
+            current_healthy: status.map(|s| s.current_healthy).unwrap_or(0),
+            desired_healthy: status.map(|s| s.desired_healthy).unwrap_or(0),
+            expected_pods: status.map(|s| s.expected_pods).unwrap_or(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
