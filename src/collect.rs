@@ -61,8 +61,8 @@ use crate::selector::LabelSelector;
 use crate::snapshot::decode;
 use crate::snapshot::{
     ClusterSnapshot, CronJobInfo, DaemonSetInfo, DeploymentInfo, EndpointSliceInfo,
-    InjectorConfigInfo, IstiodInfo, JobInfo, NamespaceInfo, NodeInfo, OwnerRef, PdbInfo, PodInfo,
-    ReplicaSetInfo, Rollout, RolloutInfo, Scope, ServiceInfo, StatefulSetInfo,
+    InjectorConfigInfo, Interner, IstiodInfo, JobInfo, NamespaceInfo, NodeInfo, OwnerRef, PdbInfo,
+    PodInfo, ReplicaSetInfo, Rollout, RolloutInfo, Scope, ServiceInfo, StatefulSetInfo,
     WebhookConfigurationInfo, controller_of,
 };
 
@@ -370,6 +370,9 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
     let istiod_selector =
         ListSelector::labels(LabelSelector::parse("app=istiod").map_err(anyhow::Error::msg)?);
     let cp_scope = ListScope::Namespace(cp.to_string());
+    // What the objects of this read repeat (label maps, owners, proxy
+    // facts, names) is stored once, for every page of every kind.
+    let interner = std::sync::Arc::new(Interner::default());
 
     let (
         namespaces,
@@ -396,7 +399,8 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
             &workload_selector,
             {
                 let cp = cp.to_string();
-                move |page, out| decode::deployments(page, &cp, out)
+                let interner = interner.clone();
+                move |page, out| decode::deployments(page, &cp, &interner, out)
             },
             |(d, _)| &d.namespace
         ),
@@ -404,14 +408,30 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
             api,
             &plan,
             &workload_selector,
-            decode::stateful_sets,
+            decode::sharing(&interner, decode::stateful_sets),
             |s| &s.namespace
         ),
-        list_namespaced::<DaemonSet, _>(api, &plan, &workload_selector, decode::daemon_sets, |d| {
-            &d.namespace
-        }),
-        list_namespaced::<ReplicaSet, _>(api, &plan, &all, decode::replica_sets, |r| &r.namespace),
-        list_namespaced::<Pod, _>(api, &plan, &all, decode::pods, |p| &p.namespace),
+        list_namespaced::<DaemonSet, _>(
+            api,
+            &plan,
+            &workload_selector,
+            decode::sharing(&interner, decode::daemon_sets),
+            |d| &d.namespace
+        ),
+        list_namespaced::<ReplicaSet, _>(
+            api,
+            &plan,
+            &all,
+            decode::sharing(&interner, decode::replica_sets),
+            |r| &r.namespace
+        ),
+        list_namespaced::<Pod, _>(
+            api,
+            &plan,
+            &all,
+            decode::sharing(&interner, decode::pods),
+            |p| &p.namespace
+        ),
         list_namespaced::<Service, _>(
             api,
             &plan,
@@ -590,7 +610,7 @@ async fn list_namespaced<K, T>(
     plan: &ListPlan,
     selector: &ListSelector,
     decode: impl Fn(&[u8], &mut Vec<T>) -> decode::Decoded + Clone + Send + Sync + 'static,
-    namespace: fn(&T) -> &String,
+    namespace: fn(&T) -> &str,
 ) -> anyhow::Result<Vec<T>>
 where
     K: Resource<DynamicType = ()>,
@@ -810,12 +830,12 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            owners,
+            owners: owners.into(),
             phase: "Running".into(),
             ready: true,
             terminating: false,
             created: None,
-            proxy: ProxyFacts::default(),
+            proxy: ProxyFacts::default().into(),
             ambient: Default::default(),
         }
     }

@@ -35,7 +35,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::core::{Selector, SelectorExt};
+use kube::core::{Expression, Selector};
 
 mod owners;
 pub use owners::{
@@ -49,6 +49,8 @@ pub use ambient::{
     AmbientPodFacts, DataPlaneComponent, DataPlaneContainer, DataPlaneFacts, NodeInfo,
 };
 pub mod decode;
+mod shared;
+pub use shared::{Interner, LabelLookup, LabelMap, Shared, SharedStr};
 
 /// Labels or annotations, as Kubernetes stores them.
 pub type Labels = BTreeMap<String, String>;
@@ -179,13 +181,14 @@ impl ClusterSnapshot {
 
 /// A label selector parsed once. `None` inside matches nothing: an absent PDB
 /// selector, an empty Service selector, or one the API server would not accept.
+/// It matches the snapshot's shared [`LabelMap`]s and plain [`Labels`] alike.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct LabelMatcher(Option<Selector>);
+pub struct LabelMatcher(Option<Vec<Expression>>);
 
 impl LabelMatcher {
     /// A matcher that selects every label set (an absent webhook selector).
     pub fn everything() -> Self {
-        LabelMatcher(Some(Selector::default()))
+        LabelMatcher(Some(Vec::new()))
     }
 
     /// A matcher that selects nothing.
@@ -199,12 +202,18 @@ impl LabelMatcher {
         match selector {
             None => absent,
             Some(selector) => match Selector::try_from(selector.clone()) {
-                Ok(parsed) => LabelMatcher(Some(parsed)),
+                Ok(parsed) => LabelMatcher::from_selector(parsed),
                 // The API server validates selectors on write; one that does not
                 // parse here cannot select anything we could reason about.
                 Err(_) => LabelMatcher::nothing(),
             },
         }
+    }
+
+    fn from_selector(selector: Selector) -> Self {
+        let mut expressions: Vec<Expression> = selector.into_iter().collect();
+        expressions.shrink_to_fit();
+        LabelMatcher(Some(expressions))
     }
 
     /// A map selector (Service, Deployment `matchLabels`); empty selects nothing,
@@ -213,31 +222,51 @@ impl LabelMatcher {
         if labels.is_empty() {
             LabelMatcher::nothing()
         } else {
-            LabelMatcher(Some(labels.clone().into_iter().collect()))
+            LabelMatcher(Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| Expression::Equal(k.clone(), v.clone()))
+                    .collect(),
+            ))
         }
     }
 
-    /// Whether `labels` are selected.
-    pub fn matches(&self, labels: &Labels) -> bool {
-        self.0.as_ref().is_some_and(|s| s.matches(labels))
+    /// Whether `labels` are selected (the rules of kube's `Selector`, on
+    /// labels however they are held).
+    pub fn matches(&self, labels: &(impl LabelLookup + ?Sized)) -> bool {
+        let Some(expressions) = &self.0 else {
+            return false;
+        };
+        expressions.iter().all(|e| match e {
+            Expression::In(key, values) => labels.label(key).is_some_and(|v| values.contains(v)),
+            Expression::NotIn(key, values) => labels.label(key).is_none_or(|v| !values.contains(v)),
+            Expression::Exists(key) => labels.label(key).is_some(),
+            Expression::DoesNotExist(key) => labels.label(key).is_none(),
+            Expression::Equal(key, value) => labels.label(key) == Some(value.as_str()),
+            Expression::NotEqual(key, value) => labels.label(key) != Some(value.as_str()),
+        })
+    }
+
+    fn selector(&self) -> Option<Selector> {
+        self.0.as_ref().map(|e| e.iter().cloned().collect())
     }
 
     /// The selector as a `LabelSelector`'s JSON (`None` for one that
     /// selects nothing).
     pub fn to_json(&self) -> Option<serde_json::Value> {
-        let selector: LabelSelector = self.0.clone()?.into();
+        let selector: LabelSelector = self.selector()?.into();
         serde_json::to_value(selector).ok()
     }
 
     /// Whether this selects every label set.
     pub fn selects_everything(&self) -> bool {
-        self.0.as_ref().is_some_and(Selector::selects_all)
+        self.0.as_ref().is_some_and(Vec::is_empty)
     }
 }
 
 impl std::fmt::Display for LabelMatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
+        match self.selector() {
             None => f.write_str("<nothing>"),
             Some(s) if s.selects_all() => f.write_str("<everything>"),
             Some(s) => write!(f, "{s}"),
@@ -246,7 +275,7 @@ impl std::fmt::Display for LabelMatcher {
 }
 
 /// One ownerReference.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OwnerRef {
     pub kind: String,
     pub api_version: String,
@@ -321,7 +350,7 @@ impl From<&Namespace> for NamespaceInfo {
 }
 
 /// Where a pod's `istio-proxy` container sits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SidecarPlacement {
     /// A regular container.
     Container,
@@ -334,7 +363,7 @@ pub enum SidecarPlacement {
 }
 
 /// The `istio-proxy` container found in a pod (or template).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SidecarContainer {
     /// The image reference as written (`reg:5000/istio/proxyv2:1.22.3-distroless`,
     /// `...@sha256:...`, or `auto` in a gateway template before injection).
@@ -343,7 +372,7 @@ pub struct SidecarContainer {
 }
 
 /// Proxy facts extracted from a pod at conversion time; `mesh::proxy` interprets them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ProxyFacts {
     /// The `istio-proxy` container, if any.
     pub sidecar: Option<SidecarContainer>,
@@ -508,24 +537,27 @@ fn find_sidecar<C: ContainerFields>(
 /// A Pod, reduced to what grouping, readiness and proxy detection need.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PodInfo {
-    pub namespace: String,
+    /// Shared with the other pods of its namespace.
+    pub namespace: SharedStr,
     pub name: String,
     pub uid: String,
     /// All pod labels (`istio.io/rev`, `sidecar.istio.io/inject`,
     /// `controller-revision-hash`, gateway labels, ...).
-    pub labels: Labels,
-    pub owners: Vec<OwnerRef>,
+    pub labels: LabelMap,
+    /// Shared with the other pods of its owner.
+    pub owners: Shared<Vec<OwnerRef>>,
     /// `status.phase` (`Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`).
-    pub phase: String,
+    pub phase: SharedStr,
     /// The `Ready` condition is `True`.
     pub ready: bool,
     /// `metadata.deletionTimestamp` is set.
     pub terminating: bool,
     pub created: Option<DateTime<Utc>>,
-    pub proxy: ProxyFacts,
+    /// Shared with the pods whose proxy facts are the same.
+    pub proxy: Shared<ProxyFacts>,
     /// Its node, its ambient redirection, and for ztunnel and istio-cni
     /// pods what they run.
-    pub ambient: AmbientPodFacts,
+    pub ambient: Shared<AmbientPodFacts>,
 }
 
 impl From<&Pod> for PodInfo {
@@ -545,14 +577,15 @@ impl From<&Pod> for PodInfo {
             .unwrap_or(false);
         let status = pod.status.as_ref();
         PodInfo {
-            namespace: namespace_of(meta),
+            namespace: namespace_of(meta).into(),
             name: name_of(meta),
             uid: meta.uid.clone().unwrap_or_default(),
-            labels: labels_of(meta),
-            owners: owners_of(meta),
+            labels: labels_of(meta).into(),
+            owners: owners_of(meta).into(),
             phase: status
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_else(|| "Unknown".to_string()),
+                .and_then(|s| s.phase.as_deref())
+                .unwrap_or("Unknown")
+                .into(),
             ready: status
                 .and_then(|s| s.conditions.as_ref())
                 .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
@@ -566,8 +599,9 @@ impl From<&Pod> for PodInfo {
                 containers,
                 init_containers,
                 host_network,
-            ),
-            ambient: AmbientPodFacts::from(pod),
+            )
+            .into(),
+            ambient: AmbientPodFacts::from(pod).into(),
         }
     }
 }
@@ -611,7 +645,7 @@ pub struct ContainerPortInfo {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PodTemplateInfo {
     /// All template labels (matched by webhook objectSelectors and PDB selectors).
-    pub labels: Labels,
+    pub labels: LabelMap,
     /// Only the annotations [`is_kept_template_annotation`] keeps.
     pub annotations: Labels,
     /// Containers' names and images (istiod's `discovery`, a gateway's `istio-proxy: auto`).
@@ -626,7 +660,10 @@ pub struct PodTemplateInfo {
 impl From<&PodTemplateSpec> for PodTemplateInfo {
     fn from(t: &PodTemplateSpec) -> Self {
         let meta = t.metadata.as_ref();
-        let labels = meta.and_then(|m| m.labels.clone()).unwrap_or_default();
+        let labels = meta
+            .and_then(|m| m.labels.as_ref())
+            .map(LabelMap::from)
+            .unwrap_or_default();
         let annotations = meta
             .and_then(|m| m.annotations.as_ref())
             .map(|a| {
@@ -737,7 +774,7 @@ pub struct DeploymentInfo {
     pub name: String,
     pub uid: String,
     /// Object labels (gateway detection: `istio=ingressgateway`).
-    pub labels: Labels,
+    pub labels: LabelMap,
     pub generation: i64,
     pub observed_generation: i64,
     /// `spec.replicas` (default 1).
@@ -774,7 +811,7 @@ impl From<&Deployment> for DeploymentInfo {
             namespace: namespace_of(meta),
             name: name_of(meta),
             uid: meta.uid.clone().unwrap_or_default(),
-            labels: labels_of(meta),
+            labels: labels_of(meta).into(),
             generation: meta.generation.unwrap_or(0),
             observed_generation: status.and_then(|s| s.observed_generation).unwrap_or(0),
             desired: spec.and_then(|s| s.replicas).unwrap_or(1),
@@ -819,7 +856,7 @@ pub struct StatefulSetInfo {
     pub namespace: String,
     pub name: String,
     pub uid: String,
-    pub labels: Labels,
+    pub labels: LabelMap,
     pub generation: i64,
     pub observed_generation: i64,
     /// `spec.replicas` (default 1).
@@ -849,7 +886,7 @@ impl From<&StatefulSet> for StatefulSetInfo {
             namespace: namespace_of(meta),
             name: name_of(meta),
             uid: meta.uid.clone().unwrap_or_default(),
-            labels: labels_of(meta),
+            labels: labels_of(meta).into(),
             generation: meta.generation.unwrap_or(0),
             observed_generation: status.and_then(|s| s.observed_generation).unwrap_or(0),
             desired: spec.and_then(|s| s.replicas).unwrap_or(1),
@@ -884,7 +921,7 @@ pub struct DaemonSetInfo {
     pub namespace: String,
     pub name: String,
     pub uid: String,
-    pub labels: Labels,
+    pub labels: LabelMap,
     pub generation: i64,
     pub observed_generation: i64,
     /// `status.desiredNumberScheduled`.
@@ -912,7 +949,7 @@ impl From<&DaemonSet> for DaemonSetInfo {
             namespace: namespace_of(meta),
             name: name_of(meta),
             uid: meta.uid.clone().unwrap_or_default(),
-            labels: labels_of(meta),
+            labels: labels_of(meta).into(),
             generation: meta.generation.unwrap_or(0),
             observed_generation: status.and_then(|s| s.observed_generation).unwrap_or(0),
             desired: status.map(|s| s.desired_number_scheduled).unwrap_or(0),
@@ -1336,10 +1373,10 @@ impl IstiodInfo {
     /// Deployment: its namespace and labels.
     pub(crate) fn is_istiod_by(
         namespace: &str,
-        labels: &Labels,
+        labels: &dyn LabelLookup,
         control_plane_namespace: &str,
     ) -> bool {
-        namespace == control_plane_namespace && labels.get("app").is_some_and(|app| app == "istiod")
+        namespace == control_plane_namespace && labels.label("app") == Some("istiod")
     }
 }
 
@@ -1493,7 +1530,7 @@ impl InjectionPolicyConfig {
                     })
                 })
                 .filter_map(|s| Selector::try_from(s).ok())
-                .map(|s| LabelMatcher(Some(s)))
+                .map(LabelMatcher::from_selector)
                 .collect()
         };
         Some(InjectionPolicyConfig {
@@ -1633,7 +1670,7 @@ mod tests {
             serde_json::json!({}),
         );
         assert_eq!(
-            native.proxy.sidecar.map(|s| s.placement),
+            native.proxy.sidecar.as_ref().map(|s| s.placement),
             Some(SidecarPlacement::NativeSidecar)
         );
         // An API server without the SidecarContainers feature drops restartPolicy.

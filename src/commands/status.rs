@@ -170,7 +170,7 @@ async fn verified_status(api: &ApiClient, collected: &Collected) -> StatusReport
     let facts: HashMap<&str, &ProxyFacts> = snapshot
         .pods
         .iter()
-        .map(|p| (p.uid.as_str(), &p.proxy))
+        .map(|p| (p.uid.as_str(), &*p.proxy))
         .collect();
     apply_verdicts(&mut report, &workloads, &probe_of, &answers, |uid| {
         facts.get(uid).copied()

@@ -587,7 +587,7 @@ pub fn should_be_captured(pod: &PodInfo, namespace: Option<&NamespaceInfo>) -> b
     if pod.ambient.data_plane.is_some() {
         return false;
     }
-    let pod_mode = pod.labels.get(DATAPLANE_MODE_LABEL).map(String::as_str);
+    let pod_mode = pod.labels.get(DATAPLANE_MODE_LABEL);
     if pod_mode == Some("ambient") {
         return true;
     }
@@ -634,8 +634,8 @@ pub fn ambient(snapshot: &ClusterSnapshot) -> AmbientStatus {
             continue;
         }
         let namespace = snapshot.namespace(&pod.namespace);
-        let opted_out = namespaces.contains_key(&pod.namespace)
-            && pod.labels.get(DATAPLANE_MODE_LABEL).map(String::as_str) == Some("none");
+        let opted_out = namespaces.contains_key(pod.namespace.as_str())
+            && pod.labels.get(DATAPLANE_MODE_LABEL) == Some("none");
         let capture = if opted_out {
             Capture::OptedOut
         } else if should_be_captured(pod, namespace) {
@@ -648,9 +648,9 @@ pub fn ambient(snapshot: &ClusterSnapshot) -> AmbientStatus {
             continue;
         };
         let entry = namespaces
-            .entry(pod.namespace.clone())
+            .entry(pod.namespace.to_string())
             .or_insert_with(|| AmbientNamespace {
-                name: pod.namespace.clone(),
+                name: pod.namespace.to_string(),
                 ..AmbientNamespace::default()
             });
         entry.pods += 1;
@@ -661,13 +661,13 @@ pub fn ambient(snapshot: &ClusterSnapshot) -> AmbientStatus {
             Capture::OptedOut => entry.opted_out += 1,
         }
         pods.push(AmbientPod {
-            namespace: pod.namespace.clone(),
+            namespace: pod.namespace.to_string(),
             name: pod.name.clone(),
             node: pod.ambient.node.clone(),
             redirection: capture,
             owner: workload_of(snapshot, pod),
             uid: pod.uid.clone(),
-            labels: pod.labels.clone(),
+            labels: pod.labels.to_labels(),
         });
     }
     pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));

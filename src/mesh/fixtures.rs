@@ -8,10 +8,10 @@
 
 use crate::snapshot::{
     ClusterSnapshot, ContainerImage, ContainerPortInfo, DaemonSetInfo, DeploymentInfo, EndpointRef,
-    EndpointSliceInfo, InjectionPolicyConfig, InjectorConfigInfo, IstiodInfo, LabelMatcher, Labels,
-    NamespaceInfo, OwnerRef, PdbInfo, PodInfo, PodTemplateInfo, ProxyFacts, ReplicaSetInfo, Scope,
-    ServiceInfo, ServicePortInfo, SidecarContainer, SidecarPlacement, StatefulSetInfo,
-    WebhookConfigurationInfo, WebhookInfo, WebhookRule, WebhookService,
+    EndpointSliceInfo, InjectionPolicyConfig, InjectorConfigInfo, IstiodInfo, LabelMap,
+    LabelMatcher, Labels, NamespaceInfo, OwnerRef, PdbInfo, PodInfo, PodTemplateInfo, ProxyFacts,
+    ReplicaSetInfo, Scope, ServiceInfo, ServicePortInfo, SidecarContainer, SidecarPlacement,
+    StatefulSetInfo, WebhookConfigurationInfo, WebhookInfo, WebhookRule, WebhookService,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use kube::core::{Expression, Selector};
@@ -219,13 +219,13 @@ impl PodFixture {
             namespace: namespace.into(),
             name: name.into(),
             uid: format!("uid-pod-{namespace}-{name}"),
-            labels: Labels::new(),
-            owners: Vec::new(),
+            labels: LabelMap::new(),
+            owners: Vec::new().into(),
             phase: "Running".into(),
             ready: true,
             terminating: false,
             created: None,
-            proxy: ProxyFacts::default(),
+            proxy: ProxyFacts::default().into(),
             ambient: Default::default(),
         })
     }
@@ -233,12 +233,14 @@ impl PodFixture {
         self.0.labels.insert(key.into(), value.into());
         self
     }
-    pub fn labels(mut self, pairs: &Labels) -> Self {
-        self.0.labels.extend(pairs.clone());
+    pub fn labels(mut self, pairs: &LabelMap) -> Self {
+        self.0
+            .labels
+            .extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         self
     }
     pub fn proxy(mut self, revision: &str, image: &str) -> Self {
-        self.0.proxy = ProxyFacts {
+        *self.0.proxy = ProxyFacts {
             sidecar: Some(SidecarContainer {
                 image: image.into(),
                 placement: SidecarPlacement::Container,
@@ -276,7 +278,7 @@ impl PodFixture {
         self
     }
     pub fn spec(mut self, spec: &ProxySpec) -> Self {
-        self.0.proxy = spec.facts();
+        *self.0.proxy = spec.facts();
         self
     }
     pub fn owner(mut self, kind: &str, name: &str, uid: &str) -> Self {
@@ -448,7 +450,7 @@ impl WorkloadFixture {
 
     fn template(&self) -> PodTemplateInfo {
         PodTemplateInfo {
-            labels: self.template_labels.clone(),
+            labels: self.template_labels.clone().into(),
             annotations: self.template_annotations.clone(),
             containers: self.template_containers.clone(),
             sidecar: None,
@@ -496,7 +498,7 @@ impl WorkloadFixture {
                     namespace: self.namespace.clone(),
                     name: self.name.clone(),
                     uid: uid.clone(),
-                    labels: self.object_labels.clone(),
+                    labels: self.object_labels.clone().into(),
                     generation,
                     observed_generation: observed,
                     desired: self.replicas,
@@ -520,7 +522,7 @@ impl WorkloadFixture {
                     namespace: self.namespace.clone(),
                     name: self.name.clone(),
                     uid: uid.clone(),
-                    labels: self.object_labels.clone(),
+                    labels: self.object_labels.clone().into(),
                     generation,
                     observed_generation: observed,
                     desired: self.replicas,
@@ -548,7 +550,7 @@ impl WorkloadFixture {
                     namespace: self.namespace.clone(),
                     name: self.name.clone(),
                     uid: uid.clone(),
-                    labels: self.object_labels.clone(),
+                    labels: self.object_labels.clone().into(),
                     generation,
                     observed_generation: observed,
                     desired: self.replicas,
@@ -576,7 +578,7 @@ impl WorkloadFixture {
                 _ => format!("{pod_owner_name}-p{i}"),
             };
             let mut pod = PodFixture::new(&self.namespace, &pod_name)
-                .labels(&self.template_labels)
+                .labels(&LabelMap::from(&self.template_labels))
                 .spec(spec)
                 .owner(pod_owner_kind, &pod_owner_name, &pod_owner_uid);
             if let ProxySpec::Istio { revision, .. } = spec {

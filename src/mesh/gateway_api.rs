@@ -32,8 +32,8 @@ use crate::mesh::control_plane::{ControlPlane, REV_LABEL};
 use crate::mesh::proxy::{image_version, same_version};
 use crate::snapshot::gateway_api::{ConditionInfo, GatewayInfo};
 use crate::snapshot::{
-    ClusterSnapshot, DeploymentInfo, Labels, NamespaceInfo, PROXY_IMAGE_ANNOTATION, PodInfo,
-    ServiceInfo, TEMPLATE_REVISION_ANNOTATION,
+    ClusterSnapshot, DeploymentInfo, LabelLookup, Labels, NamespaceInfo, PROXY_IMAGE_ANNOTATION,
+    PodInfo, ServiceInfo, TEMPLATE_REVISION_ANNOTATION,
 };
 
 /// The label istiod puts on everything it renders for a Gateway, and the
@@ -413,7 +413,8 @@ pub fn assess(
         .and_then(image_version)
         .or_else(|| revision.and_then(|r| r.proxy_version.clone()));
     let rendered_name = rendered_name(info, kind);
-    let owned = |labels: &Labels| labels.get(GATEWAY_NAME_LABEL) == Some(&info.name);
+    let owned =
+        |labels: &dyn LabelLookup| labels.label(GATEWAY_NAME_LABEL) == Some(info.name.as_str());
     let deployment = snapshot
         .deployments
         .iter()

@@ -69,8 +69,8 @@ impl Gateway {
         Gateway {
             namespace: w.namespace.clone(),
             name: w.name.clone(),
-            istio_label: w.template.labels.get("istio").cloned(),
-            template_labels: w.template.labels.clone(),
+            istio_label: w.template.labels.get("istio").map(str::to_string),
+            template_labels: w.template.labels.to_labels(),
             revision: w.expected_revision().map(str::to_string).or_else(|| {
                 w.proxies
                     .iter()
@@ -289,8 +289,14 @@ pub fn selector_text(selector: &Labels) -> String {
 
 /// Whether `labels` carry every entry of `selector` (an empty selector
 /// selects nothing, as for a Service).
-pub fn selector_matches(selector: &Labels, labels: &Labels) -> bool {
-    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+pub fn selector_matches(
+    selector: &Labels,
+    labels: &(impl crate::snapshot::LabelLookup + ?Sized),
+) -> bool {
+    !selector.is_empty()
+        && selector
+            .iter()
+            .all(|(k, v)| labels.label(k) == Some(v.as_str()))
 }
 
 /// What a check before a cut-over looks at.

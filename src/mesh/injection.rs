@@ -22,7 +22,7 @@
 use std::fmt;
 
 use crate::mesh::control_plane::{ControlPlane, WebhookTarget};
-use crate::snapshot::{InjectionPolicyConfig, Labels, NamespaceInfo};
+use crate::snapshot::{InjectionPolicyConfig, LabelLookup, Labels, NamespaceInfo};
 
 pub mod policy;
 
@@ -130,7 +130,7 @@ impl fmt::Display for NotInjectedReason {
 /// `sidecar.istio.io/inject` annotation.
 pub fn expected_revision(
     namespace: &NamespaceInfo,
-    labels: &Labels,
+    labels: &dyn LabelLookup,
     annotations: &Labels,
     control_plane: &ControlPlane,
 ) -> InjectionOutcome {
@@ -218,9 +218,9 @@ pub fn conflicting_injection_labels(
 }
 
 /// Whether the namespace or the pod's labels enrol it in ambient mode.
-fn is_ambient(namespace: &NamespaceInfo, labels: &Labels) -> bool {
-    let ambient = |l: &Labels| l.get(DATAPLANE_MODE_LABEL).map(String::as_str) == Some("ambient");
-    labels.get(DATAPLANE_MODE_LABEL).map(String::as_str) != Some("none")
+fn is_ambient(namespace: &NamespaceInfo, labels: &dyn LabelLookup) -> bool {
+    let ambient = |l: &dyn LabelLookup| l.label(DATAPLANE_MODE_LABEL) == Some("ambient");
+    labels.label(DATAPLANE_MODE_LABEL) != Some("none")
         && (ambient(&namespace.labels) || ambient(labels))
 }
 
@@ -245,7 +245,7 @@ enum Answer<'a> {
 
 fn first_answer<'a>(
     namespace: &NamespaceInfo,
-    labels: &Labels,
+    labels: &dyn LabelLookup,
     control_plane: &'a ControlPlane,
 ) -> Option<Answer<'a>> {
     let mut skipped: Option<String> = None;
@@ -299,10 +299,24 @@ fn first_answer<'a>(
     skipped.map(|revision| Answer::SkippedUnavailable { revision })
 }
 
+/// Labels without one key (what a pod's labels would be without its opt-out).
+#[derive(Debug)]
+struct Without<'a>(&'a dyn LabelLookup, &'a str);
+
+impl LabelLookup for Without<'_> {
+    fn label(&self, key: &str) -> Option<&str> {
+        if key == self.1 {
+            None
+        } else {
+            self.0.label(key)
+        }
+    }
+}
+
 /// Why nothing matched, in the terms a person labelled things with.
 fn no_match_reason(
     namespace: &NamespaceInfo,
-    labels: &Labels,
+    labels: &dyn LabelLookup,
     control_plane: &ControlPlane,
 ) -> NotInjectedReason {
     // The webhooks do not look at ambient mode: a namespace labelled both
@@ -311,9 +325,8 @@ fn no_match_reason(
     if is_ambient(namespace, labels) {
         return NotInjectedReason::Ambient;
     }
-    if labels.get(INJECT_LABEL).map(String::as_str) == Some("false") {
-        let mut without = labels.clone();
-        without.remove(INJECT_LABEL);
+    if labels.label(INJECT_LABEL) == Some("false") {
+        let without = Without(labels, INJECT_LABEL);
         if first_answer(namespace, &without, control_plane).is_some() {
             return NotInjectedReason::OptedOut;
         }
@@ -330,13 +343,14 @@ fn no_match_reason(
     if let Some(selected) = namespace
         .labels
         .get(REV_LABEL)
-        .or_else(|| labels.get(REV_LABEL))
+        .map(String::as_str)
+        .or_else(|| labels.label(REV_LABEL))
     {
         return NotInjectedReason::MissingRevision {
-            selected: selected.clone(),
+            selected: selected.to_string(),
         };
     }
-    if labels.get(INJECT_LABEL).map(String::as_str) == Some("true") {
+    if labels.label(INJECT_LABEL) == Some("true") {
         return NotInjectedReason::MissingRevision {
             selected: "default".to_string(),
         };

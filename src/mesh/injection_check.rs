@@ -106,7 +106,7 @@ pub fn probe_pod(namespace: &str, workload: &str, template: &PodTemplateInfo) ->
         metadata: ObjectMeta {
             name: Some(probe_name(workload)),
             namespace: Some(namespace.to_string()),
-            labels: Some(template.labels.clone()),
+            labels: Some(template.labels.to_labels()),
             annotations: (!annotations.is_empty()).then_some(annotations),
             ..ObjectMeta::default()
         },

@@ -112,10 +112,7 @@ fn a_workload_ref_rollout_runs_the_deployments_template_which_is_never_restarted
     };
     let c = classified(fixture());
     let rollout = workload(&c, WorkloadKind::Rollout, "api");
-    assert_eq!(
-        rollout.template.labels.get("tier").map(String::as_str),
-        Some("backend")
-    );
+    assert_eq!(rollout.template.labels.get("tier"), Some("backend"));
     assert_eq!(rollout.state, WorkloadState::Stale);
     let deployment = workload(&c, WorkloadKind::Deployment, "api");
     assert_eq!(deployment.template_of.as_deref(), Some("api"));

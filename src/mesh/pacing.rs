@@ -20,7 +20,7 @@
 
 use serde::Serialize;
 
-use crate::snapshot::{Labels, PdbInfo};
+use crate::snapshot::PdbInfo;
 
 /// A PodDisruptionBudget a restart spends from.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -32,7 +32,11 @@ pub struct Budget {
 }
 
 /// The budgets of `namespace` whose selector matches a pod with `labels`.
-pub fn covering_budgets(pdbs: &[PdbInfo], namespace: &str, labels: &Labels) -> Vec<Budget> {
+pub fn covering_budgets(
+    pdbs: &[PdbInfo],
+    namespace: &str,
+    labels: &(impl crate::snapshot::LabelLookup + ?Sized),
+) -> Vec<Budget> {
     let mut budgets: Vec<Budget> = pdbs
         .iter()
         .filter(|p| p.namespace == namespace && p.selector.matches(labels))
@@ -109,6 +113,7 @@ impl Pacing {
 mod tests {
     use super::*;
     use crate::snapshot::LabelMatcher;
+    use crate::snapshot::Labels;
 
     fn pdb(namespace: &str, name: &str, app: &str, allowed: i32) -> PdbInfo {
         PdbInfo {

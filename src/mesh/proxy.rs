@@ -280,7 +280,7 @@ pub fn pod_proxy(pod: &PodInfo) -> Option<RunningProxy> {
         .proxy
         .status_revision
         .clone()
-        .or_else(|| pod.labels.get(REV_LABEL).cloned())
+        .or_else(|| pod.labels.get(REV_LABEL).map(str::to_string))
         .filter(|r| !r.is_empty());
     Some(RunningProxy {
         image: sidecar.image.clone(),

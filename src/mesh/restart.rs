@@ -680,7 +680,7 @@ fn not_picked_note(w: &Workload) -> String {
             .template
             .labels
             .get(crate::mesh::gateway_api::GATEWAY_NAME_LABEL)
-            .map_or("?", String::as_str);
+            .unwrap_or("?");
         return format!(
             "istiod renders it for Gateway {gateway}, with its revision's proxy in the template: a restart changes nothing; move the Gateway with `kubectl mesh-upgrade gateway-switch -n {} --gateway {gateway} --to <revision>`",
             w.namespace

@@ -35,7 +35,7 @@ use crate::mesh::injection::{
 };
 use crate::mesh::proxy::{RunningProxy, is_custom_image, is_skewed, pod_proxy, same_version};
 use crate::snapshot::{
-    ClusterSnapshot, Labels, NamespaceInfo, PROXY_IMAGE_ANNOTATION, PdbInfo, PodInfo,
+    ClusterSnapshot, LabelLookup, Labels, NamespaceInfo, PROXY_IMAGE_ANNOTATION, PdbInfo, PodInfo,
     PodTemplateInfo, controller_of,
 };
 
@@ -491,12 +491,14 @@ pub struct Classification {
 /// Labels and annotations marking an Istio gateway: the `istio` label, the
 /// `gateway` injection template, or istiod's label on what it renders for a
 /// Gateway API `Gateway` (`gateway.istio.io/managed`).
-pub fn is_gateway(object_labels: &Labels, template: &PodTemplateInfo) -> bool {
-    let gateway_label = |l: &Labels| {
-        l.get("istio")
+pub fn is_gateway(object_labels: &dyn LabelLookup, template: &PodTemplateInfo) -> bool {
+    let gateway_label = |l: &dyn LabelLookup| {
+        l.label("istio")
             .is_some_and(|v| v == "ingressgateway" || v == "egressgateway")
     };
-    object_labels.contains_key(crate::mesh::gateway_api::MANAGED_LABEL)
+    object_labels
+        .label(crate::mesh::gateway_api::MANAGED_LABEL)
+        .is_some()
         || gateway_label(object_labels)
         || gateway_label(&template.labels)
         || template
@@ -547,7 +549,7 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
     for d in &snapshot.deployments {
         // istiod is the control plane, shown as revisions, not a workload to restart.
         let is_istiod = d.namespace == snapshot.control_plane_namespace
-            && d.labels.get("app").map(String::as_str) == Some("istiod");
+            && d.labels.get("app") == Some("istiod");
         if is_istiod {
             continue;
         }
@@ -975,7 +977,7 @@ struct Shape<'a> {
     uid: &'a str,
     desired: i32,
     ready: i32,
-    object_labels: &'a Labels,
+    object_labels: &'a dyn LabelLookup,
     template: &'a PodTemplateInfo,
     update_strategy: &'a str,
     paused: bool,
@@ -1390,7 +1392,7 @@ fn classify_unreachable(
         ),
     };
     Some(UnreachablePod {
-        namespace: pod.namespace.clone(),
+        namespace: pod.namespace.to_string(),
         name: pod.name.clone(),
         remedy: reason.remedy(),
         reason,

@@ -856,12 +856,12 @@ pub fn newcomers(pods_on_node: &[PodInfo], step: &NodeStep) -> Vec<PlannedEvicti
         .filter_map(|p| {
             let owner = crate::snapshot::controller_of(&p.owners)?;
             (owner.kind != "DaemonSet").then(|| PlannedEviction {
-                namespace: p.namespace.clone(),
+                namespace: p.namespace.to_string(),
                 pod: p.name.clone(),
                 workload: Some(format!("{}/{}", owner.kind, owner.name)),
                 budget: None,
                 risk: None,
-                labels: p.labels.clone(),
+                labels: p.labels.to_labels(),
                 write: Write::evict(
                     ObjectRef::namespaced(ObjectKind::Pod, &p.namespace, &p.name),
                     &p.uid,
@@ -935,7 +935,7 @@ pub fn replacement_ready(
 
 /// Whether the budget of a refused eviction allows one now: the budget
 /// selecting the pod (by `labels`) has a disruption to spend.
-pub fn budget_allows(budgets: &[PdbInfo], labels: &crate::snapshot::Labels) -> Wait<()> {
+pub fn budget_allows(budgets: &[PdbInfo], labels: &dyn crate::snapshot::LabelLookup) -> Wait<()> {
     let selecting: Vec<&PdbInfo> = budgets
         .iter()
         .filter(|b| b.selector.matches(labels))

@@ -570,7 +570,10 @@ pub async fn verify(api: &ApiClient, plan: &RestartPlan, results: &mut [Workload
         .list_pages::<Pod, _>(
             &scope,
             &ListSelector::everything(),
-            crate::snapshot::decode::pods,
+            crate::snapshot::decode::sharing(
+                &std::sync::Arc::new(crate::snapshot::Interner::default()),
+                crate::snapshot::decode::pods,
+            ),
         )
         .await
     {

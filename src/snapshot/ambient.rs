@@ -12,7 +12,7 @@
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Container, Node, Pod};
 
-use super::{Labels, labels_of, name_of};
+use super::{LabelLookup, Labels, labels_of, name_of};
 
 /// The annotation Istio's CNI agent writes on the pods it captured
 /// (`enabled`) or set up without a ztunnel to take them yet (`pending`).
@@ -37,10 +37,10 @@ pub enum DataPlaneComponent {
 
 impl DataPlaneComponent {
     /// The component whose pods carry `labels`, if any.
-    pub fn of_labels(labels: &Labels) -> Option<Self> {
-        if labels.get("app").map(String::as_str) == Some("ztunnel") {
+    pub fn of_labels(labels: &dyn LabelLookup) -> Option<Self> {
+        if labels.label("app") == Some("ztunnel") {
             Some(DataPlaneComponent::Ztunnel)
-        } else if labels.get("k8s-app").map(String::as_str) == Some("istio-cni-node") {
+        } else if labels.label("k8s-app") == Some("istio-cni-node") {
             Some(DataPlaneComponent::IstioCni)
         } else {
             None
@@ -65,7 +65,7 @@ impl DataPlaneComponent {
 }
 
 /// What a ztunnel or istio-cni DaemonSet (its template) or pod runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DataPlaneFacts {
     pub component: DataPlaneComponent,
     /// The image of [`DataPlaneComponent::container`].
@@ -107,7 +107,7 @@ impl DataPlaneFacts {
     /// The facts of a ztunnel or istio-cni pod or template, from its labels,
     /// its `istio.io/rev` and its containers; `None` for any other.
     pub fn from_parts(
-        labels: &Labels,
+        labels: &dyn LabelLookup,
         revision: Option<String>,
         containers: &[DataPlaneContainer<'_>],
     ) -> Option<Box<Self>> {
@@ -172,7 +172,7 @@ impl DataPlaneFacts {
 }
 
 /// Where a pod runs and what ambient mode says of it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct AmbientPodFacts {
     /// `spec.nodeName` (`None` while unscheduled).
     pub node: Option<String>,

@@ -37,10 +37,10 @@ use super::ambient::REDIRECTION_ANNOTATION;
 use super::{
     AmbientPodFacts, ContainerFields, ContainerImage, ContainerPortInfo, DaemonSetInfo,
     DataPlaneContainer, DataPlaneFacts, DeploymentInfo, HELM_RELEASE_ANNOTATIONS, INJECT_KEY,
-    IstiodInfo, LabelMatcher, Labels, OwnerRef, PROXY_IMAGE_ANNOTATION,
+    Interner, IstiodInfo, LabelMap, LabelMatcher, Labels, OwnerRef, PROXY_IMAGE_ANNOTATION,
     PROXY_IMAGE_TYPE_ANNOTATION, PdbInfo, PodInfo, PodTemplateInfo, ProxyFacts, ReplicaSetInfo,
-    SIDECAR_STATUS_ANNOTATION, StatefulSetInfo, controller_of, find_sidecar, helm_release_from,
-    int_or_string, is_kept_template_annotation, to_chrono,
+    SIDECAR_STATUS_ANNOTATION, SharedStr, StatefulSetInfo, controller_of, find_sidecar,
+    helm_release_from, int_or_string, is_kept_template_annotation, to_chrono,
 };
 
 /// The annotation (pods, the ztunnel DaemonSet) or label (the istio-cni
@@ -51,16 +51,14 @@ const REV_KEY: &str = "istio.io/rev";
 /// onto the list the caller passes.
 pub type Decoded = Result<(), serde_json::Error>;
 
-/// The pods of a page.
-pub fn pods(page: &[u8], out: &mut Vec<PodInfo>) -> Decoded {
-    each_item(page, |pod: LeanPod| out.push(PodInfo::from(pod)))
+/// The pods of a page; what pods share comes from `interner`.
+pub fn pods(page: &[u8], interner: &Interner, out: &mut Vec<PodInfo>) -> Decoded {
+    each_item(page, |pod: LeanPod| out.push(pod.info(interner)))
 }
 
 /// The ReplicaSets of a page.
-pub fn replica_sets(page: &[u8], out: &mut Vec<ReplicaSetInfo>) -> Decoded {
-    each_item(page, |rs: LeanReplicaSet| {
-        out.push(ReplicaSetInfo::from(rs))
-    })
+pub fn replica_sets(page: &[u8], interner: &Interner, out: &mut Vec<ReplicaSetInfo>) -> Decoded {
+    each_item(page, |rs: LeanReplicaSet| out.push(rs.info(interner)))
 }
 
 /// The Deployments of a page, each with istiod's facts when it is an istiod
@@ -68,35 +66,45 @@ pub fn replica_sets(page: &[u8], out: &mut Vec<ReplicaSetInfo>) -> Decoded {
 pub fn deployments(
     page: &[u8],
     control_plane_namespace: &str,
+    interner: &Interner,
     out: &mut Vec<(DeploymentInfo, Option<IstiodInfo>)>,
 ) -> Decoded {
     each_item(page, |d: LeanDeployment| {
-        out.push(d.facts(control_plane_namespace))
+        out.push(d.facts(control_plane_namespace, interner))
     })
 }
 
 /// The istiod Deployments of `control_plane_namespace` in a page.
 pub fn istiods(page: &[u8], control_plane_namespace: &str, out: &mut Vec<IstiodInfo>) -> Decoded {
+    let interner = Interner::default();
     each_item(page, |d: LeanDeployment| {
-        out.extend(d.facts(control_plane_namespace).1)
+        out.extend(d.facts(control_plane_namespace, &interner).1)
     })
 }
 
 /// The StatefulSets of a page.
-pub fn stateful_sets(page: &[u8], out: &mut Vec<StatefulSetInfo>) -> Decoded {
-    each_item(page, |s: LeanStatefulSet| {
-        out.push(StatefulSetInfo::from(s))
-    })
+pub fn stateful_sets(page: &[u8], interner: &Interner, out: &mut Vec<StatefulSetInfo>) -> Decoded {
+    each_item(page, |s: LeanStatefulSet| out.push(s.info(interner)))
 }
 
 /// The DaemonSets of a page.
-pub fn daemon_sets(page: &[u8], out: &mut Vec<DaemonSetInfo>) -> Decoded {
-    each_item(page, |d: LeanDaemonSet| out.push(DaemonSetInfo::from(d)))
+pub fn daemon_sets(page: &[u8], interner: &Interner, out: &mut Vec<DaemonSetInfo>) -> Decoded {
+    each_item(page, |d: LeanDaemonSet| out.push(d.info(interner)))
 }
 
 /// The PodDisruptionBudgets of a page.
 pub fn pod_disruption_budgets(page: &[u8], out: &mut Vec<PdbInfo>) -> Decoded {
     each_item(page, |p: LeanPdb| out.push(PdbInfo::from(p)))
+}
+
+/// A page decoder of the kinds above with `interner` bound, as the paging
+/// loop takes one: every page of a read shares one interner.
+pub fn sharing<T: 'static>(
+    interner: &std::sync::Arc<Interner>,
+    decode: fn(&[u8], &Interner, &mut Vec<T>) -> Decoded,
+) -> impl Fn(&[u8], &mut Vec<T>) -> Decoded + Clone + Send + Sync + 'static {
+    let interner = interner.clone();
+    move |page, out| decode(page, &interner, out)
 }
 
 /// A decoder for a kind without a lean one: each item decoded as the
@@ -178,7 +186,7 @@ fn each_item<'a, T: Deserialize<'a>>(page: &'a [u8], f: impl FnMut(T)) -> Decode
 
 /// A string borrowed from the page when it has no escapes, owned otherwise
 /// (serde borrows a plain `Cow` field, but not one inside `Option` or a map).
-#[derive(Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 struct Str<'a>(Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
@@ -206,6 +214,44 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
 impl Str<'_> {
     fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl AsRef<str> for Str<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A label map as read from the page: its entries borrowed, in page order,
+/// until [`Interner::labels`] finds or makes the shared map.
+#[derive(Clone, Default)]
+struct LabelEntries<'a>(Vec<(Str<'a>, Str<'a>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for LabelEntries<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de> Visitor<'de> for EntriesVisitor<'de> {
+            type Value = LabelEntries<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) = map.next_entry::<Str<'de>, Str<'de>>()? {
+                    entries.push(entry);
+                }
+                Ok(LabelEntries(entries))
+            }
+        }
+        deserializer.deserialize_map(EntriesVisitor(PhantomData))
+    }
+}
+
+impl LabelEntries<'_> {
+    /// The shared map of these entries.
+    fn intern(mut self, interner: &Interner) -> LabelMap {
+        interner.labels(&mut self.0)
     }
 }
 
@@ -312,12 +358,12 @@ impl KeepKeys for ReplicaSetAnnotations {
 struct Meta<'a, F> {
     #[serde(default)]
     name: Option<String>,
-    #[serde(default)]
-    namespace: Option<String>,
+    #[serde(default, borrow)]
+    namespace: Option<Str<'a>>,
     #[serde(default)]
     uid: Option<String>,
-    #[serde(default)]
-    labels: Option<Labels>,
+    #[serde(default, borrow)]
+    labels: Option<LabelEntries<'a>>,
     #[serde(default = "Option::default")]
     annotations: Option<Kept<F>>,
     #[serde(default)]
@@ -351,13 +397,22 @@ impl<F> Meta<'_, F> {
         self.name.take().unwrap_or_default()
     }
     fn namespace(&mut self) -> String {
-        self.namespace.take().unwrap_or_default()
+        self.namespace
+            .take()
+            .map(|n| n.0.into_owned())
+            .unwrap_or_default()
+    }
+    fn shared_namespace(&self, interner: &Interner) -> SharedStr {
+        interner.str(self.namespace.as_ref().map_or("", Str::as_str))
     }
     fn uid(&mut self) -> String {
         self.uid.take().unwrap_or_default()
     }
-    fn labels(&mut self) -> Labels {
-        self.labels.take().unwrap_or_default()
+    fn labels(&mut self, interner: &Interner) -> LabelMap {
+        self.labels
+            .take()
+            .map(|l| l.intern(interner))
+            .unwrap_or_default()
     }
     fn owners(&mut self) -> Vec<OwnerRef> {
         // Collected in place, the list would keep the decoded one's spare
@@ -523,14 +578,14 @@ struct PodSpec<'a> {
     init_containers: Option<Vec<PodContainer<'a>>>,
     #[serde(default)]
     host_network: Option<bool>,
-    #[serde(default)]
-    node_name: Option<String>,
+    #[serde(default, borrow)]
+    node_name: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
 struct PodStatus<'a> {
-    #[serde(default)]
-    phase: Option<String>,
+    #[serde(default, borrow)]
+    phase: Option<Str<'a>>,
     #[serde(default, borrow)]
     conditions: Option<Vec<Condition<'a>>>,
 }
@@ -546,10 +601,10 @@ struct Condition<'a> {
     reason: Option<Str<'a>>,
 }
 
-impl From<LeanPod<'_>> for PodInfo {
-    fn from(pod: LeanPod<'_>) -> Self {
-        let mut meta = pod.metadata.unwrap_or_default();
-        let spec = pod.spec;
+impl LeanPod<'_> {
+    fn info(self, interner: &Interner) -> PodInfo {
+        let mut meta = self.metadata.unwrap_or_default();
+        let spec = self.spec;
         let (containers, init_containers) = match &spec {
             Some(spec) => (
                 spec.containers.as_deref().unwrap_or_default(),
@@ -558,14 +613,15 @@ impl From<LeanPod<'_>> for PodInfo {
             None => (&[][..], &[][..]),
         };
         let host_network = spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
-        let status = pod.status;
+        let status = self.status;
         let annotations = meta.annotations();
-        let labels = meta.labels();
+        let labels = meta.labels(interner);
         let ambient = AmbientPodFacts {
             node: spec
                 .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .filter(|n| !n.is_empty()),
+                .and_then(|s| s.node_name.as_ref())
+                .filter(|n| !n.as_str().is_empty())
+                .map(|n| n.as_str().to_string()),
             redirection: annotations
                 .as_ref()
                 .and_then(|a| a.get(REDIRECTION_ANNOTATION))
@@ -576,23 +632,26 @@ impl From<LeanPod<'_>> for PodInfo {
                 let revision = annotations
                     .as_ref()
                     .and_then(|a| a.get(REV_KEY))
+                    .map(String::as_str)
                     .or_else(|| labels.get(REV_KEY))
-                    .cloned();
+                    .map(str::to_string);
                 let containers: Vec<DataPlaneContainer> =
                     containers.iter().map(PodContainer::data_plane).collect();
                 DataPlaneFacts::from_parts(&labels, revision, &containers)
             }),
         };
         PodInfo {
-            namespace: meta.namespace(),
+            namespace: meta.shared_namespace(interner),
             name: meta.name(),
             uid: meta.uid(),
             labels,
-            owners: meta.owners(),
-            phase: status
-                .as_ref()
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_else(|| "Unknown".to_string()),
+            owners: interner.shared(meta.owners()),
+            phase: interner.str(
+                status
+                    .as_ref()
+                    .and_then(|s| s.phase.as_ref())
+                    .map_or("Unknown", Str::as_str),
+            ),
             ready: status
                 .as_ref()
                 .and_then(|s| s.conditions.as_ref())
@@ -606,13 +665,13 @@ impl From<LeanPod<'_>> for PodInfo {
                 .as_ref()
                 .and_then(|t| t.as_str().parse::<k8s_openapi::jiff::Timestamp>().ok())
                 .and_then(|t| to_chrono(&t)),
-            proxy: ProxyFacts::extract(
+            proxy: interner.shared(ProxyFacts::extract(
                 annotations.as_ref(),
                 containers,
                 init_containers,
                 host_network,
-            ),
-            ambient,
+            )),
+            ambient: interner.shared(ambient),
         }
     }
 }
@@ -681,16 +740,16 @@ impl ContainerFields for TemplateContainer<'_> {
 
 #[derive(Deserialize, Default)]
 struct Template<'a> {
-    #[serde(default)]
-    metadata: Option<TemplateMeta>,
+    #[serde(default, borrow)]
+    metadata: Option<TemplateMeta<'a>>,
     #[serde(default, borrow)]
     spec: Option<TemplateSpec<'a>>,
 }
 
 #[derive(Deserialize, Default)]
-struct TemplateMeta {
-    #[serde(default)]
-    labels: Option<Labels>,
+struct TemplateMeta<'a> {
+    #[serde(default, borrow)]
+    labels: Option<LabelEntries<'a>>,
     #[serde(default = "Option::default")]
     annotations: Option<Kept<TemplateAnnotations>>,
 }
@@ -714,14 +773,15 @@ impl Template<'_> {
             .unwrap_or_default()
     }
 
-    fn labels(&self) -> Labels {
+    fn labels(&self, interner: &Interner) -> LabelMap {
         self.metadata
             .as_ref()
             .and_then(|m| m.labels.clone())
+            .map(|l| l.intern(interner))
             .unwrap_or_default()
     }
 
-    fn info(&self) -> PodTemplateInfo {
+    fn info(&self, interner: &Interner) -> PodTemplateInfo {
         let containers = self.containers();
         let init_containers = self
             .spec
@@ -729,7 +789,7 @@ impl Template<'_> {
             .and_then(|s| s.init_containers.as_deref())
             .unwrap_or_default();
         PodTemplateInfo {
-            labels: self.labels(),
+            labels: self.labels(interner),
             annotations: self
                 .metadata
                 .as_ref()
@@ -802,12 +862,12 @@ struct ReplicaSetStatus {
     available_replicas: Option<i32>,
 }
 
-impl From<LeanReplicaSet<'_>> for ReplicaSetInfo {
-    fn from(rs: LeanReplicaSet<'_>) -> Self {
-        let mut meta = rs.metadata.unwrap_or_default();
+impl LeanReplicaSet<'_> {
+    fn info(self, interner: &Interner) -> ReplicaSetInfo {
+        let mut meta = self.metadata.unwrap_or_default();
         let owners = meta.owners();
-        let spec = rs.spec.as_ref();
-        let status = rs.status.as_ref();
+        let spec = self.spec.as_ref();
+        let status = self.status.as_ref();
         ReplicaSetInfo {
             namespace: meta.namespace(),
             name: meta.name(),
@@ -820,7 +880,8 @@ impl From<LeanReplicaSet<'_>> for ReplicaSetInfo {
                 .annotations()
                 .and_then(|mut a| a.remove(DEPLOYMENT_REVISION_ANNOTATION)),
             template: if controller_of(&owners).is_none_or(|o| o.kind == "Rollout") {
-                spec.and_then(|s| s.template.as_ref()).map(Template::info)
+                spec.and_then(|s| s.template.as_ref())
+                    .map(|t| t.info(interner))
             } else {
                 None
             },
@@ -892,13 +953,17 @@ struct DeploymentStatus<'a> {
 }
 
 impl LeanDeployment<'_> {
-    fn facts(self, control_plane_namespace: &str) -> (DeploymentInfo, Option<IstiodInfo>) {
+    fn facts(
+        self,
+        control_plane_namespace: &str,
+        interner: &Interner,
+    ) -> (DeploymentInfo, Option<IstiodInfo>) {
         let mut meta = self.metadata.unwrap_or_default();
         let spec = self.spec.as_ref();
         let status = self.status.as_ref();
         let template = spec.and_then(|s| s.template.as_ref());
         let namespace = meta.namespace();
-        let labels = meta.labels();
+        let labels = meta.labels(interner);
         let generation = meta.generation.unwrap_or(0);
         let observed_generation = status.and_then(|s| s.observed_generation).unwrap_or(0);
         let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
@@ -917,10 +982,12 @@ impl LeanDeployment<'_> {
                     revision: labels
                         .get("istio.io/rev")
                         .filter(|r| !r.is_empty())
-                        .cloned()
-                        .unwrap_or_else(|| "default".to_string()),
-                    labels: labels.clone(),
-                    template_labels: template.map(Template::labels).unwrap_or_default(),
+                        .unwrap_or("default")
+                        .to_string(),
+                    labels: labels.to_labels(),
+                    template_labels: template
+                        .map(|t| t.labels(interner).to_labels())
+                        .unwrap_or_default(),
                     image: container
                         .and_then(|c| c.image.as_ref())
                         .map(|i| i.as_str().to_string())
@@ -984,7 +1051,7 @@ impl LeanDeployment<'_> {
                 },
             ),
             selector: matcher(spec.and_then(|s| s.selector.as_ref())),
-            template: template.map(Template::info).unwrap_or_default(),
+            template: template.map(|t| t.info(interner)).unwrap_or_default(),
         };
         (deployment, istiod)
     }
@@ -1049,17 +1116,17 @@ struct StatefulSetStatus {
     update_revision: Option<String>,
 }
 
-impl From<LeanStatefulSet<'_>> for StatefulSetInfo {
-    fn from(s: LeanStatefulSet<'_>) -> Self {
-        let mut meta = s.metadata.unwrap_or_default();
-        let spec = s.spec.as_ref();
-        let status = s.status;
+impl LeanStatefulSet<'_> {
+    fn info(self, interner: &Interner) -> StatefulSetInfo {
+        let mut meta = self.metadata.unwrap_or_default();
+        let spec = self.spec.as_ref();
+        let status = self.status;
         let strategy = spec.and_then(|s| s.update_strategy.as_ref());
         StatefulSetInfo {
             namespace: meta.namespace(),
             name: meta.name(),
             uid: meta.uid(),
-            labels: meta.labels(),
+            labels: meta.labels(interner),
             generation: meta.generation.unwrap_or(0),
             observed_generation: status
                 .as_ref()
@@ -1092,7 +1159,7 @@ impl From<LeanStatefulSet<'_>> for StatefulSetInfo {
             selector: matcher(spec.and_then(|s| s.selector.as_ref())),
             template: spec
                 .and_then(|s| s.template.as_ref())
-                .map(Template::info)
+                .map(|t| t.info(interner))
                 .unwrap_or_default(),
         }
     }
@@ -1144,12 +1211,12 @@ struct DaemonSetStatus {
     number_unavailable: Option<i32>,
 }
 
-impl From<LeanDaemonSet<'_>> for DaemonSetInfo {
-    fn from(d: LeanDaemonSet<'_>) -> Self {
-        let mut meta = d.metadata.unwrap_or_default();
-        let spec = d.spec.as_ref();
-        let status = d.status.as_ref();
-        let labels = meta.labels();
+impl LeanDaemonSet<'_> {
+    fn info(self, interner: &Interner) -> DaemonSetInfo {
+        let mut meta = self.metadata.unwrap_or_default();
+        let spec = self.spec.as_ref();
+        let status = self.status.as_ref();
+        let labels = meta.labels(interner);
         let annotations = meta.annotations();
         let data_plane = spec.and_then(|s| s.template.as_ref()).and_then(|t| {
             // The template's labels say which component; its revision is the
@@ -1158,15 +1225,16 @@ impl From<LeanDaemonSet<'_>> for DaemonSetInfo {
             let revision = annotations
                 .as_ref()
                 .and_then(|a| a.get(REV_KEY))
+                .map(String::as_str)
                 .or_else(|| labels.get(REV_KEY))
-                .cloned();
+                .map(str::to_string);
             t.spec.as_ref()?;
             let containers: Vec<DataPlaneContainer> = t
                 .containers()
                 .iter()
                 .map(TemplateContainer::data_plane)
                 .collect();
-            DataPlaneFacts::from_parts(&t.labels(), revision, &containers)
+            DataPlaneFacts::from_parts(&t.labels(interner), revision, &containers)
         });
         DaemonSetInfo {
             namespace: meta.namespace(),
@@ -1188,7 +1256,7 @@ impl From<LeanDaemonSet<'_>> for DaemonSetInfo {
             selector: matcher(spec.and_then(|s| s.selector.as_ref())),
             template: spec
                 .and_then(|s| s.template.as_ref())
-                .map(Template::info)
+                .map(|t| t.info(interner))
                 .unwrap_or_default(),
             data_plane,
         }

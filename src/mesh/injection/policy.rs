@@ -21,7 +21,7 @@
 
 use std::fmt;
 
-use crate::snapshot::{INJECT_KEY, InjectionPolicyConfig, Labels};
+use crate::snapshot::{INJECT_KEY, InjectionPolicyConfig, LabelLookup, Labels};
 
 /// Namespaces istiod never injects, whatever the webhooks say
 /// (`IgnoredNamespaces` in Istio's `pkg/kube/inject/initializer.go`).
@@ -35,7 +35,7 @@ pub const IGNORED_NAMESPACES: &[&str] = &[
 /// The facts of a new pod the decision reads.
 #[derive(Clone, Copy, Debug)]
 pub struct NewPod<'a> {
-    pub labels: &'a Labels,
+    pub labels: &'a dyn LabelLookup,
     /// Annotations; only `sidecar.istio.io/*` ones matter.
     pub annotations: &'a Labels,
     /// `spec.hostNetwork: true`.
@@ -114,9 +114,8 @@ pub fn inject_required(
     // The label is the newer form; when both are set the label wins.
     let asked = pod
         .labels
-        .get(INJECT_KEY)
-        .or_else(|| pod.annotations.get(INJECT_KEY))
-        .map(String::as_str);
+        .label(INJECT_KEY)
+        .or_else(|| pod.annotations.get(INJECT_KEY).map(String::as_str));
     let explicit = match asked {
         Some("true") => Some(true),
         Some("false") => Some(false),

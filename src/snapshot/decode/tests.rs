@@ -29,6 +29,13 @@ fn decoded<T>(
     decode(page, &mut out).map(|()| out)
 }
 
+/// A decoder that shares within one page only (a fresh interner).
+fn fresh<T>(
+    decode: fn(&[u8], &Interner, &mut Vec<T>) -> Decoded,
+) -> impl FnOnce(&[u8], &mut Vec<T>) -> Decoded {
+    move |page, out| decode(page, &Interner::default(), out)
+}
+
 /// Each item as its k8s-openapi type `K`, converted with `from`.
 fn old_way<K: DeserializeOwned, T>(items: &[Value], from: impl Fn(&K) -> T) -> Vec<T> {
     items
@@ -148,14 +155,14 @@ fn pod_fixtures() -> Vec<Value> {
 #[test]
 fn pods_decode_leanly_to_what_the_full_conversion_gives() {
     let items = pod_fixtures();
-    let lean = decoded(pods, &page(&items)).expect("the page decodes");
+    let lean = decoded(fresh(pods), &page(&items)).expect("the page decodes");
     assert_eq!(lean, old_way(&items, |p: &Pod| PodInfo::from(p)));
     // The fixtures do exercise what they claim to.
     assert_eq!(
         lean[0].proxy.sidecar_resources.as_deref(),
         Some(r#"{"limits":{"cpu":"2","memory":"1Gi"},"requests":{"cpu":"100m","memory":"128Mi"}}"#)
     );
-    assert_eq!(lean[0].labels["note"], "café \"quoted\"");
+    assert_eq!(lean[0].labels.get("note"), Some("café \"quoted\""));
     assert_eq!(lean[0].proxy.status_revision.as_deref(), Some("1-22-3"));
     assert!(lean[0].ready && !lean[1].ready && lean[1].terminating);
     assert_eq!(
@@ -228,7 +235,7 @@ fn replica_sets_decode_leanly_to_what_the_full_conversion_gives() {
         }),
         json!({"metadata": {"name": "no-spec", "namespace": "shop"}}),
     ];
-    let lean = decoded(replica_sets, &page(&items)).expect("the page decodes");
+    let lean = decoded(fresh(replica_sets), &page(&items)).expect("the page decodes");
     assert_eq!(
         lean,
         old_way(&items, |r: &ReplicaSet| ReplicaSetInfo::from(r))
@@ -306,8 +313,11 @@ fn deployment_fixtures() -> Vec<Value> {
 #[test]
 fn deployments_decode_leanly_to_what_the_full_conversion_gives() {
     let items = deployment_fixtures();
-    let lean =
-        decoded(|p, o| deployments(p, "istio-system", o), &page(&items)).expect("the page decodes");
+    let lean = decoded(
+        |p, o| deployments(p, "istio-system", &Interner::default(), o),
+        &page(&items),
+    )
+    .expect("the page decodes");
     let old = old_way(&items, |d: &Deployment| {
         crate::collect::deployment_facts(d, "istio-system")
     });
@@ -359,7 +369,7 @@ fn stateful_sets_daemon_sets_and_pdbs_decode_leanly_to_what_the_full_conversion_
                "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {},
                         "updateStrategy": {"type": "OnDelete"}}}),
     ];
-    let lean = decoded(stateful_sets, &page(&sets)).expect("the page decodes");
+    let lean = decoded(fresh(stateful_sets), &page(&sets)).expect("the page decodes");
     assert_eq!(
         lean,
         old_way(&sets, |s: &StatefulSet| StatefulSetInfo::from(s))
@@ -381,7 +391,7 @@ fn stateful_sets_daemon_sets_and_pdbs_decode_leanly_to_what_the_full_conversion_
         json!({"metadata": {"name": "new", "namespace": "shop"},
                "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {}}}),
     ];
-    let lean = decoded(daemon_sets, &page(&daemons)).expect("the page decodes");
+    let lean = decoded(fresh(daemon_sets), &page(&daemons)).expect("the page decodes");
     assert_eq!(
         lean,
         old_way(&daemons, |d: &DaemonSet| DaemonSetInfo::from(d))
@@ -444,7 +454,7 @@ fn every_object_of_the_simulated_clusters_decodes_leanly_as_it_converts() {
         if all_pods.is_empty() {
             continue; // the `empty` scenario
         }
-        let lean_pods = decoded(pods, &page(&all_pods)).unwrap();
+        let lean_pods = decoded(fresh(pods), &page(&all_pods)).unwrap();
         assert_eq!(lean_pods, old_way(&all_pods, |p: &Pod| PodInfo::from(p)));
         pods_with_facts += lean_pods
             .iter()
@@ -452,12 +462,16 @@ fn every_object_of_the_simulated_clusters_decodes_leanly_as_it_converts() {
             .count();
         let sets = items(kinds::replicasets());
         assert_eq!(
-            decoded(replica_sets, &page(&sets)).unwrap(),
+            decoded(fresh(replica_sets), &page(&sets)).unwrap(),
             old_way(&sets, |r: &ReplicaSet| ReplicaSetInfo::from(r))
         );
         let ds = items(kinds::deployments());
         assert_eq!(
-            decoded(|p, o| deployments(p, "istio-system", o), &page(&ds)).unwrap(),
+            decoded(
+                |p, o| deployments(p, "istio-system", &Interner::default(), o),
+                &page(&ds)
+            )
+            .unwrap(),
             old_way(&ds, |d: &Deployment| crate::collect::deployment_facts(
                 d,
                 "istio-system"
@@ -465,11 +479,11 @@ fn every_object_of_the_simulated_clusters_decodes_leanly_as_it_converts() {
         );
         let sts = items(kinds::statefulsets());
         assert_eq!(
-            decoded(stateful_sets, &page(&sts)).unwrap(),
+            decoded(fresh(stateful_sets), &page(&sts)).unwrap(),
             old_way(&sts, |s: &StatefulSet| StatefulSetInfo::from(s))
         );
         let dms = items(kinds::daemonsets());
-        let lean_dms = decoded(daemon_sets, &page(&dms)).unwrap();
+        let lean_dms = decoded(fresh(daemon_sets), &page(&dms)).unwrap();
         assert_eq!(
             lean_dms,
             old_way(&dms, |d: &DaemonSet| DaemonSetInfo::from(d))
@@ -486,7 +500,7 @@ fn every_object_of_the_simulated_clusters_decodes_leanly_as_it_converts() {
 
 #[test]
 fn a_page_without_items_decodes_to_nothing_and_a_broken_one_is_an_error() {
-    let decode = |page: &[u8]| decoded(pods, page);
+    let decode = |page: &[u8]| decoded(fresh(pods), page);
     assert!(
         decode(br#"{"kind":"PodList","metadata":{},"items":null}"#)
             .unwrap()
@@ -543,9 +557,10 @@ fn decoding_fifty_thousand_pods() {
     let scan = started.elapsed();
 
     let mut raw = crate::collect::RawLists::default();
+    let interner = Interner::default();
     let started = Instant::now();
     for p in &pod_pages {
-        pods(p, &mut raw.pods).expect("decodes");
+        pods(p, &interner, &mut raw.pods).expect("decodes");
     }
     let lean = started.elapsed();
 
@@ -559,10 +574,10 @@ fn decoding_fifty_thousand_pods() {
 
     let started = Instant::now();
     for p in &rs_pages {
-        replica_sets(p, &mut raw.replica_sets).expect("decodes");
+        replica_sets(p, &interner, &mut raw.replica_sets).expect("decodes");
     }
     for p in &deployment_pages {
-        deployments(p, "istio-system", &mut raw.deployments).expect("decodes");
+        deployments(p, "istio-system", &interner, &mut raw.deployments).expect("decodes");
     }
     for p in &pdb_pages {
         pod_disruption_budgets(p, &mut raw.pod_disruption_budgets).expect("decodes");
@@ -606,7 +621,11 @@ fn helm_releases_data_plane_pods_and_rollout_replica_sets_decode_as_they_convert
                  "template": {"spec": {"containers": [
             {"name": "discovery", "image": "docker.io/istio/pilot:1.22.3"}]}}},
     })];
-    let lean = decoded(|p, o| deployments(p, "istio-system", o), &page(&istiods)).unwrap();
+    let lean = decoded(
+        |p, o| deployments(p, "istio-system", &Interner::default(), o),
+        &page(&istiods),
+    )
+    .unwrap();
     assert_eq!(
         lean,
         old_way(&istiods, |d: &Deployment| crate::collect::deployment_facts(
@@ -640,7 +659,7 @@ fn helm_releases_data_plane_pods_and_rollout_replica_sets_decode_as_they_convert
             "spec": {"nodeName": "", "containers": [{"name": "web", "image": "web:1"}]},
         }),
     ];
-    let lean = decoded(pods, &page(&pods_json)).unwrap();
+    let lean = decoded(fresh(pods), &page(&pods_json)).unwrap();
     assert_eq!(lean, old_way(&pods_json, |p: &Pod| PodInfo::from(p)));
     let facts = lean[0].ambient.data_plane.as_ref().expect("a ztunnel pod");
     assert_eq!(
@@ -658,7 +677,7 @@ fn helm_releases_data_plane_pods_and_rollout_replica_sets_decode_as_they_convert
                  "template": {"metadata": {"labels": {"app": "web"}},
                               "spec": {"containers": [{"name": "web", "image": "web:1"}]}}},
     })];
-    let lean = decoded(replica_sets, &page(&sets)).unwrap();
+    let lean = decoded(fresh(replica_sets), &page(&sets)).unwrap();
     assert_eq!(
         lean,
         old_way(&sets, |r: &ReplicaSet| ReplicaSetInfo::from(r))
