@@ -50,6 +50,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::Resource;
 use serde::de::DeserializeOwned;
 
+pub mod live;
+
 use crate::api::{ApiClient, KnownScope, ListScope, ListSelector};
 use crate::error::Error;
 use crate::selector::LabelSelector;
@@ -58,6 +60,7 @@ use crate::snapshot::{
     IstiodInfo, NamespaceInfo, OwnerRef, PdbInfo, PodInfo, ReplicaSetInfo, Scope, ServiceInfo,
     StatefulSetInfo, WebhookConfigurationInfo, controller_of,
 };
+pub use live::{ListKind, ListPosition};
 
 /// What to read.
 #[derive(Debug, Clone)]
@@ -248,7 +251,7 @@ pub async fn read(
 ) -> anyhow::Result<Collected> {
     let (raw, unreadable, warnings) = match read_set {
         ReadSet::ControlPlane => list_control_plane(api, options).await?,
-        ReadSet::Everything => list_everything(api, options).await?,
+        ReadSet::Everything => list_everything(api, options, &Positions::default()).await?,
     };
     let snapshot = assemble(raw, options);
     tracing::info!(
@@ -269,6 +272,81 @@ pub async fn read(
 /// were forbidden, and the warnings.
 type Listed = (RawLists, Vec<Unreadable>, Vec<String>);
 
+/// [`ReadSet::Everything`] as listed, before assembly, with where each LIST
+/// stood: what `status --watch` keeps current ([`live::LiveLists`]) by
+/// watching each list from its position.
+#[derive(Debug)]
+pub struct ReadLists {
+    pub raw: RawLists,
+    /// One per LIST made (a kind that could not be read has none).
+    pub positions: Vec<ListPosition>,
+    /// Optional kinds that were forbidden; the lists have none of them.
+    pub unreadable: Vec<Unreadable>,
+    /// Sentences for stderr about what the lists lack.
+    pub warnings: Vec<String>,
+}
+
+/// Run the LISTs of [`ReadSet::Everything`] and keep them as listed, with
+/// each LIST's resourceVersion.
+pub async fn read_lists(api: &ApiClient, options: &CollectOptions) -> anyhow::Result<ReadLists> {
+    let positions = Positions::default();
+    let (raw, unreadable, warnings) = list_everything(api, options, &positions).await?;
+    Ok(ReadLists {
+        raw,
+        positions: positions.into_inner(),
+        unreadable,
+        warnings,
+    })
+}
+
+/// Records where each LIST stood, as the LISTs of a read run concurrently.
+#[derive(Debug, Default)]
+struct Positions(std::sync::Mutex<Vec<ListPosition>>);
+
+impl Positions {
+    /// LIST `K` as [`ApiClient::list_all`] does, recording its position as
+    /// one of `kind`'s lists.
+    async fn list<K, T>(
+        &self,
+        api: &ApiClient,
+        kind: ListKind,
+        scope: &ListScope,
+        selector: &ListSelector,
+        map: impl FnMut(K) -> Option<T>,
+    ) -> anyhow::Result<Vec<T>>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug,
+        K::Scope: KnownScope,
+    {
+        let (items, resource_version) = api.list_versioned(scope, selector, map).await?;
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(ListPosition {
+                kind,
+                scope: scope.clone(),
+                selector: selector.clone(),
+                resource_version,
+            });
+        Ok(items)
+    }
+
+    fn into_inner(self) -> Vec<ListPosition> {
+        let mut positions = self
+            .0
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        positions.sort_by(|a, b| {
+            let namespace = |p: &ListPosition| match &p.scope {
+                ListScope::All => String::new(),
+                ListScope::Namespace(namespace) => namespace.clone(),
+            };
+            (a.kind, namespace(a)).cmp(&(b.kind, namespace(b)))
+        });
+        positions
+    }
+}
+
 /// [`ReadSet::ControlPlane`]: five LISTs, concurrently.
 async fn list_control_plane(api: &ApiClient, options: &CollectOptions) -> anyhow::Result<Listed> {
     let cp = options.control_plane_namespace.as_str();
@@ -277,7 +355,7 @@ async fn list_control_plane(api: &ApiClient, options: &CollectOptions) -> anyhow
         ListSelector::labels(LabelSelector::parse("app=istiod").map_err(anyhow::Error::msg)?);
     let cp_scope = ListScope::Namespace(cp.to_string());
     let (namespaces, webhooks, istiods, services, injector_configs) = tokio::join!(
-        read_namespaces(api, options, ReadSet::ControlPlane),
+        read_namespaces(api, options, ReadSet::ControlPlane, None),
         api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &all, |w| {
             Some(WebhookConfigurationInfo::from(&w))
         }),
@@ -313,7 +391,11 @@ const INJECTOR_CONFIGS_UNREADABLE: &str =
 
 /// [`ReadSet::Everything`]: one LIST per kind (and per read namespace when
 /// they are few), concurrently.
-async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::Result<Listed> {
+async fn list_everything(
+    api: &ApiClient,
+    options: &CollectOptions,
+    positions: &Positions,
+) -> anyhow::Result<Listed> {
     let plan = ListPlan::for_selection(&options.scope, &options.control_plane_namespace);
     let cp = options.control_plane_namespace.as_str();
     let workload_selector = ListSelector::maybe_labels(options.selector.as_ref());
@@ -336,40 +418,83 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         istiods,
         injector_configs,
     ) = tokio::join!(
-        read_namespaces(api, options, ReadSet::Everything),
-        api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &all, |w| {
-            Some(WebhookConfigurationInfo::from(&w))
-        }),
-        list_namespaced::<Deployment, _>(api, &plan, &workload_selector, |d| {
-            Some(deployment_facts(&d, cp))
-        }),
-        list_namespaced::<StatefulSet, _>(api, &plan, &workload_selector, |s| Some(
-            StatefulSetInfo::from(&s)
+        read_namespaces(api, options, ReadSet::Everything, Some(positions)),
+        positions.list::<MutatingWebhookConfiguration, _>(
+            api,
+            ListKind::WebhookConfigurations,
+            &ListScope::All,
+            &all,
+            |w| Some(WebhookConfigurationInfo::from(&w))
+        ),
+        list_namespaced::<Deployment, _>(
+            api,
+            (positions, ListKind::Deployments),
+            &plan,
+            &workload_selector,
+            |d| Some(deployment_facts(&d, cp))
+        ),
+        list_namespaced::<StatefulSet, _>(
+            api,
+            (positions, ListKind::StatefulSets),
+            &plan,
+            &workload_selector,
+            |s| Some(StatefulSetInfo::from(&s))
+        ),
+        list_namespaced::<DaemonSet, _>(
+            api,
+            (positions, ListKind::DaemonSets),
+            &plan,
+            &workload_selector,
+            |d| Some(DaemonSetInfo::from(&d))
+        ),
+        list_namespaced::<ReplicaSet, _>(
+            api,
+            (positions, ListKind::ReplicaSets),
+            &plan,
+            &all,
+            |r| Some(ReplicaSetInfo::from(&r))
+        ),
+        list_namespaced::<Pod, _>(api, (positions, ListKind::Pods), &plan, &all, |p| Some(
+            PodInfo::from(&p)
         )),
-        list_namespaced::<DaemonSet, _>(api, &plan, &workload_selector, |d| Some(
-            DaemonSetInfo::from(&d)
-        )),
-        list_namespaced::<ReplicaSet, _>(api, &plan, &all, |r| Some(ReplicaSetInfo::from(&r))),
-        list_namespaced::<Pod, _>(api, &plan, &all, |p| Some(PodInfo::from(&p))),
-        list_namespaced::<Service, _>(api, &plan, &all, |s| Some(ServiceInfo::from(&s))),
-        list_namespaced::<PodDisruptionBudget, _>(api, &plan, &all, |p| Some(PdbInfo::from(&p))),
-        list_namespaced::<EndpointSlice, _>(api, &plan, &all, |e| Some(EndpointSliceInfo::from(
-            &e
-        ))),
+        list_namespaced::<Service, _>(api, (positions, ListKind::Services), &plan, &all, |s| {
+            Some(ServiceInfo::from(&s))
+        }),
+        list_namespaced::<PodDisruptionBudget, _>(
+            api,
+            (positions, ListKind::PodDisruptionBudgets),
+            &plan,
+            &all,
+            |p| Some(PdbInfo::from(&p))
+        ),
+        list_namespaced::<EndpointSlice, _>(
+            api,
+            (positions, ListKind::EndpointSlices),
+            &plan,
+            &all,
+            |e| Some(EndpointSliceInfo::from(&e))
+        ),
         async {
             // Without -l the Deployments LIST already holds istiod; with -l it
             // may not, so istiod gets its own small LIST.
             if options.selector.is_some() {
-                api.list_all::<Deployment, _>(&cp_scope, &istiod_selector, |d| {
-                    IstiodInfo::is_istiod(&d, cp).then(|| IstiodInfo::from(&d))
-                })
-                .await
-                .map(Some)
+                positions
+                    .list::<Deployment, _>(
+                        api,
+                        ListKind::Istiods,
+                        &cp_scope,
+                        &istiod_selector,
+                        |d| IstiodInfo::is_istiod(&d, cp).then(|| IstiodInfo::from(&d)),
+                    )
+                    .await
+                    .map(Some)
             } else {
                 Ok(None)
             }
         },
-        api.list_all::<ConfigMap, _>(&cp_scope, &all, |c| injector_config(&c)),
+        positions.list::<ConfigMap, _>(api, ListKind::InjectorConfigs, &cp_scope, &all, |c| {
+            injector_config(&c)
+        }),
     );
 
     let (namespaces, mut warnings) = namespaces?;
@@ -422,9 +547,11 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
     Ok((raw, unreadable, warnings))
 }
 
-/// LIST a namespaced kind as the plan says, converting while paging.
+/// LIST a namespaced kind as the plan says, converting while paging, and
+/// record each LIST's position as one of `kind`'s.
 async fn list_namespaced<K, T>(
     api: &ApiClient,
+    (positions, kind): (&Positions, ListKind),
     plan: &ListPlan,
     selector: &ListSelector,
     map: impl Fn(K) -> Option<T> + Clone,
@@ -434,23 +561,35 @@ where
     K::Scope: KnownScope,
 {
     match plan {
-        ListPlan::ClusterWide { keep: None } => api.list_all(&ListScope::All, selector, map).await,
+        ListPlan::ClusterWide { keep: None } => {
+            positions
+                .list(api, kind, &ListScope::All, selector, map)
+                .await
+        }
         ListPlan::ClusterWide { keep: Some(keep) } => {
-            api.list_all(&ListScope::All, selector, |object: K| {
-                let namespace = object.meta().namespace.as_deref().unwrap_or_default();
-                if keep.contains(namespace) {
-                    map(object)
-                } else {
-                    None
-                }
-            })
-            .await
+            positions
+                .list(api, kind, &ListScope::All, selector, |object: K| {
+                    let namespace = object.meta().namespace.as_deref().unwrap_or_default();
+                    if keep.contains(namespace) {
+                        map(object)
+                    } else {
+                        None
+                    }
+                })
+                .await
         }
         ListPlan::PerNamespace(namespaces) => {
             let lists = try_join_all(namespaces.iter().map(|namespace| {
                 let map = map.clone();
                 async move {
-                    api.list_all(&ListScope::Namespace(namespace.clone()), selector, map)
+                    positions
+                        .list(
+                            api,
+                            kind,
+                            &ListScope::Namespace(namespace.clone()),
+                            selector,
+                            map,
+                        )
                         .await
                 }
             }))
@@ -470,12 +609,24 @@ async fn read_namespaces(
     api: &ApiClient,
     options: &CollectOptions,
     read_set: ReadSet,
+    positions: Option<&Positions>,
 ) -> anyhow::Result<(Vec<NamespaceInfo>, Vec<String>)> {
-    let listed = api
-        .list_all::<Namespace, _>(&ListScope::All, &ListSelector::everything(), |n| {
-            Some(NamespaceInfo::from(&n))
-        })
-        .await;
+    let everything = ListSelector::everything();
+    let keep = |n: Namespace| Some(NamespaceInfo::from(&n));
+    let listed = match positions {
+        Some(positions) => {
+            positions
+                .list(
+                    api,
+                    ListKind::Namespaces,
+                    &ListScope::All,
+                    &everything,
+                    keep,
+                )
+                .await
+        }
+        None => api.list_all(&ListScope::All, &everything, keep).await,
+    };
     let list_error = match listed {
         Ok(namespaces) => return Ok((namespaces, Vec::new())),
         Err(err) if crate::error::is_forbidden(&err) => err,
