@@ -8,6 +8,7 @@
 //!          ─► workloads     (pods grouped to workloads: state, risks, unreachable pods)
 //!          ─► gateways      (gateway Deployments, the Services in front of them)
 //!          ─► status        (the `status` report, serialisable)
+//!          ─► status_changes (what changed between two reports: `status --watch`)
 //!          ─► injection_check (the cluster's dry-run answer judged against the model)
 //! ```
 //!
@@ -28,6 +29,7 @@ pub mod relabel;
 pub mod restart;
 pub mod rollout;
 pub mod status;
+pub mod status_changes;
 pub mod workloads;
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod gateway_switch;
 pub mod relabel;
 pub mod restart;
 pub mod status;
+pub mod status_watch;
 pub mod table;
 
 use crate::wrap::{Wrap, unbreakable};
