@@ -277,6 +277,12 @@ const STATUS_EXAMPLES: &str = concat!(
   # Gate a CI pipeline: exit 3 when something is stale or broken
   kubectl mesh-upgrade status -A --exit-code
 
+  # Follow an upgrade live: the screen is redrawn as rollouts progress (Ctrl-C stops)
+  kubectl mesh-upgrade status -n shop --watch
+
+  # One JSON document per change, for a script
+  kubectl mesh-upgrade status -A -w -o json | jq -c .summary.workloads
+
 ",
     exit_codes_help!()
 );
@@ -294,6 +300,13 @@ pub struct StatusArgs {
     /// the webhooks inject with the computed one
     #[arg(long)]
     pub verify_injection: bool,
+
+    /// After the first screen, keep watching and show what changes until
+    /// Ctrl-C (exit 130): at a terminal the screen is redrawn, in a pipe each
+    /// change prints the rows that changed, with -o json|yaml one document
+    /// per change
+    #[arg(short = 'w', long, conflicts_with_all = ["exit_code", "verify_injection"])]
+    pub watch: bool,
 }
 
 const RESTART_EXAMPLES: &str = "\

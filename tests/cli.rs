@@ -34,6 +34,8 @@ mod release;
 mod restart_sidecars;
 #[path = "cli/snapshots.rs"]
 mod snapshots;
+#[path = "cli/status_watch.rs"]
+mod status_watch;
 #[path = "cli/terminal.rs"]
 mod terminal;
 #[path = "cli/verify_injection.rs"]

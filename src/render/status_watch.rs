@@ -2,7 +2,8 @@
 //! the changed rows in a pipe.
 //!
 //! ```text
-//!  terminal:  watch_screen   = one line (as of when, how many updates) + status_table
+//!  terminal:  watch_screen   = status_table + one line (as of when, how many updates),
+//!                              last, where a screen taller than the terminal still shows it
 //!  pipe:      changed_rows   = each section's changed rows under its title and
 //!                              header, rows that are gone, the summary if it changed
 //! ```
@@ -32,8 +33,10 @@ pub struct WatchProgress {
     pub updates: usize,
 }
 
-/// The whole screen a terminal redraws: a line saying when it was read and
-/// how to stop, then the `status` screen.
+/// The whole screen a terminal redraws: the `status` screen, then a line
+/// saying when it was read and how to stop (last, so that a screen taller
+/// than the terminal, whose top scrolls away, still shows it with the
+/// summary).
 pub fn watch_screen(
     report: &StatusReport,
     progress: WatchProgress,
@@ -57,16 +60,16 @@ pub fn watch_screen(
             at(progress.since)
         )
     };
-    let mut text = String::new();
-    layout.wrap().push(&mut text, &line, "");
+    let mut text = status_table(report, wide, layout);
     text.push('\n');
-    text.push_str(&status_table(report, wide, layout));
+    layout.wrap().push(&mut text, &line, "");
     text
 }
 
-/// What a pipe gets for one update: the changed rows of each section under
-/// its title and column header, a line per row that is gone, and the
-/// summary when it changed. Empty when nothing shown changed.
+/// What a pipe gets for one update: an empty line (as between the first
+/// screen's sections), then the changed rows of each section under its
+/// title and column header, a line per row that is gone, and the summary
+/// when it changed. Empty when nothing shown changed.
 pub fn changed_rows(changes: &StatusChanges, wide: bool, layout: &Layout) -> String {
     let style = Style {
         wide,
@@ -103,10 +106,10 @@ pub fn changed_rows(changes: &StatusChanges, wide: bool, layout: &Layout) -> Str
     if !changed.gateways.is_empty() || !changed.gateway_services.is_empty() {
         section(&mut out, &style, "GATEWAYS", gateways(&changed, &style));
     }
+    if !changes.removed.is_empty() && !out.is_empty() {
+        out.push('\n');
+    }
     for row in &changes.removed {
-        if !out.is_empty() && !out.ends_with("\n\n") {
-            out.push('\n');
-        }
         out.push_str(&format!(
             "{}: {} is gone\n",
             title_of(row.section),
@@ -115,6 +118,9 @@ pub fn changed_rows(changes: &StatusChanges, wide: bool, layout: &Layout) -> Str
     }
     if changes.summary_changed {
         section(&mut out, &style, "SUMMARY", summary(&changed, &style));
+    }
+    if !out.is_empty() {
+        out.insert(0, '\n');
     }
     out
 }
@@ -165,8 +171,9 @@ mod tests {
         let changes = StatusChanges::between(&canary(), &payments_rolling());
         let text = changed_rows(&changes, false, &Layout::unlimited());
         assert_eq!(
-            text.lines().take(3).collect::<Vec<_>>(),
+            text.lines().take(4).collect::<Vec<_>>(),
             [
+                "",
                 "WORKLOADS",
                 "NAMESPACE  WORKLOAD         STATE    PROXIES               EXPECTED  READY  RISKS",
                 "pay        deploy/payments  rolling  1.21.2 ×1, 1.22.3 ×1  1-22-3    2/2",
@@ -193,13 +200,13 @@ mod tests {
         let changes = StatusChanges::between(&canary(), &after);
         let text = changed_rows(&changes, false, &Layout::unlimited());
         assert!(
-            text.starts_with("WORKLOADS: typo/Deployment/orders is gone\n"),
+            text.starts_with("\nWORKLOADS: typo/Deployment/orders is gone\n"),
             "{text}"
         );
     }
 
     #[test]
-    fn the_terminal_screen_says_when_it_was_read_and_how_to_stop_above_the_status_screen() {
+    fn the_terminal_screen_says_when_it_was_read_and_how_to_stop_below_the_status_screen() {
         let report = payments_rolling();
         let first = watch_screen(
             &report,
@@ -211,13 +218,13 @@ mod tests {
             &Layout::at(100),
         );
         let at = report.generated_at.format("%H:%M:%S UTC").to_string();
-        assert!(
-            first.starts_with(&format!(
-                "As of {at}, watching for changes. Ctrl-C to stop.\n\nCONTROL PLANE\n"
-            )),
-            "{first}"
+        assert_eq!(
+            first,
+            format!(
+                "{}\nAs of {at}, watching for changes. Ctrl-C to stop.\n",
+                status_table(&report, false, &Layout::at(100))
+            )
         );
-        assert!(first.ends_with(&status_table(&report, false, &Layout::at(100))));
         let later = watch_screen(
             &report,
             WatchProgress {
@@ -227,9 +234,9 @@ mod tests {
             false,
             &Layout::at(100),
         );
-        assert!(
-            later.starts_with(&format!("As of {at} (3 updates since ")),
-            "{later}"
+        assert_eq!(
+            later.lines().last().unwrap(),
+            format!("As of {at} (3 updates since 11:58:30 UTC). Ctrl-C to stop.")
         );
     }
 }
