@@ -29,7 +29,7 @@ use crate::snapshot::ProxyFacts;
 
 use crate::cli::{GlobalArgs, StatusArgs};
 use crate::collect::live::LiveLists;
-use crate::collect::{CollectOptions, Collected, Unreadable, collect, read_lists};
+use crate::collect::{CollectOptions, Collected, ListKind, Unreadable, collect, read_lists};
 use crate::error::ExitCode;
 use crate::mesh::status::{StatusReport, build_status, build_status_from};
 use crate::mesh::status_changes::{StatusChanges, same_apart_from_time};
@@ -126,6 +126,13 @@ async fn watch(
     for warning in &read.warnings {
         output.warn(warning);
     }
+    if !read
+        .positions
+        .iter()
+        .any(|p| p.kind == ListKind::Namespaces)
+    {
+        output.warn(NAMESPACES_NOT_WATCHED);
+    }
     super::log_request_summary(api);
     let lists = LiveLists::new(read.raw, options);
     let mut view = StatusView::new(output, read.unreadable);
@@ -142,6 +149,10 @@ async fn watch(
     super::log_request_summary(api);
     Ok(ExitCode::Interrupted)
 }
+
+/// The warning of a `--watch` whose namespaces were read one by one.
+const NAMESPACES_NOT_WATCHED: &str = "namespaces cannot be watched without permission to list them: \
+     their labels are shown as first read, and a relabel shows once the view is started again";
 
 /// What `status --watch` has shown, and how it shows the next report.
 struct StatusView<'a> {
