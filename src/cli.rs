@@ -770,6 +770,25 @@ mod tests {
     }
 
     #[test]
+    fn watch_is_w_and_conflicts_with_the_one_shot_flags() {
+        let watching = |args: &[&str]| match parse(args).unwrap().command {
+            Command::Status(status) => status.watch,
+            other => panic!("parsed as {other:?}"),
+        };
+        assert!(watching(&["status", "-w"]));
+        assert!(watching(&["status", "-A", "--watch", "-o", "json"]));
+        assert!(!watching(&["status"]));
+        for flag in ["--exit-code", "--verify-injection"] {
+            let err = parse(&["status", "--watch", flag]).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{flag}"
+            );
+        }
+    }
+
+    #[test]
     fn verbosity_is_counted_or_given_as_a_number() {
         assert_eq!(parse(&["status"]).unwrap().global.verbosity(), 0);
         assert_eq!(parse(&["status", "-v"]).unwrap().global.verbosity(), 1);
