@@ -33,6 +33,11 @@
 //! workload was selected (a Deployment's pods need not carry its labels);
 //! pods no restart can reach are matched by their own labels.
 //!
+//! `status --watch` reads the same lists with [`read_lists`]: the lists as
+//! listed, before assembly, and where each LIST stood ([`ListPosition`], its
+//! resourceVersion), from which `run/follow.rs` watches the same URLs;
+//! [`live`] applies what the watches see and assembles again.
+//!
 //! A LIST that fails ends the collection with its error sentence, except where
 //! showing the rest stays honest: PodDisruptionBudgets (risks become
 //! "unknown"), EndpointSlices (gateway endpoints unknown) and the injector

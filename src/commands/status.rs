@@ -12,7 +12,7 @@
 //! `--watch` reads the same lists with their positions (`collect::read_lists`)
 //! and hands them to the engine (`run::follow`), which keeps them current
 //! through watches and gives back a snapshot after each burst of changes;
-//! [`StatusView`] builds the report from it and prints what changed: the
+//! `StatusView` builds the report from it and prints what changed: the
 //! screen redrawn at a terminal, the changed rows in a pipe, one document per
 //! change with `-o json|yaml`.
 
