@@ -223,11 +223,28 @@ fn no_verb_writes_an_escape_byte_into_a_pipe_even_when_term_says_colour() {
         (&["relabel", "--help"], 0),
         (&["restart-sidecars", "--no-such-flag"], 2),
     ];
+    let mut outputs = Vec::new();
     for (args, code) in runs {
         let run = env.plugin(args);
         assert_eq!(run.code, *code, "{args:?}: {run:#?}");
         assert_no_escape(&format!("{args:?}"), &run);
+        outputs.push(run);
     }
+    // Through a pipe the free text of every verb's tables stays on its row
+    // too (at a terminal it would wrap): gateway-switch's DETAIL.
+    let switch_plan = runs
+        .iter()
+        .zip(&outputs)
+        .find(|((args, _), _)| args.contains(&"gateway-switch") && args.contains(&"--dry-run"))
+        .map(|(_, run)| &run.stdout)
+        .expect("the gateway-switch rehearsal ran");
+    assert!(
+        switch_plan
+            .lines()
+            .any(|l| l.starts_with("previous-selector")
+                && l.ends_with("is recorded in mesh-upgrade.io/previous-selector for --rollback")),
+        "{switch_plan}"
+    );
 }
 
 #[test]
