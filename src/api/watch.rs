@@ -4,7 +4,10 @@
 //!
 //! A watch resumes from the last resourceVersion when the server ends it and
 //! starts from scratch on 410 Gone, a failed stream or a WATCH that could not
-//! start; every wait on it is bounded by its caller's deadline.
+//! start; every wait on it is bounded by its caller's deadline. A caller that
+//! made its own LIST starts the watch at that LIST's resourceVersion
+//! ([`ResumableWatch::starting_at`]) and says what a relist keeps of each
+//! object ([`ApiClient::resumable_watch_keeping`]), as `status --watch` does.
 
 use std::fmt;
 use std::pin::Pin;

@@ -1,7 +1,8 @@
 //! Tests of [`WatchedSet`] against an in-memory server: the set as listed,
 //! then after each watch event; a resumed watch; a relist after 410; the
 //! deadline. And of [`ResumableWatch`] replaying from "0", as restart-sidecars'
-//! shared watch uses it.
+//! shared watch uses it, and started at a LIST's position with its relists
+//! converted, as `status --watch` uses it.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
