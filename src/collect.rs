@@ -1208,6 +1208,82 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn read_lists_records_where_each_list_stood_and_no_position_for_a_forbidden_kind() {
+        use crate::api::fake::{fake_client, forbidden};
+        use serde_json::json;
+        let (api, _) = fake_client(|_, path, _, _| {
+            if path.ends_with("/poddisruptionbudgets") {
+                return forbidden("poddisruptionbudgets");
+            }
+            let items = if path == "/api/v1/namespaces" {
+                vec![
+                    json!({"metadata": {"name": "shop"}}),
+                    json!({"metadata": {"name": "istio-system"}}),
+                ]
+            } else {
+                vec![]
+            };
+            // Each URL's list is taken at its own version.
+            let version = path.len().to_string();
+            (
+                200,
+                json!({"metadata": {"resourceVersion": version}, "items": items}).to_string(),
+            )
+        });
+        let read = read_lists(&api, &options(Scope::Namespaces(vec!["shop".into()]), None))
+            .await
+            .unwrap();
+        let positions: Vec<(ListKind, Option<&str>, &str)> = read
+            .positions
+            .iter()
+            .map(|p| {
+                let namespace = match &p.scope {
+                    ListScope::All => None,
+                    ListScope::Namespace(namespace) => Some(namespace.as_str()),
+                };
+                (p.kind, namespace, p.resource_version.as_str())
+            })
+            .collect();
+        let version = |path: &str| path.len().to_string();
+        assert_eq!(
+            positions[0],
+            (
+                ListKind::Namespaces,
+                None,
+                version("/api/v1/namespaces").as_str()
+            )
+        );
+        assert_eq!(
+            positions
+                .iter()
+                .filter(|(kind, _, _)| *kind == ListKind::Pods)
+                .cloned()
+                .collect::<Vec<_>>(),
+            [
+                (
+                    ListKind::Pods,
+                    Some("istio-system"),
+                    version("/api/v1/namespaces/istio-system/pods").as_str()
+                ),
+                (
+                    ListKind::Pods,
+                    Some("shop"),
+                    version("/api/v1/namespaces/shop/pods").as_str()
+                ),
+            ]
+        );
+        assert!(
+            positions
+                .iter()
+                .all(|(kind, _, _)| *kind != ListKind::PodDisruptionBudgets),
+            "{positions:?}"
+        );
+        assert_eq!(read.unreadable[0].resource, "poddisruptionbudgets");
+        // Namespaces, webhooks, the injector ConfigMaps, and 8 kinds in 2 namespaces.
+        assert_eq!(positions.len(), 3 + 8 * 2 - 2, "{positions:?}");
+    }
+
+    #[tokio::test]
     async fn a_missing_selected_namespace_ends_the_control_plane_read() {
         let (api, _) = control_plane_server(false);
         let options = options(Scope::Namespaces(vec!["shopp".into()]), None);
