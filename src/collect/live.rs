@@ -5,7 +5,8 @@
 //!  read_lists: the LISTs ──► LiveLists::new ◄── ListChange ◄── change_of ◄── a watch per LIST
 //!                              (compact structs by          (Watched::keep: the LISTs'
 //!                               kind, namespace/name)        own conversions)
-//!                          └─► LiveLists::snapshot ─► collect::assemble ─► ClusterSnapshot
+//!                          └─► LiveLists::with_snapshot ─► collect::assemble ─► ClusterSnapshot
+//!                                (the lists moved in and back out, not copied)
 //! ```
 //!
 //! Pure: no request, no clock. The watches themselves run in
@@ -377,9 +378,95 @@ impl LiveLists {
         }
     }
 
-    /// The snapshot these lists make, assembled as a fresh read's would be.
+    /// The snapshot these lists make, assembled as a fresh read's would be
+    /// (a copy: see [`LiveLists::with_snapshot`] for the one a screen uses).
     pub fn snapshot(&self) -> ClusterSnapshot {
         assemble(self.raw(), &self.options)
+    }
+
+    /// Call `with` on the snapshot these lists make, then take the lists
+    /// back from it. Without `-l`, assembly moves every list into the
+    /// snapshot unchanged (istiod's facts split off their Deployments), so
+    /// the lists are moved out and back instead of copied: a 50,000-pod
+    /// screen never holds them twice. With `-l`, assembly drops the pods and
+    /// ReplicaSets of unselected workloads, which the lists must keep for
+    /// later events, so it assembles a copy.
+    pub fn with_snapshot<R>(&mut self, with: impl FnOnce(&ClusterSnapshot) -> R) -> R {
+        if self.options.selector.is_some() || self.istiods.is_some() {
+            return with(&self.snapshot());
+        }
+        let raw = self.take_raw();
+        let snapshot = assemble(raw, &self.options);
+        let result = with(&snapshot);
+        self.put_back(snapshot);
+        result
+    }
+
+    /// The lists moved out as [`RawLists`], leaving them empty.
+    fn take_raw(&mut self) -> RawLists {
+        fn drain<T>(table: &mut Table<T>) -> Vec<T> {
+            std::mem::take(table).into_values().collect()
+        }
+        RawLists {
+            namespaces: drain(&mut self.namespaces),
+            webhook_configurations: drain(&mut self.webhook_configurations),
+            deployments: drain(&mut self.deployments),
+            istiods: self.istiods.as_mut().map(drain),
+            stateful_sets: drain(&mut self.stateful_sets),
+            daemon_sets: drain(&mut self.daemon_sets),
+            replica_sets: drain(&mut self.replica_sets),
+            pods: drain(&mut self.pods),
+            services: drain(&mut self.services),
+            pod_disruption_budgets: drain(&mut self.pod_disruption_budgets),
+            endpoint_slices: drain(&mut self.endpoint_slices),
+            injector_configs: drain(&mut self.injector_configs),
+        }
+    }
+
+    /// The lists back from a snapshot assembled without `-l`: each list as
+    /// it went in, each Deployment with istiod's facts when it is one.
+    /// Every field is named, so a kind added to the snapshot cannot be
+    /// dropped here unnoticed.
+    fn put_back(&mut self, snapshot: ClusterSnapshot) {
+        let ClusterSnapshot {
+            control_plane_namespace: _,
+            scope: _,
+            namespaces,
+            pods,
+            replica_sets,
+            deployments,
+            stateful_sets,
+            daemon_sets,
+            pod_disruption_budgets,
+            services,
+            endpoint_slices,
+            webhook_configurations,
+            istiods,
+            injector_configs,
+        } = snapshot;
+        let mut istiods: BTreeMap<ObjectKey, IstiodInfo> = istiods
+            .into_iter()
+            .map(|i| (named(&i.namespace, &i.name), i))
+            .collect();
+        self.namespaces = table(namespaces, |n| named("", &n.name));
+        self.webhook_configurations = table(webhook_configurations, |w| named("", &w.name));
+        self.deployments = deployments
+            .into_iter()
+            .map(|d| {
+                let key = named(&d.namespace, &d.name);
+                let istiod = istiods.remove(&key);
+                (key, (d, istiod))
+            })
+            .collect();
+        self.stateful_sets = table(stateful_sets, |s| named(&s.namespace, &s.name));
+        self.daemon_sets = table(daemon_sets, |d| named(&d.namespace, &d.name));
+        self.replica_sets = table(replica_sets, |r| named(&r.namespace, &r.name));
+        self.pods = table(pods, |p| named(&p.namespace, &p.name));
+        self.services = table(services, |s| named(&s.namespace, &s.name));
+        self.pod_disruption_budgets =
+            table(pod_disruption_budgets, |p| named(&p.namespace, &p.name));
+        self.endpoint_slices = table(endpoint_slices, |e| named(&e.namespace, &e.name));
+        self.injector_configs = table(injector_configs, |c| named(&c.namespace, &c.name));
     }
 
     /// The lists as [`RawLists`], in list order.

@@ -175,9 +175,8 @@ impl<'a> StatusView<'a> {
     }
 
     /// Build the report of `snapshot` and print it, or what it changed.
-    fn show(&mut self, snapshot: ClusterSnapshot, now: DateTime<Utc>) -> anyhow::Result<()> {
-        let mut report = build_status(&snapshot, now);
-        drop(snapshot);
+    fn show(&mut self, snapshot: &ClusterSnapshot, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let mut report = build_status(snapshot, now);
         mark_unknown_risks(&mut report, &self.unreadable);
         let output = self.output;
         let wide = output.is_wide();

@@ -133,10 +133,10 @@ pub async fn follow(
     control_plane_namespace: &str,
     interrupts: &Interrupts,
     pace: Pace,
-    mut show: impl FnMut(ClusterSnapshot) -> anyhow::Result<()>,
+    mut show: impl FnMut(&ClusterSnapshot) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    show(lists.snapshot())?;
+    lists.with_snapshot(&mut show)?;
     let mut pacer = Pacer::new(pace, Instant::now());
     pacer.shown(Instant::now(), started.elapsed());
 
@@ -163,7 +163,7 @@ pub async fn follow(
             () = interrupts.first() => return Ok(()),
             () = sleep_until(due), if due.is_some() => {
                 let began = Instant::now();
-                show(lists.snapshot())?;
+                lists.with_snapshot(&mut show)?;
                 pacer.shown(Instant::now(), began.elapsed());
             }
             message = changes.recv() => match message {

@@ -256,3 +256,77 @@ fn unchanged_lists_assemble_the_snapshot_a_fresh_read_would() {
     assert_eq!(format!("{live:?}"), format!("{fresh:?}"));
     assert_eq!(live.istiods.len(), 1);
 }
+
+fn every_kind() -> RawLists {
+    use crate::snapshot::{
+        DaemonSetInfo, EndpointSliceInfo, InjectorConfigInfo, NamespaceInfo, PdbInfo,
+        ReplicaSetInfo, ServiceInfo, StatefulSetInfo, WebhookConfigurationInfo,
+    };
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet, StatefulSet};
+    use k8s_openapi::api::core::v1::{Namespace, Service};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    fn object<K: serde::de::DeserializeOwned>(namespace: &str, name: &str) -> K {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": namespace}})).unwrap()
+    }
+    let config_map: ConfigMap = object("istio-system", "istio-sidecar-injector");
+    RawLists {
+        namespaces: vec![NamespaceInfo::from(&object::<Namespace>("", "shop"))],
+        webhook_configurations: vec![WebhookConfigurationInfo::from(&object::<
+            MutatingWebhookConfiguration,
+        >(
+            "",
+            "istio-sidecar-injector",
+        ))],
+        deployments: vec![
+            deployment_facts(
+                &deployment("istio-system", "istiod", "istiod"),
+                "istio-system",
+            ),
+            deployment_facts(&deployment("shop", "web", "web"), "istio-system"),
+        ],
+        istiods: None,
+        stateful_sets: vec![StatefulSetInfo::from(&object::<StatefulSet>("shop", "db"))],
+        daemon_sets: vec![DaemonSetInfo::from(&object::<DaemonSet>("shop", "agent"))],
+        replica_sets: vec![ReplicaSetInfo::from(&object::<ReplicaSet>("shop", "web-1"))],
+        pods: vec![PodInfo::from(&pod("shop", "web-1-a", true, "1.21.2"))],
+        services: vec![ServiceInfo::from(&object::<Service>("shop", "web"))],
+        pod_disruption_budgets: vec![PdbInfo::from(&object::<PodDisruptionBudget>("shop", "web"))],
+        endpoint_slices: vec![EndpointSliceInfo::from(&object::<EndpointSlice>(
+            "shop", "web-x",
+        ))],
+        injector_configs: vec![InjectorConfigInfo::from(&config_map)],
+    }
+}
+
+#[test]
+fn a_screen_moves_the_lists_into_the_snapshot_and_takes_every_object_back() {
+    let options = options(Scope::All);
+    let mut lists = LiveLists::new(every_kind(), &options);
+    let before = format!("{:?}", lists.raw());
+    let fresh = format!("{:?}", assemble(every_kind(), &options));
+    let seen = lists.with_snapshot(|snapshot| {
+        assert_eq!(snapshot.istiods.len(), 1);
+        format!("{snapshot:?}")
+    });
+    assert_eq!(seen, fresh, "the snapshot a fresh read assembles");
+    // If assembly without -l ever drops or changes an object, the lists
+    // would lose it here: this is what keeps moving them out and back safe.
+    assert_eq!(format!("{:?}", lists.raw()), before);
+    assert!(put_pod(&mut lists, &pod("shop", "web-1-b", true, "1.21.2")));
+    assert_eq!(pods(&lists), ["shop/web-1-a", "shop/web-1-b"]);
+}
+
+#[test]
+fn with_a_selector_a_screen_assembles_a_copy_so_the_filtered_pods_stay_in_the_lists() {
+    let options = CollectOptions {
+        selector: Some(crate::selector::LabelSelector::parse("app=web").unwrap()),
+        ..options(Scope::All)
+    };
+    let mut lists = LiveLists::new(every_kind(), &options);
+    let before = format!("{:?}", lists.raw());
+    let pods_seen = lists.with_snapshot(|snapshot| snapshot.pods.len());
+    assert_eq!(pods_seen, 0, "web-1-a belongs to no selected workload here");
+    assert_eq!(format!("{:?}", lists.raw()), before);
+}
