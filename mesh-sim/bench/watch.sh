@@ -77,7 +77,7 @@ output=()
 [ "$FORMAT" = json ] && output=(-o json)
 started=$(date +%s.%N)
 KUBECONFIG="$work/observer" "$TIME" -f "%e %U %S %M" -o "$work/time" \
-    "$KUBECTL" mesh-upgrade status -A --watch "${output[@]}" > "$work/view.out" 2> "$work/view.err" &
+    "$KUBECTL" mesh-upgrade status -A --watch -v=2 "${output[@]}" > "$work/view.out" 2> "$work/view.err" &
 time_pid=$!
 wait_for "the view to start" pgrep -P "$time_pid" > /dev/null
 view_pid=$(pgrep -P "$time_pid")
@@ -108,11 +108,10 @@ read -r wall user sys max_kb < <(tail -n 1 "$work/time")
 
 burst_wall=$(echo "$t1 - $t0" | bc)
 burst_cpu=$(echo "($cpu1 - $cpu0) / $hz" | bc -l)
-if [ "$FORMAT" = json ]; then
-    screens=$(grep -c '^  "kind": "Status"' "$work/view.out")
-else
-    screens=$(grep -c '^SUMMARY$' "$work/view.out")
-fi
+# -v=2 logs each screen built after the first: "N changes applied, the screen took M ms".
+screens=$(grep -c 'changes applied, the screen took' "$work/view.err" || true)
+build_ms=$(grep -o 'the screen took [0-9]*' "$work/view.err" | awk '{ print $4 }' | sort -n |
+    awk '{ v[NR] = $1 } END { if (NR) printf "%d/%d", v[int((NR + 1) / 2)], v[NR] }')
 view_requests() { grep '"user":"observer"' "$work/requests.jsonl"; }
 lists=$(view_requests | grep -v 'watch=true' | grep -c 'limit=' || true)
 watches=$(view_requests | grep -c 'watch=true' || true)
@@ -121,10 +120,10 @@ late_lists=$(view_requests | tail -n "+$first_watch" | grep -v 'watch=true' | gr
 
 printf '\nstatus -A --watch (%s) on %s pods; burst: %s workloads restarted in %s namespaces\n' \
     "$FORMAT" "$PODS" "$restarted" "$BURST_NAMESPACES"
-printf '| first screen | RSS after it | peak RSS | burst wall time | view CPU during the burst | CPU share | screens | LIST requests | WATCH requests | LISTs after the first WATCH | exit |\n'
+printf '| first screen | RSS after it | peak RSS | burst wall time | view CPU during the burst | CPU share | screens (build ms median/max) | LIST pages | WATCH requests | LISTs after the first WATCH | exit |\n'
 printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
-printf '| %.1f s | %.0f MB | %.0f MB | %.1f s | %.1f s | %.2f | %s | %s | %s | %s | %s |\n' \
+printf '| %.1f s | %.0f MB | %.0f MB | %.1f s | %.1f s | %.2f | %s (%s) | %s | %s | %s | %s |\n' \
     "$first_screen" "$(echo "$rss_first / 1024" | bc -l)" "$(echo "$max_kb / 1024" | bc -l)" \
     "$burst_wall" "$burst_cpu" "$(echo "$burst_cpu / $burst_wall" | bc -l)" \
-    "$screens" "$lists" "$watches" "$late_lists" "$code"
+    "$screens" "$build_ms" "$lists" "$watches" "$late_lists" "$code"
 echo "(peak RSS from /proc VmHWM before Ctrl-C: $((rss_peak / 1024)) MB; whole run: ${wall} s wall, ${user} s user, ${sys} s system)"

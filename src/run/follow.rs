@@ -154,6 +154,8 @@ pub async fn follow(
     }
     drop(sender);
 
+    // Changes applied since the last screen, for `-v=2`.
+    let mut applied = 0usize;
     loop {
         let due = pacer.due();
         tokio::select! {
@@ -164,11 +166,18 @@ pub async fn follow(
             () = sleep_until(due), if due.is_some() => {
                 let began = Instant::now();
                 lists.with_snapshot(&mut show)?;
-                pacer.shown(Instant::now(), began.elapsed());
+                let cost = began.elapsed();
+                tracing::debug!(
+                    "status --watch: {applied} changes applied, the screen took {} ms",
+                    cost.as_millis()
+                );
+                applied = 0;
+                pacer.shown(Instant::now(), cost);
             }
             message = changes.recv() => match message {
                 Some(Ok(change)) => {
                     if lists.apply(change) {
+                        applied += 1;
                         pacer.changed(Instant::now());
                     }
                 }
