@@ -229,12 +229,13 @@ impl Watched for ConfigMap {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ListChange {
     /// An object was added or modified. `item`: what its list keeps of it
-    /// now; `None` when it is no longer one the list keeps (a ConfigMap
-    /// renamed away from the injector's name), which removes it.
+    /// now (boxed: most changes in flight are of one small kind or another);
+    /// `None` when it is no longer one the list keeps (an istiod whose
+    /// `app=istiod` label went), which removes it.
     Put {
         kind: ListKind,
         key: ObjectKey,
-        item: Option<Item>,
+        item: Option<Box<Item>>,
     },
     /// An object was deleted (or left the watch's selector).
     Removed { kind: ListKind, key: ObjectKey },
@@ -272,7 +273,7 @@ pub fn change_of<K: Watched>(
         WatchChange::Added(object) | WatchChange::Modified(object) => ListChange::Put {
             kind,
             key: key(&object),
-            item: object.keep(kind, control_plane_namespace),
+            item: object.keep(kind, control_plane_namespace).map(Box::new),
         },
         WatchChange::Deleted(object) => ListChange::Removed {
             kind,
@@ -358,7 +359,7 @@ impl LiveLists {
                     return false;
                 }
                 match item {
-                    Some(item) => self.put(kind, key, item),
+                    Some(item) => self.put(kind, key, *item),
                     None => self.remove(kind, &key),
                 }
             }

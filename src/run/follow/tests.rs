@@ -11,7 +11,7 @@ use super::*;
 use crate::api::fake::{events, fake_client, forbidden, resource_version_of};
 use crate::api::{ListScope, ListSelector};
 use crate::collect::{CollectOptions, RawLists};
-use crate::snapshot::{ClusterSnapshot, PodInfo, Scope};
+use crate::snapshot::{PodInfo, Scope};
 
 const PACE_FOR_TESTS: Pace = Pace {
     min_interval: Duration::from_millis(500),
