@@ -1647,6 +1647,14 @@ fn without_a_rule_it_needs_each_verb_fails_with_the_403_sentence() {
             &["status", "-A", "--watch"],
             "forbidden: cannot watch pods in all namespaces as",
         ),
+        // A kind status --watch follows beyond the apps ones, cluster-scoped.
+        (
+            "",
+            "nodes",
+            "watch",
+            &["status", "-A", "--watch"],
+            "forbidden: cannot watch nodes cluster-wide as",
+        ),
         (
             "",
             "namespaces",

@@ -3,6 +3,10 @@
 //! JSON documents through the real kubectl, as changed rows in a pipe, and
 //! as a screen redrawn at a terminal; Ctrl-C ends each with exit 130.
 //!
+//! Kinds beyond the apps ones are followed too (a Rollout made while the
+//! view is open appears), and a cluster without Argo Rollouts or the Gateway
+//! API is watched for the rest, its 404s ending nothing.
+//!
 //! The simulated clock is stopped before the restart, so the rollout stays
 //! half done (its new pod not Ready) until the test lets time run: the
 //! `rolling` state is there to be seen however the test is scheduled, and
@@ -13,7 +17,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mesh_sim::Sim;
+use mesh_sim::{Sim, SimOptions};
 use serde_json::Value;
 
 use super::terminal::{Terminal, assert_no_escape, terminal_env};
@@ -289,4 +293,185 @@ fn at_a_terminal_the_screen_is_redrawn_as_a_rollout_progresses_and_ctrl_c_ends_i
         "a terminal gets colour: {screen:?}"
     );
     assert!(!screen.contains("error"), "{screen}");
+}
+
+/// `status <args> --watch -o json`, run as the plugin, read document by
+/// document.
+struct JsonView {
+    child: Child,
+    documents: mpsc::Receiver<Value>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl JsonView {
+    fn start(sim: &Sim, args: &[&str]) -> Self {
+        let args: Vec<&str> = std::iter::once("status")
+            .chain(args.iter().copied())
+            .chain(["--watch", "-o", "json"])
+            .collect();
+        let mut child = Env::new()
+            .kubeconfig(sim.kubeconfig_path())
+            .command(PLUGIN, &args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the plugin starts");
+        let (sender, documents) = mpsc::channel::<Value>();
+        let stdout = child.stdout.take().expect("stdout");
+        let reader = std::thread::spawn(move || {
+            for document in serde_json::Deserializer::from_reader(stdout).into_iter::<Value>() {
+                let document = document.expect("stdout is a stream of JSON documents");
+                if sender.send(document).is_err() {
+                    break;
+                }
+            }
+        });
+        JsonView {
+            child,
+            documents,
+            reader,
+        }
+    }
+
+    /// The next document that `wanted` holds of, after those that do not.
+    fn until(&self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let document = self
+                .documents
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("no document with {what}"));
+            if wanted(&document) {
+                return document;
+            }
+        }
+    }
+
+    /// Ctrl-C; the exit code and stderr.
+    fn stop(mut self) -> (Option<i32>, String) {
+        interrupt(&self.child);
+        let status = self.child.wait().expect("the view ends");
+        drop(self.documents);
+        self.reader.join().expect("the reader ends");
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("stderr");
+        (status.code(), stderr)
+    }
+}
+
+/// The (path, status) of every WATCH the plugin made.
+fn watches(sim: &Sim) -> Vec<(String, u16)> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| r.query.contains("watch=true"))
+        .map(|r| (r.path, r.status))
+        .collect()
+}
+
+#[test]
+fn a_rollout_made_while_the_view_is_open_appears_in_the_next_document() {
+    let sim = canary();
+    sim.clear_requests();
+    let view = JsonView::start(&sim, &["-n", "pay"]);
+    let is_reviews = |w: &Value| w["kind"] == "Rollout" && w["name"] == "reviews";
+    let first = view.until("the first screen", |_| true);
+    assert!(
+        !first["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(is_reviews),
+        "{first:#}"
+    );
+    // The view watches from its LISTs before the Rollout is made.
+    let deadline = Instant::now() + PATIENCE;
+    while !watches(&sim)
+        .iter()
+        .any(|(path, _)| path == "/apis/argoproj.io/v1alpha1/namespaces/pay/rollouts")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "never watched Rollouts: {:?}",
+            watches(&sim)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sim.apply_yaml(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: reviews, namespace: pay}\n\
+         spec:\n  replicas: 2\n  selector: {matchLabels: {app: reviews}}\n  strategy: {canary: {}}\n\
+         \x20 template:\n    metadata: {labels: {app: reviews}}\n\
+         \x20   spec: {containers: [{name: reviews, image: ghcr.io/example/reviews:2.0}]}\n",
+    )
+    .expect("the Rollout applies");
+    let document = view.until("the reviews Rollout", |d| {
+        d["workloads"].as_array().unwrap().iter().any(is_reviews)
+    });
+    assert_eq!(document["kind"], "Status");
+    assert_no_list_after_the_first_watch(&sim);
+    let (code, stderr) = view.stop();
+    assert_eq!(code, Some(130), "{stderr}");
+    assert_eq!(stderr, "");
+}
+
+#[test]
+fn without_argo_rollouts_or_the_gateway_api_the_view_watches_every_other_kind() {
+    // in-place: canary carries Gateway API objects, which a cluster
+    // without the CRDs cannot hold.
+    let sim = Sim::start(
+        SimOptions::default()
+            .scenario("in-place")
+            .argo_rollouts(false)
+            .without_gateway_api(),
+    )
+    .expect("the in-place scenario starts");
+    sim.pause_clock();
+    sim.clear_requests();
+    let view = JsonView::start(&sim, &["-n", "pay"]);
+    let first = view.until("the first screen", |_| true);
+    assert_eq!(first["gatewayApiInstalled"], false, "{first:#}");
+    assert_eq!(payments_state(&first), "stale");
+    // The 404s ended nothing: a restart is still followed.
+    restart_payments(&sim);
+    view.until("payments rolling", |d| payments_state(d) == "rolling");
+
+    let watched = watches(&sim);
+    assert!(
+        watched.iter().all(|(path, status)| *status == 200
+            && !path.starts_with("/apis/argoproj.io/")
+            && !path.starts_with("/apis/gateway.networking.k8s.io/")),
+        "only what was listed is watched: {watched:#?}"
+    );
+    for path in [
+        "/api/v1/nodes",
+        "/apis/batch/v1/namespaces/pay/jobs",
+        "/apis/batch/v1/namespaces/pay/cronjobs",
+        "/api/v1/namespaces/pay/pods",
+    ] {
+        assert!(
+            watched.iter().any(|(p, _)| p == path),
+            "{path} is watched: {watched:#?}"
+        );
+    }
+    let not_found: Vec<String> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 404)
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        not_found
+            .iter()
+            .all(|path| path.starts_with("/apis/argoproj.io/")
+                || path.starts_with("/apis/gateway.networking.k8s.io/")),
+        "{not_found:#?}"
+    );
+    let (code, stderr) = view.stop();
+    assert_eq!(code, Some(130), "{stderr}");
+    assert_eq!(stderr, "", "no warning for a kind not installed");
 }
