@@ -307,6 +307,12 @@ const STATUS_EXAMPLES: &str = concat!(
   # Gate the old revision's removal: exit 0 only when nothing uses 1-21-2 any more
   kubectl mesh-upgrade status --exit-code --require-unused 1-21-2 && istioctl uninstall --revision 1-21-2
 
+  # Follow an upgrade live: the screen is redrawn as rollouts progress (Ctrl-C stops)
+  kubectl mesh-upgrade status -n shop --watch
+
+  # One JSON document per change, for a script
+  kubectl mesh-upgrade status -A -w -o json | jq -c .summary.workloads
+
 ",
     exit_codes_help!()
 );
@@ -330,6 +336,13 @@ pub struct StatusArgs {
     /// every namespace, as -A
     #[arg(long, value_name = "REVISION")]
     pub require_unused: Option<String>,
+
+    /// After the first screen, keep watching and show what changes until
+    /// Ctrl-C (exit 130): at a terminal the screen is redrawn, in a pipe each
+    /// change prints the rows that changed, with -o json|yaml one document
+    /// per change
+    #[arg(short = 'w', long, conflicts_with_all = ["exit_code", "verify_injection", "require_unused"])]
+    pub watch: bool,
 }
 
 const RESTART_EXAMPLES: &str = "\
@@ -1017,6 +1030,30 @@ mod tests {
     fn all_namespaces_conflicts_with_a_namespace_list() {
         let err = parse(&["status", "-A", "-n", "shop"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn watch_is_w_and_conflicts_with_the_one_shot_flags() {
+        let watching = |args: &[&str]| match parse(args).unwrap().command {
+            Command::Status(status) => status.watch,
+            other => panic!("parsed as {other:?}"),
+        };
+        assert!(watching(&["status", "-w"]));
+        assert!(watching(&["status", "-A", "--watch", "-o", "json"]));
+        assert!(!watching(&["status"]));
+        for flags in [
+            &["--exit-code"][..],
+            &["--verify-injection"],
+            &["--require-unused", "1-21-2"],
+        ] {
+            let args: Vec<&str> = ["status", "--watch"].iter().chain(flags).copied().collect();
+            let err = parse(&args).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{flags:?}"
+            );
+        }
     }
 
     #[test]

@@ -41,6 +41,14 @@
 //! ConfigMaps (versions come from istiod's image) and Nodes (cordons
 //! unknown) may be forbidden; the caller gets a warning and the kinds that
 //! could not be read.
+//!
+//! `status --watch` reads the same lists with [`read_lists`]: the lists as
+//! listed, before assembly, and where each LIST stood ([`ListPosition`], the
+//! resourceVersion its pages were served at, which the lean page decoding
+//! returns as the typed one does), from which `run/follow.rs` watches the
+//! same URLs; [`live`] applies what the watches see and assembles again. A
+//! kind whose LIST failed (forbidden, or 404 for a CRD not installed) has no
+//! position, so it is not watched.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,8 +60,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::Resource;
+use serde::de::DeserializeOwned;
 
 mod gateway_api;
+pub mod live;
 
 use crate::api::{ApiClient, KnownScope, ListScope, ListSelector};
 use crate::error::Error;
@@ -65,6 +75,7 @@ use crate::snapshot::{
     PodInfo, ReplicaSetInfo, Rollout, RolloutInfo, Scope, ServiceInfo, StatefulSetInfo,
     WebhookConfigurationInfo, controller_of,
 };
+pub use live::{ListKind, ListPosition};
 
 /// What to read.
 #[derive(Debug, Clone)]
@@ -274,27 +285,13 @@ pub async fn read(
     options: &CollectOptions,
     read_set: ReadSet,
 ) -> anyhow::Result<Collected> {
-    let (raw, unreadable, mut warnings) = match read_set {
+    let (raw, unreadable, warnings) = match read_set {
         ReadSet::ControlPlane => list_control_plane(api, options).await?,
         ReadSet::Everything => {
-            let (everything, gateway_api) = tokio::join!(
-                list_everything(api, options),
-                gateway_api::list(api, options)
-            );
-            let (mut raw, mut unreadable, mut warnings) = everything?;
-            let (gateway_api, more_unreadable, more_warnings) = gateway_api?;
-            raw.gateway_api = gateway_api;
-            unreadable.extend(more_unreadable);
-            warnings.extend(more_warnings);
-            (raw, unreadable, warnings)
+            list_everything_and_gateway_api(api, options, &Positions::default()).await?
         }
     };
     let snapshot = assemble(raw, options);
-    // Nodes matter only to ambient mode's data plane: without a ztunnel or
-    // istio-cni DaemonSet, Nodes that could not be read go unmentioned.
-    if !snapshot.daemon_sets.iter().any(|d| d.data_plane.is_some()) {
-        warnings.retain(|w| !w.starts_with(NODES_UNREADABLE));
-    }
     tracing::info!(
         namespaces = snapshot.namespaces.len(),
         pods = snapshot.pods.len(),
@@ -313,6 +310,122 @@ pub async fn read(
 /// were forbidden, and the warnings.
 type Listed = (RawLists, Vec<Unreadable>, Vec<String>);
 
+/// [`ReadSet::Everything`] as listed, before assembly, with where each LIST
+/// stood: what `status --watch` keeps current ([`live::LiveLists`]) by
+/// watching each list from its position.
+#[derive(Debug)]
+pub struct ReadLists {
+    pub raw: RawLists,
+    /// One per LIST that answered (a kind that could not be read, or whose
+    /// CRD is not installed, has none).
+    pub positions: Vec<ListPosition>,
+    /// Optional kinds that were forbidden; the lists have none of them.
+    pub unreadable: Vec<Unreadable>,
+    /// Sentences for stderr about what the lists lack.
+    pub warnings: Vec<String>,
+}
+
+/// Run the LISTs of [`ReadSet::Everything`] and keep them as listed, with
+/// each LIST's resourceVersion.
+pub async fn read_lists(api: &ApiClient, options: &CollectOptions) -> anyhow::Result<ReadLists> {
+    let positions = Positions::default();
+    let (raw, unreadable, warnings) =
+        list_everything_and_gateway_api(api, options, &positions).await?;
+    Ok(ReadLists {
+        raw,
+        positions: positions.into_inner(),
+        unreadable,
+        warnings,
+    })
+}
+
+/// Records where each LIST stood, as the LISTs of a read run concurrently.
+#[derive(Debug, Default)]
+struct Positions(std::sync::Mutex<Vec<ListPosition>>);
+
+impl Positions {
+    /// LIST `K` as [`ApiClient::list_all`] does (each object decoded as `K`,
+    /// then `map`ped), recording its position as one of `kind`'s lists.
+    async fn list<K, T>(
+        &self,
+        api: &ApiClient,
+        kind: ListKind,
+        scope: &ListScope,
+        selector: &ListSelector,
+        map: impl FnMut(K) -> Option<T>,
+    ) -> anyhow::Result<Vec<T>>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug,
+        K::Scope: KnownScope,
+    {
+        let (items, resource_version) = api.list_versioned(scope, selector, map).await?;
+        self.record(kind, scope, selector, resource_version);
+        Ok(items)
+    }
+
+    /// LIST `K` as [`ApiClient::list_pages`] does (each page decoded by
+    /// `decode` while the next is fetched), recording its position as one
+    /// of `kind`'s lists.
+    async fn pages<K, T>(
+        &self,
+        api: &ApiClient,
+        kind: ListKind,
+        scope: &ListScope,
+        selector: &ListSelector,
+        decode: impl Fn(&[u8], &mut Vec<T>) -> decode::Decoded + Send + Sync + 'static,
+    ) -> anyhow::Result<Vec<T>>
+    where
+        K: Resource<DynamicType = ()>,
+        K::Scope: KnownScope,
+        T: Send + 'static,
+    {
+        let (items, resource_version) = api.list_pages::<K, T>(scope, selector, decode).await?;
+        self.record(kind, scope, selector, resource_version);
+        Ok(items)
+    }
+
+    fn record(
+        &self,
+        kind: ListKind,
+        scope: &ListScope,
+        selector: &ListSelector,
+        resource_version: String,
+    ) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(ListPosition {
+                kind,
+                scope: scope.clone(),
+                selector: selector.clone(),
+                resource_version,
+            });
+    }
+
+    /// Drop the positions of `kind`'s lists: lists that are not kept.
+    fn forget(&self, kind: ListKind) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|p| p.kind != kind);
+    }
+
+    fn into_inner(self) -> Vec<ListPosition> {
+        let mut positions = self
+            .0
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        positions.sort_by(|a, b| {
+            let namespace = |p: &ListPosition| match &p.scope {
+                ListScope::All => String::new(),
+                ListScope::Namespace(namespace) => namespace.clone(),
+            };
+            (a.kind, namespace(a)).cmp(&(b.kind, namespace(b)))
+        });
+        positions
+    }
+}
+
 /// [`ReadSet::ControlPlane`]: five LISTs, concurrently.
 async fn list_control_plane(api: &ApiClient, options: &CollectOptions) -> anyhow::Result<Listed> {
     let cp = options.control_plane_namespace.as_str();
@@ -321,7 +434,7 @@ async fn list_control_plane(api: &ApiClient, options: &CollectOptions) -> anyhow
         ListSelector::labels(LabelSelector::parse("app=istiod").map_err(anyhow::Error::msg)?);
     let cp_scope = ListScope::Namespace(cp.to_string());
     let (namespaces, webhooks, istiods, services, injector_configs) = tokio::join!(
-        read_namespaces(api, options, ReadSet::ControlPlane),
+        read_namespaces(api, options, ReadSet::ControlPlane, None),
         api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &all, |w| {
             Some(WebhookConfigurationInfo::from(&w))
         }),
@@ -360,9 +473,38 @@ async fn list_control_plane(api: &ApiClient, options: &CollectOptions) -> anyhow
 const INJECTOR_CONFIGS_UNREADABLE: &str =
     "the injector ConfigMaps could not be read, so proxy versions come from istiod's image";
 
-/// [`ReadSet::Everything`]: one LIST per kind (and per read namespace when
-/// they are few), concurrently; Nodes always in one cluster-wide LIST.
-async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::Result<Listed> {
+/// [`ReadSet::Everything`]: [`list_everything`] and the Gateway API's
+/// LISTs side by side, each LIST's position recorded in `positions`.
+async fn list_everything_and_gateway_api(
+    api: &ApiClient,
+    options: &CollectOptions,
+    positions: &Positions,
+) -> anyhow::Result<Listed> {
+    let (everything, gateway_api) = tokio::join!(
+        list_everything(api, options, positions),
+        gateway_api::list(api, options, positions)
+    );
+    let (mut raw, mut unreadable, mut warnings) = everything?;
+    let (gateway_api, more_unreadable, more_warnings) = gateway_api?;
+    raw.gateway_api = gateway_api;
+    unreadable.extend(more_unreadable);
+    warnings.extend(more_warnings);
+    // Nodes matter only to ambient mode's data plane: without a ztunnel or
+    // istio-cni DaemonSet, Nodes that could not be read go unmentioned.
+    if !raw.daemon_sets.iter().any(|d| d.data_plane.is_some()) {
+        warnings.retain(|w| !w.starts_with(NODES_UNREADABLE));
+    }
+    Ok((raw, unreadable, warnings))
+}
+
+/// The kinds of [`ReadSet::Everything`] but the Gateway API's: one LIST per
+/// kind (and per read namespace when they are few), concurrently; Nodes
+/// always in one cluster-wide LIST.
+async fn list_everything(
+    api: &ApiClient,
+    options: &CollectOptions,
+    positions: &Positions,
+) -> anyhow::Result<Listed> {
     let plan = ListPlan::for_selection(&options.scope, &options.control_plane_namespace);
     let cp = options.control_plane_namespace.as_str();
     let workload_selector = ListSelector::maybe_labels(options.selector.as_ref());
@@ -389,12 +531,17 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         injector_configs,
         nodes,
     ) = tokio::join!(
-        read_namespaces(api, options, ReadSet::Everything),
-        api.list_all::<MutatingWebhookConfiguration, _>(&ListScope::All, &all, |w| {
-            Some(WebhookConfigurationInfo::from(&w))
-        }),
+        read_namespaces(api, options, ReadSet::Everything, Some(positions)),
+        positions.list::<MutatingWebhookConfiguration, _>(
+            api,
+            ListKind::WebhookConfigurations,
+            &ListScope::All,
+            &all,
+            |w| Some(WebhookConfigurationInfo::from(&w))
+        ),
         list_namespaced::<Deployment, _>(
             api,
+            (positions, ListKind::Deployments),
             &plan,
             &workload_selector,
             {
@@ -406,6 +553,7 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         ),
         list_namespaced::<StatefulSet, _>(
             api,
+            (positions, ListKind::StatefulSets),
             &plan,
             &workload_selector,
             decode::sharing(&interner, decode::stateful_sets),
@@ -413,6 +561,7 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         ),
         list_namespaced::<DaemonSet, _>(
             api,
+            (positions, ListKind::DaemonSets),
             &plan,
             &workload_selector,
             decode::sharing(&interner, decode::daemon_sets),
@@ -420,6 +569,7 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         ),
         list_namespaced::<ReplicaSet, _>(
             api,
+            (positions, ListKind::ReplicaSets),
             &plan,
             &all,
             decode::sharing(&interner, decode::replica_sets),
@@ -427,6 +577,7 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         ),
         list_namespaced::<Pod, _>(
             api,
+            (positions, ListKind::Pods),
             &plan,
             &all,
             decode::sharing(&interner, decode::pods),
@@ -434,6 +585,7 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         ),
         list_namespaced::<Service, _>(
             api,
+            (positions, ListKind::Services),
             &plan,
             &all,
             decode::typed(|s: Service| Some(ServiceInfo::from(&s))),
@@ -441,6 +593,7 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         ),
         list_namespaced::<PodDisruptionBudget, _>(
             api,
+            (positions, ListKind::PodDisruptionBudgets),
             &plan,
             &all,
             decode::pod_disruption_budgets,
@@ -448,6 +601,7 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         ),
         list_namespaced::<EndpointSlice, _>(
             api,
+            (positions, ListKind::EndpointSlices),
             &plan,
             &all,
             decode::typed(|e: EndpointSlice| Some(EndpointSliceInfo::from(&e))),
@@ -457,24 +611,30 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
             // Without -l the Deployments LIST already holds istiod; with -l it
             // may not, so istiod gets its own small LIST.
             if options.selector.is_some() {
-                api.list_pages::<Deployment, _>(&cp_scope, &istiod_selector, {
-                    let cp = cp.to_string();
-                    move |page, out| decode::istiods(page, &cp, out)
-                })
-                .await
-                .map(|(istiods, _)| Some(istiods))
+                positions
+                    .pages::<Deployment, _>(api, ListKind::Istiods, &cp_scope, &istiod_selector, {
+                        let cp = cp.to_string();
+                        move |page, out| decode::istiods(page, &cp, out)
+                    })
+                    .await
+                    .map(Some)
             } else {
                 Ok(None)
             }
         },
-        api.list_all::<ConfigMap, _>(&cp_scope, &all, |c| injector_config(&c)),
-        api.list_all::<Node, _>(&ListScope::All, &all, |n| Some(NodeInfo::from(&n))),
+        positions.list::<ConfigMap, _>(api, ListKind::InjectorConfigs, &cp_scope, &all, |c| {
+            injector_config(&c)
+        }),
+        positions.list::<Node, _>(api, ListKind::Nodes, &ListScope::All, &all, |n| Some(
+            NodeInfo::from(&n)
+        )),
     );
     // The owners beyond the apps kinds: Argo Rollouts (a CRD that may not
     // be installed), Jobs and CronJobs.
     let (rollouts, jobs, cron_jobs) = tokio::join!(
         list_namespaced::<Rollout, _>(
             api,
+            (positions, ListKind::Rollouts),
             &plan,
             &workload_selector,
             decode::typed(|r: Rollout| Some(RolloutInfo::from(&r))),
@@ -482,6 +642,7 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         ),
         list_namespaced::<Job, _>(
             api,
+            (positions, ListKind::Jobs),
             &plan,
             &all,
             decode::typed(|j: Job| Some(JobInfo::from(&j))),
@@ -489,13 +650,13 @@ async fn list_everything(api: &ApiClient, options: &CollectOptions) -> anyhow::R
         ),
         list_namespaced::<CronJob, _>(
             api,
+            (positions, ListKind::CronJobs),
             &plan,
             &all,
             decode::typed(|c: CronJob| Some(CronJobInfo::from(&c))),
             |c| &c.namespace
         ),
     );
-
     let (namespaces, mut warnings) = namespaces?;
     check_selected_namespaces_exist(&options.scope, &namespaces, &api.target().context)?;
     let webhook_configurations = webhooks?;
@@ -604,9 +765,11 @@ pub const NODES_UNREADABLE: &str =
 
 /// LIST a namespaced kind as the plan says, each page decoded by `decode`
 /// as it arrives; `namespace` says where a decoded object lives, for the
-/// cluster-wide LIST that keeps only some namespaces.
+/// cluster-wide LIST that keeps only some namespaces. Each LIST's position
+/// is recorded as one of `kind`'s.
 async fn list_namespaced<K, T>(
     api: &ApiClient,
+    (positions, kind): (&Positions, ListKind),
     plan: &ListPlan,
     selector: &ListSelector,
     decode: impl Fn(&[u8], &mut Vec<T>) -> decode::Decoded + Clone + Send + Sync + 'static,
@@ -618,27 +781,36 @@ where
     T: Send + 'static,
 {
     match plan {
-        ListPlan::ClusterWide { keep: None } => api
-            .list_pages::<K, T>(&ListScope::All, selector, decode)
-            .await
-            .map(|(items, _)| items),
+        ListPlan::ClusterWide { keep: None } => {
+            positions
+                .pages::<K, T>(api, kind, &ListScope::All, selector, decode)
+                .await
+        }
         ListPlan::ClusterWide { keep: Some(keep) } => {
             let keep = std::sync::Arc::new(keep.clone());
-            api.list_pages::<K, T>(&ListScope::All, selector, move |page, out| {
-                decode(page, out)?;
-                out.retain(|item| keep.contains(namespace(item)));
-                Ok(())
-            })
-            .await
-            .map(|(items, _)| items)
+            positions
+                .pages::<K, T>(api, kind, &ListScope::All, selector, move |page, out| {
+                    // Only this page's items: the list it is given holds
+                    // nothing else.
+                    decode(page, out)?;
+                    out.retain(|item| keep.contains(namespace(item)));
+                    Ok(())
+                })
+                .await
         }
         ListPlan::PerNamespace(namespaces) => {
             let lists = try_join_all(namespaces.iter().map(|name| {
                 let decode = decode.clone();
                 async move {
-                    api.list_pages::<K, T>(&ListScope::Namespace(name.clone()), selector, decode)
+                    positions
+                        .pages::<K, T>(
+                            api,
+                            kind,
+                            &ListScope::Namespace(name.clone()),
+                            selector,
+                            decode,
+                        )
                         .await
-                        .map(|(items, _)| items)
                 }
             }))
             .await?;
@@ -657,12 +829,24 @@ async fn read_namespaces(
     api: &ApiClient,
     options: &CollectOptions,
     read_set: ReadSet,
+    positions: Option<&Positions>,
 ) -> anyhow::Result<(Vec<NamespaceInfo>, Vec<String>)> {
-    let listed = api
-        .list_all::<Namespace, _>(&ListScope::All, &ListSelector::everything(), |n| {
-            Some(NamespaceInfo::from(&n))
-        })
-        .await;
+    let everything = ListSelector::everything();
+    let keep = |n: Namespace| Some(NamespaceInfo::from(&n));
+    let listed = match positions {
+        Some(positions) => {
+            positions
+                .list(
+                    api,
+                    ListKind::Namespaces,
+                    &ListScope::All,
+                    &everything,
+                    keep,
+                )
+                .await
+        }
+        None => api.list_all(&ListScope::All, &everything, keep).await,
+    };
     let list_error = match listed {
         Ok(namespaces) => return Ok((namespaces, Vec::new())),
         Err(err) if crate::error::is_forbidden(&err) => err,
@@ -1240,6 +1424,138 @@ mod tests {
             "{:?}",
             collected.warnings
         );
+    }
+
+    #[tokio::test]
+    async fn read_lists_records_where_each_list_stood_and_no_position_for_a_kind_not_read() {
+        use crate::api::fake::{fake_client, forbidden};
+        use serde_json::json;
+        let (api, _) = fake_client(|_, path, _, _| {
+            if path.ends_with("/poddisruptionbudgets") {
+                return forbidden("poddisruptionbudgets");
+            }
+            if path.starts_with("/apis/argoproj.io/") {
+                // Argo Rollouts is not installed.
+                return (404, json!({"kind": "Status", "code": 404}).to_string());
+            }
+            let items = if path == "/api/v1/namespaces" {
+                vec![
+                    json!({"metadata": {"name": "shop"}}),
+                    json!({"metadata": {"name": "istio-system"}}),
+                ]
+            } else {
+                vec![]
+            };
+            // Each URL's list is taken at its own version.
+            let version = path.len().to_string();
+            (
+                200,
+                json!({"metadata": {"resourceVersion": version}, "items": items}).to_string(),
+            )
+        });
+        let read = read_lists(&api, &options(Scope::Namespaces(vec!["shop".into()]), None))
+            .await
+            .unwrap();
+        let positions: Vec<(ListKind, Option<&str>, &str)> = read
+            .positions
+            .iter()
+            .map(|p| {
+                let namespace = match &p.scope {
+                    ListScope::All => None,
+                    ListScope::Namespace(namespace) => Some(namespace.as_str()),
+                };
+                (p.kind, namespace, p.resource_version.as_str())
+            })
+            .collect();
+        let version = |path: &str| path.len().to_string();
+        assert_eq!(
+            positions[0],
+            (
+                ListKind::Namespaces,
+                None,
+                version("/api/v1/namespaces").as_str()
+            )
+        );
+        // The lean page decoders (pods, Deployments) and the typed ones
+        // (Gateways, Nodes) all give their LIST's version.
+        let of = |kind: ListKind| -> Vec<(ListKind, Option<&str>, &str)> {
+            positions
+                .iter()
+                .filter(|(k, _, _)| *k == kind)
+                .cloned()
+                .collect()
+        };
+        assert_eq!(
+            of(ListKind::Pods),
+            [
+                (
+                    ListKind::Pods,
+                    Some("istio-system"),
+                    version("/api/v1/namespaces/istio-system/pods").as_str()
+                ),
+                (
+                    ListKind::Pods,
+                    Some("shop"),
+                    version("/api/v1/namespaces/shop/pods").as_str()
+                ),
+            ]
+        );
+        assert_eq!(
+            of(ListKind::Deployments)[1],
+            (
+                ListKind::Deployments,
+                Some("shop"),
+                version("/apis/apps/v1/namespaces/shop/deployments").as_str()
+            )
+        );
+        assert_eq!(
+            of(ListKind::Gateways)[1],
+            (
+                ListKind::Gateways,
+                Some("shop"),
+                version("/apis/gateway.networking.k8s.io/v1/namespaces/shop/gateways").as_str()
+            )
+        );
+        assert_eq!(
+            of(ListKind::Nodes),
+            [(ListKind::Nodes, None, version("/api/v1/nodes").as_str())]
+        );
+        for not_read in [ListKind::PodDisruptionBudgets, ListKind::Rollouts] {
+            assert!(of(not_read).is_empty(), "{not_read:?}: {positions:?}");
+        }
+        assert_eq!(read.unreadable[0].resource, "poddisruptionbudgets");
+        assert_eq!(read.raw.rollouts_served, Some(false));
+        assert!(read.raw.gateway_api.installed);
+        // Namespaces, webhooks, the injector ConfigMaps, Nodes and
+        // GatewayClasses, and 12 namespaced kinds in 2 namespaces, less the
+        // PodDisruptionBudgets' and the Rollouts' lists.
+        assert_eq!(positions.len(), 5 + 12 * 2 - 2 - 2, "{positions:?}");
+    }
+
+    #[tokio::test]
+    async fn without_the_gateway_api_neither_gateways_nor_classes_are_watched() {
+        use crate::api::fake::fake_client;
+        use serde_json::json;
+        let (api, _) = fake_client(|_, path, _, _| {
+            if path.ends_with("/gateways") {
+                return (404, json!({"kind": "Status", "code": 404}).to_string());
+            }
+            let items = if path == "/api/v1/namespaces" {
+                vec![json!({"metadata": {"name": "istio-system"}})]
+            } else {
+                vec![]
+            };
+            (
+                200,
+                json!({"metadata": {"resourceVersion": "7"}, "items": items}).to_string(),
+            )
+        });
+        let read = read_lists(&api, &options(Scope::All, None)).await.unwrap();
+        assert!(!read.raw.gateway_api.installed);
+        let kinds: Vec<ListKind> = read.positions.iter().map(|p| p.kind).collect();
+        assert!(!kinds.contains(&ListKind::Gateways), "{kinds:?}");
+        assert!(!kinds.contains(&ListKind::GatewayClasses), "{kinds:?}");
+        assert!(kinds.contains(&ListKind::Rollouts), "{kinds:?}");
     }
 
     #[tokio::test]

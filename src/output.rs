@@ -19,7 +19,9 @@
 //! - the width text is laid out for: the terminal's, or none at all when
 //!   the stream is not a terminal (a pipe gets rows at whatever width they
 //!   need, never a wrapped name);
-//! - prompts: asked only when stdin is a terminal.
+//! - prompts: asked only when stdin is a terminal;
+//! - redrawing a screen in place (`status --watch`): only when stdout is a
+//!   terminal and `TERM` is not `dumb`; elsewhere new text is appended.
 //!
 //! This module knows nothing of the command line: [`Format`] is its own, and
 //! the parsed flags are converted where they are parsed.
@@ -103,6 +105,10 @@ impl Environment {
     }
 }
 
+/// Cursor home, then clear to the end of the screen (ECMA-48 CUP and ED):
+/// what [`Output::redraw`] sends before a screen.
+pub const CLEAR_SCREEN: &str = "\x1b[H\x1b[J";
+
 /// The width assumed for a terminal that does not report its size.
 pub const FALLBACK_COLUMNS: usize = 100;
 
@@ -119,6 +125,9 @@ pub struct Settings {
     pub width_stderr: Option<usize>,
     /// Whether a question can be asked (stdin is a terminal).
     pub stdin_terminal: bool,
+    /// Whether stdout is a terminal that takes escape codes, so a screen can
+    /// be redrawn in place ([`Output::redraw`]).
+    pub redraw: bool,
 }
 
 impl Settings {
@@ -135,6 +144,7 @@ impl Settings {
             width_stdout: width(env.stdout_terminal, env.stdout_columns),
             width_stderr: width(env.stderr_terminal, env.stderr_columns),
             stdin_terminal: env.stdin_terminal,
+            redraw: env.stdout_terminal && !env.term_dumb,
         }
     }
 
@@ -148,6 +158,7 @@ impl Settings {
             width_stdout: width,
             width_stderr: width,
             stdin_terminal: false,
+            redraw: false,
         }
     }
 }
@@ -171,6 +182,8 @@ pub struct Output {
     bars: progress::ActiveBars,
     /// Documents held back to be printed as one List (see [`Output::collecting`]).
     held: Option<Arc<Mutex<Vec<serde_json::Value>>>>,
+    /// Documents of a stream printed so far ([`Output::print_stream_document`]).
+    streamed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Output {
@@ -220,6 +233,7 @@ impl Output {
             }),
             bars: progress::ActiveBars::default(),
             held: None,
+            streamed: Arc::default(),
         }
     }
 
@@ -343,6 +357,37 @@ impl Output {
             .context("writing to stdout")?;
         drop(writer);
         stdout.flush().context("writing to stdout")
+    }
+
+    /// One document of a stream on stdout (`status --watch -o json|yaml`),
+    /// as `kubectl get -w -o json|yaml` prints one per change: JSON documents
+    /// one after the other (`jq` reads such a stream), YAML documents with a
+    /// `---` line before each one after the first, as kubectl's YAML printer
+    /// separates them.
+    pub fn print_stream_document<T: Serialize>(&self, document: &T) -> anyhow::Result<()> {
+        let count = self
+            .streamed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut text = render_document(document, self.format)?;
+        if count > 0 && self.format == Format::Yaml {
+            text.insert_str(0, "---\n");
+        }
+        self.print_text(&text)
+    }
+
+    /// Show `text` as the whole screen: at a terminal that takes escape
+    /// codes ([`Settings::redraw`]) the cursor goes home and the screen is
+    /// cleared first, so the text replaces what was there; anywhere else
+    /// (a pipe, `TERM=dumb`) it is printed after what came before, with no
+    /// escape byte.
+    pub fn redraw(&self, text: &str) -> anyhow::Result<()> {
+        if self.settings.redraw {
+            let mut stdout = lock(&self.stdout);
+            stdout
+                .write_all(CLEAR_SCREEN.as_bytes())
+                .context("writing to stdout")?;
+        }
+        self.print_text(text)
     }
 
     /// An Output whose documents are held back until [`Output::print_held`]:
@@ -772,6 +817,80 @@ mod tests {
         let list: serde_json::Value = serde_json::from_str(&captured.stdout()).unwrap();
         assert_eq!(list["kind"], "List");
         assert_eq!(list["items"][1]["kind"], "B");
+    }
+
+    #[test]
+    fn only_a_terminal_that_takes_escape_codes_is_redrawn() {
+        assert!(Settings::for_environment(&terminal()).redraw);
+        for env in [
+            Environment::default(),
+            Environment {
+                term_dumb: true,
+                ..terminal()
+            },
+            Environment {
+                stdout_terminal: false,
+                ..terminal()
+            },
+        ] {
+            assert!(!Settings::for_environment(&env).redraw, "{env:?}");
+        }
+        assert!(
+            Settings::for_environment(&Environment {
+                no_color_env: true,
+                ..terminal()
+            })
+            .redraw,
+            "NO_COLOR is about colour, not about moving the cursor"
+        );
+    }
+
+    #[test]
+    fn a_redraw_clears_the_screen_at_a_terminal_and_appends_elsewhere() {
+        let (piped, captured) = Output::capture(Format::Table, None);
+        piped.redraw("one").unwrap();
+        piped.redraw("two").unwrap();
+        assert_eq!(captured.stdout(), "one\ntwo\n");
+
+        let captured = Captured::default();
+        let terminal = Output::with_writers(
+            Format::Table,
+            Settings {
+                redraw: true,
+                ..Settings::plain(Some(80))
+            },
+            Box::new(captured.stdout.clone()),
+            Box::new(captured.stderr.clone()),
+        );
+        terminal.redraw("one").unwrap();
+        terminal.redraw("two").unwrap();
+        assert_eq!(
+            captured.stdout(),
+            format!("{CLEAR_SCREEN}one\n{CLEAR_SCREEN}two\n")
+        );
+    }
+
+    #[test]
+    fn a_stream_of_documents_is_json_after_json_or_yaml_separated_by_dashes() {
+        let (json, captured) = Output::capture(Format::Json, None);
+        json.print_stream_document(&serde_json::json!({"n": 1}))
+            .unwrap();
+        json.print_stream_document(&serde_json::json!({"n": 2}))
+            .unwrap();
+        let documents: Vec<serde_json::Value> =
+            serde_json::Deserializer::from_str(&captured.stdout())
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        assert_eq!(documents.len(), 2);
+        assert_eq!(documents[1]["n"], 2);
+
+        let (yaml, captured) = Output::capture(Format::Yaml, None);
+        yaml.print_stream_document(&serde_json::json!({"n": 1}))
+            .unwrap();
+        yaml.print_stream_document(&serde_json::json!({"n": 2}))
+            .unwrap();
+        assert_eq!(captured.stdout(), "n: 1\n---\nn: 2\n");
     }
 
     #[test]

@@ -40,6 +40,8 @@ mod release;
 mod restart_sidecars;
 #[path = "cli/snapshots.rs"]
 mod snapshots;
+#[path = "cli/status_watch.rs"]
+mod status_watch;
 #[path = "cli/tag.rs"]
 mod tag;
 #[path = "cli/terminal.rs"]

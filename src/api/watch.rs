@@ -4,10 +4,14 @@
 //!
 //! A watch resumes from the last resourceVersion when the server ends it and
 //! starts from scratch on 410 Gone, a failed stream or a WATCH that could not
-//! start; every wait on it is bounded by its caller's deadline.
+//! start; every wait on it is bounded by its caller's deadline. A caller that
+//! made its own LIST starts the watch at that LIST's resourceVersion
+//! ([`ResumableWatch::starting_at`]) and says what a relist keeps of each
+//! object ([`ApiClient::resumable_watch_keeping`]), as `status --watch` does.
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -47,15 +51,36 @@ impl ApiClient {
         K: Resource<DynamicType = ()> + DeserializeOwned + Clone + fmt::Debug + Send + 'static,
         K::Scope: KnownScope,
     {
+        self.resumable_watch_keeping(scope, selector, policy, Some)
+    }
+
+    /// [`ApiClient::resumable_watch`] whose LISTs (when it starts from
+    /// scratch) keep `keep(object)` of each object, converted page by page
+    /// as [`ApiClient::list_all`] does: a relist of 50,000 pods never sits
+    /// in memory as full objects. Events still carry whole objects, one at
+    /// a time.
+    pub fn resumable_watch_keeping<K, T>(
+        &self,
+        scope: ListScope,
+        selector: ListSelector,
+        policy: WatchPolicy,
+        keep: impl Fn(K) -> Option<T> + Send + Sync + 'static,
+    ) -> ResumableWatch<K, T>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned + Clone + fmt::Debug + Send + 'static,
+        K::Scope: KnownScope,
+    {
         ResumableWatch {
             api: self.clone(),
             scope,
             selector,
             policy,
+            keep: Arc::new(keep),
             resource_version: None,
             stream: None,
             failed_starts: 0,
             pause: None,
+            forbidden_is_final: false,
         }
     }
 
@@ -141,13 +166,15 @@ pub struct WatchPolicy {
     pub backoff_step: Duration,
 }
 
-/// What a [`ResumableWatch`] saw.
+/// What a [`ResumableWatch`] saw. `T` is what its LISTs keep of each
+/// object (the object itself unless made with
+/// [`ApiClient::resumable_watch_keeping`]).
 #[derive(Debug)]
-pub enum WatchChange<K> {
+pub enum WatchChange<K, T = K> {
     /// It started from scratch. With [`WatchOrigin::List`], every object as
     /// listed: the set is now exactly these. With [`WatchOrigin::Replay`],
     /// empty: the current objects follow as [`WatchChange::Added`].
-    Restarted(Vec<K>),
+    Restarted(Vec<T>),
     Added(K),
     Modified(K),
     Deleted(K),
@@ -166,13 +193,16 @@ pub enum WatchChange<K> {
 /// ```
 ///
 /// Every request goes through [`ApiClient::watch`] (and
-/// [`ApiClient::list_versioned`]), which count them. Used by [`WatchedSet`]
-/// and by restart-sidecars' watch shared by name.
-pub struct ResumableWatch<K> {
+/// [`ApiClient::list_versioned`]), which count them. Used by [`WatchedSet`],
+/// by restart-sidecars' watch shared by name and by `status --watch`, which
+/// starts each watch where its own LIST stood ([`ResumableWatch::starting_at`]).
+pub struct ResumableWatch<K, T = K> {
     api: ApiClient,
     scope: ListScope,
     selector: ListSelector,
     policy: WatchPolicy,
+    /// What a LIST keeps of each object.
+    keep: Keep<K, T>,
     /// Where the next WATCH resumes; `None`: start from scratch first.
     resource_version: Option<String>,
     stream: Option<EventStream<K>>,
@@ -180,9 +210,14 @@ pub struct ResumableWatch<K> {
     failed_starts: u32,
     /// How long to wait before the next start, after a failed one.
     pause: Option<Duration>,
+    /// A refused (403) WATCH is returned at once, not started over.
+    forbidden_is_final: bool,
 }
 
-impl<K> fmt::Debug for ResumableWatch<K> {
+/// A LIST's conversion of each object, page by page.
+type Keep<K, T> = Arc<dyn Fn(K) -> Option<T> + Send + Sync>;
+
+impl<K, T> fmt::Debug for ResumableWatch<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResumableWatch")
             .field("policy", &self.policy)
@@ -191,11 +226,30 @@ impl<K> fmt::Debug for ResumableWatch<K> {
     }
 }
 
-impl<K> ResumableWatch<K>
+impl<K, T> ResumableWatch<K, T>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + fmt::Debug + Send + 'static,
     K::Scope: KnownScope,
 {
+    /// Start by watching from `resource_version`, where the caller's own
+    /// LIST of the same objects (same scope, same selector) was taken, so
+    /// the first call makes no LIST and no change since that LIST is
+    /// missed. It starts from scratch as usual when that version has
+    /// expired (410).
+    pub fn starting_at(mut self, resource_version: impl Into<String>) -> Self {
+        self.resource_version = Some(resource_version.into());
+        self
+    }
+
+    /// A WATCH the server refuses (403) is returned as the error at once,
+    /// instead of being started over [`WatchPolicy::max_failed_starts`]
+    /// times (each with a LIST): for a caller to whom a missing permission
+    /// is final rather than a moment's trouble.
+    pub fn forbidden_is_final(mut self) -> Self {
+        self.forbidden_is_final = true;
+        self
+    }
+
     /// The next change. `deadline` bounds the wait: `None` once it passes
     /// without one (an open stream is kept for the next call); with no
     /// deadline each WATCH asks for the longest window (290 s) and the wait
@@ -205,7 +259,7 @@ where
     pub async fn next_event(
         &mut self,
         deadline: Option<tokio::time::Instant>,
-    ) -> anyhow::Result<Option<WatchChange<K>>> {
+    ) -> anyhow::Result<Option<WatchChange<K, T>>> {
         loop {
             if let Some(pause) = self.pause.take() {
                 let until = tokio::time::Instant::now() + pause;
@@ -233,7 +287,8 @@ where
                     Err(err) => {
                         self.failed_starts += 1;
                         self.resource_version = None;
-                        if self.failed_starts >= self.policy.max_failed_starts {
+                        let refused = self.forbidden_is_final && crate::error::is_forbidden(&err);
+                        if refused || self.failed_starts >= self.policy.max_failed_starts {
                             self.failed_starts = 0;
                             self.pause = Some(self.policy.backoff_step);
                             return Err(err);
@@ -294,12 +349,13 @@ where
         self.resource_version = None;
     }
 
-    async fn start_from_scratch(&mut self) -> anyhow::Result<WatchChange<K>> {
+    async fn start_from_scratch(&mut self) -> anyhow::Result<WatchChange<K, T>> {
         self.stream = None;
         let (listed, version) = match self.policy.origin {
             WatchOrigin::List => {
+                let keep = self.keep.clone();
                 self.api
-                    .list_versioned::<K, K>(&self.scope, &self.selector, Some)
+                    .list_versioned::<K, T>(&self.scope, &self.selector, |object| keep(object))
                     .await?
             }
             // "0": the current objects first (as ADDED), then changes.

@@ -1,7 +1,8 @@
 //! Tests of [`WatchedSet`] against an in-memory server: the set as listed,
 //! then after each watch event; a resumed watch; a relist after 410; the
 //! deadline. And of [`ResumableWatch`] replaying from "0", as restart-sidecars'
-//! shared watch uses it.
+//! shared watch uses it, and started at a LIST's position with its relists
+//! converted, as `status --watch` uses it.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
@@ -270,4 +271,70 @@ async fn a_watch_that_cannot_start_returns_its_error_after_the_limit_then_tries_
     let again = watch.next_event(Some(deadline(5))).await.unwrap();
     assert!(matches!(again, Some(WatchChange::Restarted(_))));
     assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_watch_started_at_a_lists_position_lists_nothing_first() {
+    let (api, seen) =
+        fake_client(|_, _, _, _| (200, events(&[("MODIFIED", config_map("a", "11", "2"))])));
+    let (scope, selector) = shop();
+    let mut watch = api
+        .resumable_watch::<ConfigMap>(scope, selector, replay(3))
+        .starting_at("10");
+    let first = watch.next_event(Some(deadline(5))).await.unwrap();
+    assert_eq!(describe(&first.expect("a change")), "modified [\"a=2\"]");
+    let log = seen.lock().unwrap().clone();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(log[0].contains("watch=true"), "no LIST first: {log:?}");
+    assert_eq!(resource_version_of(&log[0]), Some("10"), "{log:?}");
+}
+
+#[tokio::test]
+async fn an_expired_position_is_listed_again_converting_each_object() {
+    let (api, seen) = fake_client(|_, _, query, _| {
+        if query.contains("watch=true") {
+            (200, gone_event())
+        } else {
+            (
+                200,
+                list_body(
+                    "20",
+                    vec![config_map("a", "18", "3"), config_map("b", "19", "1")],
+                ),
+            )
+        }
+    });
+    let (scope, selector) = shop();
+    let policy = WatchPolicy {
+        origin: WatchOrigin::List,
+        max_failed_starts: 3,
+        backoff_step: Duration::from_millis(1),
+    };
+    let mut watch = api
+        .resumable_watch_keeping::<ConfigMap, String>(scope, selector, policy, |c| {
+            c.metadata.name.filter(|name| name != "b")
+        })
+        .starting_at("10");
+    let change = watch.next_event(Some(deadline(5))).await.unwrap();
+    let Some(WatchChange::Restarted(kept)) = change else {
+        panic!("{change:?}");
+    };
+    assert_eq!(kept, ["a"], "converted page by page, b dropped");
+    let log = seen.lock().unwrap().clone();
+    assert_eq!(log.len(), 2, "the watch from 10, then one LIST: {log:?}");
+    assert_eq!(resource_version_of(&log[0]), Some("10"));
+    assert!(!log[1].contains("watch=true"), "{log:?}");
+}
+
+#[tokio::test]
+async fn a_refused_watch_is_final_at_once_when_the_caller_says_so() {
+    let (api, seen) = fake_client(|_, _, _, _| forbidden("configmaps"));
+    let (scope, selector) = shop();
+    let mut watch = api
+        .resumable_watch::<ConfigMap>(scope, selector, replay(5))
+        .starting_at("10")
+        .forbidden_is_final();
+    let err = watch.next_event(Some(deadline(5))).await.unwrap_err();
+    assert!(err.to_string().contains("forbidden"), "{err:#}");
+    assert_eq!(seen.lock().unwrap().len(), 1, "one refused WATCH, no retry");
 }

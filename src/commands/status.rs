@@ -12,10 +12,17 @@
 //! `--verify-injection` adds one step between the report and the print: the
 //! dry-run pods of `mesh::injection_check::plan_probes` go out through
 //! `collect::probe_injection`, and `apply_verdicts` writes the answers in.
+//!
+//! `--watch` reads the same lists with their positions (`collect::read_lists`)
+//! and hands them to the engine (`run::follow`), which keeps them current
+//! through watches and gives back a snapshot after each burst of changes;
+//! `StatusView` builds the report from it and prints what changed: the
+//! screen redrawn at a terminal, the changed rows in a pipe, one document per
+//! change with `-o json|yaml`.
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::api::ApiClient;
 use crate::collect::probe_injection;
@@ -25,15 +32,20 @@ use crate::mesh::workloads::classify;
 use crate::snapshot::ProxyFacts;
 
 use crate::cli::{GlobalArgs, StatusArgs};
-use crate::collect::{CollectOptions, Collected, collect};
+use crate::collect::live::LiveLists;
+use crate::collect::{CollectOptions, Collected, ListKind, Unreadable, collect, read_lists};
 use crate::error::Error;
 use crate::error::ExitCode;
 use crate::mesh::revision_usage::summary;
 use crate::mesh::status::{RevisionStatus, StatusReport, build_status, build_status_from};
+use crate::mesh::status_changes::{StatusChanges, same_apart_from_time};
 use crate::mesh::workloads::Risk;
 use crate::output::Output;
 use crate::render::status::status_table;
-use crate::snapshot::{DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
+use crate::render::status_watch::{WatchProgress, changed_rows, watch_screen};
+use crate::run::follow::{PACE, follow};
+use crate::run::{Interrupts, unless_interrupted};
+use crate::snapshot::{ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
 
 /// Show where the upgrade stands.
 pub async fn run(
@@ -59,6 +71,9 @@ pub async fn run(
         control_plane_namespace: DEFAULT_CONTROL_PLANE_NAMESPACE.to_string(),
         selector,
     };
+    if args.watch {
+        return watch(&api, &options, output).await;
+    }
     let collected = collect(&api, &options).await?;
     for warning in &collected.warnings {
         output.warn(warning);
@@ -70,7 +85,7 @@ pub async fn run(
         build_status(&collected.snapshot, Utc::now())
     };
     super::log_request_summary(&api);
-    mark_unknown_risks(&mut report, &collected);
+    mark_unknown_risks(&mut report, &collected.unreadable);
     let required_unused = match &args.require_unused {
         Some(revision) => Some(required_revision(&report, revision)?),
         None => None,
@@ -178,10 +193,115 @@ async fn verified_status(api: &ApiClient, collected: &Collected) -> StatusReport
     report
 }
 
+/// `--watch`: the first screen, then what changes, until Ctrl-C (exit 130,
+/// as restart-sidecars' Ctrl-C: the view was stopped, nothing failed).
+async fn watch(
+    api: &ApiClient,
+    options: &CollectOptions,
+    output: &Output,
+) -> anyhow::Result<ExitCode> {
+    let interrupts = Interrupts::from_ctrl_c();
+    let Some(read) = unless_interrupted(&interrupts, read_lists(api, options)).await else {
+        return Ok(ExitCode::Interrupted);
+    };
+    let read = read?;
+    for warning in &read.warnings {
+        output.warn(warning);
+    }
+    if !read
+        .positions
+        .iter()
+        .any(|p| p.kind == ListKind::Namespaces)
+    {
+        output.warn(NAMESPACES_NOT_WATCHED);
+    }
+    super::log_request_summary(api);
+    let lists = LiveLists::new(read.raw, options);
+    let mut view = StatusView::new(output, read.unreadable);
+    follow(
+        api,
+        lists,
+        &read.positions,
+        &options.control_plane_namespace,
+        &interrupts,
+        PACE,
+        |snapshot| view.show(snapshot, Utc::now()),
+    )
+    .await?;
+    super::log_request_summary(api);
+    Ok(ExitCode::Interrupted)
+}
+
+/// The warning of a `--watch` whose namespaces were read one by one.
+const NAMESPACES_NOT_WATCHED: &str = "namespaces cannot be watched without permission to list them: \
+     their labels are shown as first read, and a relabel shows once the view is started again";
+
+/// What `status --watch` has shown, and how it shows the next report.
+struct StatusView<'a> {
+    output: &'a Output,
+    /// Kinds that could not be read (their risks are unknown).
+    unreadable: Vec<Unreadable>,
+    /// The last report shown.
+    last: Option<StatusReport>,
+    progress: Option<WatchProgress>,
+}
+
+impl<'a> StatusView<'a> {
+    fn new(output: &'a Output, unreadable: Vec<Unreadable>) -> Self {
+        StatusView {
+            output,
+            unreadable,
+            last: None,
+            progress: None,
+        }
+    }
+
+    /// Build the report of `snapshot` and print it, or what it changed.
+    fn show(&mut self, snapshot: &ClusterSnapshot, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let mut report = build_status(snapshot, now);
+        mark_unknown_risks(&mut report, &self.unreadable);
+        let output = self.output;
+        let wide = output.is_wide();
+        let layout = output.stdout_layout();
+        let progress = match (&self.last, self.progress) {
+            (Some(last), _) if same_apart_from_time(last, &report) => return Ok(()),
+            (Some(_), Some(progress)) => WatchProgress {
+                updates: progress.updates + 1,
+                ..progress
+            },
+            _ => WatchProgress {
+                since: report.generated_at,
+                updates: 0,
+            },
+        };
+        if output.is_machine_readable() {
+            output.print_stream_document(&report)?;
+        } else if output.settings().redraw {
+            output.redraw(&watch_screen(&report, progress, wide, &layout))?;
+        } else {
+            match &self.last {
+                None => output.print_text(&status_table(&report, wide, &layout))?,
+                Some(last) => {
+                    let text = changed_rows(&StatusChanges::between(last, &report), wide, &layout);
+                    if !text.is_empty() {
+                        output.print_text(&text)?;
+                    }
+                }
+            }
+        }
+        self.progress = Some(progress);
+        self.last = Some(report);
+        Ok(())
+    }
+}
+
 /// Without the PodDisruptionBudgets, "no PDB covers it" would be a guess:
 /// the PDB risks become `pdb-unknown`, with a note saying why.
-fn mark_unknown_risks(report: &mut StatusReport, collected: &Collected) {
-    if collected.was_read("poddisruptionbudgets") {
+fn mark_unknown_risks(report: &mut StatusReport, unreadable: &[Unreadable]) {
+    if !unreadable
+        .iter()
+        .any(|u| u.resource == "poddisruptionbudgets")
+    {
         return;
     }
     for workload in &mut report.workloads {

@@ -12,6 +12,7 @@
 //!          ─► ambient       (ztunnel and istio-cni per node, skew, captured pods)
 //!          ─► ztunnel_roll  (the node-by-node ztunnel upgrade: plan and conditions)
 //!          ─► status        (the `status` report, serialisable)
+//!          ─► status_changes (what changed between two reports: `status --watch`)
 //!          ─► tags          (`tag list`, and the plans of `tag set`/`--undo`/`remove`)
 //!          ─► injection_check (the cluster's dry-run answer judged against the model)
 //!          ─► pacing        (restarts held or paced by PodDisruptionBudgets)
@@ -39,6 +40,7 @@ pub mod restart;
 pub mod revision_usage;
 pub mod rollout;
 pub mod status;
+pub mod status_changes;
 pub mod tags;
 pub mod workloads;
 pub mod ztunnel_roll;

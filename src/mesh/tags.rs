@@ -119,6 +119,20 @@ pub struct AffectedWorkload {
     pub becomes_stale: bool,
 }
 
+/// A Gateway API gateway or waypoint whose serving revision the move
+/// changes: istiod of the new revision re-renders its Deployment and it rolls,
+/// with no restart (`pkg/revisions/tag_watcher.go`: a Gateway labelled with
+/// the tag, or in a namespace so labelled, follows it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AffectedGatewayApi {
+    pub namespace: String,
+    pub name: String,
+    pub class: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
 /// A pod no restart reaches whose kind of pod changes revision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -172,6 +186,9 @@ pub struct TagPlan {
     pub workloads: Vec<AffectedWorkload>,
     /// Pods no restart reaches whose proxy becomes stale.
     pub unreachable: Vec<AffectedPod>,
+    /// Gateway API gateways and waypoints istiod re-renders on the new
+    /// revision (no restart: they roll by themselves).
+    pub gateway_api: Vec<AffectedGatewayApi>,
     /// Sentences the reader should know (a Service not written for an old
     /// version, `--force`, a configuration left alone).
     pub notes: Vec<String>,
@@ -790,6 +807,7 @@ pub fn plan(snapshot: &ClusterSnapshot, request: &TagRequest) -> Result<TagPlan,
         namespaces: Vec::new(),
         workloads: Vec::new(),
         unreachable: Vec::new(),
+        gateway_api: Vec::new(),
         notes,
         undo,
         effects,
@@ -801,6 +819,7 @@ pub fn plan(snapshot: &ClusterSnapshot, request: &TagRequest) -> Result<TagPlan,
     let before_classes = classify(snapshot, &control_plane);
     let after_classes = classify(&after, &after_control_plane);
     (plan.workloads, plan.unreachable) = affected(&before_classes, &after_classes);
+    plan.gateway_api = affected_gateway_api(snapshot, &control_plane, &after_control_plane);
 
     if request.operation == TagOperation::Remove {
         let users: Vec<&str> = tag_namespaces(snapshot, &control_plane, tag)
@@ -1167,6 +1186,36 @@ fn affected(
         });
     }
     (workloads, pods)
+}
+
+/// The Gateways of Istio's classes whose serving revision differs between
+/// the control plane now and after the move (the Gateway's own
+/// `istio.io/rev`, else its namespace's, else the default: the same rule
+/// `status` shows them by).
+fn affected_gateway_api(
+    snapshot: &ClusterSnapshot,
+    before: &ControlPlane,
+    after: &ControlPlane,
+) -> Vec<AffectedGatewayApi> {
+    use crate::mesh::gateway_api::{gateway_kind, serving_revision};
+    snapshot
+        .gateway_api
+        .gateways
+        .iter()
+        .filter(|g| gateway_kind(snapshot, &g.class).is_some())
+        .filter_map(|g| {
+            let namespace = snapshot.namespace(&g.namespace);
+            let now = serving_revision(&g.labels, namespace, before).revision;
+            let then = serving_revision(&g.labels, namespace, after).revision;
+            (now != then).then(|| AffectedGatewayApi {
+                namespace: g.namespace.clone(),
+                name: g.name.clone(),
+                class: g.class.clone(),
+                before: now,
+                after: then,
+            })
+        })
+        .collect()
 }
 
 /// Whether `fresh` (the object as read after a 409) already shows what

@@ -15,6 +15,7 @@ pub mod relabel;
 pub mod restart;
 pub mod revision_usage;
 pub mod status;
+pub mod status_watch;
 pub mod table;
 pub mod tag;
 pub mod ztunnel_roll;

@@ -119,9 +119,9 @@ fn verification(report: &StatusReport, style: &Style) -> String {
     table.render()
 }
 
-struct Style {
-    wide: bool,
-    layout: Layout,
+pub(super) struct Style {
+    pub(super) wide: bool,
+    pub(super) layout: Layout,
 }
 
 impl Style {
@@ -146,7 +146,7 @@ impl Style {
     }
 }
 
-fn section(out: &mut String, style: &Style, title: &str, body: String) {
+pub(super) fn section(out: &mut String, style: &Style, title: &str, body: String) {
     if !out.is_empty() {
         out.push('\n');
     }
@@ -222,7 +222,7 @@ fn proxies(groups: &[ProxyGroup], without: usize, wide: bool) -> String {
     }
 }
 
-fn control_plane(report: &StatusReport, style: &Style) -> String {
+pub(super) fn control_plane(report: &StatusReport, style: &Style) -> String {
     if report.revisions.is_empty() {
         return format!(
             "no istiod Deployment (label app=istiod) in namespace {}\n",
@@ -267,11 +267,11 @@ fn control_plane(report: &StatusReport, style: &Style) -> String {
     table.render()
 }
 
-fn namespace_shown(n: &NamespaceStatus, wide: bool) -> bool {
+pub(super) fn namespace_shown(n: &NamespaceStatus, wide: bool) -> bool {
     wide || n.injection != "none" || !n.problems.is_empty()
 }
 
-fn namespaces(report: &StatusReport, style: &Style) -> String {
+pub(super) fn namespaces(report: &StatusReport, style: &Style) -> String {
     let shown: Vec<&NamespaceStatus> = report
         .namespaces
         .iter()
@@ -339,7 +339,7 @@ fn namespaces(report: &StatusReport, style: &Style) -> String {
     text
 }
 
-fn workloads(report: &StatusReport, style: &Style) -> String {
+pub(super) fn workloads(report: &StatusReport, style: &Style) -> String {
     let mut shown: Vec<&WorkloadStatus> = report
         .workloads
         .iter()
@@ -415,7 +415,7 @@ fn workloads(report: &StatusReport, style: &Style) -> String {
     text
 }
 
-fn unreachable(pods: &[UnreachablePodStatus], style: &Style) -> String {
+pub(super) fn unreachable(pods: &[UnreachablePodStatus], style: &Style) -> String {
     let mut columns = vec![
         ("NAMESPACE", Fit::Whole),
         ("POD", Fit::Whole),
@@ -460,7 +460,7 @@ fn unreachable(pods: &[UnreachablePodStatus], style: &Style) -> String {
     table.render()
 }
 
-fn gateways(report: &StatusReport, style: &Style) -> String {
+pub(super) fn gateways(report: &StatusReport, style: &Style) -> String {
     let mut text = String::new();
     if !report.gateways.is_empty() {
         let mut table = style.table(&[
@@ -570,7 +570,7 @@ fn service_row(s: &GatewayServiceStatus) -> Vec<Cell> {
     ]
 }
 
-fn summary(report: &StatusReport, style: &Style) -> String {
+pub(super) fn summary(report: &StatusReport, style: &Style) -> String {
     let s = &report.summary;
     let c = &s.workloads;
     let mut text = String::new();

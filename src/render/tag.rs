@@ -183,6 +183,30 @@ pub fn plan_text(plan: &TagPlan, layout: &Layout) -> String {
             "",
         );
     }
+    if !plan.gateway_api.is_empty() {
+        let names: Vec<String> = plan
+            .gateway_api
+            .iter()
+            .map(|g| {
+                format!(
+                    "{}/{} (class {}, {} → {})",
+                    g.namespace,
+                    g.name,
+                    g.class,
+                    or_none(g.before.as_deref()),
+                    or_none(g.after.as_deref())
+                )
+            })
+            .collect();
+        wrap.push(
+            &mut out,
+            &format!(
+                "Gateway API gateways istiod re-renders on the new revision (they roll by themselves; `kubectl mesh-upgrade status` follows them): {}.",
+                names.join(", ")
+            ),
+            "",
+        );
+    }
     if !plan.unreachable.is_empty() {
         out.push('\n');
         out.push_str("Pods no restart reaches, whose proxy becomes stale:\n");

@@ -9,6 +9,7 @@
 //!             │ apply      send a Write; 409 → re-read → the verb's re-plan
 //!             │ wait       await_condition(source, pure condition, deadline, stop)
 //!             │ watch      one shared watch per kind and namespace
+//!             │ follow     status --watch: the read set's lists kept current, shown paced
 //!             │ restart    restart-sidecars' actions, then verify the proxies
 //!             │ relabel    namespaces' label patches
 //!             │ switch     gateway-switch: switch → verify → switch back → verify
@@ -25,6 +26,7 @@
 
 pub mod apply;
 pub mod batch;
+pub mod follow;
 pub mod gateway_move;
 pub mod interrupt;
 pub mod relabel;
@@ -44,6 +46,19 @@ pub async fn within<T>(
     work: impl std::future::Future<Output = T>,
 ) -> Option<T> {
     tokio::time::timeout(limit, work).await.ok()
+}
+
+/// `work`, or `None` if Ctrl-C is pressed first (a long first read of
+/// `status --watch` is stopped at once, not after its last page).
+pub async fn unless_interrupted<T>(
+    interrupts: &Interrupts,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = interrupts.first() => None,
+        out = work => Some(out),
+    }
 }
 
 /// Where the engine says what it is doing.

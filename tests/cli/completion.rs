@@ -191,6 +191,7 @@ fn kubectl_completes_namespaces_revisions_workloads_services_and_contexts_from_t
         completer.complete(&["restart-sidecars", "--kind", "d"]),
         ["deployment", "daemonset"]
     );
+    assert_eq!(completer.complete(&["status", "--wa"]), ["--watch"]);
 }
 
 #[test]

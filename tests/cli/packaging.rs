@@ -1256,6 +1256,59 @@ fn run_as(kubeconfig: &Path, args: &[&str]) -> Run {
     Env::new().kubeconfig(kubeconfig).plugin(args)
 }
 
+/// `status <args> --watch` as `user`, until it watches every list it made
+/// (a refused LIST, read another way, is not watched); then Ctrl-C. The view itself is tested in `status_watch.rs`: here only
+/// its requests count.
+fn watch_status_as(sim: &Sim, kubeconfig: &Path, user: &str, args: &[&str]) -> Run {
+    let before = calls_by(sim, user).len();
+    let args: Vec<&str> = std::iter::once("status")
+        .chain(args.iter().copied())
+        .chain(["--watch"])
+        .collect();
+    let mut child = Env::new()
+        .kubeconfig(kubeconfig)
+        .command(PLUGIN, &args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the plugin starts");
+    let key = |c: &ApiCall| (c.group.clone(), c.resource.clone(), c.namespace.clone());
+    wait_for("a watch of every list", || {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut pipe, &mut stderr).ok();
+            }
+            panic!("status --watch ended ({status}) before watching: {stderr}");
+        }
+        let calls: Vec<ApiCall> = calls_by(sim, user)
+            .into_iter()
+            .skip(before)
+            .filter(|(_, status)| *status < 400)
+            .map(|(call, _)| call)
+            .collect();
+        let watched: BTreeSet<_> = calls
+            .iter()
+            .filter(|c| c.verb == "watch")
+            .map(key)
+            .collect();
+        let listed: BTreeSet<_> = calls.iter().filter(|c| c.verb == "list").map(key).collect();
+        !listed.is_empty() && listed.is_subset(&watched)
+    });
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("the view ends");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
 /// A RollingUpdate StatefulSet in `shop`: canary has only an OnDelete one,
 /// and restart-sidecars patches (and re-reads) StatefulSets too.
 const ROLLING_STATEFUL_SET: &str = r#"
@@ -1363,6 +1416,11 @@ fn every_verb_runs_with_only_the_mesh_upgrade_cluster_role_and_uses_every_rule()
         run
     };
     step(&["status", "-A"], None);
+    let watched = watch_status_as(&sim, &kubeconfig, "mesh-operator", &["-A"]);
+    assert_eq!(
+        watched.code, 130,
+        "status -A --watch as mesh-operator: {watched:#?}"
+    );
     // A conflict on the first namespace patch: relabel reads it again.
     let conflict_once = |resource: &str| FaultRule::on("patch", resource).conflict().next(1);
     step(
@@ -1518,8 +1576,20 @@ fn the_status_cluster_role_serves_status_and_refuses_writes_with_the_403_sentenc
     let run = run_as(&kubeconfig, &["status", "-A", "-o", "json"]);
     assert_eq!(run.code, 0, "{run:#?}");
     assert!(run.stderr.is_empty(), "nothing was left unread: {run:#?}");
+    let listed = calls_by(&sim, "viewer").len();
+    let watched = watch_status_as(&sim, &kubeconfig, "viewer", &["-A", "-o", "json"]);
+    assert_eq!(watched.code, 130, "{watched:#?}");
+    assert!(watched.stderr.is_empty(), "{watched:#?}");
     let calls = calls_by(&sim, "viewer");
     assert_all_permitted(&grants, &calls);
+    let verbs = |calls: &[(ApiCall, u16)]| -> BTreeSet<String> {
+        calls.iter().map(|(c, _)| c.verb.clone()).collect()
+    };
+    assert_eq!(
+        verbs(&calls[..listed]),
+        BTreeSet::from(["list".to_string()]),
+        "status LISTs only"
+    );
     let used: BTreeSet<_> = calls
         .iter()
         .map(|(c, _)| (c.verb.clone(), c.group.clone(), c.resource.clone()))
@@ -1527,7 +1597,7 @@ fn the_status_cluster_role_serves_status_and_refuses_writes_with_the_403_sentenc
     assert_eq!(
         used,
         grants.triples(),
-        "status uses each rule, and LISTs only"
+        "status and status --watch use each rule: LISTs, then watches of the same kinds"
     );
 
     let run = run_as(
@@ -1569,6 +1639,21 @@ fn without_a_rule_it_needs_each_verb_fails_with_the_403_sentence() {
             "list",
             &["status", "-A"],
             "forbidden: cannot list pods in all namespaces as",
+        ),
+        (
+            "",
+            "pods",
+            "watch",
+            &["status", "-A", "--watch"],
+            "forbidden: cannot watch pods in all namespaces as",
+        ),
+        // A kind status --watch follows beyond the apps ones, cluster-scoped.
+        (
+            "",
+            "nodes",
+            "watch",
+            &["status", "-A", "--watch"],
+            "forbidden: cannot watch nodes cluster-wide as",
         ),
         (
             "",
@@ -1817,6 +1902,12 @@ fn the_namespaced_variant_runs_status_and_restart_sidecars_in_its_namespace_only
     assert!(
         run.stderr
             .contains("read the 2 selected namespaces one by one"),
+        "{run:#?}"
+    );
+    let run = watch_status_as(&sim, &kubeconfig, "team-pay", &["-n", "pay"]);
+    assert_eq!(run.code, 130, "{run:#?}");
+    assert!(
+        run.stderr.contains("namespaces cannot be watched"),
         "{run:#?}"
     );
     let run = run_as(

@@ -435,3 +435,62 @@ Roll back with: kubectl mesh-upgrade gateway-switch -n istio-gateways --service 
 "#;
 const UNKNOWN_TARGET: &str = r#"error: --to 1-99-0: no such revision or tag (revisions: 1-21-2 (1.21.2), 1-22-3 (1.22.3); tags: default -> 1-21-2, prod-canary -> 1-22-3, prod-stable -> 1-21-2; or default-injection for istio-injection=enabled)
 "#;
+
+/// The README's excerpt of the tour (`What the tour prints ...`): each
+/// `$ kubectl mesh-upgrade ...` with the lines it shows, `...` where lines
+/// were left out.
+fn readme_tour_excerpt() -> Vec<(Vec<String>, Vec<String>)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("the README");
+    let after = readme
+        .split_once("What the tour prints for these steps")
+        .expect("the README quotes the tour")
+        .1;
+    let block = after
+        .split_once("```text\n")
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .expect("a text block")
+        .0;
+    let mut steps: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    for line in block.lines() {
+        if let Some(command) = line.strip_prefix("$ kubectl mesh-upgrade ") {
+            let args = command.split_whitespace().map(str::to_string).collect();
+            steps.push((args, Vec::new()));
+        } else if let Some((_, lines)) = steps.last_mut() {
+            lines.push(line.to_string());
+        }
+    }
+    assert!(!steps.is_empty(), "no command in the README's tour excerpt");
+    steps
+}
+
+/// Issue 14: the README's tour output is the tables as they are now. Each
+/// step of the excerpt is run as the tour runs it (in order, on one canary
+/// cluster, at 100 columns); every line the README shows must be a line of
+/// its output, in the README's order, apart from the clock (masked in both).
+#[test]
+fn the_readmes_tour_excerpt_is_what_the_tour_prints_at_a_hundred_columns() {
+    let sim = canary();
+    for (args, shown) in readme_tour_excerpt() {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let screen = run_in_process(&sim, &args, None);
+        assert_eq!(screen.code, 0, "{args:?}: {screen:#?}");
+        let printed: Vec<String> = format!("{}{}", screen.stdout, screen.stderr)
+            .lines()
+            .map(|l| l.trim_end().to_string())
+            .collect();
+        let mut at = 0;
+        for line in shown.iter().map(|l| mask_clock(l.trim_end())) {
+            if line == "..." || line.is_empty() {
+                continue;
+            }
+            match printed[at..].iter().position(|p| *p == line) {
+                Some(found) => at += found + 1,
+                None => panic!(
+                    "the README shows for {args:?} the line\n{line}\nwhich the plugin (after the line before it) does not print:\n{}",
+                    printed.join("\n")
+                ),
+            }
+        }
+    }
+}

@@ -27,83 +27,138 @@ pub struct Transcript {
 /// Run the plugin with `args` in a pseudo-terminal `columns` wide, typing
 /// `input` once it started; returns the exit code and everything shown.
 pub fn in_terminal(env: &Env, args: &[&str], columns: u16, input: &[u8]) -> Transcript {
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-        .expect("a pseudo-terminal");
-    grantpt(&master).expect("grantpt");
-    unlockpt(&master).expect("unlockpt");
-    let name = ptsname(&master, Vec::new()).expect("ptsname");
-    let slave: OwnedFd = rustix::fs::open(
-        name.as_c_str(),
-        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .expect("the terminal's other end");
-    tcsetwinsize(
-        &slave,
-        Winsize {
-            ws_row: 50,
-            ws_col: columns,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        },
-    )
-    .expect("the terminal size");
-
-    let mut command = env.command(PLUGIN, args);
-    command
-        .stdin(slave.try_clone().expect("dup"))
-        .stdout(slave.try_clone().expect("dup"))
-        .stderr(slave);
-    // SAFETY: between fork and exec only two system calls run (a new
-    // session, then the terminal as its controlling terminal); neither
-    // allocates or takes a lock.
-    unsafe {
-        command.pre_exec(|| {
-            rustix::process::setsid()?;
-            rustix::process::ioctl_tiocsctty(BorrowedFd::borrow_raw(0))?;
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().expect("the plugin starts");
-    // The parent's copies of the terminal's other end must close, or the
-    // master never sees the end of the output.
-    drop(command);
-
-    let mut master = std::fs::File::from(master);
+    let mut terminal = Terminal::start(env, args, columns);
     if !input.is_empty() {
-        master.write_all(input).expect("typing into the terminal");
+        terminal.type_keys(input);
     }
-    let reader = {
-        let mut master = master.try_clone().expect("dup");
-        std::thread::spawn(move || {
-            let mut shown = Vec::new();
-            let mut buffer = [0u8; 4096];
-            loop {
-                match master.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(n) => shown.extend_from_slice(&buffer[..n]),
-                    // Linux answers EIO once the last slave is closed.
-                    Err(_) => break,
+    terminal.finish()
+}
+
+/// The plugin running in a pseudo-terminal, for a test that types while
+/// it runs (Ctrl-C is `\x03`, which the terminal turns into SIGINT).
+pub struct Terminal {
+    child: std::process::Child,
+    master: std::fs::File,
+    shown: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Terminal {
+    /// Start the plugin with `args` in a terminal `columns` wide (50 rows).
+    pub fn start(env: &Env, args: &[&str], columns: u16) -> Self {
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .expect("a pseudo-terminal");
+        grantpt(&master).expect("grantpt");
+        unlockpt(&master).expect("unlockpt");
+        let name = ptsname(&master, Vec::new()).expect("ptsname");
+        let slave: OwnedFd = rustix::fs::open(
+            name.as_c_str(),
+            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("the terminal's other end");
+        tcsetwinsize(
+            &slave,
+            Winsize {
+                ws_row: 50,
+                ws_col: columns,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            },
+        )
+        .expect("the terminal size");
+
+        let mut command = env.command(PLUGIN, args);
+        command
+            .stdin(slave.try_clone().expect("dup"))
+            .stdout(slave.try_clone().expect("dup"))
+            .stderr(slave);
+        // SAFETY: between fork and exec only two system calls run (a new
+        // session, then the terminal as its controlling terminal); neither
+        // allocates or takes a lock.
+        unsafe {
+            command.pre_exec(|| {
+                rustix::process::setsid()?;
+                rustix::process::ioctl_tiocsctty(BorrowedFd::borrow_raw(0))?;
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("the plugin starts");
+        // The parent's copies of the terminal's other end must close, or the
+        // master never sees the end of the output.
+        drop(command);
+
+        let master = std::fs::File::from(master);
+        let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reader = {
+            let mut master = master.try_clone().expect("dup");
+            let shown = shown.clone();
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                loop {
+                    match master.read(&mut buffer) {
+                        Ok(0) => break,
+                        Ok(n) => shown.lock().unwrap().extend_from_slice(&buffer[..n]),
+                        // Linux answers EIO once the last slave is closed.
+                        Err(_) => break,
+                    }
                 }
-            }
-            shown
-        })
-    };
-    let status = child.wait().expect("the plugin ends");
-    let shown = reader.join().expect("the reader ends");
-    Transcript {
-        code: status.code().unwrap_or(-1),
-        text: String::from_utf8_lossy(&shown).replace("\r\n", "\n"),
+            })
+        };
+        Terminal {
+            child,
+            master,
+            shown,
+            reader,
+        }
+    }
+
+    /// Type `keys` into the terminal.
+    pub fn type_keys(&mut self, keys: &[u8]) {
+        self.master
+            .write_all(keys)
+            .expect("typing into the terminal");
+    }
+
+    /// What the terminal showed so far, `\r\n` read as `\n`.
+    pub fn shown(&self) -> String {
+        String::from_utf8_lossy(&self.shown.lock().unwrap()).replace("\r\n", "\n")
+    }
+
+    /// Wait until what was shown satisfies `done` (what is awaited is named
+    /// in the failure; the bound only keeps a broken run from hanging).
+    pub fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done(&self.shown()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the terminal never showed {what}:\n{}",
+                self.shown()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Wait for the plugin to end; its exit code and everything shown.
+    pub fn finish(mut self) -> Transcript {
+        let status = self.child.wait().expect("the plugin ends");
+        drop(self.master);
+        self.reader.join().expect("the reader ends");
+        let text = String::from_utf8_lossy(&self.shown.lock().unwrap()).replace("\r\n", "\n");
+        Transcript {
+            code: status.code().unwrap_or(-1),
+            text,
+        }
     }
 }
 
-fn terminal_env(sim: &mesh_sim::Sim, term: &str) -> Env {
+pub fn terminal_env(sim: &mesh_sim::Sim, term: &str) -> Env {
     Env::new()
         .kubeconfig(sim.kubeconfig_path())
         .var("TERM", term)
 }
 
-fn assert_no_escape(what: &str, run: &Run) {
+pub fn assert_no_escape(what: &str, run: &Run) {
     for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
         assert!(
             !text.contains('\x1b'),
@@ -182,11 +237,28 @@ fn no_verb_writes_an_escape_byte_into_a_pipe_even_when_term_says_colour() {
         (&["relabel", "--help"], 0),
         (&["restart-sidecars", "--no-such-flag"], 2),
     ];
+    let mut outputs = Vec::new();
     for (args, code) in runs {
         let run = env.plugin(args);
         assert_eq!(run.code, *code, "{args:?}: {run:#?}");
         assert_no_escape(&format!("{args:?}"), &run);
+        outputs.push(run);
     }
+    // Through a pipe the free text of every verb's tables stays on its row
+    // too (at a terminal it would wrap): gateway-switch's DETAIL.
+    let switch_plan = runs
+        .iter()
+        .zip(&outputs)
+        .find(|((args, _), _)| args.contains(&"gateway-switch") && args.contains(&"--dry-run"))
+        .map(|(_, run)| &run.stdout)
+        .expect("the gateway-switch rehearsal ran");
+    assert!(
+        switch_plan
+            .lines()
+            .any(|l| l.starts_with("previous-selector")
+                && l.ends_with("is recorded in mesh-upgrade.io/previous-selector for --rollback")),
+        "{switch_plan}"
+    );
 }
 
 #[test]

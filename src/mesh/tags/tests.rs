@@ -295,6 +295,38 @@ fn a_gateway_whose_template_names_the_tag_is_affected() {
 }
 
 #[test]
+fn gateway_api_gateways_following_the_tag_are_re_rendered_and_shown_others_are_not() {
+    let mut snapshot = canary_fixture().namespace("edge", &[]).build();
+    let gateway =
+        |name: &str, class: &str, rev: Option<&str>| crate::snapshot::gateway_api::GatewayInfo {
+            namespace: "edge".into(),
+            name: name.into(),
+            class: class.into(),
+            labels: rev
+                .map(|r| labels(&[("istio.io/rev", r)]))
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+    snapshot.gateway_api.installed = true;
+    snapshot.gateway_api.gateways = vec![
+        gateway("public", "istio", Some("prod-stable")),
+        gateway("pinned", "istio", Some("1-21-2")),
+        gateway("other-controller", "nginx", Some("prod-stable")),
+    ];
+    let plan = plan(&snapshot, &set("prod-stable", "1-22-3")).unwrap();
+    assert_eq!(
+        plan.gateway_api,
+        [AffectedGatewayApi {
+            namespace: "edge".into(),
+            name: "public".into(),
+            class: "istio".into(),
+            before: Some("1-21-2".into()),
+            after: Some("1-22-3".into()),
+        }]
+    );
+}
+
+#[test]
 fn a_tag_already_pointing_at_the_revision_needs_no_write() {
     let snapshot = canary_fixture().build();
     let plan = plan(&snapshot, &set("prod-canary", "1-22-3")).unwrap();
