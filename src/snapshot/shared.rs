@@ -237,6 +237,14 @@ impl LabelMap {
             .map(|i| entries[i].1.as_str())
     }
 
+    /// Whether both hold the same copy of their entries (not only equal ones).
+    pub fn shares_entries_with(&self, other: &LabelMap) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     pub fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
     }

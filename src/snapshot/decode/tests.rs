@@ -181,7 +181,36 @@ fn pods_decode_leanly_to_what_the_full_conversion_gives() {
     assert_eq!(lean[0].owners.len(), 2);
 }
 
-use super::super::SidecarPlacement;
+use super::super::{Shared, SidecarPlacement};
+
+#[test]
+fn pods_of_one_workload_share_their_labels_owners_and_proxy_facts_across_pages() {
+    // Two pages, as a LIST hands them out, decoded with the one interner of
+    // a read: the second page's pod holds the first's copies, not its own.
+    let item = |name: &str| {
+        let mut pod = pod_fixtures()[0].clone();
+        pod["metadata"]["name"] = json!(name);
+        pod["metadata"]["uid"] = json!(format!("uid-{name}"));
+        pod
+    };
+    let interner = Interner::default();
+    let mut out = Vec::new();
+    pods(&page(&[item("cart-1")]), &interner, &mut out).expect("page 1");
+    pods(&page(&[item("cart-2")]), &interner, &mut out).expect("page 2");
+    let (a, b) = (&out[0], &out[1]);
+    assert_ne!(a.name, b.name);
+    assert_eq!(a.labels, b.labels);
+    assert!(a.labels.shares_entries_with(&b.labels));
+    assert!(Shared::ptr_eq(&a.owners, &b.owners));
+    assert!(Shared::ptr_eq(&a.proxy, &b.proxy));
+    assert!(Shared::ptr_eq(&a.ambient, &b.ambient));
+    // A fresh interner per page shares nothing between pages.
+    let mut apart = Vec::new();
+    pods(&page(&[item("cart-1")]), &Interner::default(), &mut apart).expect("page 1");
+    pods(&page(&[item("cart-2")]), &Interner::default(), &mut apart).expect("page 2");
+    assert!(!apart[0].labels.shares_entries_with(&apart[1].labels));
+    assert!(!Shared::ptr_eq(&apart[0].proxy, &apart[1].proxy));
+}
 
 fn template(labels: Value, annotations: Value, spec: Value) -> Value {
     json!({"metadata": {"labels": labels, "annotations": annotations}, "spec": spec})
