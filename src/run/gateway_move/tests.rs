@@ -94,8 +94,8 @@ async fn a_move_that_never_converges_is_put_back_and_the_way_back_is_followed() 
     let MoveRun::RolledBack { first, back } = run else {
         panic!("put back: {run:?}");
     };
-    assert!(matches!(*first, Progress::TimedOut(_)), "{first:?}");
-    assert!(matches!(*back, Progress::TimedOut(_)), "{back:?}");
+    assert!(matches!(first, Progress::TimedOut(_)), "{first:?}");
+    assert!(matches!(back, Progress::TimedOut(_)), "{back:?}");
     let patches: Vec<String> = seen
         .lock()
         .unwrap()
