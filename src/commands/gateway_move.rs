@@ -11,8 +11,12 @@
 //!            ─► await_condition: re-rendered, rolled out, on the target proxy, Programmed,
 //!               endpoints only on the new pods (--timeout, default 5m)
 //!            └─ not in time ─► the undo Write ─► await_condition for the previous state ─► exit 4
-//!       ─► render::gateway_move::run_outcome: the sentence and the document
+//!       ─► render::gateway_move::run_message: the sentence; the document
 //! ```
+//!
+//! From the plan on, the flow is the Service mode's own (`gateway_switch::carry_out`,
+//! through the `Switch` trait): only the plan, its text, the engine and the
+//! sentences differ.
 //!
 //! Exit codes as the Service mode's: 0 moved and verified (or nothing to do,
 //! or a dry run); 2 no such Gateway, not an Istio class, or no Gateway API on
@@ -24,22 +28,22 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::api::WriteMode;
-use crate::cli::{DryRun, GatewaySwitchArgs, GlobalArgs};
-use crate::collect::{CollectOptions, collect};
-use crate::confirm::{self, Decision};
+use super::gateway_switch::{Switch, Views, carry_out, read_namespace};
+use crate::api::ApiClient;
+use crate::cli::{GatewaySwitchArgs, GlobalArgs};
 use crate::error::{Error, ExitCode};
 use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::gateway_api::{assess, gateway_kind};
-use crate::mesh::gateway_move::{MoveDocument, MoveOptions, MoveOutcome, MoveRequest, plan_move};
-use crate::mesh::gateway_switch::{SwitchResult, validate_label_value};
+use crate::mesh::gateway_move::{
+    MoveDocument, MoveOptions, MoveOutcome, MovePlan, MoveRequest, MoveView, plan_move,
+};
+use crate::mesh::gateway_switch::{SwitchAction, SwitchResult, validate_label_value};
 use crate::output::Output;
-use crate::render::gateway_move::{plan_text, run_outcome};
-use crate::run::apply::send;
+use crate::render::Layout;
+use crate::render::gateway_move::{plan_text, run_message};
 use crate::run::gateway_move::{MoveRun, run_move};
-use crate::run::{Interrupts, Reporter, Silent, StepReporter};
+use crate::run::{Interrupts, Reporter};
 use crate::snapshot::gateway_api::{Gateway, GatewayInfo};
-use crate::snapshot::{DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
 
 /// How long a move waits by default: a re-render and a rollout.
 pub const GATEWAY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -85,34 +89,14 @@ pub async fn run(
     output: &Output,
 ) -> anyhow::Result<ExitCode> {
     let config = MoveConfig::from_flags(args)?;
-    if global.all_namespaces || global.namespaces.len() > 1 {
-        return Err(Error::Usage(
-            "gateway-switch --gateway works on one Gateway in one namespace: pass -n NAMESPACE (not -A or a list)"
-                .to_string(),
-        )
-        .into());
-    }
-    if global.selector.is_some() {
-        output.warn("-l is ignored by gateway-switch: it acts on one Gateway, named by --gateway");
-    }
-    let api = super::connect(global).await?;
-    let namespace = global
-        .namespaces
-        .first()
-        .cloned()
-        .unwrap_or_else(|| api.default_namespace().to_string());
-    let collected = collect(
-        &api,
-        &CollectOptions {
-            scope: Scope::Namespaces(vec![namespace.clone()]),
-            control_plane_namespace: DEFAULT_CONTROL_PLANE_NAMESPACE.to_string(),
-            selector: None,
-        },
+    let (api, namespace, collected) = read_namespace(
+        global,
+        output,
+        "gateway-switch --gateway",
+        "Gateway",
+        "--gateway",
     )
     .await?;
-    for warning in &collected.warnings {
-        output.warn(warning);
-    }
     let snapshot = &collected.snapshot;
     if !snapshot.gateway_api.installed {
         return Err(Error::Usage(format!(
@@ -172,146 +156,59 @@ pub async fn run(
         Utc::now(),
     );
 
-    let machine = global.output.is_machine_readable();
-    let rehearsal = args.write.dry_run != DryRun::None;
-    let text = plan_text(&plan, config.timeout, rehearsal, &output.text_layout());
-    if machine {
-        output.note(text.trim_end());
-    } else {
-        output.print_text(&text)?;
-    }
-    let finish = |outcome: MoveOutcome| -> anyhow::Result<()> {
-        super::log_request_summary(&api);
-        if machine {
-            output.print_document(&MoveDocument::new(plan.clone(), outcome))
-        } else {
-            Ok(())
-        }
-    };
+    carry_out(&api, &plan, global, &args.write, config.timeout, output).await
+}
 
-    if let Some(refusal) = plan.refusal() {
-        finish(outcome(SwitchResult::Refused, &refusal))?;
-        return Err(Error::Refused(refusal).into());
+impl Switch for MovePlan {
+    type View = MoveView;
+    type Document = MoveDocument;
+
+    fn plan_text(&self, timeout: Duration, rehearsal: bool, layout: &Layout) -> String {
+        plan_text(self, timeout, rehearsal, layout)
     }
-    let decision = match confirm::decide_interactively(
-        &args.write,
-        plan.changes(),
-        &plan.question(),
-        output,
-    ) {
-        Ok(decision) => decision,
-        Err(err) => {
-            finish(outcome(SwitchResult::Refused, &format!("{err:#}")))?;
-            return Err(err);
-        }
-    };
-    let Some(action) = plan
-        .action
-        .as_ref()
-        .filter(|_| decision != Decision::NothingToDo)
-    else {
-        let message = format!(
+
+    fn nothing_to_do(&self) -> String {
+        format!(
             "Gateway {} already has {}: nothing to do.",
-            plan.gateway_ref(),
-            crate::mesh::gateway_move::MovePlan::label_text(plan.to.label.as_deref())
-        );
-        if machine {
-            output.note(&message);
-        }
-        finish(outcome(SwitchResult::NothingToDo, &message))?;
-        return Ok(ExitCode::Success);
-    };
-    match decision {
-        Decision::NothingToDo | Decision::Apply => {}
-        Decision::PlanOnly => {
-            let message = "Dry run: nothing was changed.".to_string();
-            result_line(output, machine, &message)?;
-            finish(outcome(SwitchResult::DryRun, &message))?;
-            return Ok(ExitCode::Success);
-        }
-        Decision::RehearseOnServer => {
-            let rehearsal = api.clone().with_write_mode(WriteMode::ServerDryRun);
-            send(&rehearsal, &action.write).await?;
-            let message = "Server dry run: the API server accepted the patch; nothing was changed and nothing was verified.".to_string();
-            result_line(output, machine, &message)?;
-            finish(outcome(SwitchResult::ServerDryRun, &message))?;
-            return Ok(ExitCode::Success);
-        }
+            self.gateway_ref(),
+            MovePlan::label_text(self.to.label.as_deref())
+        )
     }
 
-    // Installed before the write, so a Ctrl-C from here on is an outcome
-    // with the way back, never the process's default death.
-    let interrupts = Interrupts::from_ctrl_c();
-    let run = run_move(
-        &api,
-        &plan,
-        action,
-        config.timeout,
-        &interrupts,
-        &Notes(output),
-    )
-    .await;
-    let outcome = match run {
-        MoveRun::NotApplied(err) => return Err(err),
-        MoveRun::InterruptedBeforeWrite => {
-            let message = format!(
-                "interrupted before the move: Gateway {} was not changed",
-                plan.gateway_ref()
-            );
-            finish(outcome(SwitchResult::Interrupted, &message))?;
-            output.warn(&message);
-            return Err(Error::Interrupted.into());
-        }
-        run => run_outcome(&plan, &run, config.timeout),
-    };
-    match outcome.result {
-        SwitchResult::Switched => {
-            result_line(output, machine, &outcome.message)?;
-            finish(outcome)?;
-            Ok(ExitCode::Success)
-        }
-        SwitchResult::Interrupted => {
-            let message = outcome.message.clone();
-            finish(outcome)?;
-            output.warn(&message);
-            Err(Error::Interrupted.into())
-        }
-        _ => {
-            let message = outcome.message.clone();
-            finish(outcome)?;
-            Err(Error::RolloutFailed(message).into())
-        }
-    }
-}
-
-/// The engine's notes, on stderr beside the plan.
-struct Notes<'a>(&'a Output);
-
-impl Reporter for Notes<'_> {
-    fn note(&self, message: &str) {
-        self.0.note(message);
+    async fn run(
+        &self,
+        api: &ApiClient,
+        action: &SwitchAction,
+        timeout: Duration,
+        interrupts: &Interrupts,
+        reporter: &dyn Reporter,
+    ) -> MoveRun {
+        run_move(api, self, action, timeout, interrupts, reporter).await
     }
 
-    fn step(&self, _label: &str) -> Box<dyn StepReporter + '_> {
-        Box::new(Silent)
+    fn run_message(&self, run: &MoveRun, timeout: Duration) -> String {
+        run_message(self, run, timeout)
     }
-}
 
-fn outcome(result: SwitchResult, message: &str) -> MoveOutcome {
-    MoveOutcome {
-        result,
-        progress: None,
-        rollback_progress: None,
-        message: message.to_string(),
+    /// The engine re-reads after a 409 and says why it gave up.
+    fn not_applied(&self, error: anyhow::Error) -> anyhow::Error {
+        error
     }
-}
 
-/// The last line of a run: stdout for a table, stderr beside a document.
-fn result_line(output: &Output, machine: bool, message: &str) -> anyhow::Result<()> {
-    if machine {
-        output.note(message);
-        Ok(())
-    } else {
-        output.print_text(&format!("\n{message}"))
+    fn document(
+        &self,
+        result: SwitchResult,
+        (progress, rollback_progress): Views<MoveView>,
+        message: &str,
+    ) -> MoveDocument {
+        MoveDocument::new(
+            self.clone(),
+            MoveOutcome {
+                result,
+                progress,
+                rollback_progress,
+                message: message.to_string(),
+            },
+        )
     }
 }

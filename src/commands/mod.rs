@@ -14,8 +14,10 @@ pub mod ztunnel_roll;
 
 use crate::api::{ApiClient, ConnectOptions, WriteMode};
 use crate::cli::{DryRun, GlobalArgs, WriteArgs};
-use crate::confirm::{DryRunMode, WriteIntent};
-use crate::error::Error;
+use crate::confirm::{Decision, DryRunMode, WriteIntent};
+use crate::error::{Error, ExitCode};
+use crate::output::Output;
+use crate::run::Interrupts;
 use crate::selector::LabelSelector;
 use crate::snapshot::Scope;
 
@@ -102,6 +104,33 @@ pub fn label_selector(global: &GlobalArgs) -> anyhow::Result<Option<LabelSelecto
         }
         .into()
     })
+}
+
+/// With `-o json|yaml`, a verb that runs restart-sidecars after itself
+/// (`--restart`) still prints one document: `verb` prints into an Output
+/// that holds its documents back, printed after it as a `List` of both
+/// reports (or the one that exists). The verb's error wins over a printing
+/// one.
+pub async fn as_one_document(
+    output: &Output,
+    verb: impl AsyncFnOnce(&Output) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    let collecting = output.collecting();
+    let result = verb(&collecting).await;
+    let printed = collecting.print_held();
+    let code = result?;
+    printed?;
+    Ok(code)
+}
+
+/// Ctrl-C from here on, before the first write of an applied (or
+/// server-rehearsed) plan, is counted, never fatal; a plan-only run keeps
+/// the default.
+pub fn interrupts_for(decision: Decision) -> Interrupts {
+    match decision {
+        Decision::Apply | Decision::RehearseOnServer => Interrupts::from_ctrl_c(),
+        Decision::PlanOnly | Decision::NothingToDo => Interrupts::none(),
+    }
 }
 
 /// Log the request counts at `-v`.

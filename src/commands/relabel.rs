@@ -41,7 +41,6 @@ use crate::mesh::relabel::{
 use crate::mesh::restart::RestartPlan;
 use crate::output::Output;
 use crate::render::relabel::{plan_text, report_text};
-use crate::run::Interrupts;
 use crate::run::relabel::apply_relabel;
 use crate::selector::LabelSelector;
 use crate::snapshot::{ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
@@ -57,12 +56,7 @@ pub async fn run(
     }
     // With --restart, -o json|yaml still prints one document: a List of the
     // relabel report and restart-sidecars' report (or the one that exists).
-    let collecting = output.collecting();
-    let result = relabel(global, args, &collecting).await;
-    let printed = collecting.print_held();
-    let code = result?;
-    printed?;
-    Ok(code)
+    super::as_one_document(output, async |output| relabel(global, args, output).await).await
 }
 
 async fn relabel(
@@ -149,11 +143,7 @@ async fn relabel(
         &question(&plan, restarts),
         output,
     )?;
-    // Before the first write: from here a Ctrl-C is counted, never fatal.
-    let interrupts = match decision {
-        Decision::Apply | Decision::RehearseOnServer => Interrupts::from_ctrl_c(),
-        Decision::PlanOnly | Decision::NothingToDo => Interrupts::none(),
-    };
+    let interrupts = super::interrupts_for(decision);
     let report = match decision {
         Decision::PlanOnly => {
             output.note("--dry-run: nothing was changed");
@@ -214,37 +204,26 @@ async fn relabel(
         }
         return Ok(ExitCode::Success);
     };
-    if interrupts.stop_starting() {
-        output.warn(&format!(
-            "interrupted after relabelling: no restart was started{written}"
-        ));
-        return Err(Error::Interrupted.into());
-    }
-    if restart_plan.actions.is_empty() {
-        output.note("--restart: nothing is stale in the relabelled namespaces");
-        return Ok(ExitCode::Success);
-    }
-    output.note(&format!(
-        "\n--restart: running pods keep their current proxy until restarted; restart-sidecars now restarts the stale workloads of {}",
-        report.restart_namespaces.join(", ")
-    ));
-    let (restart_report, interrupted) = restart_sidecars::execute(
+    let handover = restart_sidecars::Handover {
+        plan: &restart_plan,
+        config: &config,
+        after: "relabelling",
+        written: &written,
+        nothing_stale: "--restart: nothing is stale in the relabelled namespaces",
+        restarting: format!(
+            "the stale workloads of {}",
+            report.restart_namespaces.join(", ")
+        ),
+    };
+    restart_sidecars::restart_after_writes(
         &api,
-        &restart_plan,
-        &config,
+        handover,
         decision,
         &args.write,
         &interrupts,
         output,
     )
-    .await?;
-    restart_sidecars::conclude(&restart_report, interrupted).map_err(|err| {
-        if written.is_empty() {
-            err
-        } else {
-            err.context(format!("after relabelling{written}"))
-        }
-    })
+    .await
 }
 
 /// What the relabel wrote and how to undo it, as the tail of a sentence

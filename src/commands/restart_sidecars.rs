@@ -11,8 +11,9 @@
 //!
 //! The engine (`crate::run::restart`) restarts up to `--concurrency` at
 //! once, stops starting new ones on a failure (exit 4) or Ctrl-C (exit 130),
-//! and verifies the proxies afterwards. `relabel --restart` uses
-//! [`plan_restarts`] and [`execute`] to make its plan and its run one.
+//! and verifies the proxies afterwards. `relabel --restart` and
+//! `tag set --restart` use [`plan_restarts`] (relabel), [`execute`] and
+//! [`restart_after_writes`] to make their plan and their run one.
 
 use std::collections::HashMap;
 
@@ -254,6 +255,67 @@ pub async fn execute(
         output.warn(&written);
     }
     Ok((report, run.interrupted))
+}
+
+/// A writing verb's `--restart` (relabel, tag set) handing over to
+/// restart-sidecars after its own writes: the restarts planned with the
+/// verb's plan, and what to say.
+pub struct Handover<'a> {
+    pub plan: &'a RestartPlan,
+    pub config: &'a RestartConfig,
+    /// What came before: `relabelling`, `the tag's writes`.
+    pub after: &'a str,
+    /// What was written and how to undo it, as the tail of a sentence
+    /// (empty when nothing was).
+    pub written: &'a str,
+    /// The note when nothing is to be restarted.
+    pub nothing_stale: &'a str,
+    /// Which workloads restart now: `the stale workloads of shop, pay`.
+    pub restarting: String,
+}
+
+/// `--restart` after the verb's writes: the planned restarts run by this
+/// verb's engine unless Ctrl-C came first (the warning then says what was
+/// written); the exit is [`conclude`]'s, saying what was written before
+/// when it fails.
+pub async fn restart_after_writes(
+    api: &ApiClient,
+    handover: Handover<'_>,
+    decision: Decision,
+    write: &WriteArgs,
+    interrupts: &Interrupts,
+    output: &Output,
+) -> anyhow::Result<ExitCode> {
+    let Handover {
+        plan,
+        config,
+        after,
+        written,
+        nothing_stale,
+        restarting,
+    } = handover;
+    if interrupts.stop_starting() {
+        output.warn(&format!(
+            "interrupted after {after}: no restart was started{written}"
+        ));
+        return Err(Error::Interrupted.into());
+    }
+    if plan.actions.is_empty() {
+        output.note(nothing_stale);
+        return Ok(ExitCode::Success);
+    }
+    output.note(&format!(
+        "\n--restart: running pods keep their current proxy until restarted; restart-sidecars now restarts {restarting}"
+    ));
+    let (report, interrupted) =
+        execute(api, plan, config, decision, write, interrupts, output).await?;
+    conclude(&report, interrupted).map_err(|err| {
+        if written.is_empty() {
+            err
+        } else {
+            err.context(format!("after {after}{written}"))
+        }
+    })
 }
 
 /// The exit: 130 after Ctrl-C, 4 when a rollout failed, timed out or left

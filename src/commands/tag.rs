@@ -30,7 +30,6 @@ use crate::mesh::restart::{RestartPlan, plan as plan_restart};
 use crate::mesh::tags::{TagOperation, TagPlan, TagReport, TagRequest, plan as plan_tag, tag_list};
 use crate::output::Output;
 use crate::render::tag::{list_table, plan_text, report_text};
-use crate::run::Interrupts;
 use crate::run::tag::apply_tag;
 use crate::snapshot::{ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
 
@@ -41,12 +40,10 @@ pub async fn run(global: &GlobalArgs, args: &TagArgs, output: &Output) -> anyhow
         TagCommand::List => list(global, output).await,
         TagCommand::Set(set) if set.restart && global.output.is_machine_readable() => {
             // One document: a List of the tag report and restart-sidecars'.
-            let collecting = output.collecting();
-            let result = change(global, Change::Set(set), &collecting).await;
-            let printed = collecting.print_held();
-            let code = result?;
-            printed?;
-            Ok(code)
+            super::as_one_document(output, async |output| {
+                change(global, Change::Set(set), output).await
+            })
+            .await
         }
         TagCommand::Set(set) => change(global, Change::Set(set), output).await,
         TagCommand::Remove(remove) => change(global, Change::Remove(remove), output).await,
@@ -186,11 +183,7 @@ async fn change(
         &question(&plan, restarts),
         output,
     )?;
-    // Before the first write: from here a Ctrl-C is counted, never fatal.
-    let interrupts = match decision {
-        Decision::Apply | Decision::RehearseOnServer => Interrupts::from_ctrl_c(),
-        Decision::PlanOnly | Decision::NothingToDo => Interrupts::none(),
-    };
+    let interrupts = super::interrupts_for(decision);
     let report = match decision {
         Decision::PlanOnly => {
             output.note("--dry-run: nothing was changed");
@@ -257,38 +250,24 @@ async fn change(
         }
         return Ok(ExitCode::Success);
     };
-    if interrupts.stop_starting() {
-        output.warn(&format!(
-            "interrupted after the tag's writes: no restart was started{written}"
-        ));
-        return Err(Error::Interrupted.into());
-    }
-    if restart_plan.actions.is_empty() {
-        output.note("--restart: nothing a template patch restarts became stale");
-        return Ok(ExitCode::Success);
-    }
-    output.note(&format!(
-        "\n--restart: running pods keep their current proxy until restarted; restart-sidecars now restarts the {} workload{} that became stale",
-        restart_plan.actions.len(),
-        if restart_plan.actions.len() == 1 { "" } else { "s" }
-    ));
-    let (restart_report, interrupted) = restart_sidecars::execute(
-        &api,
-        &restart_plan,
-        &config,
-        decision,
-        write,
-        &interrupts,
-        output,
-    )
-    .await?;
-    restart_sidecars::conclude(&restart_report, interrupted).map_err(|err| {
-        if written.is_empty() {
-            err
-        } else {
-            err.context(format!("after the tag's writes{written}"))
-        }
-    })
+    let handover = restart_sidecars::Handover {
+        plan: &restart_plan,
+        config: &config,
+        after: "the tag's writes",
+        written: &written,
+        nothing_stale: "--restart: nothing a template patch restarts became stale",
+        restarting: format!(
+            "the {} workload{} that became stale",
+            restart_plan.actions.len(),
+            if restart_plan.actions.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        ),
+    };
+    restart_sidecars::restart_after_writes(&api, handover, decision, write, &interrupts, output)
+        .await
 }
 
 /// The restarts `--restart` makes: restart-sidecars' plan on the cluster as

@@ -1263,9 +1263,44 @@ pub fn snapshot_from_world(world: &mesh_sim::world::World, scope: Scope) -> Clus
     collect::assemble(raw, &options)
 }
 
-/// The `canary` scenario as mesh-sim builds it (controllers settled), as a snapshot.
-pub fn sim_canary_snapshot(scope: Scope) -> ClusterSnapshot {
+/// The `canary` scenario as mesh-sim builds it (controllers settled).
+pub fn canary_world() -> mesh_sim::world::World {
     let mut world = mesh_sim::world::World::new(mesh_sim::world::SimConfig::default());
     mesh_sim::scenario::load_builtin(&mut world, "canary").expect("the canary scenario loads");
-    snapshot_from_world(&world, scope)
+    world
+}
+
+/// The `canary` scenario as mesh-sim builds it (controllers settled), as a snapshot.
+pub fn sim_canary_snapshot(scope: Scope) -> ClusterSnapshot {
+    snapshot_from_world(&canary_world(), scope)
+}
+
+/// Change one object of `world` as a client would (an update).
+pub fn edit_object(
+    world: &mut mesh_sim::world::World,
+    resource: &'static mesh_sim::resources::Resource,
+    namespace: &str,
+    name: &str,
+    change: impl FnOnce(&mut serde_json::Value),
+) {
+    let mut object = (*world.store.get(resource, namespace, name).expect("exists")).clone();
+    change(&mut object);
+    world
+        .update(resource, object, &mesh_sim::world::WriteOptions::default())
+        .expect("the edit is stored");
+}
+
+/// Change one object's status as its controller would.
+pub fn edit_status(
+    world: &mut mesh_sim::world::World,
+    resource: &'static mesh_sim::resources::Resource,
+    namespace: &str,
+    name: &str,
+    change: impl FnOnce(&mut serde_json::Value),
+) {
+    let mut object = (*world.store.get(resource, namespace, name).expect("exists")).clone();
+    change(&mut object);
+    world
+        .update_status(resource, object, &mesh_sim::world::WriteOptions::default())
+        .expect("the status is stored");
 }

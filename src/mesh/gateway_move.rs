@@ -51,7 +51,8 @@ use crate::mesh::gateway_api::{
     rendered_image, serving_revision,
 };
 use crate::mesh::gateway_switch::{
-    EndpointView, SWITCHED_AT_ANNOTATION, SwitchMode, SwitchResult, Verdict,
+    CutoverPlan, EndpointView, SWITCHED_AT_ANNOTATION, SwitchAction, SwitchMode, SwitchResult,
+    Verdict,
 };
 use crate::mesh::gateways::{CheckKind, TakeoverCheck};
 use crate::mesh::proxy::{image_version, same_version};
@@ -100,22 +101,6 @@ pub struct MoveEnd {
     pub version: Option<String>,
 }
 
-/// The one write of a move.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MoveAction {
-    /// `gateway/<name>`, as kubectl names it.
-    pub target: String,
-    pub patch_type: &'static str,
-    /// The merge patch of the Gateway, on the `resourceVersion` it was planned on.
-    #[serde(rename = "patch", serialize_with = "crate::write::serialize_body")]
-    pub write: Write,
-    /// The merge patch that puts the label and the record back exactly.
-    #[serde(rename = "undoPatch", serialize_with = "crate::write::serialize_body")]
-    pub undo: Write,
-    pub reason: String,
-}
-
 /// The whole plan.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -135,41 +120,15 @@ pub struct MovePlan {
     pub prechecks: Vec<TakeoverCheck>,
     pub force: bool,
     pub verdict: Verdict,
-    /// The write; `None` when the label is already the target.
-    pub action: Option<MoveAction>,
+    /// The write; `None` when the label is already the target or the move
+    /// is refused.
+    pub action: Option<SwitchAction>,
 }
 
 impl MovePlan {
     /// `edge/public`.
     pub fn gateway_ref(&self) -> String {
         format!("{}/{}", self.namespace, self.gateway)
-    }
-
-    /// The prechecks that refuse the move.
-    pub fn blocking(&self) -> Vec<&TakeoverCheck> {
-        self.prechecks
-            .iter()
-            .filter(|c| !c.passed && (c.hard || !self.force))
-            .collect()
-    }
-
-    /// Soft failures `--force` overrides.
-    pub fn overridden(&self) -> Vec<&TakeoverCheck> {
-        if !self.force {
-            return Vec::new();
-        }
-        self.prechecks
-            .iter()
-            .filter(|c| !c.passed && !c.hard)
-            .collect()
-    }
-
-    /// Number of writes: 0 or 1.
-    pub fn changes(&self) -> usize {
-        match self.verdict {
-            Verdict::Proceed | Verdict::Forced => usize::from(self.action.is_some()),
-            Verdict::AlreadySelected | Verdict::Refused => 0,
-        }
     }
 
     /// `istio.io/rev=1-22-3`, or `no istio.io/rev`.
@@ -179,45 +138,37 @@ impl MovePlan {
             None => format!("no {REV_LABEL}"),
         }
     }
+}
 
-    /// The sentence a refusal exits with.
-    pub fn refusal(&self) -> Option<String> {
-        if self.verdict != Verdict::Refused {
-            return None;
-        }
-        let blocking = self.blocking();
-        let (hard, soft): (Vec<&TakeoverCheck>, Vec<&TakeoverCheck>) =
-            blocking.iter().partition(|c| c.hard);
-        let reasons = |checks: &[&TakeoverCheck]| {
-            checks
-                .iter()
-                .map(|c| format!("{}: {}", c.check, c.reason))
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
-        let detail = if hard.is_empty() {
-            let names: Vec<&str> = soft.iter().map(|c| c.check.as_str()).collect();
-            format!(
-                "{} (--force overrides {})",
-                reasons(&soft),
-                names.join(", ")
-            )
-        } else {
-            reasons(&hard)
-        };
-        let what = match self.mode {
+impl CutoverPlan for MovePlan {
+    fn prechecks(&self) -> &[TakeoverCheck] {
+        &self.prechecks
+    }
+
+    fn force(&self) -> bool {
+        self.force
+    }
+
+    fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    fn action(&self) -> Option<&SwitchAction> {
+        self.action.as_ref()
+    }
+
+    fn refusing(&self) -> String {
+        match self.mode {
             SwitchMode::Switch => format!(
                 "refusing to move Gateway {} to {}",
                 self.gateway_ref(),
                 Self::label_text(self.to.label.as_deref())
             ),
             SwitchMode::Rollback => format!("refusing to roll back Gateway {}", self.gateway_ref()),
-        };
-        Some(format!("{what}: {detail}"))
+        }
     }
 
-    /// The question asked before writing.
-    pub fn question(&self) -> String {
+    fn question(&self) -> String {
         let verb = match self.mode {
             SwitchMode::Switch => "Move",
             SwitchMode::Rollback => "Roll back",
@@ -466,7 +417,7 @@ pub fn plan_move(
                 MovePlan::label_text(current.as_deref())
             ),
         );
-        MoveAction {
+        SwitchAction {
             target: format!("gateway/{}", info.name),
             patch_type: Patch::Merge(Value::Null).content_type(),
             write,

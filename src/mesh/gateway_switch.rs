@@ -238,24 +238,103 @@ pub enum Verdict {
     Refused,
 }
 
-/// The one write of a switch.
+/// The one write of a switch or a move.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SwitchAction {
-    /// `service/<name>`, as kubectl names it.
+    /// `service/<name>` or `gateway/<name>`, as kubectl names it.
     pub target: String,
     /// The content type of [`SwitchAction::write`]'s patch, for the document.
     pub patch_type: &'static str,
-    /// The merge patch of the Service on the `resourceVersion` it was planned
+    /// The merge patch of the object on the `resourceVersion` it was planned
     /// on (the document shows the body sent, as `patch`).
     #[serde(rename = "patch", serialize_with = "crate::write::serialize_body")]
     pub write: Write,
-    /// The merge patch that puts the Service back as it was (selector and
-    /// record), sent when verification fails; the engine pins it to the
-    /// `resourceVersion` the switch produced.
+    /// The merge patch that puts the object back as it was (selector or
+    /// label, and the record), sent when verification fails; the engine
+    /// sends it on the `resourceVersion` the switch produced.
     #[serde(rename = "undoPatch", serialize_with = "crate::write::serialize_body")]
     pub undo: Write,
     pub reason: String,
+}
+
+/// What the Service switch's plan and the Gateway move's have in common:
+/// prechecks that refuse unless `--force` overrides them, a verdict, at
+/// most one patch with its undo, a refusal and a question. The provided
+/// methods are the rules both follow; `render` and the command's flow take
+/// either plan through this.
+pub trait CutoverPlan {
+    fn prechecks(&self) -> &[TakeoverCheck];
+    /// `--force`.
+    fn force(&self) -> bool;
+    fn verdict(&self) -> Verdict;
+    /// The write; `None` when there is nothing to write.
+    fn action(&self) -> Option<&SwitchAction>;
+    /// What a refusal refuses: `refusing to switch Service a/b to c=d`.
+    fn refusing(&self) -> String;
+    /// The question asked before writing.
+    fn question(&self) -> String;
+
+    /// The prechecks that refuse it.
+    fn blocking(&self) -> Vec<&TakeoverCheck> {
+        self.prechecks()
+            .iter()
+            .filter(|c| !c.passed && (c.hard || !self.force()))
+            .collect()
+    }
+
+    /// Soft failures `--force` overrides.
+    fn overridden(&self) -> Vec<&TakeoverCheck> {
+        if !self.force() {
+            return Vec::new();
+        }
+        self.prechecks()
+            .iter()
+            .filter(|c| !c.passed && !c.hard)
+            .collect()
+    }
+
+    /// Number of writes: 0 or 1.
+    fn changes(&self) -> usize {
+        match self.verdict() {
+            Verdict::Proceed | Verdict::Forced => usize::from(self.action().is_some()),
+            Verdict::AlreadySelected | Verdict::Refused => 0,
+        }
+    }
+
+    /// The sentence a refusal exits with.
+    fn refusal(&self) -> Option<String> {
+        if self.verdict() != Verdict::Refused {
+            return None;
+        }
+        let blocking = self.blocking();
+        let (hard, soft): (Vec<&TakeoverCheck>, Vec<&TakeoverCheck>) =
+            blocking.iter().partition(|c| c.hard);
+        let reasons = |checks: &[&TakeoverCheck]| {
+            checks
+                .iter()
+                .map(|c| format!("{}: {}", c.check, c.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let names = |checks: &[&TakeoverCheck]| {
+            checks
+                .iter()
+                .map(|c| c.check.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        // Hard failures first and alone: the soft ones they cause (no pods,
+        // so no ports) would only bury them.
+        let detail = if hard.is_empty() {
+            format!("{} (--force overrides {})", reasons(&soft), names(&soft))
+        } else if soft.is_empty() {
+            reasons(&hard)
+        } else {
+            format!("{}; also failed: {}", reasons(&hard), names(&soft))
+        };
+        Some(format!("{}: {detail}", self.refusing()))
+    }
 }
 
 /// What a Service's endpoints must become for a switch to count as done.
@@ -314,66 +393,27 @@ impl SwitchPlan {
     pub fn service_ref(&self) -> String {
         format!("{}/{}", self.namespace, self.service)
     }
+}
 
-    /// The prechecks that refuse the switch.
-    pub fn blocking(&self) -> Vec<&TakeoverCheck> {
-        self.prechecks
-            .iter()
-            .filter(|c| !c.passed && (c.hard || !self.force))
-            .collect()
+impl CutoverPlan for SwitchPlan {
+    fn prechecks(&self) -> &[TakeoverCheck] {
+        &self.prechecks
     }
 
-    /// Soft failures `--force` overrides.
-    pub fn overridden(&self) -> Vec<&TakeoverCheck> {
-        if !self.force {
-            return Vec::new();
-        }
-        self.prechecks
-            .iter()
-            .filter(|c| !c.passed && !c.hard)
-            .collect()
+    fn force(&self) -> bool {
+        self.force
     }
 
-    /// Number of writes: 0 or 1.
-    pub fn changes(&self) -> usize {
-        match self.verdict {
-            Verdict::Proceed | Verdict::Forced => usize::from(self.action.is_some()),
-            Verdict::AlreadySelected | Verdict::Refused => 0,
-        }
+    fn verdict(&self) -> Verdict {
+        self.verdict
     }
 
-    /// The sentence a refusal exits with.
-    pub fn refusal(&self) -> Option<String> {
-        if self.verdict != Verdict::Refused {
-            return None;
-        }
-        let blocking = self.blocking();
-        let (hard, soft): (Vec<&TakeoverCheck>, Vec<&TakeoverCheck>) =
-            blocking.iter().partition(|c| c.hard);
-        let reasons = |checks: &[&TakeoverCheck]| {
-            checks
-                .iter()
-                .map(|c| format!("{}: {}", c.check, c.reason))
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
-        let names = |checks: &[&TakeoverCheck]| {
-            checks
-                .iter()
-                .map(|c| c.check.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        // Hard failures first and alone: the soft ones they cause (no pods,
-        // so no ports) would only bury them.
-        let detail = if hard.is_empty() {
-            format!("{} (--force overrides {})", reasons(&soft), names(&soft))
-        } else if soft.is_empty() {
-            reasons(&hard)
-        } else {
-            format!("{}; also failed: {}", reasons(&hard), names(&soft))
-        };
-        let what = match self.mode {
+    fn action(&self) -> Option<&SwitchAction> {
+        self.action.as_ref()
+    }
+
+    fn refusing(&self) -> String {
+        match self.mode {
             SwitchMode::Switch if self.to_selector.is_empty() => {
                 format!("refusing to switch Service {}", self.service_ref())
             }
@@ -390,12 +430,10 @@ impl SwitchPlan {
                 self.service_ref(),
                 selector_text(&self.to_selector)
             ),
-        };
-        Some(format!("{what}: {detail}"))
+        }
     }
 
-    /// The question asked before writing.
-    pub fn question(&self) -> String {
+    fn question(&self) -> String {
         match self.mode {
             SwitchMode::Switch => format!(
                 "Point Service {} at {}?",

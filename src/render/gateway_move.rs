@@ -7,12 +7,11 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::Layout;
-use super::table::{Fit, Table};
+use super::gateway_switch::plan_body;
 use crate::duration::human_duration;
 use crate::mesh::gateway_api::RevisionSource;
-use crate::mesh::gateway_move::{MoveEnd, MoveOutcome, MovePlan, MoveView, pods};
-use crate::mesh::gateway_switch::{SwitchMode, SwitchResult, Verdict};
-use crate::mesh::gateways::TakeoverCheck;
+use crate::mesh::gateway_move::{MoveEnd, MovePlan, MoveView, pods};
+use crate::mesh::gateway_switch::{SwitchMode, Verdict};
 use crate::run::gateway_move::{MoveRun, Progress};
 use crate::wrap::unbreakable;
 
@@ -57,78 +56,27 @@ pub fn plan_text(plan: &MovePlan, timeout: Duration, rehearsal: bool, layout: &L
         &indent,
     );
 
-    out.push('\n');
-    out.push_str(&checks_table(plan, layout));
-
-    if let Some(action) = &plan.action {
-        if plan.verdict != Verdict::Refused {
-            let _ = writeln!(out, "\nPATCH {} ({})", action.target, action.patch_type);
-            let _ = writeln!(out, "  {}", action.write.body_to_send());
-        }
-    }
-
-    out.push('\n');
-    let closing = match plan.verdict {
-        Verdict::AlreadySelected => format!(
-            "The Gateway already has {}: nothing to do.",
-            MovePlan::label_text(plan.to.label.as_deref())
-        ),
-        Verdict::Refused => {
-            let blocking = plan.blocking().len();
-            format!(
-                "Refused: {blocking} precheck{} failed; nothing will be changed.",
-                if blocking == 1 { "" } else { "s" }
-            )
-        }
-        Verdict::Proceed | Verdict::Forced => {
-            let forced: Vec<&str> = plan.overridden().iter().map(|c| c.check.as_str()).collect();
-            let forced = if forced.is_empty() {
-                String::new()
-            } else {
-                format!("--force overrides {}. ", forced.join(", "))
-            };
-            let when = if rehearsal {
-                "A real run applies the patch, then waits"
-            } else {
-                "After the patch, waits"
-            };
-            format!(
-                "{forced}{when} up to {} for istiod {} to re-render {} with {}, the rollout to finish with every pod on it, the Gateway to be Programmed and the EndpointSlices of {} to list only those pods; if not, puts the label back and verifies that.",
-                human_duration(timeout),
-                plan.to.revision.as_deref().unwrap_or("?"),
-                plan.deployment,
-                plan.to.image.as_deref().unwrap_or("its proxy"),
-                plan.service,
-            )
-        }
-    };
-    wrap.push(&mut out, &closing, "");
-    out
-}
-
-/// `PRECHECK  RESULT  DETAIL`, the detail wrapped under itself.
-fn checks_table(plan: &MovePlan, layout: &Layout) -> String {
-    let mut table = Table::new(
-        *layout,
-        &[
-            ("PRECHECK", Fit::Whole),
-            ("RESULT", Fit::Whole),
-            ("DETAIL", Fit::Words),
-        ],
+    let waits = format!(
+        "for istiod {} to re-render {} with {}, the rollout to finish with every pod on it, the Gateway to be Programmed and the EndpointSlices of {} to list only those pods; if not, puts the label back and verifies that.",
+        plan.to.revision.as_deref().unwrap_or("?"),
+        plan.deployment,
+        plan.to.image.as_deref().unwrap_or("its proxy"),
+        plan.service,
     );
-    for c in &plan.prechecks {
-        table.row([c.check.as_str(), result(c, plan.force), c.reason.as_str()]);
-    }
-    table.render()
-}
-
-fn result(check: &TakeoverCheck, force: bool) -> &'static str {
-    match (check.passed, check.hard, force) {
-        (true, _, _) => "ok",
-        (false, true, _) => "FAIL",
-        (false, false, true) => "forced",
-        (false, false, false) => "FAIL (soft)",
-    }
+    let nothing_to_do = format!(
+        "The Gateway already has {}: nothing to do.",
+        MovePlan::label_text(plan.to.label.as_deref())
+    );
+    plan_body(
+        &mut out,
+        plan,
+        timeout,
+        rehearsal,
+        layout,
+        nothing_to_do,
+        waits,
+    );
+    out
 }
 
 /// The command that moves it back.
@@ -143,14 +91,9 @@ fn last_seen(view: &MoveView, target: &MoveEnd) -> String {
     view.describe(target)
 }
 
-/// The outcome of a move the engine ran.
-pub fn run_outcome(plan: &MovePlan, run: &MoveRun, timeout: Duration) -> MoveOutcome {
-    let outcome = |result, progress, rollback_progress, message| MoveOutcome {
-        result,
-        progress,
-        rollback_progress,
-        message,
-    };
+/// The sentence a move the engine ran ends with: what state the Gateway is
+/// in (the result and the views seen are the run's own).
+pub fn run_message(plan: &MovePlan, run: &MoveRun, timeout: Duration) -> String {
     let to = MovePlan::label_text(plan.to.label.as_deref());
     let from = MovePlan::label_text(plan.from.label.as_deref());
     let failure = |first: &Progress| match first {
@@ -168,17 +111,12 @@ pub fn run_outcome(plan: &MovePlan, run: &MoveRun, timeout: Duration) -> MoveOut
         ),
     };
     match run {
-        MoveRun::InterruptedBeforeWrite => outcome(
-            SwitchResult::Interrupted,
-            None,
-            None,
-            format!(
-                "interrupted before the move: Gateway {} was not changed",
-                plan.gateway_ref()
-            ),
+        MoveRun::InterruptedBeforeWrite => format!(
+            "interrupted before the move: Gateway {} was not changed",
+            plan.gateway_ref()
         ),
-        MoveRun::NotApplied(err) => outcome(SwitchResult::Refused, None, None, format!("{err:#}")),
-        MoveRun::Moved(view) => {
+        MoveRun::NotApplied(err) => format!("{err:#}"),
+        MoveRun::Switched(view) => {
             let (did, back) = match plan.mode {
                 SwitchMode::Switch => ("Moved", "Roll back with"),
                 SwitchMode::Rollback => ("Rolled back", "Move forward again with"),
@@ -188,90 +126,57 @@ pub fn run_outcome(plan: &MovePlan, run: &MoveRun, timeout: Duration) -> MoveOut
             } else {
                 ""
             };
-            outcome(
-                SwitchResult::Switched,
-                Some(view.clone()),
-                None,
-                format!(
-                    "{did} Gateway {} to {} ({to}){forced}: istiod re-rendered {}; {} on {}, all Ready; the Gateway is Programmed, and the EndpointSlices of {} list only them.\n{back}: {}",
-                    plan.gateway_ref(),
-                    plan.to.revision.as_deref().unwrap_or("?"),
-                    plan.deployment,
-                    pods(view.pods_on_target),
-                    plan.to.version.as_deref().unwrap_or("the target proxy"),
-                    plan.service,
-                    rollback_command(plan)
-                ),
+            format!(
+                "{did} Gateway {} to {} ({to}){forced}: istiod re-rendered {}; {} on {}, all Ready; the Gateway is Programmed, and the EndpointSlices of {} list only them.\n{back}: {}",
+                plan.gateway_ref(),
+                plan.to.revision.as_deref().unwrap_or("?"),
+                plan.deployment,
+                pods(view.pods_on_target),
+                plan.to.version.as_deref().unwrap_or("the target proxy"),
+                plan.service,
+                rollback_command(plan)
             )
         }
-        MoveRun::Interrupted(view) => outcome(
-            SwitchResult::Interrupted,
-            Some(view.clone()),
-            None,
-            format!(
-                "interrupted while waiting: Gateway {} has {to} now and istiod may be rolling it (last seen: {}); to go back run: {}",
-                plan.gateway_ref(),
-                last_seen(view, &plan.to),
-                rollback_command(plan)
-            ),
+        MoveRun::Interrupted(view) => format!(
+            "interrupted while waiting: Gateway {} has {to} now and istiod may be rolling it (last seen: {}); to go back run: {}",
+            plan.gateway_ref(),
+            last_seen(view, &plan.to),
+            rollback_command(plan)
         ),
-        MoveRun::UndoFailed { first, error } => outcome(
-            SwitchResult::RollbackFailed,
-            Some(first.view().clone()),
-            None,
-            format!(
-                "{}, and putting it back failed ({error:#}): the Gateway may still have {to}; set {from} back by hand (kubectl label gateway {} -n {} istio.io/rev{})",
-                failure(first),
-                plan.gateway,
-                plan.namespace,
-                match &plan.from.label {
-                    Some(value) => format!("={value} --overwrite"),
-                    None => "-".to_string(),
-                }
-            ),
+        MoveRun::UndoFailed { first, error } => format!(
+            "{}, and putting it back failed ({error:#}): the Gateway may still have {to}; set {from} back by hand (kubectl label gateway {} -n {} istio.io/rev{})",
+            failure(first),
+            plan.gateway,
+            plan.namespace,
+            match &plan.from.label {
+                Some(value) => format!("={value} --overwrite"),
+                None => "-".to_string(),
+            }
         ),
         MoveRun::RolledBack { first, back } => {
             let failure = failure(first);
-            let (result, message) = match &**back {
-                Progress::Converged(view) => (
-                    SwitchResult::RolledBack,
-                    format!(
-                        "{failure}; put it back to {from}: istiod {} re-rendered it and it is verified ({} on {}, Programmed, endpoints: {})",
-                        plan.from.revision.as_deref().unwrap_or("?"),
-                        pods(view.pods_on_target),
-                        plan.from.version.as_deref().unwrap_or("?"),
-                        view.endpoints.describe()
-                    ),
+            match back {
+                Progress::Converged(view) => format!(
+                    "{failure}; put it back to {from}: istiod {} re-rendered it and it is verified ({} on {}, Programmed, endpoints: {})",
+                    plan.from.revision.as_deref().unwrap_or("?"),
+                    pods(view.pods_on_target),
+                    plan.from.version.as_deref().unwrap_or("?"),
+                    view.endpoints.describe()
                 ),
-                Progress::TimedOut(view) => (
-                    SwitchResult::RollbackFailed,
-                    format!(
-                        "{failure}; put it back to {from}, but it did not converge either (last seen: {}): check its Deployment {}",
-                        last_seen(view, &plan.from),
-                        plan.deployment
-                    ),
+                Progress::TimedOut(view) => format!(
+                    "{failure}; put it back to {from}, but it did not converge either (last seen: {}): check its Deployment {}",
+                    last_seen(view, &plan.from),
+                    plan.deployment
                 ),
-                Progress::Failed(view, why) => (
-                    SwitchResult::RollbackFailed,
-                    format!(
-                        "{failure}; put it back to {from}, but that could not be verified ({why}; last seen: {}): check it",
-                        last_seen(view, &plan.from)
-                    ),
+                Progress::Failed(view, why) => format!(
+                    "{failure}; put it back to {from}, but that could not be verified ({why}; last seen: {}): check it",
+                    last_seen(view, &plan.from)
                 ),
-                Progress::Interrupted(view) => (
-                    SwitchResult::Interrupted,
-                    format!(
-                        "{failure}; put it back to {from}, interrupted before that was verified (last seen: {})",
-                        last_seen(view, &plan.from)
-                    ),
+                Progress::Interrupted(view) => format!(
+                    "{failure}; put it back to {from}, interrupted before that was verified (last seen: {})",
+                    last_seen(view, &plan.from)
                 ),
-            };
-            outcome(
-                result,
-                Some(first.view().clone()),
-                Some(back.view().clone()),
-                message,
-            )
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The switch plan as text for a person: what changes on which Service, the
 //! prechecks with their verdicts, the exact patch, and what happens after.
 //! Pure and colourless; sentences and the DETAIL column wrap at a terminal,
-//! selectors, names and the patch (a line to copy) never do.
+//! selectors, names and the patch (a line to copy) never do. What follows a
+//! plan's headline ([`plan_body`]) is the Gateway move's too.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -9,9 +10,7 @@ use std::time::Duration;
 use super::Layout;
 use super::table::{Fit, Table};
 use crate::duration::human_duration;
-use crate::mesh::gateway_switch::{
-    EndpointView, SwitchMode, SwitchOutcome, SwitchPlan, SwitchResult, Verdict,
-};
+use crate::mesh::gateway_switch::{CutoverPlan, EndpointView, SwitchMode, SwitchPlan, Verdict};
 use crate::mesh::gateways::{TakeoverCheck, selector_text};
 use crate::run::switch::{SwitchRun, Verification};
 use crate::wrap::unbreakable;
@@ -76,22 +75,53 @@ pub fn plan_text(plan: &SwitchPlan, timeout: Duration, rehearsal: bool, layout: 
         );
     }
 
+    let waits = format!(
+        "for the EndpointSlices of {} to list only Ready pods matching {}; if they do not, switches back and verifies that.",
+        plan.service,
+        selector_text(&plan.to_selector)
+    );
+    let nothing_to_do = format!(
+        "The Service already selects {}: nothing to do.",
+        selector_text(&plan.to_selector)
+    );
+    plan_body(
+        &mut out,
+        plan,
+        timeout,
+        rehearsal,
+        layout,
+        nothing_to_do,
+        waits,
+    );
+    out
+}
+
+/// What follows a plan's headline, the Service switch's and the Gateway
+/// move's alike: the prechecks, the patch (unless refused), and the closing
+/// sentence: `nothing_to_do` when the target is in place already, else
+/// what a run does after the patch, whose `waits` says what for.
+pub(super) fn plan_body(
+    out: &mut String,
+    plan: &impl CutoverPlan,
+    timeout: Duration,
+    rehearsal: bool,
+    layout: &Layout,
+    nothing_to_do: String,
+    waits: String,
+) {
     out.push('\n');
     out.push_str(&checks_table(plan, layout));
 
-    if let Some(action) = &plan.action {
-        if plan.verdict != Verdict::Refused {
+    if let Some(action) = plan.action() {
+        if plan.verdict() != Verdict::Refused {
             let _ = writeln!(out, "\nPATCH {} ({})", action.target, action.patch_type);
             let _ = writeln!(out, "  {}", action.write.body_to_send());
         }
     }
 
     out.push('\n');
-    let closing = match plan.verdict {
-        Verdict::AlreadySelected => format!(
-            "The Service already selects {}: nothing to do.",
-            selector_text(&plan.to_selector)
-        ),
+    let closing = match plan.verdict() {
+        Verdict::AlreadySelected => nothing_to_do,
         Verdict::Refused => {
             let blocking = plan.blocking().len();
             format!(
@@ -111,20 +141,14 @@ pub fn plan_text(plan: &SwitchPlan, timeout: Duration, rehearsal: bool, layout: 
             } else {
                 "After the patch, waits"
             };
-            format!(
-                "{forced}{when} up to {} for the EndpointSlices of {} to list only Ready pods matching {}; if they do not, switches back and verifies that.",
-                human_duration(timeout),
-                plan.service,
-                selector_text(&plan.to_selector)
-            )
+            format!("{forced}{when} up to {} {waits}", human_duration(timeout))
         }
     };
-    wrap.push(&mut out, &closing, "");
-    out
+    layout.wrap().push(out, &closing, "");
 }
 
 /// `PRECHECK  RESULT  DETAIL`, the detail wrapped under itself.
-fn checks_table(plan: &SwitchPlan, layout: &Layout) -> String {
+fn checks_table(plan: &impl CutoverPlan, layout: &Layout) -> String {
     let mut table = Table::new(
         *layout,
         &[
@@ -133,8 +157,8 @@ fn checks_table(plan: &SwitchPlan, layout: &Layout) -> String {
             ("DETAIL", Fit::Words),
         ],
     );
-    for c in &plan.prechecks {
-        table.row([c.check.as_str(), result(c, plan.force), c.reason.as_str()]);
+    for c in plan.prechecks() {
+        table.row([c.check.as_str(), result(c, plan.force()), c.reason.as_str()]);
     }
     table.render()
 }
@@ -188,18 +212,12 @@ fn success_message(plan: &SwitchPlan, view: &EndpointView) -> String {
     )
 }
 
-/// The outcome of a switch the engine ran: its result, the endpoints seen
-/// and the sentence that says what state the Service is in.
-pub fn run_outcome(plan: &SwitchPlan, run: &SwitchRun, timeout: Duration) -> SwitchOutcome {
-    let outcome = |result, endpoints, rollback_endpoints, message| SwitchOutcome {
-        result,
-        endpoints,
-        rollback_endpoints,
-        message,
-    };
+/// The sentence a switch the engine ran ends with: what state the Service
+/// is in (the result and the endpoints seen are the run's own).
+pub fn run_message(plan: &SwitchPlan, run: &SwitchRun<EndpointView>, timeout: Duration) -> String {
     let to = selector_text(&plan.to_selector);
     let from = selector_text(&plan.from_selector);
-    let failure = |first: &Verification| match first {
+    let failure = |first: &Verification<EndpointView>| match first {
         Verification::Failed(view, err) => {
             let seen = if *view == EndpointView::default() {
                 String::new()
@@ -219,87 +237,47 @@ pub fn run_outcome(plan: &SwitchPlan, run: &SwitchRun, timeout: Duration) -> Swi
         ),
     };
     match run {
-        SwitchRun::InterruptedBeforeWrite => outcome(
-            SwitchResult::Interrupted,
-            None,
-            None,
-            format!(
-                "interrupted before the switch: Service {} was not changed",
-                plan.service_ref()
-            ),
+        SwitchRun::InterruptedBeforeWrite => format!(
+            "interrupted before the switch: Service {} was not changed",
+            plan.service_ref()
         ),
-        SwitchRun::NotApplied(err) => {
-            outcome(SwitchResult::Refused, None, None, format!("{err:#}"))
-        }
-        SwitchRun::Switched(view) => outcome(
-            SwitchResult::Switched,
-            Some(view.clone()),
-            None,
-            success_message(plan, view),
+        SwitchRun::NotApplied(err) => format!("{err:#}"),
+        SwitchRun::Switched(view) => success_message(plan, view),
+        SwitchRun::Interrupted(view) => format!(
+            "interrupted while verifying: Service {} selects {to} now (endpoints: {}); to go back run: {}",
+            plan.service_ref(),
+            view.describe(),
+            rollback_command(plan)
         ),
-        SwitchRun::Interrupted(view) => outcome(
-            SwitchResult::Interrupted,
-            Some(view.clone()),
-            None,
-            format!(
-                "interrupted while verifying: Service {} selects {to} now (endpoints: {}); to go back run: {}",
-                plan.service_ref(),
-                view.describe(),
-                rollback_command(plan)
-            ),
-        ),
-        SwitchRun::UndoFailed { first, error } => outcome(
-            SwitchResult::RollbackFailed,
-            Some(first.view().clone()),
-            None,
-            format!(
-                "{}, and switching back failed ({error:#}): the Service may still select {to}; restore {from} by hand",
-                failure(first)
-            ),
+        SwitchRun::UndoFailed { first, error } => format!(
+            "{}, and switching back failed ({error:#}): the Service may still select {to}; restore {from} by hand",
+            failure(first)
         ),
         SwitchRun::RolledBack { first, back } => {
             let failure = failure(first);
-            let (result, message) = match back {
-                Verification::Converged(view) => (
-                    SwitchResult::RolledBack,
-                    format!(
-                        "{failure}; switched back to {from}, and its endpoints are verified ({})",
-                        view.describe()
-                    ),
+            match back {
+                Verification::Converged(view) => format!(
+                    "{failure}; switched back to {from}, and its endpoints are verified ({})",
+                    view.describe()
                 ),
-                Verification::TimedOut(view) => (
-                    SwitchResult::RollbackFailed,
-                    format!(
-                        "{failure}; switched back to {from}, but its endpoints did not converge either (last seen: {}): check the gateway pods",
-                        view.describe()
-                    ),
+                Verification::TimedOut(view) => format!(
+                    "{failure}; switched back to {from}, but its endpoints did not converge either (last seen: {}): check the gateway pods",
+                    view.describe()
                 ),
                 Verification::Failed(_, err) => {
                     let why = match first {
                         Verification::Failed(_, first_err) if first_err == err => String::new(),
                         _ => format!(" ({err})"),
                     };
-                    (
-                        SwitchResult::RollbackFailed,
-                        format!(
-                            "{failure}; switched back to {from}, but its endpoints could not be verified either{why}: check them"
-                        ),
+                    format!(
+                        "{failure}; switched back to {from}, but its endpoints could not be verified either{why}: check them"
                     )
                 }
-                Verification::Interrupted(view) => (
-                    SwitchResult::Interrupted,
-                    format!(
-                        "{failure}; switched back to {from}, interrupted before its endpoints were verified (last seen: {})",
-                        view.describe()
-                    ),
+                Verification::Interrupted(view) => format!(
+                    "{failure}; switched back to {from}, interrupted before its endpoints were verified (last seen: {})",
+                    view.describe()
                 ),
-            };
-            outcome(
-                result,
-                Some(first.view().clone()),
-                Some(back.view().clone()),
-                message,
-            )
+            }
         }
     }
 }

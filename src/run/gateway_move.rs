@@ -8,7 +8,7 @@
 //!   409 ─► read again: shows the move? landed; label and record as planned? same patch, fresh version
 //!   error ─► nothing written
 //!   └► await_condition(Gateway + Deployment + pods + EndpointSlices, move_view converged, --timeout, Ctrl-C)
-//!        converged ─► Moved
+//!        converged ─► Switched (moved)
 //!        Ctrl-C    ─► Interrupted (the move stays; the caller prints the way back)
 //!        timed out / failed / unverifiable
 //!           └► PATCH the undo (409: read again, still moved? undo on the fresh version) ── error ─► UndoFailed
@@ -31,14 +31,13 @@ use tokio::time::Instant;
 use super::Reporter;
 use super::apply::{Applied, Replan, apply};
 use super::interrupt::Interrupts;
+use super::switch::{SwitchRun, Verification};
 use super::wait::{StateSource, Verdict, Waited, await_condition};
 use crate::api::{ApiClient, ListScope, ListSelector, WatchedSet};
 use crate::duration::human_duration;
 use crate::mesh::gateway_api::GATEWAY_NAME_LABEL;
-use crate::mesh::gateway_move::{
-    MoveAction, MoveEnd, MovePlan, MoveState, MoveView, gateway_shows, move_view,
-};
-use crate::mesh::gateway_switch::SERVICE_NAME_LABEL;
+use crate::mesh::gateway_move::{MoveEnd, MovePlan, MoveState, MoveView, gateway_shows, move_view};
+use crate::mesh::gateway_switch::{SERVICE_NAME_LABEL, SwitchAction};
 use crate::selector::LabelSelector;
 use crate::snapshot::gateway_api::{Gateway, GatewayInfo};
 use crate::snapshot::{EndpointSliceInfo, PodInfo};
@@ -46,58 +45,21 @@ use crate::snapshot::{EndpointSliceInfo, PodInfo};
 /// Conflicts re-read before giving up on a write.
 const CONFLICT_RETRIES: u32 = 5;
 
-/// How a wait for the Gateway ended, with what was last seen.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Progress {
-    Converged(MoveView),
-    TimedOut(MoveView),
-    /// It cannot get there (a failed rollout, the label changed by someone
-    /// else) or could not be followed: the sentence why.
-    Failed(MoveView, String),
-    Interrupted(MoveView),
-}
+/// How a wait for the Gateway ended, with what was last seen. `Failed`:
+/// it cannot get there (a failed rollout, the label changed by someone
+/// else) or could not be followed.
+pub type Progress = Verification<MoveView>;
 
-impl Progress {
-    pub fn view(&self) -> &MoveView {
-        match self {
-            Progress::Converged(v)
-            | Progress::TimedOut(v)
-            | Progress::Failed(v, _)
-            | Progress::Interrupted(v) => v,
-        }
-    }
-}
-
-/// How the move ended.
-#[derive(Debug)]
-pub enum MoveRun {
-    /// Ctrl-C came before the patch was sent: nothing was written.
-    InterruptedBeforeWrite,
-    /// The patch was not applied (the error says why).
-    NotApplied(anyhow::Error),
-    /// Moved, re-rendered, rolled out, Programmed and serving.
-    Moved(MoveView),
-    /// Ctrl-C while waiting: the move stays, unverified.
-    Interrupted(MoveView),
-    /// The move did not converge (`first`), and putting it back failed.
-    UndoFailed {
-        first: Box<Progress>,
-        error: anyhow::Error,
-    },
-    /// The move did not converge (`first`); it was put back and that was
-    /// followed as `back` says.
-    RolledBack {
-        first: Box<Progress>,
-        back: Box<Progress>,
-    },
-}
+/// How the move ended: as a Service switch's, `Switched` being moved,
+/// re-rendered, rolled out, Programmed and serving.
+pub type MoveRun = SwitchRun<MoveView>;
 
 /// Move with `action`, wait for `plan.to`, put it back and wait for
 /// `plan.from` when the move does not converge within `timeout`.
 pub async fn run_move(
     api: &ApiClient,
     plan: &MovePlan,
-    action: &MoveAction,
+    action: &SwitchAction,
     timeout: Duration,
     interrupts: &Interrupts,
     reporter: &dyn Reporter,
@@ -135,7 +97,7 @@ pub async fn run_move(
     ));
     let first = follow(api, plan, &plan.to, timeout, interrupts, reporter).await;
     match first {
-        Progress::Converged(view) => return MoveRun::Moved(view),
+        Progress::Converged(view) => return MoveRun::Switched(view),
         Progress::Interrupted(view) => return MoveRun::Interrupted(view),
         Progress::TimedOut(_) | Progress::Failed(..) => {}
     }
@@ -169,22 +131,16 @@ pub async fn run_move(
         Applied::Written { .. } => {}
         Applied::Unneeded { why, .. } => {
             return MoveRun::UndoFailed {
-                first: Box::new(first),
+                first,
                 error: anyhow::anyhow!(why),
             };
         }
         Applied::Failed { error, .. } => {
-            return MoveRun::UndoFailed {
-                first: Box::new(first),
-                error,
-            };
+            return MoveRun::UndoFailed { first, error };
         }
     }
     let back = follow(api, plan, &plan.from, timeout, interrupts, reporter).await;
-    MoveRun::RolledBack {
-        first: Box::new(first),
-        back: Box::new(back),
-    }
+    MoveRun::RolledBack { first, back }
 }
 
 fn version_of(object: &Value) -> &str {

@@ -12,8 +12,9 @@
 //!                └► await_condition(the old pods) ─► RolledBack(how that verification ended)
 //! ```
 //!
-//! Outcomes are enums; the caller turns them into the sentence and the exit
-//! code. The verification's state source looks up, once each, pods the
+//! Outcomes are enums, generic over what a wait sees so that the Gateway
+//! move (`run::gateway_move`) ends the same ways; the caller turns them into
+//! the sentence and the exit code. The verification's state source looks up, once each, pods the
 //! plan did not know (new replicas, someone else's pods), so the condition
 //! itself stays a pure function of what was seen.
 
@@ -34,24 +35,27 @@ use crate::duration::human_duration;
 use crate::error::is_conflict;
 use crate::mesh::gateway_switch::{
     EndpointTarget, EndpointView, SERVICE_NAME_LABEL, SWITCHED_AT_ANNOTATION, SwitchAction,
-    SwitchPlan, endpoint_view,
+    SwitchPlan, SwitchResult, endpoint_view,
 };
 use crate::mesh::gateways::{selector_matches, selector_text};
 use crate::selector::LabelSelector;
 use crate::snapshot::{EndpointSliceInfo, PodInfo};
 
-/// How a wait on the endpoints ended, with what was last seen.
+/// How a wait for a switch's target ended, with what was last seen: the
+/// Service's endpoints ([`EndpointView`]), or a Gateway move's view
+/// (`run::gateway_move::Progress`).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Verification {
-    Converged(EndpointView),
-    TimedOut(EndpointView),
-    /// Reading the endpoints failed (the error sentence): unverified.
-    Failed(EndpointView, String),
-    Interrupted(EndpointView),
+pub enum Verification<V> {
+    Converged(V),
+    TimedOut(V),
+    /// It cannot get there or could not be followed (the error sentence):
+    /// unverified.
+    Failed(V, String),
+    Interrupted(V),
 }
 
-impl Verification {
-    pub fn view(&self) -> &EndpointView {
+impl<V> Verification<V> {
+    pub fn view(&self) -> &V {
         match self {
             Verification::Converged(v)
             | Verification::TimedOut(v)
@@ -61,30 +65,63 @@ impl Verification {
     }
 }
 
-/// How the switch ended.
+/// How a switch ended (a Service's, or a Gateway move: `run::gateway_move::MoveRun`).
 #[derive(Debug)]
-pub enum SwitchRun {
+pub enum SwitchRun<V> {
     /// Ctrl-C came before the patch was sent: nothing was written.
     InterruptedBeforeWrite,
     /// The patch failed: nothing was written (the error says why; a 409
-    /// means the Service changed after it was read).
+    /// means the object changed after it was read).
     NotApplied(anyhow::Error),
-    /// The switch is in place and its endpoints are verified.
-    Switched(EndpointView),
+    /// The switch is in place and verified.
+    Switched(V),
     /// Ctrl-C while verifying: the switch is in place, unverified.
-    Interrupted(EndpointView),
+    Interrupted(V),
     /// Verification failed (`first`), and the undo patch failed too: the
-    /// Service may still carry the new selector.
+    /// object may still carry the switch.
     UndoFailed {
-        first: Verification,
+        first: Verification<V>,
         error: anyhow::Error,
     },
     /// Verification failed (`first`), the undo patch was applied and then
     /// verified as `back` says.
     RolledBack {
-        first: Verification,
-        back: Verification,
+        first: Verification<V>,
+        back: Verification<V>,
     },
+}
+
+impl<V: Clone> SwitchRun<V> {
+    /// How it ended, in the document's one word.
+    pub fn result(&self) -> SwitchResult {
+        match self {
+            SwitchRun::InterruptedBeforeWrite | SwitchRun::Interrupted(_) => {
+                SwitchResult::Interrupted
+            }
+            SwitchRun::NotApplied(_) => SwitchResult::Refused,
+            SwitchRun::Switched(_) => SwitchResult::Switched,
+            SwitchRun::UndoFailed { .. } => SwitchResult::RollbackFailed,
+            SwitchRun::RolledBack { back, .. } => match back {
+                Verification::Converged(_) => SwitchResult::RolledBack,
+                Verification::TimedOut(_) | Verification::Failed(..) => {
+                    SwitchResult::RollbackFailed
+                }
+                Verification::Interrupted(_) => SwitchResult::Interrupted,
+            },
+        }
+    }
+
+    /// What was last seen after the switch, and after the switch-back.
+    pub fn views(&self) -> (Option<V>, Option<V>) {
+        match self {
+            SwitchRun::InterruptedBeforeWrite | SwitchRun::NotApplied(_) => (None, None),
+            SwitchRun::Switched(view) | SwitchRun::Interrupted(view) => (Some(view.clone()), None),
+            SwitchRun::UndoFailed { first, .. } => (Some(first.view().clone()), None),
+            SwitchRun::RolledBack { first, back } => {
+                (Some(first.view().clone()), Some(back.view().clone()))
+            }
+        }
+    }
 }
 
 /// Switch with `action`, verify against the plan's `verify`, undo and
@@ -96,7 +133,7 @@ pub async fn run_switch(
     timeout: Duration,
     interrupts: &Interrupts,
     reporter: &dyn Reporter,
-) -> SwitchRun {
+) -> SwitchRun<EndpointView> {
     let (namespace, service) = (plan.namespace.as_str(), plan.service.as_str());
     if interrupts.stop_starting() {
         return SwitchRun::InterruptedBeforeWrite;
@@ -208,7 +245,7 @@ pub async fn verify_endpoints(
     timeout: Duration,
     interrupts: &Interrupts,
     reporter: &dyn Reporter,
-) -> Verification {
+) -> Verification<EndpointView> {
     let selector = match LabelSelector::parse(&format!("{SERVICE_NAME_LABEL}={service}")) {
         Ok(selector) => selector,
         Err(reason) => {

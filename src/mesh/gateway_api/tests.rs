@@ -3,33 +3,15 @@
 //! `ambient-apps/waypoint`), changed the way a person or istiod would change
 //! it and read back through the one assembly, and on plain labels.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::*;
-use crate::mesh::fixtures::{namespace, snapshot_from_world};
+use crate::mesh::fixtures::{
+    canary_world, edit_object, edit_status, namespace, snapshot_from_world,
+};
 use crate::snapshot::Scope;
-use mesh_sim::resources::{Resource, kinds};
+use mesh_sim::resources::kinds;
 use mesh_sim::world::{SimConfig, World, WriteOptions};
-
-fn canary_world() -> World {
-    let mut world = World::new(SimConfig::default());
-    mesh_sim::scenario::load_builtin(&mut world, "canary").expect("the canary scenario loads");
-    world
-}
-
-fn edit(
-    world: &mut World,
-    resource: &'static Resource,
-    ns: &str,
-    name: &str,
-    change: impl FnOnce(&mut Value),
-) {
-    let mut object = (*world.store.get(resource, ns, name).expect("exists")).clone();
-    change(&mut object);
-    world
-        .update(resource, object, &WriteOptions::default())
-        .expect("the edit is stored");
-}
 
 fn assessed(world: &World) -> Vec<GatewayApiGateway> {
     let snapshot = snapshot_from_world(world, Scope::All);
@@ -127,7 +109,7 @@ fn the_canary_scenarios_gateway_and_waypoint_are_up_to_date_on_1_21_2() {
 fn a_gateway_moved_but_not_yet_re_rendered_is_stale_and_says_who_rendered_it() {
     let mut world = canary_world();
     // The label is written; istiod has not reconciled yet.
-    edit(&mut world, kinds::gateways(), "edge", "public", |g| {
+    edit_object(&mut world, kinds::gateways(), "edge", "public", |g| {
         g["metadata"]["labels"] = json!({"istio.io/rev": "1-22-3"});
     });
     let gateways = assessed(&world);
@@ -152,7 +134,7 @@ fn a_gateway_moved_but_not_yet_re_rendered_is_stale_and_says_who_rendered_it() {
 fn a_re_rendered_gateway_whose_new_pods_are_not_ready_yet_is_stale_with_its_rollout() {
     let mut world = canary_world();
     world.clock.set_speed(0.0);
-    edit(&mut world, kinds::gateways(), "edge", "public", |g| {
+    edit_object(&mut world, kinds::gateways(), "edge", "public", |g| {
         g["metadata"]["labels"] = json!({"istio.io/rev": "1-22-3"});
     });
     // One pass: istiod re-renders, the new pod starts but is not Ready.
@@ -190,16 +172,14 @@ fn a_revision_whose_istiod_is_not_ready_leaves_its_gateways_stale_and_says_so() 
     let mut world = canary_world();
     // istiod-1-22-3 lost its Ready replica (its status, as the controllers
     // would write it).
-    let mut istiod = (*world
-        .store
-        .get(kinds::deployments(), "istio-system", "istiod-1-22-3")
-        .unwrap())
-    .clone();
-    istiod["status"]["readyReplicas"] = json!(0);
-    world
-        .update_status(kinds::deployments(), istiod, &WriteOptions::default())
-        .unwrap();
-    edit(&mut world, kinds::gateways(), "edge", "public", |g| {
+    edit_status(
+        &mut world,
+        kinds::deployments(),
+        "istio-system",
+        "istiod-1-22-3",
+        |istiod| istiod["status"]["readyReplicas"] = json!(0),
+    );
+    edit_object(&mut world, kinds::gateways(), "edge", "public", |g| {
         g["metadata"]["labels"] = json!({"istio.io/rev": "1-22-3"});
     });
     let gateways = assessed(&world);
@@ -216,7 +196,7 @@ fn a_revision_whose_istiod_is_not_ready_leaves_its_gateways_stale_and_says_so() 
 #[test]
 fn a_gateway_naming_no_revision_is_reported_with_the_label_it_names() {
     let mut world = canary_world();
-    edit(&mut world, kinds::gateways(), "edge", "public", |g| {
+    edit_object(&mut world, kinds::gateways(), "edge", "public", |g| {
         g["metadata"]["labels"] = json!({"istio.io/rev": "1-22-4"});
     });
     let gateways = assessed(&world);
@@ -234,21 +214,15 @@ fn a_gateway_naming_no_revision_is_reported_with_the_label_it_names() {
 #[test]
 fn programmed_false_or_written_for_an_older_generation_is_not_programmed() {
     let mut world = canary_world();
-    let mut gw = (*world
-        .store
-        .get(kinds::gateways(), "edge", "public")
-        .unwrap())
-    .clone();
-    for c in gw["status"]["conditions"].as_array_mut().unwrap() {
-        if c["type"] == "Programmed" {
-            c["status"] = json!("False");
-            c["reason"] = json!("AddressNotAssigned");
-            c["message"] = json!("address pending");
+    edit_status(&mut world, kinds::gateways(), "edge", "public", |gw| {
+        for c in gw["status"]["conditions"].as_array_mut().unwrap() {
+            if c["type"] == "Programmed" {
+                c["status"] = json!("False");
+                c["reason"] = json!("AddressNotAssigned");
+                c["message"] = json!("address pending");
+            }
         }
-    }
-    world
-        .update_status(kinds::gateways(), gw, &WriteOptions::default())
-        .unwrap();
+    });
     let gateways = assessed(&world);
     let public = find(&gateways, "edge", "public");
     assert_eq!(public.state, GatewayApiState::NotProgrammed);
@@ -367,7 +341,7 @@ fn waypoint_use_follows_the_object_then_its_namespace_and_none_opts_out() {
 #[test]
 fn a_waypoint_for_workloads_lists_its_namespaces_but_no_services() {
     let mut world = canary_world();
-    edit(
+    edit_object(
         &mut world,
         kinds::gateways(),
         "ambient-apps",
@@ -404,7 +378,7 @@ fn without_the_gateway_api_nothing_is_assessed_and_the_report_says_not_installed
 #[test]
 fn a_stale_gateway_needs_attention_and_an_up_to_date_one_on_the_older_revision_gets_a_next_step() {
     let mut world = canary_world();
-    edit(&mut world, kinds::gateways(), "edge", "public", |g| {
+    edit_object(&mut world, kinds::gateways(), "edge", "public", |g| {
         g["metadata"]["labels"] = json!({"istio.io/rev": "1-22-3"});
     });
     let snapshot = snapshot_from_world(&world, Scope::All);

@@ -10,34 +10,20 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 
 use super::*;
-use crate::mesh::fixtures::snapshot_from_world;
+use crate::mesh::fixtures::{canary_world, edit_object, edit_status, snapshot_from_world};
 use crate::mesh::gateway_api::{assess, gateway_kind};
 use crate::mesh::gateway_switch::{SwitchOptions, SwitchRequest, plan as plan_switch};
 use crate::snapshot::Scope;
 use crate::snapshot::gateway_api::Gateway;
 use mesh_sim::resources::kinds;
-use mesh_sim::world::{SimConfig, World, WriteOptions};
+use mesh_sim::world::World;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 4, 21, 10, 7).unwrap()
 }
 
-fn canary() -> World {
-    let mut world = World::new(SimConfig::default());
-    mesh_sim::scenario::load_builtin(&mut world, "canary").expect("the canary scenario loads");
-    world
-}
-
 fn edit_gateway(world: &mut World, change: impl FnOnce(&mut Value)) {
-    let mut gw = (*world
-        .store
-        .get(kinds::gateways(), "edge", "public")
-        .unwrap())
-    .clone();
-    change(&mut gw);
-    world
-        .update(kinds::gateways(), gw, &WriteOptions::default())
-        .unwrap();
+    edit_object(world, kinds::gateways(), "edge", "public", change);
 }
 
 fn plan_on(world: &World, request: MoveRequest, force: bool) -> MovePlan {
@@ -78,7 +64,7 @@ fn failed(plan: &MovePlan) -> Vec<(CheckKind, bool)> {
 
 #[test]
 fn a_move_is_one_merge_patch_of_the_label_and_the_record_on_the_gateways_resource_version() {
-    let world = canary();
+    let world = canary_world();
     let plan = plan_on(&world, to("1-22-3"), false);
     assert_eq!(plan.verdict, Verdict::Proceed, "{:#?}", plan.prechecks);
     assert_eq!(plan.deployment, "public-istio");
@@ -135,7 +121,7 @@ fn a_move_is_one_merge_patch_of_the_label_and_the_record_on_the_gateways_resourc
 
 #[test]
 fn a_tag_is_written_as_the_label_and_resolved_to_its_revision() {
-    let plan = plan_on(&canary(), to("prod-canary"), false);
+    let plan = plan_on(&canary_world(), to("prod-canary"), false);
     assert_eq!(plan.to.label.as_deref(), Some("prod-canary"));
     assert_eq!(plan.to.revision.as_deref(), Some("1-22-3"));
     assert!(
@@ -150,7 +136,7 @@ fn a_tag_is_written_as_the_label_and_resolved_to_its_revision() {
 
 #[test]
 fn a_target_naming_no_revision_is_refused_with_the_revisions_and_tags_that_exist() {
-    let plan = plan_on(&canary(), to("1-22-4"), true);
+    let plan = plan_on(&canary_world(), to("1-22-4"), true);
     assert_eq!(plan.verdict, Verdict::Refused);
     assert!(plan.action.is_none());
     let refusal = plan.refusal().expect("refused");
@@ -162,16 +148,14 @@ fn a_target_naming_no_revision_is_refused_with_the_revisions_and_tags_that_exist
 
 #[test]
 fn a_target_whose_istiod_is_not_ready_is_refused_even_with_force() {
-    let mut world = canary();
-    let mut istiod = (*world
-        .store
-        .get(kinds::deployments(), "istio-system", "istiod-1-22-3")
-        .unwrap())
-    .clone();
-    istiod["status"]["readyReplicas"] = json!(0);
-    world
-        .update_status(kinds::deployments(), istiod, &WriteOptions::default())
-        .unwrap();
+    let mut world = canary_world();
+    edit_status(
+        &mut world,
+        kinds::deployments(),
+        "istio-system",
+        "istiod-1-22-3",
+        |istiod| istiod["status"]["readyReplicas"] = json!(0),
+    );
     let plan = plan_on(&world, to("1-22-3"), true);
     assert_eq!(failed(&plan), vec![(CheckKind::IstiodReady, true)]);
     assert_eq!(plan.verdict, Verdict::Refused);
@@ -179,21 +163,15 @@ fn a_target_whose_istiod_is_not_ready_is_refused_even_with_force() {
 
 #[test]
 fn a_gateway_that_is_not_programmed_is_refused_unless_forced() {
-    let mut world = canary();
-    let mut gw = (*world
-        .store
-        .get(kinds::gateways(), "edge", "public")
-        .unwrap())
-    .clone();
-    for c in gw["status"]["conditions"].as_array_mut().unwrap() {
-        if c["type"] == "Programmed" {
-            c["status"] = json!("False");
-            c["reason"] = json!("AddressNotAssigned");
+    let mut world = canary_world();
+    edit_status(&mut world, kinds::gateways(), "edge", "public", |gw| {
+        for c in gw["status"]["conditions"].as_array_mut().unwrap() {
+            if c["type"] == "Programmed" {
+                c["status"] = json!("False");
+                c["reason"] = json!("AddressNotAssigned");
+            }
         }
-    }
-    world
-        .update_status(kinds::gateways(), gw, &WriteOptions::default())
-        .unwrap();
+    });
     let plan = plan_on(&world, to("1-22-3"), false);
     assert_eq!(failed(&plan), vec![(CheckKind::Programmed, false)]);
     assert_eq!(plan.verdict, Verdict::Refused);
@@ -210,7 +188,7 @@ fn a_gateway_that_is_not_programmed_is_refused_unless_forced() {
 
 #[test]
 fn the_label_it_already_has_is_nothing_to_do() {
-    let mut world = canary();
+    let mut world = canary_world();
     edit_gateway(&mut world, |g| {
         g["metadata"]["labels"] = json!({"istio.io/rev": "1-21-2"});
     });
@@ -222,7 +200,7 @@ fn the_label_it_already_has_is_nothing_to_do() {
 
 #[test]
 fn rollback_sets_the_recorded_label_and_records_the_one_it_replaces() {
-    let mut world = canary();
+    let mut world = canary_world();
     edit_gateway(&mut world, |g| {
         g["metadata"]["labels"] = json!({"istio.io/rev": "1-22-3"});
         g["metadata"]["annotations"]["mesh-upgrade.io/previous-revision"] = json!("{}");
@@ -255,7 +233,7 @@ fn rollback_sets_the_recorded_label_and_records_the_one_it_replaces() {
 
 #[test]
 fn rollback_without_a_record_is_refused() {
-    let plan = plan_on(&canary(), MoveRequest::Rollback, false);
+    let plan = plan_on(&canary_world(), MoveRequest::Rollback, false);
     assert_eq!(plan.verdict, Verdict::Refused);
     assert!(
         plan.refusal()
@@ -306,7 +284,7 @@ fn state_of(world: &World) -> MoveState {
 
 #[test]
 fn the_move_converges_only_once_re_rendered_rolled_out_programmed_and_serving_from_new_pods() {
-    let mut world = canary();
+    let mut world = canary_world();
     world.clock.set_speed(0.0);
     let plan = plan_on(&world, to("1-22-3"), false);
     // Before the write: the Gateway has no label, nothing moved.
@@ -339,7 +317,7 @@ fn the_move_converges_only_once_re_rendered_rolled_out_programmed_and_serving_fr
 
 #[test]
 fn someone_else_relabelling_the_gateway_fails_the_wait() {
-    let mut world = canary();
+    let mut world = canary_world();
     let plan = plan_on(&world, to("1-22-3"), false);
     edit_gateway(&mut world, |g| {
         g["metadata"]["labels"] = json!({"istio.io/rev": "1-21-2"});
@@ -353,7 +331,7 @@ fn someone_else_relabelling_the_gateway_fails_the_wait() {
 
 #[test]
 fn after_a_conflict_the_gateway_shows_the_move_or_the_state_it_was_planned_on() {
-    let world = canary();
+    let world = canary_world();
     let plan = plan_on(&world, to("1-22-3"), false);
     let action = plan.action.unwrap();
     let mut fresh = (*world
@@ -379,7 +357,7 @@ fn after_a_conflict_the_gateway_shows_the_move_or_the_state_it_was_planned_on() 
 
 #[test]
 fn the_service_mode_refuses_a_service_istiod_renders_and_says_to_move_the_gateway() {
-    let world = canary();
+    let world = canary_world();
     let snapshot = snapshot_from_world(&world, Scope::Namespaces(vec!["edge".into()]));
     let cp = ControlPlane::from_snapshot(&snapshot);
     let gws = crate::mesh::gateways::gateways(&crate::mesh::workloads::classify(&snapshot, &cp));

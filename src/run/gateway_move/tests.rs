@@ -11,7 +11,7 @@ use serde_json::json;
 use super::*;
 use crate::api::fake::{fake_client, status_body};
 use crate::mesh::control_plane::ControlPlane;
-use crate::mesh::fixtures::snapshot_from_world;
+use crate::mesh::fixtures::{canary_world, snapshot_from_world};
 use crate::mesh::gateway_api::{assess, gateway_kind};
 use crate::mesh::gateway_move::{MoveOptions, MoveRequest, plan_move};
 use crate::run::Recorded;
@@ -21,8 +21,7 @@ use mesh_sim::resources::kinds;
 /// The canary's move of `edge/public` to 1-22-3, planned on mesh-sim's
 /// world, and the Gateway as planned (JSON).
 fn planned() -> (MovePlan, Value) {
-    let mut world = mesh_sim::world::World::new(mesh_sim::world::SimConfig::default());
-    mesh_sim::scenario::load_builtin(&mut world, "canary").expect("the canary scenario loads");
+    let world = canary_world();
     let snapshot = snapshot_from_world(&world, Scope::Namespaces(vec!["edge".into()]));
     let cp = ControlPlane::from_snapshot(&snapshot);
     let object = (*world
@@ -94,8 +93,8 @@ async fn a_move_that_never_converges_is_put_back_and_the_way_back_is_followed() 
     let MoveRun::RolledBack { first, back } = run else {
         panic!("put back: {run:?}");
     };
-    assert!(matches!(*first, Progress::TimedOut(_)), "{first:?}");
-    assert!(matches!(*back, Progress::TimedOut(_)), "{back:?}");
+    assert!(matches!(first, Progress::TimedOut(_)), "{first:?}");
+    assert!(matches!(back, Progress::TimedOut(_)), "{back:?}");
     let patches: Vec<String> = seen
         .lock()
         .unwrap()
