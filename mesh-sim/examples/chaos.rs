@@ -40,10 +40,27 @@
 //! - `gateway-switch --to 1-22-3` then `--rollback`: after the first, the Service selects the
 //!   1-22-3 gateway (exit 0) or is back on its previous selector (exit 4); after the second,
 //!   it is on the previous selector; never a selector matching no Ready pod.
+//! - `tag set prod-stable --revision 1-28-1` then `tag set --undo prod-stable`, on `tags`:
+//!   after the first, every write of the plan the same command prints with `--dry-run -o
+//!   json` is in the cluster (the tag's webhook configuration carries the plan's labels and
+//!   calls the plan's Services; what it creates exists); after the second, the tag's
+//!   revision label and webhooks are as before and the Services are the ones there were.
+//! - `gateway-switch -n edge --gateway public --to 1-22-3` then `--rollback`, on `canary`
+//!   (reported as `gateway-move`): after the first, exit 0 means the Gateway is labelled
+//!   1-22-3 and every live pod of what istiod renders for it runs 1.22.3 and is Ready, exit
+//!   4 that the label is back; after the second, the Gateway has its first label; a run that
+//!   gives up (exit 1) leaves the label as it found it, and the label never names a revision
+//!   or tag that does not exist.
+//! - `ztunnel-roll`, on `ambient`: no node left cordoned or carrying the roll's annotations,
+//!   one live Ready ztunnel on each node from the DaemonSet's current template, every
+//!   Deployment as ready as before (given a minute to settle: the roll waits for evicted
+//!   pods to go, not for their replacements); an interrupted roll names in its report every
+//!   node it leaves cordoned.
 //!
 //! Exit codes a step may end with: 0, 1 (gave up on the cluster; the step is run again), 4
-//! (restart-sidecars: run again; gateway-switch: switched back), and for the interrupted step
-//! 130 or the kill. Anything else (2, 5, a panic's 101) makes the case wrong.
+//! (restart-sidecars and ztunnel-roll: run again; gateway-switch with or without `--gateway`:
+//! switched back), and for the interrupted step 130 or the kill. Anything else (2, 5, a
+//! panic's 101) makes the case wrong.
 //!
 //! Cases listed in [`KNOWN`] are known plugin bugs: they are reported, and do not fail the run.
 
@@ -151,16 +168,31 @@ enum Verb {
     RestartSidecars,
     Relabel,
     GatewaySwitch,
+    Tag,
+    GatewayMove,
+    ZtunnelRoll,
 }
 
 impl Verb {
-    const ALL: [Verb; 3] = [Verb::RestartSidecars, Verb::Relabel, Verb::GatewaySwitch];
+    const ALL: [Verb; 6] = [
+        Verb::RestartSidecars,
+        Verb::Relabel,
+        Verb::GatewaySwitch,
+        Verb::Tag,
+        Verb::GatewayMove,
+        Verb::ZtunnelRoll,
+    ];
 
+    /// Its name for `--verb` and in the table (`gateway-move` is
+    /// `gateway-switch --gateway`).
     fn name(self) -> &'static str {
         match self {
             Verb::RestartSidecars => "restart-sidecars",
             Verb::Relabel => "relabel",
             Verb::GatewaySwitch => "gateway-switch",
+            Verb::Tag => "tag",
+            Verb::GatewayMove => "gateway-move",
+            Verb::ZtunnelRoll => "ztunnel-roll",
         }
     }
 
@@ -168,8 +200,23 @@ impl Verb {
     fn scenario(self) -> &'static str {
         match self {
             Verb::RestartSidecars => "in-place",
-            Verb::Relabel | Verb::GatewaySwitch => "canary",
+            Verb::Relabel | Verb::GatewaySwitch | Verb::GatewayMove => "canary",
+            Verb::Tag => "tags",
+            Verb::ZtunnelRoll => "ambient",
         }
+    }
+
+    /// Whether exit 4 is an outcome the verb documents: restart-sidecars
+    /// and ztunnel-roll (a workload or node did not finish: run again),
+    /// gateway-switch with or without `--gateway` (switched back).
+    fn may_exit_4(self) -> bool {
+        !matches!(self, Verb::Relabel | Verb::Tag)
+    }
+
+    /// Whether exit 4 ends the step (switched back and verified) rather
+    /// than asking for a rerun.
+    fn done_on_4(self) -> bool {
+        matches!(self, Verb::GatewaySwitch | Verb::GatewayMove)
     }
 
     /// The command lines of its steps, after `kubectl mesh-upgrade`.
@@ -197,9 +244,41 @@ impl Verb {
                     "--yes",
                 ],
             ],
+            Verb::Tag => vec![
+                vec!["tag", "set", TAG, "--revision", TAG_TARGET, "--yes"],
+                vec!["tag", "set", "--undo", TAG, "--yes"],
+            ],
+            Verb::GatewayMove => vec![
+                vec![
+                    "gateway-switch",
+                    "-n",
+                    MOVED_GATEWAY.0,
+                    "--gateway",
+                    MOVED_GATEWAY.1,
+                    "--to",
+                    "1-22-3",
+                    "--yes",
+                ],
+                vec![
+                    "gateway-switch",
+                    "-n",
+                    MOVED_GATEWAY.0,
+                    "--gateway",
+                    MOVED_GATEWAY.1,
+                    "--rollback",
+                    "--yes",
+                ],
+            ],
+            Verb::ZtunnelRoll => vec![vec!["ztunnel-roll", "--yes", "-o", "json"]],
         }
     }
 }
+
+/// The tag `tag` moves on the `tags` scenario, and where to.
+const TAG: &str = "prod-stable";
+const TAG_TARGET: &str = "1-28-1";
+/// The Gateway API Gateway `gateway-move` moves on `canary` (namespace, name).
+const MOVED_GATEWAY: (&str, &str) = ("edge", "public");
 
 /// Workloads loaded after the `in-place` scenario: injected by the upgraded
 /// istiod, so up to date, and one outside the mesh. Restarting either is wrong.
@@ -645,7 +724,8 @@ struct Snapshot {
     objects: BTreeMap<String, Value>,
 }
 
-const KINDS: &str = "namespaces,deployments,statefulsets,daemonsets,replicasets,pods,services";
+const KINDS: &str = "namespaces,deployments,statefulsets,daemonsets,replicasets,pods,services,\
+nodes,mutatingwebhookconfigurations,gateways.gateway.networking.k8s.io";
 
 fn key(obj: &Value) -> String {
     format!(
@@ -864,11 +944,38 @@ fn run_case(args: &Args, case: &Case) -> Outcome {
 }
 
 fn drive(args: &Args, case: &Case, dir: &Path) -> anyhow::Result<Outcome> {
-    let extra = (case.verb == Verb::RestartSidecars).then_some(RESTART_EXTRA);
-    let server = Server::start(&args.mesh_sim, dir, case.verb.scenario(), extra)?;
+    let verb = case.verb;
+    let extra = (verb == Verb::RestartSidecars).then_some(RESTART_EXTRA);
+    let server = Server::start(&args.mesh_sim, dir, verb.scenario(), extra)?;
     let kubectl = Kubectl::new(&args.kubectl, dir, &args.plugin)?;
     let before = Snapshot::read(&kubectl)?;
-    let expected = expected_proxies(&kubectl, &before)?;
+    let expected = if verb == Verb::RestartSidecars {
+        expected_proxies(&kubectl, &before)?
+    } else {
+        BTreeMap::new()
+    };
+    // What `tag set` will write, as its dry run shows it before anything
+    // is disturbed: the objects between the two steps must be exactly that.
+    let tag_plan = if verb == Verb::Tag {
+        let text = kubectl.output(
+            "kubeconfig",
+            &[
+                "mesh-upgrade",
+                "tag",
+                "set",
+                TAG,
+                "--revision",
+                TAG_TARGET,
+                "--dry-run",
+                "-o",
+                "json",
+            ],
+            None,
+        )?;
+        Some(serde_json::from_str::<Value>(&text).context("the tag's plan (--dry-run -o json)")?)
+    } else {
+        None
+    };
 
     let yaml = case.set.yaml(case.seed);
     FaultFile::parse(&yaml).map_err(|e| anyhow::anyhow!("fault set {}: {e}", case.set.name))?;
@@ -886,11 +993,13 @@ fn drive(args: &Args, case: &Case, dir: &Path) -> anyhow::Result<Outcome> {
     let mut outcome = Outcome::default();
     let mut windows: Vec<(usize, usize)> = Vec::new();
     let mut step_exits: Vec<Vec<Exit>> = Vec::new();
-    // The Service's selector before the current gateway-switch step.
+    // The Service's selector before the current gateway-switch step, and
+    // the Gateway's revision label before the current gateway-move step.
     let mut selector_before = before
         .get("Service", "istio-gateways", "istio-ingressgateway")
         .map(selector);
-    for (index, step) in case.verb.steps().iter().enumerate() {
+    let mut label_before = gateway_label(&before);
+    for (index, step) in verb.steps().iter().enumerate() {
         let mut exits = Vec::new();
         for attempt in 0..ATTEMPTS {
             let kill_now = if index == 0 && attempt == 0 {
@@ -905,7 +1014,7 @@ fn drive(args: &Args, case: &Case, dir: &Path) -> anyhow::Result<Outcome> {
             exits.push(exit.clone());
             let allowed = match (&exit, kill_now) {
                 (Exit::Code(0 | 1), _) => true,
-                (Exit::Code(4), _) => case.verb != Verb::Relabel,
+                (Exit::Code(4), _) => verb.may_exit_4(),
                 // 130, or dying of the signal as a program without a
                 // handler does (a shell reports both as 130).
                 (Exit::Code(130) | Exit::Signal(2), Some(("INT", _))) => true,
@@ -935,69 +1044,111 @@ fn drive(args: &Args, case: &Case, dir: &Path) -> anyhow::Result<Outcome> {
                     ));
                 }
             }
-            if exit == Exit::Code(4) && case.verb == Verb::RestartSidecars {
-                // Check what it names as unfinished.
-                let now = Snapshot::read(&kubectl)?;
-                outcome
-                    .problems
-                    .extend(check_named_unfinished(&stdout, &before, &now, &expected));
-            }
-            if exit == Exit::Code(1) && case.verb == Verb::GatewaySwitch {
-                // Gave up: it must not have left the Service changed
-                // without verifying it.
-                let now = Snapshot::read(&kubectl)?;
-                let current = now
-                    .get("Service", "istio-gateways", "istio-ingressgateway")
-                    .map(selector);
-                if current != selector_before {
-                    outcome.problems.push(format!(
-                        "`{}` exited 1 but left the Service selecting {:?} (before the step: {:?}), unverified",
-                        step.join(" "),
-                        current.clone().unwrap_or_default(),
-                        selector_before.clone().unwrap_or_default()
-                    ));
-                    // The next run starts from what this one left.
-                    selector_before = current;
+            match (verb, &exit) {
+                (Verb::RestartSidecars, Exit::Code(4)) => {
+                    // Check what it names as unfinished.
+                    let now = Snapshot::read(&kubectl)?;
+                    outcome
+                        .problems
+                        .extend(check_named_unfinished(&stdout, &before, &now, &expected));
                 }
+                (Verb::GatewaySwitch, Exit::Code(1)) => {
+                    // Gave up: it must not have left the Service changed
+                    // without verifying it.
+                    let now = Snapshot::read(&kubectl)?;
+                    let current = now
+                        .get("Service", "istio-gateways", "istio-ingressgateway")
+                        .map(selector);
+                    if current != selector_before {
+                        outcome.problems.push(format!(
+                            "`{}` exited 1 but left the Service selecting {:?} (before the step: {:?}), unverified",
+                            step.join(" "),
+                            current.clone().unwrap_or_default(),
+                            selector_before.clone().unwrap_or_default()
+                        ));
+                        // The next run starts from what this one left.
+                        selector_before = current;
+                    }
+                }
+                (Verb::GatewayMove, Exit::Code(1)) => {
+                    // The same for the Gateway's label.
+                    let now = Snapshot::read(&kubectl)?;
+                    let current = gateway_label(&now);
+                    outcome.problems.extend(check_gateway_label_names(&now));
+                    if current != label_before {
+                        outcome.problems.push(format!(
+                            "`{}` exited 1 but left the Gateway labelled istio.io/rev={} (before the step: {}), unverified",
+                            step.join(" "),
+                            current.clone().unwrap_or_default(),
+                            label_before.clone().unwrap_or_default()
+                        ));
+                        label_before = current;
+                    }
+                }
+                (Verb::ZtunnelRoll, _) if matches!(kill_now, Some(("INT", _))) => {
+                    // Interrupted: the report names every node it left cordoned.
+                    let now = Snapshot::read(&kubectl)?;
+                    outcome
+                        .problems
+                        .extend(check_left_cordoned_named(&stdout, &exit, &now));
+                }
+                _ => {}
             }
             let done = match exit {
                 Exit::Code(0) => true,
-                Exit::Code(4) => case.verb == Verb::GatewaySwitch,
+                Exit::Code(4) => verb.done_on_4(),
                 _ => false,
             };
             if done {
                 break;
             }
         }
-        if case.verb == Verb::Relabel && index == 0 {
+        if index == 0 && verb.steps().len() > 1 {
             // The state between the two steps.
             let now = Snapshot::read(&kubectl)?;
-            outcome.problems.extend(check_relabelled(&now));
-        }
-        if case.verb == Verb::GatewaySwitch && index == 0 {
-            let now = Snapshot::read(&kubectl)?;
             let last = exits.last().cloned().unwrap_or(Exit::Code(-1));
-            outcome
-                .problems
-                .extend(check_switched(&before, &now, &last, true));
-            selector_before = now
-                .get("Service", "istio-gateways", "istio-ingressgateway")
-                .map(selector);
+            match verb {
+                Verb::Relabel => outcome.problems.extend(check_relabelled(&now)),
+                Verb::GatewaySwitch => {
+                    outcome
+                        .problems
+                        .extend(check_switched(&before, &now, &last, true));
+                    selector_before = now
+                        .get("Service", "istio-gateways", "istio-ingressgateway")
+                        .map(selector);
+                }
+                Verb::Tag => {
+                    if let Some(plan) = &tag_plan {
+                        outcome.problems.extend(check_tagged(&before, &now, plan));
+                    }
+                }
+                Verb::GatewayMove => {
+                    outcome
+                        .problems
+                        .extend(check_moved(&before, &now, &last, true));
+                    label_before = gateway_label(&now);
+                }
+                Verb::RestartSidecars | Verb::ZtunnelRoll => {}
+            }
         }
         step_exits.push(exits);
     }
     let span_end = Utc::now();
     server.set_faults("rules: []\n")?;
-    let after = Snapshot::read(&kubectl)?;
+    let mut after = Snapshot::read(&kubectl)?;
+    if verb == Verb::ZtunnelRoll {
+        // The roll waits for evicted pods to go, not for their
+        // replacements to be Ready: give the controllers a moment.
+        after = settle_workloads(&kubectl, &before, after)?;
+    }
 
     for (index, exits) in step_exits.iter().enumerate() {
         let last = exits.last().cloned().unwrap_or(Exit::Code(-1));
-        let finished =
-            last == Exit::Code(0) || (last == Exit::Code(4) && case.verb == Verb::GatewaySwitch);
+        let finished = last == Exit::Code(0) || (last == Exit::Code(4) && verb.done_on_4());
         if !finished {
             outcome.problems.push(format!(
                 "`{}` did not succeed in {ATTEMPTS} runs (exits {})",
-                case.verb.steps()[index].join(" "),
+                verb.steps()[index].join(" "),
                 exits.iter().map(Exit::label).collect::<Vec<_>>().join(" ")
             ));
         }
@@ -1018,7 +1169,13 @@ fn drive(args: &Args, case: &Case, dir: &Path) -> anyhow::Result<Outcome> {
     }
     outcome.max_writes_per_object = writes.values().copied().max().unwrap_or(0);
 
-    match case.verb {
+    let last_of = |step: usize| {
+        step_exits
+            .get(step)
+            .and_then(|e| e.last().cloned())
+            .unwrap_or(Exit::Code(-1))
+    };
+    match verb {
         Verb::RestartSidecars => outcome.problems.extend(check_restarted(
             &before, &after, &expected, &in_case, span_start, span_end,
         )),
@@ -1026,14 +1183,21 @@ fn drive(args: &Args, case: &Case, dir: &Path) -> anyhow::Result<Outcome> {
             .problems
             .extend(check_labels_restored(&before, &after)),
         Verb::GatewaySwitch => {
-            let last = step_exits
-                .get(1)
-                .and_then(|e| e.last().cloned())
-                .unwrap_or(Exit::Code(-1));
             outcome
                 .problems
-                .extend(check_switched(&before, &after, &last, false));
+                .extend(check_switched(&before, &after, &last_of(1), false));
         }
+        Verb::Tag => outcome
+            .problems
+            .extend(check_tag_restored(&before, &after, &in_case)),
+        Verb::GatewayMove => {
+            outcome
+                .problems
+                .extend(check_moved(&before, &after, &last_of(1), false));
+        }
+        Verb::ZtunnelRoll => outcome
+            .problems
+            .extend(check_rolled(&before, &after, &in_case)),
     }
     drop(server);
     Ok(outcome)
@@ -1611,4 +1775,331 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// tag, gateway-switch --gateway, ztunnel-roll
+
+/// An object's `metadata.name` alone.
+fn bare_name(obj: &Value) -> String {
+    obj["metadata"]["name"].as_str().unwrap_or("").to_string()
+}
+
+/// The moved Gateway's `istio.io/rev` label.
+fn gateway_label(snapshot: &Snapshot) -> Option<String> {
+    let (namespace, name) = MOVED_GATEWAY;
+    snapshot
+        .get("Gateway", namespace, name)
+        .and_then(|g| labels(g).get("istio.io/rev").cloned())
+}
+
+/// The revisions and tags the cluster has, from its injector webhooks.
+fn revisions_and_tags(snapshot: &Snapshot) -> Vec<String> {
+    snapshot
+        .of_kind("MutatingWebhookConfiguration")
+        .flat_map(|w| {
+            let l = labels(w);
+            [
+                l.get("istio.io/rev").cloned(),
+                l.get("istio.io/tag").cloned(),
+            ]
+        })
+        .flatten()
+        .collect()
+}
+
+/// The Gateway's label must name a revision or tag that exists: a label
+/// naming nothing would leave the Gateway without an istiod to render it.
+fn check_gateway_label_names(now: &Snapshot) -> Vec<String> {
+    match gateway_label(now) {
+        Some(label) if !revisions_and_tags(now).contains(&label) => {
+            vec![format!(
+                "the Gateway is labelled istio.io/rev={label}, which names no revision or tag"
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The live pods of the Deployment istiod renders for the moved Gateway.
+fn gateway_pods(snapshot: &Snapshot) -> Vec<&Value> {
+    let (namespace, name) = MOVED_GATEWAY;
+    snapshot
+        .get("Deployment", namespace, &format!("{name}-istio"))
+        .map(|d| snapshot.pods_of(d))
+        .unwrap_or_default()
+}
+
+/// After the move (`moving`) or the rollback: exit 0 of the move means the
+/// Gateway carries the target revision and its pods run 1-22-3's proxy; exit
+/// 4 that it was put back; after the rollback it carries its first label.
+fn check_moved(before: &Snapshot, now: &Snapshot, last: &Exit, moving: bool) -> Vec<String> {
+    let mut problems = check_gateway_label_names(now);
+    let previous = gateway_label(before);
+    let current = gateway_label(now);
+    let target = Some("1-22-3".to_string());
+    match (moving, last) {
+        (true, Exit::Code(0)) => {
+            if current != target {
+                problems.push(format!("the move exited 0 but the Gateway is labelled {current:?}"));
+            }
+            let pods = gateway_pods(now);
+            if pods.is_empty() {
+                problems.push("the move exited 0 but the Gateway has no live pod".to_string());
+            }
+            for pod in pods {
+                let image = proxy_image(&pod["spec"]).unwrap_or_default();
+                if !image.ends_with(":1.22.3") || !ready(pod) {
+                    problems.push(format!(
+                        "the move exited 0 but pod {} runs {image} (Ready: {})",
+                        name_of(pod),
+                        ready(pod)
+                    ));
+                }
+            }
+        }
+        (true, Exit::Code(4)) if current != previous => problems.push(format!(
+            "the move exited 4 but the Gateway is labelled {current:?}, not the previous {previous:?}"
+        )),
+        (true, _) if current != target && current != previous => {
+            problems.push(format!("after the move the Gateway is labelled {current:?}"));
+        }
+        (false, _) if current != previous => problems.push(format!(
+            "after the rollback the Gateway is labelled {current:?}, not {previous:?}"
+        )),
+        _ => {}
+    }
+    problems
+}
+
+/// The tag's webhook configuration.
+fn tag_webhook(snapshot: &Snapshot) -> Option<&Value> {
+    snapshot.get(
+        "MutatingWebhookConfiguration",
+        "",
+        &format!("istio-revision-tag-{TAG}"),
+    )
+}
+
+/// Each webhook's name and the istiod Service it calls.
+fn webhook_services(configuration: &Value) -> BTreeMap<String, String> {
+    configuration["webhooks"]
+        .as_array()
+        .map(|hooks| {
+            hooks
+                .iter()
+                .map(|h| {
+                    (
+                        h["name"].as_str().unwrap_or("").to_string(),
+                        h["clientConfig"]["service"]["name"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Between `tag set` and `--undo`: every write of the plan (from the same
+/// command's `--dry-run -o json`) is in the cluster: the webhook
+/// configuration carries the plan's labels and calls the plan's Services,
+/// and each object the plan creates exists.
+fn check_tagged(before: &Snapshot, now: &Snapshot, plan: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for write in plan["writes"].as_array().into_iter().flatten() {
+        let target = &write["target"];
+        let kind = target["kind"].as_str().unwrap_or("");
+        let namespace = target["namespace"].as_str().unwrap_or("");
+        let name = target["name"].as_str().unwrap_or("");
+        let Some(object) = now.get(kind, namespace, name) else {
+            problems.push(format!(
+                "after tag set, {kind} {namespace}/{name} is missing"
+            ));
+            continue;
+        };
+        if let Some(body) = write["change"]["patch"]["body"].as_object() {
+            let have = labels(object);
+            for (key, value) in body
+                .get("metadata")
+                .and_then(|m| m["labels"].as_object())
+                .into_iter()
+                .flatten()
+            {
+                if have.get(key).map(String::as_str) != value.as_str() {
+                    problems.push(format!(
+                        "after tag set, {kind} {name} has {key}={:?}, the plan wrote {value}",
+                        have.get(key)
+                    ));
+                }
+            }
+            if let Some(hooks) = body.get("webhooks") {
+                let planned = webhook_services(&json!({ "webhooks": hooks }));
+                let current = webhook_services(object);
+                if planned != current {
+                    problems.push(format!(
+                        "after tag set, {name}'s webhooks call {current:?}, the plan wrote {planned:?}"
+                    ));
+                }
+            }
+        }
+    }
+    if tag_webhook(before).is_none() {
+        problems.push(format!("the scenario has no tag {TAG}"));
+    }
+    problems
+}
+
+/// After `--undo`: the tag's webhooks call what they called before, its
+/// revision label is the first one, and the Services are the ones there
+/// were (a Service the set created is deleted again). No object was
+/// written more often than the retries allow (counted elsewhere).
+fn check_tag_restored(before: &Snapshot, after: &Snapshot, _in_case: &[&Value]) -> Vec<String> {
+    let mut problems = Vec::new();
+    match (tag_webhook(before), tag_webhook(after)) {
+        (Some(was), Some(is)) => {
+            for key in ["istio.io/rev", "istio.io/tag"] {
+                if labels(was).get(key) != labels(is).get(key) {
+                    problems.push(format!(
+                        "after the undo the tag's {key} is {:?}, before {:?}",
+                        labels(is).get(key),
+                        labels(was).get(key)
+                    ));
+                }
+            }
+            if webhook_services(was) != webhook_services(is) {
+                problems.push(format!(
+                    "after the undo the tag's webhooks call {:?}, before {:?}",
+                    webhook_services(is),
+                    webhook_services(was)
+                ));
+            }
+        }
+        (_, None) => problems.push(format!(
+            "after the undo tag {TAG}'s webhook configuration is gone"
+        )),
+        (None, _) => problems.push(format!("the scenario has no tag {TAG}")),
+    }
+    let services = |s: &Snapshot| -> Vec<String> { s.of_kind("Service").map(key).collect() };
+    if services(before) != services(after) {
+        problems.push(format!(
+            "after the undo the Services are {:?}, before {:?}",
+            services(after),
+            services(before)
+        ));
+    }
+    problems
+}
+
+fn is_cordoned(node: &Value) -> bool {
+    node["spec"]["unschedulable"].as_bool() == Some(true)
+}
+
+/// An interrupted roll names every node it leaves cordoned (`leftCordoned`
+/// in its JSON report, or the text on stderr; a run killed before it
+/// listens for Ctrl-C has cordoned nothing).
+fn check_left_cordoned_named(output: &str, exit: &Exit, now: &Snapshot) -> Vec<String> {
+    now.of_kind("Node")
+        .filter(|n| is_cordoned(n))
+        .map(bare_name)
+        .filter(|node| !output.contains(node.as_str()))
+        .map(|node| {
+            format!(
+                "the interrupted roll ({}) left node {node} cordoned without naming it",
+                exit.label()
+            )
+        })
+        .collect()
+}
+
+/// Waits (up to a minute, reading through the observer) until every
+/// workload that was ready before is ready again: the roll waits for the
+/// evicted pods to go, not for their replacements.
+fn settle_workloads(
+    kubectl: &Kubectl<'_>,
+    before: &Snapshot,
+    mut now: Snapshot,
+) -> anyhow::Result<Snapshot> {
+    let ready_count = |w: &Value| w["status"]["readyReplicas"].as_i64().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let settled = before
+            .workloads()
+            .filter(|w| w["kind"] == "Deployment")
+            .all(|w| {
+                let (namespace, name) = (
+                    w["metadata"]["namespace"].as_str().unwrap_or(""),
+                    bare_name(w),
+                );
+                now.get("Deployment", namespace, &name)
+                    .is_some_and(|n| ready_count(n) >= ready_count(w))
+            });
+        if settled || Instant::now() > deadline {
+            return Ok(now);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        now = Snapshot::read(kubectl)?;
+    }
+}
+
+/// After the roll: no node cordoned or carrying the roll's annotations,
+/// one live, Ready ztunnel pod on each node from the DaemonSet's current
+/// template, and every Deployment as ready as it was.
+fn check_rolled(before: &Snapshot, after: &Snapshot, _in_case: &[&Value]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for node in after.of_kind("Node") {
+        if is_cordoned(node) {
+            problems.push(format!("node {} is left cordoned", bare_name(node)));
+        }
+        if annotations(node)
+            .keys()
+            .any(|k| k.starts_with("mesh-upgrade.io/"))
+        {
+            problems.push(format!(
+                "node {} keeps the roll's annotations",
+                bare_name(node)
+            ));
+        }
+    }
+    let Some(daemon_set) = after.get("DaemonSet", "istio-system", "ztunnel") else {
+        return vec!["the ztunnel DaemonSet is gone".to_string()];
+    };
+    let generation = generation(daemon_set).to_string();
+    let pods = after.pods_of(daemon_set);
+    for node in after.of_kind("Node").map(bare_name) {
+        let on_node: Vec<&&Value> = pods
+            .iter()
+            .filter(|p| p["spec"]["nodeName"].as_str() == Some(node.as_str()))
+            .collect();
+        match on_node.as_slice() {
+            [pod] => {
+                let template_generation = labels(pod).get("pod-template-generation").cloned();
+                if template_generation.as_deref() != Some(generation.as_str()) || !ready(pod) {
+                    problems.push(format!(
+                        "node {node}'s ztunnel {} is from template generation {template_generation:?} (the DaemonSet's is {generation}), Ready: {}",
+                        name_of(pod),
+                        ready(pod)
+                    ));
+                }
+            }
+            other => problems.push(format!("node {node} has {} live ztunnel pods", other.len())),
+        }
+    }
+    let ready_count = |w: &Value| w["status"]["readyReplicas"].as_i64().unwrap_or(0);
+    for was in before.workloads().filter(|w| w["kind"] == "Deployment") {
+        let namespace = was["metadata"]["namespace"].as_str().unwrap_or("");
+        let name = bare_name(was);
+        let now_ready = after
+            .get("Deployment", namespace, &name)
+            .map(ready_count)
+            .unwrap_or(0);
+        if now_ready < ready_count(was) {
+            problems.push(format!(
+                "Deployment {namespace}/{name} has {now_ready} Ready, {} before the roll",
+                ready_count(was)
+            ));
+        }
+    }
+    problems
 }
