@@ -1187,17 +1187,13 @@ fn drive(args: &Args, case: &Case, dir: &Path) -> anyhow::Result<Outcome> {
                 .problems
                 .extend(check_switched(&before, &after, &last_of(1), false));
         }
-        Verb::Tag => outcome
-            .problems
-            .extend(check_tag_restored(&before, &after, &in_case)),
+        Verb::Tag => outcome.problems.extend(check_tag_restored(&before, &after)),
         Verb::GatewayMove => {
             outcome
                 .problems
                 .extend(check_moved(&before, &after, &last_of(1), false));
         }
-        Verb::ZtunnelRoll => outcome
-            .problems
-            .extend(check_rolled(&before, &after, &in_case)),
+        Verb::ZtunnelRoll => outcome.problems.extend(check_rolled(&before, &after)),
     }
     drop(server);
     Ok(outcome)
@@ -1953,9 +1949,8 @@ fn check_tagged(before: &Snapshot, now: &Snapshot, plan: &Value) -> Vec<String> 
 
 /// After `--undo`: the tag's webhooks call what they called before, its
 /// revision label is the first one, and the Services are the ones there
-/// were (a Service the set created is deleted again). No object was
-/// written more often than the retries allow (counted elsewhere).
-fn check_tag_restored(before: &Snapshot, after: &Snapshot, _in_case: &[&Value]) -> Vec<String> {
+/// were (a Service the set created is deleted again).
+fn check_tag_restored(before: &Snapshot, after: &Snapshot) -> Vec<String> {
     let mut problems = Vec::new();
     match (tag_webhook(before), tag_webhook(after)) {
         (Some(was), Some(is)) => {
@@ -2046,7 +2041,7 @@ fn settle_workloads(
 /// After the roll: no node cordoned or carrying the roll's annotations,
 /// one live, Ready ztunnel pod on each node from the DaemonSet's current
 /// template, and every Deployment as ready as it was.
-fn check_rolled(before: &Snapshot, after: &Snapshot, _in_case: &[&Value]) -> Vec<String> {
+fn check_rolled(before: &Snapshot, after: &Snapshot) -> Vec<String> {
     let mut problems = Vec::new();
     for node in after.of_kind("Node") {
         if is_cordoned(node) {
