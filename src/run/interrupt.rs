@@ -12,9 +12,12 @@
 //! between a write and its wait is never the process's default death (which
 //! would end the run without saying what was written).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::watch;
+
+use super::Reporter;
 
 /// The Ctrl-C presses of this run.
 #[derive(Clone, Debug)]
@@ -131,6 +134,32 @@ impl Interrupts {
     /// Resolves on the second press.
     pub async fn second(&self) {
         self.reached(2).await
+    }
+
+    /// Runs `batch`, whose waits each end at the second press by
+    /// themselves, and says so once: when the second press comes, or
+    /// after the batch if its waits ended first.
+    pub async fn noting_the_second<T>(
+        &self,
+        batch: impl Future<Output = T>,
+        reporter: &dyn Reporter,
+    ) -> T {
+        const NO_LONGER_WAITING: &str = "Interrupted again: no longer waiting.";
+        let said = std::cell::Cell::new(false);
+        let second_press = async {
+            self.second().await;
+            reporter.note(NO_LONGER_WAITING);
+            said.set(true);
+            std::future::pending::<()>().await
+        };
+        let outcome = tokio::select! {
+            outcome = batch => outcome,
+            () = second_press => unreachable!("pending forever"),
+        };
+        if self.stop_waiting() && !said.get() {
+            reporter.note(NO_LONGER_WAITING);
+        }
+        outcome
     }
 }
 

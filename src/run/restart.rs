@@ -120,22 +120,8 @@ pub async fn run_restarts(
             }
         },
     );
-    // The second Ctrl-C ends every wait (each listens for it); say so once,
-    // when it comes, or after the batch if the waits ended first.
-    let said = std::cell::Cell::new(false);
-    let second_press = async {
-        interrupts.second().await;
-        reporter.note("Interrupted again: no longer waiting.");
-        said.set(true);
-        std::future::pending::<()>().await
-    };
-    let outcome = tokio::select! {
-        outcome = batch => outcome,
-        () = second_press => unreachable!("pending forever"),
-    };
-    if interrupts.stop_waiting() && !said.get() {
-        reporter.note("Interrupted again: no longer waiting.");
-    }
+    // The second Ctrl-C ends every wait (each listens for it).
+    let outcome = interrupts.noting_the_second(batch, reporter).await;
     let mut results: Vec<WorkloadResult> = outcome
         .results
         .into_iter()

@@ -88,22 +88,7 @@ pub async fn run_roll(
                     interrupts,
                     deadline: tokio::time::Instant::now() + settings.timeout,
                     progress: &*progress,
-                    result: NodeResult {
-                        node: step.node.clone(),
-                        outcome: NodeOutcome::Rolled,
-                        detail: None,
-                        evicted: Vec::new(),
-                        replaced: None,
-                        new_ztunnel: None,
-                        cordon: if step.cordoned.is_ours() {
-                            CordonEnd::LeftCordoned
-                        } else if step.cordoned.is_cordoned() {
-                            CordonEnd::SomeoneElses
-                        } else {
-                            CordonEnd::None
-                        },
-                        seconds: None,
-                    },
+                    result: untouched(step, NodeOutcome::Rolled),
                 };
                 job.run().await;
                 let mut result = job.result;
@@ -138,46 +123,37 @@ pub async fn run_roll(
             }
         },
     );
-    let said = std::cell::Cell::new(false);
-    let second_press = async {
-        interrupts.second().await;
-        reporter.note("Interrupted again: no longer waiting.");
-        said.set(true);
-        std::future::pending::<()>().await
-    };
-    let outcome = tokio::select! {
-        outcome = batch => outcome,
-        () = second_press => unreachable!("pending forever"),
-    };
-    if interrupts.stop_waiting() && !said.get() {
-        reporter.note("Interrupted again: no longer waiting.");
-    }
+    let outcome = interrupts.noting_the_second(batch, reporter).await;
     let results = outcome
         .results
         .into_iter()
         .zip(&plan.nodes)
-        .map(|(result, step)| {
-            result.unwrap_or_else(|| NodeResult {
-                node: step.node.clone(),
-                outcome: NodeOutcome::NotStarted,
-                detail: None,
-                evicted: Vec::new(),
-                replaced: None,
-                new_ztunnel: None,
-                cordon: if step.cordoned.is_ours() {
-                    CordonEnd::LeftCordoned
-                } else if step.cordoned.is_cordoned() {
-                    CordonEnd::SomeoneElses
-                } else {
-                    CordonEnd::None
-                },
-                seconds: None,
-            })
-        })
+        .map(|(result, step)| result.unwrap_or_else(|| untouched(step, NodeOutcome::NotStarted)))
         .collect();
     RollRun {
         results,
         interrupted: outcome.interrupted,
+    }
+}
+
+/// A node's result before anything is done to it: as planned, its cordon
+/// as it is (ours from an earlier run is left as it is until uncordoned).
+fn untouched(step: &NodeStep, outcome: NodeOutcome) -> NodeResult {
+    NodeResult {
+        node: step.node.clone(),
+        outcome,
+        detail: None,
+        evicted: Vec::new(),
+        replaced: None,
+        new_ztunnel: None,
+        cordon: if step.cordoned.is_ours() {
+            CordonEnd::LeftCordoned
+        } else if step.cordoned.is_cordoned() {
+            CordonEnd::SomeoneElses
+        } else {
+            CordonEnd::None
+        },
+        seconds: None,
     }
 }
 
