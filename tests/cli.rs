@@ -119,6 +119,64 @@ impl Env {
     fn plugin(&self, args: &[&str]) -> Run {
         self.run(PLUGIN, args)
     }
+
+    /// Run `program args`, and once a line of its stdout contains `needle`
+    /// wait `pause` and send SIGINT (a Ctrl-C) to it: the run as it ended.
+    /// kubectl execs its plugins, so the signal reaches the plugin itself.
+    fn interrupt_once_stdout_shows(
+        &self,
+        program: &str,
+        args: &[&str],
+        needle: &str,
+        pause: Duration,
+    ) -> Run {
+        use std::io::{BufRead, BufReader, Read};
+        use std::process::Stdio;
+
+        let mut child = self
+            .command(program, args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+        let mut stderr = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let mut stdout = String::new();
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut signalled = false;
+        loop {
+            let mut line = String::new();
+            if lines.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            stdout.push_str(&line);
+            if !signalled && line.contains(needle) {
+                std::thread::sleep(pause);
+                let kill = Command::new("kill")
+                    .args(["-INT", &child.id().to_string()])
+                    .status()
+                    .expect("kill runs");
+                assert!(kill.success());
+                signalled = true;
+            }
+        }
+        let status = child.wait().expect("the program ends");
+        let stderr = stderr.join().expect("stderr is read");
+        assert!(
+            signalled,
+            "stdout never showed {needle:?}:\n{stdout}\n{stderr}"
+        );
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        }
+    }
 }
 
 fn canary() -> Sim {

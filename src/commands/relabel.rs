@@ -144,25 +144,28 @@ async fn relabel(
         output,
     )?;
     let interrupts = super::interrupts_for(decision);
-    let report = match decision {
+    let (report, interrupted) = match decision {
         Decision::PlanOnly => {
             output.note("--dry-run: nothing was changed");
             super::log_request_summary(&api);
             return Ok(ExitCode::Success);
         }
-        Decision::NothingToDo => RelabelReport::new(&plan, Vec::new(), false),
+        Decision::NothingToDo => (RelabelReport::new(&plan, Vec::new(), false), false),
         Decision::Apply | Decision::RehearseOnServer => {
             let writer = api
                 .clone()
                 .with_write_mode(WriteMode::from(args.write.dry_run));
-            let results = apply_relabel(&writer, &planner, &plan, &request).await;
-            RelabelReport::new(&plan, results, decision == Decision::RehearseOnServer)
+            let run = apply_relabel(&writer, &planner, &plan, &request, &interrupts).await;
+            let report =
+                RelabelReport::new(&plan, run.results, decision == Decision::RehearseOnServer);
+            (report, run.interrupted)
         }
     };
     super::log_request_summary(&api);
 
     let restart_follows = restart_plan.is_some()
         && report.failures().is_empty()
+        && !interrupted
         && decision != Decision::RehearseOnServer;
     if machine {
         output.print_document(&report)?;
@@ -178,6 +181,10 @@ async fn relabel(
     }
 
     let written = written_sentence(&report);
+    if interrupted {
+        output.warn(&interrupted_sentence(&report, args.restart, &written));
+        return Err(Error::Interrupted.into());
+    }
     let failures = report.failures();
     if !failures.is_empty() {
         let names: Vec<&str> = failures.iter().map(|r| r.namespace.as_str()).collect();
@@ -247,6 +254,43 @@ fn written_sentence(report: &RelabelReport) -> String {
         )
     };
     format!("; already relabelled: {}{undo}", done.join(", "))
+}
+
+/// What a Ctrl-C during the patches left: what was not sent, what failed,
+/// what was relabelled and its undo.
+fn interrupted_sentence(report: &RelabelReport, restart: bool, written: &str) -> String {
+    let total = report.results.len();
+    let stopped = match report
+        .results
+        .iter()
+        .filter(|r| r.state == ResultState::NotSent)
+        .count()
+    {
+        0 if total == 1 => " once the namespace patch had been sent".to_string(),
+        0 => format!(" once all {total} namespace patches had been sent"),
+        n => format!(": {n} of {total} namespace patches were not sent"),
+    };
+    let failed: Vec<&str> = report
+        .failures()
+        .iter()
+        .map(|r| r.namespace.as_str())
+        .collect();
+    let failed = if failed.is_empty() {
+        String::new()
+    } else {
+        format!("; failed: {}", failed.join(", "))
+    };
+    let restart = if restart {
+        "; --restart did not run"
+    } else {
+        ""
+    };
+    let changed = if written.is_empty() {
+        "; nothing was relabelled"
+    } else {
+        written
+    };
+    format!("interrupted{stopped}{failed}{restart}{changed}")
 }
 
 /// The restart plan under relabel's, without repeating its headline's verb.

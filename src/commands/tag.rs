@@ -27,7 +27,9 @@ use crate::config::RestartConfig;
 use crate::confirm::{self, Decision};
 use crate::error::{Error, ExitCode};
 use crate::mesh::restart::{RestartPlan, plan as plan_restart};
-use crate::mesh::tags::{TagOperation, TagPlan, TagReport, TagRequest, plan as plan_tag, tag_list};
+use crate::mesh::tags::{
+    TagOperation, TagPlan, TagReport, TagRequest, WriteOutcome, plan as plan_tag, tag_list,
+};
 use crate::output::Output;
 use crate::render::tag::{list_table, plan_text, report_text};
 use crate::run::tag::apply_tag;
@@ -184,7 +186,7 @@ async fn change(
         output,
     )?;
     let interrupts = super::interrupts_for(decision);
-    let report = match decision {
+    let (report, interrupted) = match decision {
         Decision::PlanOnly => {
             output.note("--dry-run: nothing was changed");
             super::log_request_summary(&api);
@@ -200,14 +202,16 @@ async fn change(
         }
         Decision::Apply | Decision::RehearseOnServer => {
             let writer = api.clone().with_write_mode(WriteMode::from(write.dry_run));
-            let results = apply_tag(&writer, &plan).await;
-            TagReport::new(&plan, results, decision == Decision::RehearseOnServer)
+            let run = apply_tag(&writer, &plan, &interrupts).await;
+            let report = TagReport::new(&plan, run.results, decision == Decision::RehearseOnServer);
+            (report, run.interrupted)
         }
     };
     super::log_request_summary(&api);
 
     let restart_follows = restart_plan.as_ref().is_some_and(|p| !p.actions.is_empty())
         && report.failures().is_empty()
+        && !interrupted
         && decision == Decision::Apply;
     let text = report_text(&report, restart_follows, &output.text_layout());
     if output.is_machine_readable() {
@@ -220,6 +224,14 @@ async fn change(
     }
 
     let written = written_sentence(&report);
+    if interrupted {
+        output.warn(&interrupted_sentence(
+            &report,
+            restart_config.is_some(),
+            &written,
+        ));
+        return Err(Error::Interrupted.into());
+    }
     if !report.failures().is_empty() {
         let failed: Vec<String> = report
             .failures()
@@ -343,6 +355,54 @@ fn written_sentence(report: &TagReport) -> String {
         None => String::new(),
     };
     format!("; already written: {}{undo}", written.join(", "))
+}
+
+/// What a Ctrl-C during the writes left: what was not sent, what failed,
+/// what was written and its undo.
+fn interrupted_sentence(report: &TagReport, restart: bool, written: &str) -> String {
+    let count = |outcome| {
+        report
+            .results
+            .iter()
+            .filter(|r| r.outcome == outcome)
+            .count()
+    };
+    let total = report.results.len();
+    let stopped = match count(WriteOutcome::NotSent) {
+        0 if total == 1 => format!(
+            " once the write of tag {} {} had been sent",
+            report.operation, report.tag
+        ),
+        0 => format!(
+            " once all {total} writes of tag {} {} had been sent",
+            report.operation, report.tag
+        ),
+        n => format!(
+            ": tag {} {} stopped with {n} of its {total} writes not sent",
+            report.operation, report.tag
+        ),
+    };
+    let failed: Vec<String> = report
+        .failures()
+        .iter()
+        .map(|r| r.target.to_string())
+        .collect();
+    let failed = if failed.is_empty() {
+        String::new()
+    } else {
+        format!("; failed: {}", failed.join(", "))
+    };
+    let restart = if restart {
+        "; --restart did not run"
+    } else {
+        ""
+    };
+    let changed = if written.is_empty() {
+        "; nothing was changed"
+    } else {
+        written
+    };
+    format!("interrupted{stopped}{failed}{restart}{changed}")
 }
 
 /// The one question for the writes and the restarts they bring.

@@ -927,6 +927,8 @@ pub enum ResultState {
     Unchanged,
     /// The patch failed (the message says why).
     Failed,
+    /// Not sent: Ctrl-C came first.
+    NotSent,
 }
 
 /// How the change of one namespace ended.
@@ -963,7 +965,7 @@ impl RelabelReport {
     pub fn new(plan: &RelabelPlan, results: Vec<NamespaceResult>, server_dry_run: bool) -> Self {
         let failed: Vec<&str> = results
             .iter()
-            .filter(|r| r.state == ResultState::Failed)
+            .filter(|r| matches!(r.state, ResultState::Failed | ResultState::NotSent))
             .map(|r| r.namespace.as_str())
             .collect();
         RelabelReport {

@@ -160,6 +160,10 @@ pub fn report_text(report: &RelabelReport, restart_follows: bool, layout: &Layou
                 "FAILED: {}",
                 result.message.as_deref().unwrap_or("unknown error")
             ),
+            ResultState::NotSent => format!(
+                "not changed: {}",
+                result.message.as_deref().unwrap_or("not sent")
+            ),
         };
         if result.conflicts > 0 && result.state != ResultState::Failed {
             let _ = write!(

@@ -258,7 +258,13 @@ pub fn report_text(report: &TagReport, restart_follows: bool, layout: &Layout) -
         ]);
     }
     out.push_str(&table.render());
-    if !report.failures().is_empty() {
+    // Stopped part-way (a failure or Ctrl-C): the error line says what was
+    // written and how to undo it; no "now points at" sentence.
+    let stopped = report
+        .results
+        .iter()
+        .any(|r| r.outcome == WriteOutcome::NotSent);
+    if !report.failures().is_empty() || stopped {
         return out;
     }
     let tag = &report.tag;

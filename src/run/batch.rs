@@ -129,7 +129,9 @@ where
     }
     BatchOutcome {
         results,
-        interrupted,
+        // A press whose count arrived as the last action ended is still a
+        // press during the run: what follows the batch must not start.
+        interrupted: interrupted || interrupts.stop_starting(),
     }
 }
 

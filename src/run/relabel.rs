@@ -6,17 +6,21 @@
 //!                                                          └► Skip / not selected: unchanged, why
 //! ```
 //!
+//! Ctrl-C starts no more patches; those already sent finish, and the rest
+//! are reported as not sent (each namespace's patch is whole on its own).
+//!
 //! The re-plan is the plan's own rule on the namespace as it is now, so
 //! another writer's change is kept (or makes this one unnecessary) instead
 //! of being overwritten. A 5xx after the server stored the patch is retried
 //! by the API layer with the old resourceVersion, gets a 409, and the
 //! re-read shows the labels already in place: nothing is written twice.
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use serde_json::Value;
 
 use super::apply::{Applied, Replan, Sent, apply};
+use super::batch::run_bounded;
+use super::interrupt::Interrupts;
 use crate::api::{ApiClient, WriteMode};
 use crate::mesh::relabel::{
     Evaluation, InjectionLabels, NamespaceChange, NamespaceResult, NamespaceSelection,
@@ -33,22 +37,62 @@ const MAX_CONFLICTS: u32 = 8;
 /// How many namespaces are patched at once.
 const CONCURRENT_PATCHES: usize = 8;
 
-/// Patch every planned namespace, a few at a time; results in plan order.
+/// What [`apply_relabel`] did: one result per planned namespace, in plan
+/// order.
+#[derive(Debug)]
+pub struct RelabelRun {
+    pub results: Vec<NamespaceResult>,
+    /// Ctrl-C was pressed while the patches ran (those not yet sent are
+    /// `NotSent`).
+    pub interrupted: bool,
+}
+
+/// Patch every planned namespace, a few at a time, until Ctrl-C; results
+/// in plan order.
 pub async fn apply_relabel(
     writer: &ApiClient,
     planner: &Planner<'_>,
     plan: &RelabelPlan,
     request: &RelabelRequest,
-) -> Vec<NamespaceResult> {
+    interrupts: &Interrupts,
+) -> RelabelRun {
     let explicit = |name: &str| match &request.namespaces {
         NamespaceSelection::Named(names) => names.iter().any(|n| n == name),
         _ => false,
     };
-    futures::stream::iter(plan.changes.iter())
-        .map(|change| apply_one(writer, planner, change, explicit(&change.namespace)))
-        .buffered(CONCURRENT_PATCHES)
-        .collect()
-        .await
+    let batch = run_bounded(
+        plan.changes.len(),
+        CONCURRENT_PATCHES,
+        interrupts,
+        |index| {
+            let change = &plan.changes[index];
+            apply_one(writer, planner, change, explicit(&change.namespace))
+        },
+        // One namespace's failure does not stop the others: each patch is
+        // a whole change on its own.
+        |_| false,
+        |_, _, _| {},
+    )
+    .await;
+    let results: Vec<NamespaceResult> = plan
+        .changes
+        .iter()
+        .zip(batch.results)
+        .map(|(change, result)| {
+            result.unwrap_or_else(|| NamespaceResult {
+                namespace: change.namespace.clone(),
+                state: ResultState::NotSent,
+                labels: None,
+                conflicts: 0,
+                message: Some("Ctrl-C came before its patch was sent".to_string()),
+            })
+        })
+        .collect();
+    RelabelRun {
+        results,
+        // Seen while patches were in flight too, when none was left to stop.
+        interrupted: batch.interrupted,
+    }
 }
 
 /// What a re-plan ended in that is not a new patch.
@@ -154,5 +198,95 @@ async fn apply_one(
         Applied::Failed { error, .. } => {
             result(ResultState::Failed, None, Some(format!("{error:#}")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::fake::{reply, replying};
+    use crate::mesh::control_plane::ControlPlane;
+    use crate::mesh::fixtures::{ClusterFixture, namespace};
+    use crate::mesh::relabel::Operation;
+    use serde_json::json;
+
+    fn control_plane() -> ControlPlane {
+        ControlPlane::from_snapshot(
+            &ClusterFixture::new()
+                .revision("1-21-2", "1.21.2")
+                .revision("1-22-3", "1.22.3")
+                .build(),
+        )
+    }
+
+    fn move_to_1_22_3(names: &[String]) -> (RelabelRequest, Vec<NamespaceState>) {
+        let request = RelabelRequest {
+            operation: Operation::Move {
+                to: "1-22-3".into(),
+            },
+            namespaces: NamespaceSelection::Named(names.to_vec()),
+            selector: None,
+            from: None,
+            force: false,
+        };
+        let states = names
+            .iter()
+            .map(|name| NamespaceState {
+                info: namespace(name, &[("istio.io/rev", "1-21-2")]),
+                resource_version: "1".into(),
+                previous_labels: None,
+            })
+            .collect();
+        (request, states)
+    }
+
+    /// A server that answers every patch with the namespace on 1-22-3, and
+    /// presses Ctrl-C as the first one arrives.
+    fn pressing_on_the_first_patch() -> (ApiClient, crate::api::fake::Requests, Interrupts) {
+        let (interrupts, ctrl_c) = Interrupts::manual();
+        let (api, seen) = replying(move |_, path, _, _| {
+            ctrl_c.press();
+            let name = path.rsplit('/').next().unwrap_or_default().to_string();
+            reply(
+                200,
+                json!({"metadata": {"name": name, "labels": {"istio.io/rev": "1-22-3"}}}),
+            )
+        });
+        (api, seen, interrupts)
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_while_every_patch_is_in_flight_still_ends_the_run_as_interrupted() {
+        let control_plane = control_plane();
+        let names = vec!["shop".to_string(), "cart".to_string()];
+        let (request, states) = move_to_1_22_3(&names);
+        let planner = Planner::new(&control_plane, &request).unwrap();
+        let plan = planner.plan(&states);
+        let (api, seen, interrupts) = pressing_on_the_first_patch();
+        let run = apply_relabel(&api, &planner, &plan, &request, &interrupts).await;
+        let states: Vec<ResultState> = run.results.iter().map(|r| r.state).collect();
+        assert_eq!(states, [ResultState::Relabelled; 2]);
+        assert!(run.interrupted, "what follows the patches must not start");
+        assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_lets_the_patches_in_flight_finish_and_sends_no_more() {
+        let control_plane = control_plane();
+        let names: Vec<String> = (0..CONCURRENT_PATCHES + 3)
+            .map(|i| format!("team-{i:02}"))
+            .collect();
+        let (request, states) = move_to_1_22_3(&names);
+        let planner = Planner::new(&control_plane, &request).unwrap();
+        let plan = planner.plan(&states);
+        assert_eq!(plan.changes.len(), names.len());
+        let (api, seen, interrupts) = pressing_on_the_first_patch();
+        let run = apply_relabel(&api, &planner, &plan, &request, &interrupts).await;
+        let states: Vec<ResultState> = run.results.iter().map(|r| r.state).collect();
+        let sent = CONCURRENT_PATCHES;
+        assert_eq!(states[..sent], vec![ResultState::Relabelled; sent][..]);
+        assert_eq!(states[sent..], [ResultState::NotSent; 3]);
+        assert!(run.interrupted);
+        assert_eq!(seen.lock().unwrap().len(), sent, "no patch after the press");
     }
 }

@@ -5,8 +5,12 @@
 //! plan.writes ─► apply(write) ─► written | rehearsed (dryRun=All)
 //!                  409 ─► GET ─► tags::landed(write, fresh)? ─► already written (not sent again)
 //!                                                      else ─► failed: changed by someone else
-//! a failure ─► the later writes are not sent
+//! a failure or Ctrl-C ─► the later writes are not sent
 //! ```
+//!
+//! Every prefix of the plan is a safe state (that is what the order is
+//! for), so a Ctrl-C between two writes stops there: the report names
+//! what was written and the undo that takes it back.
 //!
 //! The order carries meaning: a `default` tag's webhooks are created before
 //! the default revision's own are made never to match (and put back before
@@ -17,6 +21,8 @@
 //! accepted is the object already showing this very write.
 
 use super::apply::{Applied, Replan, Sent, apply};
+use super::batch::run_bounded;
+use super::interrupt::Interrupts;
 use crate::api::{ApiClient, WriteMode};
 use crate::mesh::tags::{TagPlan, TagWriteResult, WriteOutcome, change_name, landed};
 use crate::write::{Change, Write};
@@ -25,28 +31,57 @@ use crate::write::{Change, Write};
 /// fresh read).
 const MAX_CONFLICTS: u32 = 3;
 
-/// Send every write of `plan`, in order; one result per write.
-pub async fn apply_tag(writer: &ApiClient, plan: &TagPlan) -> Vec<TagWriteResult> {
+/// What [`apply_tag`] did: one result per planned write, in plan order.
+#[derive(Debug)]
+pub struct TagRun {
+    pub results: Vec<TagWriteResult>,
+    /// Ctrl-C was pressed while the writes ran (those not yet sent are
+    /// `NotSent`).
+    pub interrupted: bool,
+}
+
+/// Send every write of `plan`, one at a time in order, until one fails or
+/// Ctrl-C is pressed; the writes after that are reported as not sent.
+pub async fn apply_tag(writer: &ApiClient, plan: &TagPlan, interrupts: &Interrupts) -> TagRun {
     let rehearsal = writer.write_mode() == WriteMode::ServerDryRun;
-    let mut results = Vec::new();
-    let mut failed = false;
-    for write in &plan.writes {
-        let result = |outcome, detail: Option<String>| TagWriteResult {
-            target: write.target.clone(),
-            change: change_name(write),
-            outcome,
-            detail,
-        };
-        if failed {
-            results.push(result(WriteOutcome::NotSent, None));
-            continue;
-        }
-        let (outcome, detail) = apply_one(writer, write, rehearsal).await;
-        failed = outcome == WriteOutcome::Failed;
-        tracing::info!(target = %write.target, outcome = outcome.as_str(), "tag write");
-        results.push(result(outcome, detail));
+    let batch = run_bounded(
+        plan.writes.len(),
+        1,
+        interrupts,
+        |index| {
+            let write = &plan.writes[index];
+            async move {
+                let (outcome, detail) = apply_one(writer, write, rehearsal).await;
+                tracing::info!(target = %write.target, outcome = outcome.as_str(), "tag write");
+                (outcome, detail)
+            }
+        },
+        |(outcome, _)| *outcome == WriteOutcome::Failed,
+        |_, _, _| {},
+    )
+    .await;
+    let results = plan
+        .writes
+        .iter()
+        .zip(batch.results)
+        .map(|(write, result)| {
+            let (outcome, detail) = result.unwrap_or((WriteOutcome::NotSent, None));
+            TagWriteResult {
+                target: write.target.clone(),
+                change: change_name(write),
+                outcome,
+                detail,
+            }
+        })
+        .collect::<Vec<_>>();
+    // Ctrl-C seen while the writes ran ends the run as interrupted, even
+    // when every write had already been sent (as restart-sidecars does):
+    // nothing that was to follow them (`--restart`) starts.
+    let interrupted = batch.interrupted;
+    TagRun {
+        results,
+        interrupted,
     }
-    results
 }
 
 async fn apply_one(
@@ -129,7 +164,7 @@ mod tests {
             ),
             _ => reply(200, stored.clone()),
         });
-        let results = apply_tag(&api, &moved).await;
+        let results = apply_tag(&api, &moved, &Interrupts::none()).await.results;
         assert_eq!(results.len(), 1);
         assert_eq!(results[0].outcome, WriteOutcome::Landed, "{results:?}");
         let seen = seen.lock().unwrap().clone();
@@ -148,7 +183,7 @@ mod tests {
             "POST" => reply(409, status_body(409, "AlreadyExists", "already exists")),
             _ => reply(200, stored.clone()),
         });
-        let results = apply_tag(&api, &created).await;
+        let results = apply_tag(&api, &created, &Interrupts::none()).await.results;
         assert_eq!(results[0].outcome, WriteOutcome::Landed, "{results:?}");
         assert!(seen.lock().unwrap()[0].starts_with(
             "POST /apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations?"
@@ -173,7 +208,7 @@ mod tests {
                 ),
             )
         });
-        let results = apply_tag(&api, &moved).await;
+        let results = apply_tag(&api, &moved, &Interrupts::none()).await.results;
         let outcomes: Vec<WriteOutcome> = results.iter().map(|r| r.outcome).collect();
         assert_eq!(outcomes, [WriteOutcome::Failed, WriteOutcome::NotSent]);
         assert_eq!(
@@ -181,6 +216,47 @@ mod tests {
             1,
             "the default revision's webhooks were never touched"
         );
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_during_a_write_lets_it_finish_and_sends_none_after_it() {
+        let snapshot = ClusterFixture::new()
+            .default_revision_install("default", "1.21.2")
+            .revision("1-22-3", "1.22.3")
+            .build();
+        let moved = plan(&snapshot, &set("default", "1-22-3")).unwrap();
+        assert_eq!(moved.writes.len(), 2, "create the tag, then deactivate");
+        let (interrupts, ctrl_c) = Interrupts::manual();
+        let created = moved.writes[0].body_to_send();
+        let (api, seen) = replying(move |_, _, _, _| {
+            // Pressed while the first write is on the wire.
+            ctrl_c.press();
+            reply(201, created.clone())
+        });
+        let run = apply_tag(&api, &moved, &interrupts).await;
+        let outcomes: Vec<WriteOutcome> = run.results.iter().map(|r| r.outcome).collect();
+        assert_eq!(outcomes, [WriteOutcome::Written, WriteOutcome::NotSent]);
+        assert!(run.interrupted);
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            1,
+            "nothing sent after the press"
+        );
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_during_the_last_write_still_ends_the_run_as_interrupted() {
+        let moved = plan(&canary_fixture().build(), &set("prod-stable", "1-22-3")).unwrap();
+        assert_eq!(moved.writes.len(), 1);
+        let (interrupts, ctrl_c) = Interrupts::manual();
+        let answer = moved.writes[0].body_to_send();
+        let (api, _) = replying(move |_, _, _, _| {
+            ctrl_c.press();
+            reply(200, answer.clone())
+        });
+        let run = apply_tag(&api, &moved, &interrupts).await;
+        assert_eq!(run.results[0].outcome, WriteOutcome::Written);
+        assert!(run.interrupted, "what follows the writes must not start");
     }
 
     #[tokio::test]
@@ -196,7 +272,7 @@ mod tests {
                 json!({"metadata": {"name": "istio-revision-tag-prod-stable", "labels": {"istio.io/rev": "1-20-0"}}}),
             ),
         });
-        let results = apply_tag(&api, &moved).await;
+        let results = apply_tag(&api, &moved, &Interrupts::none()).await.results;
         assert_eq!(results[0].outcome, WriteOutcome::Failed);
         assert!(
             results[0]

@@ -1485,6 +1485,10 @@ fn every_verb_runs_with_only_the_mesh_upgrade_cluster_role_and_uses_every_rule()
     );
     step(&["tag", "remove", "prod-next", "--yes"], None);
     step(&["tag", "set", "--undo", "prod-stable", "--yes"], None);
+    // edge/public selects prod-stable: the two moves of the tag re-rendered
+    // its Deployment twice. Let that rollout end first, as a person would
+    // (the move's `rolled-out` precheck refuses a Gateway still rolling).
+    assert!(sim.settle(), "the cluster settles");
     // A Gateway API Gateway moved, with a conflict on its first patch (it
     // reads the Gateway again), and moved back.
     step(

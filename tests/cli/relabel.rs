@@ -871,3 +871,91 @@ fn relabel_with_restart_at_a_terminal_asks_once_and_y_enter_goes_to_the_end() {
     );
     assert!(shown.contains("restarted and verified"), "{shown}");
 }
+
+#[test]
+fn ctrl_c_lets_the_patches_in_flight_finish_sends_no_more_and_names_the_undo() {
+    let sim = canary();
+    let names: Vec<String> = (0..10).map(|i| format!("team-{i:02}")).collect();
+    let manifests: Vec<String> = names
+        .iter()
+        .map(|name| {
+            format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    crew: teams\n    istio.io/rev: 1-21-2\n"
+            )
+        })
+        .collect();
+    sim.apply_yaml(&manifests.join("---\n"))
+        .expect("the namespaces apply");
+    // The first eight patches (as many as relabel sends at once) are held
+    // three seconds: the Ctrl-C lands while they are in flight, before the
+    // last two may start.
+    sim.set_faults(
+        Faults::new().rule(
+            FaultRule::on("patch", "namespaces")
+                .latency(Duration::from_secs(3))
+                .next(8),
+        ),
+    );
+    sim.clear_requests();
+    let dir = super::plugin_dir();
+    let env = Env::new()
+        .kubeconfig(sim.kubeconfig_path())
+        .var("PATH", &super::path_with(dir.path()));
+    let run = env.interrupt_once_stdout_shows(
+        super::KUBECTL,
+        &[
+            "mesh-upgrade",
+            "relabel",
+            "-l",
+            "crew=teams",
+            "--to",
+            "1-22-3",
+            "--yes",
+        ],
+        "team-09",
+        Duration::from_millis(500),
+    );
+    assert_eq!(run.code, 130, "{run:#?}");
+    let patched: Vec<&String> = names
+        .iter()
+        .filter(|name| !namespace_patches(&sim, name).is_empty())
+        .collect();
+    assert_eq!(patched.len(), 8, "the patches in flight only: {patched:?}");
+    for name in &names {
+        let rev = own_labels(&sim, name)["istio.io/rev"].clone();
+        let sent = patched.contains(&name);
+        assert_eq!(rev, if sent { "1-22-3" } else { "1-21-2" }, "{name}");
+    }
+    let done: Vec<&str> = patched.iter().map(|n| n.as_str()).collect();
+    assert!(
+        run.stderr
+            .contains("interrupted: 2 of 10 namespace patches were not sent")
+            && run.stderr.contains(&format!(
+                "undo with: kubectl mesh-upgrade relabel -n {} --undo",
+                done.join(",")
+            )),
+        "{run:#?}"
+    );
+    assert!(
+        run.stdout
+            .contains("not changed: Ctrl-C came before its patch was sent"),
+        "{run:#?}"
+    );
+
+    sim.clear_faults();
+    let run = env.run(
+        super::KUBECTL,
+        &[
+            "mesh-upgrade",
+            "relabel",
+            "-n",
+            &done.join(","),
+            "--undo",
+            "--yes",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    for name in &names {
+        assert_eq!(own_labels(&sim, name)["istio.io/rev"], "1-21-2", "{name}");
+    }
+}

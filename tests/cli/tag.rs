@@ -9,10 +9,11 @@
 //! and an ingress gateway whose pods select `prod-stable` themselves.
 
 use std::path::Path;
+use std::time::Duration;
 
 use mesh_sim::inject::{RevisionOptions, istio_revision_manifests};
 use mesh_sim::resources::kinds;
-use mesh_sim::{RequestRecord, Sim, SimOptions};
+use mesh_sim::{FaultRule, Faults, RequestRecord, Sim, SimOptions};
 use serde_json::{Value, json};
 
 use super::{Env, KUBECTL, PLUGIN, Run, canary};
@@ -586,4 +587,81 @@ fn moving_the_default_tag_deactivates_the_default_install_and_undo_brings_it_bac
         own_after["metadata"]["annotations"],
         own_before["metadata"]["annotations"]
     );
+}
+
+#[test]
+fn ctrl_c_between_the_writes_of_a_tag_stops_there_says_what_was_written_and_the_undo_takes_it_back()
+{
+    let sim = Sim::start(SimOptions::default().scenario("in-place")).expect("in-place starts");
+    sim.apply_yaml(&istio_revision_manifests(
+        Some("1-23-1"),
+        "1.23.1",
+        &RevisionOptions::default(),
+    ))
+    .expect("the new revision applies");
+    sim.settle();
+    let k = Kubectl::on(&sim);
+    let own_before =
+        webhook_configuration(&sim, "istio-sidecar-injector").expect("the default install's");
+    // The first write (creating the tag's webhooks) is held three seconds:
+    // the Ctrl-C lands while it is on the wire, before the second write
+    // (deactivating the default install's own webhooks) may start.
+    sim.set_faults(
+        Faults::new().rule(
+            FaultRule::on("create", "mutatingwebhookconfigurations")
+                .latency(Duration::from_secs(3))
+                .next(1),
+        ),
+    );
+    sim.clear_requests();
+    let run = k.env.interrupt_once_stdout_shows(
+        KUBECTL,
+        &[
+            "mesh-upgrade",
+            "tag",
+            "set",
+            "default",
+            "--revision",
+            "1-23-1",
+            "--yes",
+        ],
+        "istio-sidecar-injector",
+        Duration::from_millis(500),
+    );
+    assert_eq!(run.code, 130, "{run:#?}");
+    assert_eq!(
+        writes(&sim).len(),
+        1,
+        "only the write in flight: {:#?}",
+        writes(&sim)
+    );
+    assert!(
+        webhook_configuration(&sim, "istio-revision-tag-default").is_some(),
+        "the write in flight finished"
+    );
+    let own = webhook_configuration(&sim, "istio-sidecar-injector").expect("kept");
+    assert_eq!(own["webhooks"], own_before["webhooks"], "never deactivated");
+    assert!(
+        run.stdout.contains("not-sent"),
+        "the report marks the write not sent: {run:#?}"
+    );
+    assert!(
+        !run.stdout.contains("now points at"),
+        "no success sentence: {run:#?}"
+    );
+    let undo = "kubectl mesh-upgrade tag set --undo default";
+    assert!(
+        run.stderr
+            .contains("interrupted: tag set default stopped with 1 of its 2 writes not sent")
+            && run.stderr.contains("already written: create")
+            && run.stderr.contains(undo),
+        "{run:#?}"
+    );
+
+    sim.clear_faults();
+    let run = k.mesh(&["tag", "set", "--undo", "default", "--yes"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(webhook_configuration(&sim, "istio-revision-tag-default").is_none());
+    let own_after = webhook_configuration(&sim, "istio-sidecar-injector").expect("kept");
+    assert_eq!(own_after["webhooks"], own_before["webhooks"]);
 }
