@@ -1009,7 +1009,7 @@ mod tests {
         PodInfo {
             namespace: "shop".into(),
             name: name.into(),
-            uid: format!("uid-{name}"),
+            uid: format!("uid-{name}").into(),
             labels: labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -1040,12 +1040,14 @@ mod tests {
             ready: 1,
             available: 1,
             deployment_revision: None,
-            template: template_labels.map(|labels| PodTemplateInfo {
-                labels: labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                ..PodTemplateInfo::default()
+            template: template_labels.map(|labels| {
+                crate::snapshot::Shared::new(PodTemplateInfo {
+                    labels: labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    ..PodTemplateInfo::default()
+                })
             }),
             selector: LabelMatcher::nothing(),
         }

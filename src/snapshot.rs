@@ -539,8 +539,8 @@ fn find_sidecar<C: ContainerFields>(
 pub struct PodInfo {
     /// Shared with the other pods of its namespace.
     pub namespace: SharedStr,
-    pub name: String,
-    pub uid: String,
+    pub name: SharedStr,
+    pub uid: SharedStr,
     /// All pod labels (`istio.io/rev`, `sidecar.istio.io/inject`,
     /// `controller-revision-hash`, gateway labels, ...).
     pub labels: LabelMap,
@@ -578,8 +578,8 @@ impl From<&Pod> for PodInfo {
         let status = pod.status.as_ref();
         PodInfo {
             namespace: namespace_of(meta).into(),
-            name: name_of(meta),
-            uid: meta.uid.clone().unwrap_or_default(),
+            name: name_of(meta).into(),
+            uid: meta.uid.clone().unwrap_or_default().into(),
             labels: labels_of(meta).into(),
             owners: owners_of(meta).into(),
             phase: status
@@ -728,7 +728,7 @@ pub struct ReplicaSetInfo {
     /// (a bare ReplicaSet is reported on its own; the others follow their
     /// Deployment) or controlled by a Rollout (whose own template may be a
     /// Deployment's that was not read).
-    pub template: Option<PodTemplateInfo>,
+    pub template: Option<Shared<PodTemplateInfo>>,
     /// `spec.selector`.
     pub selector: LabelMatcher,
 }
@@ -754,7 +754,7 @@ impl From<&ReplicaSet> for ReplicaSetInfo {
                 .cloned(),
             template: if controller_of(&owners).is_none_or(|o| o.kind == "Rollout") {
                 spec.and_then(|s| s.template.as_ref())
-                    .map(PodTemplateInfo::from)
+                    .map(|t| Shared::new(PodTemplateInfo::from(t)))
             } else {
                 None
             },
@@ -796,7 +796,7 @@ pub struct DeploymentInfo {
     pub progress_deadline_exceeded: bool,
     /// `spec.selector`.
     pub selector: LabelMatcher,
-    pub template: PodTemplateInfo,
+    pub template: Shared<PodTemplateInfo>,
 }
 
 impl From<&Deployment> for DeploymentInfo {
@@ -843,9 +843,10 @@ impl From<&Deployment> for DeploymentInfo {
                 spec.map(|s| &s.selector),
                 LabelMatcher::nothing(),
             ),
-            template: spec
-                .map(|s| PodTemplateInfo::from(&s.template))
-                .unwrap_or_default(),
+            template: Shared::new(
+                spec.map(|s| PodTemplateInfo::from(&s.template))
+                    .unwrap_or_default(),
+            ),
         }
     }
 }
@@ -873,7 +874,7 @@ pub struct StatefulSetInfo {
     /// `rollingUpdate.partition` (pods below it keep the old template).
     pub partition: i32,
     pub selector: LabelMatcher,
-    pub template: PodTemplateInfo,
+    pub template: Shared<PodTemplateInfo>,
 }
 
 impl From<&StatefulSet> for StatefulSetInfo {
@@ -908,9 +909,10 @@ impl From<&StatefulSet> for StatefulSetInfo {
                 spec.map(|s| &s.selector),
                 LabelMatcher::nothing(),
             ),
-            template: spec
-                .map(|s| PodTemplateInfo::from(&s.template))
-                .unwrap_or_default(),
+            template: Shared::new(
+                spec.map(|s| PodTemplateInfo::from(&s.template))
+                    .unwrap_or_default(),
+            ),
         }
     }
 }
@@ -935,7 +937,7 @@ pub struct DaemonSetInfo {
     /// `spec.updateStrategy.type` (`RollingUpdate` unless `OnDelete`).
     pub update_strategy: String,
     pub selector: LabelMatcher,
-    pub template: PodTemplateInfo,
+    pub template: Shared<PodTemplateInfo>,
     /// For the ztunnel and istio-cni DaemonSets: what their template runs.
     pub data_plane: Option<Box<DataPlaneFacts>>,
 }
@@ -966,9 +968,10 @@ impl From<&DaemonSet> for DaemonSetInfo {
                 spec.map(|s| &s.selector),
                 LabelMatcher::nothing(),
             ),
-            template: spec
-                .map(|s| PodTemplateInfo::from(&s.template))
-                .unwrap_or_default(),
+            template: Shared::new(
+                spec.map(|s| PodTemplateInfo::from(&s.template))
+                    .unwrap_or_default(),
+            ),
             data_plane: DataPlaneFacts::of_daemon_set(d),
         }
     }

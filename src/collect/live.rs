@@ -155,26 +155,26 @@ impl Item {
     /// The object's namespace and name.
     pub fn key(&self) -> ObjectKey {
         let (namespace, name) = match self {
-            Item::Namespace(n) => ("", &n.name),
-            Item::WebhookConfiguration(w) => ("", &w.name),
-            Item::Deployment(d, _) => (d.namespace.as_str(), &d.name),
-            Item::Istiod(i) => (i.namespace.as_str(), &i.name),
-            Item::StatefulSet(s) => (s.namespace.as_str(), &s.name),
-            Item::DaemonSet(d) => (d.namespace.as_str(), &d.name),
-            Item::ReplicaSet(r) => (r.namespace.as_str(), &r.name),
-            Item::Pod(p) => (p.namespace.as_str(), &p.name),
-            Item::Service(s) => (s.namespace.as_str(), &s.name),
-            Item::PodDisruptionBudget(p) => (p.namespace.as_str(), &p.name),
-            Item::EndpointSlice(e) => (e.namespace.as_str(), &e.name),
-            Item::InjectorConfig(c) => (c.namespace.as_str(), &c.name),
-            Item::Rollout(r) => (r.namespace.as_str(), &r.name),
-            Item::Job(j) => (j.namespace.as_str(), &j.name),
-            Item::CronJob(c) => (c.namespace.as_str(), &c.name),
-            Item::Gateway(g) => (g.namespace.as_str(), &g.name),
-            Item::GatewayClass(c) => ("", &c.name),
-            Item::Node(n) => ("", &n.name),
+            Item::Namespace(n) => ("", n.name.as_str()),
+            Item::WebhookConfiguration(w) => ("", w.name.as_str()),
+            Item::Deployment(d, _) => (d.namespace.as_str(), d.name.as_str()),
+            Item::Istiod(i) => (i.namespace.as_str(), i.name.as_str()),
+            Item::StatefulSet(s) => (s.namespace.as_str(), s.name.as_str()),
+            Item::DaemonSet(d) => (d.namespace.as_str(), d.name.as_str()),
+            Item::ReplicaSet(r) => (r.namespace.as_str(), r.name.as_str()),
+            Item::Pod(p) => (p.namespace.as_str(), p.name.as_str()),
+            Item::Service(s) => (s.namespace.as_str(), s.name.as_str()),
+            Item::PodDisruptionBudget(p) => (p.namespace.as_str(), p.name.as_str()),
+            Item::EndpointSlice(e) => (e.namespace.as_str(), e.name.as_str()),
+            Item::InjectorConfig(c) => (c.namespace.as_str(), c.name.as_str()),
+            Item::Rollout(r) => (r.namespace.as_str(), r.name.as_str()),
+            Item::Job(j) => (j.namespace.as_str(), j.name.as_str()),
+            Item::CronJob(c) => (c.namespace.as_str(), c.name.as_str()),
+            Item::Gateway(g) => (g.namespace.as_str(), g.name.as_str()),
+            Item::GatewayClass(c) => ("", c.name.as_str()),
+            Item::Node(n) => ("", n.name.as_str()),
         };
-        (namespace.to_string(), name.clone())
+        (namespace.to_string(), name.to_string())
     }
 }
 

@@ -26,7 +26,7 @@ use crate::config::RestartConfig;
 use crate::confirm::{self, Decision};
 use crate::error::{Error, ExitCode};
 use crate::mesh::injection_check::{
-    ProbeAnswer, WorkloadKey, gate, gate_probes, workload_templates,
+    ProbeAnswer, WorkloadTemplates, gate, gate_probes, workload_templates,
 };
 use crate::mesh::restart::{Outcome, RestartOptions, RestartPlan, RestartReport, TargetRef, plan};
 use crate::mesh::workloads::{RestartSelection, WorkloadKind};
@@ -35,7 +35,7 @@ use crate::render::restart::{plan_text, report_text, written_and_undo};
 use crate::run::Interrupts;
 use crate::run::restart::{RestartSettings, run_restarts};
 use crate::selector::LabelSelector;
-use crate::snapshot::{ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, PodTemplateInfo, Scope};
+use crate::snapshot::{ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
 
 /// Restart the stale workloads of the selection (`-n`, `-A`, `-l`, targets).
 pub async fn run(
@@ -200,7 +200,7 @@ pub fn refuse_not_ready(plan: &RestartPlan, silent: &[(String, String)]) -> anyh
 pub async fn silent_injectors(
     api: &ApiClient,
     plan: &RestartPlan,
-    templates: &HashMap<WorkloadKey, PodTemplateInfo>,
+    templates: &WorkloadTemplates,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let (targets, pods): (Vec<(String, String)>, Vec<_>) = gate_probes(plan, templates)
         .into_iter()

@@ -482,8 +482,8 @@ fn component_status(
                 pods: Vec::new(),
             });
         entry.pods.push(ComponentPod {
-            name: pod.name.clone(),
-            uid: pod.uid.clone(),
+            name: pod.name.to_string(),
+            uid: pod.uid.to_string(),
             up_to_date: image == facts.image,
             skew: skew_of(pod_version.as_ref(), pod_cp.as_ref()),
             image,
@@ -662,11 +662,11 @@ pub fn ambient(snapshot: &ClusterSnapshot) -> AmbientStatus {
         }
         pods.push(AmbientPod {
             namespace: pod.namespace.to_string(),
-            name: pod.name.clone(),
+            name: pod.name.to_string(),
             node: pod.ambient.node.clone(),
             redirection: capture,
             owner: workload_of(snapshot, pod),
-            uid: pod.uid.clone(),
+            uid: pod.uid.to_string(),
             labels: pod.labels.to_labels(),
         });
     }

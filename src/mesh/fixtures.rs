@@ -218,7 +218,7 @@ impl PodFixture {
         PodFixture(PodInfo {
             namespace: namespace.into(),
             name: name.into(),
-            uid: format!("uid-pod-{namespace}-{name}"),
+            uid: format!("uid-pod-{namespace}-{name}").into(),
             labels: LabelMap::new(),
             owners: Vec::new().into(),
             phase: "Running".into(),
@@ -513,7 +513,7 @@ impl WorkloadFixture {
                     max_surge: Some("25%".into()),
                     progress_deadline_exceeded: false,
                     selector,
-                    template,
+                    template: template.clone().into(),
                 });
                 ("ReplicaSet", rs_name, rs_uid)
             }
@@ -541,7 +541,7 @@ impl WorkloadFixture {
                     .into(),
                     partition: 0,
                     selector,
-                    template,
+                    template: template.clone().into(),
                 });
                 ("StatefulSet", self.name.clone(), uid.clone())
             }
@@ -566,7 +566,7 @@ impl WorkloadFixture {
                     }
                     .into(),
                     selector,
-                    template,
+                    template: template.into(),
                     data_plane: None,
                 });
                 ("DaemonSet", self.name.clone(), uid.clone())

@@ -670,11 +670,14 @@ pub fn move_view(state: &MoveState, target: &MoveEnd) -> MoveView {
         pods: live
             .iter()
             .filter(|p| on_target(p))
-            .map(|p| (p.name.clone(), true))
+            .map(|p| (p.name.to_string(), true))
             .collect(),
     };
-    let known: std::collections::BTreeMap<String, bool> =
-        state.pods.iter().map(|p| (p.name.clone(), false)).collect();
+    let known: std::collections::BTreeMap<String, bool> = state
+        .pods
+        .iter()
+        .map(|p| (p.name.to_string(), false))
+        .collect();
     let mut endpoints =
         crate::mesh::gateway_switch::endpoint_view(&state.slices, &target_pods, &known);
     // A pod the pods' watch has not delivered yet is not (yet) a target pod.

@@ -505,17 +505,17 @@ fn selected_pod(pod: &PodInfo, gateways: &[&Gateway]) -> SelectedPod {
         .find_map(|g| g.pods.iter().find(|p| p.name == pod.name).map(|p| (*g, p)));
     match owner {
         Some((g, p)) => SelectedPod {
-            name: pod.name.clone(),
+            name: pod.name.to_string(),
             ready: pod.ready,
             gateway: Some(g.name.clone()),
-            revision: p.revision.clone(),
+            revision: p.revision.as_deref().map(str::to_string),
             version: p.proxy.as_ref().and_then(|x| x.version.clone()),
             has_proxy: p.proxy.is_some(),
         },
         None => {
             let proxy = pod_proxy(pod);
             SelectedPod {
-                name: pod.name.clone(),
+                name: pod.name.to_string(),
                 ready: pod.ready,
                 gateway: None,
                 revision: proxy.as_ref().and_then(|x| x.revision.clone()),

@@ -27,7 +27,8 @@ use crate::mesh::restart::RestartPlan;
 use crate::mesh::status::StatusReport;
 use crate::mesh::workloads::{Workload, WorkloadKind};
 use crate::snapshot::{
-    ClusterSnapshot, PodTemplateInfo, ProxyFacts, SIDECAR_STATUS_ANNOTATION, SidecarPlacement,
+    ClusterSnapshot, PodTemplateInfo, ProxyFacts, SIDECAR_STATUS_ANNOTATION, Shared,
+    SidecarPlacement,
 };
 
 /// The pods `status --verify-injection` creates with `dryRun=All` at once.
@@ -367,8 +368,11 @@ pub fn apply_verdicts<'a>(
 /// Where a workload's template is: (namespace, kind, name).
 pub type WorkloadKey = (String, WorkloadKind, String);
 
+/// Every workload's pod template, by where it is.
+pub type WorkloadTemplates = HashMap<WorkloadKey, Shared<PodTemplateInfo>>;
+
 /// Every workload's pod template, so a plan's actions can be probed later.
-pub fn workload_templates(snapshot: &ClusterSnapshot) -> HashMap<WorkloadKey, PodTemplateInfo> {
+pub fn workload_templates(snapshot: &ClusterSnapshot) -> WorkloadTemplates {
     let deployments = snapshot.deployments.iter().map(|d| {
         (
             (
@@ -412,7 +416,7 @@ pub fn workload_templates(snapshot: &ClusterSnapshot) -> HashMap<WorkloadKey, Po
 /// action restarted onto it), as (revision, namespace, pod), by revision.
 pub fn gate_probes(
     plan: &RestartPlan,
-    templates: &HashMap<WorkloadKey, PodTemplateInfo>,
+    templates: &WorkloadTemplates,
 ) -> Vec<(String, String, Pod)> {
     let mut by_revision: BTreeMap<&str, (String, Pod)> = BTreeMap::new();
     for action in &plan.actions {

@@ -36,7 +36,7 @@ use crate::mesh::injection::{
 use crate::mesh::proxy::{RunningProxy, is_custom_image, is_skewed, pod_proxy, same_version};
 use crate::snapshot::{
     ClusterSnapshot, LabelLookup, Labels, NamespaceInfo, PROXY_IMAGE_ANNOTATION, PdbInfo, PodInfo,
-    PodTemplateInfo, controller_of,
+    PodTemplateInfo, Shared, SharedStr, controller_of,
 };
 
 /// The kinds a restart can reach: a template patch for the three apps
@@ -203,18 +203,36 @@ pub struct ProxyGroup {
 /// One pod of a workload, as the verbs need it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkloadPod {
-    pub name: String,
+    /// Shared with the snapshot's pod (a reference count, not a copy).
+    pub name: SharedStr,
     /// `metadata.uid`: a delete is planned on exactly this pod.
-    pub uid: String,
+    pub uid: SharedStr,
     pub ready: bool,
-    pub proxy: Option<RunningProxy>,
+    /// Shared with the workload's other pods that run the same proxy.
+    pub proxy: Option<Shared<RunningProxy>>,
     /// The proxy's revision with tags resolved to revisions.
-    pub revision: Option<String>,
+    pub revision: Option<SharedStr>,
     /// Runs another proxy than a new pod would get (or none while one is expected).
     pub stale: bool,
     /// `metadata.creationTimestamp`: Argo restarts only pods created before
     /// `spec.restartAt`.
     pub created: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What a pod's proxy facts and revision label say of it, shared by the
+/// pods that have the same ones.
+#[derive(Clone)]
+struct ProxyVerdict {
+    proxy: Option<Shared<RunningProxy>>,
+    revision: Option<SharedStr>,
+    stale: bool,
+}
+
+/// Whether `pod_proxy` reads the same of both pods: the same proxy facts
+/// (one shared copy) and the same `istio.io/rev` label.
+fn same_proxy_facts(a: &PodInfo, b: &PodInfo) -> bool {
+    const REV_LABEL: &str = crate::mesh::injection::REV_LABEL;
+    Shared::ptr_eq(&a.proxy, &b.proxy) && a.labels.get(REV_LABEL) == b.labels.get(REV_LABEL)
 }
 
 /// A Deployment, StatefulSet or DaemonSet, classified.
@@ -227,7 +245,7 @@ pub struct Workload {
     /// Desired replicas (DaemonSets: nodes it should run on).
     pub desired: i32,
     pub ready: i32,
-    pub template: PodTemplateInfo,
+    pub template: Shared<PodTemplateInfo>,
     /// Labelled or templated as an Istio gateway.
     pub is_gateway: bool,
     /// What a new pod of its template would get.
@@ -298,7 +316,7 @@ impl Workload {
 pub fn rollout_template(
     snapshot: &ClusterSnapshot,
     rollout: &crate::snapshot::RolloutInfo,
-) -> PodTemplateInfo {
+) -> Shared<PodTemplateInfo> {
     if let Some(template) = &rollout.template {
         return template.clone();
     }
@@ -326,6 +344,7 @@ pub fn rollout_template(
         .max_by_key(|rs| (rs.desired, rs.replicas))
         .and_then(|rs| rs.template.clone());
     let mut template = newest.unwrap_or_default();
+    // Copies the ReplicaSet's template (copy-on-write) before the label goes.
     template.labels.remove(crate::snapshot::ROLLOUT_HASH_LABEL);
     template
 }
@@ -652,7 +671,7 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
             control_plane,
         ));
     }
-    let rollout_templates: Vec<PodTemplateInfo> = snapshot
+    let rollout_templates: Vec<Shared<PodTemplateInfo>> = snapshot
         .rollouts
         .iter()
         .map(|r| rollout_template(snapshot, r))
@@ -826,7 +845,7 @@ impl<'a> OwnerIndex<'a> {
                         UnreachableReason::BareReplicaSet {
                             name: rs.name.clone(),
                         },
-                        rs.template.as_ref(),
+                        rs.template.as_deref(),
                     ),
                     Some(o) if o.kind == "Deployment" => {
                         match self.deployments.get_key_value(o.uid.as_str()) {
@@ -978,7 +997,7 @@ struct Shape<'a> {
     desired: i32,
     ready: i32,
     object_labels: &'a dyn LabelLookup,
-    template: &'a PodTemplateInfo,
+    template: &'a Shared<PodTemplateInfo>,
     update_strategy: &'a str,
     paused: bool,
     rollout_in_progress: Option<String>,
@@ -1046,45 +1065,59 @@ fn build_workload(
     );
     let target = target(&expected, control_plane);
 
-    let mut workload_pods: Vec<WorkloadPod> = pods
-        .iter()
-        .map(|pod| {
-            let proxy = pod_proxy(pod);
-            let revision = proxy
-                .as_ref()
-                .and_then(|p| resolve_revision(p, control_plane));
-            let stale = match (&proxy, &target) {
-                (Some(p), Some(t)) => differs(p, revision.as_deref(), t),
-                (None, Some(_)) => true,
-                (Some(_), None) => true,
-                (None, None) => false,
-            };
-            WorkloadPod {
-                name: pod.name.clone(),
-                uid: pod.uid.clone(),
-                ready: pod.ready,
-                proxy,
-                revision,
-                stale,
-                created: pod.created,
+    // The pods of a workload mostly run one proxy: what the previous pod's
+    // proxy facts and revision label gave is shared by the next pod with
+    // the same ones (a reference count each, not a copy per pod).
+    let mut previous: Option<(&PodInfo, ProxyVerdict)> = None;
+    let mut workload_pods: Vec<WorkloadPod> = Vec::with_capacity(pods.len());
+    for pod in pods {
+        let verdict = match &previous {
+            Some((before, verdict)) if same_proxy_facts(before, pod) => verdict.clone(),
+            _ => {
+                let proxy = pod_proxy(pod);
+                let revision = proxy
+                    .as_ref()
+                    .and_then(|p| resolve_revision(p, control_plane));
+                let stale = match (&proxy, &target) {
+                    (Some(p), Some(t)) => differs(p, revision.as_deref(), t),
+                    (None, Some(_)) => true,
+                    (Some(_), None) => true,
+                    (None, None) => false,
+                };
+                ProxyVerdict {
+                    proxy: proxy.map(Shared::new),
+                    revision: revision.map(SharedStr::from),
+                    stale,
+                }
             }
-        })
-        .collect();
+        };
+        workload_pods.push(WorkloadPod {
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+            ready: pod.ready,
+            proxy: verdict.proxy.clone(),
+            revision: verdict.revision.clone(),
+            stale: verdict.stale,
+            created: pod.created,
+        });
+        previous = Some((pod, verdict));
+    }
     workload_pods.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let mut groups: BTreeMap<(Option<String>, Option<String>), usize> = BTreeMap::new();
+    // Keys borrowed from the pods: nothing copied per pod.
+    let mut groups: BTreeMap<(Option<&str>, Option<&str>), usize> = BTreeMap::new();
     for pod in &workload_pods {
         if let Some(proxy) = &pod.proxy {
             *groups
-                .entry((pod.revision.clone(), proxy.version.clone()))
+                .entry((pod.revision.as_deref(), proxy.version.as_deref()))
                 .or_default() += 1;
         }
     }
     let proxies: Vec<ProxyGroup> = groups
         .into_iter()
         .map(|((revision, version), pods)| ProxyGroup {
-            revision,
-            version,
+            revision: revision.map(str::to_string),
+            version: version.map(str::to_string),
             pods,
         })
         .collect();
@@ -1393,7 +1426,7 @@ fn classify_unreachable(
     };
     Some(UnreachablePod {
         namespace: pod.namespace.to_string(),
-        name: pod.name.clone(),
+        name: pod.name.to_string(),
         remedy: reason.remedy(),
         reason,
         proxy,
@@ -1431,6 +1464,37 @@ mod tests {
             .find(|w| w.name == name)
             .cloned()
             .expect("workload")
+    }
+
+    #[test]
+    fn pods_with_one_shared_copy_of_proxy_facts_share_one_verdict_and_the_template() {
+        let mut snapshot = canary()
+            .workload(
+                WorkloadFixture::deployment("pay", "payments")
+                    .pods(3, ProxySpec::istio("1-21-2", "1.21.2")),
+            )
+            .build();
+        // As the page decoders leave them: one copy of the proxy facts for
+        // the pods of a workload.
+        let facts = snapshot.pods[0].proxy.clone();
+        for pod in &mut snapshot.pods {
+            pod.proxy = facts.clone();
+        }
+        let cp = ControlPlane::from_snapshot(&snapshot);
+        let c = classify(&snapshot, &cp);
+        let w = only(&c, "payments");
+        assert_eq!(w.pods.len(), 3);
+        assert!(w.pods.iter().all(|p| p.stale));
+        let first = w.pods[0].proxy.as_ref().expect("a proxy");
+        for pod in &w.pods[1..] {
+            assert!(Shared::ptr_eq(first, pod.proxy.as_ref().unwrap()));
+            assert_eq!(pod.revision.as_deref(), Some("1-21-2"));
+        }
+        let deployment = &snapshot.deployments[0];
+        assert!(
+            Shared::ptr_eq(&w.template, &deployment.template),
+            "the workload holds the Deployment's template, not a copy"
+        );
     }
 
     #[test]
@@ -1958,7 +2022,7 @@ mod tests {
                     ready: 1,
                     available: 1,
                     deployment_revision: None,
-                    template: Some(PodTemplateInfo::default()),
+                    template: Some(Shared::default()),
                     selector: crate::snapshot::LabelMatcher::nothing(),
                 })
                 .pod(PodFixture::new("no-mesh-ns", "plain")),

@@ -857,7 +857,7 @@ pub fn newcomers(pods_on_node: &[PodInfo], step: &NodeStep) -> Vec<PlannedEvicti
             let owner = crate::snapshot::controller_of(&p.owners)?;
             (owner.kind != "DaemonSet").then(|| PlannedEviction {
                 namespace: p.namespace.to_string(),
-                pod: p.name.clone(),
+                pod: p.name.to_string(),
                 workload: Some(format!("{}/{}", owner.kind, owner.name)),
                 budget: None,
                 risk: None,
@@ -889,7 +889,7 @@ pub enum Wait<T> {
 pub fn evicted_gone(pods_on_node: &[PodInfo], uids: &BTreeSet<String>) -> Wait<()> {
     let left: Vec<&str> = pods_on_node
         .iter()
-        .filter(|p| uids.contains(&p.uid))
+        .filter(|p| uids.contains(p.uid.as_str()))
         .map(|p| p.name.as_str())
         .collect();
     if left.is_empty() {
@@ -925,7 +925,7 @@ pub fn replacement_ready(
             .is_some_and(|d| d.image == image)
     };
     if let Some(ready) = ztunnels.iter().find(|p| p.ready && on_target(p)) {
-        return Wait::Done(ready.name.clone());
+        return Wait::Done(ready.name.to_string());
     }
     Wait::Pending(match ztunnels.iter().find(|p| on_target(p)) {
         Some(p) => format!("waiting for {} to be Ready", p.name),

@@ -39,7 +39,7 @@ use super::{
     DataPlaneContainer, DataPlaneFacts, DeploymentInfo, HELM_RELEASE_ANNOTATIONS, INJECT_KEY,
     Interner, IstiodInfo, LabelMap, LabelMatcher, Labels, OwnerRef, PROXY_IMAGE_ANNOTATION,
     PROXY_IMAGE_TYPE_ANNOTATION, PdbInfo, PodInfo, PodTemplateInfo, ProxyFacts, ReplicaSetInfo,
-    SIDECAR_STATUS_ANNOTATION, SharedStr, StatefulSetInfo, controller_of, find_sidecar,
+    SIDECAR_STATUS_ANNOTATION, Shared, SharedStr, StatefulSetInfo, controller_of, find_sidecar,
     helm_release_from, int_or_string, is_kept_template_annotation, to_chrono,
 };
 
@@ -642,8 +642,8 @@ impl LeanPod<'_> {
         };
         PodInfo {
             namespace: meta.shared_namespace(interner),
-            name: meta.name(),
-            uid: meta.uid(),
+            name: meta.name().into(),
+            uid: meta.uid().into(),
             labels,
             owners: interner.shared(meta.owners()),
             phase: interner.str(
@@ -881,7 +881,7 @@ impl LeanReplicaSet<'_> {
                 .and_then(|mut a| a.remove(DEPLOYMENT_REVISION_ANNOTATION)),
             template: if controller_of(&owners).is_none_or(|o| o.kind == "Rollout") {
                 spec.and_then(|s| s.template.as_ref())
-                    .map(|t| t.info(interner))
+                    .map(|t| Shared::new(t.info(interner)))
             } else {
                 None
             },
@@ -1051,7 +1051,7 @@ impl LeanDeployment<'_> {
                 },
             ),
             selector: matcher(spec.and_then(|s| s.selector.as_ref())),
-            template: template.map(|t| t.info(interner)).unwrap_or_default(),
+            template: Shared::new(template.map(|t| t.info(interner)).unwrap_or_default()),
         };
         (deployment, istiod)
     }
@@ -1157,10 +1157,11 @@ impl LeanStatefulSet<'_> {
                 .and_then(|r| r.partition)
                 .unwrap_or(0),
             selector: matcher(spec.and_then(|s| s.selector.as_ref())),
-            template: spec
-                .and_then(|s| s.template.as_ref())
-                .map(|t| t.info(interner))
-                .unwrap_or_default(),
+            template: Shared::new(
+                spec.and_then(|s| s.template.as_ref())
+                    .map(|t| t.info(interner))
+                    .unwrap_or_default(),
+            ),
         }
     }
 }
@@ -1254,10 +1255,11 @@ impl LeanDaemonSet<'_> {
                 .and_then(|s| s.type_.clone())
                 .unwrap_or_else(|| "RollingUpdate".to_string()),
             selector: matcher(spec.and_then(|s| s.selector.as_ref())),
-            template: spec
-                .and_then(|s| s.template.as_ref())
-                .map(|t| t.info(interner))
-                .unwrap_or_default(),
+            template: Shared::new(
+                spec.and_then(|s| s.template.as_ref())
+                    .map(|t| t.info(interner))
+                    .unwrap_or_default(),
+            ),
             data_plane,
         }
     }

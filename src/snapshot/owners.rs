@@ -20,8 +20,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::{
-    LabelMatcher, Labels, OwnerRef, PodTemplateInfo, controller_of, int_or_string, labels_of,
-    name_of, namespace_of, owners_of,
+    LabelMatcher, Labels, OwnerRef, PodTemplateInfo, Shared, controller_of, int_or_string,
+    labels_of, name_of, namespace_of, owners_of,
 };
 
 /// The label Argo puts on a Rollout's ReplicaSets, their selectors and
@@ -216,7 +216,7 @@ pub struct RolloutInfo {
     pub max_unavailable: Option<String>,
     pub max_surge: Option<String>,
     /// `spec.template`, when the Rollout carries one (not with `workloadRef`).
-    pub template: Option<PodTemplateInfo>,
+    pub template: Option<Shared<PodTemplateInfo>>,
     pub workload_ref: Option<WorkloadRef>,
     pub selector: LabelMatcher,
 }
@@ -257,7 +257,7 @@ impl From<&Rollout> for RolloutInfo {
                     .and_then(|m| m.labels.as_ref())
                     .is_some_and(|l| !l.is_empty())
             })
-            .map(PodTemplateInfo::from);
+            .map(|t| Shared::new(PodTemplateInfo::from(t)));
         RolloutInfo {
             namespace: namespace_of(meta),
             name: name_of(meta),

@@ -125,7 +125,7 @@ fn every_stale_node_is_cordoned_drained_replaced_and_uncordoned_fewest_evictions
             .unwrap();
         assert_eq!(
             eviction.write.precondition,
-            crate::write::Precondition::Uid(pod.uid.clone())
+            crate::write::Precondition::Uid(pod.uid.to_string())
         );
         assert_ne!(
             eviction.workload.as_deref(),
@@ -359,7 +359,7 @@ fn the_waits_end_when_evicted_pods_are_gone_the_new_ztunnel_is_ready_and_the_bud
         .iter()
         .find(|p| p.name.starts_with("productpage-"))
         .unwrap();
-    let uids: BTreeSet<String> = [productpage.uid.clone()].into();
+    let uids: BTreeSet<String> = [productpage.uid.to_string()].into();
     assert_eq!(
         evicted_gone(&pods, &uids),
         Wait::Pending(format!("waiting for {} to terminate", productpage.name))
