@@ -424,13 +424,19 @@ impl ProxyFacts {
     ) -> Self {
         let sidecar = find_sidecar(containers, init_containers);
         let status = annotations.and_then(|a| a.get(SIDECAR_STATUS_ANNOTATION));
+        // Only `revision` is read: the rest of the annotation (containers,
+        // volumes, ...) is skipped, not built into a JSON tree for every pod.
+        #[derive(serde::Deserialize)]
+        struct InjectionStatus<'a> {
+            #[serde(default, borrow)]
+            revision: Option<std::borrow::Cow<'a, str>>,
+        }
         let status_revision = status.and_then(|s| {
-            serde_json::from_str::<serde_json::Value>(s)
+            serde_json::from_str::<InjectionStatus>(s)
                 .ok()?
-                .get("revision")?
-                .as_str()
+                .revision
                 .filter(|r| !r.is_empty())
-                .map(str::to_string)
+                .map(|r| r.into_owned())
         });
         ProxyFacts {
             sidecar,
@@ -1651,6 +1657,36 @@ fn to_chrono(t: &k8s_openapi::jiff::Timestamp) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn revision_of(status: &str) -> Option<String> {
+        let annotations: Labels = [(SIDECAR_STATUS_ANNOTATION.to_string(), status.to_string())]
+            .into_iter()
+            .collect();
+        let facts = ProxyFacts::extract::<Container>(Some(&annotations), &[], &[], false);
+        assert!(facts.has_status_annotation);
+        facts.status_revision
+    }
+
+    #[test]
+    fn only_a_non_empty_string_revision_of_a_well_formed_status_is_read() {
+        let injected = r#"{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy"],"imagePullSecrets":null,"revision":"1-22-3"}"#;
+        assert_eq!(revision_of(injected).as_deref(), Some("1-22-3"));
+        // Escapes are decoded, not borrowed as written.
+        assert_eq!(
+            revision_of(r#"{"revision":"1-22-\u0033"}"#).as_deref(),
+            Some("1-22-3")
+        );
+        // Older injectors wrote no revision; none of these name one either.
+        for status in [
+            r#"{"containers":["istio-proxy"]}"#,
+            r#"{"revision":""}"#,
+            r#"{"revision":null}"#,
+            r#"{"revision":7}"#,
+            "not json",
+        ] {
+            assert_eq!(revision_of(status), None, "{status}");
+        }
+    }
 
     fn pod(spec: serde_json::Value, annotations: serde_json::Value) -> PodInfo {
         let pod: Pod = serde_json::from_value(serde_json::json!({

@@ -356,18 +356,20 @@ impl KeepKeys for ReplicaSetAnnotations {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", bound(deserialize = "F: KeepKeys"))]
 struct Meta<'a, F> {
-    #[serde(default)]
-    name: Option<String>,
+    // Borrowed from the page: a pod's name and uid go straight into one
+    // shared `str` each, other kinds' into a `String`.
+    #[serde(default, borrow)]
+    name: Option<Str<'a>>,
     #[serde(default, borrow)]
     namespace: Option<Str<'a>>,
-    #[serde(default)]
-    uid: Option<String>,
+    #[serde(default, borrow)]
+    uid: Option<Str<'a>>,
     #[serde(default, borrow)]
     labels: Option<LabelEntries<'a>>,
     #[serde(default = "Option::default")]
     annotations: Option<Kept<F>>,
-    #[serde(default)]
-    owner_references: Option<Vec<Owner>>,
+    #[serde(default, borrow)]
+    owner_references: Option<Vec<Owner<'a>>>,
     #[serde(default)]
     deletion_timestamp: Option<IgnoredAny>,
     #[serde(default, borrow)]
@@ -394,7 +396,13 @@ impl<F> Default for Meta<'_, F> {
 
 impl<F> Meta<'_, F> {
     fn name(&mut self) -> String {
-        self.name.take().unwrap_or_default()
+        self.name
+            .take()
+            .map(|n| n.0.into_owned())
+            .unwrap_or_default()
+    }
+    fn shared_name(&self) -> SharedStr {
+        SharedStr::from(self.name.as_ref().map_or("", Str::as_str))
     }
     fn namespace(&mut self) -> String {
         self.namespace
@@ -406,7 +414,13 @@ impl<F> Meta<'_, F> {
         interner.str(self.namespace.as_ref().map_or("", Str::as_str))
     }
     fn uid(&mut self) -> String {
-        self.uid.take().unwrap_or_default()
+        self.uid
+            .take()
+            .map(|u| u.0.into_owned())
+            .unwrap_or_default()
+    }
+    fn shared_uid(&self) -> SharedStr {
+        SharedStr::from(self.uid.as_ref().map_or("", Str::as_str))
     }
     fn labels(&mut self, interner: &Interner) -> LabelMap {
         self.labels
@@ -420,38 +434,74 @@ impl<F> Meta<'_, F> {
         let mut owners: Vec<OwnerRef> = self
             .owner_references
             .take()
-            .map(|os| os.into_iter().map(OwnerRef::from).collect())
+            .map(|os| os.iter().map(OwnerRef::from).collect())
             .unwrap_or_default();
         owners.shrink_to_fit();
         owners
+    }
+    /// The owners, shared with every object read before that has the same
+    /// ones; built only the first time (the pods of a ReplicaSet).
+    fn shared_owners(&self, interner: &Interner) -> Shared<Vec<OwnerRef>> {
+        let raw = self.owner_references.as_deref().unwrap_or_default();
+        let hash = Interner::form_hash(raw.iter().flat_map(|o| {
+            [
+                o.uid.as_str(),
+                o.name.as_str(),
+                o.kind.as_str(),
+                o.api_version.as_str(),
+                if o.controller.unwrap_or(false) {
+                    "c"
+                } else {
+                    ""
+                },
+            ]
+        }));
+        interner.shared_by_form(
+            hash,
+            |owners: &Vec<OwnerRef>| {
+                owners.len() == raw.len() && owners.iter().zip(raw).all(|(a, b)| b.is(a))
+            },
+            || raw.iter().map(OwnerRef::from).collect(),
+        )
     }
     fn annotations(&mut self) -> Option<Labels> {
         self.annotations.take().map(|kept| kept.0)
     }
 }
 
+/// An owner reference as the page has it (borrowed).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Owner {
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    api_version: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    uid: String,
+struct Owner<'a> {
+    #[serde(default, borrow)]
+    kind: Str<'a>,
+    #[serde(default, borrow)]
+    api_version: Str<'a>,
+    #[serde(default, borrow)]
+    name: Str<'a>,
+    #[serde(default, borrow)]
+    uid: Str<'a>,
     #[serde(default)]
     controller: Option<bool>,
 }
 
-impl From<Owner> for OwnerRef {
-    fn from(o: Owner) -> Self {
+impl Owner<'_> {
+    fn is(&self, owner: &OwnerRef) -> bool {
+        owner.uid == self.uid.as_str()
+            && owner.name == self.name.as_str()
+            && owner.kind == self.kind.as_str()
+            && owner.api_version == self.api_version.as_str()
+            && owner.controller == self.controller.unwrap_or(false)
+    }
+}
+
+impl From<&Owner<'_>> for OwnerRef {
+    fn from(o: &Owner<'_>) -> Self {
         OwnerRef {
-            kind: o.kind,
-            api_version: o.api_version,
-            name: o.name,
-            uid: o.uid,
+            kind: o.kind.as_str().to_string(),
+            api_version: o.api_version.as_str().to_string(),
+            name: o.name.as_str().to_string(),
+            uid: o.uid.as_str().to_string(),
             controller: o.controller.unwrap_or(false),
         }
     }
@@ -642,10 +692,10 @@ impl LeanPod<'_> {
         };
         PodInfo {
             namespace: meta.shared_namespace(interner),
-            name: meta.name().into(),
-            uid: meta.uid().into(),
+            name: meta.shared_name(),
+            uid: meta.shared_uid(),
             labels,
-            owners: interner.shared(meta.owners()),
+            owners: meta.shared_owners(interner),
             phase: interner.str(
                 status
                     .as_ref()

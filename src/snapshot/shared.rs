@@ -407,6 +407,8 @@ struct Tables {
     /// Label maps by the hash of their entries.
     label_maps: HashMap<u64, Vec<LabelMap>>,
     any: HashMap<std::any::TypeId, Box<dyn std::any::Any + Send>>,
+    /// Shared values by the hash of the borrowed form they were built from.
+    by_form: HashMap<std::any::TypeId, Box<dyn std::any::Any + Send>>,
 }
 
 impl fmt::Debug for Interner {
@@ -509,6 +511,67 @@ impl Interner {
     }
 }
 
+impl Interner {
+    /// The shared copy of the value a borrowed form describes, found by
+    /// `form_hash` (from [`Interner::form_hash`]) and `same` before
+    /// anything is built; `build` makes the owned value only the first
+    /// time. For values read once per object whose borrowed form is
+    /// cheaper to compare than the owned one is to build (a pod's owner
+    /// references: five strings a pod, one copy for the pods of a
+    /// ReplicaSet).
+    pub fn shared_by_form<T>(
+        &self,
+        form_hash: u64,
+        same: impl Fn(&T) -> bool,
+        build: impl FnOnce() -> T,
+    ) -> Shared<T>
+    where
+        T: Send + Sync + 'static,
+    {
+        // The first value of a hash is held in the entry itself, and only
+        // values whose hash collides with it in the list beside it (which
+        // allocates nothing while empty).
+        type Table<T> = HashMap<u64, (Shared<T>, Vec<Shared<T>>)>;
+        let mut tables = self.tables();
+        let by_hash = tables
+            .by_form
+            .entry(std::any::TypeId::of::<T>())
+            .or_insert_with(|| Box::new(Table::<T>::new()))
+            .downcast_mut::<Table<T>>()
+            .expect("one table per type");
+        match by_hash.entry(form_hash) {
+            std::collections::hash_map::Entry::Occupied(mut entry) => {
+                let (first, others) = entry.get_mut();
+                if same(first) {
+                    return first.clone();
+                }
+                if let Some(found) = others.iter().find(|c| same(c)) {
+                    return found.clone();
+                }
+                let shared = Shared::new(build());
+                others.push(shared.clone());
+                shared
+            }
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let shared = Shared::new(build());
+                entry.insert((shared.clone(), Vec::new()));
+                shared
+            }
+        }
+    }
+
+    /// A fixed hash of strings (and flags) read in order, for
+    /// [`Interner::shared_by_form`]: equal sequences hash alike on every call.
+    pub fn form_hash<'s>(parts: impl IntoIterator<Item = &'s str>) -> u64 {
+        let mut h = FxHasher::default();
+        for part in parts {
+            h.write(part.as_bytes());
+            h.write_u8(0xff);
+        }
+        h.finish()
+    }
+}
+
 impl<T> Borrow<T> for Shared<T> {
     fn borrow(&self) -> &T {
         &self.0
@@ -550,6 +613,39 @@ impl Hasher for FxHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_found_by_its_borrowed_form_is_built_once_and_a_hash_collision_is_told_apart() {
+        let interner = Interner::default();
+        let mut built = 0;
+        let mut read = |form: &str, hash: u64| {
+            interner.shared_by_form(
+                hash,
+                |v: &String| v == form,
+                || {
+                    built += 1;
+                    form.to_string()
+                },
+            )
+        };
+        let hash = Interner::form_hash(["rs-1"]);
+        let a = read("rs-1", hash);
+        let b = read("rs-1", hash);
+        // Another form under the same hash is another value.
+        let c = read("rs-2", hash);
+        assert!(Shared::ptr_eq(&a, &b));
+        assert!(!Shared::ptr_eq(&a, &c));
+        assert_eq!(*c, "rs-2");
+        assert_eq!(built, 2);
+        assert_eq!(
+            Interner::form_hash(["a", "b"]),
+            Interner::form_hash(["a", "b"])
+        );
+        assert_ne!(
+            Interner::form_hash(["ab", ""]),
+            Interner::form_hash(["a", "b"])
+        );
+    }
 
     #[test]
     fn equal_label_entries_read_twice_share_one_map_whatever_their_order() {
