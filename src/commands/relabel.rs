@@ -36,11 +36,11 @@ use crate::error::{Error, ExitCode};
 use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::relabel::{
     NamespaceSelection, NamespaceState, Operation, Planner, RelabelPlan, RelabelReport,
-    RelabelRequest, ResultState,
+    RelabelRequest,
 };
 use crate::mesh::restart::RestartPlan;
 use crate::output::Output;
-use crate::render::relabel::{plan_text, report_text};
+use crate::render::relabel::{interrupted_sentence, plan_text, report_text, written_sentence};
 use crate::run::relabel::apply_relabel;
 use crate::selector::LabelSelector;
 use crate::snapshot::{ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
@@ -231,66 +231,6 @@ async fn relabel(
         output,
     )
     .await
-}
-
-/// What the relabel wrote and how to undo it, as the tail of a sentence
-/// (empty when nothing was written).
-fn written_sentence(report: &RelabelReport) -> String {
-    let done: Vec<&str> = report
-        .results
-        .iter()
-        .filter(|r| r.state == ResultState::Relabelled)
-        .map(|r| r.namespace.as_str())
-        .collect();
-    if done.is_empty() {
-        return String::new();
-    }
-    let undo = if report.operation == "undo" {
-        String::new()
-    } else {
-        format!(
-            "; undo with: kubectl mesh-upgrade relabel -n {} --undo",
-            done.join(",")
-        )
-    };
-    format!("; already relabelled: {}{undo}", done.join(", "))
-}
-
-/// What a Ctrl-C during the patches left: what was not sent, what failed,
-/// what was relabelled and its undo.
-fn interrupted_sentence(report: &RelabelReport, restart: bool, written: &str) -> String {
-    let total = report.results.len();
-    let stopped = match report
-        .results
-        .iter()
-        .filter(|r| r.state == ResultState::NotSent)
-        .count()
-    {
-        0 if total == 1 => " once the namespace patch had been sent".to_string(),
-        0 => format!(" once all {total} namespace patches had been sent"),
-        n => format!(": {n} of {total} namespace patches were not sent"),
-    };
-    let failed: Vec<&str> = report
-        .failures()
-        .iter()
-        .map(|r| r.namespace.as_str())
-        .collect();
-    let failed = if failed.is_empty() {
-        String::new()
-    } else {
-        format!("; failed: {}", failed.join(", "))
-    };
-    let restart = if restart {
-        "; --restart did not run"
-    } else {
-        ""
-    };
-    let changed = if written.is_empty() {
-        "; nothing was relabelled"
-    } else {
-        written
-    };
-    format!("interrupted{stopped}{failed}{restart}{changed}")
 }
 
 /// The restart plan under relabel's, without repeating its headline's verb.

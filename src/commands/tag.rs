@@ -27,11 +27,11 @@ use crate::config::RestartConfig;
 use crate::confirm::{self, Decision};
 use crate::error::{Error, ExitCode};
 use crate::mesh::restart::{RestartPlan, plan as plan_restart};
-use crate::mesh::tags::{
-    TagOperation, TagPlan, TagReport, TagRequest, WriteOutcome, plan as plan_tag, tag_list,
-};
+use crate::mesh::tags::{TagOperation, TagPlan, TagReport, TagRequest, plan as plan_tag, tag_list};
 use crate::output::Output;
-use crate::render::tag::{list_table, plan_text, report_text};
+use crate::render::tag::{
+    interrupted_sentence, list_table, plan_text, report_text, written_sentence,
+};
 use crate::run::tag::apply_tag;
 use crate::snapshot::{ClusterSnapshot, DEFAULT_CONTROL_PLANE_NAMESPACE, Scope};
 
@@ -337,72 +337,6 @@ fn restarts_after(
         .not_ready_revisions
         .retain(|n| !n.workloads.is_empty());
     Ok(restarts)
-}
-
-/// What was written and how to undo it, as the tail of a sentence (empty
-/// when nothing was written).
-fn written_sentence(report: &TagReport) -> String {
-    let written: Vec<String> = report
-        .written()
-        .iter()
-        .map(|r| format!("{} {}", r.change, r.target))
-        .collect();
-    if written.is_empty() || report.server_dry_run {
-        return String::new();
-    }
-    let undo = match &report.undo {
-        Some(undo) => format!("; undo with: {undo}"),
-        None => String::new(),
-    };
-    format!("; already written: {}{undo}", written.join(", "))
-}
-
-/// What a Ctrl-C during the writes left: what was not sent, what failed,
-/// what was written and its undo.
-fn interrupted_sentence(report: &TagReport, restart: bool, written: &str) -> String {
-    let count = |outcome| {
-        report
-            .results
-            .iter()
-            .filter(|r| r.outcome == outcome)
-            .count()
-    };
-    let total = report.results.len();
-    let stopped = match count(WriteOutcome::NotSent) {
-        0 if total == 1 => format!(
-            " once the write of tag {} {} had been sent",
-            report.operation, report.tag
-        ),
-        0 => format!(
-            " once all {total} writes of tag {} {} had been sent",
-            report.operation, report.tag
-        ),
-        n => format!(
-            ": tag {} {} stopped with {n} of its {total} writes not sent",
-            report.operation, report.tag
-        ),
-    };
-    let failed: Vec<String> = report
-        .failures()
-        .iter()
-        .map(|r| r.target.to_string())
-        .collect();
-    let failed = if failed.is_empty() {
-        String::new()
-    } else {
-        format!("; failed: {}", failed.join(", "))
-    };
-    let restart = if restart {
-        "; --restart did not run"
-    } else {
-        ""
-    };
-    let changed = if written.is_empty() {
-        "; nothing was changed"
-    } else {
-        written
-    };
-    format!("interrupted{stopped}{failed}{restart}{changed}")
 }
 
 /// The one question for the writes and the restarts they bring.

@@ -292,6 +292,66 @@ fn changes_table(changes: &[NamespaceChange], layout: &Layout) -> String {
     table.render()
 }
 
+/// What the relabel wrote and how to undo it, as the tail of a sentence
+/// (empty when nothing was written).
+pub fn written_sentence(report: &RelabelReport) -> String {
+    let done: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| r.state == ResultState::Relabelled)
+        .map(|r| r.namespace.as_str())
+        .collect();
+    if done.is_empty() {
+        return String::new();
+    }
+    let undo = if report.operation == "undo" {
+        String::new()
+    } else {
+        format!(
+            "; undo with: kubectl mesh-upgrade relabel -n {} --undo",
+            done.join(",")
+        )
+    };
+    format!("; already relabelled: {}{undo}", done.join(", "))
+}
+
+/// What a Ctrl-C during the patches left: what was not sent, what failed,
+/// what was relabelled and its undo.
+pub fn interrupted_sentence(report: &RelabelReport, restart: bool, written: &str) -> String {
+    let total = report.results.len();
+    let stopped = match report
+        .results
+        .iter()
+        .filter(|r| r.state == ResultState::NotSent)
+        .count()
+    {
+        0 if total == 1 => " once the namespace patch had been sent".to_string(),
+        0 => format!(" once all {total} namespace patches had been sent"),
+        n => format!(": {n} of {total} namespace patches were not sent"),
+    };
+    let failed: Vec<&str> = report
+        .failures()
+        .iter()
+        .map(|r| r.namespace.as_str())
+        .collect();
+    let failed = if failed.is_empty() {
+        String::new()
+    } else {
+        format!("; failed: {}", failed.join(", "))
+    };
+    let restart = if restart {
+        "; --restart did not run"
+    } else {
+        ""
+    };
+    let changed = if written.is_empty() {
+        "; nothing was relabelled"
+    } else {
+        written
+    };
+    format!("interrupted{stopped}{failed}{restart}{changed}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +436,54 @@ restarted, and `kubectl mesh-upgrade status` shows them as stale until then.
         for line in text.lines() {
             assert!(line.chars().count() <= WIDTH, "{line:?}");
         }
+    }
+
+    #[test]
+    fn an_interrupted_relabel_names_what_was_not_sent_what_was_relabelled_and_the_undo() {
+        let plan = planned(&["shop", "legacy"]);
+        let result = |namespace: &str, state| NamespaceResult {
+            namespace: namespace.into(),
+            state,
+            labels: None,
+            conflicts: 0,
+            message: None,
+        };
+        let stopped = RelabelReport::new(
+            &plan,
+            vec![
+                result("shop", ResultState::Relabelled),
+                result("legacy", ResultState::NotSent),
+            ],
+            false,
+        );
+        assert_eq!(
+            interrupted_sentence(&stopped, true, &written_sentence(&stopped)),
+            "interrupted: 1 of 2 namespace patches were not sent; --restart did not run; \
+             already relabelled: shop; undo with: kubectl mesh-upgrade relabel -n shop --undo"
+        );
+        assert_eq!(
+            stopped.restart_namespaces,
+            ["shop"],
+            "legacy was never relabelled"
+        );
+        let all_sent = RelabelReport::new(
+            &plan,
+            vec![
+                result("shop", ResultState::Relabelled),
+                result("legacy", ResultState::Relabelled),
+            ],
+            false,
+        );
+        assert_eq!(
+            interrupted_sentence(&all_sent, false, &written_sentence(&all_sent)),
+            "interrupted once all 2 namespace patches had been sent; already relabelled: shop, \
+             legacy; undo with: kubectl mesh-upgrade relabel -n shop,legacy --undo"
+        );
+        let none = RelabelReport::new(&plan, vec![result("shop", ResultState::NotSent)], false);
+        assert_eq!(
+            interrupted_sentence(&none, false, &written_sentence(&none)),
+            "interrupted: 1 of 1 namespace patches were not sent; nothing was relabelled"
+        );
     }
 
     #[test]

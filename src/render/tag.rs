@@ -363,3 +363,130 @@ pub fn list_table(list: &TagList, wide: bool, layout: &Layout) -> String {
     }
     table.render()
 }
+
+/// What was written and how to undo it, as the tail of a sentence (empty
+/// when nothing was written).
+pub fn written_sentence(report: &TagReport) -> String {
+    let written: Vec<String> = report
+        .written()
+        .iter()
+        .map(|r| format!("{} {}", r.change, r.target))
+        .collect();
+    if written.is_empty() || report.server_dry_run {
+        return String::new();
+    }
+    let undo = match &report.undo {
+        Some(undo) => format!("; undo with: {undo}"),
+        None => String::new(),
+    };
+    format!("; already written: {}{undo}", written.join(", "))
+}
+
+/// What a Ctrl-C during the writes left: what was not sent, what failed,
+/// what was written and its undo.
+pub fn interrupted_sentence(report: &TagReport, restart: bool, written: &str) -> String {
+    let count = |outcome| {
+        report
+            .results
+            .iter()
+            .filter(|r| r.outcome == outcome)
+            .count()
+    };
+    let total = report.results.len();
+    let stopped = match count(WriteOutcome::NotSent) {
+        0 if total == 1 => format!(
+            " once the write of tag {} {} had been sent",
+            report.operation, report.tag
+        ),
+        0 => format!(
+            " once all {total} writes of tag {} {} had been sent",
+            report.operation, report.tag
+        ),
+        n => format!(
+            ": tag {} {} stopped with {n} of its {total} writes not sent",
+            report.operation, report.tag
+        ),
+    };
+    let failed: Vec<String> = report
+        .failures()
+        .iter()
+        .map(|r| r.target.to_string())
+        .collect();
+    let failed = if failed.is_empty() {
+        String::new()
+    } else {
+        format!("; failed: {}", failed.join(", "))
+    };
+    let restart = if restart {
+        "; --restart did not run"
+    } else {
+        ""
+    };
+    let changed = if written.is_empty() {
+        "; nothing was changed"
+    } else {
+        written
+    };
+    format!("interrupted{stopped}{failed}{restart}{changed}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::fixtures::ClusterFixture;
+    use crate::mesh::tags::{TagOperation, TagRequest, TagWriteResult, plan};
+
+    #[test]
+    fn an_interrupted_tag_names_what_was_not_sent_what_was_written_and_the_undo() {
+        let snapshot = ClusterFixture::new()
+            .default_revision_install("default", "1.21.2")
+            .revision("1-22-3", "1.22.3")
+            .build();
+        let request = TagRequest {
+            tag: "default".into(),
+            operation: TagOperation::Set {
+                revision: "1-22-3".into(),
+            },
+            force: false,
+        };
+        let moved = plan(&snapshot, &request).unwrap();
+        let report = |outcomes: [WriteOutcome; 2]| {
+            let results = moved
+                .writes
+                .iter()
+                .zip(outcomes)
+                .map(|(write, outcome)| TagWriteResult {
+                    target: write.target.clone(),
+                    change: change_name(write),
+                    outcome,
+                    detail: None,
+                })
+                .collect();
+            TagReport::new(&moved, results, false)
+        };
+        let stopped = report([WriteOutcome::Written, WriteOutcome::NotSent]);
+        assert_eq!(
+            interrupted_sentence(&stopped, false, &written_sentence(&stopped)),
+            "interrupted: tag set default stopped with 1 of its 2 writes not sent; already \
+             written: create mutatingwebhookconfiguration/istio-revision-tag-default; undo with: \
+             kubectl mesh-upgrade tag set --undo default"
+        );
+        let text = report_text(&stopped, false, &Layout::at(100));
+        assert!(text.contains("not-sent"), "{text}");
+        assert!(
+            !text.contains("now points at"),
+            "no success sentence: {text}"
+        );
+        let all_sent = report([WriteOutcome::Written, WriteOutcome::Written]);
+        assert!(
+            interrupted_sentence(&all_sent, true, &written_sentence(&all_sent)).starts_with(
+                "interrupted once all 2 writes of tag set default had been sent; --restart did not run; already written: "
+            )
+        );
+        let none = report([WriteOutcome::NotSent, WriteOutcome::NotSent]);
+        assert_eq!(
+            interrupted_sentence(&none, false, &written_sentence(&none)),
+            "interrupted: tag set default stopped with 2 of its 2 writes not sent; nothing was changed"
+        );
+    }
+}
