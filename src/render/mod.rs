@@ -90,6 +90,34 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// The tail of an interrupted run's sentence, shared by the writers:
+/// `interrupted{how it stopped}; failed: ...; --restart did not run;
+/// {what was written and its undo, or that nothing was}`.
+pub fn interrupted_tail(
+    stopped: &str,
+    failed: &[String],
+    restart: bool,
+    written: &str,
+    nothing_written: &str,
+) -> String {
+    let failed = if failed.is_empty() {
+        String::new()
+    } else {
+        format!("; failed: {}", failed.join(", "))
+    };
+    let restart = if restart {
+        "; --restart did not run"
+    } else {
+        ""
+    };
+    let changed = if written.is_empty() {
+        format!("; {nothing_written}")
+    } else {
+        written.to_string()
+    };
+    format!("interrupted{stopped}{failed}{restart}{changed}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

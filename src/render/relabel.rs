@@ -329,27 +329,18 @@ pub fn interrupted_sentence(report: &RelabelReport, restart: bool, written: &str
         0 => format!(" once all {total} namespace patches had been sent"),
         n => format!(": {n} of {total} namespace patches were not sent"),
     };
-    let failed: Vec<&str> = report
+    let failed: Vec<String> = report
         .failures()
         .iter()
-        .map(|r| r.namespace.as_str())
+        .map(|r| r.namespace.clone())
         .collect();
-    let failed = if failed.is_empty() {
-        String::new()
-    } else {
-        format!("; failed: {}", failed.join(", "))
-    };
-    let restart = if restart {
-        "; --restart did not run"
-    } else {
-        ""
-    };
-    let changed = if written.is_empty() {
-        "; nothing was relabelled"
-    } else {
-        written
-    };
-    format!("interrupted{stopped}{failed}{restart}{changed}")
+    super::interrupted_tail(
+        &stopped,
+        &failed,
+        restart,
+        written,
+        "nothing was relabelled",
+    )
 }
 
 #[cfg(test)]

@@ -412,22 +412,7 @@ pub fn interrupted_sentence(report: &TagReport, restart: bool, written: &str) ->
         .iter()
         .map(|r| r.target.to_string())
         .collect();
-    let failed = if failed.is_empty() {
-        String::new()
-    } else {
-        format!("; failed: {}", failed.join(", "))
-    };
-    let restart = if restart {
-        "; --restart did not run"
-    } else {
-        ""
-    };
-    let changed = if written.is_empty() {
-        "; nothing was changed"
-    } else {
-        written
-    };
-    format!("interrupted{stopped}{failed}{restart}{changed}")
+    super::interrupted_tail(&stopped, &failed, restart, written, "nothing was changed")
 }
 
 #[cfg(test)]
