@@ -1041,6 +1041,26 @@ fn differs(
     revision_differs || version_differs
 }
 
+/// What a pod runs, the revision that injected it (tags resolved), and
+/// whether that is stale against `target` (no proxy while one is
+/// expected, or one while none is, counts as stale).
+fn judge_proxy(
+    pod: &PodInfo,
+    control_plane: &ControlPlane,
+    target: Option<&(String, Option<String>)>,
+) -> (Option<RunningProxy>, Option<String>, bool) {
+    let proxy = pod_proxy(pod);
+    let revision = proxy
+        .as_ref()
+        .and_then(|p| resolve_revision(p, control_plane));
+    let stale = match (&proxy, target) {
+        (Some(p), Some(t)) => differs(p, revision.as_deref(), t),
+        (None, Some(_)) | (Some(_), None) => true,
+        (None, None) => false,
+    };
+    (proxy, revision, stale)
+}
+
 fn resolve_revision(proxy: &RunningProxy, control_plane: &ControlPlane) -> Option<String> {
     let named = proxy.revision.as_deref()?;
     Some(control_plane.resolve(named).unwrap_or(named).to_string())
@@ -1074,16 +1094,7 @@ fn build_workload(
         let verdict = match &previous {
             Some((before, verdict)) if same_proxy_facts(before, pod) => verdict.clone(),
             _ => {
-                let proxy = pod_proxy(pod);
-                let revision = proxy
-                    .as_ref()
-                    .and_then(|p| resolve_revision(p, control_plane));
-                let stale = match (&proxy, &target) {
-                    (Some(p), Some(t)) => differs(p, revision.as_deref(), t),
-                    (None, Some(_)) => true,
-                    (Some(_), None) => true,
-                    (None, None) => false,
-                };
+                let (proxy, revision, stale) = judge_proxy(pod, control_plane, target.as_ref());
                 ProxyVerdict {
                     proxy: proxy.map(Shared::new),
                     revision: revision.map(SharedStr::from),
@@ -1378,15 +1389,7 @@ fn classify_unreachable(
     };
     let expected = expected_for_pod(namespace, &new_pod, control_plane);
     let target = target(&expected, control_plane);
-    let proxy = pod_proxy(pod);
-    let revision = proxy
-        .as_ref()
-        .and_then(|p| resolve_revision(p, control_plane));
-    let stale = match (&proxy, &target) {
-        (Some(p), Some(t)) => differs(p, revision.as_deref(), t),
-        (None, Some(_)) | (Some(_), None) => true,
-        (None, None) => false,
-    };
+    let (proxy, revision, stale) = judge_proxy(pod, control_plane, target.as_ref());
     let injected = usize::from(proxy.is_some());
     let custom = proxy.as_ref().is_some_and(|p| p.custom_image);
     let state = decide_state(

@@ -145,6 +145,18 @@ mod tests {
         }
     }
 
+    /// Moving `default` off a default install: create the tag, then make
+    /// the install's own webhooks never match (two writes, in that order).
+    fn default_tag_moved() -> TagPlan {
+        let snapshot = ClusterFixture::new()
+            .default_revision_install("default", "1.21.2")
+            .revision("1-22-3", "1.22.3")
+            .build();
+        let moved = plan(&snapshot, &set("default", "1-22-3")).unwrap();
+        assert_eq!(moved.writes.len(), 2, "create the tag, then deactivate");
+        moved
+    }
+
     #[tokio::test]
     async fn a_move_stored_before_its_answer_failed_is_found_on_the_re_read_and_not_sent_again() {
         let moved = plan(&canary_fixture().build(), &set("prod-stable", "1-22-3")).unwrap();
@@ -192,12 +204,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_that_fails_stops_the_ones_after_it() {
-        let snapshot = ClusterFixture::new()
-            .default_revision_install("default", "1.21.2")
-            .revision("1-22-3", "1.22.3")
-            .build();
-        let moved = plan(&snapshot, &set("default", "1-22-3")).unwrap();
-        assert_eq!(moved.writes.len(), 2, "create the tag, then deactivate");
+        let moved = default_tag_moved();
         let (api, seen) = replying(|_, _, _, _| {
             reply(
                 403,
@@ -220,12 +227,7 @@ mod tests {
 
     #[tokio::test]
     async fn ctrl_c_during_a_write_lets_it_finish_and_sends_none_after_it() {
-        let snapshot = ClusterFixture::new()
-            .default_revision_install("default", "1.21.2")
-            .revision("1-22-3", "1.22.3")
-            .build();
-        let moved = plan(&snapshot, &set("default", "1-22-3")).unwrap();
-        assert_eq!(moved.writes.len(), 2, "create the tag, then deactivate");
+        let moved = default_tag_moved();
         let (interrupts, ctrl_c) = Interrupts::manual();
         let created = moved.writes[0].body_to_send();
         let (api, seen) = replying(move |_, _, _, _| {

@@ -499,10 +499,9 @@ fn remove_is_refused_while_namespaces_use_the_tag_and_force_removes_it() {
     assert_eq!(deletes.len(), 1, "{deletes:#?}");
 }
 
-#[test]
-fn moving_the_default_tag_deactivates_the_default_install_and_undo_brings_it_back() {
-    // The in-place scenario's default install (istiod, the four webhooks of
-    // istio-sidecar-injector) and a new revision beside it.
+/// The in-place scenario's default install (istiod, the four webhooks of
+/// istio-sidecar-injector) and a new revision, 1-23-1, beside it.
+fn in_place_with_a_new_revision() -> Sim {
     let sim = Sim::start(SimOptions::default().scenario("in-place")).expect("in-place starts");
     sim.apply_yaml(&istio_revision_manifests(
         Some("1-23-1"),
@@ -511,6 +510,12 @@ fn moving_the_default_tag_deactivates_the_default_install_and_undo_brings_it_bac
     ))
     .expect("the new revision applies");
     sim.settle();
+    sim
+}
+
+#[test]
+fn moving_the_default_tag_deactivates_the_default_install_and_undo_brings_it_back() {
+    let sim = in_place_with_a_new_revision();
     let k = Kubectl::on(&sim);
     let own_before =
         webhook_configuration(&sim, "istio-sidecar-injector").expect("the default install's");
@@ -592,14 +597,7 @@ fn moving_the_default_tag_deactivates_the_default_install_and_undo_brings_it_bac
 #[test]
 fn ctrl_c_between_the_writes_of_a_tag_stops_there_says_what_was_written_and_the_undo_takes_it_back()
 {
-    let sim = Sim::start(SimOptions::default().scenario("in-place")).expect("in-place starts");
-    sim.apply_yaml(&istio_revision_manifests(
-        Some("1-23-1"),
-        "1.23.1",
-        &RevisionOptions::default(),
-    ))
-    .expect("the new revision applies");
-    sim.settle();
+    let sim = in_place_with_a_new_revision();
     let k = Kubectl::on(&sim);
     let own_before =
         webhook_configuration(&sim, "istio-sidecar-injector").expect("the default install's");
