@@ -13,7 +13,7 @@
 //!                                                                  ambient, summary }
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -451,11 +451,23 @@ pub fn build_status_from(
         .filter(|w| in_scope(&w.namespace) && !w.is_gateway_api())
         .collect();
 
+    // Counted in one pass: 500 namespaces each scanning 50,000 workloads
+    // was a fifth of the model's time.
+    let mut workloads_per_namespace: HashMap<&str, usize> = HashMap::new();
+    for w in &workloads_in_scope {
+        *workloads_per_namespace.entry(w.namespace.as_str()).or_default() += 1;
+    }
     let mut namespaces: Vec<NamespaceStatus> = snapshot
         .namespaces
         .iter()
         .filter(|n| in_scope(&n.name))
-        .map(|n| namespace_status(n, control_plane, &workloads_in_scope))
+        .map(|n| {
+            let workloads = workloads_per_namespace
+                .get(n.name.as_str())
+                .copied()
+                .unwrap_or(0);
+            namespace_status(n, control_plane, workloads)
+        })
         .collect();
     namespaces.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -607,7 +619,7 @@ fn and_list(items: &[String]) -> String {
 fn namespace_status(
     namespace: &NamespaceInfo,
     control_plane: &ControlPlane,
-    workloads: &[&Workload],
+    workloads: usize,
 ) -> NamespaceStatus {
     let outcome = expected_revision(namespace, &Labels::new(), &Labels::new(), control_plane);
     let mut problems = Vec::new();
@@ -701,10 +713,7 @@ fn namespace_status(
         injection: injection_mode(namespace),
         revision: outcome.revision().map(str::to_string),
         tag,
-        workloads: workloads
-            .iter()
-            .filter(|w| w.namespace == namespace.name)
-            .count(),
+        workloads,
         problems,
         notes,
     }
