@@ -2,7 +2,7 @@
 //! one HTTPS connection and thrown away undecoded.
 //!
 //! ```text
-//! cargo run --release -p mesh-sim --example floor -- <kubeconfig> [--path /api/v1/pods] [--limit 500]
+//! cargo run --release -p mesh-sim --example floor -- <kubeconfig> [--path /api/v1/pods] [--limit 500] [--scan]
 //! ```
 //!
 //! No client can read the pods faster than the server sends them, so this is
@@ -12,6 +12,11 @@
 //! body is read whole; of its JSON only the list head is looked at, for the
 //! `continue` token the next request needs. Prints one line:
 //! `pages=<n> bytes=<n> seconds=<s>` (connection set-up included).
+//!
+//! With `--scan` each page is also scanned whole by serde_json (every value
+//! skipped with `IgnoredAny`, nothing kept) on a second thread while the
+//! next page is fetched: the least work a client that reads the pods' JSON
+//! at all has to do, pipelined as the plugin's pager is.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,17 +34,23 @@ struct Args {
     kubeconfig: String,
     path: String,
     limit: u32,
+    scan: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let usage = "usage: floor <kubeconfig> [--path /api/v1/pods] [--limit 500]";
+    let usage = "usage: floor <kubeconfig> [--path /api/v1/pods] [--limit 500] [--scan]";
     let mut it = std::env::args().skip(1);
     let mut args = Args {
         kubeconfig: it.next().context(usage)?,
         path: "/api/v1/pods".to_string(),
         limit: 500,
+        scan: false,
     };
     while let Some(flag) = it.next() {
+        if flag == "--scan" {
+            args.scan = true;
+            continue;
+        }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--path" => args.path = value,
@@ -140,6 +151,18 @@ async fn run(args: &Args) -> anyhow::Result<(usize, usize)> {
         .context("the HTTP handshake")?;
     let connection = tokio::spawn(connection);
 
+    // The scanning thread, fed the pages as they arrive.
+    let scanner = args.scan.then(|| {
+        let (pages, scanned) = std::sync::mpsc::channel::<Bytes>();
+        let worker = std::thread::spawn(move || -> anyhow::Result<()> {
+            for page in scanned {
+                serde_json::from_slice::<serde::de::IgnoredAny>(&page)
+                    .context("a page is not JSON")?;
+            }
+            Ok(())
+        });
+        (pages, worker)
+    });
     let (mut pages, mut bytes) = (0, 0);
     let mut token: Option<String> = None;
     loop {
@@ -162,12 +185,21 @@ async fn run(args: &Args) -> anyhow::Result<(usize, usize)> {
         pages += 1;
         bytes += body.len();
         token = continue_token(&body)?;
+        if let Some((to_scan, _)) = &scanner {
+            to_scan.send(body).context("the scanning thread stopped")?;
+        }
         if token.is_none() {
             break;
         }
     }
     drop(sender);
     let _ = connection.await;
+    if let Some((to_scan, worker)) = scanner {
+        drop(to_scan);
+        worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("the scanning thread panicked"))??;
+    }
     Ok((pages, bytes))
 }
 

@@ -455,7 +455,9 @@ pub fn build_status_from(
     // was a fifth of the model's time.
     let mut workloads_per_namespace: HashMap<&str, usize> = HashMap::new();
     for w in &workloads_in_scope {
-        *workloads_per_namespace.entry(w.namespace.as_str()).or_default() += 1;
+        *workloads_per_namespace
+            .entry(w.namespace.as_str())
+            .or_default() += 1;
     }
     let mut namespaces: Vec<NamespaceStatus> = snapshot
         .namespaces

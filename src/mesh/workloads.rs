@@ -541,14 +541,16 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
         namespaces
             .get(name)
             .map(|n| Cow::Borrowed(*n))
-            .unwrap_or_else(|| Cow::Owned(NamespaceInfo {
-                name: name.to_string(),
-                labels: Labels::from([(
-                    "kubernetes.io/metadata.name".to_string(),
-                    name.to_string(),
-                )]),
-                ..NamespaceInfo::default()
-            }))
+            .unwrap_or_else(|| {
+                Cow::Owned(NamespaceInfo {
+                    name: name.to_string(),
+                    labels: Labels::from([(
+                        "kubernetes.io/metadata.name".to_string(),
+                        name.to_string(),
+                    )]),
+                    ..NamespaceInfo::default()
+                })
+            })
     };
 
     // Pods by the workload that controls them.
@@ -567,14 +569,16 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
         }
     }
 
-    let mut workloads = Vec::new();
     let no_pods = Vec::new();
-    for d in &snapshot.deployments {
+    // Deployments are most of a cluster's workloads: built on two threads
+    // (the model runs after the last page, when the machine is otherwise
+    // idle). Each is judged on its own, so the split changes no answer.
+    let mut workloads = split_map(&snapshot.deployments, |d| {
         // istiod is the control plane, shown as revisions, not a workload to restart.
         let is_istiod = d.namespace == snapshot.control_plane_namespace
             && d.labels.get("app") == Some("istiod");
         if is_istiod {
-            continue;
+            return None;
         }
         let pods = pods_of
             .get(&(WorkloadKind::Deployment, d.uid.as_str()))
@@ -606,14 +610,14 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
             template_of,
             restart_at: None,
         };
-        workloads.push(build_workload(
+        Some(build_workload(
             shape,
             pods,
             &namespace_of(&d.namespace),
             &owners,
             control_plane,
-        ));
-    }
+        ))
+    });
     for s in &snapshot.stateful_sets {
         let pods = pods_of
             .get(&(WorkloadKind::StatefulSet, s.uid.as_str()))
@@ -727,6 +731,30 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
         workloads,
         unreachable,
     }
+}
+
+/// Below this many items a second thread costs more than it saves.
+const SPLIT_AT: usize = 2_000;
+
+/// `build` over `items` in order, keeping the `Some`s; a long slice is
+/// split in two halves built on two threads.
+fn split_map<T: Sync, R: Send>(items: &[T], build: impl Fn(&T) -> Option<R> + Sync) -> Vec<R> {
+    let all = |part: &[T]| part.iter().filter_map(&build).collect::<Vec<R>>();
+    if items.len() < SPLIT_AT {
+        return all(items);
+    }
+    let (first, second) = items.split_at(items.len() / 2);
+    std::thread::scope(|scope| {
+        let second = scope.spawn(|| all(second));
+        let mut built = all(first);
+        // A panic in the other half is this function's panic.
+        built.extend(
+            second
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        );
+        built
+    })
 }
 
 /// Resolves pods to their controlling workload.
@@ -1471,6 +1499,41 @@ mod tests {
             .find(|w| w.name == name)
             .cloned()
             .expect("workload")
+    }
+
+    #[test]
+    fn split_map_keeps_the_order_and_drops_the_nones_on_either_side_of_the_split() {
+        for len in [0, 1, SPLIT_AT - 1, SPLIT_AT, 2 * SPLIT_AT + 1] {
+            let items: Vec<usize> = (0..len).collect();
+            let kept = split_map(&items, |&i| (i % 3 != 0).then_some(i * 2));
+            let expected: Vec<usize> = (0..len).filter(|i| i % 3 != 0).map(|i| i * 2).collect();
+            assert_eq!(kept, expected, "{len} items");
+        }
+    }
+
+    #[test]
+    fn a_cluster_large_enough_to_split_classifies_every_deployment_as_one_at_a_time() {
+        let mut fixture = canary();
+        let count = SPLIT_AT + 11;
+        for i in 0..count {
+            let (namespace, proxy) = if i % 2 == 0 {
+                ("shop", ProxySpec::istio("1-21-2", "1.21.2"))
+            } else {
+                ("pay", ProxySpec::istio("1-21-2", "1.21.2"))
+            };
+            fixture = fixture.workload(
+                WorkloadFixture::deployment(namespace, &format!("app-{i:05}")).pods(1, proxy),
+            );
+        }
+        let c = classify_fixture(fixture);
+        assert_eq!(c.workloads.len(), count);
+        for w in &c.workloads {
+            let i: usize = w.name["app-".len()..].parse().expect("numbered");
+            // shop follows the default tag (1-21-2): up to date; pay moved to 1-22-3: stale.
+            assert_eq!(w.namespace, if i % 2 == 0 { "shop" } else { "pay" });
+            assert_eq!(w.pods.len(), 1, "{}", w.name);
+            assert_eq!(w.pods[0].stale, i % 2 == 1, "{}", w.name);
+        }
     }
 
     #[test]
