@@ -18,9 +18,11 @@
 //! together beyond what it allows. The decision is made once, from the
 //! budgets as planned; it is pure, and the engine only applies it.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
-use crate::snapshot::PdbInfo;
+use crate::snapshot::{LabelLookup, PdbInfo};
 
 /// A PodDisruptionBudget a restart spends from.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -31,15 +33,52 @@ pub struct Budget {
     pub disruptions_allowed: i32,
 }
 
-/// The budgets of `namespace` whose selector matches a pod with `labels`.
+/// The cluster's PodDisruptionBudgets by namespace, built once per plan: a
+/// budget only selects pods of its own namespace, and scanning every
+/// budget of the cluster for each workload was 45,000 × 49,000 selector
+/// checks on a cluster of 150,000 pods.
+#[derive(Debug, Default)]
+pub struct PdbsByNamespace<'a> {
+    by_namespace: HashMap<&'a str, Vec<&'a PdbInfo>>,
+}
+
+impl<'a> PdbsByNamespace<'a> {
+    pub fn new(pdbs: &'a [PdbInfo]) -> Self {
+        let mut by_namespace: HashMap<&str, Vec<&PdbInfo>> = HashMap::new();
+        for pdb in pdbs {
+            by_namespace
+                .entry(pdb.namespace.as_str())
+                .or_default()
+                .push(pdb);
+        }
+        PdbsByNamespace { by_namespace }
+    }
+
+    /// The budgets of `namespace` whose selector matches a pod with `labels`.
+    pub fn selecting(
+        &self,
+        namespace: &str,
+        labels: &(impl LabelLookup + ?Sized),
+    ) -> impl Iterator<Item = &'a PdbInfo> {
+        self.by_namespace
+            .get(namespace)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .copied()
+            .filter(|p| p.selector.matches(labels))
+    }
+}
+
+/// The budgets of `namespace` whose selector matches a pod with `labels`,
+/// in name order.
 pub fn covering_budgets(
-    pdbs: &[PdbInfo],
+    pdbs: &PdbsByNamespace<'_>,
     namespace: &str,
-    labels: &(impl crate::snapshot::LabelLookup + ?Sized),
+    labels: &(impl LabelLookup + ?Sized),
 ) -> Vec<Budget> {
     let mut budgets: Vec<Budget> = pdbs
-        .iter()
-        .filter(|p| p.namespace == namespace && p.selector.matches(labels))
+        .selecting(namespace, labels)
         .map(|p| Budget {
             name: p.name.clone(),
             disruptions_allowed: p.disruptions_allowed,
@@ -67,21 +106,20 @@ pub struct Pacing {
 impl Pacing {
     /// From each action's namespace and budgets.
     pub fn new<'a>(actions: impl IntoIterator<Item = (&'a str, &'a [Budget])>) -> Pacing {
-        let mut keys: Vec<(&str, &str)> = Vec::new();
+        // Each (namespace, budget) gets the index of its first sighting; a
+        // map, since a large plan has tens of thousands of budgets.
+        let mut keys: HashMap<(&str, &str), usize> = HashMap::new();
         let mut allowed = Vec::new();
         let mut spends = Vec::new();
         for (namespace, budgets) in actions {
             let mut mine = Vec::new();
             for budget in budgets {
-                let key = (namespace, budget.name.as_str());
-                let index = match keys.iter().position(|k| *k == key) {
-                    Some(i) => i,
-                    None => {
-                        keys.push(key);
+                let index = *keys
+                    .entry((namespace, budget.name.as_str()))
+                    .or_insert_with(|| {
                         allowed.push(budget.disruptions_allowed);
-                        keys.len() - 1
-                    }
-                };
+                        allowed.len() - 1
+                    });
                 mine.push(index);
             }
             spends.push(mine);
@@ -147,11 +185,13 @@ mod tests {
             pdb("shop", "api", "api", 1),
             pdb("pay", "web", "web", 0),
         ];
+        let pdbs = PdbsByNamespace::new(&pdbs);
         assert_eq!(
             covering_budgets(&pdbs, "shop", &labels("web")),
             [budget("web", 1)]
         );
         assert!(covering_budgets(&pdbs, "shop", &labels("cart")).is_empty());
+        assert!(covering_budgets(&pdbs, "cart", &labels("web")).is_empty());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::injection::InjectionOutcome;
-use crate::mesh::pacing::{Budget, Pacing, blocking_budget, covering_budgets};
+use crate::mesh::pacing::{Budget, Pacing, PdbsByNamespace, blocking_budget, covering_budgets};
 use crate::mesh::proxy::{pod_proxy, same_version};
 use crate::mesh::workloads::{
     ProxyGroup, RestartSelection, Risk, Workload, WorkloadKind, WorkloadState, classify,
@@ -473,16 +473,13 @@ pub fn plan(
     let mut skipped = Vec::new();
     let mut held = Vec::new();
     let mut restarted: Vec<&Workload> = Vec::new();
+    let pdbs = PdbsByNamespace::new(&snapshot.pod_disruption_budgets);
     for w in &picked {
         if let Some(skip) = skip_reason(w, options) {
             skipped.push(skip);
             continue;
         }
-        let budgets = covering_budgets(
-            &snapshot.pod_disruption_budgets,
-            &w.namespace,
-            &w.template.labels,
-        );
+        let budgets = covering_budgets(&pdbs, &w.namespace, &w.template.labels);
         if let Some(blocking) = blocking_budget(&budgets) {
             held.push(held_by(w, blocking));
             continue;

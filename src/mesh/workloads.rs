@@ -34,6 +34,7 @@ use crate::mesh::control_plane::ControlPlane;
 use crate::mesh::injection::{
     Declined, INJECT_LABEL, InjectionOutcome, NewPod, NotInjectedReason, expected_for_pod,
 };
+use crate::mesh::pacing::PdbsByNamespace;
 use crate::mesh::proxy::{RunningProxy, is_custom_image, is_skewed, pod_proxy, same_version};
 use crate::snapshot::{
     ClusterSnapshot, LabelLookup, Labels, NamespaceInfo, PROXY_IMAGE_ANNOTATION, PdbInfo, PodInfo,
@@ -774,8 +775,7 @@ struct OwnerIndex<'a> {
     cron_jobs: HashMap<(&'a str, &'a str), &'a crate::snapshot::CronJobInfo>,
     /// Deployment uid → how many of its ReplicaSets still own pods.
     live_replica_sets: HashMap<&'a str, usize>,
-    /// PodDisruptionBudgets by namespace.
-    pdbs: HashMap<&'a str, Vec<&'a PdbInfo>>,
+    pdbs: PdbsByNamespace<'a>,
 }
 
 enum Owner<'a> {
@@ -839,16 +839,7 @@ impl<'a> OwnerIndex<'a> {
                     *counts.entry(owner.uid.as_str()).or_insert(0) += 1;
                     counts
                 }),
-            pdbs: snapshot.pod_disruption_budgets.iter().fold(
-                HashMap::new(),
-                |mut by_namespace, pdb| {
-                    by_namespace
-                        .entry(pdb.namespace.as_str())
-                        .or_insert_with(Vec::new)
-                        .push(pdb);
-                    by_namespace
-                },
-            ),
+            pdbs: PdbsByNamespace::new(&snapshot.pod_disruption_budgets),
         }
     }
 
@@ -947,15 +938,7 @@ impl<'a> OwnerIndex<'a> {
 
     /// PodDisruptionBudgets of `namespace` selecting the template's pods.
     fn covering_pdbs(&self, namespace: &str, template: &PodTemplateInfo) -> Vec<&'a PdbInfo> {
-        self.pdbs
-            .get(namespace)
-            .map(|pdbs| {
-                pdbs.iter()
-                    .copied()
-                    .filter(|p| p.selector.matches(&template.labels))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.pdbs.selecting(namespace, &template.labels).collect()
     }
 }
 
