@@ -9,6 +9,9 @@
 # - `kubectl get pods -A -o json` through the real kubectl (skipped above
 #   KUBECTL_MAX pods: it needs many GB there).
 #
+# Beside status, each run times `restart-sidecars -A --dry-run -o json`:
+# the same LISTs and the restart plan, nothing written (its read phase).
+#
 # Then the write-scale benchmark: 2,000 stale Deployments in 100 namespaces,
 # `restart-sidecars -A --concurrency 20` (mesh-sim/examples/restart_bench.rs):
 # requests by verb from the simulated API server's log, requests per
@@ -83,8 +86,8 @@ measure() {
     local before
     before=$(sim_cpu)
     "$TIME" -f "%e %M %U %S" -o "$work/time" "$@" > "${OUT:-/dev/null}"
-    awk -v before="$before" -v after="$(sim_cpu)" \
-        '{ printf "%s %s %.2f %.2f\n", $1, $2, $3 + $4, after - before }' "$work/time" >> "$into"
+    tail -1 "$work/time" | awk -v before="$before" -v after="$(sim_cpu)" \
+        '{ printf "%s %s %.2f %.2f\n", $1, $2, $3 + $4, after - before }' >> "$into"
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -95,6 +98,8 @@ median_of() { cut -d' ' -f"$2" "$1" | median; }
 cores=$(nproc)
 
 summary="$work/summary"
+restart_summary="$work/restart-summary"
+printf '| pods | floor | restart-sidecars -A --dry-run -o json | peak memory | / floor |\n|---:|---:|---:|---:|---:|\n' > "$restart_summary"
 printf '| pods | floor | status -A -o json | status peak memory | kubectl get pods -A -o json | kubectl peak memory | status / floor | status / kubectl | floor + scan | bound for a scanning client / floor |\n' > "$summary"
 printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n' >> "$summary"
 
@@ -110,12 +115,13 @@ for size in $SIZES; do
     export KUBECONFIG="$work/kubeconfig"
 
     with_kubectl=$(( size <= KUBECTL_MAX ))
-    : > "$work/floor"; : > "$work/scan"; : > "$work/status"; : > "$work/kubectl"
+    : > "$work/floor"; : > "$work/scan"; : > "$work/status"; : > "$work/kubectl"; : > "$work/restart"
     for run in $(seq "$RUNS"); do
         OUT="$work/floor-line" measure "$work/floor" target/release/examples/floor "$KUBECONFIG"
         measure "$work/scan" target/release/examples/floor "$KUBECONFIG" --scan
         measure "$work/status" "$KUBECTL" mesh-upgrade status -A -o json
-        line="run $run: floor $(tail -1 "$work/floor" | cut -d' ' -f1)s, scan $(tail -1 "$work/scan" | cut -d' ' -f1)s, status $(tail -1 "$work/status" | cut -d' ' -f1)s"
+        measure "$work/restart" "$KUBECTL" mesh-upgrade restart-sidecars -A --dry-run -o json
+        line="run $run: floor $(tail -1 "$work/floor" | cut -d' ' -f1)s, scan $(tail -1 "$work/scan" | cut -d' ' -f1)s, status $(tail -1 "$work/status" | cut -d' ' -f1)s, restart-sidecars --dry-run $(tail -1 "$work/restart" | cut -d' ' -f1)s"
         if [ "$with_kubectl" = 1 ]; then
             measure "$work/kubectl" "$KUBECTL" get pods -A -o json
             line="$line, kubectl get pods $(tail -1 "$work/kubectl" | cut -d' ' -f1)s"
@@ -143,6 +149,13 @@ for size in $SIZES; do
     echo "kubectl mesh-upgrade status -A -o json:"
     echo "    median ${status_median}s, peak ${status_peak} MB   (runs: $(runs_of "$work/status"))"
     echo "    CPU: the plugin $(median_of "$work/status" 3)s, the server $(median_of "$work/status" 4)s (kubectl's own start included)"
+    restart_median=$(cut -d' ' -f1 "$work/restart" | median)
+    restart_peak=$(peak_mb "$work/restart")
+    echo "kubectl mesh-upgrade restart-sidecars -A --dry-run -o json (its read and plan, nothing written):"
+    echo "    median ${restart_median}s, peak ${restart_peak} MB   (runs: $(runs_of "$work/restart"))"
+    echo "    CPU: the plugin $(median_of "$work/restart" 3)s, the server $(median_of "$work/restart" 4)s"
+    printf '| %s | %s s | %s s | %s MB | %s |\n' "$pods" "$floor_median" "$restart_median" "$restart_peak" \
+        "$(awk -v s="$restart_median" -v f="$floor_median" 'BEGIN { printf "%.2f", s / f }')" >> "$restart_summary"
     if [ "$with_kubectl" = 1 ]; then
         kubectl_peak=$(peak_mb "$work/kubectl")
         echo "kubectl get pods -A -o json:"
@@ -172,6 +185,10 @@ echo
 echo "status -A -o json, medians of $RUNS runs per size:"
 echo
 cat "$summary"
+echo
+echo "the read phase of restart-sidecars (-A --dry-run: every LIST, the plan, nothing written), medians of $RUNS runs:"
+echo
+cat "$restart_summary"
 
 if [ "$WRITES" = 1 ]; then
     echo
