@@ -452,7 +452,7 @@ pub fn build_status_from(
         .collect();
 
     // Counted in one pass: 500 namespaces each scanning 50,000 workloads
-    // was a fifth of the model's time.
+    // was a quarter of the model's time.
     let mut workloads_per_namespace: HashMap<&str, usize> = HashMap::new();
     for w in &workloads_in_scope {
         *workloads_per_namespace
