@@ -137,6 +137,18 @@ impl ApiError {
             ),
         )
     }
+    /// No media type the client accepts can be answered (the API server's
+    /// content negotiation failing).
+    pub fn not_acceptable(accepted: &[&str]) -> Self {
+        Self::new(
+            406,
+            "NotAcceptable",
+            format!(
+                "only the following media types are accepted: {}",
+                accepted.join(", ")
+            ),
+        )
+    }
     /// Admission webhook failure (`failurePolicy: Fail` and the webhook is down).
     pub fn webhook_failed(webhook: &str, why: &str) -> Self {
         Self::new(

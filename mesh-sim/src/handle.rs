@@ -118,6 +118,14 @@ impl SimOptions {
         self
     }
 
+    /// Whether LISTs are answered in protobuf to clients that prefer it, as
+    /// the API server answers kubectl's typed clients (the default); with
+    /// `false` every LIST is answered in JSON (see [`SimConfig::protobuf`]).
+    pub fn protobuf(mut self, enabled: bool) -> Self {
+        self.config.protobuf = enabled;
+        self
+    }
+
     /// Serves on this port instead of an ephemeral one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
@@ -547,5 +555,152 @@ mod tests {
         assert_ne!(token, sim.token());
         assert_eq!(doc["users"][0]["name"], "ci viewer");
         assert_eq!(doc["clusters"][0]["cluster"]["server"], sim.url());
+    }
+
+    /// One GET over HTTPS as the admin, with this `Accept`: the status, the
+    /// answer's `Content-Type` and its body.
+    fn get_with_accept(sim: &Sim, path: &str, accept: &str) -> (u16, String, Vec<u8>) {
+        use http_body_util::BodyExt;
+        use rustls::pki_types::pem::PemObject;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(
+                    rustls::pki_types::CertificateDer::from_pem_slice(sim.ca_pem().as_bytes())
+                        .expect("the CA"),
+                )
+                .expect("trusting the CA");
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let authority = sim.url().trim_start_matches("https://").to_string();
+            let tcp = tokio::net::TcpStream::connect(&authority)
+                .await
+                .expect("connects");
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("a name");
+            let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .expect("the TLS handshake");
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                    .await
+                    .expect("the HTTP handshake");
+            tokio::spawn(connection);
+            let request = hyper::Request::get(path)
+                .header("host", authority)
+                .header("authorization", format!("Bearer {}", sim.token()))
+                .header("accept", accept)
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .expect("a request");
+            let response = sender.send_request(request).await.expect("an answer");
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let body = response.into_body().collect().await.expect("a body");
+            (status, content_type, body.to_bytes().to_vec())
+        })
+    }
+
+    const TYPED_CLIENT: &str = "application/vnd.kubernetes.protobuf, application/json";
+    const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+    #[test]
+    fn a_typed_clients_pod_list_is_answered_in_protobuf_holding_the_json_lists_pods() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let log = dir.path().join("requests.jsonl");
+        let sim =
+            Sim::start(SimOptions::default().scenario("canary").request_log(&log)).expect("starts");
+        sim.pause_clock();
+        let (status, content_type, json_body) =
+            get_with_accept(&sim, "/api/v1/pods", "application/json");
+        assert_eq!((status, content_type.as_str()), (200, "application/json"));
+        let (status, content_type, body) = get_with_accept(&sim, "/api/v1/pods", TYPED_CLIENT);
+        assert_eq!((status, content_type.as_str()), (200, PROTOBUF));
+        assert!(body.starts_with(b"k8s\0"));
+
+        let json_list: Value = serde_json::from_slice(&json_body).expect("JSON");
+        let protobuf_list = server::proto::list_from_body(&body).expect("a protobuf list");
+        assert_eq!(protobuf_list["kind"], "PodList");
+        assert_eq!(protobuf_list["metadata"], json_list["metadata"]);
+        let schema = server::proto::schema_of("v1", "Pod").expect("a schema");
+        let expected: Vec<Value> = json_list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|item| {
+                let mut item = item.as_object().expect("an object").clone();
+                item.remove("apiVersion");
+                item.remove("kind");
+                Value::Object(server::proto::as_decoded(schema, &item))
+            })
+            .collect();
+        assert!(expected.len() > 5, "the canary scenario has pods");
+        assert_eq!(protobuf_list["items"], Value::Array(expected));
+
+        let types: Vec<String> = sim
+            .requests()
+            .iter()
+            .map(|r| r.response_type.clone())
+            .collect();
+        assert_eq!(types, ["application/json", PROTOBUF]);
+        let lines = std::fs::read_to_string(&log).expect("the log");
+        assert!(
+            lines.lines().nth(1).is_some_and(
+                |l| l.contains(r#""responseType":"application/vnd.kubernetes.protobuf""#)
+            ),
+            "{lines}"
+        );
+    }
+
+    #[test]
+    fn without_protobuf_or_outside_the_schema_lists_are_answered_in_json() {
+        let sim =
+            Sim::start(SimOptions::default().scenario("canary").protobuf(false)).expect("starts");
+        let (status, content_type, body) = get_with_accept(&sim, "/api/v1/pods", TYPED_CLIENT);
+        assert_eq!((status, content_type.as_str()), (200, "application/json"));
+        assert!(serde_json::from_slice::<Value>(&body).is_ok());
+        // Even to a client that takes nothing else: a JSON-only proxy's answer.
+        let (status, content_type, _) = get_with_accept(&sim, "/api/v1/pods", PROTOBUF);
+        assert_eq!((status, content_type.as_str()), (200, "application/json"));
+        assert_eq!(sim.requests()[0].response_type, "application/json");
+
+        let sim = Sim::start(SimOptions::default()).expect("starts");
+        // Nodes have no protobuf schema in mesh-sim.
+        let (status, content_type, _) = get_with_accept(&sim, "/api/v1/nodes", TYPED_CLIENT);
+        assert_eq!((status, content_type.as_str()), (200, "application/json"));
+        let (status, content_type, body) = get_with_accept(&sim, "/api/v1/nodes", PROTOBUF);
+        assert_eq!((status, content_type.as_str()), (406, "application/json"));
+        let answer: Value = serde_json::from_slice(&body).expect("a Status");
+        assert_eq!(answer["reason"], "NotAcceptable");
+        // A GET of one object stays JSON.
+        let (_, content_type, _) =
+            get_with_accept(&sim, "/api/v1/namespaces/default", TYPED_CLIENT);
+        assert_eq!(content_type, "application/json");
+        // A pod holding a field the schema lacks turns its page to JSON.
+        sim.with_world(|w| {
+            w.store.put(
+                kinds::pods(),
+                serde_json::json!({"metadata": {"namespace": "default", "name": "odd"},
+                    "spec": {"containers": [{"name": "a", "image": "a:1"}], "futureField": 1}}),
+            )
+        });
+        let (_, content_type, _) =
+            get_with_accept(&sim, "/api/v1/namespaces/default/pods", TYPED_CLIENT);
+        assert_eq!(content_type, "application/json");
+        let (_, content_type, _) =
+            get_with_accept(&sim, "/api/v1/namespaces/kube-system/pods", TYPED_CLIENT);
+        assert_eq!(content_type, PROTOBUF);
     }
 }

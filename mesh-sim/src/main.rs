@@ -78,7 +78,8 @@ struct ServeArgs {
     faults: Option<PathBuf>,
 
     /// Write every request as a JSON line to this file (method, path,
-    /// query, status, user, and the object's namespace and name).
+    /// query, status, the answer's content type, user, and the object's
+    /// namespace and name).
     #[arg(long, value_name = "FILE")]
     request_log: Option<PathBuf>,
 
@@ -91,6 +92,12 @@ struct ServeArgs {
     /// served (its requests answer 404, as without the CRD).
     #[arg(long)]
     no_argo_rollouts: bool,
+
+    /// Answer every LIST in JSON, as an API server behind a JSON-only proxy
+    /// would (by default LISTs of the built-in kinds are answered in
+    /// protobuf to clients that prefer it, as kubectl's typed clients do).
+    #[arg(long)]
+    no_protobuf: bool,
 
     #[command(flatten)]
     generate: GenerateArgs,
@@ -198,6 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config.pod_ready_delay = Duration::try_from_secs_f64(delay).context("--pod-ready-delay")?;
     }
     config.argo_rollouts = !args.no_argo_rollouts;
+    config.protobuf = !args.no_protobuf;
     let mut options = SimOptions::default()
         .config(config)
         .port(args.port)

@@ -10,7 +10,7 @@
 //!                                         └─ resource request ─> 403 outside the role
 //!                                                              ─> faults (latency, error)
 //!                                                              ─> get | list | watch | create | update | patch | delete
-//!                                            └─> RequestRecord appended with the final status
+//!                                            └─> RequestRecord appended with the final status and content type
 //! ```
 //!
 //! The world sits behind one mutex. Handlers hold it only to read or write
@@ -64,6 +64,9 @@ pub struct RequestRecord {
     pub body: String,
     /// The status answered (200 for a watch that started streaming).
     pub status: u16,
+    /// The answer's `Content-Type` (`application/json`,
+    /// `application/vnd.kubernetes.protobuf`, ...); empty if it had none.
+    pub response_type: String,
     /// The authenticated user, empty when authentication failed.
     pub user: String,
     /// The object's namespace and name, for a request on one object (a
@@ -73,13 +76,15 @@ pub struct RequestRecord {
 }
 
 /// One line of the request log file (`--request-log`): the record without
-/// its body and content type.
+/// its body and the request's content type.
 #[derive(Serialize)]
 struct LogLine<'a> {
     method: &'a str,
     path: &'a str,
     query: &'a str,
     status: u16,
+    #[serde(rename = "responseType", skip_serializing_if = "str::is_empty")]
+    response_type: &'a str,
     user: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     namespace: &'a str,
@@ -95,6 +100,7 @@ impl RequestRecord {
             path: &self.path,
             query: &self.query,
             status: self.status,
+            response_type: &self.response_type,
             user: &self.user,
             namespace: &self.namespace,
             name: &self.name,
@@ -356,6 +362,12 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Bod
         content_type,
         body: String::from_utf8_lossy(&body).into_owned(),
         status: response.status().as_u16(),
+        response_type: response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
         user: user.map(|u| u.name).unwrap_or_default(),
         namespace,
         name,

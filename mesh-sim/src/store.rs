@@ -19,9 +19,16 @@
 //! 10 GB; as text it takes about a tenth of that. Lists and watch events
 //! send the text as it is, so they decode nothing unless a selector has to
 //! look inside.
+//!
+//! Beside its text an object keeps its protobuf message once a protobuf
+//! LIST has needed it ([`Stored::protobuf`]): the API server encodes from
+//! objects it holds, so encoding again from JSON on every list would make
+//! mesh-sim's CPU, not the transfer, the cost of a protobuf LIST. A write
+//! stores a new [`Stored`], so the message never outlives the text it was
+//! made from.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -33,9 +40,33 @@ pub type Obj = Arc<Value>;
 
 /// An object as the store keeps it: its JSON text, with `apiVersion`,
 /// `kind` and `metadata.resourceVersion`, exactly as a GET answers it and a
-/// list or a watch event carries it. Cloning shares the text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stored(Arc<[u8]>);
+/// list or a watch event carries it, and its protobuf message once one was
+/// asked for. Cloning shares both; two are equal when their texts are.
+#[derive(Clone)]
+pub struct Stored(Arc<StoredText>);
+
+struct StoredText {
+    json: Box<[u8]>,
+    /// The protobuf message, made on first use; `None` when the object
+    /// cannot be encoded (so it is not tried again).
+    protobuf: OnceLock<Option<Box<[u8]>>>,
+}
+
+impl PartialEq for Stored {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.json() == other.json()
+    }
+}
+
+impl Eq for Stored {}
+
+impl std::fmt::Debug for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Stored")
+            .field(&String::from_utf8_lossy(self.json()))
+            .finish()
+    }
+}
 
 impl Stored {
     /// The text of an object of `resource` that is not (or no longer) in
@@ -50,24 +81,39 @@ impl Stored {
     }
 
     fn encode(obj: &Value) -> Self {
-        Stored(Arc::from(
-            serde_json::to_vec(obj).expect("a JSON value always serializes"),
-        ))
+        Stored(Arc::new(StoredText {
+            json: serde_json::to_vec(obj)
+                .expect("a JSON value always serializes")
+                .into_boxed_slice(),
+            protobuf: OnceLock::new(),
+        }))
     }
 
     /// The JSON text.
     pub fn json(&self) -> &[u8] {
-        &self.0
+        &self.0.json
     }
 
     /// The object, decoded.
     pub fn value(&self) -> Value {
-        serde_json::from_slice(&self.0).expect("the store holds only JSON it wrote")
+        serde_json::from_slice(&self.0.json).expect("the store holds only JSON it wrote")
     }
 
     /// [`Stored::value`], shared.
     pub fn obj(&self) -> Obj {
         Arc::new(self.value())
+    }
+
+    /// The object's protobuf message: made by `encode` from the JSON text
+    /// the first time it is asked for, then kept with the text (every clone
+    /// sees it). `None` when `encode` could not make one, which is kept too.
+    /// The store knows nothing of protobuf; the caller's `encode` does, and
+    /// must give the same answer for the same text.
+    pub fn protobuf(&self, encode: impl FnOnce(&[u8]) -> Option<Vec<u8>>) -> Option<&[u8]> {
+        self.0
+            .protobuf
+            .get_or_init(|| encode(&self.0.json).map(Vec::into_boxed_slice))
+            .as_deref()
     }
 }
 

@@ -31,6 +31,11 @@ pub struct SimConfig {
     /// is served); without them its URLs answer 404 and discovery omits them,
     /// as on a cluster where nobody installed them.
     pub gateway_api: bool,
+    /// LISTs of the kinds with a protobuf schema are answered in protobuf
+    /// when the client prefers it, as the API server answers kubectl's typed
+    /// clients; without it every LIST is JSON, as from an API server behind
+    /// a JSON-only proxy.
+    pub protobuf: bool,
 }
 
 impl Default for SimConfig {
@@ -41,6 +46,7 @@ impl Default for SimConfig {
             clock_speed: 50.0,
             argo_rollouts: true,
             gateway_api: true,
+            protobuf: true,
         }
     }
 }

@@ -396,6 +396,68 @@ fn create_from_a_file_stores_the_object_and_apply_updates_it() {
     );
 }
 
+/// A line's words with durations (`5s`, `3m12s`, `2d`) replaced: what two
+/// runs of `describe` seconds apart print alike. The settled scenario's
+/// clock may run ahead of the wall clock, which kubectl prints as the age
+/// `<invalid>` until the wall clock catches up.
+fn without_ages(text: &str) -> Vec<String> {
+    let is_age = |word: &str| {
+        word == "<invalid>"
+            || (word.chars().any(|c| c.is_ascii_digit())
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || "smhd".contains(c)))
+    };
+    text.lines()
+        .map(|line| {
+            line.split_whitespace()
+                .map(|word| if is_age(word) { "AGE" } else { word })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// kubectl's typed clients (`describe`, `rollout history`, `drain`) ask for
+/// lists in protobuf and get them, and print what they print from JSON.
+#[test]
+fn typed_clients_read_protobuf_lists_as_they_read_json_ones() {
+    let cluster = Cluster::start(SimOptions::default().scenario("owners").clock_speed(0.0));
+    let commands: [&[&str]; 3] = [
+        &["describe", "deployments", "-n", "orders"],
+        &["describe", "nodes"],
+        &["rollout", "history", "deployment/catalog", "-n", "orders"],
+    ];
+    let protobuf_answers = |cluster: &Cluster| {
+        cluster
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.response_type == "application/vnd.kubernetes.protobuf")
+            .map(|r| r.path.clone())
+            .collect::<Vec<_>>()
+    };
+    let in_protobuf: Vec<String> = commands.iter().map(|c| cluster.kubectl(c).ok()).collect();
+    let answered = protobuf_answers(&cluster);
+    assert!(
+        answered.iter().any(|p| p.ends_with("/replicasets"))
+            && answered.iter().any(|p| p.ends_with("/pods")),
+        "ReplicaSets and pods were listed in protobuf: {answered:?}"
+    );
+    cluster.sim.clear_requests();
+    cluster.sim.with_world(|w| w.config.protobuf = false);
+    for (command, printed) in commands.iter().zip(&in_protobuf) {
+        let from_json = cluster.kubectl(command).ok();
+        assert_eq!(
+            without_ages(printed),
+            without_ages(&from_json),
+            "kubectl {}",
+            command.join(" ")
+        );
+    }
+    assert!(protobuf_answers(&cluster).is_empty());
+}
+
 /// The objects kubectl's typed `create` commands and `run` make, which
 /// kubectl sends as protobuf, stored as the JSON kubectl would get back.
 #[test]
@@ -1742,6 +1804,15 @@ fn kubectl_cordon_drain_and_uncordon_move_pods_off_a_node_through_evictions() {
         .filter(|r| r.method == "POST" && r.path.ends_with("/eviction"))
         .count();
     assert!(evictions > 0, "drain uses the eviction subresource");
+    assert!(
+        cluster
+            .sim
+            .requests()
+            .iter()
+            .any(|r| r.path == "/api/v1/pods"
+                && r.response_type == "application/vnd.kubernetes.protobuf"),
+        "drain lists the node's pods in protobuf"
+    );
     let left = pods_on("sim-node-1");
     assert!(
         left.iter()

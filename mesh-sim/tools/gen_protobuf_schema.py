@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Writes mesh-sim/src/server/proto/schema.rs: the protobuf field numbers and JSON
-names of the Kubernetes kinds kubectl sends as protobuf.
+names of the Kubernetes kinds kubectl sends as protobuf and asks for in
+protobuf.
 
 Typed kubectl commands (`kubectl create namespace|deployment|configmap|...`,
 `kubectl run`, `kubectl drain`'s evictions) send
-`application/vnd.kubernetes.protobuf`; mesh-sim stores JSON. Decoding needs,
+`application/vnd.kubernetes.protobuf`, and typed clients ask for lists in it
+(`drain`, `describe`, `rollout history`); mesh-sim stores JSON. Decoding and
+encoding need,
 for every message, each field's number and type (from the k8s-pb crate's
 prost code, generated from Kubernetes' own .proto files) and its JSON name
 (from the k8s-openapi crate's serde code, generated from the OpenAPI spec).
@@ -55,9 +58,10 @@ SPECIAL = {
     "apimachinery::pkg::util::intstr::IntOrString": "IntOrString",
 }
 
-# Go structs embedded with `json:",inline"`: their fields belong to the parent.
+# Go structs embedded with `json:",inline"`: their fields belong to the parent
+# (`handler` is Probe's ProbeHandler: exec, httpGet, tcpSocket, grpc).
 INLINE = {"local_object_reference", "volume_source", "ingress_rule_value",
-          "ephemeral_container_common", "persistent_volume_source"}
+          "ephemeral_container_common", "persistent_volume_source", "handler"}
 
 FIELD = re.compile(
     r'#\[prost\((?P<attr>[^\]]*)\)\]\s*pub (?:r#)?(?P<name>\w+):\s*(?P<ty>.*?)(?=\n\s*(?:///|#\[|$))', re.S)
@@ -194,7 +198,8 @@ def main():
             else:
                 raise SystemExit(f"{kind} in {full}.{rust}")
             fields.append((tag, json, t, repeated))
-        out_fields[full] = fields
+        # In number order, the order Go's marshaller writes them in.
+        out_fields[full] = sorted(fields)
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
 

@@ -8,7 +8,8 @@
 //!
 //! Items are the store's JSON text, copied into the body as they are; only
 //! a selector makes the list decode an object (its labels alone for a label
-//! selector).
+//! selector). A protobuf list ([`list_body_protobuf`]) copies each item's
+//! protobuf message likewise, made once per stored object and kept with it.
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ use crate::selectors::{
 };
 use crate::store::{ObjKey, Store, Stored};
 
+use super::proto;
 use super::route::Query;
 
 /// Where the next page starts.
@@ -207,6 +209,36 @@ pub fn list_body(resource: &Resource, page: &ListPage) -> Vec<u8> {
     out
 }
 
+/// The protobuf body of a `<Kind>List` (see [`super::proto::list_body`]),
+/// or `None` when the kind has no protobuf schema or an item cannot be
+/// encoded exactly (a field the schema lacks): the caller answers in JSON.
+pub fn list_body_protobuf(resource: &Resource, page: &ListPage) -> Option<Vec<u8>> {
+    let api_version = resource.api_version();
+    let schema = proto::schema_of(&api_version, resource.kind)?;
+    let encode = |json: &[u8]| {
+        let object: serde_json::Map<String, Value> = serde_json::from_slice(json).ok()?;
+        match proto::encode(schema, &object) {
+            Ok(message) => Some(message),
+            Err(why) => {
+                tracing::debug!(kind = resource.kind, %why, "a list is answered in JSON");
+                None
+            }
+        }
+    };
+    let items = page
+        .items
+        .iter()
+        .map(|item| item.protobuf(encode))
+        .collect::<Option<Vec<&[u8]>>>()?;
+    Some(proto::list_body(
+        &api_version,
+        &format!("{}List", resource.kind),
+        &page.resource_version.to_string(),
+        page.continue_token.as_deref(),
+        items.iter().copied(),
+    ))
+}
+
 /// Writes `obj` with its `apiVersion` and `kind`, which list items carry.
 pub fn write_object(out: &mut Vec<u8>, resource: &Resource, obj: &Value) {
     if obj.get("kind").is_some() && obj.get("apiVersion").is_some() {
@@ -330,5 +362,82 @@ mod tests {
         );
         assert_eq!(body["items"].as_array().unwrap().len(), 2);
         assert_eq!(body["items"][0]["kind"], "Pod");
+    }
+
+    /// A page's items as the protobuf list carries them: without
+    /// `apiVersion` and `kind`, and as the decoder writes JSON.
+    fn as_protobuf_items(page: &ListPage) -> Vec<Value> {
+        page.items
+            .iter()
+            .map(|item| {
+                let mut object = item.value().as_object().unwrap().clone();
+                object.remove("apiVersion");
+                object.remove("kind");
+                Value::Object(proto::as_decoded(
+                    proto::schema_of("v1", "Pod").unwrap(),
+                    &object,
+                ))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_protobuf_page_has_its_list_meta_then_its_items() {
+        let store = store_with_pods(5);
+        let page = list(&store, kinds::pods(), None, &Query::parse("limit=3")).unwrap();
+        let token = page.continue_token.clone().expect("a second page");
+        let body = list_body_protobuf(kinds::pods(), &page).expect("pods encode");
+
+        let unknown = proto::Message::parse(body.strip_prefix(b"k8s\0").unwrap()).unwrap();
+        let list = unknown.message(2).unwrap();
+        let numbers: Vec<u64> = list.fields.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, [1, 2, 2, 2], "ListMeta first, then the items");
+
+        let decoded = proto::list_from_body(&body).unwrap();
+        assert_eq!(decoded["apiVersion"], "v1");
+        assert_eq!(decoded["kind"], "PodList");
+        assert_eq!(
+            decoded["metadata"],
+            json!({"resourceVersion": page.resource_version.to_string(), "continue": token})
+        );
+        assert_eq!(decoded["items"], Value::Array(as_protobuf_items(&page)));
+        assert_eq!(decoded["items"][0]["metadata"]["labels"]["app"], "web");
+    }
+
+    #[test]
+    fn protobuf_messages_are_made_once_and_kept_with_the_stored_object() {
+        let store = store_with_pods(2);
+        let page = list(&store, kinds::pods(), None, &Query::parse("")).unwrap();
+        let first = list_body_protobuf(kinds::pods(), &page).unwrap();
+        // The store's own copy (a clone shares the text) now holds the message.
+        let stored = store.get_stored(kinds::pods(), "a", "p00").unwrap();
+        let kept = stored
+            .protobuf(|_| panic!("encoded a second time"))
+            .unwrap();
+        assert!(first.windows(kept.len()).any(|w| w == kept));
+        assert_eq!(list_body_protobuf(kinds::pods(), &page).unwrap(), first);
+    }
+
+    #[test]
+    fn a_page_with_a_field_the_schema_lacks_or_a_kind_without_one_has_no_protobuf_body() {
+        let mut store = store_with_pods(2);
+        store.put(
+            kinds::pods(),
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"namespace": "b", "name": "odd"},
+                   "spec": {"containers": [{"name": "app", "image": "app:1", "futureField": true}]}}),
+        );
+        let only_a = list(&store, kinds::pods(), Some("a"), &Query::parse("")).unwrap();
+        assert!(list_body_protobuf(kinds::pods(), &only_a).is_some());
+        let all = list(&store, kinds::pods(), None, &Query::parse("")).unwrap();
+        assert!(list_body_protobuf(kinds::pods(), &all).is_none());
+        // The item that could not be encoded is not tried again, and the
+        // others keep their messages.
+        let odd = store.get_stored(kinds::pods(), "b", "odd").unwrap();
+        assert!(odd.protobuf(|_| panic!("tried again")).is_none());
+
+        store.put(kinds::nodes(), json!({"metadata": {"name": "n1"}}));
+        let nodes = list(&store, kinds::nodes(), None, &Query::parse("")).unwrap();
+        assert!(list_body_protobuf(kinds::nodes(), &nodes).is_none());
     }
 }

@@ -6,6 +6,11 @@
 //! create), a `<Kind>List` or a Table, or a `Status`. Writes go through
 //! [`World`] so admission, generations, optimistic concurrency, dry runs and
 //! garbage collection behave as for every other writer.
+//!
+//! A `<Kind>List` is protobuf when the client prefers it (kubectl's typed
+//! clients do), its kind has a protobuf schema and every item encodes;
+//! otherwise JSON (`ListFormat::negotiate`). Objects (GET), watches and
+//! Tables are always JSON.
 
 use std::sync::Arc;
 
@@ -68,6 +73,69 @@ fn table_request(request: &ApiRequest) -> Option<IncludeObject> {
         .accept
         .contains("as=Table")
         .then(|| IncludeObject::parse(request.query.get("includeObject")))
+}
+
+/// How a LIST is answered, from its `Accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListFormat {
+    /// A `meta.k8s.io` Table (`kubectl get`).
+    Table,
+    Json,
+    /// Kubernetes' protobuf; `or_json` when the client takes JSON too, which
+    /// is then the answer for a page that cannot be encoded.
+    Protobuf {
+        or_json: bool,
+    },
+}
+
+impl ListFormat {
+    /// The API server's negotiation, for the two encodings mesh-sim has: the
+    /// media types by `q` (0 is not acceptable), equal ones in the client's
+    /// order; protobuf if it comes before any JSON type (`application/json`,
+    /// `application/*`, `*/*`). client-go's typed clients send
+    /// `application/vnd.kubernetes.protobuf, application/json`; kube-rs and
+    /// kubectl's dynamic clients `application/json`. Anything else (no
+    /// header, only types mesh-sim does not serve) is answered in JSON, as
+    /// mesh-sim always has.
+    fn negotiate(accept: &str) -> Self {
+        if accept.contains("as=Table") {
+            return ListFormat::Table;
+        }
+        let mut ranked: Vec<(&str, bool, f32)> = accept
+            .split(',')
+            .filter_map(|entry| {
+                let mut parts = entry.split(';').map(str::trim);
+                let media_type = parts.next().filter(|t| !t.is_empty())?;
+                let (mut q, mut converted) = (1.0f32, false);
+                for parameter in parts {
+                    let (key, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+                    match key.trim() {
+                        "q" => q = value.trim().parse().unwrap_or(1.0),
+                        // `as=PartialObjectMetadataList` and the like: another
+                        // kind than the list, which mesh-sim has no protobuf for.
+                        "as" => converted = true,
+                        _ => {}
+                    }
+                }
+                (q > 0.0).then_some((media_type, converted, q))
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let protobuf = ranked.iter().position(|(t, converted, _)| {
+            !converted && t.eq_ignore_ascii_case(super::proto::MEDIA_TYPE)
+        });
+        let json = ranked.iter().position(|(t, _, _)| {
+            ["application/json", "application/*", "*/*"]
+                .iter()
+                .any(|j| t.eq_ignore_ascii_case(j))
+        });
+        match (protobuf, json) {
+            (Some(p), json) if json.is_none_or(|j| p < j) => ListFormat::Protobuf {
+                or_json: json.is_some(),
+            },
+            _ => ListFormat::Json,
+        }
+    }
 }
 
 fn write_options(request: &ApiRequest) -> ApiResult<WriteOptions> {
@@ -241,7 +309,7 @@ fn list_objects(
     resource: &'static Resource,
     path: &ResourcePath,
 ) -> ApiResult<Response<Body>> {
-    let (page, now) = {
+    let (page, now, protobuf) = {
         let world = lock(&shared.world);
         (
             list::list(
@@ -251,10 +319,19 @@ fn list_objects(
                 &request.query,
             )?,
             world.clock.now(),
+            world.config.protobuf,
         )
     };
-    match table_request(request) {
-        Some(include) => {
+    let json = |page: &list::ListPage| {
+        bytes_response(
+            StatusCode::OK,
+            "application/json",
+            list::list_body(resource, page),
+        )
+    };
+    match ListFormat::negotiate(&request.accept) {
+        ListFormat::Table => {
+            let include = IncludeObject::parse(request.query.get("includeObject"));
             let objects: Vec<Value> = page.items.iter().map(Stored::value).collect();
             let t = table(
                 resource,
@@ -266,11 +343,23 @@ fn list_objects(
             );
             Ok(json_response(StatusCode::OK, &t))
         }
-        None => Ok(bytes_response(
-            StatusCode::OK,
-            "application/json",
-            list::list_body(resource, &page),
-        )),
+        // Switched off, the client gets JSON whatever it asked for: what an
+        // API server behind a JSON-only proxy answers.
+        ListFormat::Protobuf { or_json } if protobuf => {
+            match list::list_body_protobuf(resource, &page) {
+                Some(body) => Ok(bytes_response(
+                    StatusCode::OK,
+                    super::proto::MEDIA_TYPE,
+                    body,
+                )),
+                // A kind without a schema, or an item holding a field the
+                // schema lacks: JSON if the client takes it, else what the
+                // API server answers a client that accepts nothing it has.
+                None if or_json => Ok(json(&page)),
+                None => Err(ApiError::not_acceptable(&["application/json"])),
+            }
+        }
+        _ => Ok(json(&page)),
     }
 }
 
@@ -808,5 +897,65 @@ mod tests {
         assert_eq!(scale["status"]["replicas"], 2);
         assert_eq!(scale["status"]["selector"], "app=web,tier in (a,b)");
         assert_eq!(scale["metadata"]["resourceVersion"], "7");
+    }
+
+    #[test]
+    fn lists_are_answered_in_protobuf_when_the_client_prefers_it() {
+        use ListFormat::{Json, Protobuf, Table};
+        let cases = [
+            // client-go's and kubectl's typed clients
+            (
+                "application/vnd.kubernetes.protobuf, application/json",
+                Protobuf { or_json: true },
+            ),
+            (
+                "application/vnd.kubernetes.protobuf",
+                Protobuf { or_json: false },
+            ),
+            (
+                "application/vnd.kubernetes.protobuf;q=1,*/*;q=0.5",
+                Protobuf { or_json: true },
+            ),
+            ("application/json", Json),
+            // kubectl get
+            (
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
+                Table,
+            ),
+            ("*/*", Json),
+            ("", Json),
+            (
+                "application/json, application/vnd.kubernetes.protobuf",
+                Json,
+            ),
+            (
+                "application/vnd.kubernetes.protobuf;q=0, application/json",
+                Json,
+            ),
+            (
+                "application/json;q=0.5, application/vnd.kubernetes.protobuf",
+                Protobuf { or_json: true },
+            ),
+            (
+                "application/json;q=0, application/vnd.kubernetes.protobuf",
+                Protobuf { or_json: false },
+            ),
+            (
+                "text/plain, application/vnd.kubernetes.protobuf",
+                Protobuf { or_json: false },
+            ),
+            (
+                " Application/Vnd.Kubernetes.Protobuf ;q=0.9 , application/yaml",
+                Protobuf { or_json: false },
+            ),
+            // The metadata client's lists are another kind.
+            (
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+                Json,
+            ),
+        ];
+        for (accept, expected) in cases {
+            assert_eq!(ListFormat::negotiate(accept), expected, "Accept: {accept}");
+        }
     }
 }

@@ -271,18 +271,6 @@ pub static API_APPS_V1_DEPLOYMENT_CONDITION: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 6,
-            json: "lastUpdateTime",
-            ty: Ty::Time,
-            repeated: false,
-        },
-        Field {
-            number: 7,
-            json: "lastTransitionTime",
-            ty: Ty::Time,
-            repeated: false,
-        },
-        Field {
             number: 4,
             json: "reason",
             ty: Ty::Str,
@@ -292,6 +280,18 @@ pub static API_APPS_V1_DEPLOYMENT_CONDITION: Schema = Schema {
             number: 5,
             json: "message",
             ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 6,
+            json: "lastUpdateTime",
+            ty: Ty::Time,
+            repeated: false,
+        },
+        Field {
+            number: 7,
+            json: "lastTransitionTime",
+            ty: Ty::Time,
             repeated: false,
         },
     ],
@@ -373,12 +373,6 @@ pub static API_APPS_V1_DEPLOYMENT_STATUS: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 7,
-            json: "readyReplicas",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
             number: 4,
             json: "availableReplicas",
             ty: Ty::Int,
@@ -391,20 +385,26 @@ pub static API_APPS_V1_DEPLOYMENT_STATUS: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 9,
-            json: "terminatingReplicas",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
             number: 6,
             json: "conditions",
             ty: Ty::Message(&API_APPS_V1_DEPLOYMENT_CONDITION),
             repeated: true,
         },
         Field {
+            number: 7,
+            json: "readyReplicas",
+            ty: Ty::Int,
+            repeated: false,
+        },
+        Field {
             number: 8,
             json: "collisionCount",
+            ty: Ty::Int,
+            repeated: false,
+        },
+        Field {
+            number: 9,
+            json: "terminatingReplicas",
             ty: Ty::Int,
             repeated: false,
         },
@@ -499,12 +499,6 @@ pub static API_APPS_V1_REPLICA_SET_SPEC: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 4,
-            json: "minReadySeconds",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
             number: 2,
             json: "selector",
             ty: Ty::Message(&APIMACHINERY_PKG_APIS_META_V1_LABEL_SELECTOR),
@@ -514,6 +508,12 @@ pub static API_APPS_V1_REPLICA_SET_SPEC: Schema = Schema {
             number: 3,
             json: "template",
             ty: Ty::Message(&API_CORE_V1_POD_TEMPLATE_SPEC),
+            repeated: false,
+        },
+        Field {
+            number: 4,
+            json: "minReadySeconds",
+            ty: Ty::Int,
             repeated: false,
         },
     ],
@@ -535,6 +535,12 @@ pub static API_APPS_V1_REPLICA_SET_STATUS: Schema = Schema {
             repeated: false,
         },
         Field {
+            number: 3,
+            json: "observedGeneration",
+            ty: Ty::Int,
+            repeated: false,
+        },
+        Field {
             number: 4,
             json: "readyReplicas",
             ty: Ty::Int,
@@ -547,22 +553,16 @@ pub static API_APPS_V1_REPLICA_SET_STATUS: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 7,
-            json: "terminatingReplicas",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
-            number: 3,
-            json: "observedGeneration",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
             number: 6,
             json: "conditions",
             ty: Ty::Message(&API_APPS_V1_REPLICA_SET_CONDITION),
             repeated: true,
+        },
+        Field {
+            number: 7,
+            json: "terminatingReplicas",
+            ty: Ty::Int,
+            repeated: false,
         },
     ],
 };
@@ -1099,12 +1099,6 @@ pub static API_AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_STATUS: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 4,
-            json: "denied",
-            ty: Ty::Bool,
-            repeated: false,
-        },
-        Field {
             number: 2,
             json: "reason",
             ty: Ty::Str,
@@ -1114,6 +1108,12 @@ pub static API_AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_STATUS: Schema = Schema {
             number: 3,
             json: "evaluationError",
             ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 4,
+            json: "denied",
+            ty: Ty::Bool,
             repeated: false,
         },
     ],
@@ -1207,36 +1207,6 @@ pub static API_BATCH_V1_JOB_SPEC: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 11,
-            json: "podFailurePolicy",
-            ty: Ty::Message(&API_BATCH_V1_POD_FAILURE_POLICY),
-            repeated: false,
-        },
-        Field {
-            number: 16,
-            json: "successPolicy",
-            ty: Ty::Message(&API_BATCH_V1_SUCCESS_POLICY),
-            repeated: false,
-        },
-        Field {
-            number: 7,
-            json: "backoffLimit",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
-            number: 12,
-            json: "backoffLimitPerIndex",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
-            number: 13,
-            json: "maxFailedIndexes",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
             number: 4,
             json: "selector",
             ty: Ty::Message(&APIMACHINERY_PKG_APIS_META_V1_LABEL_SELECTOR),
@@ -1252,6 +1222,12 @@ pub static API_BATCH_V1_JOB_SPEC: Schema = Schema {
             number: 6,
             json: "template",
             ty: Ty::Message(&API_CORE_V1_POD_TEMPLATE_SPEC),
+            repeated: false,
+        },
+        Field {
+            number: 7,
+            json: "backoffLimit",
+            ty: Ty::Int,
             repeated: false,
         },
         Field {
@@ -1273,6 +1249,24 @@ pub static API_BATCH_V1_JOB_SPEC: Schema = Schema {
             repeated: false,
         },
         Field {
+            number: 11,
+            json: "podFailurePolicy",
+            ty: Ty::Message(&API_BATCH_V1_POD_FAILURE_POLICY),
+            repeated: false,
+        },
+        Field {
+            number: 12,
+            json: "backoffLimitPerIndex",
+            ty: Ty::Int,
+            repeated: false,
+        },
+        Field {
+            number: 13,
+            json: "maxFailedIndexes",
+            ty: Ty::Int,
+            repeated: false,
+        },
+        Field {
             number: 14,
             json: "podReplacementPolicy",
             ty: Ty::Str,
@@ -1282,6 +1276,12 @@ pub static API_BATCH_V1_JOB_SPEC: Schema = Schema {
             number: 15,
             json: "managedBy",
             ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 16,
+            json: "successPolicy",
+            ty: Ty::Message(&API_BATCH_V1_SUCCESS_POLICY),
             repeated: false,
         },
     ],
@@ -1327,20 +1327,8 @@ pub static API_BATCH_V1_JOB_STATUS: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 11,
-            json: "terminating",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
             number: 7,
             json: "completedIndexes",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 10,
-            json: "failedIndexes",
             ty: Ty::Str,
             repeated: false,
         },
@@ -1353,6 +1341,18 @@ pub static API_BATCH_V1_JOB_STATUS: Schema = Schema {
         Field {
             number: 9,
             json: "ready",
+            ty: Ty::Int,
+            repeated: false,
+        },
+        Field {
+            number: 10,
+            json: "failedIndexes",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 11,
+            json: "terminating",
             ty: Ty::Int,
             repeated: false,
         },
@@ -1777,15 +1777,15 @@ pub static API_CORE_V1_CLUSTER_TRUST_BUNDLE_PROJECTION: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 5,
-            json: "optional",
-            ty: Ty::Bool,
-            repeated: false,
-        },
-        Field {
             number: 4,
             json: "path",
             ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 5,
+            json: "optional",
+            ty: Ty::Bool,
             repeated: false,
         },
     ],
@@ -1801,12 +1801,6 @@ pub static API_CORE_V1_CONFIG_MAP: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 4,
-            json: "immutable",
-            ty: Ty::Bool,
-            repeated: false,
-        },
-        Field {
             number: 2,
             json: "data",
             ty: Ty::StrMap,
@@ -1816,6 +1810,12 @@ pub static API_CORE_V1_CONFIG_MAP: Schema = Schema {
             number: 3,
             json: "binaryData",
             ty: Ty::BytesMap,
+            repeated: false,
+        },
+        Field {
+            number: 4,
+            json: "immutable",
+            ty: Ty::Bool,
             repeated: false,
         },
     ],
@@ -1957,12 +1957,6 @@ pub static API_CORE_V1_CONTAINER: Schema = Schema {
             repeated: true,
         },
         Field {
-            number: 19,
-            json: "envFrom",
-            ty: Ty::Message(&API_CORE_V1_ENV_FROM_SOURCE),
-            repeated: true,
-        },
-        Field {
             number: 7,
             json: "env",
             ty: Ty::Message(&API_CORE_V1_ENV_VAR),
@@ -1975,27 +1969,9 @@ pub static API_CORE_V1_CONTAINER: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 23,
-            json: "resizePolicy",
-            ty: Ty::Message(&API_CORE_V1_CONTAINER_RESIZE_POLICY),
-            repeated: true,
-        },
-        Field {
-            number: 24,
-            json: "restartPolicy",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
             number: 9,
             json: "volumeMounts",
             ty: Ty::Message(&API_CORE_V1_VOLUME_MOUNT),
-            repeated: true,
-        },
-        Field {
-            number: 21,
-            json: "volumeDevices",
-            ty: Ty::Message(&API_CORE_V1_VOLUME_DEVICE),
             repeated: true,
         },
         Field {
@@ -2011,12 +1987,6 @@ pub static API_CORE_V1_CONTAINER: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 22,
-            json: "startupProbe",
-            ty: Ty::Message(&API_CORE_V1_PROBE),
-            repeated: false,
-        },
-        Field {
             number: 12,
             json: "lifecycle",
             ty: Ty::Message(&API_CORE_V1_LIFECYCLE),
@@ -2025,12 +1995,6 @@ pub static API_CORE_V1_CONTAINER: Schema = Schema {
         Field {
             number: 13,
             json: "terminationMessagePath",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 20,
-            json: "terminationMessagePolicy",
             ty: Ty::Str,
             repeated: false,
         },
@@ -2062,6 +2026,42 @@ pub static API_CORE_V1_CONTAINER: Schema = Schema {
             number: 18,
             json: "tty",
             ty: Ty::Bool,
+            repeated: false,
+        },
+        Field {
+            number: 19,
+            json: "envFrom",
+            ty: Ty::Message(&API_CORE_V1_ENV_FROM_SOURCE),
+            repeated: true,
+        },
+        Field {
+            number: 20,
+            json: "terminationMessagePolicy",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 21,
+            json: "volumeDevices",
+            ty: Ty::Message(&API_CORE_V1_VOLUME_DEVICE),
+            repeated: true,
+        },
+        Field {
+            number: 22,
+            json: "startupProbe",
+            ty: Ty::Message(&API_CORE_V1_PROBE),
+            repeated: false,
+        },
+        Field {
+            number: 23,
+            json: "resizePolicy",
+            ty: Ty::Message(&API_CORE_V1_CONTAINER_RESIZE_POLICY),
+            repeated: true,
+        },
+        Field {
+            number: 24,
+            json: "restartPolicy",
+            ty: Ty::Str,
             repeated: false,
         },
     ],
@@ -2539,12 +2539,6 @@ pub static API_CORE_V1_EPHEMERAL_CONTAINER_COMMON: Schema = Schema {
             repeated: true,
         },
         Field {
-            number: 19,
-            json: "envFrom",
-            ty: Ty::Message(&API_CORE_V1_ENV_FROM_SOURCE),
-            repeated: true,
-        },
-        Field {
             number: 7,
             json: "env",
             ty: Ty::Message(&API_CORE_V1_ENV_VAR),
@@ -2557,27 +2551,9 @@ pub static API_CORE_V1_EPHEMERAL_CONTAINER_COMMON: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 23,
-            json: "resizePolicy",
-            ty: Ty::Message(&API_CORE_V1_CONTAINER_RESIZE_POLICY),
-            repeated: true,
-        },
-        Field {
-            number: 24,
-            json: "restartPolicy",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
             number: 9,
             json: "volumeMounts",
             ty: Ty::Message(&API_CORE_V1_VOLUME_MOUNT),
-            repeated: true,
-        },
-        Field {
-            number: 21,
-            json: "volumeDevices",
-            ty: Ty::Message(&API_CORE_V1_VOLUME_DEVICE),
             repeated: true,
         },
         Field {
@@ -2593,12 +2569,6 @@ pub static API_CORE_V1_EPHEMERAL_CONTAINER_COMMON: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 22,
-            json: "startupProbe",
-            ty: Ty::Message(&API_CORE_V1_PROBE),
-            repeated: false,
-        },
-        Field {
             number: 12,
             json: "lifecycle",
             ty: Ty::Message(&API_CORE_V1_LIFECYCLE),
@@ -2607,12 +2577,6 @@ pub static API_CORE_V1_EPHEMERAL_CONTAINER_COMMON: Schema = Schema {
         Field {
             number: 13,
             json: "terminationMessagePath",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
-            number: 20,
-            json: "terminationMessagePolicy",
             ty: Ty::Str,
             repeated: false,
         },
@@ -2644,6 +2608,42 @@ pub static API_CORE_V1_EPHEMERAL_CONTAINER_COMMON: Schema = Schema {
             number: 18,
             json: "tty",
             ty: Ty::Bool,
+            repeated: false,
+        },
+        Field {
+            number: 19,
+            json: "envFrom",
+            ty: Ty::Message(&API_CORE_V1_ENV_FROM_SOURCE),
+            repeated: true,
+        },
+        Field {
+            number: 20,
+            json: "terminationMessagePolicy",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 21,
+            json: "volumeDevices",
+            ty: Ty::Message(&API_CORE_V1_VOLUME_DEVICE),
+            repeated: true,
+        },
+        Field {
+            number: 22,
+            json: "startupProbe",
+            ty: Ty::Message(&API_CORE_V1_PROBE),
+            repeated: false,
+        },
+        Field {
+            number: 23,
+            json: "resizePolicy",
+            ty: Ty::Message(&API_CORE_V1_CONTAINER_RESIZE_POLICY),
+            repeated: true,
+        },
+        Field {
+            number: 24,
+            json: "restartPolicy",
+            ty: Ty::Str,
             repeated: false,
         },
     ],
@@ -3025,15 +3025,15 @@ pub static API_CORE_V1_ISCSI_VOLUME_SOURCE: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 11,
-            json: "chapAuthSession",
-            ty: Ty::Bool,
-            repeated: false,
-        },
-        Field {
             number: 10,
             json: "secretRef",
             ty: Ty::Message(&API_CORE_V1_LOCAL_OBJECT_REFERENCE),
+            repeated: false,
+        },
+        Field {
+            number: 11,
+            json: "chapAuthSession",
+            ty: Ty::Bool,
             repeated: false,
         },
         Field {
@@ -3539,12 +3539,6 @@ pub static API_CORE_V1_PERSISTENT_VOLUME_CLAIM_SPEC: Schema = Schema {
             repeated: true,
         },
         Field {
-            number: 4,
-            json: "selector",
-            ty: Ty::Message(&APIMACHINERY_PKG_APIS_META_V1_LABEL_SELECTOR),
-            repeated: false,
-        },
-        Field {
             number: 2,
             json: "resources",
             ty: Ty::Message(&API_CORE_V1_VOLUME_RESOURCE_REQUIREMENTS),
@@ -3554,6 +3548,12 @@ pub static API_CORE_V1_PERSISTENT_VOLUME_CLAIM_SPEC: Schema = Schema {
             number: 3,
             json: "volumeName",
             ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 4,
+            json: "selector",
+            ty: Ty::Message(&APIMACHINERY_PKG_APIS_META_V1_LABEL_SELECTOR),
             repeated: false,
         },
         Field {
@@ -3809,12 +3809,6 @@ pub static API_CORE_V1_POD_CONDITION: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 7,
-            json: "observedGeneration",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
             number: 2,
             json: "status",
             ty: Ty::Str,
@@ -3842,6 +3836,12 @@ pub static API_CORE_V1_POD_CONDITION: Schema = Schema {
             number: 6,
             json: "message",
             ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 7,
+            json: "observedGeneration",
+            ty: Ty::Int,
             repeated: false,
         },
     ],
@@ -3981,20 +3981,8 @@ pub static API_CORE_V1_POD_SECURITY_CONTEXT: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 8,
-            json: "windowsOptions",
-            ty: Ty::Message(&API_CORE_V1_WINDOWS_SECURITY_CONTEXT_OPTIONS),
-            repeated: false,
-        },
-        Field {
             number: 2,
             json: "runAsUser",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
-            number: 6,
-            json: "runAsGroup",
             ty: Ty::Int,
             repeated: false,
         },
@@ -4011,14 +3999,14 @@ pub static API_CORE_V1_POD_SECURITY_CONTEXT: Schema = Schema {
             repeated: true,
         },
         Field {
-            number: 12,
-            json: "supplementalGroupsPolicy",
-            ty: Ty::Str,
+            number: 5,
+            json: "fsGroup",
+            ty: Ty::Int,
             repeated: false,
         },
         Field {
-            number: 5,
-            json: "fsGroup",
+            number: 6,
+            json: "runAsGroup",
             ty: Ty::Int,
             repeated: false,
         },
@@ -4027,6 +4015,12 @@ pub static API_CORE_V1_POD_SECURITY_CONTEXT: Schema = Schema {
             json: "sysctls",
             ty: Ty::Message(&API_CORE_V1_SYSCTL),
             repeated: true,
+        },
+        Field {
+            number: 8,
+            json: "windowsOptions",
+            ty: Ty::Message(&API_CORE_V1_WINDOWS_SECURITY_CONTEXT_OPTIONS),
+            repeated: false,
         },
         Field {
             number: 9,
@@ -4044,6 +4038,12 @@ pub static API_CORE_V1_POD_SECURITY_CONTEXT: Schema = Schema {
             number: 11,
             json: "appArmorProfile",
             ty: Ty::Message(&API_CORE_V1_APP_ARMOR_PROFILE),
+            repeated: false,
+        },
+        Field {
+            number: 12,
+            json: "supplementalGroupsPolicy",
+            ty: Ty::Str,
             repeated: false,
         },
         Field {
@@ -4065,21 +4065,9 @@ pub static API_CORE_V1_POD_SPEC: Schema = Schema {
             repeated: true,
         },
         Field {
-            number: 20,
-            json: "initContainers",
-            ty: Ty::Message(&API_CORE_V1_CONTAINER),
-            repeated: true,
-        },
-        Field {
             number: 2,
             json: "containers",
             ty: Ty::Message(&API_CORE_V1_CONTAINER),
-            repeated: true,
-        },
-        Field {
-            number: 34,
-            json: "ephemeralContainers",
-            ty: Ty::Message(&API_CORE_V1_EPHEMERAL_CONTAINER),
             repeated: true,
         },
         Field {
@@ -4125,12 +4113,6 @@ pub static API_CORE_V1_POD_SPEC: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 21,
-            json: "automountServiceAccountToken",
-            ty: Ty::Bool,
-            repeated: false,
-        },
-        Field {
             number: 10,
             json: "nodeName",
             ty: Ty::Str,
@@ -4151,12 +4133,6 @@ pub static API_CORE_V1_POD_SPEC: Schema = Schema {
         Field {
             number: 13,
             json: "hostIPC",
-            ty: Ty::Bool,
-            repeated: false,
-        },
-        Field {
-            number: 27,
-            json: "shareProcessNamespace",
             ty: Ty::Bool,
             repeated: false,
         },
@@ -4197,6 +4173,18 @@ pub static API_CORE_V1_POD_SPEC: Schema = Schema {
             repeated: false,
         },
         Field {
+            number: 20,
+            json: "initContainers",
+            ty: Ty::Message(&API_CORE_V1_CONTAINER),
+            repeated: true,
+        },
+        Field {
+            number: 21,
+            json: "automountServiceAccountToken",
+            ty: Ty::Bool,
+            repeated: false,
+        },
+        Field {
             number: 22,
             json: "tolerations",
             ty: Ty::Message(&API_CORE_V1_TOLERATION),
@@ -4224,6 +4212,12 @@ pub static API_CORE_V1_POD_SPEC: Schema = Schema {
             number: 26,
             json: "dnsConfig",
             ty: Ty::Message(&API_CORE_V1_POD_DNS_CONFIG),
+            repeated: false,
+        },
+        Field {
+            number: 27,
+            json: "shareProcessNamespace",
+            ty: Ty::Bool,
             repeated: false,
         },
         Field {
@@ -4260,6 +4254,12 @@ pub static API_CORE_V1_POD_SPEC: Schema = Schema {
             number: 33,
             json: "topologySpreadConstraints",
             ty: Ty::Message(&API_CORE_V1_TOPOLOGY_SPREAD_CONSTRAINT),
+            repeated: true,
+        },
+        Field {
+            number: 34,
+            json: "ephemeralContainers",
+            ty: Ty::Message(&API_CORE_V1_EPHEMERAL_CONTAINER),
             repeated: true,
         },
         Field {
@@ -4305,12 +4305,6 @@ pub static API_CORE_V1_POD_STATUS: Schema = Schema {
     name: "core::v1::PodStatus",
     fields: &[
         Field {
-            number: 17,
-            json: "observedGeneration",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
             number: 1,
             json: "phase",
             ty: Ty::Str,
@@ -4335,22 +4329,10 @@ pub static API_CORE_V1_POD_STATUS: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 11,
-            json: "nominatedNodeName",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
             number: 5,
             json: "hostIP",
             ty: Ty::Str,
             repeated: false,
-        },
-        Field {
-            number: 16,
-            json: "hostIPs",
-            ty: Ty::Message(&API_CORE_V1_HOST_IP),
-            repeated: true,
         },
         Field {
             number: 6,
@@ -4359,22 +4341,10 @@ pub static API_CORE_V1_POD_STATUS: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 12,
-            json: "podIPs",
-            ty: Ty::Message(&API_CORE_V1_POD_IP),
-            repeated: true,
-        },
-        Field {
             number: 7,
             json: "startTime",
             ty: Ty::Time,
             repeated: false,
-        },
-        Field {
-            number: 10,
-            json: "initContainerStatuses",
-            ty: Ty::Message(&API_CORE_V1_CONTAINER_STATUS),
-            repeated: true,
         },
         Field {
             number: 8,
@@ -4387,6 +4357,24 @@ pub static API_CORE_V1_POD_STATUS: Schema = Schema {
             json: "qosClass",
             ty: Ty::Str,
             repeated: false,
+        },
+        Field {
+            number: 10,
+            json: "initContainerStatuses",
+            ty: Ty::Message(&API_CORE_V1_CONTAINER_STATUS),
+            repeated: true,
+        },
+        Field {
+            number: 11,
+            json: "nominatedNodeName",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 12,
+            json: "podIPs",
+            ty: Ty::Message(&API_CORE_V1_POD_IP),
+            repeated: true,
         },
         Field {
             number: 13,
@@ -4405,6 +4393,18 @@ pub static API_CORE_V1_POD_STATUS: Schema = Schema {
             json: "resourceClaimStatuses",
             ty: Ty::Message(&API_CORE_V1_POD_RESOURCE_CLAIM_STATUS),
             repeated: true,
+        },
+        Field {
+            number: 16,
+            json: "hostIPs",
+            ty: Ty::Message(&API_CORE_V1_HOST_IP),
+            repeated: true,
+        },
+        Field {
+            number: 17,
+            json: "observedGeneration",
+            ty: Ty::Int,
+            repeated: false,
         },
     ],
 };
@@ -4498,7 +4498,7 @@ pub static API_CORE_V1_PROBE: Schema = Schema {
     fields: &[
         Field {
             number: 1,
-            json: "handler",
+            json: "",
             ty: Ty::Message(&API_CORE_V1_PROBE_HANDLER),
             repeated: false,
         },
@@ -4911,15 +4911,15 @@ pub static API_CORE_V1_SECRET: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 5,
-            json: "immutable",
-            ty: Ty::Bool,
-            repeated: false,
-        },
-        Field {
             number: 2,
             json: "data",
             ty: Ty::BytesMap,
+            repeated: false,
+        },
+        Field {
+            number: 3,
+            json: "type",
+            ty: Ty::Str,
             repeated: false,
         },
         Field {
@@ -4929,9 +4929,9 @@ pub static API_CORE_V1_SECRET: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 3,
-            json: "type",
-            ty: Ty::Str,
+            number: 5,
+            json: "immutable",
+            ty: Ty::Bool,
             repeated: false,
         },
     ],
@@ -5055,20 +5055,8 @@ pub static API_CORE_V1_SECURITY_CONTEXT: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 10,
-            json: "windowsOptions",
-            ty: Ty::Message(&API_CORE_V1_WINDOWS_SECURITY_CONTEXT_OPTIONS),
-            repeated: false,
-        },
-        Field {
             number: 4,
             json: "runAsUser",
-            ty: Ty::Int,
-            repeated: false,
-        },
-        Field {
-            number: 8,
-            json: "runAsGroup",
             ty: Ty::Int,
             repeated: false,
         },
@@ -5091,9 +5079,21 @@ pub static API_CORE_V1_SECURITY_CONTEXT: Schema = Schema {
             repeated: false,
         },
         Field {
+            number: 8,
+            json: "runAsGroup",
+            ty: Ty::Int,
+            repeated: false,
+        },
+        Field {
             number: 9,
             json: "procMount",
             ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 10,
+            json: "windowsOptions",
+            ty: Ty::Message(&API_CORE_V1_WINDOWS_SECURITY_CONTEXT_OPTIONS),
             repeated: false,
         },
         Field {
@@ -5205,12 +5205,6 @@ pub static API_CORE_V1_SERVICE_PORT: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 6,
-            json: "appProtocol",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
             number: 3,
             json: "port",
             ty: Ty::Int,
@@ -5226,6 +5220,12 @@ pub static API_CORE_V1_SERVICE_PORT: Schema = Schema {
             number: 5,
             json: "nodePort",
             ty: Ty::Int,
+            repeated: false,
+        },
+        Field {
+            number: 6,
+            json: "appProtocol",
+            ty: Ty::Str,
             repeated: false,
         },
     ],
@@ -5251,12 +5251,6 @@ pub static API_CORE_V1_SERVICE_SPEC: Schema = Schema {
             json: "clusterIP",
             ty: Ty::Str,
             repeated: false,
-        },
-        Field {
-            number: 18,
-            json: "clusterIPs",
-            ty: Ty::Str,
-            repeated: true,
         },
         Field {
             number: 4,
@@ -5319,16 +5313,22 @@ pub static API_CORE_V1_SERVICE_SPEC: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 19,
-            json: "ipFamilies",
-            ty: Ty::Str,
-            repeated: true,
-        },
-        Field {
             number: 17,
             json: "ipFamilyPolicy",
             ty: Ty::Str,
             repeated: false,
+        },
+        Field {
+            number: 18,
+            json: "clusterIPs",
+            ty: Ty::Str,
+            repeated: true,
+        },
+        Field {
+            number: 19,
+            json: "ipFamilies",
+            ty: Ty::Str,
+            repeated: true,
         },
         Field {
             number: 20,
@@ -5663,12 +5663,6 @@ pub static API_CORE_V1_VOLUME_MOUNT: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 7,
-            json: "recursiveReadOnly",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
             number: 3,
             json: "mountPath",
             ty: Ty::Str,
@@ -5689,6 +5683,12 @@ pub static API_CORE_V1_VOLUME_MOUNT: Schema = Schema {
         Field {
             number: 6,
             json: "subPathExpr",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 7,
+            json: "recursiveReadOnly",
             ty: Ty::Str,
             repeated: false,
         },
@@ -5921,12 +5921,6 @@ pub static API_CORE_V1_VOLUME_SOURCE: Schema = Schema {
             repeated: false,
         },
         Field {
-            number: 26,
-            json: "projected",
-            ty: Ty::Message(&API_CORE_V1_PROJECTED_VOLUME_SOURCE),
-            repeated: false,
-        },
-        Field {
             number: 24,
             json: "portworxVolume",
             ty: Ty::Message(&API_CORE_V1_PORTWORX_VOLUME_SOURCE),
@@ -5936,6 +5930,12 @@ pub static API_CORE_V1_VOLUME_SOURCE: Schema = Schema {
             number: 25,
             json: "scaleIO",
             ty: Ty::Message(&API_CORE_V1_SCALE_IO_VOLUME_SOURCE),
+            repeated: false,
+        },
+        Field {
+            number: 26,
+            json: "projected",
+            ty: Ty::Message(&API_CORE_V1_PROJECTED_VOLUME_SOURCE),
             repeated: false,
         },
         Field {
@@ -6651,12 +6651,6 @@ pub static APIMACHINERY_PKG_APIS_META_V1_OWNER_REFERENCE: Schema = Schema {
     name: "apimachinery::pkg::apis::meta::v1::OwnerReference",
     fields: &[
         Field {
-            number: 5,
-            json: "apiVersion",
-            ty: Ty::Str,
-            repeated: false,
-        },
-        Field {
             number: 1,
             json: "kind",
             ty: Ty::Str,
@@ -6671,6 +6665,12 @@ pub static APIMACHINERY_PKG_APIS_META_V1_OWNER_REFERENCE: Schema = Schema {
         Field {
             number: 4,
             json: "uid",
+            ty: Ty::Str,
+            repeated: false,
+        },
+        Field {
+            number: 5,
+            json: "apiVersion",
             ty: Ty::Str,
             repeated: false,
         },
