@@ -44,8 +44,8 @@ pub use connect::{ConnectOptions, kubeconfig_contexts};
 pub use evict::Eviction;
 pub use observe::{RequestStats, RequestVerb};
 pub use request::{
-    DEFAULT_PAGE_SIZE, FIELD_MANAGER, KnownScope, ListScope, ListSelector, PatchBody, RetryPolicy,
-    WriteMode,
+    DEFAULT_PAGE_SIZE, FIELD_MANAGER, KnownScope, ListEncoding, ListScope, ListSelector, PatchBody,
+    RetryPolicy, WriteMode,
 };
 pub use watch::{ResumableWatch, WatchChange, WatchOrigin, WatchPolicy, WatchedSet};
 

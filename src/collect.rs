@@ -65,7 +65,7 @@ use serde::de::DeserializeOwned;
 mod gateway_api;
 pub mod live;
 
-use crate::api::{ApiClient, KnownScope, ListScope, ListSelector};
+use crate::api::{ApiClient, KnownScope, ListEncoding, ListScope, ListSelector};
 use crate::error::Error;
 use crate::selector::LabelSelector;
 use crate::snapshot::decode;
@@ -364,8 +364,8 @@ impl Positions {
     }
 
     /// LIST `K` as [`ApiClient::list_pages`] does (each page decoded by
-    /// `decode` while the next is fetched), recording its position as one
-    /// of `kind`'s lists.
+    /// `decode` while the next is fetched, in the encoding `kind` asks for),
+    /// recording its position as one of `kind`'s lists.
     async fn pages<K, T>(
         &self,
         api: &ApiClient,
@@ -379,7 +379,9 @@ impl Positions {
         K::Scope: KnownScope,
         T: Send + 'static,
     {
-        let (items, resource_version) = api.list_pages::<K, T>(scope, selector, decode).await?;
+        let (items, resource_version) = api
+            .list_pages::<K, T>(scope, selector, kind.encoding(), decode)
+            .await?;
         self.record(kind, scope, selector, resource_version);
         Ok(items)
     }
@@ -439,10 +441,15 @@ async fn list_control_plane(api: &ApiClient, options: &CollectOptions) -> anyhow
             Some(WebhookConfigurationInfo::from(&w))
         }),
         async {
-            api.list_pages::<Deployment, _>(&cp_scope, &istiod_selector, {
-                let cp = cp.to_string();
-                move |page, out| decode::istiods(page, &cp, out)
-            })
+            api.list_pages::<Deployment, _>(
+                &cp_scope,
+                &istiod_selector,
+                ListEncoding::ProtobufOrJson,
+                {
+                    let cp = cp.to_string();
+                    move |page, out| decode::istiods(page, &cp, out)
+                },
+            )
             .await
             .map(|(istiods, _)| istiods)
         },

@@ -16,6 +16,7 @@ pub mod error;
 pub mod logging;
 pub mod mesh;
 pub mod output;
+pub mod protobuf;
 pub mod render;
 pub mod run;
 pub mod selector;

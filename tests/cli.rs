@@ -465,6 +465,79 @@ fn the_number_of_requests_does_not_grow_with_the_number_of_workloads() {
     );
 }
 
+/// `status -A -o json` on `sim`, without the time it was made.
+fn status_document(sim: &Sim) -> Value {
+    let run = plugin_on(sim, &["status", "-A", "-o", "json"]);
+    assert!(run.code == 0 || run.code == 3, "{run:#?}");
+    let mut document = parse_json(&run);
+    document
+        .as_object_mut()
+        .expect("an object")
+        .remove("generatedAt");
+    document
+}
+
+/// The content types the LISTs of the kinds read in protobuf (pods,
+/// ReplicaSets, Deployments, PodDisruptionBudgets) were answered with.
+fn protobuf_kind_answers(sim: &Sim) -> Vec<String> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| {
+            r.method == "GET"
+                && [
+                    "/pods",
+                    "/replicasets",
+                    "/deployments",
+                    "/poddisruptionbudgets",
+                ]
+                .iter()
+                .any(|kind| r.path.ends_with(kind))
+        })
+        .map(|r| r.response_type)
+        .collect()
+}
+
+#[test]
+fn the_largest_kinds_are_read_in_protobuf_when_served_and_tell_what_json_tells() {
+    const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+    // A cluster of several pod pages, and the ambient scenario (ztunnel's
+    // and istio-cni's pods carry the data plane's facts), each served once
+    // with protobuf and once as an API server behind a JSON-only proxy.
+    let with = |protobuf: bool| {
+        let options = GenerateOptions {
+            namespaces: 3,
+            workloads_per_namespace: 150,
+            replicas: 2,
+            ..GenerateOptions::default()
+        };
+        let generated = Sim::start(SimOptions::default().protobuf(protobuf)).expect("starts");
+        generated
+            .with_world(|world| generate(world, &options))
+            .expect("the generator fills the cluster");
+        generated.settle();
+        let ambient = Sim::start(SimOptions::default().scenario("ambient").protobuf(protobuf))
+            .expect("the ambient scenario starts");
+        [generated, ambient]
+    };
+    for (protobuf, json) in with(true).iter().zip(with(false).iter()) {
+        protobuf.clear_requests();
+        json.clear_requests();
+        assert_eq!(status_document(protobuf), status_document(json));
+        let answers = protobuf_kind_answers(protobuf);
+        assert!(
+            answers.len() >= 4 && answers.iter().all(|t| t.starts_with(PROTOBUF)),
+            "the pages were not all protobuf: {answers:?}"
+        );
+        let answers = protobuf_kind_answers(json);
+        assert!(
+            answers.iter().all(|t| t.starts_with("application/json")),
+            "{answers:?}"
+        );
+        // The same requests either way: protobuf changes no page boundary.
+        assert_eq!(list_requests(protobuf), list_requests(json));
+    }
+}
+
 // ---------------------------------------------------------------- errors a user will hit
 
 #[test]

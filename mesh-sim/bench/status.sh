@@ -6,6 +6,12 @@
 # - the floor: every page of the pod LIST (limit=500 + continue) fetched over
 #   one HTTPS connection and not decoded (mesh-sim/examples/floor.rs): no
 #   client reads the pods faster than the server sends them;
+# - the floor in protobuf: the same pages asked for as the plugin asks for
+#   pods (`Accept: application/vnd.kubernetes.protobuf, application/json`,
+#   `floor --protobuf`): the floor for a client that reads protobuf. The
+#   simulated API server encodes each pod's protobuf once and keeps it, as
+#   an API server serves from objects it holds; one undecoded LIST before
+#   the timed runs lets it do so;
 # - `kubectl get pods -A -o json` through the real kubectl (skipped above
 #   KUBECTL_MAX pods: it needs many GB there).
 #
@@ -24,10 +30,10 @@
 # Every command writes to /dev/null and is timed by GNU time (wall seconds,
 # peak resident memory, the command's CPU seconds); the simulated API
 # server's CPU seconds during each command are read from /proc. Each size
-# gets a fresh cluster and the runs take turns (floor, scan, status,
-# kubectl, floor, ...), so a change in the machine's load touches every
+# gets a fresh cluster and the runs take turns (floor, floor in protobuf,
+# scan, status, kubectl, floor, ...), so a change in the machine's load touches every
 # command alike. Medians are printed, with the ratios status / floor
-# (target <= 1.5) and status / kubectl; the plugin's peak memory is the
+# (target <= 1.5), status / the protobuf floor and status / kubectl; the plugin's peak memory is the
 # highest of its runs (target <= 150 MB at 150,000 pods).
 #
 # A third reference shows what bounds the ratio on the machine it runs on:
@@ -100,8 +106,8 @@ cores=$(nproc)
 summary="$work/summary"
 restart_summary="$work/restart-summary"
 printf '| pods | floor | restart-sidecars -A --dry-run -o json | peak memory | / floor |\n|---:|---:|---:|---:|---:|\n' > "$restart_summary"
-printf '| pods | floor | status -A -o json | status peak memory | kubectl get pods -A -o json | kubectl peak memory | status / floor | status / kubectl | floor + scan | bound for a scanning client / floor |\n' > "$summary"
-printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n' >> "$summary"
+printf '| pods | floor | floor in protobuf | status -A -o json | status peak memory | kubectl get pods -A -o json | kubectl peak memory | status / floor | status / protobuf floor | status / kubectl | floor + scan | bound for a scanning client / floor |\n' > "$summary"
+printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n' >> "$summary"
 
 for size in $SIZES; do
     echo "generating a cluster of about $size pods..." >&2
@@ -115,13 +121,16 @@ for size in $SIZES; do
     export KUBECONFIG="$work/kubeconfig"
 
     with_kubectl=$(( size <= KUBECTL_MAX ))
-    : > "$work/floor"; : > "$work/scan"; : > "$work/status"; : > "$work/kubectl"; : > "$work/restart"
+    : > "$work/floor"; : > "$work/protobuf"; : > "$work/scan"; : > "$work/status"; : > "$work/kubectl"; : > "$work/restart"
+    # The server encodes each pod's protobuf on the first LIST that asks.
+    target/release/examples/floor "$KUBECONFIG" --protobuf > /dev/null
     for run in $(seq "$RUNS"); do
         OUT="$work/floor-line" measure "$work/floor" target/release/examples/floor "$KUBECONFIG"
+        OUT="$work/protobuf-line" measure "$work/protobuf" target/release/examples/floor "$KUBECONFIG" --protobuf
         measure "$work/scan" target/release/examples/floor "$KUBECONFIG" --scan
         measure "$work/status" "$KUBECTL" mesh-upgrade status -A -o json
         measure "$work/restart" "$KUBECTL" mesh-upgrade restart-sidecars -A --dry-run -o json
-        line="run $run: floor $(tail -1 "$work/floor" | cut -d' ' -f1)s, scan $(tail -1 "$work/scan" | cut -d' ' -f1)s, status $(tail -1 "$work/status" | cut -d' ' -f1)s, restart-sidecars --dry-run $(tail -1 "$work/restart" | cut -d' ' -f1)s"
+        line="run $run: floor $(tail -1 "$work/floor" | cut -d' ' -f1)s, in protobuf $(tail -1 "$work/protobuf" | cut -d' ' -f1)s, scan $(tail -1 "$work/scan" | cut -d' ' -f1)s, status $(tail -1 "$work/status" | cut -d' ' -f1)s, restart-sidecars --dry-run $(tail -1 "$work/restart" | cut -d' ' -f1)s"
         if [ "$with_kubectl" = 1 ]; then
             measure "$work/kubectl" "$KUBECTL" get pods -A -o json
             line="$line, kubectl get pods $(tail -1 "$work/kubectl" | cut -d' ' -f1)s"
@@ -130,10 +139,13 @@ for size in $SIZES; do
     done
     floor_line=$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
         END { printf "%d pages, %.0f MB", v["pages"], v["bytes"] / 1e6 }' "$work/floor-line")
+    protobuf_line=$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+        END { printf "%d pages, %.0f MB", v["pages"], v["bytes"] / 1e6 }' "$work/protobuf-line")
     sim_kb=$(awk '/VmHWM/ { print $2 }' "/proc/$sim_pid/status" 2>/dev/null || echo 0)
     stop_sim
 
     floor_median=$(cut -d' ' -f1 "$work/floor" | median)
+    protobuf_median=$(cut -d' ' -f1 "$work/protobuf" | median)
     status_median=$(cut -d' ' -f1 "$work/status" | median)
     kubectl_median=$(cut -d' ' -f1 "$work/kubectl" | median)
     status_peak=$(peak_mb "$work/status")
@@ -143,6 +155,9 @@ for size in $SIZES; do
     echo "    median ${floor_median}s   (runs: $(runs_of "$work/floor"))"
     scan_median=$(cut -d' ' -f1 "$work/scan" | median)
     echo "    CPU: the client $(median_of "$work/floor" 3)s, the server $(median_of "$work/floor" 4)s"
+    echo "floor in protobuf, the same pages asked for in protobuf ($protobuf_line):"
+    echo "    median ${protobuf_median}s   (runs: $(runs_of "$work/protobuf"))"
+    echo "    CPU: the client $(median_of "$work/protobuf" 3)s, the server $(median_of "$work/protobuf" 4)s"
     echo "floor + scan, the same with every page's JSON scanned by serde_json, nothing kept:"
     echo "    median ${scan_median}s   (runs: $(runs_of "$work/scan"))"
     echo "    CPU: the client $(median_of "$work/scan" 3)s, the server $(median_of "$work/scan" 4)s"
@@ -168,6 +183,7 @@ for size in $SIZES; do
         kubectl_cells="skipped | -"
     fi
     vs_floor=$(awk -v s="$status_median" -v f="$floor_median" 'BEGIN { printf "%.2f", s / f }')
+    vs_protobuf=$(awk -v s="$status_median" -v f="$protobuf_median" 'BEGIN { printf "%.2f", s / f }')
     # No client that scans the pods' JSON finishes before the floor, or
     # before its and the server's CPU seconds have run on this machine's
     # cores (the scanning client's CPU is a lower bound on any such client).
@@ -175,10 +191,11 @@ for size in $SIZES; do
         'BEGIN { b = (c + s) / n; if (f > b) b = f; printf "%.2f", b }')
     vs_bound=$(awk -v b="$bound" -v f="$floor_median" 'BEGIN { printf "%.2f", b / f }')
     echo "ratio status / floor (target <= 1.5):   $vs_floor"
+    echo "ratio status / floor in protobuf:       $vs_protobuf"
     echo "ratio status / kubectl get pods:        $vs_kubectl"
     echo "least time for any client that scans the pods' JSON on $cores cores: ${bound}s, $vs_bound x the floor"
-    printf '| %s | %s s | %s s | %s MB | %s | **%s** | %s | %s s | %s |\n' \
-        "$pods" "$floor_median" "$status_median" "$status_peak" "$kubectl_cells" "$vs_floor" "$vs_kubectl" "$scan_median" "$vs_bound" >> "$summary"
+    printf '| %s | %s s | %s s | %s s | %s MB | %s | **%s** | %s | %s | %s s | %s |\n' \
+        "$pods" "$floor_median" "$protobuf_median" "$status_median" "$status_peak" "$kubectl_cells" "$vs_floor" "$vs_protobuf" "$vs_kubectl" "$scan_median" "$vs_bound" >> "$summary"
 done
 
 echo

@@ -2,7 +2,7 @@
 //! one HTTPS connection and thrown away undecoded.
 //!
 //! ```text
-//! cargo run --release -p mesh-sim --example floor -- <kubeconfig> [--path /api/v1/pods] [--limit 500] [--scan]
+//! cargo run --release -p mesh-sim --example floor -- <kubeconfig> [--path /api/v1/pods] [--limit 500] [--scan] [--protobuf]
 //! ```
 //!
 //! No client can read the pods faster than the server sends them, so this is
@@ -17,6 +17,11 @@
 //! skipped with `IgnoredAny`, nothing kept) on a second thread while the
 //! next page is fetched: the least work a client that reads the pods' JSON
 //! at all has to do, pipelined as the plugin's pager is.
+//!
+//! With `--protobuf` the pages are asked for as the plugin asks for pods
+//! (`Accept: application/vnd.kubernetes.protobuf, application/json`) and
+//! the `continue` token is read from the protobuf list's `ListMeta`: the
+//! floor for a client that reads protobuf. (`--scan` scans JSON only.)
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,21 +40,31 @@ struct Args {
     path: String,
     limit: u32,
     scan: bool,
+    protobuf: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let usage = "usage: floor <kubeconfig> [--path /api/v1/pods] [--limit 500] [--scan]";
+    let usage =
+        "usage: floor <kubeconfig> [--path /api/v1/pods] [--limit 500] [--scan] [--protobuf]";
     let mut it = std::env::args().skip(1);
     let mut args = Args {
         kubeconfig: it.next().context(usage)?,
         path: "/api/v1/pods".to_string(),
         limit: 500,
         scan: false,
+        protobuf: false,
     };
     while let Some(flag) = it.next() {
-        if flag == "--scan" {
-            args.scan = true;
-            continue;
+        match flag.as_str() {
+            "--scan" => {
+                args.scan = true;
+                continue;
+            }
+            "--protobuf" => {
+                args.protobuf = true;
+                continue;
+            }
+            _ => {}
         }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -57,6 +72,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--limit" => args.limit = value.parse().context("--limit")?,
             other => bail!("unknown argument {other}; {usage}"),
         }
+    }
+    if args.scan && args.protobuf {
+        bail!("--scan scans JSON pages; it cannot go with --protobuf");
     }
     Ok(args)
 }
@@ -109,6 +127,22 @@ fn target(kubeconfig: &str) -> anyhow::Result<Target> {
             .context("the user has no token")?
             .to_string(),
     })
+}
+
+/// The `continue` token of a protobuf list page: `k8s\0`, then the
+/// envelope's field 2 (the list), its field 1 (`ListMeta`), its field 3.
+fn protobuf_continue_token(body: &[u8]) -> anyhow::Result<Option<String>> {
+    use mesh_sim::server::proto::Message;
+    let unknown = body
+        .strip_prefix(b"k8s\0")
+        .context("the page is not protobuf")?;
+    let token = Message::parse(unknown)
+        .and_then(|envelope| envelope.message(2))
+        .and_then(|list| list.message(1))
+        .context("the page is not a protobuf list")?
+        .string(3)
+        .unwrap_or_default();
+    Ok((!token.is_empty()).then(|| token.to_string()))
 }
 
 /// The `continue` token of a list page, read from the list head (the
@@ -174,7 +208,14 @@ async fn run(args: &Args) -> anyhow::Result<(usize, usize)> {
         let request = hyper::Request::get(uri)
             .header("host", format!("{}:{}", target.host, target.port))
             .header("authorization", format!("Bearer {}", target.token))
-            .header("accept", "application/json")
+            .header(
+                "accept",
+                if args.protobuf {
+                    "application/vnd.kubernetes.protobuf, application/json"
+                } else {
+                    "application/json"
+                },
+            )
             .body(Empty::<Bytes>::new())?;
         let response = sender.send_request(request).await.context("a page")?;
         let status = response.status();
@@ -184,7 +225,11 @@ async fn run(args: &Args) -> anyhow::Result<(usize, usize)> {
         }
         pages += 1;
         bytes += body.len();
-        token = continue_token(&body)?;
+        token = if args.protobuf {
+            protobuf_continue_token(&body)?
+        } else {
+            continue_token(&body)?
+        };
         if let Some((to_scan, _)) = &scanner {
             to_scan.send(body).context("the scanning thread stopped")?;
         }

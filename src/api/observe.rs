@@ -243,7 +243,15 @@ where
 /// gave one and the body did not (API Priority and Fairness answers with a
 /// plain-text body and only the header).
 fn with_retry_after(body: &[u8], retry_after: Option<u64>) -> Bytes {
-    let mut status: Value = serde_json::from_slice(body).unwrap_or_else(|_| {
+    // A request that asked for protobuf may get its Status in protobuf.
+    let from_protobuf = || {
+        crate::protobuf::is_protobuf(body)
+            .then(|| crate::protobuf::status(body).ok())
+            .flatten()
+            .map(|status| status.to_json())
+    };
+    let parsed = serde_json::from_slice(body).ok().or_else(from_protobuf);
+    let mut status: Value = parsed.unwrap_or_else(|| {
         serde_json::json!({
             "kind": "Status",
             "apiVersion": "v1",

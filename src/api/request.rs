@@ -8,6 +8,10 @@
 //!   [`ApiClient::list_all`]), so a 50,000-pod cluster never sits in memory
 //!   as full objects or as more than a few pages of bytes; an expired
 //!   `continue` token (410) starts the LIST over once, as kubectl's pager does.
+//!   A LIST whose decoder also reads Kubernetes' protobuf
+//!   ([`ListEncoding::ProtobufOrJson`]) asks for protobuf first, as
+//!   client-go's typed clients do; the server may answer either, and each
+//!   page says which (protobuf begins with `k8s\0`).
 //! - **Writes** (`patch`, `delete`) carry the [`WriteMode`]: `dryRun=All` for
 //!   a server dry run, and in client dry-run mode any write is refused with an
 //!   error — a bug guard, since client dry-run must never reach the server.
@@ -50,6 +54,20 @@ pub const DEFAULT_PAGE_SIZE: u32 = 500;
 
 /// Pages of one LIST decoded at the same time by [`ApiClient::list_pages`].
 pub const PAGES_DECODED_AT_ONCE: usize = 2;
+
+/// What a paginated LIST asks the server for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListEncoding {
+    /// JSON only (no `Accept` header: JSON is the API server's default).
+    Json,
+    /// Kubernetes' protobuf, or JSON where the server has no protobuf for
+    /// the kind (a custom resource, a proxy that speaks only JSON).
+    ProtobufOrJson,
+}
+
+/// The `Accept` header of a [`ListEncoding::ProtobufOrJson`] LIST: what
+/// client-go's typed clients send.
+const PROTOBUF_OR_JSON: &str = "application/vnd.kubernetes.protobuf, application/json";
 
 /// Whether writes happen for real.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -259,7 +277,7 @@ impl ApiClient {
         K: Resource<DynamicType = ()> + DeserializeOwned + Clone + fmt::Debug,
         K::Scope: KnownScope,
     {
-        self.page_loop::<K, T>(scope, selector, |body| {
+        self.page_loop::<K, T>(scope, selector, ListEncoding::Json, |body| {
             let mut items = Vec::new();
             let decoded = serde_json::from_slice::<ListItems<K>>(&body).map(|list| {
                 items.extend(list.items.into_iter().flatten().filter_map(&mut map));
@@ -287,10 +305,14 @@ impl ApiClient {
     /// serves every later page at the `resourceVersion` of the first (a
     /// token too old for that is 410 Gone, and the LIST starts over once, as
     /// kubectl's pager does).
+    ///
+    /// `encoding` says what to ask for: a decoder that reads protobuf pages
+    /// too (they begin with `k8s\0`) is given whichever the server answers.
     pub async fn list_pages<K, T>(
         &self,
         scope: &ListScope,
         selector: &ListSelector,
+        encoding: ListEncoding,
         decode: impl Fn(&[u8], &mut Vec<T>) -> Result<(), serde_json::Error> + Send + Sync + 'static,
     ) -> anyhow::Result<(Vec<T>, String)>
     where
@@ -299,7 +321,7 @@ impl ApiClient {
         T: Send + 'static,
     {
         let decode = Arc::new(decode);
-        self.page_loop::<K, T>(scope, selector, move |body| {
+        self.page_loop::<K, T>(scope, selector, encoding, move |body| {
             let decode = decode.clone();
             PageDecode::Running(tokio::task::spawn_blocking(move || {
                 let mut items = Vec::new();
@@ -319,6 +341,7 @@ impl ApiClient {
         &self,
         scope: &ListScope,
         selector: &ListSelector,
+        encoding: ListEncoding,
         mut start_decoding: impl FnMut(Vec<u8>) -> PageDecode<T>,
     ) -> anyhow::Result<(Vec<T>, String)>
     where
@@ -337,6 +360,7 @@ impl ApiClient {
             request: kube::core::Request::new(K::url_path(&(), scope.namespace())),
             labels: selector.labels.as_ref().map(|s| s.as_str().to_string()),
             fields: selector.fields.clone(),
+            encoding,
         };
         let unreadable = |err| self.classify(kube::Error::SerdeError(err), &action);
         let mut out = Vec::new();
@@ -660,6 +684,13 @@ struct ListHead {
 /// once the metadata has been read. (Written the other way round, the items
 /// are skipped unread and the metadata read after them.)
 fn list_head(body: &[u8]) -> Result<ListHead, serde_json::Error> {
+    if crate::protobuf::is_protobuf(body) {
+        let (continue_token, resource_version) = crate::protobuf::list_head(body)?;
+        return Ok(ListHead {
+            continue_token,
+            resource_version,
+        });
+    }
     use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
 
     #[derive(serde::Deserialize, Default)]
@@ -734,6 +765,7 @@ struct Pager {
     request: kube::core::Request,
     labels: Option<String>,
     fields: Option<String>,
+    encoding: ListEncoding,
 }
 
 impl Pager {
@@ -748,7 +780,15 @@ impl Pager {
             continue_token: continue_token.clone(),
             ..ListParams::default()
         };
-        let built = self.request.list(&params);
+        let built = self.request.list(&params).map(|mut request| {
+            if self.encoding == ListEncoding::ProtobufOrJson {
+                request.headers_mut().insert(
+                    http::header::ACCEPT,
+                    http::HeaderValue::from_static(PROTOBUF_OR_JSON),
+                );
+            }
+            request
+        });
         let api = self.api.clone();
         let action = self.action.clone();
         let task = tokio::spawn(async move {
@@ -855,7 +895,14 @@ async fn receive_body(
         }
     }
     if status.is_client_error() || status.is_server_error() {
-        let failure = serde_json::from_slice::<kube::core::Status>(buffer).unwrap_or_else(|_| {
+        // A request that asked for protobuf gets its error in protobuf too.
+        let parsed = match crate::protobuf::is_protobuf(buffer) {
+            true => crate::protobuf::status(buffer)
+                .map_err(|_| ())
+                .and_then(|status| serde_json::from_value(status.to_json()).map_err(|_| ())),
+            false => serde_json::from_slice::<kube::core::Status>(buffer).map_err(|_| ()),
+        };
+        let failure = parsed.unwrap_or_else(|()| {
             let text = String::from_utf8_lossy(buffer);
             kube::core::Status::failure(text.trim(), "Failed to parse error data")
                 .with_code(status.as_u16())

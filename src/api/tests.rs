@@ -164,6 +164,7 @@ async fn the_next_page_is_requested_while_the_current_one_is_decoded() {
         .list_pages::<Pod, String>(
             &ListScope::All,
             &ListSelector::everything(),
+            crate::api::ListEncoding::Json,
             move |page, out| {
                 let list: Value = serde_json::from_slice(page)?;
                 let names = list["items"].as_array().into_iter().flatten();

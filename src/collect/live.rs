@@ -46,6 +46,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::Resource;
+
+use crate::api::ListEncoding;
 use serde::de::DeserializeOwned;
 
 use super::{CollectOptions, RawLists, assemble, deployment_facts, injector_config};
@@ -89,6 +91,20 @@ pub enum ListKind {
 }
 
 impl ListKind {
+    /// What the kind's LIST asks for: protobuf first where its page decoder
+    /// reads protobuf (the kinds with the most objects, most of a large
+    /// cluster's bytes: see `snapshot::decode`), JSON otherwise.
+    pub fn encoding(self) -> ListEncoding {
+        match self {
+            ListKind::Pods
+            | ListKind::ReplicaSets
+            | ListKind::Deployments
+            | ListKind::Istiods
+            | ListKind::PodDisruptionBudgets => ListEncoding::ProtobufOrJson,
+            _ => ListEncoding::Json,
+        }
+    }
+
     /// The resource plural, as RBAC and error sentences name it.
     pub fn resource(self) -> &'static str {
         match self {

@@ -556,6 +556,7 @@ pub async fn verify(api: &ApiClient, plan: &RestartPlan, results: &mut [Workload
         .list_pages::<Pod, _>(
             &scope,
             &ListSelector::everything(),
+            crate::api::ListEncoding::ProtobufOrJson,
             crate::snapshot::decode::sharing(
                 &std::sync::Arc::new(crate::snapshot::Interner::default()),
                 crate::snapshot::decode::pods,

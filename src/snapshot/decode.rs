@@ -20,6 +20,13 @@
 //! (one per workload in a large cluster). The few Namespaces, Services,
 //! EndpointSlices, webhook configurations and ConfigMaps are decoded as
 //! k8s-openapi objects ([`typed`]).
+//!
+//! The kinds with the most objects (pods, ReplicaSets, Deployments and
+//! PodDisruptionBudgets: most of a large cluster's bytes) are also read in
+//! Kubernetes' protobuf encoding (`protobuf`), into the same lean structs,
+//! so both encodings give the same snapshot structs through one
+//! conversion (`LeanPod::info`, `LeanDeployment::facts`, ...). A page says
+//! which it is: protobuf begins with `k8s\0`.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -51,13 +58,23 @@ const REV_KEY: &str = "istio.io/rev";
 /// onto the list the caller passes.
 pub type Decoded = Result<(), serde_json::Error>;
 
-/// The pods of a page; what pods share comes from `interner`.
+mod protobuf;
+
+/// The pods of a page, JSON or Kubernetes' protobuf (the LIST asks for
+/// protobuf first, see [`crate::api::ListEncoding`], as it does for the
+/// other kinds read both ways below); what pods share comes from `interner`.
 pub fn pods(page: &[u8], interner: &Interner, out: &mut Vec<PodInfo>) -> Decoded {
+    if crate::protobuf::is_protobuf(page) {
+        return protobuf::pods(page, interner, out);
+    }
     each_item(page, |pod: LeanPod| out.push(pod.info(interner)))
 }
 
 /// The ReplicaSets of a page.
 pub fn replica_sets(page: &[u8], interner: &Interner, out: &mut Vec<ReplicaSetInfo>) -> Decoded {
+    if crate::protobuf::is_protobuf(page) {
+        return protobuf::replica_sets(page, interner, out);
+    }
     each_item(page, |rs: LeanReplicaSet| out.push(rs.info(interner)))
 }
 
@@ -69,6 +86,9 @@ pub fn deployments(
     interner: &Interner,
     out: &mut Vec<(DeploymentInfo, Option<IstiodInfo>)>,
 ) -> Decoded {
+    if crate::protobuf::is_protobuf(page) {
+        return protobuf::deployments(page, control_plane_namespace, interner, out);
+    }
     each_item(page, |d: LeanDeployment| {
         out.push(d.facts(control_plane_namespace, interner))
     })
@@ -77,6 +97,12 @@ pub fn deployments(
 /// The istiod Deployments of `control_plane_namespace` in a page.
 pub fn istiods(page: &[u8], control_plane_namespace: &str, out: &mut Vec<IstiodInfo>) -> Decoded {
     let interner = Interner::default();
+    if crate::protobuf::is_protobuf(page) {
+        let mut facts = Vec::new();
+        protobuf::deployments(page, control_plane_namespace, &interner, &mut facts)?;
+        out.extend(facts.into_iter().filter_map(|(_, istiod)| istiod));
+        return Ok(());
+    }
     each_item(page, |d: LeanDeployment| {
         out.extend(d.facts(control_plane_namespace, &interner).1)
     })
@@ -94,6 +120,9 @@ pub fn daemon_sets(page: &[u8], interner: &Interner, out: &mut Vec<DaemonSetInfo
 
 /// The PodDisruptionBudgets of a page.
 pub fn pod_disruption_budgets(page: &[u8], out: &mut Vec<PdbInfo>) -> Decoded {
+    if crate::protobuf::is_protobuf(page) {
+        return protobuf::pod_disruption_budgets(page, out);
+    }
     each_item(page, |p: LeanPdb| out.push(PdbInfo::from(p)))
 }
 
