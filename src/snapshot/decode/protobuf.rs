@@ -100,9 +100,9 @@ fn meta<F: KeepKeys>(bytes: &[u8]) -> Read<Meta<'_, F>> {
             }
             (12, v) => {
                 has_annotations = true;
-                let (key, value) = map_entry(v.bytes()?)?;
+                let (key, value) = map_entry_unread(v.bytes()?)?;
                 if F::keep(key.as_str()) {
-                    annotations.insert(key.0.into_owned(), value.0.into_owned());
+                    annotations.insert(key.0.into_owned(), value.str()?.to_string());
                 }
             }
             (13, v) => {
@@ -120,11 +120,19 @@ fn meta<F: KeepKeys>(bytes: &[u8]) -> Read<Meta<'_, F>> {
 
 /// A `map<string, string>` entry: key 1, value 2.
 fn map_entry(bytes: &[u8]) -> Read<(Str<'_>, Str<'_>)> {
-    let (mut key, mut value) = (Str::default(), Str::default());
+    let (key, value) = map_entry_unread(bytes)?;
+    Ok((key, text(value)?))
+}
+
+/// A map entry's key, and its value still on the wire: an annotation the
+/// kind does not keep (the injector's status, a last-applied
+/// configuration) is not even checked for UTF-8.
+fn map_entry_unread(bytes: &[u8]) -> Read<(Str<'_>, Wire<'_>)> {
+    let (mut key, mut value) = (Str::default(), Wire::Bytes(&[]));
     for field in fields(bytes) {
         match field? {
             (1, v) => key = text(v)?,
-            (2, v) => value = text(v)?,
+            (2, v) => value = v,
             _ => {}
         }
     }
@@ -305,29 +313,34 @@ fn pod_status(bytes: &[u8]) -> Read<PodStatus<'_>> {
     for field in fields(bytes) {
         match field? {
             (1, v) => status.phase = non_empty(v)?,
-            (2, v) => {
-                let mut condition = Condition {
-                    type_: Str::default(),
-                    status: Str::default(),
-                    reason: None,
-                };
-                for field in fields(v.bytes()?) {
-                    match field? {
-                        (1, v) => condition.type_ = text(v)?,
-                        (2, v) => condition.status = text(v)?,
-                        (5, v) => condition.reason = non_empty(v)?,
-                        _ => {}
-                    }
-                }
-                status
-                    .conditions
-                    .get_or_insert_with(Vec::new)
-                    .push(condition);
-            }
+            // A PodCondition's reason is its field 5.
+            (2, v) => status
+                .conditions
+                .get_or_insert_with(Vec::new)
+                .push(condition(v.bytes()?, 5)?),
             _ => {}
         }
     }
     Ok(status)
+}
+
+/// A status condition: type 1, status 2, and its reason, whose number
+/// differs between kinds (a PodCondition's 5, a DeploymentCondition's 4).
+fn condition(bytes: &[u8], reason_field: u64) -> Read<Condition<'_>> {
+    let mut condition = Condition {
+        type_: Str::default(),
+        status: Str::default(),
+        reason: None,
+    };
+    for field in fields(bytes) {
+        match field? {
+            (1, v) => condition.type_ = text(v)?,
+            (2, v) => condition.status = text(v)?,
+            (n, v) if n == reason_field => condition.reason = non_empty(v)?,
+            _ => {}
+        }
+    }
+    Ok(condition)
 }
 
 /// The ReplicaSets of a protobuf page (`k8s.io/api/apps/v1/generated.proto`).
@@ -486,26 +499,11 @@ fn deployment_status(bytes: &[u8]) -> Read<DeploymentStatus<'_>> {
             (4, v) => status.available_replicas = omitted_if_zero(v)?,
             (5, v) => status.unavailable_replicas = omitted_if_zero(v)?,
             (7, v) => status.ready_replicas = omitted_if_zero(v)?,
-            (6, v) => {
-                // A DeploymentCondition: type 1, status 2, reason 4.
-                let mut condition = Condition {
-                    type_: Str::default(),
-                    status: Str::default(),
-                    reason: None,
-                };
-                for field in fields(v.bytes()?) {
-                    match field? {
-                        (1, v) => condition.type_ = text(v)?,
-                        (2, v) => condition.status = text(v)?,
-                        (4, v) => condition.reason = non_empty(v)?,
-                        _ => {}
-                    }
-                }
-                status
-                    .conditions
-                    .get_or_insert_with(Vec::new)
-                    .push(condition);
-            }
+            // A DeploymentCondition's reason is its field 4.
+            (6, v) => status
+                .conditions
+                .get_or_insert_with(Vec::new)
+                .push(condition(v.bytes()?, 4)?),
             _ => {}
         }
     }

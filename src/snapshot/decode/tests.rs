@@ -455,19 +455,7 @@ fn stateful_sets_daemon_sets_and_pdbs_decode_leanly_to_what_the_full_conversion_
 #[test]
 fn every_object_of_the_simulated_clusters_decodes_leanly_as_it_converts() {
     use mesh_sim::resources::{Resource, kinds};
-    let mut worlds = Vec::new();
-    for scenario in mesh_sim::scenario::builtin_names() {
-        let mut world = mesh_sim::world::World::new(mesh_sim::world::SimConfig::default());
-        mesh_sim::scenario::load_builtin(&mut world, scenario).expect("the scenario loads");
-        worlds.push(world);
-    }
-    let mut generated = mesh_sim::world::World::new(mesh_sim::world::SimConfig::default());
-    mesh_sim::generate::generate(
-        &mut generated,
-        &mesh_sim::generate::GenerateOptions::for_pods(300),
-    )
-    .expect("generates");
-    worlds.push(generated);
+    let worlds = simulated_worlds();
     // The ambient scenario's ztunnel and istio-cni pods and DaemonSets carry
     // data-plane facts: the comparison must have covered some.
     let (mut pods_with_facts, mut daemon_sets_with_facts) = (0, 0);
@@ -553,9 +541,8 @@ fn protobuf_page(items: &[Value]) -> Vec<u8> {
     protobuf_page_of("v1", "Pod", items)
 }
 
-/// Every built-in scenario's objects of `resource`, and a generated
-/// cluster's.
-fn simulated_sets(resource: &mesh_sim::resources::Resource) -> Vec<Vec<Value>> {
+/// mesh-sim's built-in scenarios, and a small generated cluster.
+fn simulated_worlds() -> Vec<mesh_sim::world::World> {
     let mut worlds = Vec::new();
     for scenario in mesh_sim::scenario::builtin_names() {
         let mut world = mesh_sim::world::World::new(mesh_sim::world::SimConfig::default());
@@ -570,6 +557,11 @@ fn simulated_sets(resource: &mesh_sim::resources::Resource) -> Vec<Vec<Value>> {
     .expect("generates");
     worlds.push(generated);
     worlds
+}
+
+/// Every simulated world's objects of `resource`.
+fn simulated_sets(resource: &mesh_sim::resources::Resource) -> Vec<Vec<Value>> {
+    simulated_worlds()
         .iter()
         .map(|world| {
             world
