@@ -536,6 +536,21 @@ fn the_largest_kinds_are_read_in_protobuf_when_served_and_tell_what_json_tells()
         // The same requests either way: protobuf changes no page boundary.
         assert_eq!(list_requests(protobuf), list_requests(json));
     }
+    // -v=6 says which LISTs came back in protobuf.
+    let sim = Sim::start(SimOptions::default().scenario("canary")).expect("starts");
+    let run = plugin_on(&sim, &["status", "-A", "-o", "json", "-v=6"]);
+    let pods_line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("GET /api/v1/pods?"))
+        .unwrap_or_else(|| panic!("no pod LIST in the log: {run:#?}"));
+    assert!(pods_line.ends_with("(protobuf)"), "{pods_line}");
+    let namespaces_line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("GET /api/v1/namespaces?"))
+        .expect("a namespace LIST in the log");
+    assert!(!namespaces_line.contains("protobuf"), "{namespaces_line}");
 }
 
 // ---------------------------------------------------------------- errors a user will hit

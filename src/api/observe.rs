@@ -218,10 +218,17 @@ where
                     return Err(err);
                 }
             };
+            // Which encoding came back, for the LISTs that ask for protobuf.
+            let protobuf = response
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with(crate::protobuf::MEDIA_TYPE));
             tracing::debug!(
-                "{line} -> {} in {} ms",
+                "{line} -> {} in {} ms{}",
                 response.status().as_u16(),
-                started.elapsed().as_millis()
+                started.elapsed().as_millis(),
+                if protobuf { " (protobuf)" } else { "" }
             );
             if response.status() != StatusCode::TOO_MANY_REQUESTS {
                 return Ok(response.map(Either::Left));
