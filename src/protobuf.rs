@@ -28,6 +28,7 @@ pub fn malformed(what: &str) -> serde_json::Error {
     serde::de::Error::custom(format!("the protobuf page is malformed: {what}"))
 }
 
+/// What was read, or why the page could not be read.
 pub type Read<T> = Result<T, serde_json::Error>;
 
 /// One field's value on the wire.

@@ -46,12 +46,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::Resource;
-
-use crate::api::ListEncoding;
 use serde::de::DeserializeOwned;
 
 use super::{CollectOptions, RawLists, assemble, deployment_facts, injector_config};
-use crate::api::{KnownScope, ListScope, ListSelector, WatchChange};
+use crate::api::{KnownScope, ListEncoding, ListScope, ListSelector, WatchChange};
 use crate::snapshot::gateway_api::{
     Gateway, GatewayApiSnapshot, GatewayClass, GatewayClassInfo, GatewayInfo,
 };
