@@ -551,6 +551,28 @@ fn the_largest_kinds_are_read_in_protobuf_when_served_and_tell_what_json_tells()
         .find(|l| l.contains("GET /api/v1/namespaces?"))
         .expect("a namespace LIST in the log");
     assert!(!namespaces_line.contains("protobuf"), "{namespaces_line}");
+
+    // A failed protobuf LIST is answered with a protobuf Status, whose
+    // reason and message the error names as it names a JSON one's.
+    use mesh_sim::{FaultRule, Faults};
+    sim.set_faults(Faults::default().rule(FaultRule::on("list", "pods").error(422)));
+    sim.clear_requests();
+    let run = plugin_on(&sim, &["status", "-A"]);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("the API server answered 422 InternalError: ")
+            && run.stderr.contains("(injected fault)"),
+        "{run:#?}"
+    );
+    assert_eq!(
+        protobuf_kind_answers(&sim)
+            .into_iter()
+            .filter(|t| t.starts_with(PROTOBUF))
+            .count(),
+        protobuf_kind_answers(&sim).len(),
+        "the refused pod LIST and the others came back in protobuf"
+    );
 }
 
 // ---------------------------------------------------------------- errors a user will hit
@@ -694,6 +716,14 @@ fn a_forbidden_kind_is_named_with_the_user_and_the_scope() {
             .starts_with("error: forbidden: cannot list pods in all namespaces as viewer;"),
         "{run:#?}"
     );
+    // The pod LIST asked for protobuf, so the refusal came as a protobuf
+    // Status, as an API server sends it; the sentence is the same.
+    let refusal = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/api/v1/pods" && r.status == 403)
+        .expect("the pod LIST was refused");
+    assert_eq!(refusal.response_type, "application/vnd.kubernetes.protobuf");
     let run = Env::new()
         .kubeconfig(&kubeconfig)
         .plugin(&["status", "-n", "pay"]);

@@ -665,6 +665,48 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_protobuf_list_is_answered_with_a_protobuf_status() {
+        use crate::faults::{FaultRule, Faults};
+        let sim = Sim::start(SimOptions::default().scenario("canary")).expect("starts");
+        sim.set_faults(Faults {
+            rules: vec![FaultRule::on("list", "pods").error_with_retry_after(429, 3)],
+            ..Faults::default()
+        });
+        let (status, content_type, body) = get_with_accept(&sim, "/api/v1/pods", TYPED_CLIENT);
+        assert_eq!((status, content_type.as_str()), (429, PROTOBUF));
+        let unknown = server::proto::Message::parse(body.strip_prefix(b"k8s\0").expect("magic"))
+            .expect("an envelope");
+        let type_meta = unknown.message(1).expect("a TypeMeta");
+        assert_eq!(
+            (type_meta.string(1), type_meta.string(2)),
+            (Some("v1"), Some("Status"))
+        );
+        let status_message = unknown.message(2).expect("a Status");
+        assert_eq!(status_message.string(4), Some("TooManyRequests"));
+        assert_eq!(status_message.varint(6), Some(429));
+        let details = status_message.message(5).expect("details");
+        assert_eq!(details.varint(5), Some(3), "retryAfterSeconds");
+        // A client that asks for JSON, a GET of one object, and the switch
+        // off get JSON, as before.
+        let (status, content_type, body) =
+            get_with_accept(&sim, "/api/v1/pods", "application/json");
+        assert_eq!((status, content_type.as_str()), (429, "application/json"));
+        let json: Value = serde_json::from_slice(&body).expect("a JSON Status");
+        assert_eq!(json["details"]["retryAfterSeconds"], 3);
+        let (status, content_type, _) =
+            get_with_accept(&sim, "/api/v1/namespaces/pay/pods/nope", TYPED_CLIENT);
+        assert_eq!((status, content_type.as_str()), (404, "application/json"));
+        let off =
+            Sim::start(SimOptions::default().scenario("canary").protobuf(false)).expect("starts");
+        off.set_faults(Faults {
+            rules: vec![FaultRule::on("list", "pods").error(500)],
+            ..Faults::default()
+        });
+        let (status, content_type, _) = get_with_accept(&off, "/api/v1/pods", TYPED_CLIENT);
+        assert_eq!((status, content_type.as_str()), (500, "application/json"));
+    }
+
+    #[test]
     fn without_protobuf_or_outside_the_schema_lists_are_answered_in_json() {
         let sim =
             Sim::start(SimOptions::default().scenario("canary").protobuf(false)).expect("starts");

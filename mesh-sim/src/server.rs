@@ -432,7 +432,7 @@ async fn dispatch(shared: &Arc<Shared>, user: &User, request: &ApiRequest) -> Re
             Some(Err(e)) => error_response(&e),
             None => match objects::resource_request(shared, user, request, &path).await {
                 Ok(response) => response,
-                Err(e) => error_response(&e),
+                Err(e) => objects::error_answer(shared, request, &path, &e),
             },
         },
         Route::NotFound => error_response(&not_found_path()),

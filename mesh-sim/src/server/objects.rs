@@ -303,6 +303,50 @@ fn get(
     }
 }
 
+/// The answer to a resource request that failed: a `Status`, in protobuf
+/// when the request was a LIST that would have been answered in protobuf
+/// (the API server encodes errors with the serializer it negotiated),
+/// otherwise in JSON. Faults, RBAC refusals and bad queries of a pod LIST
+/// from client-go's typed clients come back as protobuf, as on a cluster.
+pub fn error_answer(
+    shared: &Arc<Shared>,
+    request: &ApiRequest,
+    path: &ResourcePath,
+    error: &ApiError,
+) -> Response<Body> {
+    let mut response = super::error_response(error);
+    let is_list = request.method == Method::GET
+        && path.name.is_none()
+        && path.subresource.is_none()
+        && !(path.watch_prefix || request.query.flag("watch"));
+    if !is_list
+        || !matches!(
+            ListFormat::negotiate(&request.accept),
+            ListFormat::Protobuf { .. }
+        )
+    {
+        return response;
+    }
+    let encodes = {
+        let world = lock(&shared.world);
+        world.config.protobuf
+            && resolve(&world, path).is_some_and(|resource| {
+                super::proto::schema_of(&resource.api_version(), resource.kind).is_some()
+            })
+    };
+    if encodes {
+        let body = super::proto::status_body(&error.to_status());
+        *response.body_mut() = http_body_util::BodyExt::boxed(http_body_util::Full::new(
+            hyper::body::Bytes::from(body),
+        ));
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(super::proto::MEDIA_TYPE),
+        );
+    }
+    response
+}
+
 fn list_objects(
     shared: &Arc<Shared>,
     request: &ApiRequest,

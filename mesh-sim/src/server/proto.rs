@@ -675,6 +675,66 @@ fn wrong_type(schema: &Schema, field: &Field, value: &Value) -> EncodeError {
     ))
 }
 
+/// A `metav1.Status` (the JSON `ApiError::to_status` makes) as the
+/// protobuf body an API server answers a failed protobuf request with: the
+/// envelope (`v1`, `Status`), then `k8s.io/apimachinery/pkg/apis/meta/v1/
+/// generated.proto`'s Status: metadata 1 (an empty ListMeta), status 2,
+/// message 3, reason 4, details 5 (name 1, group 2, kind 3, causes 4 of
+/// reason 1, message 2, field 3; retryAfterSeconds 5; uid 6), code 6.
+pub fn status_body(status: &Value) -> Vec<u8> {
+    let text =
+        |value: &Value, key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
+    let number = |value: &Value, key: &str| value.get(key).and_then(Value::as_i64);
+    let mut message = Vec::new();
+    put_bytes(&mut message, 1, &[]);
+    for (number, key) in [(2, "status"), (3, "message"), (4, "reason")] {
+        if let Some(value) = text(status, key) {
+            put_str(&mut message, number, &value);
+        }
+    }
+    if let Some(details) = status.get("details") {
+        let mut out = Vec::new();
+        for (number, key) in [(1, "name"), (2, "group"), (3, "kind")] {
+            if let Some(value) = text(details, key) {
+                put_str(&mut out, number, &value);
+            }
+        }
+        for cause in details
+            .get("causes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let mut entry = Vec::new();
+            for (number, key) in [(1, "reason"), (2, "message"), (3, "field")] {
+                if let Some(value) = text(cause, key) {
+                    put_str(&mut entry, number, &value);
+                }
+            }
+            put_bytes(&mut out, 4, &entry);
+        }
+        if let Some(seconds) = number(details, "retryAfterSeconds") {
+            put_key(&mut out, 5, 0);
+            put_varint(&mut out, seconds as u64);
+        }
+        if let Some(uid) = text(details, "uid") {
+            put_str(&mut out, 6, &uid);
+        }
+        put_bytes(&mut message, 5, &out);
+    }
+    if let Some(code) = number(status, "code") {
+        put_key(&mut message, 6, 0);
+        put_varint(&mut message, code as u64);
+    }
+    let mut type_meta = Vec::new();
+    put_str(&mut type_meta, 1, "v1");
+    put_str(&mut type_meta, 2, "Status");
+    let mut out = b"k8s\0".to_vec();
+    put_bytes(&mut out, 1, &type_meta);
+    put_bytes(&mut out, 2, &message);
+    out
+}
+
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
