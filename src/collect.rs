@@ -148,7 +148,7 @@ pub struct RawLists {
     pub webhook_configurations: Vec<WebhookConfigurationInfo>,
     /// Each Deployment, with its istiod facts when it is an istiod of the
     /// control-plane namespace (see [`deployment_facts`]).
-    pub deployments: Vec<(DeploymentInfo, Option<IstiodInfo>)>,
+    pub deployments: Vec<(DeploymentInfo, Option<Box<IstiodInfo>>)>,
     /// The `app=istiod` LIST of the control-plane namespace, when one was
     /// made (with `-l`, which may leave istiod out of the Deployments LIST,
     /// or when no Deployment is listed); else istiod comes from `deployments`.
@@ -179,8 +179,9 @@ pub struct RawLists {
 pub fn deployment_facts(
     d: &Deployment,
     control_plane_namespace: &str,
-) -> (DeploymentInfo, Option<IstiodInfo>) {
-    let istiod = IstiodInfo::is_istiod(d, control_plane_namespace).then(|| IstiodInfo::from(d));
+) -> (DeploymentInfo, Option<Box<IstiodInfo>>) {
+    let istiod = IstiodInfo::is_istiod(d, control_plane_namespace)
+        .then(|| Box::new(IstiodInfo::from(d)));
     (DeploymentInfo::from(d), istiod)
 }
 
@@ -222,7 +223,7 @@ pub fn assemble(raw: RawLists, options: &CollectOptions) -> ClusterSnapshot {
     snapshot.webhook_configurations = webhook_configurations;
     snapshot.deployments = deployments;
     snapshot.istiods =
-        istiods.unwrap_or_else(|| istiods_from_deployments.into_iter().flatten().collect());
+        istiods.unwrap_or_else(|| istiods_from_deployments.into_iter().flatten().map(|i| *i).collect());
     snapshot.stateful_sets = stateful_sets;
     snapshot.daemon_sets = daemon_sets;
     snapshot.replica_sets = replica_sets;

@@ -247,6 +247,20 @@ impl LabelMatcher {
         })
     }
 
+    /// Whether this selects no label set at all (an absent PDB selector).
+    pub fn selects_nothing(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// A `key=value` every label set it selects has (its first equality
+    /// requirement: `matchLabels`), by which matches can be looked up.
+    pub fn required_label(&self) -> Option<(&str, &str)> {
+        self.0.as_ref()?.iter().find_map(|e| match e {
+            Expression::Equal(key, value) => Some((key.as_str(), value.as_str())),
+            _ => None,
+        })
+    }
+
     fn selector(&self) -> Option<Selector> {
         self.0.as_ref().map(|e| e.iter().cloned().collect())
     }

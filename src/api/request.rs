@@ -321,10 +321,13 @@ impl ApiClient {
         T: Send + 'static,
     {
         let decode = Arc::new(decode);
+        // A page holds at most `limit` items: room for them up front spares
+        // the decoder growing (and copying) its vector nine times a page.
+        let page_size = self.page_size as usize;
         self.page_loop::<K, T>(scope, selector, encoding, move |body| {
             let decode = decode.clone();
             PageDecode::Running(tokio::task::spawn_blocking(move || {
-                let mut items = Vec::new();
+                let mut items = Vec::with_capacity(page_size);
                 let decoded = decode(&body, &mut items);
                 (decoded.map(|()| items), body)
             }))

@@ -147,7 +147,7 @@ pub enum Item {
     Namespace(NamespaceInfo),
     WebhookConfiguration(WebhookConfigurationInfo),
     /// A Deployment, with istiod's facts when it is an istiod.
-    Deployment(DeploymentInfo, Option<IstiodInfo>),
+    Deployment(DeploymentInfo, Option<Box<IstiodInfo>>),
     Istiod(IstiodInfo),
     StatefulSet(StatefulSetInfo),
     DaemonSet(DaemonSetInfo),
@@ -384,7 +384,7 @@ pub struct LiveLists {
     options: CollectOptions,
     namespaces: Table<NamespaceInfo>,
     webhook_configurations: Table<WebhookConfigurationInfo>,
-    deployments: Table<(DeploymentInfo, Option<IstiodInfo>)>,
+    deployments: Table<(DeploymentInfo, Option<Box<IstiodInfo>>)>,
     /// `Some` when istiod was listed apart (see [`RawLists::istiods`]).
     istiods: Option<Table<IstiodInfo>>,
     stateful_sets: Table<StatefulSetInfo>,
@@ -596,7 +596,7 @@ impl LiveLists {
             .into_iter()
             .map(|d| {
                 let key = named(&d.namespace, &d.name);
-                let istiod = istiods.remove(&key);
+                let istiod = istiods.remove(&key).map(Box::new);
                 (key, (d, istiod))
             })
             .collect();

@@ -67,7 +67,10 @@ pub fn pods(page: &[u8], interner: &Interner, out: &mut Vec<PodInfo>) -> Decoded
     if crate::protobuf::is_protobuf(page) {
         return protobuf::pods(page, interner, out);
     }
-    each_item(page, |pod: LeanPod| out.push(pod.info(interner)))
+    let mut previous = PreviousPod::default();
+    each_item(page, |pod: LeanPod| {
+        out.push(pod.info(interner, &mut previous))
+    })
 }
 
 /// The ReplicaSets of a page.
@@ -84,7 +87,7 @@ pub fn deployments(
     page: &[u8],
     control_plane_namespace: &str,
     interner: &Interner,
-    out: &mut Vec<(DeploymentInfo, Option<IstiodInfo>)>,
+    out: &mut Vec<(DeploymentInfo, Option<Box<IstiodInfo>>)>,
 ) -> Decoded {
     if crate::protobuf::is_protobuf(page) {
         return protobuf::deployments(page, control_plane_namespace, interner, out);
@@ -100,11 +103,11 @@ pub fn istiods(page: &[u8], control_plane_namespace: &str, out: &mut Vec<IstiodI
     if crate::protobuf::is_protobuf(page) {
         let mut facts = Vec::new();
         protobuf::deployments(page, control_plane_namespace, &interner, &mut facts)?;
-        out.extend(facts.into_iter().filter_map(|(_, istiod)| istiod));
+        out.extend(facts.into_iter().filter_map(|(_, istiod)| istiod.map(|i| *i)));
         return Ok(());
     }
     each_item(page, |d: LeanDeployment| {
-        out.extend(d.facts(control_plane_namespace, &interner).1)
+        out.extend(d.facts(control_plane_namespace, &interner).1.map(|i| *i))
     })
 }
 
@@ -468,6 +471,11 @@ impl<F> Meta<'_, F> {
         owners.shrink_to_fit();
         owners
     }
+    /// Whether these are the owners `owners` holds.
+    fn same_owners(&self, owners: &[OwnerRef]) -> bool {
+        let raw = self.owner_references.as_deref().unwrap_or_default();
+        owners.len() == raw.len() && owners.iter().zip(raw).all(|(a, b)| b.is(a))
+    }
     /// The owners, shared with every object read before that has the same
     /// ones; built only the first time (the pods of a ReplicaSet).
     fn shared_owners(&self, interner: &Interner) -> Shared<Vec<OwnerRef>> {
@@ -487,9 +495,7 @@ impl<F> Meta<'_, F> {
         }));
         interner.shared_by_form(
             hash,
-            |owners: &Vec<OwnerRef>| {
-                owners.len() == raw.len() && owners.iter().zip(raw).all(|(a, b)| b.is(a))
-            },
+            |owners: &Vec<OwnerRef>| self.same_owners(owners),
             || raw.iter().map(OwnerRef::from).collect(),
         )
     }
@@ -537,7 +543,7 @@ impl From<&Owner<'_>> for OwnerRef {
 }
 
 /// A pod's container: what proxy detection reads.
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 struct PodContainer<'a> {
     #[serde(default, borrow)]
@@ -555,7 +561,7 @@ struct PodContainer<'a> {
 /// A container's `env`, of which only the first literal `XDS_ADDRESS` is
 /// kept (what a ztunnel pod's facts need); the other entries are read
 /// without keeping anything.
-#[derive(Default)]
+#[derive(Default, PartialEq)]
 struct XdsAddress<'a>(Option<Str<'a>>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for XdsAddress<'a> {
@@ -596,7 +602,7 @@ impl PodContainer<'_> {
 }
 
 /// A container's `resources`, borrowed until the proxy's are needed.
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq)]
 struct Resources<'a> {
     #[serde(default, borrow)]
     limits: Option<BTreeMap<Str<'a>, Str<'a>>>,
@@ -680,57 +686,125 @@ struct Condition<'a> {
     reason: Option<Str<'a>>,
 }
 
-impl LeanPod<'_> {
-    fn info(self, interner: &Interner) -> PodInfo {
+/// The pod decoded just before, with what its inputs made. The next pod of
+/// a page is most often another of the same ReplicaSet (a LIST is in name
+/// order, and a ReplicaSet's pods are named after it), with the same
+/// namespace, labels, owners, phase and proxy: comparing with the previous
+/// pod's is cheaper than hashing them into the interner behind its lock,
+/// and than reading the injection status annotation again. Any difference
+/// falls back to the interner, so what a pod is read as does not depend on
+/// its neighbour.
+#[derive(Default)]
+struct PreviousPod<'a> {
+    made: Option<PodInfo>,
+    /// What its proxy facts were extracted from.
+    annotations: Option<Labels>,
+    containers: Vec<PodContainer<'a>>,
+    init_containers: Vec<PodContainer<'a>>,
+    host_network: bool,
+}
+
+impl<'a> LeanPod<'a> {
+    fn info(self, interner: &Interner, previous: &mut PreviousPod<'a>) -> PodInfo {
         let mut meta = self.metadata.unwrap_or_default();
-        let spec = self.spec;
-        let (containers, init_containers) = match &spec {
+        let has_spec = self.spec.is_some();
+        let (containers, init_containers, host_network, node) = match self.spec {
             Some(spec) => (
-                spec.containers.as_deref().unwrap_or_default(),
-                spec.init_containers.as_deref().unwrap_or_default(),
+                spec.containers.unwrap_or_default(),
+                spec.init_containers.unwrap_or_default(),
+                spec.host_network.unwrap_or(false),
+                spec.node_name.filter(|n| !n.as_str().is_empty()),
             ),
-            None => (&[][..], &[][..]),
+            None => (Vec::new(), Vec::new(), false, None),
         };
-        let host_network = spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
         let status = self.status;
         let annotations = meta.annotations();
-        let labels = meta.labels(interner);
-        let ambient = AmbientPodFacts {
-            node: spec
+        let made = previous.made.as_ref();
+
+        let namespace_text = meta.namespace.as_ref().map_or("", Str::as_str);
+        let namespace = match made {
+            Some(p) if p.namespace.as_str() == namespace_text => p.namespace.clone(),
+            _ => meta.shared_namespace(interner),
+        };
+        let same_labels = made.is_some_and(|p| {
+            let entries = meta
+                .labels
                 .as_ref()
-                .and_then(|s| s.node_name.as_ref())
-                .filter(|n| !n.as_str().is_empty())
-                .map(|n| n.as_str().to_string()),
+                .map(|l| l.0.as_slice())
+                .unwrap_or_default();
+            p.labels.len() == entries.len()
+                && p.labels
+                    .iter()
+                    .zip(entries)
+                    .all(|((k, v), (lk, lv))| k == lk.as_str() && v == lv.as_str())
+        });
+        let labels = match made {
+            Some(p) if same_labels => p.labels.clone(),
+            _ => meta.labels(interner),
+        };
+        let owners = match made {
+            Some(p) if meta.same_owners(&p.owners) => p.owners.clone(),
+            _ => meta.shared_owners(interner),
+        };
+        let phase_text = status
+            .as_ref()
+            .and_then(|s| s.phase.as_ref())
+            .map_or("Unknown", Str::as_str);
+        let phase = match made {
+            Some(p) if p.phase.as_str() == phase_text => p.phase.clone(),
+            _ => interner.str(phase_text),
+        };
+        let same_proxy_inputs = made.is_some()
+            && previous.host_network == host_network
+            && previous.annotations == annotations
+            && previous.containers == containers
+            && previous.init_containers == init_containers;
+        let proxy = match made {
+            Some(p) if same_proxy_inputs => p.proxy.clone(),
+            _ => interner.shared(ProxyFacts::extract(
+                annotations.as_ref(),
+                &containers,
+                &init_containers,
+                host_network,
+            )),
+        };
+        // Only ztunnel and istio-cni pods (by their labels) have these; a
+        // pod without a spec has no container to read.
+        let data_plane = match made {
+            Some(p) if same_labels && same_proxy_inputs => p.ambient.data_plane.clone(),
+            _ => has_spec
+                .then(|| {
+                    let revision = annotations
+                        .as_ref()
+                        .and_then(|a| a.get(REV_KEY))
+                        .map(String::as_str)
+                        .or_else(|| labels.get(REV_KEY))
+                        .map(str::to_string);
+                    let containers: Vec<DataPlaneContainer> =
+                        containers.iter().map(PodContainer::data_plane).collect();
+                    DataPlaneFacts::from_parts(&labels, revision, &containers)
+                })
+                .flatten(),
+        };
+        let ambient = AmbientPodFacts {
+            node: node.map(|n| n.as_str().to_string()),
             redirection: annotations
                 .as_ref()
                 .and_then(|a| a.get(REDIRECTION_ANNOTATION))
                 .cloned(),
-            // Only ztunnel and istio-cni pods (by their labels) have these;
-            // a pod without a spec has no container to read.
-            data_plane: spec.as_ref().and_then(|_| {
-                let revision = annotations
-                    .as_ref()
-                    .and_then(|a| a.get(REV_KEY))
-                    .map(String::as_str)
-                    .or_else(|| labels.get(REV_KEY))
-                    .map(str::to_string);
-                let containers: Vec<DataPlaneContainer> =
-                    containers.iter().map(PodContainer::data_plane).collect();
-                DataPlaneFacts::from_parts(&labels, revision, &containers)
-            }),
+            data_plane,
         };
-        PodInfo {
-            namespace: meta.shared_namespace(interner),
+        let ambient = match made {
+            Some(p) if *p.ambient == ambient => p.ambient.clone(),
+            _ => interner.shared(ambient),
+        };
+        let info = PodInfo {
+            namespace,
             name: meta.shared_name(),
             uid: meta.shared_uid(),
             labels,
-            owners: meta.shared_owners(interner),
-            phase: interner.str(
-                status
-                    .as_ref()
-                    .and_then(|s| s.phase.as_ref())
-                    .map_or("Unknown", Str::as_str),
-            ),
+            owners,
+            phase,
             ready: status
                 .as_ref()
                 .and_then(|s| s.conditions.as_ref())
@@ -744,14 +818,17 @@ impl LeanPod<'_> {
                 .as_ref()
                 .and_then(|t| t.as_str().parse::<k8s_openapi::jiff::Timestamp>().ok())
                 .and_then(|t| to_chrono(&t)),
-            proxy: interner.shared(ProxyFacts::extract(
-                annotations.as_ref(),
-                containers,
-                init_containers,
-                host_network,
-            )),
-            ambient: interner.shared(ambient),
-        }
+            proxy,
+            ambient,
+        };
+        *previous = PreviousPod {
+            made: Some(info.clone()),
+            annotations,
+            containers,
+            init_containers,
+            host_network,
+        };
+        info
     }
 }
 
@@ -1036,7 +1113,7 @@ impl LeanDeployment<'_> {
         self,
         control_plane_namespace: &str,
         interner: &Interner,
-    ) -> (DeploymentInfo, Option<IstiodInfo>) {
+    ) -> (DeploymentInfo, Option<Box<IstiodInfo>>) {
         let mut meta = self.metadata.unwrap_or_default();
         let spec = self.spec.as_ref();
         let status = self.status.as_ref();
@@ -1132,7 +1209,9 @@ impl LeanDeployment<'_> {
             selector: matcher(spec.and_then(|s| s.selector.as_ref())),
             template: Shared::new(template.map(|t| t.info(interner)).unwrap_or_default()),
         };
-        (deployment, istiod)
+        // Boxed: of 45,000 Deployments two are istiods, and the others'
+        // `None`s would each take an istiod's room while the pages are read.
+        (deployment, istiod.map(Box::new))
     }
 }
 

@@ -33,9 +33,9 @@ use serde::de::IgnoredAny;
 use super::{
     Condition, Decoded, DeploymentSpec, DeploymentStatus, DeploymentStrategy, Env, KeepKeys, Kept,
     LabelEntries, LeanDeployment, LeanPdb, LeanPod, LeanReplicaSet, Meta, Owner, PdbSpec,
-    PdbStatus, PodContainer, PodSpec, PodStatus, Port, ReplicaSetSpec, ReplicaSetStatus, Resources,
-    RollingUpdate, Str, Template, TemplateAnnotations, TemplateContainer, TemplateMeta,
-    TemplateSpec, XdsAddress,
+    PdbStatus, PodContainer, PodSpec, PodStatus, Port, PreviousPod, ReplicaSetSpec,
+    ReplicaSetStatus, Resources, RollingUpdate, Str, Template, TemplateAnnotations,
+    TemplateContainer, TemplateMeta, TemplateSpec, XdsAddress,
 };
 use crate::protobuf::{Read, Wire, envelope_object, fields, malformed};
 use crate::snapshot::{
@@ -54,9 +54,10 @@ fn non_empty<'a>(v: Wire<'a>) -> Read<Option<Str<'a>>> {
 
 /// The pods of a protobuf page.
 pub fn pods(page: &[u8], interner: &Interner, out: &mut Vec<PodInfo>) -> Decoded {
+    let mut previous = PreviousPod::default();
     for field in fields(envelope_object(page)?) {
         if let (2, wire) = field? {
-            out.push(pod(wire.bytes()?)?.info(interner));
+            out.push(pod(wire.bytes()?)?.info(interner, &mut previous));
         }
     }
     Ok(())
@@ -406,7 +407,7 @@ pub fn deployments(
     page: &[u8],
     control_plane_namespace: &str,
     interner: &Interner,
-    out: &mut Vec<(DeploymentInfo, Option<IstiodInfo>)>,
+    out: &mut Vec<(DeploymentInfo, Option<Box<IstiodInfo>>)>,
 ) -> Decoded {
     for field in fields(envelope_object(page)?) {
         if let (2, wire) = field? {

@@ -212,6 +212,63 @@ fn pods_of_one_workload_share_their_labels_owners_and_proxy_facts_across_pages()
     assert!(!Shared::ptr_eq(&apart[0].proxy, &apart[1].proxy));
 }
 
+#[test]
+fn a_pod_next_to_one_it_differs_from_in_one_field_is_read_as_itself() {
+    // A pod is compared with the one before it in its page and takes that
+    // one's shared values when its inputs are the same. Each variant below
+    // differs from the first fixture in one thing the comparison looks at,
+    // and sits between two copies of it: read alone, by the full
+    // conversion, it must come out the same.
+    let base = pod_fixtures()[0].clone();
+    let variant = |edit: &dyn Fn(&mut Value)| {
+        let mut pod = base.clone();
+        pod["metadata"]["name"] = json!("cart-7d9c-other");
+        edit(&mut pod);
+        pod
+    };
+    let edits: Vec<Box<dyn Fn(&mut Value)>> = vec![
+        Box::new(|p| p["metadata"]["namespace"] = json!("shop-2")),
+        Box::new(|p| p["metadata"]["labels"]["app"] = json!("cart-2")),
+        Box::new(|p| p["metadata"]["labels"]["zz-extra"] = json!("1")),
+        Box::new(|p| p["metadata"]["labels"] = json!(null)),
+        Box::new(|p| p["metadata"]["ownerReferences"][0]["uid"] = json!("rs-2")),
+        Box::new(|p| p["metadata"]["ownerReferences"][0]["controller"] = json!(false)),
+        Box::new(|p| p["status"]["phase"] = json!("Pending")),
+        Box::new(|p| {
+            p["metadata"]["annotations"]["sidecar.istio.io/status"] =
+                json!("{\"revision\":\"canary\"}")
+        }),
+        Box::new(|p| {
+            p["metadata"]["annotations"]["ambient.istio.io/redirection"] = json!("enabled")
+        }),
+        Box::new(|p| p["spec"]["containers"][1]["image"] = json!("docker.io/istio/proxyv2:1.23.0")),
+        Box::new(|p| p["spec"]["containers"][1]["resources"]["limits"]["cpu"] = json!("3")),
+        Box::new(|p| p["spec"]["containers"][1]["restartPolicy"] = json!("Always")),
+        Box::new(|p| p["spec"]["initContainers"] = json!([])),
+        Box::new(|p| p["spec"]["hostNetwork"] = json!(true)),
+        Box::new(|p| p["spec"]["nodeName"] = json!("node-7")),
+        // ztunnel's labels alone make its data-plane facts.
+        Box::new(|p| p["metadata"]["labels"]["app"] = json!("ztunnel")),
+        Box::new(|p| {
+            p["spec"]["containers"][1]["env"] =
+                json!([{"name": "XDS_ADDRESS", "value": "istiod.istio-system.svc:15012"}]);
+        }),
+    ];
+    let mut items = vec![base.clone()];
+    for edit in &edits {
+        items.push(variant(edit.as_ref()));
+        items.push(base.clone());
+    }
+    let alone = old_way(&items, |p: &Pod| PodInfo::from(p));
+    assert!(alone.iter().any(|p| p.ambient.data_plane.is_some()));
+    assert_eq!(decoded(fresh(pods), &page(&items)).unwrap(), alone);
+    assert_eq!(decoded(fresh(pods), &protobuf_page(&items)).unwrap(), alone);
+    // And the copies of the first fixture still share one of everything.
+    let lean = decoded(fresh(pods), &protobuf_page(&items)).unwrap();
+    assert!(Shared::ptr_eq(&lean[0].proxy, &lean[2].proxy));
+    assert!(lean[0].labels.shares_entries_with(&lean[2].labels));
+}
+
 fn template(labels: Value, annotations: Value, spec: Value) -> Value {
     json!({"metadata": {"labels": labels, "annotations": annotations}, "spec": spec})
 }
