@@ -180,8 +180,8 @@ pub fn deployment_facts(
     d: &Deployment,
     control_plane_namespace: &str,
 ) -> (DeploymentInfo, Option<Box<IstiodInfo>>) {
-    let istiod = IstiodInfo::is_istiod(d, control_plane_namespace)
-        .then(|| Box::new(IstiodInfo::from(d)));
+    let istiod =
+        IstiodInfo::is_istiod(d, control_plane_namespace).then(|| Box::new(IstiodInfo::from(d)));
     (DeploymentInfo::from(d), istiod)
 }
 
@@ -222,8 +222,13 @@ pub fn assemble(raw: RawLists, options: &CollectOptions) -> ClusterSnapshot {
     snapshot.namespaces = namespaces;
     snapshot.webhook_configurations = webhook_configurations;
     snapshot.deployments = deployments;
-    snapshot.istiods =
-        istiods.unwrap_or_else(|| istiods_from_deployments.into_iter().flatten().map(|i| *i).collect());
+    snapshot.istiods = istiods.unwrap_or_else(|| {
+        istiods_from_deployments
+            .into_iter()
+            .flatten()
+            .map(|i| *i)
+            .collect()
+    });
     snapshot.stateful_sets = stateful_sets;
     snapshot.daemon_sets = daemon_sets;
     snapshot.replica_sets = replica_sets;

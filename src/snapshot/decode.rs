@@ -103,7 +103,11 @@ pub fn istiods(page: &[u8], control_plane_namespace: &str, out: &mut Vec<IstiodI
     if crate::protobuf::is_protobuf(page) {
         let mut facts = Vec::new();
         protobuf::deployments(page, control_plane_namespace, &interner, &mut facts)?;
-        out.extend(facts.into_iter().filter_map(|(_, istiod)| istiod.map(|i| *i)));
+        out.extend(
+            facts
+                .into_iter()
+                .filter_map(|(_, istiod)| istiod.map(|i| *i)),
+        );
         return Ok(());
     }
     each_item(page, |d: LeanDeployment| {

@@ -226,37 +226,35 @@ fn a_pod_next_to_one_it_differs_from_in_one_field_is_read_as_itself() {
         edit(&mut pod);
         pod
     };
-    let edits: Vec<Box<dyn Fn(&mut Value)>> = vec![
-        Box::new(|p| p["metadata"]["namespace"] = json!("shop-2")),
-        Box::new(|p| p["metadata"]["labels"]["app"] = json!("cart-2")),
-        Box::new(|p| p["metadata"]["labels"]["zz-extra"] = json!("1")),
-        Box::new(|p| p["metadata"]["labels"] = json!(null)),
-        Box::new(|p| p["metadata"]["ownerReferences"][0]["uid"] = json!("rs-2")),
-        Box::new(|p| p["metadata"]["ownerReferences"][0]["controller"] = json!(false)),
-        Box::new(|p| p["status"]["phase"] = json!("Pending")),
-        Box::new(|p| {
+    let edits: Vec<fn(&mut Value)> = vec![
+        |p| p["metadata"]["namespace"] = json!("shop-2"),
+        |p| p["metadata"]["labels"]["app"] = json!("cart-2"),
+        |p| p["metadata"]["labels"]["zz-extra"] = json!("1"),
+        |p| p["metadata"]["labels"] = json!(null),
+        |p| p["metadata"]["ownerReferences"][0]["uid"] = json!("rs-2"),
+        |p| p["metadata"]["ownerReferences"][0]["controller"] = json!(false),
+        |p| p["status"]["phase"] = json!("Pending"),
+        |p| {
             p["metadata"]["annotations"]["sidecar.istio.io/status"] =
                 json!("{\"revision\":\"canary\"}")
-        }),
-        Box::new(|p| {
-            p["metadata"]["annotations"]["ambient.istio.io/redirection"] = json!("enabled")
-        }),
-        Box::new(|p| p["spec"]["containers"][1]["image"] = json!("docker.io/istio/proxyv2:1.23.0")),
-        Box::new(|p| p["spec"]["containers"][1]["resources"]["limits"]["cpu"] = json!("3")),
-        Box::new(|p| p["spec"]["containers"][1]["restartPolicy"] = json!("Always")),
-        Box::new(|p| p["spec"]["initContainers"] = json!([])),
-        Box::new(|p| p["spec"]["hostNetwork"] = json!(true)),
-        Box::new(|p| p["spec"]["nodeName"] = json!("node-7")),
+        },
+        |p| p["metadata"]["annotations"]["ambient.istio.io/redirection"] = json!("enabled"),
+        |p| p["spec"]["containers"][1]["image"] = json!("docker.io/istio/proxyv2:1.23.0"),
+        |p| p["spec"]["containers"][1]["resources"]["limits"]["cpu"] = json!("3"),
+        |p| p["spec"]["containers"][1]["restartPolicy"] = json!("Always"),
+        |p| p["spec"]["initContainers"] = json!([]),
+        |p| p["spec"]["hostNetwork"] = json!(true),
+        |p| p["spec"]["nodeName"] = json!("node-7"),
         // ztunnel's labels alone make its data-plane facts.
-        Box::new(|p| p["metadata"]["labels"]["app"] = json!("ztunnel")),
-        Box::new(|p| {
+        |p| p["metadata"]["labels"]["app"] = json!("ztunnel"),
+        |p| {
             p["spec"]["containers"][1]["env"] =
                 json!([{"name": "XDS_ADDRESS", "value": "istiod.istio-system.svc:15012"}]);
-        }),
+        },
     ];
     let mut items = vec![base.clone()];
     for edit in &edits {
-        items.push(variant(edit.as_ref()));
+        items.push(variant(edit));
         items.push(base.clone());
     }
     let alone = old_way(&items, |p: &Pod| PodInfo::from(p));
