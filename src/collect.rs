@@ -1006,7 +1006,7 @@ pub async fn probe_injection(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{LabelMatcher, PodTemplateInfo, ProxyFacts};
+    use crate::snapshot::{PodTemplateInfo, ProxyFacts};
 
     fn owner(kind: &str, name: &str, uid: &str) -> OwnerRef {
         OwnerRef {
@@ -1062,7 +1062,6 @@ mod tests {
                     ..PodTemplateInfo::default()
                 })
             }),
-            selector: LabelMatcher::nothing(),
         }
     }
 

@@ -749,8 +749,6 @@ pub struct ReplicaSetInfo {
     /// Deployment) or controlled by a Rollout (whose own template may be a
     /// Deployment's that was not read).
     pub template: Option<Shared<PodTemplateInfo>>,
-    /// `spec.selector`.
-    pub selector: LabelMatcher,
 }
 
 impl From<&ReplicaSet> for ReplicaSetInfo {
@@ -778,10 +776,6 @@ impl From<&ReplicaSet> for ReplicaSetInfo {
             } else {
                 None
             },
-            selector: LabelMatcher::from_label_selector(
-                spec.map(|s| &s.selector),
-                LabelMatcher::nothing(),
-            ),
             owners,
         }
     }
@@ -814,8 +808,6 @@ pub struct DeploymentInfo {
     pub max_surge: Option<String>,
     /// The `Progressing` condition has reason `ProgressDeadlineExceeded`.
     pub progress_deadline_exceeded: bool,
-    /// `spec.selector`.
-    pub selector: LabelMatcher,
     pub template: Shared<PodTemplateInfo>,
 }
 
@@ -859,10 +851,6 @@ impl From<&Deployment> for DeploymentInfo {
                     })
                 },
             ),
-            selector: LabelMatcher::from_label_selector(
-                spec.map(|s| &s.selector),
-                LabelMatcher::nothing(),
-            ),
             template: Shared::new(
                 spec.map(|s| PodTemplateInfo::from(&s.template))
                     .unwrap_or_default(),
@@ -893,7 +881,6 @@ pub struct StatefulSetInfo {
     pub update_strategy: String,
     /// `rollingUpdate.partition` (pods below it keep the old template).
     pub partition: i32,
-    pub selector: LabelMatcher,
     pub template: Shared<PodTemplateInfo>,
 }
 
@@ -925,10 +912,6 @@ impl From<&StatefulSet> for StatefulSetInfo {
                 .and_then(|s| s.rolling_update.as_ref())
                 .and_then(|r| r.partition)
                 .unwrap_or(0),
-            selector: LabelMatcher::from_label_selector(
-                spec.map(|s| &s.selector),
-                LabelMatcher::nothing(),
-            ),
             template: Shared::new(
                 spec.map(|s| PodTemplateInfo::from(&s.template))
                     .unwrap_or_default(),
@@ -956,7 +939,6 @@ pub struct DaemonSetInfo {
     pub unavailable: i32,
     /// `spec.updateStrategy.type` (`RollingUpdate` unless `OnDelete`).
     pub update_strategy: String,
-    pub selector: LabelMatcher,
     pub template: Shared<PodTemplateInfo>,
     /// For the ztunnel and istio-cni DaemonSets: what their template runs.
     pub data_plane: Option<Box<DataPlaneFacts>>,
@@ -984,10 +966,6 @@ impl From<&DaemonSet> for DaemonSetInfo {
                 .and_then(|s| s.update_strategy.as_ref())
                 .and_then(|s| s.type_.clone())
                 .unwrap_or_else(|| "RollingUpdate".to_string()),
-            selector: LabelMatcher::from_label_selector(
-                spec.map(|s| &s.selector),
-                LabelMatcher::nothing(),
-            ),
             template: Shared::new(
                 spec.map(|s| PodTemplateInfo::from(&s.template))
                     .unwrap_or_default(),

@@ -470,7 +470,6 @@ impl WorkloadFixture {
         let generation = 2;
         let observed = if self.generation_behind { 1 } else { 2 };
         let template = self.template();
-        let selector = LabelMatcher::from_map(&labels(&[("app", &self.template_labels["app"])]));
         let (pod_owner_kind, pod_owner_name, pod_owner_uid) = match self.kind {
             Kind::Deployment => {
                 let rs_name = format!("{}-5d8f7c9b4", self.name);
@@ -492,7 +491,6 @@ impl WorkloadFixture {
                     available: ready,
                     deployment_revision: Some("1".into()),
                     template: None,
-                    selector: selector.clone(),
                 });
                 snapshot.deployments.push(DeploymentInfo {
                     namespace: self.namespace.clone(),
@@ -512,7 +510,6 @@ impl WorkloadFixture {
                     max_unavailable: Some("25%".into()),
                     max_surge: Some("25%".into()),
                     progress_deadline_exceeded: false,
-                    selector,
                     template: template.clone().into(),
                 });
                 ("ReplicaSet", rs_name, rs_uid)
@@ -540,7 +537,6 @@ impl WorkloadFixture {
                     }
                     .into(),
                     partition: 0,
-                    selector,
                     template: template.clone().into(),
                 });
                 ("StatefulSet", self.name.clone(), uid.clone())
@@ -565,7 +561,6 @@ impl WorkloadFixture {
                         "RollingUpdate"
                     }
                     .into(),
-                    selector,
                     template: template.into(),
                     data_plane: None,
                 });

@@ -2065,7 +2065,6 @@ mod tests {
                     available: 1,
                     deployment_revision: None,
                     template: None,
-                    selector: crate::snapshot::LabelMatcher::nothing(),
                 })
                 .pod(
                     PodFixture::new("pay", "bare-x")
@@ -2083,7 +2082,6 @@ mod tests {
                     available: 1,
                     deployment_revision: None,
                     template: Some(Shared::default()),
-                    selector: crate::snapshot::LabelMatcher::nothing(),
                 })
                 .pod(PodFixture::new("no-mesh-ns", "plain")),
         );

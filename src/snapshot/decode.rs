@@ -1005,8 +1005,6 @@ struct LeanReplicaSet<'a> {
 struct ReplicaSetSpec<'a> {
     #[serde(default)]
     replicas: Option<i32>,
-    #[serde(default)]
-    selector: Option<LabelSelector>,
     #[serde(default, borrow)]
     template: Option<Template<'a>>,
 }
@@ -1045,7 +1043,6 @@ impl LeanReplicaSet<'_> {
             } else {
                 None
             },
-            selector: matcher(spec.and_then(|s| s.selector.as_ref())),
             owners,
         }
     }
@@ -1069,8 +1066,6 @@ struct DeploymentSpec<'a> {
     paused: Option<bool>,
     #[serde(default)]
     strategy: Option<DeploymentStrategy>,
-    #[serde(default)]
-    selector: Option<LabelSelector>,
     #[serde(default, borrow)]
     template: Option<Template<'a>>,
 }
@@ -1210,7 +1205,6 @@ impl LeanDeployment<'_> {
                     })
                 },
             ),
-            selector: matcher(spec.and_then(|s| s.selector.as_ref())),
             template: Shared::new(template.map(|t| t.info(interner)).unwrap_or_default()),
         };
         // Boxed: of 45,000 Deployments two are istiods, and the others'
@@ -1236,8 +1230,6 @@ struct StatefulSetSpec<'a> {
     replicas: Option<i32>,
     #[serde(default)]
     update_strategy: Option<StatefulSetStrategy>,
-    #[serde(default)]
-    selector: Option<LabelSelector>,
     #[serde(default, borrow)]
     template: Option<Template<'a>>,
 }
@@ -1318,7 +1310,6 @@ impl LeanStatefulSet<'_> {
                 .and_then(|s| s.rolling_update.as_ref())
                 .and_then(|r| r.partition)
                 .unwrap_or(0),
-            selector: matcher(spec.and_then(|s| s.selector.as_ref())),
             template: Shared::new(
                 spec.and_then(|s| s.template.as_ref())
                     .map(|t| t.info(interner))
@@ -1343,8 +1334,6 @@ struct LeanDaemonSet<'a> {
 struct DaemonSetSpec<'a> {
     #[serde(default)]
     update_strategy: Option<DaemonSetStrategy>,
-    #[serde(default)]
-    selector: Option<LabelSelector>,
     #[serde(default, borrow)]
     template: Option<Template<'a>>,
 }
@@ -1416,7 +1405,6 @@ impl LeanDaemonSet<'_> {
                 .and_then(|s| s.update_strategy.as_ref())
                 .and_then(|s| s.type_.clone())
                 .unwrap_or_else(|| "RollingUpdate".to_string()),
-            selector: matcher(spec.and_then(|s| s.selector.as_ref())),
             template: Shared::new(
                 spec.and_then(|s| s.template.as_ref())
                     .map(|t| t.info(interner))

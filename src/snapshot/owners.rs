@@ -20,8 +20,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::{
-    LabelMatcher, Labels, OwnerRef, PodTemplateInfo, Shared, controller_of, int_or_string,
-    labels_of, name_of, namespace_of, owners_of,
+    Labels, OwnerRef, PodTemplateInfo, Shared, controller_of, int_or_string, labels_of, name_of,
+    namespace_of, owners_of,
 };
 
 /// The label Argo puts on a Rollout's ReplicaSets, their selectors and
@@ -218,7 +218,6 @@ pub struct RolloutInfo {
     /// `spec.template`, when the Rollout carries one (not with `workloadRef`).
     pub template: Option<Shared<PodTemplateInfo>>,
     pub workload_ref: Option<WorkloadRef>,
-    pub selector: LabelMatcher,
 }
 
 impl RolloutInfo {
@@ -282,10 +281,6 @@ impl From<&Rollout> for RolloutInfo {
             max_surge: update.and_then(|u| u.max_surge.as_ref()).map(int_or_string),
             template,
             workload_ref: r.spec.workload_ref.clone(),
-            selector: LabelMatcher::from_label_selector(
-                r.spec.selector.as_ref(),
-                LabelMatcher::nothing(),
-            ),
         }
     }
 }

@@ -366,14 +366,12 @@ fn replica_set(bytes: &[u8]) -> Read<LeanReplicaSet<'_>> {
             (2, v) => {
                 let mut spec = ReplicaSetSpec {
                     replicas: None,
-                    selector: None,
                     template: None,
                 };
                 for field in fields(v.bytes()?) {
                     match field? {
                         // A pointer in Go: present only when set.
                         (1, v) => spec.replicas = Some(int32(v)?),
-                        (2, v) => spec.selector = Some(label_selector(v.bytes()?)?),
                         (3, v) => spec.template = Some(template(v.bytes()?)?),
                         _ => {}
                     }
@@ -439,14 +437,12 @@ fn deployment_spec(bytes: &[u8]) -> Read<DeploymentSpec<'_>> {
         replicas: None,
         paused: None,
         strategy: None,
-        selector: None,
         template: None,
     };
     for field in fields(bytes) {
         match field? {
             // A pointer in Go: present only when set.
             (1, v) => spec.replicas = Some(int32(v)?),
-            (2, v) => spec.selector = Some(label_selector(v.bytes()?)?),
             (3, v) => spec.template = Some(template(v.bytes()?)?),
             (4, v) => {
                 let mut strategy = DeploymentStrategy {
