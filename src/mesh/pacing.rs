@@ -18,7 +18,7 @@
 //! together beyond what it allows. The decision is made once, from the
 //! budgets as planned; it is pure, and the engine only applies it.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::Serialize;
 
@@ -61,7 +61,7 @@ struct NamespaceBudgets<'a> {
 
 impl<'a> PdbsByNamespace<'a> {
     pub fn new(pdbs: &'a [PdbInfo]) -> Self {
-        let mut by_namespace: HashMap<&str, NamespaceBudgets> = HashMap::new();
+        let mut by_namespace: HashMap<&str, NamespaceBudgets> = HashMap::default();
         for pdb in pdbs {
             // A budget without a selector selects nothing.
             if pdb.selector.selects_nothing() {
@@ -75,7 +75,7 @@ impl<'a> PdbsByNamespace<'a> {
                     let values = match namespace.by_label.iter().position(|(k, _)| *k == key) {
                         Some(i) => &mut namespace.by_label[i].1,
                         None => {
-                            namespace.by_label.push((key, HashMap::new()));
+                            namespace.by_label.push((key, HashMap::default()));
                             &mut namespace.by_label.last_mut().expect("just pushed").1
                         }
                     };
@@ -151,7 +151,7 @@ impl Pacing {
     pub fn new<'a>(actions: impl IntoIterator<Item = (&'a str, &'a [Budget])>) -> Pacing {
         // Each (namespace, budget) gets the index of its first sighting; a
         // map, since a large plan has tens of thousands of budgets.
-        let mut keys: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut keys: HashMap<(&str, &str), usize> = HashMap::default();
         let mut allowed = Vec::new();
         let mut spends = Vec::new();
         for (namespace, budgets) in actions {

@@ -25,7 +25,9 @@
 //! restart-sidecars selection over them.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 
 use serde::Serialize;
@@ -558,11 +560,12 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
     let owners = OwnerIndex::new(snapshot);
     // Sized for every workload up front: grown from empty, its rehashing
     // showed in the model's profile at 50,000 workloads.
-    let mut pods_of: HashMap<(WorkloadKind, &str), Vec<&PodInfo>> = HashMap::with_capacity(
+    let mut pods_of: HashMap<(WorkloadKind, &str), Vec<&PodInfo>> = HashMap::with_capacity_and_hasher(
         snapshot.deployments.len()
             + snapshot.stateful_sets.len()
             + snapshot.daemon_sets.len()
             + snapshot.rollouts.len(),
+        Default::default(),
     );
     let mut unreachable_pods: Vec<(&PodInfo, UnreachableReason, Option<&PodTemplateInfo>)> =
         Vec::new();
@@ -842,7 +845,7 @@ impl<'a> OwnerIndex<'a> {
                 .iter()
                 .filter(|rs| rs.replicas > 0)
                 .filter_map(|rs| controller_of(&rs.owners))
-                .fold(HashMap::new(), |mut counts, owner| {
+                .fold(HashMap::default(), |mut counts, owner| {
                     *counts.entry(owner.uid.as_str()).or_insert(0) += 1;
                     counts
                 }),
