@@ -416,12 +416,18 @@ pub fn build_status_from(
     let in_scope = |ns: &str| snapshot.scope.contains(ns);
     let default_revision = control_plane.default_revision();
 
-    let usage = revision_usage(snapshot, control_plane, classification);
+    let mut usage = revision_usage(snapshot, control_plane, classification);
+    let removal = removal_steps(&usage);
     let revisions: Vec<RevisionStatus> = control_plane
         .revisions
         .iter()
-        .zip(&usage)
+        .zip(&mut usage)
         .map(|(r, u)| RevisionStatus {
+            in_use: u.in_use(),
+            removable: u.removable(),
+            // Moved, not copied: a revision's users are every workload
+            // running it, 25,000 of them on a cluster of 150,000 pods.
+            used_by: std::mem::take(&mut u.used_by),
             name: r.deployment.clone(),
             revision: r.revision.clone(),
             version: r.istiod_version.clone(),
@@ -435,9 +441,6 @@ pub fn build_status_from(
                 .map(|t| t.to_string())
                 .collect(),
             default: default_revision.as_deref() == Some(r.revision.as_str()),
-            in_use: u.in_use(),
-            used_by: u.used_by.clone(),
-            removable: u.removable(),
             remove_command: u.remove_command.clone(),
             control_plane_objects: u.own_objects.clone(),
         })
@@ -534,7 +537,7 @@ pub fn build_status_from(
         &version_skew,
         default_revision.as_deref(),
     );
-    summary.next_steps.extend(removal_steps(&usage));
+    summary.next_steps.extend(removal);
     crate::mesh::gateway_api::summarise(&mut summary, &gateway_api, &waypoints, control_plane);
     for (message, command) in ambient::attention(&data_plane, &ambient_status) {
         summary.attention.push(message.clone());
