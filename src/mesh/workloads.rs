@@ -560,13 +560,14 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
     let owners = OwnerIndex::new(snapshot);
     // Sized for every workload up front: grown from empty, its rehashing
     // showed in the model's profile at 50,000 workloads.
-    let mut pods_of: HashMap<(WorkloadKind, &str), Vec<&PodInfo>> = HashMap::with_capacity_and_hasher(
-        snapshot.deployments.len()
-            + snapshot.stateful_sets.len()
-            + snapshot.daemon_sets.len()
-            + snapshot.rollouts.len(),
-        Default::default(),
-    );
+    let mut pods_of: HashMap<(WorkloadKind, &str), Vec<&PodInfo>> =
+        HashMap::with_capacity_and_hasher(
+            snapshot.deployments.len()
+                + snapshot.stateful_sets.len()
+                + snapshot.daemon_sets.len()
+                + snapshot.rollouts.len(),
+            Default::default(),
+        );
     let mut unreachable_pods: Vec<(&PodInfo, UnreachableReason, Option<&PodTemplateInfo>)> =
         Vec::new();
     for pod in &snapshot.pods {

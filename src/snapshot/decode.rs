@@ -39,6 +39,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
+use smallvec::SmallVec;
 
 use super::ambient::REDIRECTION_ANNOTATION;
 use super::{
@@ -262,19 +263,21 @@ impl AsRef<str> for Str<'_> {
 /// A label map as read from the page: its entries borrowed, in page order,
 /// until [`Interner::labels`] finds or makes the shared map.
 #[derive(Clone, Default)]
-struct LabelEntries<'a>(Vec<(Str<'a>, Str<'a>)>);
+struct LabelEntries<'a>(SmallVec<[(Str<'a>, Str<'a>); 8]>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for LabelEntries<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Made for `'a`, not `'de`: the inline array makes the entries
+        // invariant over their lifetime.
         struct EntriesVisitor<'a>(PhantomData<&'a ()>);
-        impl<'de> Visitor<'de> for EntriesVisitor<'de> {
-            type Value = LabelEntries<'de>;
+        impl<'de: 'a, 'a> Visitor<'de> for EntriesVisitor<'a> {
+            type Value = LabelEntries<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a map of strings")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(entry) = map.next_entry::<Str<'de>, Str<'de>>()? {
+                let mut entries = SmallVec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) = map.next_entry::<Str<'a>, Str<'a>>()? {
                     entries.push(entry);
                 }
                 Ok(LabelEntries(entries))
@@ -405,7 +408,7 @@ struct Meta<'a, F> {
     #[serde(default = "Option::default")]
     annotations: Option<Kept<F>>,
     #[serde(default, borrow)]
-    owner_references: Option<Vec<Owner<'a>>>,
+    owner_references: Option<SmallVec<[Owner<'a>; 1]>>,
     #[serde(default)]
     deletion_timestamp: Option<IgnoredAny>,
     #[serde(default, borrow)]
@@ -546,6 +549,9 @@ impl From<&Owner<'_>> for OwnerRef {
     }
 }
 
+/// A pod's containers (or init containers), most often one or two.
+type PodContainers<'a> = SmallVec<[PodContainer<'a>; 2]>;
+
 /// A pod's container: what proxy detection reads.
 #[derive(Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -662,9 +668,9 @@ struct LeanPod<'a> {
 #[serde(rename_all = "camelCase")]
 struct PodSpec<'a> {
     #[serde(default, borrow)]
-    containers: Option<Vec<PodContainer<'a>>>,
+    containers: Option<PodContainers<'a>>,
     #[serde(default, borrow)]
-    init_containers: Option<Vec<PodContainer<'a>>>,
+    init_containers: Option<PodContainers<'a>>,
     #[serde(default)]
     host_network: Option<bool>,
     #[serde(default, borrow)]
@@ -675,8 +681,44 @@ struct PodSpec<'a> {
 struct PodStatus<'a> {
     #[serde(default, borrow)]
     phase: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    conditions: Option<Vec<Condition<'a>>>,
+    #[serde(default, rename = "conditions")]
+    ready: PodReady,
+}
+
+/// Whether a pod's conditions hold `Ready` = `True`, decided while they
+/// are read: a pod's four or five conditions are not kept in a vector of
+/// their own.
+#[derive(Default)]
+struct PodReady(bool);
+
+impl PodReady {
+    fn of(condition: &Condition<'_>) -> bool {
+        condition.type_.as_str() == "Ready" && condition.status.as_str() == "True"
+    }
+}
+
+impl<'de> Deserialize<'de> for PodReady {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::SeqAccess;
+        struct ConditionsVisitor;
+        impl<'de> Visitor<'de> for ConditionsVisitor {
+            type Value = PodReady;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of conditions")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PodReady, A::Error> {
+                let mut ready = false;
+                while let Some(condition) = seq.next_element::<Condition<'de>>()? {
+                    ready |= PodReady::of(&condition);
+                }
+                Ok(PodReady(ready))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<PodReady, E> {
+                Ok(PodReady(false))
+            }
+        }
+        deserializer.deserialize_any(ConditionsVisitor)
+    }
 }
 
 /// A status condition: its type, status and reason.
@@ -703,8 +745,8 @@ struct PreviousPod<'a> {
     made: Option<PodInfo>,
     /// What its proxy facts were extracted from.
     annotations: Option<Labels>,
-    containers: Vec<PodContainer<'a>>,
-    init_containers: Vec<PodContainer<'a>>,
+    containers: PodContainers<'a>,
+    init_containers: PodContainers<'a>,
     host_network: bool,
 }
 
@@ -719,7 +761,7 @@ impl<'a> LeanPod<'a> {
                 spec.host_network.unwrap_or(false),
                 spec.node_name.filter(|n| !n.as_str().is_empty()),
             ),
-            None => (Vec::new(), Vec::new(), false, None),
+            None => (SmallVec::new(), SmallVec::new(), false, None),
         };
         let status = self.status;
         let annotations = meta.annotations();
@@ -809,13 +851,7 @@ impl<'a> LeanPod<'a> {
             labels,
             owners,
             phase,
-            ready: status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_.as_str() == "Ready" && c.status.as_str() == "True")
-                }),
+            ready: status.as_ref().is_some_and(|s| s.ready.0),
             terminating: meta.deletion_timestamp.is_some(),
             created: meta
                 .creation_timestamp

@@ -435,8 +435,8 @@ impl Interner {
 
     /// The shared label map of these entries (as read from a page: in any
     /// order; of a repeated key the last counts, as in a JSON object read
-    /// into a map). `entries` is left empty, for reuse.
-    pub fn labels<K: AsRef<str>, V: AsRef<str>>(&self, entries: &mut Vec<(K, V)>) -> LabelMap {
+    /// into a map). `entries` is left sorted, in no useful state.
+    pub fn labels<K: AsRef<str>, V: AsRef<str>>(&self, entries: &mut [(K, V)]) -> LabelMap {
         if entries.is_empty() {
             return LabelMap::new();
         }
@@ -452,11 +452,11 @@ impl Interner {
                 unique += 1;
             }
         }
-        entries.truncate(unique);
+        let entries = &entries[..unique];
         // A fixed hasher: the same entries must hash alike on every call.
         let hash = {
             let mut h = FxHasher::default();
-            for (k, v) in entries.iter() {
+            for (k, v) in entries {
                 h.write(k.as_ref().as_bytes());
                 h.write_u8(0xff);
                 h.write(v.as_ref().as_bytes());
@@ -469,7 +469,7 @@ impl Interner {
             map.len() == entries.len()
                 && map
                     .iter()
-                    .zip(entries.iter())
+                    .zip(entries)
                     .all(|((a, b), (c, d))| a == c.as_ref() && b == d.as_ref())
         };
         if let Some(found) = tables
@@ -477,14 +477,12 @@ impl Interner {
             .get(&hash)
             .and_then(|maps| maps.iter().find(|m| same(m)))
         {
-            let found = found.clone();
-            entries.clear();
-            return found;
+            return found.clone();
         }
         let strs = &mut tables.strs;
         let map = LabelMap::from_sorted(
             entries
-                .drain(..)
+                .iter()
                 .map(|(k, v)| (intern_str(strs, k.as_ref()), intern_str(strs, v.as_ref())))
                 .collect(),
         );
@@ -629,12 +627,12 @@ mod tests {
     #[test]
     fn equal_label_entries_read_twice_share_one_map_whatever_their_order() {
         let interner = Interner::default();
-        let a = interner.labels(&mut vec![("b", "2"), ("a", "1")]);
-        let b = interner.labels(&mut vec![("a", "1"), ("b", "2")]);
+        let a = interner.labels(&mut [("b", "2"), ("a", "1")]);
+        let b = interner.labels(&mut [("a", "1"), ("b", "2")]);
         assert!(Arc::ptr_eq(a.0.as_ref().unwrap(), b.0.as_ref().unwrap()));
         assert_eq!(a.get("a"), Some("1"));
         assert_eq!(a.get("c"), None);
-        let c = interner.labels(&mut vec![("a", "1"), ("b", "3")]);
+        let c = interner.labels(&mut [("a", "1"), ("b", "3")]);
         assert_ne!(a, c);
         // The same strings are shared between maps.
         let (ka, kc) = (&a.entries()[0].0, &c.entries()[0].0);
@@ -644,7 +642,7 @@ mod tests {
     #[test]
     fn a_repeated_key_keeps_its_last_value_as_a_map_read_from_json_would() {
         let interner = Interner::default();
-        let map = interner.labels(&mut vec![("a", "1"), ("b", "x"), ("a", "2")]);
+        let map = interner.labels(&mut [("a", "1"), ("b", "x"), ("a", "2")]);
         let json: Labels = serde_json::from_str(r#"{"a":"1","b":"x","a":"2"}"#).unwrap();
         assert_eq!(map, json);
         assert_eq!(map, LabelMap::from(&json));

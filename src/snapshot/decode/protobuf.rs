@@ -33,10 +33,12 @@ use serde::de::IgnoredAny;
 use super::{
     Condition, Decoded, DeploymentSpec, DeploymentStatus, DeploymentStrategy, Env, KeepKeys, Kept,
     LabelEntries, LeanDeployment, LeanPdb, LeanPod, LeanReplicaSet, Meta, Owner, PdbSpec,
-    PdbStatus, PodContainer, PodSpec, PodStatus, Port, PreviousPod, ReplicaSetSpec,
+    PdbStatus, PodContainer, PodReady, PodSpec, PodStatus, Port, PreviousPod, ReplicaSetSpec,
     ReplicaSetStatus, Resources, RollingUpdate, Str, Template, TemplateAnnotations,
     TemplateContainer, TemplateMeta, TemplateSpec, XdsAddress,
 };
+use smallvec::SmallVec;
+
 use crate::protobuf::{Read, Wire, envelope_object, fields, malformed};
 use crate::snapshot::{
     DeploymentInfo, Interner, IstiodInfo, Labels, PdbInfo, PodInfo, ReplicaSetInfo,
@@ -82,9 +84,9 @@ fn pod(bytes: &[u8]) -> Read<LeanPod<'_>> {
 
 fn meta<F: KeepKeys>(bytes: &[u8]) -> Read<Meta<'_, F>> {
     let mut meta = Meta::default();
-    let mut labels = Vec::new();
+    let mut labels = SmallVec::new();
     let mut annotations = Labels::new();
-    let mut owners = Vec::new();
+    let mut owners = SmallVec::new();
     let (mut has_labels, mut has_annotations, mut has_owners) = (false, false, false);
     for field in fields(bytes) {
         match field? {
@@ -191,11 +193,11 @@ fn pod_spec(bytes: &[u8]) -> Read<PodSpec<'_>> {
         match field? {
             (2, v) => spec
                 .containers
-                .get_or_insert_with(Vec::new)
+                .get_or_insert_with(SmallVec::new)
                 .push(container(v.bytes()?)?),
             (20, v) => spec
                 .init_containers
-                .get_or_insert_with(Vec::new)
+                .get_or_insert_with(SmallVec::new)
                 .push(container(v.bytes()?)?),
             (10, v) => spec.node_name = non_empty(v)?,
             (11, v) => spec.host_network = Some(v.varint()? != 0).filter(|on| *on),
@@ -309,16 +311,13 @@ fn quantity_entry(bytes: &[u8]) -> Read<(Str<'_>, Str<'_>)> {
 fn pod_status(bytes: &[u8]) -> Read<PodStatus<'_>> {
     let mut status = PodStatus {
         phase: None,
-        conditions: None,
+        ready: PodReady(false),
     };
     for field in fields(bytes) {
         match field? {
             (1, v) => status.phase = non_empty(v)?,
             // A PodCondition's reason is its field 5.
-            (2, v) => status
-                .conditions
-                .get_or_insert_with(Vec::new)
-                .push(condition(v.bytes()?, 5)?),
+            (2, v) => status.ready.0 |= PodReady::of(&condition(v.bytes()?, 5)?),
             _ => {}
         }
     }
