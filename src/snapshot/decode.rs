@@ -732,6 +732,16 @@ struct Condition<'a> {
     reason: Option<Str<'a>>,
 }
 
+/// The revision of a ztunnel or istio-cni object: its `istio.io/rev`
+/// annotation, else its label.
+fn data_plane_revision(annotations: Option<&Labels>, labels: &LabelMap) -> Option<String> {
+    annotations
+        .and_then(|a| a.get(REV_KEY))
+        .map(String::as_str)
+        .or_else(|| labels.get(REV_KEY))
+        .map(str::to_string)
+}
+
 /// The pod decoded just before, with what its inputs made. The next pod of
 /// a page is most often another of the same ReplicaSet (a LIST is in name
 /// order, and a ReplicaSet's pods are named after it), with the same
@@ -820,12 +830,7 @@ impl<'a> LeanPod<'a> {
             Some(p) if same_labels && same_proxy_inputs => p.ambient.data_plane.clone(),
             _ => has_spec
                 .then(|| {
-                    let revision = annotations
-                        .as_ref()
-                        .and_then(|a| a.get(REV_KEY))
-                        .map(String::as_str)
-                        .or_else(|| labels.get(REV_KEY))
-                        .map(str::to_string);
+                    let revision = data_plane_revision(annotations.as_ref(), &labels);
                     let containers: Vec<DataPlaneContainer> =
                         containers.iter().map(PodContainer::data_plane).collect();
                     DataPlaneFacts::from_parts(&labels, revision, &containers)
@@ -1410,12 +1415,7 @@ impl LeanDaemonSet<'_> {
             // The template's labels say which component; its revision is the
             // DaemonSet's annotation (ztunnel) or label (istio-cni).
             t.metadata.as_ref()?.labels.as_ref()?;
-            let revision = annotations
-                .as_ref()
-                .and_then(|a| a.get(REV_KEY))
-                .map(String::as_str)
-                .or_else(|| labels.get(REV_KEY))
-                .map(str::to_string);
+            let revision = data_plane_revision(annotations.as_ref(), &labels);
             t.spec.as_ref()?;
             let containers: Vec<DataPlaneContainer> = t
                 .containers()
