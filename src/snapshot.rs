@@ -216,7 +216,7 @@ impl LabelMatcher {
         LabelMatcher(Some(expressions))
     }
 
-    /// A map selector (Service, Deployment `matchLabels`); empty selects nothing,
+    /// A map selector (a Service's, or `matchLabels` alone); empty selects nothing,
     /// as an empty Service selector does.
     pub fn from_map(labels: &Labels) -> Self {
         if labels.is_empty() {
