@@ -123,15 +123,26 @@ pub enum DecodeError {
     Unsupported(String),
 }
 
-/// The object of a Kubernetes protobuf body as JSON, `apiVersion` and `kind`
-/// included.
-pub fn object_from_body(body: &[u8]) -> Result<Value, DecodeError> {
-    let malformed = || DecodeError::Malformed("the protobuf body could not be decoded".into());
+/// A protobuf body's envelope: the `k8s\0` magic, then a `runtime.Unknown`
+/// whose `typeMeta` gives the `apiVersion` and `kind` of its `raw` message.
+/// `what` names the body in the error (`body`, `list`).
+fn envelope<'b>(
+    body: &'b [u8],
+    what: &str,
+) -> Result<(Message<'b>, &'b str, &'b str), DecodeError> {
+    let malformed = || DecodeError::Malformed(format!("the protobuf {what} could not be decoded"));
     let unknown =
         Message::parse(body.strip_prefix(b"k8s\0").ok_or_else(malformed)?).ok_or_else(malformed)?;
     let type_meta = unknown.message(1).unwrap_or_default();
     let api_version = type_meta.string(1).unwrap_or_default();
     let kind = type_meta.string(2).unwrap_or_default();
+    Ok((unknown, api_version, kind))
+}
+
+/// The object of a Kubernetes protobuf body as JSON, `apiVersion` and `kind`
+/// included.
+pub fn object_from_body(body: &[u8]) -> Result<Value, DecodeError> {
+    let (unknown, api_version, kind) = envelope(body, "body")?;
     let schema = schema_of(api_version, kind)
         .ok_or_else(|| DecodeError::Unsupported(format!("{kind} ({api_version}) in protobuf")))?;
     let mut object = decode(schema, unknown.bytes(2).unwrap_or_default())?;
@@ -147,11 +158,7 @@ pub fn object_from_body(body: &[u8]) -> Result<Value, DecodeError> {
 /// protobuf do not carry.
 pub fn list_from_body(body: &[u8]) -> Result<Value, DecodeError> {
     let malformed = || DecodeError::Malformed("the protobuf list could not be decoded".into());
-    let unknown =
-        Message::parse(body.strip_prefix(b"k8s\0").ok_or_else(malformed)?).ok_or_else(malformed)?;
-    let type_meta = unknown.message(1).unwrap_or_default();
-    let api_version = type_meta.string(1).unwrap_or_default();
-    let kind = type_meta.string(2).unwrap_or_default();
+    let (unknown, api_version, kind) = envelope(body, "list")?;
     let schema = kind
         .strip_suffix("List")
         .and_then(|item| schema_of(api_version, item))
