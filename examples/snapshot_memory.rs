@@ -192,8 +192,19 @@ fn main() {
     };
     let snapshot = step("assemble", 0, || collect::assemble(raw, &options));
     let now = chrono::Utc::now();
-    let report = step("build_status", pod_pages.0, || {
-        kubectl_mesh_upgrade::mesh::status::build_status(&snapshot, now)
+    let control_plane = step("control plane", 0, || {
+        kubectl_mesh_upgrade::mesh::control_plane::ControlPlane::from_snapshot(&snapshot)
+    });
+    let classification = step("classify", pod_pages.0, || {
+        kubectl_mesh_upgrade::mesh::workloads::classify(&snapshot, &control_plane)
+    });
+    let report = step("report from it", pod_pages.0, || {
+        kubectl_mesh_upgrade::mesh::status::build_status_from(
+            &snapshot,
+            &control_plane,
+            &classification,
+            now,
+        )
     });
     step("JSON document to a sink", 0, || {
         serde_json::to_writer(std::io::sink(), &report).expect("serialises")

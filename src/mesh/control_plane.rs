@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use crate::mesh::proxy::{ProxyImageValues, image_version};
 use crate::snapshot::{
-    ClusterSnapshot, InjectionPolicyConfig, IstiodInfo, ServiceInfo, WebhookInfo,
+    ClusterSnapshot, InjectionPolicyConfig, IstiodInfo, ServiceInfo, SharedStr, WebhookInfo,
 };
 
 /// MutatingWebhookConfiguration label naming a revision tag.
@@ -121,13 +121,9 @@ pub struct InjectorWebhook {
     pub tag: Option<String>,
     pub webhook: WebhookInfo,
     pub target: WebhookTarget,
-}
-
-impl InjectorWebhook {
-    /// `configuration/webhook`, how reports name it.
-    pub fn qualified_name(&self) -> String {
-        format!("{}/{}", self.configuration, self.webhook.name)
-    }
+    /// `configuration/webhook`, how reports name it: made once, shared by
+    /// every outcome it answers.
+    pub qualified_name: SharedStr,
 }
 
 /// A revision tag, found as `istioctl tag list` finds it: a
@@ -230,6 +226,7 @@ impl ControlPlane {
                     tag: tag.clone(),
                     webhook: webhook.clone(),
                     target,
+                    qualified_name: format!("{}/{}", config.name, webhook.name).into(),
                 });
             }
         }

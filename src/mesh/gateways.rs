@@ -26,7 +26,9 @@ use crate::mesh::proxy::{pod_proxy, same_version};
 use crate::mesh::workloads::{
     Classification, ProxyGroup, Risk, Workload, WorkloadKind, WorkloadPod, WorkloadState,
 };
-use crate::snapshot::{ClusterSnapshot, ContainerPortInfo, Labels, PodInfo, ServiceInfo};
+use crate::snapshot::{
+    ClusterSnapshot, ContainerPortInfo, Labels, PodInfo, ServiceInfo, SharedStr,
+};
 
 /// Selector keys that tell gateway revisions apart, in order of preference.
 pub const REVISION_SELECTOR_KEYS: &[&str] = &["version", "istio.io/rev"];
@@ -65,17 +67,17 @@ impl Gateway {
             .proxies
             .iter()
             .max_by_key(|g| g.pods)
-            .and_then(|g| g.version.clone());
+            .and_then(|g| g.version.as_ref().map(SharedStr::to_string));
         Gateway {
-            namespace: w.namespace.clone(),
-            name: w.name.clone(),
+            namespace: w.namespace.to_string(),
+            name: w.name.to_string(),
             istio_label: w.template.labels.get("istio").map(str::to_string),
             template_labels: w.template.labels.to_labels(),
             revision: w.expected_revision().map(str::to_string).or_else(|| {
                 w.proxies
                     .iter()
                     .max_by_key(|g| g.pods)
-                    .and_then(|g| g.revision.clone())
+                    .and_then(|g| g.revision.as_ref().map(SharedStr::to_string))
             }),
             version,
             proxies: w.proxies.clone(),
@@ -509,7 +511,10 @@ fn selected_pod(pod: &PodInfo, gateways: &[&Gateway]) -> SelectedPod {
             ready: pod.ready,
             gateway: Some(g.name.clone()),
             revision: p.revision.as_deref().map(str::to_string),
-            version: p.proxy.as_ref().and_then(|x| x.version.clone()),
+            version: p
+                .proxy
+                .as_ref()
+                .and_then(|x| x.version.as_ref().map(SharedStr::to_string)),
             has_proxy: p.proxy.is_some(),
         },
         None => {
@@ -519,7 +524,9 @@ fn selected_pod(pod: &PodInfo, gateways: &[&Gateway]) -> SelectedPod {
                 ready: pod.ready,
                 gateway: None,
                 revision: proxy.as_ref().and_then(|x| x.revision.clone()),
-                version: proxy.as_ref().and_then(|x| x.version.clone()),
+                version: proxy
+                    .as_ref()
+                    .and_then(|x| x.version.as_ref().map(SharedStr::to_string)),
                 has_proxy: proxy.is_some(),
             }
         }

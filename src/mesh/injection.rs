@@ -22,7 +22,7 @@
 use std::fmt;
 
 use crate::mesh::control_plane::{ControlPlane, WebhookTarget};
-use crate::snapshot::{InjectionPolicyConfig, LabelLookup, Labels, NamespaceInfo};
+use crate::snapshot::{InjectionPolicyConfig, LabelLookup, Labels, NamespaceInfo, SharedStr};
 
 pub mod policy;
 
@@ -46,7 +46,7 @@ pub enum InjectionOutcome {
         /// The proxy version that revision injects (unknown for a remote istiod).
         version: Option<String>,
         /// The webhook that matched (`configuration/webhook`).
-        via_webhook: String,
+        via_webhook: SharedStr,
         /// The revision tag whose configuration matched, if any.
         via_tag: Option<String>,
     },
@@ -228,7 +228,7 @@ enum Answer<'a> {
     Inject {
         revision: String,
         version: Option<String>,
-        via_webhook: String,
+        via_webhook: SharedStr,
         via_tag: Option<String>,
         /// The answering istiod's injector `config` (`None`: unknown).
         policy: Option<&'a InjectionPolicyConfig>,
@@ -282,14 +282,14 @@ fn first_answer<'a>(
             return Some(Answer::Inject {
                 revision,
                 version,
-                via_webhook: hook.qualified_name(),
+                via_webhook: hook.qualified_name.clone(),
                 via_tag: hook.tag.clone(),
                 policy,
             });
         }
         if hook.webhook.fails_closed() {
             return Some(Answer::Fail {
-                webhook: hook.qualified_name(),
+                webhook: hook.qualified_name.to_string(),
                 revision,
             });
         }

@@ -423,12 +423,16 @@ pub fn gate_probes(
         if by_revision.contains_key(action.expected_revision.as_str()) {
             continue;
         }
-        let key = (action.namespace.clone(), action.kind, action.name.clone());
+        let key = (
+            action.namespace.to_string(),
+            action.kind,
+            action.name.to_string(),
+        );
         if let Some(template) = templates.get(&key) {
             by_revision.insert(
                 &action.expected_revision,
                 (
-                    action.namespace.clone(),
+                    action.namespace.to_string(),
                     probe_pod(&action.namespace, &action.name, template),
                 ),
             );

@@ -19,7 +19,7 @@ use std::fmt;
 
 use crate::snapshot::{
     InjectorConfigInfo, Labels, PROXY_IMAGE_ANNOTATION, PROXY_IMAGE_TYPE_ANNOTATION, PodInfo,
-    SidecarPlacement,
+    SharedStr, SidecarPlacement,
 };
 
 /// The pod label that names the revision (set by the injector, or chosen by the user).
@@ -264,7 +264,7 @@ pub struct RunningProxy {
     pub image: String,
     pub placement: SidecarPlacement,
     /// The version from the image tag; `None` for a digest-only image.
-    pub version: Option<String>,
+    pub version: Option<SharedStr>,
     /// The revision that injected it: the status annotation's `revision`,
     /// else the pod label `istio.io/rev`. May name a tag for old injectors;
     /// the model resolves tags before comparing.
@@ -285,7 +285,7 @@ pub fn pod_proxy(pod: &PodInfo) -> Option<RunningProxy> {
     Some(RunningProxy {
         image: sidecar.image.clone(),
         placement: sidecar.placement,
-        version: image_version(&sidecar.image),
+        version: image_version(&sidecar.image).map(SharedStr::from),
         revision,
         custom_image: pod
             .proxy

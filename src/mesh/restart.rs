@@ -32,7 +32,7 @@ use crate::mesh::workloads::{
     ProxyGroup, RestartSelection, Risk, Workload, WorkloadKind, WorkloadState, classify,
     stale_workloads,
 };
-use crate::snapshot::{ClusterSnapshot, PodInfo, RESTARTED_AT_ANNOTATION};
+use crate::snapshot::{ClusterSnapshot, PodInfo, RESTARTED_AT_ANNOTATION, SharedStr};
 use crate::write::{ObjectKind, ObjectRef, Patch, Write};
 
 use crate::mesh::API_VERSION;
@@ -138,11 +138,11 @@ fn pod_names<S: serde::Serializer>(pods: &[Write], serializer: S) -> Result<S::O
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestartAction {
-    pub namespace: String,
+    pub namespace: SharedStr,
     pub kind: WorkloadKind,
-    pub name: String,
+    pub name: SharedStr,
     #[serde(skip)]
-    pub uid: String,
+    pub uid: SharedStr,
     /// Desired replicas (DaemonSets: nodes).
     pub replicas: i32,
     /// What its pods run now.
@@ -233,9 +233,9 @@ impl RestartAction {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SkippedWorkload {
-    pub namespace: String,
+    pub namespace: SharedStr,
     pub kind: WorkloadKind,
-    pub name: String,
+    pub name: SharedStr,
     /// `paused`, `zero-replicas`, `needs-delete-pods`, or the workload's state.
     pub reason: String,
     /// A sentence: what it means and what to do.
@@ -247,9 +247,9 @@ pub struct SkippedWorkload {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeldWorkload {
-    pub namespace: String,
+    pub namespace: SharedStr,
     pub kind: WorkloadKind,
-    pub name: String,
+    pub name: SharedStr,
     /// `pdb-allows-zero`.
     pub reason: String,
     /// The budget that allows none.

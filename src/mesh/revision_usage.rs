@@ -29,7 +29,7 @@ use crate::mesh::control_plane::{ControlPlane, REV_LABEL, TAG_LABEL, WebhookTarg
 use crate::mesh::injection::{INJECTION_LABEL, InjectionOutcome, expected_revision};
 use crate::mesh::proxy::Version;
 use crate::mesh::workloads::Classification;
-use crate::snapshot::{ClusterSnapshot, Labels, Scope};
+use crate::snapshot::{ClusterSnapshot, Labels, Scope, SharedStr};
 
 /// One thing that uses a revision.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -37,12 +37,13 @@ use crate::snapshot::{ClusterSnapshot, Labels, Scope};
 pub struct RevisionUser {
     /// `Namespace`, `RevisionTag`, `Deployment`, `StatefulSet`, `DaemonSet`,
     /// `Pod` or `MutatingWebhookConfiguration`.
-    pub kind: String,
+    pub kind: &'static str,
     /// `null` for cluster-scoped things (namespaces, tags, webhook configurations).
-    pub namespace: Option<String>,
-    pub name: String,
-    /// Why it counts, in a few words.
-    pub reason: String,
+    pub namespace: Option<SharedStr>,
+    pub name: SharedStr,
+    /// Why it counts, in a few words. Workloads alike give the same words:
+    /// one string shared by all of them.
+    pub reason: SharedStr,
 }
 
 /// An object of the revision's own install.
@@ -83,12 +84,32 @@ impl RevisionUsage {
     }
 }
 
-fn user(kind: &str, namespace: Option<&str>, name: &str, reason: String) -> RevisionUser {
+fn user(kind: &'static str, namespace: Option<&str>, name: &str, reason: String) -> RevisionUser {
     RevisionUser {
-        kind: kind.to_string(),
-        namespace: namespace.map(str::to_string),
-        name: name.to_string(),
-        reason,
+        kind,
+        namespace: namespace.map(SharedStr::from),
+        name: name.into(),
+        reason: reason.into(),
+    }
+}
+
+/// One shared string per distinct reason: a revision's users are tens of
+/// thousands of workloads whose reasons are a handful of sentences.
+#[derive(Default)]
+struct Reasons(HashMap<(bool, usize, Option<SharedStr>), SharedStr>);
+
+impl Reasons {
+    /// `3 pods run its proxy (1.22.3)`, with `gateway: ` before it for a gateway.
+    fn running(&mut self, gateway: bool, pods: usize, version: Option<&SharedStr>) -> SharedStr {
+        self.0
+            .entry((gateway, pods, version.cloned()))
+            .or_insert_with(|| {
+                let what = if gateway { "gateway: " } else { "" };
+                let version = version.map(|v| format!(" ({v})")).unwrap_or_default();
+                let runs = if pods == 1 { "runs" } else { "run" };
+                format!("{what}{} {runs} its proxy{version}", plural(pods, "pod")).into()
+            })
+            .clone()
     }
 }
 
@@ -176,27 +197,23 @@ pub fn revision_usage(
                 }
             }
 
+            let mut reasons = Reasons::default();
             for w in &classification.workloads {
-                let running: Vec<&str> = w
-                    .pods
-                    .iter()
-                    .filter(|p| p.revision.as_deref() == Some(rev))
+                let mut running = w.pods.iter().filter(|p| p.revision.as_deref() == Some(rev));
+                let version = running
+                    .clone()
                     .filter_map(|p| p.proxy.as_ref())
-                    .filter_map(|p| p.version.as_deref())
-                    .collect();
-                let count = w.pods.iter().filter(|p| p.revision.as_deref() == Some(rev)).count();
+                    .find_map(|p| p.version.as_ref());
+                let count = running.by_ref().count();
                 let what = if w.is_gateway { "gateway: " } else { "" };
                 if count > 0 {
-                    let version = running.first().map(|v| format!(" ({v})")).unwrap_or_default();
                     // Each workload appears once in the classification.
-                    used_by.push(
-                        user(
-                            &w.kind.to_string(),
-                            Some(&w.namespace),
-                            &w.name,
-                            format!("{what}{} run{} its proxy{version}", plural(count, "pod"), if count == 1 { "s" } else { "" }),
-                        ),
-                    );
+                    used_by.push(RevisionUser {
+                        kind: w.kind.as_str(),
+                        namespace: Some(w.namespace.clone()),
+                        name: w.name.clone(),
+                        reason: reasons.running(w.is_gateway, count, version),
+                    });
                     continue;
                 }
                 // A template that selects the revision itself, in a
@@ -205,12 +222,12 @@ pub fn revision_usage(
                     .get(w.namespace.as_str())
                     .and_then(|r| r.as_deref());
                 if w.expected.revision() == Some(rev) && namespace_revision != Some(rev) {
-                    used_by.push(user(
-                        &w.kind.to_string(),
-                        Some(&w.namespace),
-                        &w.name,
-                        format!("{what}its pod template selects {rev}"),
-                    ));
+                    used_by.push(RevisionUser {
+                        kind: w.kind.as_str(),
+                        namespace: Some(w.namespace.clone()),
+                        name: w.name.clone(),
+                        reason: format!("{what}its pod template selects {rev}").into(),
+                    });
                 }
             }
 
@@ -353,7 +370,7 @@ pub fn summary_parts(used_by: &[RevisionUser]) -> Vec<String> {
     let workloads = |gateway: bool| {
         used_by
             .iter()
-            .filter(|u| matches!(u.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet"))
+            .filter(|u| matches!(u.kind, "Deployment" | "StatefulSet" | "DaemonSet"))
             .filter(|u| u.reason.starts_with("gateway") == gateway)
             .count()
     };

@@ -34,7 +34,7 @@ use crate::mesh::workloads::{
     Classification, ProxyGroup, Risk, UnreachablePod, UnreachableReason, Workload, WorkloadState,
     classify,
 };
-use crate::snapshot::{ClusterSnapshot, Labels, NamespaceInfo, Scope};
+use crate::snapshot::{ClusterSnapshot, Labels, NamespaceInfo, Scope, SharedStr};
 
 use crate::mesh::API_VERSION;
 use crate::mesh::injection_check::Verification;
@@ -183,10 +183,10 @@ pub struct NamespaceStatus {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadStatus {
-    pub namespace: String,
+    pub namespace: SharedStr,
     /// `Deployment`, `StatefulSet`, `DaemonSet` or `Rollout`.
-    pub kind: String,
-    pub name: String,
+    pub kind: &'static str,
+    pub name: SharedStr,
     /// `up-to-date`, `stale`, `rolling`, `not-injected`, `no-injector`,
     /// `opted-out`, `custom-image`, `ambient` or `no-mesh`.
     pub state: WorkloadState,
@@ -321,11 +321,11 @@ pub struct CandidateStatus {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SkewStatus {
-    pub namespace: String,
-    pub kind: String,
-    pub name: String,
-    pub proxy_version: String,
-    pub revision: String,
+    pub namespace: SharedStr,
+    pub kind: &'static str,
+    pub name: SharedStr,
+    pub proxy_version: SharedStr,
+    pub revision: SharedStr,
     pub control_plane_version: String,
     pub pods: usize,
 }
@@ -727,7 +727,7 @@ fn namespace_status(
 fn workload_status(w: &Workload) -> WorkloadStatus {
     WorkloadStatus {
         namespace: w.namespace.clone(),
-        kind: w.kind.to_string(),
+        kind: w.kind.as_str(),
         name: w.name.clone(),
         state: w.state,
         expected_revision: w.expected_revision().map(str::to_string),
@@ -766,7 +766,10 @@ fn unreachable_status(p: &UnreachablePod) -> UnreachablePodStatus {
         reason: p.reason.to_string(),
         remedy: p.remedy.clone(),
         revision: p.revision.clone(),
-        version: p.proxy.as_ref().and_then(|x| x.version.clone()),
+        version: p
+            .proxy
+            .as_ref()
+            .and_then(|x| x.version.as_ref().map(SharedStr::to_string)),
         expected_revision: p.expected.revision().map(str::to_string),
         state: p.state,
         command: p.command.clone(),
@@ -824,7 +827,7 @@ fn skew(workloads: &[&Workload], control_plane: &ControlPlane) -> Vec<SkewStatus
             if is_skewed(version, &control) {
                 out.push(SkewStatus {
                     namespace: w.namespace.clone(),
-                    kind: w.kind.to_string(),
+                    kind: w.kind.as_str(),
                     name: w.name.clone(),
                     proxy_version: version.clone(),
                     revision: revision.clone(),
@@ -845,8 +848,11 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-fn join(set: &BTreeSet<String>) -> String {
-    set.iter().cloned().collect::<Vec<_>>().join(",")
+fn join<S: AsRef<str>>(set: &BTreeSet<S>) -> String {
+    set.iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<&str>>()
+        .join(",")
 }
 
 fn summarise(
@@ -888,19 +894,16 @@ fn summarise(
             .push(w);
     }
     for (target, group) in &stale_by_target {
-        let namespaces: BTreeSet<String> = group.iter().map(|w| w.namespace.clone()).collect();
-        let versions: BTreeSet<String> = group
+        let namespaces: BTreeSet<&str> = group.iter().map(|w| w.namespace.as_str()).collect();
+        let versions: BTreeSet<&str> = group
             .iter()
             .flat_map(|w| w.pods.iter().filter(|p| p.stale))
             .map(|p| match &p.proxy {
-                Some(proxy) => proxy
-                    .version
-                    .clone()
-                    .unwrap_or_else(|| "digest-pinned".into()),
-                None => "no".into(),
+                Some(proxy) => proxy.version.as_deref().unwrap_or("digest-pinned"),
+                None => "no",
             })
             .collect();
-        let versions: Vec<String> = versions.into_iter().collect();
+        let versions: Vec<&str> = versions.into_iter().collect();
         let (run, select) = if group.len() == 1 {
             ("runs", "selects")
         } else {
@@ -941,7 +944,7 @@ fn summarise(
             .filter(|w| !w.rolls_on_template_change())
             .collect();
         if !on_delete.is_empty() {
-            let ns: BTreeSet<String> = on_delete.iter().map(|w| w.namespace.clone()).collect();
+            let ns: BTreeSet<&str> = on_delete.iter().map(|w| w.namespace.as_str()).collect();
             steps.push(NextStep {
                 message: format!(
                     "{} {} updateStrategy OnDelete ({}): pods are deleted one at a time",
@@ -966,7 +969,7 @@ fn summarise(
         .filter(|w| w.state == WorkloadState::NotInjected && w.expected.revision().is_some())
         .collect();
     if !uninjected.is_empty() {
-        let ns: BTreeSet<String> = uninjected.iter().map(|w| w.namespace.clone()).collect();
+        let ns: BTreeSet<&str> = uninjected.iter().map(|w| w.namespace.as_str()).collect();
         let message = format!(
             "{} in {} run no proxy but should get one",
             plural(uninjected.len(), "workload"),

@@ -1150,9 +1150,9 @@ fn affected(
             continue;
         }
         workloads.push(AffectedWorkload {
-            namespace: w.namespace.clone(),
+            namespace: w.namespace.to_string(),
             kind: w.kind,
-            name: w.name.clone(),
+            name: w.name.to_string(),
             gateway: w.is_gateway,
             running: w.proxies.clone(),
             before: now_revision,
@@ -1369,7 +1369,7 @@ pub fn tag_list(snapshot: &ClusterSnapshot) -> TagList {
                 *pods
                     .entry(tag)
                     .or_default()
-                    .entry(w.namespace.clone())
+                    .entry(w.namespace.to_string())
                     .or_default() += running;
             }
         }

@@ -54,6 +54,16 @@ pub enum WorkloadKind {
 }
 
 impl WorkloadKind {
+    /// The kind as the API names it (`Deployment`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::Rollout => "Rollout",
+        }
+    }
+
     /// The lowercase resource name kubectl uses (`deployment/x`).
     pub fn resource(self) -> &'static str {
         match self {
@@ -67,12 +77,7 @@ impl WorkloadKind {
 
 impl fmt::Display for WorkloadKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            WorkloadKind::Deployment => "Deployment",
-            WorkloadKind::StatefulSet => "StatefulSet",
-            WorkloadKind::DaemonSet => "DaemonSet",
-            WorkloadKind::Rollout => "Rollout",
-        })
+        f.write_str(self.as_str())
     }
 }
 
@@ -197,9 +202,10 @@ impl fmt::Display for Risk {
 #[serde(rename_all = "camelCase")]
 pub struct ProxyGroup {
     /// The revision that injected them (tags resolved); `null` when unknown.
-    pub revision: Option<String>,
+    /// Shared with the workload's pods.
+    pub revision: Option<SharedStr>,
     /// The proxy version from the image tag; `null` for a digest-pinned image.
-    pub version: Option<String>,
+    pub version: Option<SharedStr>,
     /// How many pods.
     pub pods: usize,
 }
@@ -242,10 +248,11 @@ fn same_proxy_facts(a: &PodInfo, b: &PodInfo) -> bool {
 /// A Deployment, StatefulSet or DaemonSet, classified.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Workload {
-    pub namespace: String,
+    /// Shared with the report (a reference count, not a copy per use).
+    pub namespace: SharedStr,
     pub kind: WorkloadKind,
-    pub name: String,
-    pub uid: String,
+    pub name: SharedStr,
+    pub uid: SharedStr,
     /// Desired replicas (DaemonSets: nodes it should run on).
     pub desired: i32,
     pub ready: i32,
@@ -1033,19 +1040,20 @@ struct Shape<'a> {
 }
 
 /// The revision and version new pods should run, when they should run any.
-fn target(
-    expected: &InjectionOutcome,
-    control_plane: &ControlPlane,
-) -> Option<(String, Option<String>)> {
+/// Borrowed: built for every workload, it copied two strings each time.
+fn target<'a>(
+    expected: &'a InjectionOutcome,
+    control_plane: &'a ControlPlane,
+) -> Option<(&'a str, Option<&'a str>)> {
     match expected {
         InjectionOutcome::Injected {
             revision, version, ..
-        } => Some((revision.clone(), version.clone())),
+        } => Some((revision, version.as_deref())),
         InjectionOutcome::WouldFail { revision, .. } => Some((
-            revision.clone(),
+            revision,
             control_plane
                 .revision(revision)
-                .and_then(|r| r.proxy_version.clone()),
+                .and_then(|r| r.proxy_version.as_deref()),
         )),
         InjectionOutcome::NotInjected { .. } => None,
     }
@@ -1054,13 +1062,9 @@ fn target(
 /// Whether a proxy differs from the target: revision when both are known,
 /// version when both are known (a digest-pinned image has no version; an
 /// old injector no revision).
-fn differs(
-    proxy: &RunningProxy,
-    revision: Option<&str>,
-    target: &(String, Option<String>),
-) -> bool {
+fn differs(proxy: &RunningProxy, revision: Option<&str>, target: (&str, Option<&str>)) -> bool {
     let revision_differs = revision.is_some_and(|r| r != target.0);
-    let version_differs = match (&proxy.version, &target.1) {
+    let version_differs = match (&proxy.version, target.1) {
         (Some(running), Some(wanted)) => !same_version(running, wanted),
         _ => false,
     };
@@ -1073,7 +1077,7 @@ fn differs(
 fn judge_proxy(
     pod: &PodInfo,
     control_plane: &ControlPlane,
-    target: Option<&(String, Option<String>)>,
+    target: Option<(&str, Option<&str>)>,
 ) -> (Option<RunningProxy>, Option<String>, bool) {
     let proxy = pod_proxy(pod);
     let revision = proxy
@@ -1120,7 +1124,7 @@ fn build_workload(
         let verdict = match &previous {
             Some((before, verdict)) if same_proxy_facts(before, pod) => verdict.clone(),
             _ => {
-                let (proxy, revision, stale) = judge_proxy(pod, control_plane, target.as_ref());
+                let (proxy, revision, stale) = judge_proxy(pod, control_plane, target);
                 ProxyVerdict {
                     proxy: proxy.map(Shared::new),
                     revision: revision.map(SharedStr::from),
@@ -1142,19 +1146,19 @@ fn build_workload(
     workload_pods.sort_by(|a, b| a.name.cmp(&b.name));
 
     // Keys borrowed from the pods: nothing copied per pod.
-    let mut groups: BTreeMap<(Option<&str>, Option<&str>), usize> = BTreeMap::new();
+    let mut groups: BTreeMap<(Option<&SharedStr>, Option<&SharedStr>), usize> = BTreeMap::new();
     for pod in &workload_pods {
         if let Some(proxy) = &pod.proxy {
             *groups
-                .entry((pod.revision.as_deref(), proxy.version.as_deref()))
+                .entry((pod.revision.as_ref(), proxy.version.as_ref()))
                 .or_default() += 1;
         }
     }
     let proxies: Vec<ProxyGroup> = groups
         .into_iter()
         .map(|((revision, version), pods)| ProxyGroup {
-            revision: revision.map(str::to_string),
-            version: version.map(str::to_string),
+            revision: revision.cloned(),
+            version: version.cloned(),
             pods,
         })
         .collect();
@@ -1224,15 +1228,15 @@ fn build_workload(
     risks.dedup();
 
     Workload {
-        namespace: shape.namespace.to_string(),
+        namespace: shape.namespace.into(),
         kind: shape.kind,
-        name: shape.name.to_string(),
-        uid: shape.uid.to_string(),
+        name: shape.name.into(),
+        uid: shape.uid.into(),
         desired: shape.desired,
         ready: shape.ready,
         template: template.clone(),
         is_gateway: is_gateway(shape.object_labels, template),
-        expected_version: target.and_then(|t| t.1),
+        expected_version: target.and_then(|t| t.1).map(str::to_string),
         expected_image,
         expected,
         pods: workload_pods,
@@ -1415,7 +1419,7 @@ fn classify_unreachable(
     };
     let expected = expected_for_pod(namespace, &new_pod, control_plane);
     let target = target(&expected, control_plane);
-    let (proxy, revision, stale) = judge_proxy(pod, control_plane, target.as_ref());
+    let (proxy, revision, stale) = judge_proxy(pod, control_plane, target);
     let injected = usize::from(proxy.is_some());
     let custom = proxy.as_ref().is_some_and(|p| p.custom_image);
     let state = decide_state(
@@ -2149,7 +2153,7 @@ mod tests {
         let names = |sel| -> Vec<String> {
             stale_workloads(&c.workloads, sel)
                 .iter()
-                .map(|w| w.name.clone())
+                .map(|w| w.name.to_string())
                 .collect()
         };
         assert_eq!(names(RestartSelection::default()), vec!["stale"]);

@@ -85,7 +85,7 @@ pub fn plan_text(plan: &RestartPlan, layout: &Layout) -> String {
                 );
             }
             table.row([
-                a.namespace.clone(),
+                a.namespace.to_string(),
                 workload,
                 a.replicas.to_string(),
                 a.current_proxy(),
@@ -211,7 +211,7 @@ pub fn report_text(report: &RestartReport, layout: &Layout) -> String {
         }
         for h in &report.held {
             table.row([
-                h.namespace.clone(),
+                h.namespace.to_string(),
                 format!("{}/{}", h.kind.resource(), h.name),
                 "held".to_string(),
                 format!(

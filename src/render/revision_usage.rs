@@ -67,7 +67,7 @@ pub fn usage_table(report: &StatusReport, wide: bool, layout: &Layout) -> String
                     Some(ns) => format!("{}/{ns}/{}", u.kind.to_lowercase(), u.name),
                     None => format!("{}/{}", u.kind.to_lowercase(), u.name),
                 };
-                users.row([r.revision.clone(), name, u.reason.clone()]);
+                users.row([r.revision.clone(), name, u.reason.to_string()]);
             }
         }
         if !users.is_empty() {

@@ -207,7 +207,7 @@ fn proxies(groups: &[ProxyGroup], without: usize, wide: bool) -> String {
             let label = if wide {
                 revision_at_version(g.revision.as_deref(), g.version.as_deref())
             } else {
-                g.version.clone().unwrap_or_else(|| "digest".to_string())
+                g.version.as_deref().unwrap_or("digest").to_string()
             };
             format!("{label} ×{}", g.pods)
         })
@@ -365,7 +365,7 @@ pub(super) fn workloads(report: &StatusReport, style: &Style) -> String {
         for w in shown {
             let mut row = vec![
                 Cell::new(&w.namespace),
-                Cell::new(format!("{}/{}", short_kind(&w.kind), w.name)),
+                Cell::new(format!("{}/{}", short_kind(w.kind), w.name)),
                 style.state(w.state),
                 Cell::new(proxies(&w.proxies, w.pods_without_proxy, style.wide)),
                 Cell::new(match &w.expected_revision {

@@ -158,9 +158,9 @@ fn result_of(
     seconds: Option<f64>,
 ) -> WorkloadResult {
     WorkloadResult {
-        namespace: action.namespace.clone(),
+        namespace: action.namespace.to_string(),
         kind: action.kind,
-        name: action.name.clone(),
+        name: action.name.to_string(),
         outcome,
         detail,
         seconds,

@@ -89,6 +89,12 @@ impl From<&String> for SharedStr {
     }
 }
 
+impl From<&SharedStr> for String {
+    fn from(s: &SharedStr) -> Self {
+        s.0.to_string()
+    }
+}
+
 impl From<SharedStr> for String {
     fn from(s: SharedStr) -> Self {
         s.0.to_string()

@@ -397,11 +397,11 @@ fn a_rollout_event_changes_the_assembled_report() {
 
     let added = WatchChange::Added(rollout("shop", "web", 3, 1));
     assert!(apply(&mut lists, added));
-    assert_eq!(rollout_row(&mut lists), Some(("web".to_string(), 3, 1)));
+    assert_eq!(rollout_row(&mut lists), Some(("web".into(), 3, 1)));
     let ready = || WatchChange::Modified(rollout("shop", "web", 3, 3));
     assert!(apply(&mut lists, ready()));
     assert!(!apply(&mut lists, ready()), "the same facts again");
-    assert_eq!(rollout_row(&mut lists), Some(("web".to_string(), 3, 3)));
+    assert_eq!(rollout_row(&mut lists), Some(("web".into(), 3, 3)));
     let deleted = WatchChange::Deleted(rollout("shop", "web", 3, 3));
     assert!(apply(&mut lists, deleted));
     assert_eq!(rollout_row(&mut lists), None);
