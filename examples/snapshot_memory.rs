@@ -134,6 +134,13 @@ fn main() {
     let webhook_pages = pages(kinds::mutating_webhooks());
     let cm_pages = pages(kinds::configmaps());
     drop(world);
+    eprintln!(
+        "record sizes: PodInfo {} B, WorkloadPod {} B, Workload {} B, WorkloadStatus {} B",
+        std::mem::size_of::<kubectl_mesh_upgrade::snapshot::PodInfo>(),
+        std::mem::size_of::<kubectl_mesh_upgrade::mesh::workloads::WorkloadPod>(),
+        std::mem::size_of::<kubectl_mesh_upgrade::mesh::workloads::Workload>(),
+        std::mem::size_of::<kubectl_mesh_upgrade::mesh::status::WorkloadStatus>(),
+    );
     let bytes: usize = pod_pages.1.iter().map(Vec::len).sum();
     eprintln!(
         "{} pods in {} pages of {} MB",

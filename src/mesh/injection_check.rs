@@ -360,7 +360,7 @@ pub fn apply_verdicts<'a>(
             ));
             report.summary.needs_attention = true;
         }
-        status.verification = Some(verification);
+        status.verification = Some(Box::new(verification));
         status.reasons = Some(reasons);
     }
 }

@@ -216,7 +216,9 @@ pub struct WorkloadStatus {
     /// With `--verify-injection`: the API server's dry-run answer judged
     /// against the expectation above (absent without the flag).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verification: Option<Verification>,
+    /// Boxed: it is there only with the flag, and inline it made every
+    /// row of a large report larger.
+    pub verification: Option<Box<Verification>>,
     /// With `--verify-injection`: how a stale pod's sidecar differs from the
     /// one the dry run injected (image, revision, native or classic sidecar,
     /// resources, `istio-init` or `istio-validation`); absent without the flag.
