@@ -18,6 +18,7 @@
 //! carries the exact patch it will send; the clock is read once by the
 //! caller and passed in as `now`.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
@@ -237,9 +238,9 @@ pub struct SkippedWorkload {
     pub kind: WorkloadKind,
     pub name: SharedStr,
     /// `paused`, `zero-replicas`, `needs-delete-pods`, or the workload's state.
-    pub reason: String,
+    pub reason: &'static str,
     /// A sentence: what it means and what to do.
-    pub note: String,
+    pub note: Cow<'static, str>,
 }
 
 /// A workload the selection picked that is not restarted because a
@@ -497,7 +498,7 @@ pub fn plan(
             namespace: w.namespace.clone(),
             kind: w.kind,
             name: w.name.clone(),
-            reason: w.state.as_str().to_string(),
+            reason: w.state.as_str(),
             note: not_picked_note(w),
         }));
     }
@@ -513,7 +514,7 @@ pub fn plan(
                 namespace: w.namespace.clone(),
                 kind: w.kind,
                 name: w.name.clone(),
-                reason: w.state.as_str().to_string(),
+                reason: w.state.as_str(),
                 note: not_picked_note(w),
             });
         }
@@ -621,11 +622,11 @@ fn scope_text(snapshot: &ClusterSnapshot, options: &RestartOptions) -> String {
 
 /// Why a picked workload is not restarted after all.
 fn skip_reason(w: &Workload, options: &RestartOptions) -> Option<SkippedWorkload> {
-    let skip = |reason: &str, note: String| SkippedWorkload {
+    let skip = |reason: &'static str, note: Cow<'static, str>| SkippedWorkload {
         namespace: w.namespace.clone(),
         kind: w.kind,
         name: w.name.clone(),
-        reason: reason.to_string(),
+        reason,
         note,
     };
     if let Some(rollout) = &w.template_of {
@@ -633,14 +634,14 @@ fn skip_reason(w: &Workload, options: &RestartOptions) -> Option<SkippedWorkload
             "workload-ref",
             format!(
                 "its template is Rollout {rollout}'s (spec.workloadRef): a patch would start an Argo update of the Rollout; restart rollout/{rollout} instead (its own pods, if any, go when it is scaled to 0)"
-            ),
+            ).into(),
         ));
     }
     if w.desired == 0 {
         return Some(skip(
             "zero-replicas",
             "scaled to zero: no pod runs, nothing to restart (new pods will get the new proxy)"
-                .to_string(),
+                .into(),
         ));
     }
     if w.paused && w.kind == WorkloadKind::Rollout {
@@ -649,7 +650,7 @@ fn skip_reason(w: &Workload, options: &RestartOptions) -> Option<SkippedWorkload
             format!(
                 "paused: Argo restarts nothing while a Rollout is paused; run `kubectl argo rollouts promote {} -n {}` (or resume it) first, then run this again",
                 w.name, w.namespace
-            ),
+            ).into(),
         ));
     }
     if w.paused {
@@ -659,19 +660,20 @@ fn skip_reason(w: &Workload, options: &RestartOptions) -> Option<SkippedWorkload
                 "paused: a restart would wait until resumed; run `kubectl rollout resume {} -n {}` first, then run this again",
                 w.reference(),
                 w.namespace
-            ),
+            ).into(),
         ));
     }
     if !w.rolls_on_template_change() && !options.delete_pods {
         return Some(skip(
             "needs-delete-pods",
-            "updateStrategy OnDelete: a template patch restarts nothing; run again with --delete-pods to delete its pods one at a time, highest ordinal first".to_string(),
+            "updateStrategy OnDelete: a template patch restarts nothing; run again with --delete-pods to delete its pods one at a time, highest ordinal first".into(),
         ));
     }
     None
 }
 
-fn not_picked_note(w: &Workload) -> String {
+/// Most notes are fixed sentences, shared rather than copied per workload.
+fn not_picked_note(w: &Workload) -> Cow<'static, str> {
     if w.is_gateway_api() {
         let gateway = w
             .template
@@ -681,38 +683,39 @@ fn not_picked_note(w: &Workload) -> String {
         return format!(
             "istiod renders it for Gateway {gateway}, with its revision's proxy in the template: a restart changes nothing; move the Gateway with `kubectl mesh-upgrade gateway-switch -n {} --gateway {gateway} --to <revision>`",
             w.namespace
-        );
+        )
+        .into();
     }
     match w.state {
         WorkloadState::UpToDate => {
             "up to date: its pods run what a new pod would get; pass --all to restart it anyway"
-                .to_string()
+                .into()
         }
         WorkloadState::Rolling if w.risks.contains(&Risk::RolloutStuck) => format!(
             "its last rollout is stuck (ProgressDeadlineExceeded): fix it or `kubectl rollout undo {} -n {}`, then run this again",
             w.reference(),
             w.namespace
-        ),
+        ).into(),
         WorkloadState::Rolling => format!(
             "a rollout is in progress ({}): wait for it, then run this again",
             w.rollout_in_progress.as_deref().unwrap_or("not finished")
-        ),
+        ).into(),
         WorkloadState::NotInjected => {
-            "its pods have no proxy yet: pass --include-uninjected to restart it".to_string()
+            "its pods have no proxy yet: pass --include-uninjected to restart it".into()
         }
         WorkloadState::NoInjector => {
-            "no injector would give its pods a proxy again: a restart would remove it".to_string()
+            "no injector would give its pods a proxy again: a restart would remove it".into()
         }
         WorkloadState::CustomImage => {
             "runs a custom proxy image (sidecar.istio.io/proxyImage): left alone on purpose"
-                .to_string()
+                .into()
         }
-        WorkloadState::OptedOut => "opted out of injection: nothing to restart".to_string(),
+        WorkloadState::OptedOut => "opted out of injection: nothing to restart".into(),
         WorkloadState::Ambient => {
-            "ambient namespace: no sidecars; upgrade ztunnel and waypoints instead".to_string()
+            "ambient namespace: no sidecars; upgrade ztunnel and waypoints instead".into()
         }
-        WorkloadState::NoMesh => "not in the mesh: nothing to restart".to_string(),
-        WorkloadState::Stale => "stale".to_string(),
+        WorkloadState::NoMesh => "not in the mesh: nothing to restart".into(),
+        WorkloadState::Stale => "stale".into(),
     }
 }
 
@@ -1232,7 +1235,7 @@ mod tests {
             },
         );
         assert!(plan.actions.is_empty(), "{:?}", plan.actions);
-        let reasons: Vec<&str> = plan.skipped.iter().map(|s| s.reason.as_str()).collect();
+        let reasons: Vec<&str> = plan.skipped.iter().map(|s| s.reason).collect();
         assert_eq!(reasons, ["paused", "zero-replicas"]);
         let paused = plan.skipped.iter().find(|s| s.reason == "paused").unwrap();
         assert!(
