@@ -935,7 +935,7 @@ fn check_selected_namespaces_exist(
 /// bare ReplicaSets no workload owns whose own labels match.
 fn keep_selected_workloads_pods(snapshot: &mut ClusterSnapshot, selector: &LabelSelector) {
     let mut selected_owners: BTreeSet<String> = BTreeSet::new();
-    selected_owners.extend(snapshot.deployments.iter().map(|d| d.uid.clone()));
+    selected_owners.extend(snapshot.deployments.iter().map(|d| d.uid.to_string()));
     selected_owners.extend(snapshot.stateful_sets.iter().map(|s| s.uid.clone()));
     selected_owners.extend(snapshot.daemon_sets.iter().map(|d| d.uid.clone()));
     selected_owners.extend(snapshot.rollouts.iter().map(|r| r.uid.clone()));

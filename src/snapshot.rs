@@ -784,9 +784,11 @@ impl From<&ReplicaSet> for ReplicaSetInfo {
 /// A Deployment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeploymentInfo {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
+    /// Shared with the other objects of its namespace.
+    pub namespace: SharedStr,
+    /// Shared with the workload the model makes of it.
+    pub name: SharedStr,
+    pub uid: SharedStr,
     /// Object labels (gateway detection: `istio=ingressgateway`).
     pub labels: LabelMap,
     pub generation: i64,
@@ -820,9 +822,9 @@ impl From<&Deployment> for DeploymentInfo {
             .and_then(|s| s.strategy.as_ref())
             .and_then(|s| s.rolling_update.as_ref());
         DeploymentInfo {
-            namespace: namespace_of(meta),
-            name: name_of(meta),
-            uid: meta.uid.clone().unwrap_or_default(),
+            namespace: namespace_of(meta).into(),
+            name: name_of(meta).into(),
+            uid: meta.uid.clone().unwrap_or_default().into(),
             labels: labels_of(meta).into(),
             generation: meta.generation.unwrap_or(0),
             observed_generation: status.and_then(|s| s.observed_generation).unwrap_or(0),

@@ -493,9 +493,9 @@ impl WorkloadFixture {
                     template: None,
                 });
                 snapshot.deployments.push(DeploymentInfo {
-                    namespace: self.namespace.clone(),
-                    name: self.name.clone(),
-                    uid: uid.clone(),
+                    namespace: self.namespace.as_str().into(),
+                    name: self.name.as_str().into(),
+                    uid: uid.as_str().into(),
                     labels: self.object_labels.clone().into(),
                     generation,
                     observed_generation: observed,

@@ -195,7 +195,7 @@ impl RenderedDeployment {
     fn of(d: &DeploymentInfo) -> Self {
         let rollout = rollout_of(d);
         RenderedDeployment {
-            name: d.name.clone(),
+            name: d.name.to_string(),
             rendered_by: d
                 .template
                 .annotations

@@ -376,9 +376,9 @@ pub fn workload_templates(snapshot: &ClusterSnapshot) -> WorkloadTemplates {
     let deployments = snapshot.deployments.iter().map(|d| {
         (
             (
-                d.namespace.clone(),
+                d.namespace.to_string(),
                 WorkloadKind::Deployment,
-                d.name.clone(),
+                d.name.to_string(),
             ),
             d.template.clone(),
         )

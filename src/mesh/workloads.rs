@@ -614,10 +614,10 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
             })
             .map(|r| r.name.clone());
         let shape = Shape {
-            namespace: &d.namespace,
+            namespace: d.namespace.clone(),
             kind: WorkloadKind::Deployment,
-            name: &d.name,
-            uid: &d.uid,
+            name: d.name.clone(),
+            uid: d.uid.clone(),
             desired: d.desired,
             ready: d.ready,
             object_labels: &d.labels,
@@ -642,10 +642,10 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
             .get(&(WorkloadKind::StatefulSet, s.uid.as_str()))
             .unwrap_or(&no_pods);
         let shape = Shape {
-            namespace: &s.namespace,
+            namespace: s.namespace.as_str().into(),
             kind: WorkloadKind::StatefulSet,
-            name: &s.name,
-            uid: &s.uid,
+            name: s.name.as_str().into(),
+            uid: s.uid.as_str().into(),
             desired: s.desired,
             ready: s.ready,
             object_labels: &s.labels,
@@ -675,10 +675,10 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
             .get(&(WorkloadKind::DaemonSet, d.uid.as_str()))
             .unwrap_or(&no_pods);
         let shape = Shape {
-            namespace: &d.namespace,
+            namespace: d.namespace.as_str().into(),
             kind: WorkloadKind::DaemonSet,
-            name: &d.name,
-            uid: &d.uid,
+            name: d.name.as_str().into(),
+            uid: d.uid.as_str().into(),
             desired: d.desired,
             ready: d.ready,
             object_labels: &d.labels,
@@ -708,10 +708,10 @@ pub fn classify(snapshot: &ClusterSnapshot, control_plane: &ControlPlane) -> Cla
             .get(&(WorkloadKind::Rollout, r.uid.as_str()))
             .unwrap_or(&no_pods);
         let shape = Shape {
-            namespace: &r.namespace,
+            namespace: r.namespace.as_str().into(),
             kind: WorkloadKind::Rollout,
-            name: &r.name,
-            uid: &r.uid,
+            name: r.name.as_str().into(),
+            uid: r.uid.as_str().into(),
             desired: r.desired,
             ready: r.ready,
             object_labels: &r.labels,
@@ -1023,10 +1023,12 @@ fn daemon_set_rollout(d: &crate::snapshot::DaemonSetInfo) -> Option<String> {
 
 /// The fields of a workload object the classification needs.
 struct Shape<'a> {
-    namespace: &'a str,
+    /// Owned, as the workload keeps them: a Deployment's are shared with
+    /// the snapshot (a reference count), the other kinds' copied once.
+    namespace: SharedStr,
     kind: WorkloadKind,
-    name: &'a str,
-    uid: &'a str,
+    name: SharedStr,
+    uid: SharedStr,
     desired: i32,
     ready: i32,
     object_labels: &'a dyn LabelLookup,
@@ -1228,10 +1230,10 @@ fn build_workload(
     risks.dedup();
 
     Workload {
-        namespace: shape.namespace.into(),
+        namespace: shape.namespace,
         kind: shape.kind,
-        name: shape.name.into(),
-        uid: shape.uid.into(),
+        name: shape.name,
+        uid: shape.uid,
         desired: shape.desired,
         ready: shape.ready,
         template: template.clone(),
@@ -1330,7 +1332,7 @@ fn collect_risks(
                 if shape.ready == 1 { "" } else { "s" }
             ));
         }
-        let pdbs = index.covering_pdbs(shape.namespace, shape.template);
+        let pdbs = index.covering_pdbs(&shape.namespace, shape.template);
         if pdbs.is_empty() {
             risks.push(Risk::NoPdb);
         }

@@ -1158,12 +1158,12 @@ impl LeanDeployment<'_> {
         let spec = self.spec.as_ref();
         let status = self.status.as_ref();
         let template = spec.and_then(|s| s.template.as_ref());
-        let namespace = meta.namespace();
+        let namespace = meta.shared_namespace(interner);
         let labels = meta.labels(interner);
         let generation = meta.generation.unwrap_or(0);
         let observed_generation = status.and_then(|s| s.observed_generation).unwrap_or(0);
         let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
-        let name = meta.name();
+        let name = meta.shared_name();
         let annotations = meta.annotations();
         let istiod =
             IstiodInfo::is_istiod_by(&namespace, &labels, control_plane_namespace).then(|| {
@@ -1173,8 +1173,8 @@ impl LeanDeployment<'_> {
                     .find(|c| c.name.as_str() == "discovery")
                     .or_else(|| containers.first());
                 IstiodInfo {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
                     revision: labels
                         .get("istio.io/rev")
                         .filter(|r| !r.is_empty())
@@ -1216,7 +1216,7 @@ impl LeanDeployment<'_> {
         let deployment = DeploymentInfo {
             namespace,
             name,
-            uid: meta.uid(),
+            uid: meta.shared_uid(),
             labels,
             generation,
             observed_generation,
