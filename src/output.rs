@@ -471,21 +471,24 @@ impl Output {
     /// Show a writing verb's plan before anything is asked or written: the
     /// text on stdout for a person; with `-o json|yaml` the text goes to
     /// stderr and stdout keeps its one document, which for a client dry run
-    /// is the plan itself (nothing else will follow). Render `text` with
-    /// [`Output::text_layout`].
+    /// is the plan itself (nothing else will follow). `text` renders it with
+    /// [`Output::text_layout`], only when it is shown.
     pub fn show_plan<T: Serialize>(
         &self,
         plan: &T,
-        text: &str,
+        text: impl FnOnce() -> String,
         client_dry_run: bool,
     ) -> anyhow::Result<()> {
         if !self.is_machine_readable() {
-            return self.print_text(text);
+            return self.print_text(&text());
         }
         if client_dry_run {
+            // The text is made only when shown: a plan of 25,000 workloads
+            // rendered as a table nobody reads was a third of a
+            // machine-readable dry run's allocations.
             self.print_document(plan)
         } else {
-            self.note(text.trim_end());
+            self.note(text().trim_end());
             Ok(())
         }
     }
@@ -784,6 +787,38 @@ mod tests {
             ..terminal()
         });
         assert_eq!(settings.width_stdout, Some(FALLBACK_COLUMNS));
+    }
+
+    #[test]
+    fn a_plan_is_rendered_as_text_only_where_the_text_is_shown() {
+        let rendered = std::cell::Cell::new(0);
+        let text = || {
+            rendered.set(rendered.get() + 1);
+            "PLAN\n".to_string()
+        };
+        let plan = serde_json::json!({"kind": "Plan"});
+
+        // -o json --dry-run: the plan is the document; no text is made.
+        let (output, captured) = Output::capture(Format::Json, None);
+        output.show_plan(&plan, text, true).unwrap();
+        assert_eq!(rendered.get(), 0);
+        assert!(captured.stdout().contains("\"kind\": \"Plan\""));
+        assert_eq!(captured.stderr(), "");
+
+        // -o json before writing: the text goes to stderr.
+        let (output, captured) = Output::capture(Format::Json, None);
+        output.show_plan(&plan, text, false).unwrap();
+        assert_eq!(rendered.get(), 1);
+        assert_eq!(
+            (captured.stdout(), captured.stderr()),
+            (String::new(), "PLAN\n".to_string())
+        );
+
+        // A table: the text is the output.
+        let (output, captured) = Output::capture(Format::Table, None);
+        output.show_plan(&plan, text, true).unwrap();
+        assert_eq!(rendered.get(), 2);
+        assert_eq!(captured.stdout(), "PLAN\n");
     }
 
     #[test]

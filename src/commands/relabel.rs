@@ -103,12 +103,12 @@ async fn relabel(
     let client_dry_run = args.write.dry_run == DryRun::Client;
     output.show_plan(
         &plan,
-        &plan_text(&plan, &output.text_layout()),
+        || plan_text(&plan, &output.text_layout()),
         client_dry_run,
     )?;
     if let Some(restart_plan) = &restart_plan {
-        let text = format!("\n--restart: {}", restart_text(restart_plan, output));
-        output.show_plan(restart_plan, &text, client_dry_run)?;
+        let text = || format!("\n--restart: {}", restart_text(restart_plan, output));
+        output.show_plan(restart_plan, text, client_dry_run)?;
     }
 
     let needing_force = plan.needing_force();

@@ -65,7 +65,7 @@ pub async fn run(
 
     output.show_plan(
         &plan,
-        &plan_text(&plan, &output.text_layout()),
+        || plan_text(&plan, &output.text_layout()),
         client_dry_run,
     )?;
     // Held by a budget: shown in the plan, or the whole run refused.

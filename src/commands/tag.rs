@@ -161,15 +161,17 @@ async fn change(
     };
     output.show_plan(
         &plan,
-        &plan_text(&plan, &output.text_layout()),
+        || plan_text(&plan, &output.text_layout()),
         client_dry_run,
     )?;
     if let Some(restart_plan) = &restart_plan {
-        let text = format!(
-            "\n--restart: {}",
-            crate::render::restart::plan_text(restart_plan, &output.text_layout())
-        );
-        output.show_plan(restart_plan, &text, client_dry_run)?;
+        let text = || {
+            format!(
+                "\n--restart: {}",
+                crate::render::restart::plan_text(restart_plan, &output.text_layout())
+            )
+        };
+        output.show_plan(restart_plan, text, client_dry_run)?;
         restart_sidecars::refuse_not_ready(restart_plan, &[]).map_err(|err| {
             err.context(format!(
                 "tag {} --restart refused before any change (nothing was written)",

@@ -71,7 +71,7 @@ pub async fn run(
     let client_dry_run = args.write.dry_run == DryRun::Client;
     output.show_plan(
         &plan,
-        &plan_text(&plan, &output.text_layout()),
+        || plan_text(&plan, &output.text_layout()),
         client_dry_run,
     )?;
     if !plan.refusals.is_empty() {
