@@ -732,7 +732,8 @@ impl From<&PodTemplateSpec> for PodTemplateInfo {
 /// A ReplicaSet: the link from a pod to its Deployment, and rollout progress.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReplicaSetInfo {
-    pub namespace: String,
+    /// Shared with the other objects of its namespace.
+    pub namespace: SharedStr,
     pub name: String,
     pub uid: String,
     pub owners: Vec<OwnerRef>,
@@ -758,7 +759,7 @@ impl From<&ReplicaSet> for ReplicaSetInfo {
         let spec = rs.spec.as_ref();
         let status = rs.status.as_ref();
         ReplicaSetInfo {
-            namespace: namespace_of(meta),
+            namespace: namespace_of(meta).into(),
             name: name_of(meta),
             uid: meta.uid.clone().unwrap_or_default(),
             desired: spec.and_then(|s| s.replicas).unwrap_or(1),

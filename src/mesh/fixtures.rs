@@ -475,7 +475,7 @@ impl WorkloadFixture {
                 let rs_name = format!("{}-5d8f7c9b4", self.name);
                 let rs_uid = format!("uid-rs-{}-{}", self.namespace, rs_name);
                 snapshot.replica_sets.push(ReplicaSetInfo {
-                    namespace: self.namespace.clone(),
+                    namespace: self.namespace.as_str().into(),
                     name: rs_name.clone(),
                     uid: rs_uid.clone(),
                     owners: vec![OwnerRef {

@@ -1068,7 +1068,7 @@ impl LeanReplicaSet<'_> {
         let spec = self.spec.as_ref();
         let status = self.status.as_ref();
         ReplicaSetInfo {
-            namespace: meta.namespace(),
+            namespace: meta.shared_namespace(interner),
             name: meta.name(),
             uid: meta.uid(),
             desired: spec.and_then(|s| s.replicas).unwrap_or(1),
