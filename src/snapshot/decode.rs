@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{ResourceClaim, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -260,6 +261,33 @@ impl AsRef<str> for Str<'_> {
     }
 }
 
+/// A `metav1.Time` as read: the RFC 3339 text of JSON, or the instant
+/// protobuf carries (seconds and nanoseconds), kept as it is rather than
+/// written out as text only to be parsed again.
+enum Time<'a> {
+    Text(Str<'a>),
+    At(DateTime<Utc>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Time<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Str::deserialize(deserializer).map(Time::Text)
+    }
+}
+
+impl Time<'_> {
+    fn instant(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Time::Text(text) => text
+                .as_str()
+                .parse::<k8s_openapi::jiff::Timestamp>()
+                .ok()
+                .and_then(|t| to_chrono(&t)),
+            Time::At(at) => Some(*at),
+        }
+    }
+}
+
 /// A label map as read from the page: its entries borrowed, in page order,
 /// until [`Interner::labels`] finds or makes the shared map.
 #[derive(Clone, Default)]
@@ -412,7 +440,7 @@ struct Meta<'a, F> {
     #[serde(default)]
     deletion_timestamp: Option<IgnoredAny>,
     #[serde(default, borrow)]
-    creation_timestamp: Option<Str<'a>>,
+    creation_timestamp: Option<Time<'a>>,
     #[serde(default)]
     generation: Option<i64>,
 }
@@ -858,11 +886,7 @@ impl<'a> LeanPod<'a> {
             phase,
             ready: status.as_ref().is_some_and(|s| s.ready.0),
             terminating: meta.deletion_timestamp.is_some(),
-            created: meta
-                .creation_timestamp
-                .as_ref()
-                .and_then(|t| t.as_str().parse::<k8s_openapi::jiff::Timestamp>().ok())
-                .and_then(|t| to_chrono(&t)),
+            created: meta.creation_timestamp.as_ref().and_then(Time::instant),
             proxy,
             ambient,
         };

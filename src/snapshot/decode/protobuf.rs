@@ -22,6 +22,7 @@
 //! empty one out (`omitempty`); so an empty string read here for a field
 //! the JSON decoder holds as an `Option` is `None`, as JSON would have it.
 
+use chrono::DateTime;
 use std::borrow::Cow;
 use std::marker::PhantomData;
 
@@ -35,7 +36,7 @@ use super::{
     LabelEntries, LeanDeployment, LeanPdb, LeanPod, LeanReplicaSet, Meta, Owner, PdbSpec,
     PdbStatus, PodContainer, PodReady, PodSpec, PodStatus, Port, PreviousPod, ReplicaSetSpec,
     ReplicaSetStatus, Resources, RollingUpdate, Str, Template, TemplateAnnotations,
-    TemplateContainer, TemplateMeta, TemplateSpec, XdsAddress,
+    TemplateContainer, TemplateMeta, TemplateSpec, Time, XdsAddress,
 };
 use smallvec::SmallVec;
 
@@ -142,9 +143,9 @@ fn map_entry_unread(bytes: &[u8]) -> Read<(Str<'_>, Wire<'_>)> {
     Ok((key, value))
 }
 
-/// A `metav1.Time` (seconds 1, nanos 2) as the RFC 3339 text JSON carries;
-/// the zero time, which JSON writes as `null`, is `None`.
-fn time(bytes: &[u8]) -> Read<Option<Str<'static>>> {
+/// A `metav1.Time` (seconds 1, nanos 2); the zero time, which JSON writes
+/// as `null`, is `None`.
+fn time(bytes: &[u8]) -> Read<Option<Time<'static>>> {
     let (mut seconds, mut nanos) = (0i64, 0i32);
     for field in fields(bytes) {
         match field? {
@@ -156,9 +157,11 @@ fn time(bytes: &[u8]) -> Read<Option<Str<'static>>> {
     if seconds == 0 && nanos == 0 {
         return Ok(None);
     }
-    let at = k8s_openapi::jiff::Timestamp::new(seconds, nanos)
-        .map_err(|_| malformed("a time is out of range"))?;
-    Ok(Some(Str(Cow::Owned(at.to_string()))))
+    let at = u32::try_from(nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(seconds, nanos))
+        .ok_or_else(|| malformed("a time is out of range"))?;
+    Ok(Some(Time::At(at)))
 }
 
 fn owner(bytes: &[u8]) -> Read<Owner<'_>> {
