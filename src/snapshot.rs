@@ -199,9 +199,18 @@ impl LabelMatcher {
     /// Parses a `LabelSelector`; `absent` is what a missing selector means for
     /// this field (webhooks: everything; PDBs: nothing).
     pub fn from_label_selector(selector: Option<&LabelSelector>, absent: LabelMatcher) -> Self {
+        Self::from_owned_label_selector(selector.cloned(), absent)
+    }
+
+    /// [`LabelMatcher::from_label_selector`] of a selector the caller no
+    /// longer needs (a decoded page's): parsed without a copy.
+    pub fn from_owned_label_selector(
+        selector: Option<LabelSelector>,
+        absent: LabelMatcher,
+    ) -> Self {
         match selector {
             None => absent,
-            Some(selector) => match Selector::try_from(selector.clone()) {
+            Some(selector) => match Selector::try_from(selector) {
                 Ok(parsed) => LabelMatcher::from_selector(parsed),
                 // The API server validates selectors on write; one that does not
                 // parse here cannot select anything we could reason about.

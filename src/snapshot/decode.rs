@@ -1051,9 +1051,9 @@ impl Template<'_> {
     }
 }
 
-/// `spec.selector` as the API types hold it.
-fn matcher(selector: Option<&LabelSelector>) -> LabelMatcher {
-    LabelMatcher::from_label_selector(selector, LabelMatcher::nothing())
+/// `spec.selector` as the API types hold it, taken rather than copied.
+fn matcher(selector: Option<LabelSelector>) -> LabelMatcher {
+    LabelMatcher::from_owned_label_selector(selector, LabelMatcher::nothing())
 }
 
 #[derive(Deserialize)]
@@ -1512,12 +1512,14 @@ struct PdbStatus {
 impl From<LeanPdb<'_>> for PdbInfo {
     fn from(p: LeanPdb<'_>) -> Self {
         let mut meta = p.metadata.unwrap_or_default();
-        let spec = p.spec.as_ref();
+        let mut spec = p.spec;
+        let selector = spec.as_mut().and_then(|s| s.selector.take());
+        let spec = spec.as_ref();
         let status = p.status.as_ref();
         PdbInfo {
             namespace: meta.namespace(),
             name: meta.name(),
-            selector: matcher(spec.and_then(|s| s.selector.as_ref())),
+            selector: matcher(selector),
             min_available: spec
                 .and_then(|s| s.min_available.as_ref())
                 .map(int_or_string),
