@@ -463,6 +463,18 @@ mod tests {
             reason("RevisionTag/default"),
             "points at 1-21-2 (webhook configuration istio-revision-tag-default)"
         );
+        assert_eq!(
+            reason("Deployment/recommendations"),
+            "1 pod runs its proxy (1.21.2)"
+        );
+        assert_eq!(
+            reason("Deployment/payments"),
+            "2 pods run its proxy (1.21.2)"
+        );
+        assert_eq!(
+            reason("Deployment/istio-ingressgateway-1-21-2"),
+            "gateway: 2 pods run its proxy (1.21.2)"
+        );
         assert!(old.in_use() && !old.removable());
         assert_eq!(
             summary(&old.used_by),
