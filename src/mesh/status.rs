@@ -415,38 +415,28 @@ pub fn build_status_from(
     classification: &Classification,
     now: DateTime<Utc>,
 ) -> StatusReport {
+    // A revision's users are found by walking every workload once per
+    // revision: that runs on a second thread while this one builds the rest.
+    std::thread::scope(|scope| {
+        let usage = scope.spawn(|| revision_usage(snapshot, control_plane, classification));
+        build_status_with(snapshot, control_plane, classification, now, || {
+            usage
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    })
+}
+
+/// [`build_status_from`] with the revisions' usage handed in when needed.
+fn build_status_with(
+    snapshot: &ClusterSnapshot,
+    control_plane: &ControlPlane,
+    classification: &Classification,
+    now: DateTime<Utc>,
+    usage: impl FnOnce() -> Vec<RevisionUsage>,
+) -> StatusReport {
     let in_scope = |ns: &str| snapshot.scope.contains(ns);
     let default_revision = control_plane.default_revision();
-
-    let mut usage = revision_usage(snapshot, control_plane, classification);
-    let removal = removal_steps(&usage);
-    let revisions: Vec<RevisionStatus> = control_plane
-        .revisions
-        .iter()
-        .zip(&mut usage)
-        .map(|(r, u)| RevisionStatus {
-            in_use: u.in_use(),
-            removable: u.removable(),
-            // Moved, not copied: a revision's users are every workload
-            // running it, 25,000 of them on a cluster of 150,000 pods.
-            used_by: std::mem::take(&mut u.used_by),
-            name: r.deployment.clone(),
-            revision: r.revision.clone(),
-            version: r.istiod_version.clone(),
-            proxy_version: r.proxy_version.clone(),
-            proxy_image: r.proxy_image.clone(),
-            ready_replicas: r.ready,
-            replicas: r.desired,
-            tags: control_plane
-                .tags_of(&r.revision)
-                .iter()
-                .map(|t| t.to_string())
-                .collect(),
-            default: default_revision.as_deref() == Some(r.revision.as_str()),
-            remove_command: u.remove_command.clone(),
-            control_plane_objects: u.own_objects.clone(),
-        })
-        .collect();
 
     // What istiod renders for Gateway API gateways is shown with each
     // Gateway (below), not as a workload.
@@ -530,6 +520,37 @@ pub fn build_status_from(
     let version_skew = skew(&workloads_in_scope, control_plane);
     let data_plane = ambient::data_plane(snapshot, control_plane);
     let ambient_status = ambient::ambient(snapshot);
+
+    let mut usage = usage();
+    let removal = removal_steps(&usage);
+    let revisions: Vec<RevisionStatus> = control_plane
+        .revisions
+        .iter()
+        .zip(&mut usage)
+        .map(|(r, u)| RevisionStatus {
+            in_use: u.in_use(),
+            removable: u.removable(),
+            // Moved, not copied: a revision's users are every workload
+            // running it, 25,000 of them on a cluster of 150,000 pods.
+            used_by: std::mem::take(&mut u.used_by),
+            name: r.deployment.clone(),
+            revision: r.revision.clone(),
+            version: r.istiod_version.clone(),
+            proxy_version: r.proxy_version.clone(),
+            proxy_image: r.proxy_image.clone(),
+            ready_replicas: r.ready,
+            replicas: r.desired,
+            tags: control_plane
+                .tags_of(&r.revision)
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
+            default: default_revision.as_deref() == Some(r.revision.as_str()),
+            remove_command: u.remove_command.clone(),
+            control_plane_objects: u.own_objects.clone(),
+        })
+        .collect();
+
     let mut summary = summarise(
         control_plane,
         &namespaces,
