@@ -199,12 +199,12 @@ pub fn revision_usage(
 
             let mut reasons = Reasons::default();
             for w in &classification.workloads {
-                let mut running = w.pods.iter().filter(|p| p.revision.as_deref() == Some(rev));
+                let running = w.pods.iter().filter(|p| p.revision.as_deref() == Some(rev));
                 let version = running
                     .clone()
                     .filter_map(|p| p.proxy.as_ref())
                     .find_map(|p| p.version.as_ref());
-                let count = running.by_ref().count();
+                let count = running.count();
                 let what = if w.is_gateway { "gateway: " } else { "" };
                 if count > 0 {
                     // Each workload appears once in the classification.

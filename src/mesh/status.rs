@@ -214,10 +214,10 @@ pub struct WorkloadStatus {
     /// It is an Istio gateway.
     pub gateway: bool,
     /// With `--verify-injection`: the API server's dry-run answer judged
-    /// against the expectation above (absent without the flag).
+    /// against the expectation above (absent without the flag). Boxed: it
+    /// is there only with the flag, and inline it made every row of a large
+    /// report larger.
     #[serde(skip_serializing_if = "Option::is_none")]
-    /// Boxed: it is there only with the flag, and inline it made every
-    /// row of a large report larger.
     pub verification: Option<Box<Verification>>,
     /// With `--verify-injection`: how a stale pod's sidecar differs from the
     /// one the dry run injected (image, revision, native or classic sidecar,
